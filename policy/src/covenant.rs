@@ -1,0 +1,1193 @@
+//! The validated covenant model: every reference resolved to an index, every selector resolved
+//! to a set. Built from the raw file by [`Covenant::from_raw`]; `compile.rs` builds the
+//! decision table from it.
+
+use crate::diag::Diagnostic;
+use crate::domain::{CaseStatus, Category, FieldType, Level, PartnerKind, Relation, postcode_area};
+use crate::raw::{RawCovenant, RawRule, S};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::str::FromStr;
+use toml::Spanned;
+
+macro_rules! index_type {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u16);
+        impl $name {
+            /// Position in the covenant's list.
+            pub fn index(self) -> usize { usize::from(self.0) }
+        }
+    };
+}
+
+index_type!(
+    /// A partner of this covenant, by position.
+    PartnerRef
+);
+index_type!(
+    /// A role of this covenant, by position.
+    RoleRef
+);
+index_type!(
+    /// A purpose of this covenant, by position.
+    PurposeRef
+);
+index_type!(
+    /// A product of the catalogue, by position.
+    ProductRef
+);
+index_type!(
+    /// A field of the catalogue (across all products), by position.
+    FieldRef
+);
+index_type!(
+    /// A rule, by position in the file.
+    RuleRef
+);
+
+/// Where key material is: inline in the covenant, or in a file relative to the gateway's key
+/// directory (resolved by the gateway, not here: this crate does no I/O).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRef {
+    /// The key itself (`age1…` or a PEM block).
+    Inline(String),
+    /// `file:PATH`.
+    File(String),
+}
+
+/// A JWT signing algorithm the covenant accepts for partner tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenAlg {
+    /// ECDSA P-256 with SHA-256.
+    Es256,
+    /// Ed25519.
+    EdDsa,
+    /// RSA PKCS#1 v1.5 with SHA-256.
+    Rs256,
+}
+
+/// A key a partner's identity provider signs tokens with.
+#[derive(Debug, Clone)]
+pub struct TokenKey {
+    /// JWT `kid`.
+    pub kid: String,
+    /// Algorithm.
+    pub alg: TokenAlg,
+    /// Public key.
+    pub key: KeyRef,
+}
+
+/// A party that may receive data.
+#[derive(Debug, Clone)]
+pub struct Partner {
+    /// Short id.
+    pub id: String,
+    /// Full name.
+    pub name: String,
+    /// Core partner, affiliated or peer.
+    pub kind: PartnerKind,
+    /// OIN expected in the certificate's subject serialNumber.
+    pub oin: Option<String>,
+    /// Pinned certificate fingerprints, lowercase hex without separators.
+    pub cert_sha256: Vec<String>,
+    /// Payload recipient.
+    pub recipient: KeyRef,
+    /// Token-signing keys.
+    pub token_keys: Vec<TokenKey>,
+}
+
+/// A role inside partners.
+#[derive(Debug, Clone)]
+pub struct Role {
+    /// Id as in tokens.
+    pub id: String,
+    /// Readable name.
+    pub name: String,
+    /// Per partner: may it hold this role?
+    pub held_by: Vec<bool>,
+}
+
+/// A purpose (doel).
+#[derive(Debug, Clone)]
+pub struct Purpose {
+    /// Id named in requests.
+    pub id: String,
+    /// Readable name.
+    pub name: String,
+    /// Case or aggregate level.
+    pub level: Level,
+    /// Per role: allowed?
+    pub roles: Vec<bool>,
+    /// Case statuses in which it may be used (all, if the file says `*`).
+    pub case_status: Vec<CaseStatus>,
+    /// Required relation to the case.
+    pub relation: Relation,
+    /// Hidden from the subject's access report.
+    pub confidential: bool,
+}
+
+/// A district, for generalising postcodes.
+#[derive(Debug, Clone)]
+pub struct District {
+    /// Released name.
+    pub name: String,
+    /// Inclusive postcode-area ranges.
+    pub areas: Vec<(u16, u16)>,
+}
+
+/// A product of the data catalogue.
+#[derive(Debug, Clone)]
+pub struct Product {
+    /// `owner.name`.
+    pub id: String,
+    /// Holding partner.
+    pub owner: PartnerRef,
+    /// Readable name.
+    pub name: String,
+    /// Its fields, as a range of the covenant's field list.
+    pub fields: Range<usize>,
+}
+
+/// A field of a product.
+#[derive(Debug, Clone)]
+pub struct Field {
+    /// Product it belongs to.
+    pub product: ProductRef,
+    /// Name inside the product.
+    pub name: String,
+    /// `product.name`.
+    pub qualified: String,
+    /// Value type.
+    pub ty: FieldType,
+    /// Data category.
+    pub category: Category,
+}
+
+crate::domain::vocabulary! {
+    /// The kind of an action, without parameters.
+    ActionKind {
+        /// As is.
+        Disclose => "disclose",
+        /// Keep the last N characters.
+        Mask => "mask",
+        /// Less precise.
+        Generalize => "generalize",
+        /// Keyed hash per receiving partner.
+        Pseudonymize => "pseudonymize",
+        /// Only whether there is a value.
+        Exists => "exists",
+        /// Replaced by a redaction marker.
+        Withhold => "withhold",
+        /// Left out entirely.
+        Omit => "omit",
+    }
+}
+
+crate::domain::vocabulary! {
+    /// To what a `generalize` action reduces a value.
+    Generalization {
+        /// A date to `YYYY-MM`.
+        Month => "month",
+        /// A date to `YYYY`.
+        Year => "year",
+        /// A birth date to an age band.
+        AgeBand => "age-band",
+        /// A postcode to its four-digit area.
+        PostcodeArea => "postcode-area",
+        /// A postcode to its district.
+        District => "district",
+    }
+}
+
+/// What happens to a field, with parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// As is.
+    Disclose,
+    /// Keep the last `keep_last` characters, the rest becomes `*`.
+    Mask {
+        /// Visible trailing characters.
+        keep_last: u8,
+    },
+    /// Reduce precision.
+    Generalize {
+        /// Target precision.
+        to: Generalization,
+        /// Band width in years, for `age-band`.
+        band: u8,
+    },
+    /// Keyed hash per receiving partner.
+    Pseudonymize,
+    /// `true` or `false`: is there a value?
+    Exists,
+    /// Replace with a marker naming rule, code and ground.
+    Withhold,
+    /// Leave out.
+    Omit,
+}
+
+impl Action {
+    /// The kind without parameters.
+    pub fn kind(self) -> ActionKind {
+        match self {
+            Action::Disclose => ActionKind::Disclose,
+            Action::Mask { .. } => ActionKind::Mask,
+            Action::Generalize { .. } => ActionKind::Generalize,
+            Action::Pseudonymize => ActionKind::Pseudonymize,
+            Action::Exists => ActionKind::Exists,
+            Action::Withhold => ActionKind::Withhold,
+            Action::Omit => ActionKind::Omit,
+        }
+    }
+
+    /// Short description with parameters, e.g. `mask(keep_last=4)`.
+    pub fn describe(self) -> String {
+        match self {
+            Action::Mask { keep_last } => format!("mask(keep_last={keep_last})"),
+            Action::Generalize { to: Generalization::AgeBand, band } => {
+                format!("generalize(age-band, {band} years)")
+            }
+            Action::Generalize { to, .. } => format!("generalize({to})"),
+            other => other.kind().to_string(),
+        }
+    }
+
+    /// Whether this action can be applied to values of type `ty`.
+    pub fn applies_to(self, ty: FieldType) -> bool {
+        use FieldType as T;
+        match self {
+            Action::Mask { .. } => matches!(ty, T::Text | T::Bsn | T::Postcode),
+            Action::Generalize { to, .. } => match to {
+                Generalization::Month | Generalization::Year | Generalization::AgeBand => {
+                    ty == T::Date
+                }
+                Generalization::PostcodeArea | Generalization::District => ty == T::Postcode,
+            },
+            _ => true,
+        }
+    }
+}
+
+/// A sharing rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Id shown in markers and the log.
+    pub id: String,
+    /// In words.
+    pub description: Option<String>,
+    /// Per partner: receives under this rule?
+    pub to: Vec<bool>,
+    /// Per role.
+    pub roles: Vec<bool>,
+    /// Per purpose.
+    pub purposes: Vec<bool>,
+    /// Per field.
+    pub fields: Vec<bool>,
+    /// What happens.
+    pub action: Action,
+    /// Redaction code (withhold only).
+    pub code: Option<String>,
+    /// Legal ground (for withhold without its own ground: the code's text).
+    pub ground: String,
+    /// Rules this one takes precedence over.
+    pub overrides: Vec<RuleRef>,
+    /// Where its id stands in the file.
+    pub span: Range<usize>,
+}
+
+/// A "never" statement.
+#[derive(Debug, Clone)]
+pub struct Prohibition {
+    /// Id.
+    pub id: String,
+    /// The statement.
+    pub text: String,
+    /// Per partner.
+    pub to: Vec<bool>,
+    /// Per role.
+    pub roles: Vec<bool>,
+    /// Per purpose.
+    pub purposes: Vec<bool>,
+    /// Per field.
+    pub fields: Vec<bool>,
+    /// Allowed action kinds.
+    pub allowed: Vec<ActionKind>,
+    /// Where its id stands.
+    pub span: Range<usize>,
+}
+
+/// The validated covenant.
+#[derive(Debug, Clone)]
+pub struct Covenant {
+    /// Stable id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Authors' version label.
+    pub version_label: Option<String>,
+    /// Redaction codes and their grounds.
+    pub redaction_codes: BTreeMap<String, String>,
+    /// Partners.
+    pub partners: Vec<Partner>,
+    /// Roles.
+    pub roles: Vec<Role>,
+    /// Purposes.
+    pub purposes: Vec<Purpose>,
+    /// Districts.
+    pub districts: Vec<District>,
+    /// Products.
+    pub products: Vec<Product>,
+    /// Fields of all products, grouped by product.
+    pub fields: Vec<Field>,
+    /// Rules in file order.
+    pub rules: Vec<Rule>,
+    /// Prohibitions.
+    pub prohibitions: Vec<Prohibition>,
+    partner_index: HashMap<String, PartnerRef>,
+    role_index: HashMap<String, RoleRef>,
+    purpose_index: HashMap<String, PurposeRef>,
+    product_index: HashMap<String, ProductRef>,
+    field_index: HashMap<String, FieldRef>,
+}
+
+/// Code shown for fields no rule covers.
+pub const NO_RULE_CODE: &str = "no-rule";
+/// Code shown for fields of combinations the covenant does not permit at all.
+pub const NOT_PERMITTED_CODE: &str = "not-permitted";
+
+impl Covenant {
+    /// Partner by id.
+    pub fn partner(&self, id: &str) -> Option<PartnerRef> {
+        self.partner_index.get(id).copied()
+    }
+    /// Role by id.
+    pub fn role(&self, id: &str) -> Option<RoleRef> {
+        self.role_index.get(id).copied()
+    }
+    /// Purpose by id.
+    pub fn purpose(&self, id: &str) -> Option<PurposeRef> {
+        self.purpose_index.get(id).copied()
+    }
+    /// Product by id.
+    pub fn product(&self, id: &str) -> Option<ProductRef> {
+        self.product_index.get(id).copied()
+    }
+    /// Field by qualified name (`product.field`).
+    pub fn field(&self, qualified: &str) -> Option<FieldRef> {
+        self.field_index.get(qualified).copied()
+    }
+    /// Partner data.
+    pub fn partner_at(&self, p: PartnerRef) -> Option<&Partner> {
+        self.partners.get(p.index())
+    }
+    /// Fields of a product.
+    pub fn product_fields(&self, p: ProductRef) -> impl Iterator<Item = (FieldRef, &Field)> {
+        let range = self.products.get(p.index()).map_or(0..0, |pr| pr.fields.clone());
+        range.filter_map(|i| Some((FieldRef(u16::try_from(i).ok()?), self.fields.get(i)?)))
+    }
+
+    /// Whether `role` may be held by `partner` and used for `purpose` at case level: the only
+    /// combinations for which rules can disclose anything.
+    pub fn reachable(&self, partner: PartnerRef, role: RoleRef, purpose: PurposeRef) -> bool {
+        let held = self
+            .roles
+            .get(role.index())
+            .and_then(|r| r.held_by.get(partner.index()))
+            .copied()
+            .unwrap_or(false);
+        let purpose = self.purposes.get(purpose.index());
+        let allowed = purpose.and_then(|u| u.roles.get(role.index())).copied().unwrap_or(false);
+        held && allowed && purpose.is_some_and(|u| u.level == Level::Case)
+    }
+
+    /// Why a combination is not reachable, in words; `None` when it is.
+    pub fn unreachable_reason(
+        &self,
+        partner: PartnerRef,
+        role: RoleRef,
+        purpose: PurposeRef,
+    ) -> Option<String> {
+        let (p, r, u) = (
+            self.partners.get(partner.index())?,
+            self.roles.get(role.index())?,
+            self.purposes.get(purpose.index())?,
+        );
+        if !r.held_by.get(partner.index()).copied().unwrap_or(false) {
+            return Some(format!("partner {} may not hold role {}", p.id, r.id));
+        }
+        if !u.roles.get(role.index()).copied().unwrap_or(false) {
+            return Some(format!("purpose {} is not open to role {}", u.id, r.id));
+        }
+        if u.level == Level::Aggregate {
+            return Some(format!(
+                "purpose {} is aggregate-level: no case-level field ever flows under it",
+                u.id
+            ));
+        }
+        None
+    }
+}
+
+/// Builds the validated model, collecting every problem rather than stopping at the first.
+impl Covenant {
+    /// Resolves and checks every reference in `raw`.
+    pub fn from_raw(raw: &RawCovenant) -> Result<Covenant, Vec<Diagnostic>> {
+        let mut b = Builder::default();
+        let covenant = b.build(raw);
+        if b.diags.is_empty() { Ok(covenant) } else { Err(b.diags) }
+    }
+}
+
+#[derive(Default)]
+struct Builder {
+    diags: Vec<Diagnostic>,
+}
+
+fn sp<T>(s: &Spanned<T>) -> Range<usize> {
+    s.span()
+}
+
+const SELECTOR_HELP: &str =
+    "name a partner id, a kind (kind:kernpartner, kind:affiliated, kind:peer) or * for all";
+
+impl Builder {
+    fn err(&mut self, span: Range<usize>, msg: impl Into<String>, help: impl Into<String>) {
+        self.diags.push(Diagnostic::at(span, msg).help(help));
+    }
+
+    fn unique<'a>(&mut self, what: &str, ids: impl Iterator<Item = &'a S>) -> HashMap<String, u16> {
+        let mut seen: HashMap<String, u16> = HashMap::new();
+        let mut first: HashMap<String, Range<usize>> = HashMap::new();
+        for id in ids {
+            let name = id.get_ref().clone();
+            if name.trim().is_empty() {
+                self.err(sp(id), format!("{what} id is empty"), format!("give the {what} a short id"));
+                continue;
+            }
+            if first.contains_key(&name) {
+                self.err(
+                    sp(id),
+                    format!("duplicate {what} id `{name}`"),
+                    format!("every {what} needs its own id; rename one of them"),
+                );
+                continue;
+            }
+            first.insert(name.clone(), sp(id));
+            let n = u16::try_from(seen.len()).unwrap_or(u16::MAX);
+            seen.insert(name, n);
+        }
+        seen
+    }
+
+    fn build(&mut self, raw: &RawCovenant) -> Covenant {
+        // Redaction codes.
+        let redaction_codes = raw.redaction_codes.clone();
+
+        // Partners.
+        let partner_ids = self.unique("partner", raw.partners.iter().map(|p| &p.get_ref().id));
+        let mut partners = Vec::new();
+        for sp_partner in &raw.partners {
+            let p = sp_partner.get_ref();
+            let kind = match PartnerKind::from_str(p.kind.get_ref()) {
+                Ok(k) => k,
+                Err(()) => {
+                    self.err(
+                        sp(&p.kind),
+                        format!("unknown partner kind `{}`", p.kind.get_ref()),
+                        format!("use one of: {}", PartnerKind::names()),
+                    );
+                    PartnerKind::Kernpartner
+                }
+            };
+            let oin = p.oin.as_ref().map(|o| {
+                let ok = o.get_ref().len() == 20 && o.get_ref().bytes().all(|b| b.is_ascii_digit());
+                if !ok {
+                    self.err(
+                        sp(o),
+                        format!("OIN `{}` of partner {} is not 20 digits", o.get_ref(), p.id.get_ref()),
+                        "an OIN (Organisatie-identificatienummer) is 20 digits, as in the certificate's subject serialNumber",
+                    );
+                }
+                o.get_ref().clone()
+            });
+            let mut cert_sha256 = Vec::new();
+            for fp in &p.cert_sha256 {
+                let hexed: String = fp.get_ref().chars().filter(|c| *c != ':').collect::<String>().to_lowercase();
+                if hexed.len() == 64 && hexed.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    cert_sha256.push(hexed);
+                } else {
+                    self.err(
+                        sp(fp),
+                        format!("certificate fingerprint of partner {} is not a SHA-256 hex digest", p.id.get_ref()),
+                        "give 64 hex digits (colons allowed), e.g. from `openssl x509 -noout -fingerprint -sha256`",
+                    );
+                }
+            }
+            if oin.is_none() && p.cert_sha256.is_empty() {
+                self.err(
+                    sp(&p.id),
+                    format!("partner {} has no way to recognise its certificate", p.id.get_ref()),
+                    "add `oin = \"…\"` (20 digits, from the certificate subject) or `cert_sha256 = [\"…\"]`",
+                );
+            }
+            let recipient = self.key_ref(&p.recipient, KeyKind::AgeRecipient, p.id.get_ref());
+            if p.token_keys.is_empty() {
+                self.err(
+                    sp(&p.id),
+                    format!("partner {} has no token-signing keys", p.id.get_ref()),
+                    "add `token_keys = [{ kid = \"…\", alg = \"ES256\", key = \"file:…\" }]`; without a key no request of this partner can be authenticated",
+                );
+            }
+            self.unique("token key", p.token_keys.iter().map(|k| &k.get_ref().kid));
+            let mut token_keys = Vec::new();
+            for k in &p.token_keys {
+                let k = k.get_ref();
+                let alg = match k.alg.get_ref().as_str() {
+                    "ES256" => Some(TokenAlg::Es256),
+                    "EdDSA" => Some(TokenAlg::EdDsa),
+                    "RS256" => Some(TokenAlg::Rs256),
+                    a if a.starts_with("HS") => {
+                        self.err(
+                            sp(&k.alg),
+                            format!("token algorithm `{a}` is refused: HMAC keys are shared secrets"),
+                            "register the partner's public key with ES256, EdDSA or RS256; with a shared secret the gateway could forge the partner's tokens",
+                        );
+                        None
+                    }
+                    a if a.eq_ignore_ascii_case("none") => {
+                        self.err(
+                            sp(&k.alg),
+                            "token algorithm `none` is refused: unsigned tokens prove nothing",
+                            "register the partner's public key with ES256, EdDSA or RS256",
+                        );
+                        None
+                    }
+                    a => {
+                        self.err(
+                            sp(&k.alg),
+                            format!("unknown token algorithm `{a}`"),
+                            "use ES256, EdDSA or RS256",
+                        );
+                        None
+                    }
+                };
+                let key = self.key_ref(&k.key, KeyKind::PublicKey, p.id.get_ref());
+                if let (Some(alg), Some(key)) = (alg, key) {
+                    token_keys.push(TokenKey { kid: k.kid.get_ref().clone(), alg, key });
+                }
+            }
+            partners.push(Partner {
+                id: p.id.get_ref().clone(),
+                name: p.name.clone(),
+                kind,
+                oin,
+                cert_sha256,
+                recipient: recipient.unwrap_or(KeyRef::Inline(String::new())),
+                token_keys,
+            });
+        }
+        let kinds: Vec<PartnerKind> = partners.iter().map(|p| p.kind).collect();
+
+        // Roles.
+        let role_ids = self.unique("role", raw.roles.iter().map(|r| &r.get_ref().id));
+        let mut roles = Vec::new();
+        for r in &raw.roles {
+            let r = r.get_ref();
+            let held_by = self.partner_set(&r.held_by, &[], &partner_ids, &kinds, "held_by");
+            if r.held_by.is_empty() {
+                self.err(
+                    sp(&r.id),
+                    format!("role {} is held by nobody", r.id.get_ref()),
+                    format!("add `held_by = [...]`: {SELECTOR_HELP}"),
+                );
+            }
+            roles.push(Role { id: r.id.get_ref().clone(), name: r.name.clone(), held_by });
+        }
+
+        // Purposes.
+        let purpose_ids = self.unique("purpose", raw.purposes.iter().map(|u| &u.get_ref().id));
+        let mut purposes = Vec::new();
+        for u in &raw.purposes {
+            let u = u.get_ref();
+            let level = self.parse_vocab::<Level>(&u.level, "level");
+            let relation = self.parse_vocab::<Relation>(&u.relation, "relation");
+            if u.roles.is_empty() {
+                self.err(
+                    sp(&u.id),
+                    format!("purpose {} has no roles", u.id.get_ref()),
+                    "add `roles = [...]` with the roles that may request under this purpose; a purpose nobody may use cannot be requested",
+                );
+            }
+            let role_set = self.id_set(&u.roles, &role_ids, "role", "roles", false);
+            let mut case_status = Vec::new();
+            for s in &u.case_status {
+                if s.get_ref() == "*" {
+                    case_status = CaseStatus::ALL.to_vec();
+                    continue;
+                }
+                match CaseStatus::from_str(s.get_ref()) {
+                    Ok(cs) => {
+                        if !case_status.contains(&cs) {
+                            case_status.push(cs);
+                        }
+                    }
+                    Err(()) => self.err(
+                        sp(s),
+                        format!("unknown case status `{}`", s.get_ref()),
+                        format!("use one of: {}, or *", CaseStatus::names()),
+                    ),
+                }
+            }
+            let level = level.unwrap_or(Level::Case);
+            let relation = relation.unwrap_or(Relation::None);
+            match level {
+                Level::Case if u.case_status.is_empty() => self.err(
+                    sp(&u.id),
+                    format!("case-level purpose {} names no case statuses", u.id.get_ref()),
+                    "add `case_status = [...]` with the statuses in which it may be used, or [\"*\"] for any",
+                ),
+                Level::Aggregate if relation != Relation::None => self.err(
+                    sp(&u.relation),
+                    format!(
+                        "aggregate purpose {} cannot require relation `{relation}`: aggregates are about no single case",
+                        u.id.get_ref()
+                    ),
+                    "use `relation = \"none\"` for aggregate purposes",
+                ),
+                Level::Aggregate if !u.case_status.is_empty() => self.err(
+                    sp(&u.id),
+                    format!("aggregate purpose {} names case statuses", u.id.get_ref()),
+                    "remove `case_status`: aggregate purposes are not bound to one case",
+                ),
+                _ => {}
+            }
+            purposes.push(Purpose {
+                id: u.id.get_ref().clone(),
+                name: u.name.clone(),
+                level,
+                roles: role_set,
+                case_status,
+                relation,
+                confidential: u.confidential,
+            });
+        }
+
+        // Districts.
+        self.unique("district", raw.districts.iter().map(|d| &d.get_ref().name));
+        let mut districts = Vec::new();
+        for d in &raw.districts {
+            let d = d.get_ref();
+            let mut areas = Vec::new();
+            for pc in &d.postcodes {
+                match parse_area_range(pc.get_ref()) {
+                    Some(r) => areas.push(r),
+                    None => self.err(
+                        sp(pc),
+                        format!("`{}` is not a postcode area or range", pc.get_ref()),
+                        "write a four-digit area (\"1011\") or an inclusive range (\"1011-1018\")",
+                    ),
+                }
+            }
+            districts.push(District { name: d.name.get_ref().clone(), areas });
+        }
+
+        // Products and fields.
+        let product_ids = self.unique("product", raw.products.iter().map(|p| &p.get_ref().id));
+        let mut products = Vec::new();
+        let mut fields: Vec<Field> = Vec::new();
+        let mut field_index = HashMap::new();
+        for p in &raw.products {
+            let p = p.get_ref();
+            let pid = p.id.get_ref();
+            let owner = match partner_ids.get(p.owner.get_ref()) {
+                Some(&i) => PartnerRef(i),
+                None => {
+                    self.err(
+                        sp(&p.owner),
+                        format!("product {pid} is owned by unknown partner `{}`", p.owner.get_ref()),
+                        "declare the partner in a [[partner]] table first, or correct the owner id",
+                    );
+                    PartnerRef(0)
+                }
+            };
+            if !pid.starts_with(&format!("{}.", p.owner.get_ref())) {
+                self.err(
+                    sp(&p.id),
+                    format!("product id `{pid}` does not start with its owner `{}.`", p.owner.get_ref()),
+                    format!("name it `{}.<name>` so every reader sees who holds the data", p.owner.get_ref()),
+                );
+            }
+            if p.fields.is_empty() {
+                self.err(sp(&p.id), format!("product {pid} has no fields"), "add `fields = [{ name = …, type = …, category = … }]`");
+            }
+            self.unique("field", p.fields.iter().map(|f| &f.get_ref().name));
+            let product_ref = ProductRef(u16::try_from(products.len()).unwrap_or(u16::MAX));
+            let start = fields.len();
+            for f in &p.fields {
+                let f = f.get_ref();
+                let ty = self.parse_vocab::<FieldType>(&f.ty, "field type").unwrap_or(FieldType::Text);
+                let category = self.parse_vocab::<Category>(&f.category, "category").unwrap_or(Category::Identiteit);
+                let qualified = format!("{pid}.{}", f.name.get_ref());
+                if !field_index.contains_key(&qualified) {
+                    field_index.insert(qualified.clone(), FieldRef(u16::try_from(fields.len()).unwrap_or(u16::MAX)));
+                    fields.push(Field { product: product_ref, name: f.name.get_ref().clone(), qualified, ty, category });
+                }
+            }
+            products.push(Product { id: pid.clone(), owner, name: p.name.clone(), fields: start..fields.len() });
+        }
+
+        let names = Names {
+            partners: &partner_ids,
+            kinds: &kinds,
+            roles: &role_ids,
+            purposes: &purpose_ids,
+            products: &product_ids,
+            fields: &field_index,
+            all_fields: &fields,
+        };
+
+        // Rules.
+        let rule_ids = self.unique("rule", raw.rules.iter().map(|r| &r.get_ref().id));
+        let mut rules = Vec::new();
+        for r in &raw.rules {
+            let r = r.get_ref();
+            rules.push(self.rule(r, &names, &rule_ids, &purposes, &redaction_codes));
+        }
+
+        // Prohibitions.
+        self.unique("prohibition", raw.prohibitions.iter().map(|p| &p.get_ref().id));
+        let mut prohibitions = Vec::new();
+        for pr in &raw.prohibitions {
+            let pr = pr.get_ref();
+            let to = self.partner_set(&pr.to, &pr.except_to, names.partners, names.kinds, "to");
+            let roles = match &pr.roles {
+                Some(list) => self.id_set(list, names.roles, "role", "roles", true),
+                None => vec![true; names.roles.len()],
+            };
+            let purposes_set = match &pr.purposes {
+                Some(list) => self.id_set(list, names.purposes, "purpose", "purposes", true),
+                None => vec![true; names.purposes.len()],
+            };
+            let fields_set = self.data_set(&pr.id, &pr.products, &pr.categories, &pr.fields, &names, "prohibition");
+            let mut allowed = Vec::new();
+            for a in &pr.allowed {
+                match ActionKind::from_str(a.get_ref()) {
+                    Ok(k) => allowed.push(k),
+                    Err(()) => self.err(sp(a), format!("unknown action `{}`", a.get_ref()), format!("use one of: {}", ActionKind::names())),
+                }
+            }
+            if !pr.allowed.is_empty() && !allowed.contains(&ActionKind::Withhold) {
+                self.err(
+                    sp(&pr.id),
+                    format!("prohibition {} does not allow `withhold`", pr.id.get_ref()),
+                    "add \"withhold\" to `allowed`: withholding is what the gateway does when nothing may flow",
+                );
+            }
+            if pr.allowed.is_empty() {
+                self.err(sp(&pr.id), format!("prohibition {} allows nothing", pr.id.get_ref()), "set `allowed = [\"withhold\", \"omit\"]` (and \"exists\" where a yes/no may flow)");
+            }
+            prohibitions.push(Prohibition {
+                id: pr.id.get_ref().clone(),
+                text: pr.text.clone(),
+                to,
+                roles,
+                purposes: purposes_set,
+                fields: fields_set,
+                allowed,
+                span: sp(&pr.id),
+            });
+        }
+
+        Covenant {
+            id: raw.covenant.id.get_ref().clone(),
+            title: raw.covenant.title.clone(),
+            version_label: raw.covenant.version.clone(),
+            redaction_codes,
+            partner_index: partner_ids.into_iter().map(|(k, v)| (k, PartnerRef(v))).collect(),
+            role_index: role_ids.into_iter().map(|(k, v)| (k, RoleRef(v))).collect(),
+            purpose_index: purpose_ids.into_iter().map(|(k, v)| (k, PurposeRef(v))).collect(),
+            product_index: product_ids.into_iter().map(|(k, v)| (k, ProductRef(v))).collect(),
+            field_index,
+            partners,
+            roles,
+            purposes,
+            districts,
+            products,
+            fields,
+            rules,
+            prohibitions,
+        }
+    }
+
+    fn parse_vocab<T: FromStr<Err = ()> + VocabNames>(&mut self, s: &S, what: &str) -> Option<T> {
+        match T::from_str(s.get_ref()) {
+            Ok(v) => Some(v),
+            Err(()) => {
+                self.err(sp(s), format!("unknown {what} `{}`", s.get_ref()), format!("use one of: {}", T::vocab_names()));
+                None
+            }
+        }
+    }
+
+    fn key_ref(&mut self, s: &S, kind: KeyKind, partner: &str) -> Option<KeyRef> {
+        let v = s.get_ref().trim();
+        if let Some(path) = v.strip_prefix("file:") {
+            if path.is_empty() {
+                self.err(sp(s), format!("empty key path for partner {partner}"), "write `file:PATH`, relative to the gateway's key directory");
+                return None;
+            }
+            return Some(KeyRef::File(path.to_owned()));
+        }
+        let ok = match kind {
+            KeyKind::AgeRecipient => v.starts_with("age1") && v.len() > 10 && v.bytes().all(|b| b.is_ascii_alphanumeric()),
+            KeyKind::PublicKey => v.starts_with("-----BEGIN PUBLIC KEY-----"),
+        };
+        if ok {
+            Some(KeyRef::Inline(v.to_owned()))
+        } else {
+            let (what, help) = match kind {
+                KeyKind::AgeRecipient => ("age recipient", "write the partner's `age1…` recipient, or `file:PATH` to read it from the key directory"),
+                KeyKind::PublicKey => ("public key", "write a PEM `-----BEGIN PUBLIC KEY-----` block, or `file:PATH` to read it from the key directory"),
+            };
+            self.err(sp(s), format!("{what} of partner {partner} is neither inline key material nor `file:`"), help);
+            None
+        }
+    }
+
+    /// Resolves a receiving-partner selector (`id`, `kind:KIND`, `*`) minus exceptions.
+    fn partner_set(
+        &mut self,
+        list: &[S],
+        except: &[S],
+        ids: &HashMap<String, u16>,
+        kinds: &[PartnerKind],
+        key: &str,
+    ) -> Vec<bool> {
+        let mut set = vec![false; kinds.len()];
+        let resolve = |b: &mut Self, entry: &S, value: bool, set: &mut Vec<bool>| {
+            let e = entry.get_ref();
+            if e == "*" {
+                set.iter_mut().for_each(|x| *x = value);
+            } else if let Some(k) = e.strip_prefix("kind:") {
+                match PartnerKind::from_str(k) {
+                    Ok(kind) => {
+                        for (x, pk) in set.iter_mut().zip(kinds) {
+                            if *pk == kind {
+                                *x = value;
+                            }
+                        }
+                    }
+                    Err(()) => b.err(sp(entry), format!("unknown partner kind `{k}` in `{key}`"), format!("use one of: {}", PartnerKind::names())),
+                }
+            } else if let Some(&i) = ids.get(e) {
+                if let Some(x) = set.get_mut(usize::from(i)) {
+                    *x = value;
+                }
+            } else {
+                b.err(sp(entry), format!("unknown partner `{e}` in `{key}`"), format!("declare it in a [[partner]] table, or {SELECTOR_HELP}"));
+            }
+        };
+        for e in list {
+            resolve(self, e, true, &mut set);
+        }
+        for e in except {
+            resolve(self, e, false, &mut set);
+        }
+        set
+    }
+
+    /// Resolves a list of ids (or `*`) against `ids`.
+    fn id_set(&mut self, list: &[S], ids: &HashMap<String, u16>, what: &str, key: &str, star: bool) -> Vec<bool> {
+        let mut set = vec![false; ids.len()];
+        for e in list {
+            if e.get_ref() == "*" && star {
+                set.iter_mut().for_each(|x| *x = true);
+            } else if let Some(&i) = ids.get(e.get_ref()) {
+                if let Some(x) = set.get_mut(usize::from(i)) {
+                    *x = true;
+                }
+            } else {
+                let mut known: Vec<&String> = ids.keys().collect();
+                known.sort();
+                let known = known.into_iter().map(String::as_str).collect::<Vec<_>>().join(", ");
+                self.err(sp(e), format!("unknown {what} `{}` in `{key}`", e.get_ref()), format!("known {what}s: {known}{}", if star { "; or * for all" } else { "" }));
+            }
+        }
+        set
+    }
+
+    /// Resolves the data a rule or prohibition covers: the intersection of the given selectors.
+    fn data_set(
+        &mut self,
+        id: &S,
+        products: &Option<Vec<S>>,
+        categories: &Option<Vec<S>>,
+        fields: &Option<Vec<S>>,
+        names: &Names<'_>,
+        what: &str,
+    ) -> Vec<bool> {
+        let n = names.all_fields.len();
+        if products.is_none() && categories.is_none() && fields.is_none() {
+            self.err(
+                sp(id),
+                format!("{what} {} does not say which data it covers", id.get_ref()),
+                "add `products`, `categories` or `fields` (use `categories = [\"*\"]` to mean all data)",
+            );
+            return vec![false; n];
+        }
+        let mut set = vec![true; n];
+        if let Some(list) = products {
+            let chosen = self.id_set(list, names.products, "product", "products", false);
+            for (x, f) in set.iter_mut().zip(names.all_fields) {
+                *x &= chosen.get(f.product.index()).copied().unwrap_or(false);
+            }
+        }
+        if let Some(list) = categories {
+            let mut chosen = vec![false; Category::ALL.len()];
+            for c in list {
+                if c.get_ref() == "*" {
+                    chosen.iter_mut().for_each(|x| *x = true);
+                } else if let Ok(cat) = Category::from_str(c.get_ref()) {
+                    if let Some(pos) = Category::ALL.iter().position(|k| *k == cat) {
+                        if let Some(x) = chosen.get_mut(pos) {
+                            *x = true;
+                        }
+                    }
+                } else {
+                    self.err(sp(c), format!("unknown category `{}`", c.get_ref()), format!("use one of: {}, or *", Category::names()));
+                }
+            }
+            for (x, f) in set.iter_mut().zip(names.all_fields) {
+                let pos = Category::ALL.iter().position(|k| *k == f.category).unwrap_or(0);
+                *x &= chosen.get(pos).copied().unwrap_or(false);
+            }
+        }
+        if let Some(list) = fields {
+            let mut chosen = vec![false; n];
+            for f in list {
+                match names.fields.get(f.get_ref()) {
+                    Some(fr) => {
+                        if let Some(x) = chosen.get_mut(fr.index()) {
+                            *x = true;
+                        }
+                        if !set.get(fr.index()).copied().unwrap_or(false) {
+                            self.err(
+                                sp(f),
+                                format!("field `{}` is excluded by this {what}'s own `products` or `categories`", f.get_ref()),
+                                "the selectors are combined with AND; remove the field or widen `products`/`categories`",
+                            );
+                        }
+                    }
+                    None => self.err(
+                        sp(f),
+                        format!("unknown field `{}`", f.get_ref()),
+                        "name fields as `product.field`, e.g. `politie.registraties.datum`, as declared in the catalogue",
+                    ),
+                }
+            }
+            for (x, c) in set.iter_mut().zip(chosen) {
+                *x &= c;
+            }
+        }
+        set
+    }
+
+    fn rule(
+        &mut self,
+        r: &RawRule,
+        names: &Names<'_>,
+        rule_ids: &HashMap<String, u16>,
+        purposes: &[Purpose],
+        codes: &BTreeMap<String, String>,
+    ) -> Rule {
+        let rid = r.id.get_ref();
+        if r.to.is_empty() {
+            self.err(sp(&r.id), format!("rule {rid} has an empty `to`"), format!("{SELECTOR_HELP}"));
+        }
+        let to = self.partner_set(&r.to, &r.except_to, names.partners, names.kinds, "to");
+        let roles = self.id_set(&r.roles, names.roles, "role", "roles", true);
+        let purpose_set = self.id_set(&r.purposes, names.purposes, "purpose", "purposes", true);
+        if r.roles.is_empty() {
+            self.err(sp(&r.id), format!("rule {rid} has an empty `roles`"), "name the requester roles it is for, or [\"*\"]");
+        }
+        if r.purposes.is_empty() {
+            self.err(sp(&r.id), format!("rule {rid} has an empty `purposes`"), "name the purposes it is for, or [\"*\"]");
+        }
+        // A rule that names an aggregate purpose explicitly is a mistake worth saying plainly.
+        for e in &r.purposes {
+            if let Some(&i) = names.purposes.get(e.get_ref()) {
+                if purposes.get(usize::from(i)).is_some_and(|u| u.level == Level::Aggregate) {
+                    self.err(
+                        sp(e),
+                        format!("rule {rid} names aggregate purpose `{}`: field rules never apply to it", e.get_ref()),
+                        "aggregate purposes release only the covenant's aggregate views; remove it from `purposes`",
+                    );
+                }
+            }
+        }
+        let fields = self.data_set(&r.id, &r.products, &r.categories, &r.fields, names, "rule");
+        let action = self.action(r);
+        let kind = action.map(Action::kind);
+
+        // Code and ground.
+        let code = r.code.as_ref().map(|c| c.get_ref().clone());
+        if let Some(c) = &r.code {
+            if kind.is_some() && kind != Some(ActionKind::Withhold) {
+                self.err(sp(c), format!("rule {rid} has a `code` but action `{}`", r.action.get_ref()), "`code` is shown only in withhold markers; remove it");
+            } else if !codes.contains_key(c.get_ref()) {
+                self.err(
+                    sp(c),
+                    format!("unknown redaction code `{}`", c.get_ref()),
+                    "declare it under [redaction_codes] with the legal ground it stands for",
+                );
+            }
+        }
+        let ground = match (&r.ground, kind) {
+            (Some(g), _) if !g.trim().is_empty() => g.clone(),
+            (_, Some(ActionKind::Withhold)) => {
+                if r.code.is_none() {
+                    self.err(sp(&r.id), format!("rule {rid} withholds without a redaction `code`"), "add `code = \"…\"` from [redaction_codes]: every withheld field is labelled with its code and ground");
+                }
+                code.as_ref().and_then(|c| codes.get(c)).cloned().unwrap_or_default()
+            }
+            (_, Some(ActionKind::Omit)) | (_, None) => String::new(),
+            (_, Some(k)) => {
+                self.err(
+                    sp(&r.id),
+                    format!("rule {rid} ({k}) has no legal ground"),
+                    "add `ground = \"…\"` naming the article that allows this flow; only withhold and omit rules may go without",
+                );
+                String::new()
+            }
+        };
+
+        let mut overrides = Vec::new();
+        for o in &r.overrides {
+            match rule_ids.get(o.get_ref()) {
+                Some(_) if o.get_ref() == rid => {
+                    self.err(sp(o), format!("rule {rid} overrides itself"), "remove its own id from `overrides`");
+                }
+                Some(&i) => overrides.push(RuleRef(i)),
+                None => self.err(sp(o), format!("rule {rid} overrides unknown rule `{}`", o.get_ref()), "name an existing rule id in `overrides`"),
+            }
+        }
+        Rule {
+            id: rid.clone(),
+            description: r.description.clone(),
+            to,
+            roles,
+            purposes: purpose_set,
+            fields,
+            action: action.unwrap_or(Action::Withhold),
+            code,
+            ground,
+            overrides,
+            span: sp(&r.id),
+        }
+    }
+
+    fn action(&mut self, r: &RawRule) -> Option<Action> {
+        let rid = r.id.get_ref();
+        let kind = self.parse_vocab::<ActionKind>(&r.action, "action")?;
+        let misplaced = |b: &mut Self, present: bool, span: Option<Range<usize>>, param: &str, belongs: &str| {
+            if present {
+                b.err(
+                    span.unwrap_or_else(|| sp(&r.id)),
+                    format!("rule {rid}: `{param}` does not apply to action `{kind}`"),
+                    format!("`{param}` belongs to `{belongs}`; remove it or change the action"),
+                );
+            }
+        };
+        if kind != ActionKind::Mask {
+            misplaced(self, r.keep_last.is_some(), r.keep_last.as_ref().map(sp), "keep_last", "mask");
+        }
+        if kind != ActionKind::Generalize {
+            misplaced(self, r.level.is_some(), r.level.as_ref().map(sp), "level", "generalize");
+            misplaced(self, r.band.is_some(), r.band.as_ref().map(sp), "band", "generalize with level \"age-band\"");
+        }
+        Some(match kind {
+            ActionKind::Disclose => Action::Disclose,
+            ActionKind::Pseudonymize => Action::Pseudonymize,
+            ActionKind::Exists => Action::Exists,
+            ActionKind::Withhold => Action::Withhold,
+            ActionKind::Omit => Action::Omit,
+            ActionKind::Mask => match &r.keep_last {
+                Some(k) => Action::Mask { keep_last: *k.get_ref() },
+                None => {
+                    self.err(sp(&r.action), format!("rule {rid}: mask needs `keep_last`"), "add `keep_last = N`: how many trailing characters stay visible");
+                    return None;
+                }
+            },
+            ActionKind::Generalize => {
+                let Some(level) = &r.level else {
+                    self.err(sp(&r.action), format!("rule {rid}: generalize needs `level`"), format!("add `level = \"…\"`, one of: {}", Generalization::names()));
+                    return None;
+                };
+                let to = self.parse_vocab::<Generalization>(level, "generalize level")?;
+                let band = match (&r.band, to) {
+                    (Some(b), Generalization::AgeBand) if *b.get_ref() == 0 => {
+                        self.err(sp(b), format!("rule {rid}: an age band of 0 years"), "use a band of at least 1 year (5 or 10 are usual)");
+                        10
+                    }
+                    (Some(b), Generalization::AgeBand) => *b.get_ref(),
+                    (Some(b), _) => {
+                        self.err(sp(b), format!("rule {rid}: `band` applies only to level \"age-band\""), "remove `band`");
+                        10
+                    }
+                    (None, _) => 10,
+                };
+                Action::Generalize { to, band }
+            }
+        })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum KeyKind {
+    AgeRecipient,
+    PublicKey,
+}
+
+struct Names<'a> {
+    partners: &'a HashMap<String, u16>,
+    kinds: &'a [PartnerKind],
+    roles: &'a HashMap<String, u16>,
+    purposes: &'a HashMap<String, u16>,
+    products: &'a HashMap<String, u16>,
+    fields: &'a HashMap<String, FieldRef>,
+    all_fields: &'a [Field],
+}
+
+/// Vocabularies that can list their names in an error message.
+pub trait VocabNames {
+    /// All names, comma-separated.
+    fn vocab_names() -> String;
+}
+
+macro_rules! vocab_names {
+    ($($t:ty),+) => { $(impl VocabNames for $t { fn vocab_names() -> String { <$t>::names() } })+ };
+}
+vocab_names!(Level, Relation, FieldType, Category, PartnerKind, ActionKind, Generalization, CaseStatus);
+
+fn parse_area_range(s: &str) -> Option<(u16, u16)> {
+    let area = |a: &str| -> Option<u16> {
+        let a = a.trim();
+        (a.len() == 4 && a.bytes().all(|b| b.is_ascii_digit()) && !a.starts_with('0')).then(|| a.parse().ok())?
+    };
+    match s.split_once('-') {
+        Some((lo, hi)) => {
+            let (lo, hi) = (area(lo)?, area(hi)?);
+            (lo <= hi).then_some((lo, hi))
+        }
+        None => area(s).map(|a| (a, a)),
+    }
+}
+
+impl District {
+    /// Whether a postcode falls in this district.
+    pub fn contains(&self, postcode: &str) -> bool {
+        postcode_area(postcode).is_some_and(|a| self.areas.iter().any(|(lo, hi)| (*lo..=*hi).contains(&a)))
+    }
+}

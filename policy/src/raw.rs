@@ -1,0 +1,242 @@
+//! The covenant file as written: TOML tables deserialised with their source spans, before any
+//! cross-reference is checked. `covenant.rs` turns this into the validated model.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+/// A spanned string: the value and where it stands in the file.
+pub type S = Spanned<String>;
+
+/// The whole file.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCovenant {
+    /// Identity of the covenant.
+    pub covenant: RawMeta,
+    /// Short redaction codes and the legal ground each stands for.
+    #[serde(default)]
+    pub redaction_codes: BTreeMap<String, String>,
+    /// Parties to the covenant and peers.
+    #[serde(default, rename = "partner")]
+    pub partners: Vec<Spanned<RawPartner>>,
+    /// Roles inside partners.
+    #[serde(default, rename = "role")]
+    pub roles: Vec<Spanned<RawRole>>,
+    /// Purposes (doelen).
+    #[serde(default, rename = "purpose")]
+    pub purposes: Vec<Spanned<RawPurpose>>,
+    /// Districts (stadsdelen) by postcode area, for generalising addresses.
+    #[serde(default, rename = "district")]
+    pub districts: Vec<Spanned<RawDistrict>>,
+    /// The data catalogue.
+    #[serde(default, rename = "product")]
+    pub products: Vec<Spanned<RawProduct>>,
+    /// Sharing rules.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<Spanned<RawRule>>,
+    /// "Never" statements the rules are proven against.
+    #[serde(default, rename = "prohibition")]
+    pub prohibitions: Vec<Spanned<RawProhibition>>,
+}
+
+/// `[covenant]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMeta {
+    /// Stable identifier.
+    pub id: S,
+    /// Title as in the signed document.
+    pub title: String,
+    /// A label the authors choose; versions are identified by hash regardless.
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// `[[partner]]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPartner {
+    /// Short id, used everywhere else (`politie`).
+    pub id: S,
+    /// Full name.
+    pub name: String,
+    /// `kernpartner`, `affiliated` or `peer`.
+    pub kind: S,
+    /// OIN expected in the certificate subject's serialNumber.
+    #[serde(default)]
+    pub oin: Option<S>,
+    /// Pinned SHA-256 fingerprints of client certificates (hex, colons allowed).
+    #[serde(default)]
+    pub cert_sha256: Vec<S>,
+    /// The age recipient payloads are encrypted to: `age1…` or `file:PATH`.
+    pub recipient: S,
+    /// Keys the partner's identity provider signs tokens with.
+    #[serde(default)]
+    pub token_keys: Vec<Spanned<RawTokenKey>>,
+}
+
+/// One token-signing key of a partner.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokenKey {
+    /// The JWT `kid` header value.
+    pub kid: S,
+    /// `ES256`, `EdDSA` or `RS256`.
+    pub alg: S,
+    /// The public key: inline PEM or `file:PATH`.
+    pub key: S,
+}
+
+/// `[[role]]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRole {
+    /// Role id as it appears in tokens.
+    pub id: S,
+    /// Readable name.
+    pub name: String,
+    /// Which partners may hold it: ids, `kind:KIND` or `*`.
+    pub held_by: Vec<S>,
+}
+
+/// `[[purpose]]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPurpose {
+    /// Purpose id named in requests.
+    pub id: S,
+    /// Readable name.
+    pub name: String,
+    /// `case` or `aggregate`.
+    pub level: S,
+    /// Roles allowed to request under this purpose.
+    #[serde(default)]
+    pub roles: Vec<S>,
+    /// Case statuses in which the purpose may be used, or `*`.
+    #[serde(default)]
+    pub case_status: Vec<S>,
+    /// Required relation of the requester to the case.
+    pub relation: S,
+    /// Hidden from the data subject's own access report (police and prosecution investigations).
+    #[serde(default)]
+    pub confidential: bool,
+}
+
+/// `[[district]]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDistrict {
+    /// District name as released.
+    pub name: S,
+    /// Postcode areas: `"1011"` or ranges `"1011-1018"`.
+    pub postcodes: Vec<S>,
+}
+
+/// `[[product]]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProduct {
+    /// `owner.name`, e.g. `politie.registraties`.
+    pub id: S,
+    /// The partner that holds this data.
+    pub owner: S,
+    /// Readable name.
+    pub name: String,
+    /// Typed, categorised fields.
+    pub fields: Vec<Spanned<RawField>>,
+}
+
+/// One field of a product.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawField {
+    /// Field name inside the product.
+    pub name: S,
+    /// Value type.
+    #[serde(rename = "type")]
+    pub ty: S,
+    /// Data category.
+    pub category: S,
+}
+
+/// `[[rule]]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// Rule id, shown in redaction markers and the log.
+    pub id: S,
+    /// What the rule is for, in words.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Receiving partners: ids, `kind:KIND` or `*`.
+    pub to: Vec<S>,
+    /// Receiving partners excluded from `to`.
+    #[serde(default)]
+    pub except_to: Vec<S>,
+    /// Roles of the requester, or `*`.
+    pub roles: Vec<S>,
+    /// Purposes, or `*`.
+    pub purposes: Vec<S>,
+    /// Products the rule covers (omitted: any).
+    #[serde(default)]
+    pub products: Option<Vec<S>>,
+    /// Categories the rule covers (omitted: any), or `*`.
+    #[serde(default)]
+    pub categories: Option<Vec<S>>,
+    /// Qualified fields (`product.field`) the rule covers (omitted: any).
+    #[serde(default)]
+    pub fields: Option<Vec<S>>,
+    /// `disclose`, `mask`, `generalize`, `pseudonymize`, `exists`, `withhold` or `omit`.
+    pub action: S,
+    /// For `mask`: how many trailing characters stay visible.
+    #[serde(default)]
+    pub keep_last: Option<Spanned<u8>>,
+    /// For `generalize`: `month`, `year`, `age-band`, `postcode-area` or `district`.
+    #[serde(default)]
+    pub level: Option<S>,
+    /// For `generalize` to `age-band`: width of the band in years (default 10).
+    #[serde(default)]
+    pub band: Option<Spanned<u8>>,
+    /// The legal ground for this flow (required except for `withhold` and `omit`).
+    #[serde(default)]
+    pub ground: Option<String>,
+    /// Redaction code shown in the marker (required for `withhold`).
+    #[serde(default)]
+    pub code: Option<S>,
+    /// Rules this rule takes precedence over where both apply.
+    #[serde(default)]
+    pub overrides: Vec<S>,
+}
+
+/// `[[prohibition]]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProhibition {
+    /// Prohibition id.
+    pub id: S,
+    /// The "never" statement, in the covenant's words.
+    pub text: String,
+    /// Receiving partners concerned: ids, `kind:KIND` or `*`.
+    pub to: Vec<S>,
+    /// Receiving partners excluded from `to`.
+    #[serde(default)]
+    pub except_to: Vec<S>,
+    /// Roles concerned (omitted: all).
+    #[serde(default)]
+    pub roles: Option<Vec<S>>,
+    /// Purposes concerned (omitted: all).
+    #[serde(default)]
+    pub purposes: Option<Vec<S>>,
+    /// Products concerned (omitted: any).
+    #[serde(default)]
+    pub products: Option<Vec<S>>,
+    /// Categories concerned (omitted: any), or `*`.
+    #[serde(default)]
+    pub categories: Option<Vec<S>>,
+    /// Qualified fields concerned (omitted: any).
+    #[serde(default)]
+    pub fields: Option<Vec<S>>,
+    /// The only actions a decision may have here (must include `withhold`).
+    pub allowed: Vec<S>,
+}

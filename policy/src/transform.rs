@@ -1,0 +1,295 @@
+//! Transforms a field's value according to its decision, and applies a whole record.
+//!
+//! Every catalogue field except `omit` fields appears in the output whether or not the source
+//! record has a value, so that the shape of an answer never reveals whether a withheld field
+//! exists. Errors name fields, never values.
+
+use crate::compile::{CompiledCovenant, DecisionRef};
+use crate::covenant::{Action, District, FieldRef, Generalization, PartnerRef, ProductRef, PurposeRef, RoleRef};
+use crate::domain::{FieldType, parse_date, postcode_area};
+use hmac::{Hmac, Mac};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+use std::fmt;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// HMAC-SHA256 key for pseudonyms sent to one receiving partner. Two partners get unlinkable
+/// pseudonyms for the same input because their keys differ.
+#[derive(Clone)]
+pub struct PseudonymKey([u8; 32]);
+
+impl PseudonymKey {
+    /// Derives the key for `partner_id` from the gateway's pseudonym master secret.
+    pub fn derive(master: &[u8], partner_id: &str) -> Self {
+        let mut mac = keyed(master);
+        mac.update(b"ipga-r/pseudonym/v1/");
+        mac.update(partner_id.as_bytes());
+        PseudonymKey(mac.finalize().into_bytes().into())
+    }
+
+    /// The pseudonym of `input`: 128 bits of HMAC-SHA256, hex.
+    pub fn pseudonym(&self, input: &[u8]) -> String {
+        let mut mac = keyed(&self.0);
+        mac.update(input);
+        let digest = mac.finalize().into_bytes();
+        hex::encode(digest.get(..16).unwrap_or(&digest))
+    }
+}
+
+fn keyed(key: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+    match HmacSha256::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable_hmac(),
+    }
+}
+
+#[allow(clippy::panic)]
+#[cold]
+fn unreachable_hmac() -> ! {
+    // `Hmac::new_from_slice` is documented never to fail; keep the type system honest.
+    panic!("HMAC rejected a key, which it never does")
+}
+
+impl fmt::Debug for PseudonymKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PseudonymKey(<secret>)")
+    }
+}
+
+/// What a transform needs besides the value: today's date (for age bands) and the receiving
+/// partner's pseudonym key. Passed in so tests control time and keys.
+#[derive(Debug, Clone, Copy)]
+pub struct TransformContext<'a> {
+    /// The date ages are computed at.
+    pub today: time::Date,
+    /// Key of the receiving partner.
+    pub pseudonym_key: &'a PseudonymKey,
+}
+
+/// Who receives: the compiled table's three request dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Audience {
+    /// Receiving partner.
+    pub partner: PartnerRef,
+    /// Role the requester acts in.
+    pub role: RoleRef,
+    /// Purpose of the request.
+    pub purpose: PurposeRef,
+}
+
+/// Why a record could not be applied. Names fields, never values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// The record has a field the catalogue does not declare for the product.
+    #[error("field `{field}` is not in the catalogue of product {product}")]
+    UnknownField {
+        /// Product id.
+        product: String,
+        /// The unexpected field name.
+        field: String,
+    },
+    /// A value does not have the field's declared type.
+    #[error("field {field} does not hold a valid {expected} value")]
+    InvalidValue {
+        /// Qualified field name.
+        field: String,
+        /// Declared type.
+        expected: FieldType,
+    },
+    /// The product reference is not in this covenant.
+    #[error("unknown product")]
+    UnknownProduct,
+}
+
+/// One field's fate in an applied record, for the disclosure log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldOutcome {
+    /// The field.
+    pub field: FieldRef,
+    /// The decision applied.
+    pub decision: DecisionRef,
+}
+
+/// A record as it may leave the gateway, with what was done to each field.
+#[derive(Debug, Clone)]
+pub struct AppliedRecord {
+    /// Field name to value or redaction marker; `omit` fields are absent.
+    pub fields: Map<String, Value>,
+    /// One entry per catalogue field of the product.
+    pub outcomes: Vec<FieldOutcome>,
+}
+
+/// Applies `action` to one value (`Null` = no value). `Ok(None)` means: leave the field out.
+pub fn transform(
+    action: Action,
+    value: &Value,
+    marker: Option<&Value>,
+    districts: &[District],
+    cx: &TransformContext<'_>,
+) -> Result<Option<Value>, &'static str> {
+    if value.is_null() {
+        return Ok(match action {
+            Action::Omit => None,
+            Action::Exists => Some(Value::Bool(false)),
+            Action::Withhold => Some(marker.cloned().unwrap_or(Value::Null)),
+            _ => Some(Value::Null),
+        });
+    }
+    Ok(Some(match action {
+        Action::Disclose => value.clone(),
+        Action::Omit => return Ok(None),
+        Action::Withhold => marker.cloned().unwrap_or(Value::Null),
+        Action::Exists => Value::Bool(match value {
+            Value::String(s) => !s.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            _ => true,
+        }),
+        Action::Mask { keep_last } => {
+            let s = value.as_str().ok_or("mask needs a text value")?;
+            Value::String(mask(s, usize::from(keep_last)))
+        }
+        Action::Pseudonymize => match value {
+            Value::Array(items) => Value::Array(
+                items.iter().map(|v| Value::String(cx.pseudonym_key.pseudonym(scalar_bytes(v).as_bytes()))).collect(),
+            ),
+            v => Value::String(cx.pseudonym_key.pseudonym(scalar_bytes(v).as_bytes())),
+        },
+        Action::Generalize { to, band } => {
+            let s = value.as_str().ok_or("generalize needs a text value")?;
+            Value::String(generalize(s, to, band, districts, cx.today)?)
+        }
+    }))
+}
+
+fn scalar_bytes(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Keeps the last `keep` characters; every other character becomes `*`. A value no longer than
+/// `keep` is masked entirely, so a short value is never sent whole.
+pub fn mask(s: &str, keep: usize) -> String {
+    let n = s.chars().count();
+    if n <= keep {
+        return "*".repeat(n);
+    }
+    let mut out = "*".repeat(n - keep);
+    out.extend(s.chars().skip(n - keep));
+    out
+}
+
+/// Reduces a value's precision.
+pub fn generalize(
+    s: &str,
+    to: Generalization,
+    band: u8,
+    districts: &[District],
+    today: time::Date,
+) -> Result<String, &'static str> {
+    match to {
+        Generalization::Month => {
+            let d = parse_date(s).ok_or("not a date")?;
+            Ok(format!("{:04}-{:02}", d.year(), u8::from(d.month())))
+        }
+        Generalization::Year => Ok(format!("{:04}", parse_date(s).ok_or("not a date")?.year())),
+        Generalization::AgeBand => {
+            let born = parse_date(s).ok_or("not a date")?;
+            let age = age_at(born, today).ok_or("birth date lies after today")?;
+            let band = u32::from(band.max(1));
+            let lo = age / band * band;
+            Ok(if band == 1 { format!("{lo}") } else { format!("{lo}-{}", lo + band - 1) })
+        }
+        Generalization::PostcodeArea => {
+            Ok(postcode_area(s).ok_or("not a postcode")?.to_string())
+        }
+        Generalization::District => {
+            postcode_area(s).ok_or("not a postcode")?;
+            Ok(districts
+                .iter()
+                .find(|d| d.contains(s))
+                .map_or_else(|| "onbekend".to_owned(), |d| d.name.clone()))
+        }
+    }
+}
+
+/// Completed years between `born` and `today`.
+pub fn age_at(born: time::Date, today: time::Date) -> Option<u32> {
+    if born > today {
+        return None;
+    }
+    let mut years = today.year() - born.year();
+    if (u8::from(today.month()), today.day()) < (u8::from(born.month()), born.day()) {
+        years -= 1;
+    }
+    u32::try_from(years).ok()
+}
+
+impl CompiledCovenant {
+    /// Checks a record against its product's catalogue: no unknown fields, every value typed.
+    pub fn check_record(&self, product: ProductRef, record: &Map<String, Value>) -> Result<(), ApplyError> {
+        let c = self.covenant();
+        let pr = c.products.get(product.index()).ok_or(ApplyError::UnknownProduct)?;
+        let mut known = 0usize;
+        for (_, field) in c.product_fields(product) {
+            if let Some(v) = record.get(&field.name) {
+                known += 1;
+                if !field.ty.accepts(v) {
+                    return Err(ApplyError::InvalidValue { field: field.qualified.clone(), expected: field.ty });
+                }
+            }
+        }
+        if known != record.len() {
+            let unknown = record
+                .keys()
+                .find(|k| !c.product_fields(product).any(|(_, f)| &f.name == *k))
+                .cloned()
+                .unwrap_or_default();
+            return Err(ApplyError::UnknownField { product: pr.id.clone(), field: unknown });
+        }
+        Ok(())
+    }
+
+    /// Decides and transforms every field of one record for `audience`. Fails closed: an unknown
+    /// field or a mistyped value fails the whole record.
+    pub fn apply_record(
+        &self,
+        audience: Audience,
+        product: ProductRef,
+        record: &Map<String, Value>,
+        cx: &TransformContext<'_>,
+    ) -> Result<AppliedRecord, ApplyError> {
+        let c = self.covenant();
+        let pr = c.products.get(product.index()).ok_or(ApplyError::UnknownProduct)?;
+        let mut fields = Map::new();
+        let mut outcomes = Vec::with_capacity(pr.fields.len());
+        let mut seen = 0usize;
+        for (fref, field) in c.product_fields(product) {
+            let value = match record.get(&field.name) {
+                Some(v) => {
+                    seen += 1;
+                    if !field.ty.accepts(v) {
+                        return Err(ApplyError::InvalidValue { field: field.qualified.clone(), expected: field.ty });
+                    }
+                    v
+                }
+                None => &Value::Null,
+            };
+            let dref = self.decision_ref(audience.partner, audience.role, audience.purpose, fref);
+            let d = self.decision(dref);
+            let out = transform(d.action, value, d.marker(), &c.districts, cx)
+                .map_err(|_| ApplyError::InvalidValue { field: field.qualified.clone(), expected: field.ty })?;
+            if let Some(out) = out {
+                fields.insert(field.name.clone(), out);
+            }
+            outcomes.push(FieldOutcome { field: fref, decision: dref });
+        }
+        if seen != record.len() {
+            self.check_record(product, record)?;
+        }
+        Ok(AppliedRecord { fields, outcomes })
+    }
+}
