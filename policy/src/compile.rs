@@ -3,7 +3,7 @@
 //! proves every prohibition by enumerating the whole table.
 
 use crate::covenant::{
-    Action, ActionKind, Covenant, FieldRef, NOT_PERMITTED_CODE, NO_RULE_CODE, PartnerRef,
+    Action, ActionKind, Covenant, FieldRef, NO_RULE_CODE, NOT_PERMITTED_CODE, PartnerRef,
     PurposeRef, RoleRef, RuleRef,
 };
 use crate::diag::{Diagnostic, Diagnostics};
@@ -161,14 +161,23 @@ impl CompiledCovenant {
         let version = {
             // Serialising the parsed model cannot fail: it holds only strings, numbers and lists.
             let canonical = serde_json::to_vec(raw).unwrap_or_default();
-            PolicyVersion(format!("sha256:{}", hex::encode(Sha256::digest(&canonical))))
+            PolicyVersion(format!(
+                "sha256:{}",
+                hex::encode(Sha256::digest(&canonical))
+            ))
         };
         let mut c = Compiler::new(&covenant);
         c.run();
         if !c.diags.is_empty() {
             return Err(sorted(c.diags));
         }
-        let Compiler { table, decisions, proof, dominates, .. } = c;
+        let Compiler {
+            table,
+            decisions,
+            proof,
+            dominates,
+            ..
+        } = c;
         Ok(CompiledCovenant {
             n_roles: covenant.roles.len(),
             n_purposes: covenant.purposes.len(),
@@ -184,7 +193,11 @@ impl CompiledCovenant {
 
     /// Whether rule `a` takes precedence over rule `b` (directly or through other rules).
     pub fn overrides(&self, a: RuleRef, b: RuleRef) -> bool {
-        self.dominates.get(a.index()).and_then(|row| row.get(b.index())).copied().unwrap_or(false)
+        self.dominates
+            .get(a.index())
+            .and_then(|row| row.get(b.index()))
+            .copied()
+            .unwrap_or(false)
     }
 
     /// The validated model.
@@ -210,8 +223,19 @@ impl CompiledCovenant {
 
     /// The decision for one field: one table lookup.
     #[inline]
-    pub fn decision_ref(&self, p: PartnerRef, r: RoleRef, u: PurposeRef, f: FieldRef) -> DecisionRef {
-        DecisionRef(self.table.get(self.cell(p, r, u, f)).copied().unwrap_or(NOT_PERMITTED))
+    pub fn decision_ref(
+        &self,
+        p: PartnerRef,
+        r: RoleRef,
+        u: PurposeRef,
+        f: FieldRef,
+    ) -> DecisionRef {
+        DecisionRef(
+            self.table
+                .get(self.cell(p, r, u, f))
+                .copied()
+                .unwrap_or(NOT_PERMITTED),
+        )
     }
 
     /// The decision behind a reference. Unknown references fail closed to "not permitted".
@@ -247,11 +271,9 @@ fn marker(code: &str, rule: &str, ground: &str) -> Value {
 }
 
 /// Default ground for fields no rule covers.
-pub const NO_RULE_GROUND: &str =
-    "Geen regel in het convenant staat deze verstrekking toe; wat niet is toegestaan, wordt niet verstrekt.";
+pub const NO_RULE_GROUND: &str = "Geen regel in het convenant staat deze verstrekking toe; wat niet is toegestaan, wordt niet verstrekt.";
 /// Ground for combinations the covenant does not permit.
-pub const NOT_PERMITTED_GROUND: &str =
-    "Deze rol, dit doel en deze partner horen volgens het convenant niet samen; er wordt niets verstrekt.";
+pub const NOT_PERMITTED_GROUND: &str = "Deze rol, dit doel en deze partner horen volgens het convenant niet samen; er wordt niets verstrekt.";
 
 struct Compiler<'a> {
     c: &'a Covenant,
@@ -294,7 +316,11 @@ impl<'a> Compiler<'a> {
                 rule_id: NOT_PERMITTED_CODE.into(),
                 code: Some(NOT_PERMITTED_CODE.into()),
                 ground: NOT_PERMITTED_GROUND.into(),
-                marker: Some(marker(NOT_PERMITTED_CODE, NOT_PERMITTED_CODE, NOT_PERMITTED_GROUND)),
+                marker: Some(marker(
+                    NOT_PERMITTED_CODE,
+                    NOT_PERMITTED_CODE,
+                    NOT_PERMITTED_GROUND,
+                )),
             },
         ];
         for (i, r) in c.rules.iter().enumerate() {
@@ -351,13 +377,13 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
+        // Warshall's transitive closure.
         for k in 0..n {
-            for i in 0..n {
-                if d[i][k] {
-                    for j in 0..n {
-                        if d[k][j] {
-                            d[i][j] = true;
-                        }
+            let row_k = d[k].clone();
+            for row in d.iter_mut() {
+                if row[k] {
+                    for (x, y) in row.iter_mut().zip(&row_k) {
+                        *x |= *y;
                     }
                 }
             }
@@ -387,7 +413,11 @@ impl<'a> Compiler<'a> {
                 .map(|(f, _)| f)
                 .collect();
             if let Some(first) = bad.first() {
-                let more = if bad.len() > 1 { format!(" (and {} more)", bad.len() - 1) } else { String::new() };
+                let more = if bad.len() > 1 {
+                    format!(" (and {} more)", bad.len() - 1)
+                } else {
+                    String::new()
+                };
                 self.diags.push(
                     Diagnostic::at(
                         rule.span.clone(),
@@ -410,7 +440,12 @@ impl<'a> Compiler<'a> {
     /// matches some reachable cell at all.
     fn fill_table(&mut self) -> (Vec<bool>, Vec<bool>) {
         let c = self.c;
-        let (np, nr, nu, nf) = (c.partners.len(), c.roles.len(), c.purposes.len(), c.fields.len());
+        let (np, nr, nu, nf) = (
+            c.partners.len(),
+            c.roles.len(),
+            c.purposes.len(),
+            c.fields.len(),
+        );
         let n_rules = c.rules.len();
         self.table = vec![NOT_PERMITTED; np * nr * nu * nf];
         self.proof.cells = self.table.len();
@@ -449,7 +484,9 @@ impl<'a> Compiler<'a> {
                         }
                         winners.clear();
                         winners.extend(
-                            m.iter().copied().filter(|&a| !m.iter().any(|&b| self.dominates[b][a])),
+                            m.iter()
+                                .copied()
+                                .filter(|&a| !m.iter().any(|&b| self.dominates[b][a])),
                         );
                         // A cycle leaves no winner; it is already reported. Fail closed.
                         let Some(&first) = winners.first() else {
@@ -538,10 +575,14 @@ impl<'a> Compiler<'a> {
                         "rule {} can never apply: wherever it applies, rule {by} decides instead (e.g. for {cell})",
                         rule.id
                     ),
-                    format!("remove the rule, or narrow {by}, or let {} override it", rule.id),
+                    format!(
+                        "remove the rule, or narrow {by}, or let {} override it",
+                        rule.id
+                    ),
                 )
             };
-            self.diags.push(Diagnostic::at(rule.span.clone(), msg).help(help));
+            self.diags
+                .push(Diagnostic::at(rule.span.clone(), msg).help(help));
         }
     }
 
@@ -549,7 +590,12 @@ impl<'a> Compiler<'a> {
     /// (and, where rules tie, every tied outcome).
     fn prove(&mut self) {
         let c = self.c;
-        let (np, nr, nu, nf) = (c.partners.len(), c.roles.len(), c.purposes.len(), c.fields.len());
+        let (np, nr, nu, nf) = (
+            c.partners.len(),
+            c.roles.len(),
+            c.purposes.len(),
+            c.fields.len(),
+        );
         let mut tied: BTreeMap<usize, Vec<u16>> = BTreeMap::new();
         for &(cell, rule) in &self.tied_winners {
             tied.entry(cell).or_default().push(FIRST_RULE + rule as u16);
@@ -578,11 +624,18 @@ impl<'a> Compiler<'a> {
             self.proof.prohibition_cells.push((pr.id.clone(), checked));
             for (d, (cell, count)) in violations {
                 let decision = &self.decisions[usize::from(d)];
-                let DecisionSource::Rule(rule) = decision.source else { continue };
+                let DecisionSource::Rule(rule) = decision.source else {
+                    continue;
+                };
                 let rule = &c.rules[rule.index()];
-                let allowed: Vec<&str> = pr.allowed.iter().map(|k: &ActionKind| k.as_str()).collect();
+                let allowed: Vec<&str> =
+                    pr.allowed.iter().map(|k: &ActionKind| k.as_str()).collect();
                 let field = &c.fields[cell.f];
-                let more = if count > 1 { format!(" (and {} more combinations)", count - 1) } else { String::new() };
+                let more = if count > 1 {
+                    format!(" (and {} more combinations)", count - 1)
+                } else {
+                    String::new()
+                };
                 self.diags.push(
                     Diagnostic::at(
                         rule.span.clone(),

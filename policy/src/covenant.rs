@@ -246,7 +246,10 @@ impl Action {
     pub fn describe(self) -> String {
         match self {
             Action::Mask { keep_last } => format!("mask(keep_last={keep_last})"),
-            Action::Generalize { to: Generalization::AgeBand, band } => {
+            Action::Generalize {
+                to: Generalization::AgeBand,
+                band,
+            } => {
                 format!("generalize(age-band, {band} years)")
             }
             Action::Generalize { to, .. } => format!("generalize({to})"),
@@ -384,7 +387,10 @@ impl Covenant {
     }
     /// Fields of a product.
     pub fn product_fields(&self, p: ProductRef) -> impl Iterator<Item = (FieldRef, &Field)> {
-        let range = self.products.get(p.index()).map_or(0..0, |pr| pr.fields.clone());
+        let range = self
+            .products
+            .get(p.index())
+            .map_or(0..0, |pr| pr.fields.clone());
         range.filter_map(|i| Some((FieldRef(u16::try_from(i).ok()?), self.fields.get(i)?)))
     }
 
@@ -398,7 +404,10 @@ impl Covenant {
             .copied()
             .unwrap_or(false);
         let purpose = self.purposes.get(purpose.index());
-        let allowed = purpose.and_then(|u| u.roles.get(role.index())).copied().unwrap_or(false);
+        let allowed = purpose
+            .and_then(|u| u.roles.get(role.index()))
+            .copied()
+            .unwrap_or(false);
         held && allowed && purpose.is_some_and(|u| u.level == Level::Case)
     }
 
@@ -436,7 +445,11 @@ impl Covenant {
     pub fn from_raw(raw: &RawCovenant) -> Result<Covenant, Vec<Diagnostic>> {
         let mut b = Builder::default();
         let covenant = b.build(raw);
-        if b.diags.is_empty() { Ok(covenant) } else { Err(b.diags) }
+        if b.diags.is_empty() {
+            Ok(covenant)
+        } else {
+            Err(b.diags)
+        }
     }
 }
 
@@ -463,7 +476,11 @@ impl Builder {
         for id in ids {
             let name = id.get_ref().clone();
             if name.trim().is_empty() {
-                self.err(sp(id), format!("{what} id is empty"), format!("give the {what} a short id"));
+                self.err(
+                    sp(id),
+                    format!("{what} id is empty"),
+                    format!("give the {what} a short id"),
+                );
                 continue;
             }
             if first.contains_key(&name) {
@@ -514,7 +531,12 @@ impl Builder {
             });
             let mut cert_sha256 = Vec::new();
             for fp in &p.cert_sha256 {
-                let hexed: String = fp.get_ref().chars().filter(|c| *c != ':').collect::<String>().to_lowercase();
+                let hexed: String = fp
+                    .get_ref()
+                    .chars()
+                    .filter(|c| *c != ':')
+                    .collect::<String>()
+                    .to_lowercase();
                 if hexed.len() == 64 && hexed.bytes().all(|b| b.is_ascii_hexdigit()) {
                     cert_sha256.push(hexed);
                 } else {
@@ -575,7 +597,11 @@ impl Builder {
                 };
                 let key = self.key_ref(&k.key, KeyKind::PublicKey, p.id.get_ref());
                 if let (Some(alg), Some(key)) = (alg, key) {
-                    token_keys.push(TokenKey { kid: k.kid.get_ref().clone(), alg, key });
+                    token_keys.push(TokenKey {
+                        kid: k.kid.get_ref().clone(),
+                        alg,
+                        key,
+                    });
                 }
             }
             partners.push(Partner {
@@ -603,7 +629,11 @@ impl Builder {
                     format!("add `held_by = [...]`: {SELECTOR_HELP}"),
                 );
             }
-            roles.push(Role { id: r.id.get_ref().clone(), name: r.name.clone(), held_by });
+            roles.push(Role {
+                id: r.id.get_ref().clone(),
+                name: r.name.clone(),
+                held_by,
+            });
         }
 
         // Purposes.
@@ -640,9 +670,12 @@ impl Builder {
                     ),
                 }
             }
+            // Level-dependent checks only make sense once the level itself is known.
+            let level_known = level.is_some();
             let level = level.unwrap_or(Level::Case);
             let relation = relation.unwrap_or(Relation::None);
             match level {
+                _ if !level_known => {}
                 Level::Case if u.case_status.is_empty() => self.err(
                     sp(&u.id),
                     format!("case-level purpose {} names no case statuses", u.id.get_ref()),
@@ -690,7 +723,10 @@ impl Builder {
                     ),
                 }
             }
-            districts.push(District { name: d.name.get_ref().clone(), areas });
+            districts.push(District {
+                name: d.name.get_ref().clone(),
+                areas,
+            });
         }
 
         // Products and fields.
@@ -706,7 +742,10 @@ impl Builder {
                 None => {
                     self.err(
                         sp(&p.owner),
-                        format!("product {pid} is owned by unknown partner `{}`", p.owner.get_ref()),
+                        format!(
+                            "product {pid} is owned by unknown partner `{}`",
+                            p.owner.get_ref()
+                        ),
                         "declare the partner in a [[partner]] table first, or correct the owner id",
                     );
                     PartnerRef(0)
@@ -715,27 +754,55 @@ impl Builder {
             if !pid.starts_with(&format!("{}.", p.owner.get_ref())) {
                 self.err(
                     sp(&p.id),
-                    format!("product id `{pid}` does not start with its owner `{}.`", p.owner.get_ref()),
-                    format!("name it `{}.<name>` so every reader sees who holds the data", p.owner.get_ref()),
+                    format!(
+                        "product id `{pid}` does not start with its owner `{}.`",
+                        p.owner.get_ref()
+                    ),
+                    format!(
+                        "name it `{}.<name>` so every reader sees who holds the data",
+                        p.owner.get_ref()
+                    ),
                 );
             }
             if p.fields.is_empty() {
-                self.err(sp(&p.id), format!("product {pid} has no fields"), "add `fields = [{ name = …, type = …, category = … }]`");
+                self.err(
+                    sp(&p.id),
+                    format!("product {pid} has no fields"),
+                    "add `fields = [{ name = …, type = …, category = … }]`",
+                );
             }
             self.unique("field", p.fields.iter().map(|f| &f.get_ref().name));
             let product_ref = ProductRef(u16::try_from(products.len()).unwrap_or(u16::MAX));
             let start = fields.len();
             for f in &p.fields {
                 let f = f.get_ref();
-                let ty = self.parse_vocab::<FieldType>(&f.ty, "field type").unwrap_or(FieldType::Text);
-                let category = self.parse_vocab::<Category>(&f.category, "category").unwrap_or(Category::Identiteit);
+                let ty = self
+                    .parse_vocab::<FieldType>(&f.ty, "field type")
+                    .unwrap_or(FieldType::Text);
+                let category = self
+                    .parse_vocab::<Category>(&f.category, "category")
+                    .unwrap_or(Category::Identiteit);
                 let qualified = format!("{pid}.{}", f.name.get_ref());
                 if !field_index.contains_key(&qualified) {
-                    field_index.insert(qualified.clone(), FieldRef(u16::try_from(fields.len()).unwrap_or(u16::MAX)));
-                    fields.push(Field { product: product_ref, name: f.name.get_ref().clone(), qualified, ty, category });
+                    field_index.insert(
+                        qualified.clone(),
+                        FieldRef(u16::try_from(fields.len()).unwrap_or(u16::MAX)),
+                    );
+                    fields.push(Field {
+                        product: product_ref,
+                        name: f.name.get_ref().clone(),
+                        qualified,
+                        ty,
+                        category,
+                    });
                 }
             }
-            products.push(Product { id: pid.clone(), owner, name: p.name.clone(), fields: start..fields.len() });
+            products.push(Product {
+                id: pid.clone(),
+                owner,
+                name: p.name.clone(),
+                fields: start..fields.len(),
+            });
         }
 
         let names = Names {
@@ -757,7 +824,10 @@ impl Builder {
         }
 
         // Prohibitions.
-        self.unique("prohibition", raw.prohibitions.iter().map(|p| &p.get_ref().id));
+        self.unique(
+            "prohibition",
+            raw.prohibitions.iter().map(|p| &p.get_ref().id),
+        );
         let mut prohibitions = Vec::new();
         for pr in &raw.prohibitions {
             let pr = pr.get_ref();
@@ -770,12 +840,23 @@ impl Builder {
                 Some(list) => self.id_set(list, names.purposes, "purpose", "purposes", true),
                 None => vec![true; names.purposes.len()],
             };
-            let fields_set = self.data_set(&pr.id, &pr.products, &pr.categories, &pr.fields, &names, "prohibition");
+            let fields_set = self.data_set(
+                &pr.id,
+                &pr.products,
+                &pr.categories,
+                &pr.fields,
+                &names,
+                "prohibition",
+            );
             let mut allowed = Vec::new();
             for a in &pr.allowed {
                 match ActionKind::from_str(a.get_ref()) {
                     Ok(k) => allowed.push(k),
-                    Err(()) => self.err(sp(a), format!("unknown action `{}`", a.get_ref()), format!("use one of: {}", ActionKind::names())),
+                    Err(()) => self.err(
+                        sp(a),
+                        format!("unknown action `{}`", a.get_ref()),
+                        format!("use one of: {}", ActionKind::names()),
+                    ),
                 }
             }
             if !pr.allowed.is_empty() && !allowed.contains(&ActionKind::Withhold) {
@@ -805,10 +886,19 @@ impl Builder {
             title: raw.covenant.title.clone(),
             version_label: raw.covenant.version.clone(),
             redaction_codes,
-            partner_index: partner_ids.into_iter().map(|(k, v)| (k, PartnerRef(v))).collect(),
+            partner_index: partner_ids
+                .into_iter()
+                .map(|(k, v)| (k, PartnerRef(v)))
+                .collect(),
             role_index: role_ids.into_iter().map(|(k, v)| (k, RoleRef(v))).collect(),
-            purpose_index: purpose_ids.into_iter().map(|(k, v)| (k, PurposeRef(v))).collect(),
-            product_index: product_ids.into_iter().map(|(k, v)| (k, ProductRef(v))).collect(),
+            purpose_index: purpose_ids
+                .into_iter()
+                .map(|(k, v)| (k, PurposeRef(v)))
+                .collect(),
+            product_index: product_ids
+                .into_iter()
+                .map(|(k, v)| (k, ProductRef(v)))
+                .collect(),
             field_index,
             partners,
             roles,
@@ -825,7 +915,11 @@ impl Builder {
         match T::from_str(s.get_ref()) {
             Ok(v) => Some(v),
             Err(()) => {
-                self.err(sp(s), format!("unknown {what} `{}`", s.get_ref()), format!("use one of: {}", T::vocab_names()));
+                self.err(
+                    sp(s),
+                    format!("unknown {what} `{}`", s.get_ref()),
+                    format!("use one of: {}", T::vocab_names()),
+                );
                 None
             }
         }
@@ -835,23 +929,41 @@ impl Builder {
         let v = s.get_ref().trim();
         if let Some(path) = v.strip_prefix("file:") {
             if path.is_empty() {
-                self.err(sp(s), format!("empty key path for partner {partner}"), "write `file:PATH`, relative to the gateway's key directory");
+                self.err(
+                    sp(s),
+                    format!("empty key path for partner {partner}"),
+                    "write `file:PATH`, relative to the gateway's key directory",
+                );
                 return None;
             }
             return Some(KeyRef::File(path.to_owned()));
         }
         let ok = match kind {
-            KeyKind::AgeRecipient => v.starts_with("age1") && v.len() > 10 && v.bytes().all(|b| b.is_ascii_alphanumeric()),
+            KeyKind::AgeRecipient => {
+                v.starts_with("age1")
+                    && v.len() > 10
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric())
+            }
             KeyKind::PublicKey => v.starts_with("-----BEGIN PUBLIC KEY-----"),
         };
         if ok {
             Some(KeyRef::Inline(v.to_owned()))
         } else {
             let (what, help) = match kind {
-                KeyKind::AgeRecipient => ("age recipient", "write the partner's `age1…` recipient, or `file:PATH` to read it from the key directory"),
-                KeyKind::PublicKey => ("public key", "write a PEM `-----BEGIN PUBLIC KEY-----` block, or `file:PATH` to read it from the key directory"),
+                KeyKind::AgeRecipient => (
+                    "age recipient",
+                    "write the partner's `age1…` recipient, or `file:PATH` to read it from the key directory",
+                ),
+                KeyKind::PublicKey => (
+                    "public key",
+                    "write a PEM `-----BEGIN PUBLIC KEY-----` block, or `file:PATH` to read it from the key directory",
+                ),
             };
-            self.err(sp(s), format!("{what} of partner {partner} is neither inline key material nor `file:`"), help);
+            self.err(
+                sp(s),
+                format!("{what} of partner {partner} is neither inline key material nor `file:`"),
+                help,
+            );
             None
         }
     }
@@ -879,14 +991,22 @@ impl Builder {
                             }
                         }
                     }
-                    Err(()) => b.err(sp(entry), format!("unknown partner kind `{k}` in `{key}`"), format!("use one of: {}", PartnerKind::names())),
+                    Err(()) => b.err(
+                        sp(entry),
+                        format!("unknown partner kind `{k}` in `{key}`"),
+                        format!("use one of: {}", PartnerKind::names()),
+                    ),
                 }
             } else if let Some(&i) = ids.get(e) {
                 if let Some(x) = set.get_mut(usize::from(i)) {
                     *x = value;
                 }
             } else {
-                b.err(sp(entry), format!("unknown partner `{e}` in `{key}`"), format!("declare it in a [[partner]] table, or {SELECTOR_HELP}"));
+                b.err(
+                    sp(entry),
+                    format!("unknown partner `{e}` in `{key}`"),
+                    format!("declare it in a [[partner]] table, or {SELECTOR_HELP}"),
+                );
             }
         };
         for e in list {
@@ -899,7 +1019,14 @@ impl Builder {
     }
 
     /// Resolves a list of ids (or `*`) against `ids`.
-    fn id_set(&mut self, list: &[S], ids: &HashMap<String, u16>, what: &str, key: &str, star: bool) -> Vec<bool> {
+    fn id_set(
+        &mut self,
+        list: &[S],
+        ids: &HashMap<String, u16>,
+        what: &str,
+        key: &str,
+        star: bool,
+    ) -> Vec<bool> {
         let mut set = vec![false; ids.len()];
         for e in list {
             if e.get_ref() == "*" && star {
@@ -911,8 +1038,19 @@ impl Builder {
             } else {
                 let mut known: Vec<&String> = ids.keys().collect();
                 known.sort();
-                let known = known.into_iter().map(String::as_str).collect::<Vec<_>>().join(", ");
-                self.err(sp(e), format!("unknown {what} `{}` in `{key}`", e.get_ref()), format!("known {what}s: {known}{}", if star { "; or * for all" } else { "" }));
+                let known = known
+                    .into_iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.err(
+                    sp(e),
+                    format!("unknown {what} `{}` in `{key}`", e.get_ref()),
+                    format!(
+                        "known {what}s: {known}{}",
+                        if star { "; or * for all" } else { "" }
+                    ),
+                );
             }
         }
         set
@@ -945,23 +1083,22 @@ impl Builder {
             }
         }
         if let Some(list) = categories {
-            let mut chosen = vec![false; Category::ALL.len()];
+            let mut chosen: Vec<Category> = Vec::new();
             for c in list {
                 if c.get_ref() == "*" {
-                    chosen.iter_mut().for_each(|x| *x = true);
+                    chosen = Category::ALL.to_vec();
                 } else if let Ok(cat) = Category::from_str(c.get_ref()) {
-                    if let Some(pos) = Category::ALL.iter().position(|k| *k == cat) {
-                        if let Some(x) = chosen.get_mut(pos) {
-                            *x = true;
-                        }
-                    }
+                    chosen.push(cat);
                 } else {
-                    self.err(sp(c), format!("unknown category `{}`", c.get_ref()), format!("use one of: {}, or *", Category::names()));
+                    self.err(
+                        sp(c),
+                        format!("unknown category `{}`", c.get_ref()),
+                        format!("use one of: {}, or *", Category::names()),
+                    );
                 }
             }
             for (x, f) in set.iter_mut().zip(names.all_fields) {
-                let pos = Category::ALL.iter().position(|k| *k == f.category).unwrap_or(0);
-                *x &= chosen.get(pos).copied().unwrap_or(false);
+                *x &= chosen.contains(&f.category);
             }
         }
         if let Some(list) = fields {
@@ -1004,27 +1141,41 @@ impl Builder {
     ) -> Rule {
         let rid = r.id.get_ref();
         if r.to.is_empty() {
-            self.err(sp(&r.id), format!("rule {rid} has an empty `to`"), format!("{SELECTOR_HELP}"));
+            self.err(
+                sp(&r.id),
+                format!("rule {rid} has an empty `to`"),
+                SELECTOR_HELP,
+            );
         }
         let to = self.partner_set(&r.to, &r.except_to, names.partners, names.kinds, "to");
         let roles = self.id_set(&r.roles, names.roles, "role", "roles", true);
         let purpose_set = self.id_set(&r.purposes, names.purposes, "purpose", "purposes", true);
         if r.roles.is_empty() {
-            self.err(sp(&r.id), format!("rule {rid} has an empty `roles`"), "name the requester roles it is for, or [\"*\"]");
+            self.err(
+                sp(&r.id),
+                format!("rule {rid} has an empty `roles`"),
+                "name the requester roles it is for, or [\"*\"]",
+            );
         }
         if r.purposes.is_empty() {
-            self.err(sp(&r.id), format!("rule {rid} has an empty `purposes`"), "name the purposes it is for, or [\"*\"]");
+            self.err(
+                sp(&r.id),
+                format!("rule {rid} has an empty `purposes`"),
+                "name the purposes it is for, or [\"*\"]",
+            );
         }
         // A rule that names an aggregate purpose explicitly is a mistake worth saying plainly.
         for e in &r.purposes {
-            if let Some(&i) = names.purposes.get(e.get_ref()) {
-                if purposes.get(usize::from(i)).is_some_and(|u| u.level == Level::Aggregate) {
-                    self.err(
-                        sp(e),
-                        format!("rule {rid} names aggregate purpose `{}`: field rules never apply to it", e.get_ref()),
-                        "aggregate purposes release only the covenant's aggregate views; remove it from `purposes`",
-                    );
-                }
+            if let Some(&i) = names.purposes.get(e.get_ref())
+                && purposes
+                    .get(usize::from(i))
+                    .is_some_and(|u| u.level == Level::Aggregate)
+            {
+                self.err(
+                    sp(e),
+                    format!("rule {rid} names aggregate purpose `{}`: field rules never apply to it", e.get_ref()),
+                    "aggregate purposes release only the covenant's aggregate views; remove it from `purposes`",
+                );
             }
         }
         let fields = self.data_set(&r.id, &r.products, &r.categories, &r.fields, names, "rule");
@@ -1035,7 +1186,14 @@ impl Builder {
         let code = r.code.as_ref().map(|c| c.get_ref().clone());
         if let Some(c) = &r.code {
             if kind.is_some() && kind != Some(ActionKind::Withhold) {
-                self.err(sp(c), format!("rule {rid} has a `code` but action `{}`", r.action.get_ref()), "`code` is shown only in withhold markers; remove it");
+                self.err(
+                    sp(c),
+                    format!(
+                        "rule {rid} has a `code` but action `{}`",
+                        r.action.get_ref()
+                    ),
+                    "`code` is shown only in withhold markers; remove it",
+                );
             } else if !codes.contains_key(c.get_ref()) {
                 self.err(
                     sp(c),
@@ -1050,7 +1208,10 @@ impl Builder {
                 if r.code.is_none() {
                     self.err(sp(&r.id), format!("rule {rid} withholds without a redaction `code`"), "add `code = \"…\"` from [redaction_codes]: every withheld field is labelled with its code and ground");
                 }
-                code.as_ref().and_then(|c| codes.get(c)).cloned().unwrap_or_default()
+                code.as_ref()
+                    .and_then(|c| codes.get(c))
+                    .cloned()
+                    .unwrap_or_default()
             }
             (_, Some(ActionKind::Omit)) | (_, None) => String::new(),
             (_, Some(k)) => {
@@ -1067,10 +1228,18 @@ impl Builder {
         for o in &r.overrides {
             match rule_ids.get(o.get_ref()) {
                 Some(_) if o.get_ref() == rid => {
-                    self.err(sp(o), format!("rule {rid} overrides itself"), "remove its own id from `overrides`");
+                    self.err(
+                        sp(o),
+                        format!("rule {rid} overrides itself"),
+                        "remove its own id from `overrides`",
+                    );
                 }
                 Some(&i) => overrides.push(RuleRef(i)),
-                None => self.err(sp(o), format!("rule {rid} overrides unknown rule `{}`", o.get_ref()), "name an existing rule id in `overrides`"),
+                None => self.err(
+                    sp(o),
+                    format!("rule {rid} overrides unknown rule `{}`", o.get_ref()),
+                    "name an existing rule id in `overrides`",
+                ),
             }
         }
         Rule {
@@ -1091,7 +1260,11 @@ impl Builder {
     fn action(&mut self, r: &RawRule) -> Option<Action> {
         let rid = r.id.get_ref();
         let kind = self.parse_vocab::<ActionKind>(&r.action, "action")?;
-        let misplaced = |b: &mut Self, present: bool, span: Option<Range<usize>>, param: &str, belongs: &str| {
+        let misplaced = |b: &mut Self,
+                         present: bool,
+                         span: Option<Range<usize>>,
+                         param: &str,
+                         belongs: &str| {
             if present {
                 b.err(
                     span.unwrap_or_else(|| sp(&r.id)),
@@ -1101,11 +1274,29 @@ impl Builder {
             }
         };
         if kind != ActionKind::Mask {
-            misplaced(self, r.keep_last.is_some(), r.keep_last.as_ref().map(sp), "keep_last", "mask");
+            misplaced(
+                self,
+                r.keep_last.is_some(),
+                r.keep_last.as_ref().map(sp),
+                "keep_last",
+                "mask",
+            );
         }
         if kind != ActionKind::Generalize {
-            misplaced(self, r.level.is_some(), r.level.as_ref().map(sp), "level", "generalize");
-            misplaced(self, r.band.is_some(), r.band.as_ref().map(sp), "band", "generalize with level \"age-band\"");
+            misplaced(
+                self,
+                r.level.is_some(),
+                r.level.as_ref().map(sp),
+                "level",
+                "generalize",
+            );
+            misplaced(
+                self,
+                r.band.is_some(),
+                r.band.as_ref().map(sp),
+                "band",
+                "generalize with level \"age-band\"",
+            );
         }
         Some(match kind {
             ActionKind::Disclose => Action::Disclose,
@@ -1114,26 +1305,44 @@ impl Builder {
             ActionKind::Withhold => Action::Withhold,
             ActionKind::Omit => Action::Omit,
             ActionKind::Mask => match &r.keep_last {
-                Some(k) => Action::Mask { keep_last: *k.get_ref() },
+                Some(k) => Action::Mask {
+                    keep_last: *k.get_ref(),
+                },
                 None => {
-                    self.err(sp(&r.action), format!("rule {rid}: mask needs `keep_last`"), "add `keep_last = N`: how many trailing characters stay visible");
+                    self.err(
+                        sp(&r.action),
+                        format!("rule {rid}: mask needs `keep_last`"),
+                        "add `keep_last = N`: how many trailing characters stay visible",
+                    );
                     return None;
                 }
             },
             ActionKind::Generalize => {
                 let Some(level) = &r.level else {
-                    self.err(sp(&r.action), format!("rule {rid}: generalize needs `level`"), format!("add `level = \"…\"`, one of: {}", Generalization::names()));
+                    self.err(
+                        sp(&r.action),
+                        format!("rule {rid}: generalize needs `level`"),
+                        format!("add `level = \"…\"`, one of: {}", Generalization::names()),
+                    );
                     return None;
                 };
                 let to = self.parse_vocab::<Generalization>(level, "generalize level")?;
                 let band = match (&r.band, to) {
                     (Some(b), Generalization::AgeBand) if *b.get_ref() == 0 => {
-                        self.err(sp(b), format!("rule {rid}: an age band of 0 years"), "use a band of at least 1 year (5 or 10 are usual)");
+                        self.err(
+                            sp(b),
+                            format!("rule {rid}: an age band of 0 years"),
+                            "use a band of at least 1 year (5 or 10 are usual)",
+                        );
                         10
                     }
                     (Some(b), Generalization::AgeBand) => *b.get_ref(),
                     (Some(b), _) => {
-                        self.err(sp(b), format!("rule {rid}: `band` applies only to level \"age-band\""), "remove `band`");
+                        self.err(
+                            sp(b),
+                            format!("rule {rid}: `band` applies only to level \"age-band\""),
+                            "remove `band`",
+                        );
                         10
                     }
                     (None, _) => 10,
@@ -1169,12 +1378,22 @@ pub trait VocabNames {
 macro_rules! vocab_names {
     ($($t:ty),+) => { $(impl VocabNames for $t { fn vocab_names() -> String { <$t>::names() } })+ };
 }
-vocab_names!(Level, Relation, FieldType, Category, PartnerKind, ActionKind, Generalization, CaseStatus);
+vocab_names!(
+    Level,
+    Relation,
+    FieldType,
+    Category,
+    PartnerKind,
+    ActionKind,
+    Generalization,
+    CaseStatus
+);
 
 fn parse_area_range(s: &str) -> Option<(u16, u16)> {
     let area = |a: &str| -> Option<u16> {
         let a = a.trim();
-        (a.len() == 4 && a.bytes().all(|b| b.is_ascii_digit()) && !a.starts_with('0')).then(|| a.parse().ok())?
+        (a.len() == 4 && a.bytes().all(|b| b.is_ascii_digit()) && !a.starts_with('0'))
+            .then(|| a.parse().ok())?
     };
     match s.split_once('-') {
         Some((lo, hi)) => {
@@ -1188,6 +1407,7 @@ fn parse_area_range(s: &str) -> Option<(u16, u16)> {
 impl District {
     /// Whether a postcode falls in this district.
     pub fn contains(&self, postcode: &str) -> bool {
-        postcode_area(postcode).is_some_and(|a| self.areas.iter().any(|(lo, hi)| (*lo..=*hi).contains(&a)))
+        postcode_area(postcode)
+            .is_some_and(|a| self.areas.iter().any(|(lo, hi)| (*lo..=*hi).contains(&a)))
     }
 }

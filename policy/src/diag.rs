@@ -17,12 +17,20 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A problem at `span`.
     pub fn at(span: Range<usize>, message: impl Into<String>) -> Self {
-        Diagnostic { span: Some(span), message: message.into(), help: None }
+        Diagnostic {
+            span: Some(span),
+            message: message.into(),
+            help: None,
+        }
     }
 
     /// A problem with no single place in the file.
     pub fn global(message: impl Into<String>) -> Self {
-        Diagnostic { span: None, message: message.into(), help: None }
+        Diagnostic {
+            span: None,
+            message: message.into(),
+            help: None,
+        }
     }
 
     /// Adds how to fix it.
@@ -71,7 +79,11 @@ impl Diagnostic {
                     out.push_str(&format!(
                         "      | {}{}\n",
                         " ".repeat(col - 1),
-                        "^".repeat(width.min(text.chars().count().saturating_sub(col - 1)).max(1))
+                        "^".repeat(
+                            width
+                                .min(text.chars().count().saturating_sub(col - 1))
+                                .max(1)
+                        )
                     ));
                 }
             }
@@ -87,7 +99,11 @@ impl Diagnostic {
 impl Diagnostics {
     /// Renders every problem, then a count.
     pub fn render(&self, file: &str, source: &str) -> String {
-        let mut out: String = self.0.iter().map(|d| d.render(file, source) + "\n").collect();
+        let mut out: String = self
+            .0
+            .iter()
+            .map(|d| d.render(file, source) + "\n")
+            .collect();
         let n = self.0.len();
         out.push_str(&format!(
             "{file}: {n} error{} found; nothing was loaded\n",

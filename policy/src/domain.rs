@@ -157,7 +157,7 @@ impl FieldType {
             (FieldType::Integer, Value::Number(n)) => n.is_i64() || n.is_u64(),
             (FieldType::Boolean, Value::Bool(_)) => true,
             (FieldType::Date, Value::String(s)) => parse_date(s).is_some(),
-            (FieldType::Bsn, Value::String(s)) => Bsn::parse(s).is_ok(),
+            (FieldType::Bsn, Value::String(s)) => Bsn::check(s).is_ok(),
             (FieldType::Postcode, Value::String(s)) => postcode_area(s).is_some(),
             (FieldType::TextList, Value::Array(items)) => items.iter().all(Value::is_string),
             _ => false,
@@ -165,27 +165,43 @@ impl FieldType {
     }
 }
 
-/// Parses an ISO 8601 calendar date (`YYYY-MM-DD`).
+/// Parses an ISO 8601 calendar date (`YYYY-MM-DD`), checking that the day exists.
 pub fn parse_date(s: &str) -> Option<time::Date> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(s, format).ok()
+    let b = s.as_bytes();
+    if b.len() != 10 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b.get(r)?.iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let year = i32::try_from(num(0..4)?).ok()?;
+    let month = time::Month::try_from(u8::try_from(num(5..7)?).ok()?).ok()?;
+    let day = u8::try_from(num(8..10)?).ok()?;
+    time::Date::from_calendar_date(year, month, day).ok()
 }
 
 /// The four-digit area of a Dutch postcode (`"1012 AB"` or `"1012AB"` gives 1012).
 pub fn postcode_area(s: &str) -> Option<u16> {
-    let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    let bytes = compact.as_bytes();
-    if bytes.len() != 6 {
+    let mut buf = [0u8; 6];
+    let mut n = 0;
+    for c in s.bytes().filter(|c| !c.is_ascii_whitespace()) {
+        *buf.get_mut(n)? = c;
+        n += 1;
+    }
+    if n != 6 {
         return None;
     }
-    let (digits, letters) = bytes.split_at(4);
+    let (digits, letters) = buf.split_at(4);
     let valid = digits.iter().all(u8::is_ascii_digit)
         && digits.first() != Some(&b'0')
         && letters.iter().all(u8::is_ascii_alphabetic);
-    if !valid {
-        return None;
-    }
-    compact.get(..4)?.parse().ok()
+    valid.then(|| {
+        digits
+            .iter()
+            .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'))
+    })
 }
 
 /// A Dutch citizen service number that passed the 11-proef. Never logged, never displayed.
@@ -206,6 +222,11 @@ pub enum BsnError {
 impl Bsn {
     /// Checks the format and the 11-proef.
     pub fn parse(s: &str) -> Result<Self, BsnError> {
+        Self::check(s).map(|()| Bsn(s.to_owned()))
+    }
+
+    /// Checks the format and the 11-proef without keeping the number.
+    pub fn check(s: &str) -> Result<(), BsnError> {
         let bytes = s.as_bytes();
         if bytes.len() != 9 || !bytes.iter().all(u8::is_ascii_digit) {
             return Err(BsnError::Format);
@@ -218,7 +239,7 @@ impl Bsn {
         if sum == 0 || sum % 11 != 0 {
             return Err(BsnError::Checksum);
         }
-        Ok(Bsn(s.to_owned()))
+        Ok(())
     }
 
     /// The nine digits. Callers must not log them.
@@ -246,7 +267,10 @@ mod tests {
         assert_eq!(Bsn::parse("000000000"), Err(BsnError::Checksum));
         assert_eq!(Bsn::parse("12345678"), Err(BsnError::Format));
         assert_eq!(Bsn::parse("12345678a"), Err(BsnError::Format));
-        assert_eq!(format!("{:?}", Bsn::parse("111222333").unwrap()), "Bsn(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Bsn::parse("111222333").unwrap()),
+            "Bsn(<redacted>)"
+        );
     }
 
     #[test]
@@ -256,6 +280,8 @@ mod tests {
         assert_eq!(postcode_area("0123 AB"), None);
         assert_eq!(postcode_area("1012 A"), None);
         assert_eq!(postcode_area("10123AB"), None);
+        assert_eq!(postcode_area("1012 ABC"), None);
+        assert_eq!(postcode_area("9999ZZ"), Some(9999));
     }
 
     #[test]
@@ -263,6 +289,13 @@ mod tests {
         use serde_json::json;
         assert!(FieldType::Date.accepts(&json!("2024-02-29")));
         assert!(!FieldType::Date.accepts(&json!("2023-02-29")));
+        assert!(!FieldType::Date.accepts(&json!("2023-2-09")));
+        assert!(!FieldType::Date.accepts(&json!("2023-13-01")));
+        assert!(!FieldType::Date.accepts(&json!("+023-12-01")));
+        assert_eq!(
+            parse_date("2024-02-29"),
+            time::Date::from_calendar_date(2024, time::Month::February, 29).ok()
+        );
         assert!(FieldType::Integer.accepts(&json!(3)));
         assert!(!FieldType::Integer.accepts(&json!(3.5)));
         assert!(FieldType::TextList.accepts(&json!(["a", "b"])));

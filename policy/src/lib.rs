@@ -26,4 +26,6 @@ pub use covenant::{
 };
 pub use diag::{Diagnostic, Diagnostics};
 pub use domain::{Bsn, BsnError, CaseStatus, Category, FieldType, Level, PartnerKind, Relation};
-pub use transform::{AppliedRecord, ApplyError, Audience, FieldOutcome, PseudonymKey, TransformContext};
+pub use transform::{
+    AppliedRecord, ApplyError, Audience, FieldOutcome, PseudonymKey, Sent, TransformContext,
+};

@@ -57,7 +57,12 @@ impl CompiledCovenant {
                 WhyNot::PartnerNotCovered
             } else if !rule.roles.get(a.role.index()).copied().unwrap_or(false) {
                 WhyNot::RoleNotCovered
-            } else if !rule.purposes.get(a.purpose.index()).copied().unwrap_or(false) {
+            } else if !rule
+                .purposes
+                .get(a.purpose.index())
+                .copied()
+                .unwrap_or(false)
+            {
                 WhyNot::PurposeNotCovered
             } else if let Some(d) = decider.filter(|d| self.overrides(*d, rref)) {
                 WhyNot::OverriddenBy(d)
@@ -68,7 +73,11 @@ impl CompiledCovenant {
             };
             others.push((rref, why));
         }
-        FieldExplanation { field, decision, others }
+        FieldExplanation {
+            field,
+            decision,
+            others,
+        }
     }
 }
 
@@ -90,7 +99,11 @@ pub struct MatrixCell {
 impl MatrixCell {
     /// The actions in one word each, most permissive first, e.g. `disclose+withhold`.
     pub fn summary(&self) -> String {
-        self.actions.keys().map(|k| k.as_str()).collect::<Vec<_>>().join("+")
+        self.actions
+            .keys()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join("+")
     }
 }
 
@@ -179,14 +192,26 @@ fn describe(cc: &CompiledCovenant, p: &str, r: &str, u: &str, f: &str) -> Option
 /// roles, purposes and fields, sorted by partner, purpose, role and field. Combinations that are
 /// not permitted in either version are left out.
 pub fn diff(old: &CompiledCovenant, new: &CompiledCovenant) -> Vec<DecisionChange> {
-    fn union<'a>(a: impl Iterator<Item = &'a String>, b: impl Iterator<Item = &'a String>) -> BTreeSet<&'a String> {
+    fn union<'a>(
+        a: impl Iterator<Item = &'a String>,
+        b: impl Iterator<Item = &'a String>,
+    ) -> BTreeSet<&'a String> {
         a.chain(b).collect()
     }
     let (o, n) = (old.covenant(), new.covenant());
-    let partners = union(o.partners.iter().map(|x| &x.id), n.partners.iter().map(|x| &x.id));
+    let partners = union(
+        o.partners.iter().map(|x| &x.id),
+        n.partners.iter().map(|x| &x.id),
+    );
     let roles = union(o.roles.iter().map(|x| &x.id), n.roles.iter().map(|x| &x.id));
-    let purposes = union(o.purposes.iter().map(|x| &x.id), n.purposes.iter().map(|x| &x.id));
-    let fields = union(o.fields.iter().map(|x| &x.qualified), n.fields.iter().map(|x| &x.qualified));
+    let purposes = union(
+        o.purposes.iter().map(|x| &x.id),
+        n.purposes.iter().map(|x| &x.id),
+    );
+    let fields = union(
+        o.fields.iter().map(|x| &x.qualified),
+        n.fields.iter().map(|x| &x.qualified),
+    );
     let mut changes = Vec::new();
     for p in &partners {
         for u in &purposes {
@@ -194,7 +219,8 @@ pub fn diff(old: &CompiledCovenant, new: &CompiledCovenant) -> Vec<DecisionChang
                 for f in &fields {
                     let before = describe(old, p, r, u, f);
                     let after = describe(new, p, r, u, f);
-                    let reachable = before.as_ref().is_some_and(|b| b.0) || after.as_ref().is_some_and(|a| a.0);
+                    let reachable =
+                        before.as_ref().is_some_and(|b| b.0) || after.as_ref().is_some_and(|a| a.0);
                     let (before, after) = (before.map(|b| b.1), after.map(|a| a.1));
                     if reachable && before != after {
                         changes.push(DecisionChange {

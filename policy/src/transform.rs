@@ -5,7 +5,9 @@
 //! exists. Errors name fields, never values.
 
 use crate::compile::{CompiledCovenant, DecisionRef};
-use crate::covenant::{Action, District, FieldRef, Generalization, PartnerRef, ProductRef, PurposeRef, RoleRef};
+use crate::covenant::{
+    Action, District, FieldRef, Generalization, PartnerRef, ProductRef, PurposeRef, RoleRef,
+};
 use crate::domain::{FieldType, parse_date, postcode_area};
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
@@ -16,8 +18,9 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// HMAC-SHA256 key for pseudonyms sent to one receiving partner. Two partners get unlinkable
 /// pseudonyms for the same input because their keys differ.
+/// Holds the keyed HMAC state, so each pseudonym costs only the message's own compressions.
 #[derive(Clone)]
-pub struct PseudonymKey([u8; 32]);
+pub struct PseudonymKey(HmacSha256);
 
 impl PseudonymKey {
     /// Derives the key for `partner_id` from the gateway's pseudonym master secret.
@@ -25,12 +28,13 @@ impl PseudonymKey {
         let mut mac = keyed(master);
         mac.update(b"ipga-r/pseudonym/v1/");
         mac.update(partner_id.as_bytes());
-        PseudonymKey(mac.finalize().into_bytes().into())
+        let key: [u8; 32] = mac.finalize().into_bytes().into();
+        PseudonymKey(keyed(&key))
     }
 
     /// The pseudonym of `input`: 128 bits of HMAC-SHA256, hex.
     pub fn pseudonym(&self, input: &[u8]) -> String {
-        let mut mac = keyed(&self.0);
+        let mut mac = self.0.clone();
         mac.update(input);
         let digest = mac.finalize().into_bytes();
         hex::encode(digest.get(..16).unwrap_or(&digest))
@@ -112,61 +116,118 @@ pub struct FieldOutcome {
     pub decision: DecisionRef,
 }
 
-/// A record as it may leave the gateway, with what was done to each field.
+/// What is sent for one field: the original value, a new (transformed) value, or a marker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sent<'a> {
+    /// The value as the source holds it.
+    Same(&'a Value),
+    /// A transformed value.
+    New(Value),
+    /// The decision's redaction marker.
+    Marker(&'a Value),
+}
+
+impl Sent<'_> {
+    /// The value as it will be serialised.
+    pub fn value(&self) -> &Value {
+        match self {
+            Sent::Same(v) | Sent::Marker(v) => v,
+            Sent::New(v) => v,
+        }
+    }
+}
+
+/// A record as it may leave the gateway, with what was done to each field. Borrows field
+/// names from the covenant and values from the source record, so building it copies little;
+/// it serialises as a JSON object.
 #[derive(Debug, Clone)]
-pub struct AppliedRecord {
-    /// Field name to value or redaction marker; `omit` fields are absent.
-    pub fields: Map<String, Value>,
+pub struct AppliedRecord<'a> {
+    /// Field name and what is sent, in catalogue order; `omit` fields are absent.
+    pub fields: Vec<(&'a str, Sent<'a>)>,
     /// One entry per catalogue field of the product.
     pub outcomes: Vec<FieldOutcome>,
 }
 
+impl AppliedRecord<'_> {
+    /// What is sent for a field, by name.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, s)| s.value())
+    }
+
+    /// An owned JSON object (for tests and callers that need one).
+    pub fn to_map(&self) -> Map<String, Value> {
+        self.fields
+            .iter()
+            .map(|(n, s)| ((*n).to_owned(), s.value().clone()))
+            .collect()
+    }
+}
+
+impl serde::Serialize for AppliedRecord<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.fields.len()))?;
+        for (name, sent) in &self.fields {
+            map.serialize_entry(name, sent.value())?;
+        }
+        map.end()
+    }
+}
+
 /// Applies `action` to one value (`Null` = no value). `Ok(None)` means: leave the field out.
-pub fn transform(
+pub fn transform<'a>(
     action: Action,
-    value: &Value,
-    marker: Option<&Value>,
+    value: &'a Value,
+    marker: Option<&'a Value>,
     districts: &[District],
     cx: &TransformContext<'_>,
-) -> Result<Option<Value>, &'static str> {
+) -> Result<Option<Sent<'a>>, &'static str> {
+    static NULL: Value = Value::Null;
+    let marker = || Sent::Marker(marker.unwrap_or(&NULL));
     if value.is_null() {
         return Ok(match action {
             Action::Omit => None,
-            Action::Exists => Some(Value::Bool(false)),
-            Action::Withhold => Some(marker.cloned().unwrap_or(Value::Null)),
-            _ => Some(Value::Null),
+            Action::Exists => Some(Sent::New(Value::Bool(false))),
+            Action::Withhold => Some(marker()),
+            _ => Some(Sent::Same(value)),
         });
     }
     Ok(Some(match action {
-        Action::Disclose => value.clone(),
+        Action::Disclose => Sent::Same(value),
         Action::Omit => return Ok(None),
-        Action::Withhold => marker.cloned().unwrap_or(Value::Null),
-        Action::Exists => Value::Bool(match value {
+        Action::Withhold => marker(),
+        Action::Exists => Sent::New(Value::Bool(match value {
             Value::String(s) => !s.is_empty(),
             Value::Array(a) => !a.is_empty(),
             _ => true,
-        }),
+        })),
         Action::Mask { keep_last } => {
             let s = value.as_str().ok_or("mask needs a text value")?;
-            Value::String(mask(s, usize::from(keep_last)))
+            Sent::New(Value::String(mask(s, usize::from(keep_last))))
         }
-        Action::Pseudonymize => match value {
+        Action::Pseudonymize => Sent::New(match value {
             Value::Array(items) => Value::Array(
-                items.iter().map(|v| Value::String(cx.pseudonym_key.pseudonym(scalar_bytes(v).as_bytes()))).collect(),
+                items
+                    .iter()
+                    .map(|v| Value::String(pseudonym_of(cx.pseudonym_key, v)))
+                    .collect(),
             ),
-            v => Value::String(cx.pseudonym_key.pseudonym(scalar_bytes(v).as_bytes())),
-        },
+            v => Value::String(pseudonym_of(cx.pseudonym_key, v)),
+        }),
         Action::Generalize { to, band } => {
             let s = value.as_str().ok_or("generalize needs a text value")?;
-            Value::String(generalize(s, to, band, districts, cx.today)?)
+            Sent::New(Value::String(generalize(s, to, band, districts, cx.today)?))
         }
     }))
 }
 
-fn scalar_bytes(v: &Value) -> String {
+fn pseudonym_of(key: &PseudonymKey, v: &Value) -> String {
     match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => key.pseudonym(s.as_bytes()),
+        other => key.pseudonym(other.to_string().as_bytes()),
     }
 }
 
@@ -201,11 +262,13 @@ pub fn generalize(
             let age = age_at(born, today).ok_or("birth date lies after today")?;
             let band = u32::from(band.max(1));
             let lo = age / band * band;
-            Ok(if band == 1 { format!("{lo}") } else { format!("{lo}-{}", lo + band - 1) })
+            Ok(if band == 1 {
+                format!("{lo}")
+            } else {
+                format!("{lo}-{}", lo + band - 1)
+            })
         }
-        Generalization::PostcodeArea => {
-            Ok(postcode_area(s).ok_or("not a postcode")?.to_string())
-        }
+        Generalization::PostcodeArea => Ok(postcode_area(s).ok_or("not a postcode")?.to_string()),
         Generalization::District => {
             postcode_area(s).ok_or("not a postcode")?;
             Ok(districts
@@ -230,15 +293,25 @@ pub fn age_at(born: time::Date, today: time::Date) -> Option<u32> {
 
 impl CompiledCovenant {
     /// Checks a record against its product's catalogue: no unknown fields, every value typed.
-    pub fn check_record(&self, product: ProductRef, record: &Map<String, Value>) -> Result<(), ApplyError> {
+    pub fn check_record(
+        &self,
+        product: ProductRef,
+        record: &Map<String, Value>,
+    ) -> Result<(), ApplyError> {
         let c = self.covenant();
-        let pr = c.products.get(product.index()).ok_or(ApplyError::UnknownProduct)?;
+        let pr = c
+            .products
+            .get(product.index())
+            .ok_or(ApplyError::UnknownProduct)?;
         let mut known = 0usize;
         for (_, field) in c.product_fields(product) {
             if let Some(v) = record.get(&field.name) {
                 known += 1;
                 if !field.ty.accepts(v) {
-                    return Err(ApplyError::InvalidValue { field: field.qualified.clone(), expected: field.ty });
+                    return Err(ApplyError::InvalidValue {
+                        field: field.qualified.clone(),
+                        expected: field.ty,
+                    });
                 }
             }
         }
@@ -248,23 +321,30 @@ impl CompiledCovenant {
                 .find(|k| !c.product_fields(product).any(|(_, f)| &f.name == *k))
                 .cloned()
                 .unwrap_or_default();
-            return Err(ApplyError::UnknownField { product: pr.id.clone(), field: unknown });
+            return Err(ApplyError::UnknownField {
+                product: pr.id.clone(),
+                field: unknown,
+            });
         }
         Ok(())
     }
 
     /// Decides and transforms every field of one record for `audience`. Fails closed: an unknown
     /// field or a mistyped value fails the whole record.
-    pub fn apply_record(
-        &self,
+    pub fn apply_record<'a>(
+        &'a self,
         audience: Audience,
         product: ProductRef,
-        record: &Map<String, Value>,
+        record: &'a Map<String, Value>,
         cx: &TransformContext<'_>,
-    ) -> Result<AppliedRecord, ApplyError> {
+    ) -> Result<AppliedRecord<'a>, ApplyError> {
+        static NULL: Value = Value::Null;
         let c = self.covenant();
-        let pr = c.products.get(product.index()).ok_or(ApplyError::UnknownProduct)?;
-        let mut fields = Map::new();
+        let pr = c
+            .products
+            .get(product.index())
+            .ok_or(ApplyError::UnknownProduct)?;
+        let mut fields = Vec::with_capacity(pr.fields.len());
         let mut outcomes = Vec::with_capacity(pr.fields.len());
         let mut seen = 0usize;
         for (fref, field) in c.product_fields(product) {
@@ -272,20 +352,30 @@ impl CompiledCovenant {
                 Some(v) => {
                     seen += 1;
                     if !field.ty.accepts(v) {
-                        return Err(ApplyError::InvalidValue { field: field.qualified.clone(), expected: field.ty });
+                        return Err(ApplyError::InvalidValue {
+                            field: field.qualified.clone(),
+                            expected: field.ty,
+                        });
                     }
                     v
                 }
-                None => &Value::Null,
+                None => &NULL,
             };
             let dref = self.decision_ref(audience.partner, audience.role, audience.purpose, fref);
             let d = self.decision(dref);
-            let out = transform(d.action, value, d.marker(), &c.districts, cx)
-                .map_err(|_| ApplyError::InvalidValue { field: field.qualified.clone(), expected: field.ty })?;
+            let out = transform(d.action, value, d.marker(), &c.districts, cx).map_err(|_| {
+                ApplyError::InvalidValue {
+                    field: field.qualified.clone(),
+                    expected: field.ty,
+                }
+            })?;
             if let Some(out) = out {
-                fields.insert(field.name.clone(), out);
+                fields.push((field.name.as_str(), out));
             }
-            outcomes.push(FieldOutcome { field: fref, decision: dref });
+            outcomes.push(FieldOutcome {
+                field: fref,
+                decision: dref,
+            });
         }
         if seen != record.len() {
             self.check_record(product, record)?;

@@ -86,24 +86,48 @@ pub enum MatrixFormat {
 pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
     match cmd {
         PolicyCommand::Check { file, format } => {
-            let Some(cc) = load_or_report(&file)? else { return Ok(1) };
+            let Some(cc) = load_or_report(&file)? else {
+                return Ok(1);
+            };
             print!("{}", check_summary(&file, &cc, format)?);
             Ok(0)
         }
-        PolicyCommand::Explain { file, to, role, purpose, product, field, format } => {
-            let Some(cc) = load_or_report(&file)? else { return Ok(1) };
-            let q = ExplainQuery { to, role, purpose, product, field };
+        PolicyCommand::Explain {
+            file,
+            to,
+            role,
+            purpose,
+            product,
+            field,
+            format,
+        } => {
+            let Some(cc) = load_or_report(&file)? else {
+                return Ok(1);
+            };
+            let q = ExplainQuery {
+                to,
+                role,
+                purpose,
+                product,
+                field,
+            };
             print!("{}", explain(&cc, &q, format)?);
             Ok(0)
         }
         PolicyCommand::Matrix { file, format } => {
-            let Some(cc) = load_or_report(&file)? else { return Ok(1) };
+            let Some(cc) = load_or_report(&file)? else {
+                return Ok(1);
+            };
             print!("{}", matrix(&cc, format)?);
             Ok(0)
         }
         PolicyCommand::Diff { old, new, format } => {
-            let Some(a) = load_or_report(&old)? else { return Ok(1) };
-            let Some(b) = load_or_report(&new)? else { return Ok(1) };
+            let Some(a) = load_or_report(&old)? else {
+                return Ok(1);
+            };
+            let Some(b) = load_or_report(&new)? else {
+                return Ok(1);
+            };
             print!("{}", diff_report(&a, &b, format)?);
             Ok(0)
         }
@@ -173,16 +197,29 @@ pub fn check_summary(file: &Path, cc: &CompiledCovenant, format: Format) -> anyh
         c.purposes.len(),
         c.purposes.len() - case_level
     )?;
-    writeln!(o, "  products      {} with {} fields", c.products.len(), c.fields.len())?;
+    writeln!(
+        o,
+        "  products      {} with {} fields",
+        c.products.len(),
+        c.fields.len()
+    )?;
     writeln!(o, "  rules         {}", c.rules.len())?;
     writeln!(
         o,
         "  decisions     {} combinations of partner x role x purpose x field ({} permitted, the rest withheld as not-permitted)",
         proof.cells, proof.reachable_cells
     )?;
-    writeln!(o, "  prohibitions  {} proven over every combination:", c.prohibitions.len())?;
+    writeln!(
+        o,
+        "  prohibitions  {} proven over every combination:",
+        c.prohibitions.len()
+    )?;
     for (p, (_, n)) in c.prohibitions.iter().zip(&proof.prohibition_cells) {
-        writeln!(o, "    proven  {:<28} {n:>6} combinations  \"{}\"", p.id, p.text)?;
+        writeln!(
+            o,
+            "    proven  {:<28} {n:>6} combinations  \"{}\"",
+            p.id, p.text
+        )?;
     }
     Ok(o)
 }
@@ -208,20 +245,39 @@ fn known<'a>(ids: impl Iterator<Item = &'a String>) -> String {
 
 fn resolve(c: &Covenant, q: &ExplainQuery) -> anyhow::Result<Audience> {
     let Some(partner) = c.partner(&q.to) else {
-        bail!("unknown partner `{}`; known partners: {}", q.to, known(c.partners.iter().map(|p| &p.id)))
+        bail!(
+            "unknown partner `{}`; known partners: {}",
+            q.to,
+            known(c.partners.iter().map(|p| &p.id))
+        )
     };
     let Some(role) = c.role(&q.role) else {
-        bail!("unknown role `{}`; known roles: {}", q.role, known(c.roles.iter().map(|r| &r.id)))
+        bail!(
+            "unknown role `{}`; known roles: {}",
+            q.role,
+            known(c.roles.iter().map(|r| &r.id))
+        )
     };
     let Some(purpose) = c.purpose(&q.purpose) else {
-        bail!("unknown purpose `{}`; known purposes: {}", q.purpose, known(c.purposes.iter().map(|u| &u.id)))
+        bail!(
+            "unknown purpose `{}`; known purposes: {}",
+            q.purpose,
+            known(c.purposes.iter().map(|u| &u.id))
+        )
     };
-    if let Some(p) = &q.product {
-        if c.product(p).is_none() {
-            bail!("unknown product `{p}`; known products: {}", known(c.products.iter().map(|p| &p.id)));
-        }
+    if let Some(p) = &q.product
+        && c.product(p).is_none()
+    {
+        bail!(
+            "unknown product `{p}`; known products: {}",
+            known(c.products.iter().map(|p| &p.id))
+        );
     }
-    Ok(Audience { partner, role, purpose })
+    Ok(Audience {
+        partner,
+        role,
+        purpose,
+    })
 }
 
 fn why_not(cc: &CompiledCovenant, a: &Audience, why: &WhyNot) -> String {
@@ -231,11 +287,23 @@ fn why_not(cc: &CompiledCovenant, a: &Audience, why: &WhyNot) -> String {
         v.map_or("?", String::as_str)
     }
     match why {
-        WhyNot::PartnerNotCovered => format!("`to` does not include {}", name(c.partners.get(a.partner.index()).map(|p| &p.id))),
-        WhyNot::RoleNotCovered => format!("`roles` does not include {}", name(c.roles.get(a.role.index()).map(|r| &r.id))),
-        WhyNot::PurposeNotCovered => format!("`purposes` does not include {}", name(c.purposes.get(a.purpose.index()).map(|u| &u.id))),
+        WhyNot::PartnerNotCovered => format!(
+            "`to` does not include {}",
+            name(c.partners.get(a.partner.index()).map(|p| &p.id))
+        ),
+        WhyNot::RoleNotCovered => format!(
+            "`roles` does not include {}",
+            name(c.roles.get(a.role.index()).map(|r| &r.id))
+        ),
+        WhyNot::PurposeNotCovered => format!(
+            "`purposes` does not include {}",
+            name(c.purposes.get(a.purpose.index()).map(|u| &u.id))
+        ),
         WhyNot::OverriddenBy(r) => format!("overridden by {}", rule_id(r)),
-        WhyNot::SameOutcomeAs(r) => format!("same outcome as {}, which comes first in the file", rule_id(r)),
+        WhyNot::SameOutcomeAs(r) => format!(
+            "same outcome as {}, which comes first in the file",
+            rule_id(r)
+        ),
         WhyNot::NotPermitted(reason) => format!("not permitted: {reason}"),
     }
 }
@@ -250,16 +318,20 @@ pub fn explain(cc: &CompiledCovenant, q: &ExplainQuery, format: Format) -> anyho
             continue;
         }
         for (fref, field) in c.product_fields(policy::ProductRef(pi as u16)) {
-            if let Some(f) = &q.field {
-                if f != &field.name && f != &field.qualified {
-                    continue;
-                }
+            if q.field
+                .as_ref()
+                .is_some_and(|f| f != &field.name && f != &field.qualified)
+            {
+                continue;
             }
             rows.push(cc.explain(a, fref));
         }
     }
     if rows.is_empty() {
-        bail!("no field matches --field {}", q.field.as_deref().unwrap_or(""));
+        bail!(
+            "no field matches --field {}",
+            q.field.as_deref().unwrap_or("")
+        );
     }
     let purpose = c.purposes.get(a.purpose.index());
     let unreachable = c.unreachable_reason(a.partner, a.role, a.purpose);
@@ -293,8 +365,18 @@ pub fn explain(cc: &CompiledCovenant, q: &ExplainQuery, format: Format) -> anyho
     }
     let mut o = String::new();
     let partner = &c.partners[a.partner.index()];
-    writeln!(o, "Covenant {} ({}), version {}", c.id, c.title, cc.version().short())?;
-    writeln!(o, "To {} ({}), role {}, purpose {}", partner.id, partner.name, q.role, q.purpose)?;
+    writeln!(
+        o,
+        "Covenant {} ({}), version {}",
+        c.id,
+        c.title,
+        cc.version().short()
+    )?;
+    writeln!(
+        o,
+        "To {} ({}), role {}, purpose {}",
+        partner.id, partner.name, q.role, q.purpose
+    )?;
     if let Some(u) = purpose {
         let statuses: Vec<&str> = u.case_status.iter().map(|s| s.as_str()).collect();
         writeln!(
@@ -303,19 +385,31 @@ pub fn explain(cc: &CompiledCovenant, q: &ExplainQuery, format: Format) -> anyho
             u.id,
             u.name,
             u.level,
-            if statuses.is_empty() { "-".to_owned() } else { statuses.join(", ") },
+            if statuses.is_empty() {
+                "-".to_owned()
+            } else {
+                statuses.join(", ")
+            },
             u.relation
         )?;
     }
     if let Some(reason) = &unreachable {
-        writeln!(o, "NOT PERMITTED: {reason}; every field is withheld (code not-permitted).")?;
+        writeln!(
+            o,
+            "NOT PERMITTED: {reason}; every field is withheld (code not-permitted)."
+        )?;
     }
     let mut current_product = None;
     for r in &rows {
         let f = &c.fields[r.field.index()];
         if current_product != Some(f.product) {
             current_product = Some(f.product);
-            writeln!(o, "\n{}  ({})", c.products[f.product.index()].id, c.products[f.product.index()].name)?;
+            writeln!(
+                o,
+                "\n{}  ({})",
+                c.products[f.product.index()].id,
+                c.products[f.product.index()].name
+            )?;
         }
         let d = cc.decision(r.decision);
         let by = match d.source {
@@ -323,14 +417,31 @@ pub fn explain(cc: &CompiledCovenant, q: &ExplainQuery, format: Format) -> anyho
             DecisionSource::NoRule => "no rule covers it (default deny)".to_owned(),
             DecisionSource::NotPermitted => "combination not permitted".to_owned(),
         };
-        writeln!(o, "  {:<24} {:<16} {:<28} {by}", f.name, f.category.as_str(), d.action.describe())?;
+        writeln!(
+            o,
+            "  {:<24} {:<16} {:<28} {by}",
+            f.name,
+            f.category.as_str(),
+            d.action.describe()
+        )?;
         if d.action.kind() == ActionKind::Withhold {
-            writeln!(o, "  {:<24} marker {}", "", d.marker().map(ToString::to_string).unwrap_or_default())?;
+            writeln!(
+                o,
+                "  {:<24} marker {}",
+                "",
+                d.marker().map(ToString::to_string).unwrap_or_default()
+            )?;
         } else if !d.ground.is_empty() {
             writeln!(o, "  {:<24} ground: {}", "", d.ground)?;
         }
         for (rule, why) in &r.others {
-            writeln!(o, "  {:<24} not applied: {} ({})", "", c.rules[rule.index()].id, why_not(cc, &a, why))?;
+            writeln!(
+                o,
+                "  {:<24} not applied: {} ({})",
+                "",
+                c.rules[rule.index()].id,
+                why_not(cc, &a, why)
+            )?;
         }
     }
     Ok(o)
@@ -360,8 +471,16 @@ pub fn matrix(cc: &CompiledCovenant, format: MatrixFormat) -> anyhow::Result<Str
             header.push("rules");
             w.write_record(&header)?;
             for cell in &cells {
-                let mut row = vec![cell.partner.clone(), cell.purpose.clone(), cell.category.to_string()];
-                row.extend(ActionKind::ALL.iter().map(|k| cell.actions.get(k).copied().unwrap_or(0).to_string()));
+                let mut row = vec![
+                    cell.partner.clone(),
+                    cell.purpose.clone(),
+                    cell.category.to_string(),
+                ];
+                row.extend(
+                    ActionKind::ALL
+                        .iter()
+                        .map(|k| cell.actions.get(k).copied().unwrap_or(0).to_string()),
+                );
                 row.push(cell.rules.iter().cloned().collect::<Vec<_>>().join(" "));
                 w.write_record(&row)?;
             }
@@ -370,7 +489,12 @@ pub fn matrix(cc: &CompiledCovenant, format: MatrixFormat) -> anyhow::Result<Str
         MatrixFormat::Table => {
             let cats = policy::Category::ALL;
             let mut o = String::new();
-            writeln!(o, "Sharing matrix of {} (version {})", cc.covenant().id, cc.version().short())?;
+            writeln!(
+                o,
+                "Sharing matrix of {} (version {})",
+                cc.covenant().id,
+                cc.version().short()
+            )?;
             writeln!(
                 o,
                 "Per receiving partner and case-level purpose, over the roles that partner may hold for it.\nD disclose  M mask  G generalize  P pseudonymize  E exists  W withhold  O omit  (several letters: differs per field or role)\n"
@@ -413,7 +537,11 @@ pub fn matrix(cc: &CompiledCovenant, format: MatrixFormat) -> anyhow::Result<Str
 }
 
 /// The decision diff in the chosen format.
-pub fn diff_report(old: &CompiledCovenant, new: &CompiledCovenant, format: Format) -> anyhow::Result<String> {
+pub fn diff_report(
+    old: &CompiledCovenant,
+    new: &CompiledCovenant,
+    format: Format,
+) -> anyhow::Result<String> {
     let changes = diff(old, new);
     if format == Format::Json {
         let v = serde_json::json!({
@@ -424,7 +552,12 @@ pub fn diff_report(old: &CompiledCovenant, new: &CompiledCovenant, format: Forma
         return Ok(serde_json::to_string_pretty(&v)? + "\n");
     }
     let mut o = String::new();
-    writeln!(o, "Decisions that change from {} to {}", old.version().short(), new.version().short())?;
+    writeln!(
+        o,
+        "Decisions that change from {} to {}",
+        old.version().short(),
+        new.version().short()
+    )?;
     let mut group = None;
     for ch in &changes {
         let key = (&ch.partner, &ch.purpose);
@@ -433,10 +566,19 @@ pub fn diff_report(old: &CompiledCovenant, new: &CompiledCovenant, format: Forma
             group = Some(key);
         }
         writeln!(o, "  {} (role {})", ch.field, ch.role)?;
-        writeln!(o, "      before: {}", ch.before.as_deref().unwrap_or("(not in this version)"))?;
-        writeln!(o, "      after:  {}", ch.after.as_deref().unwrap_or("(not in this version)"))?;
+        writeln!(
+            o,
+            "      before: {}",
+            ch.before.as_deref().unwrap_or("(not in this version)")
+        )?;
+        writeln!(
+            o,
+            "      after:  {}",
+            ch.after.as_deref().unwrap_or("(not in this version)")
+        )?;
     }
-    let groups: std::collections::BTreeSet<_> = changes.iter().map(|c| (&c.partner, &c.purpose)).collect();
+    let groups: std::collections::BTreeSet<_> =
+        changes.iter().map(|c| (&c.partner, &c.purpose)).collect();
     writeln!(
         o,
         "\n{} decision{} change{} in {} partner/purpose group{}",

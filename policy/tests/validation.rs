@@ -1,0 +1,666 @@
+//! Every invalid-file case we could think of, each with its exact error message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+use common::*;
+use policy::compile_toml;
+
+fn assert_errors(src: &str, expected: &[&str]) {
+    let got = errors(src);
+    assert_eq!(
+        got,
+        expected,
+        "\nfull rendering:\n{}",
+        compile_toml(src).err().unwrap().render("t.toml", src)
+    );
+}
+
+#[test]
+fn the_minimal_covenant_is_valid() {
+    let cc = compile(MINI);
+    assert_eq!(cc.covenant().partners.len(), 3);
+    assert!(cc.version().as_str().starts_with("sha256:"));
+}
+
+#[test]
+fn toml_syntax_error_has_line_and_column() {
+    let src = edit("name = \"Dossier\"", "name = Dossier");
+    let d = compile_toml(&src).err().unwrap();
+    let rendered = d.render("c.toml", &src);
+    let line = src.lines().position(|l| l == "name = Dossier").unwrap() + 1;
+    assert!(
+        rendered.starts_with(&format!("c.toml:{line}:8: error: ")),
+        "{rendered}"
+    );
+    assert!(rendered.contains("help: fix the TOML syntax"), "{rendered}");
+}
+
+#[test]
+fn unknown_key_is_rejected() {
+    let src = edit(
+        "ground = \"Wet PGA art. 3\"",
+        "ground = \"Wet PGA art. 3\"\ngrond = \"typo\"",
+    );
+    let d = compile_toml(&src).err().unwrap();
+    assert_eq!(d.0.len(), 1);
+    assert!(
+        d.0[0]
+            .message
+            .starts_with("unknown field `grond`, expected one of"),
+        "{}",
+        d.0[0].message
+    );
+    assert_eq!(
+        d.0[0].help.as_deref(),
+        Some("remove or rename the key; the accepted keys are listed above")
+    );
+}
+
+#[test]
+fn missing_key_is_rejected() {
+    let src = edit("action = \"disclose\"\n", "");
+    let d = compile_toml(&src).err().unwrap();
+    assert_eq!(d.0[0].message, "missing field `action`");
+}
+
+#[test]
+fn duplicate_ids() {
+    assert_errors(
+        &edit("id = \"b\"", "id = \"a\""),
+        &[
+            "duplicate partner id `a`",
+            // The rule's `to = ["b"]` now names a partner that does not exist.
+            "unknown partner `b` in `to`",
+        ],
+    );
+    assert_errors(
+        &with(
+            "[[rule]]\nid = \"r-naam\"\nto = [\"b\"]\nroles = [\"regisseur\"]\npurposes = [\"regie\"]\nfields = [\"a.dossier.geboortedatum\"]\naction = \"disclose\"\nground = \"g\"",
+        ),
+        &["duplicate rule id `r-naam`"],
+    );
+    assert_errors(
+        &edit("{ name = \"diagnose\"", "{ name = \"naam\""),
+        &["duplicate field id `naam`"],
+    );
+}
+
+#[test]
+fn unknown_partner_in_rule() {
+    assert_errors(
+        &edit("to = [\"b\"]", "to = [\"politie\"]"),
+        &["unknown partner `politie` in `to`"],
+    );
+}
+
+#[test]
+fn unknown_kind() {
+    assert_errors(
+        &edit(
+            "held_by = [\"kind:kernpartner\"]",
+            "held_by = [\"kind:kern\"]",
+        ),
+        &["unknown partner kind `kern` in `held_by`"],
+    );
+    assert_errors(
+        &edit("kind = \"peer\"", "kind = \"buurgemeente\""),
+        &["unknown partner kind `buurgemeente`"],
+    );
+}
+
+#[test]
+fn unknown_field_role_purpose_product_category() {
+    assert_errors(
+        &edit(
+            "fields = [\"a.dossier.naam\"]",
+            "fields = [\"a.dossier.voornaam\"]",
+        ),
+        &["unknown field `a.dossier.voornaam`"],
+    );
+    assert_errors(
+        &edit(
+            "roles = [\"regisseur\"]\npurposes",
+            "roles = [\"casusregisseur\"]\npurposes",
+        ),
+        &["unknown role `casusregisseur` in `roles`"],
+    );
+    assert_errors(
+        &edit("purposes = [\"regie\"]", "purposes = [\"regievoering\"]"),
+        &["unknown purpose `regievoering` in `purposes`"],
+    );
+    assert_errors(
+        &edit("fields = [\"a.dossier.naam\"]", "products = [\"a.dosier\"]"),
+        &["unknown product `a.dosier` in `products`"],
+    );
+    assert_errors(
+        &edit(
+            "categories = [\"gezondheid\"]",
+            "categories = [\"medisch\"]",
+        ),
+        &["unknown category `medisch`"],
+    );
+    assert_errors(
+        &edit("category = \"gezondheid\"", "category = \"medisch\""),
+        &["unknown category `medisch`"],
+    );
+}
+
+#[test]
+fn unknown_vocabulary_values() {
+    assert_errors(
+        &edit("relation = \"is-regisseur\"", "relation = \"regisseur\""),
+        &["unknown relation `regisseur`"],
+    );
+    assert_errors(
+        &edit("level = \"aggregate\"", "level = \"totaal\""),
+        &["unknown level `totaal`"],
+    );
+    assert_errors(
+        &edit("type = \"date\"", "type = \"datum\""),
+        &["unknown field type `datum`"],
+    );
+    assert_errors(
+        &edit("action = \"disclose\"", "action = \"share\""),
+        &["unknown action `share`"],
+    );
+    assert_errors(
+        &edit("case_status = [\"opgenomen\"]", "case_status = [\"open\"]"),
+        &["unknown case status `open`"],
+    );
+}
+
+#[test]
+fn purpose_without_roles() {
+    assert_errors(
+        &edit("roles = [\"peer\"]\nrelation", "roles = []\nrelation"),
+        &["purpose fenomeen has no roles"],
+    );
+}
+
+#[test]
+fn case_purpose_without_statuses_and_aggregate_purpose_with_relation() {
+    assert_errors(
+        &edit("case_status = [\"opgenomen\"]\n", ""),
+        &["case-level purpose regie names no case statuses"],
+    );
+    assert_errors(
+        &edit(
+            "roles = [\"peer\"]\nrelation = \"none\"",
+            "roles = [\"peer\"]\nrelation = \"on-case\"",
+        ),
+        &[
+            "aggregate purpose fenomeen cannot require relation `on-case`: aggregates are about no single case",
+        ],
+    );
+}
+
+#[test]
+fn missing_legal_ground() {
+    assert_errors(
+        &edit("ground = \"Wet PGA art. 3\"\n", ""),
+        &["rule r-naam (disclose) has no legal ground"],
+    );
+}
+
+#[test]
+fn withhold_needs_a_known_code_but_no_ground() {
+    let base = "[[rule]]\nid = \"r-diag\"\nto = [\"b\"]\nroles = [\"regisseur\"]\npurposes = [\"regie\"]\nfields = [\"a.dossier.diagnose\"]\naction = \"withhold\"\n";
+    compile(&with(&format!("{base}code = \"5.1.2.e\"")));
+    compile(&with(
+        "[[rule]]\nid = \"r-diag\"\nto = [\"b\"]\nroles = [\"regisseur\"]\npurposes = [\"regie\"]\nfields = [\"a.dossier.diagnose\"]\naction = \"omit\"",
+    ));
+    assert_errors(
+        &with(base),
+        &["rule r-diag withholds without a redaction `code`"],
+    );
+    assert_errors(
+        &with(&format!("{base}code = \"5.1.2.x\"")),
+        &["unknown redaction code `5.1.2.x`"],
+    );
+    assert_errors(
+        &edit(
+            "ground = \"Wet PGA art. 3\"",
+            "ground = \"Wet PGA art. 3\"\ncode = \"5.1.2.e\"",
+        ),
+        &["rule r-naam has a `code` but action `disclose`"],
+    );
+}
+
+#[test]
+fn product_owned_by_unknown_partner() {
+    assert_errors(
+        &edit("owner = \"a\"", "owner = \"ggd\""),
+        &[
+            "product id `a.dossier` does not start with its owner `ggd.`",
+            "product a.dossier is owned by unknown partner `ggd`",
+        ],
+    );
+}
+
+#[test]
+fn product_without_fields() {
+    let src = with("[[product]]\nid = \"b.leeg\"\nowner = \"b\"\nname = \"Leeg\"\nfields = []");
+    assert_errors(&src, &["product b.leeg has no fields"]);
+}
+
+#[test]
+fn rule_without_data_selector() {
+    assert_errors(
+        &edit("fields = [\"a.dossier.naam\"]\n", ""),
+        &["rule r-naam does not say which data it covers"],
+    );
+}
+
+#[test]
+fn rule_whose_selectors_exclude_each_other() {
+    assert_errors(
+        &edit(
+            "fields = [\"a.dossier.naam\"]",
+            "categories = [\"gezondheid\"]\nfields = [\"a.dossier.naam\"]",
+        ),
+        &["field `a.dossier.naam` is excluded by this rule's own `products` or `categories`"],
+    );
+}
+
+#[test]
+fn rule_that_can_never_apply_because_no_partner_holds_the_role() {
+    // Peers cannot hold `regisseur`.
+    assert_errors(
+        &edit("to = [\"b\"]", "to = [\"p\"]"),
+        &[
+            "rule r-naam can never apply: no partner in `to` may hold one of its roles for one of its case-level purposes",
+        ],
+    );
+}
+
+#[test]
+fn rule_naming_an_aggregate_purpose() {
+    assert_errors(
+        &edit("purposes = [\"regie\"]", "purposes = [\"fenomeen\"]"),
+        &["rule r-naam names aggregate purpose `fenomeen`: field rules never apply to it"],
+    );
+}
+
+#[test]
+fn rule_always_overridden_can_never_apply() {
+    let src = with(
+        "[[rule]]\nid = \"r-alles\"\nto = [\"*\"]\nroles = [\"*\"]\npurposes = [\"*\"]\nfields = [\"a.dossier.naam\"]\naction = \"withhold\"\ncode = \"5.1.2.e\"\noverrides = [\"r-naam\"]",
+    );
+    assert_errors(
+        &src,
+        &[
+            "rule r-naam can never apply: wherever it applies, rule r-alles decides instead (e.g. for a.dossier.naam to b (role regisseur, purpose regie))",
+        ],
+    );
+}
+
+#[test]
+fn duplicate_rule_with_same_outcome_can_never_apply() {
+    let src = with(
+        "[[rule]]\nid = \"r-naam-2\"\nto = [\"b\"]\nroles = [\"regisseur\"]\npurposes = [\"regie\"]\nfields = [\"a.dossier.naam\"]\naction = \"disclose\"\nground = \"ook\"",
+    );
+    assert_errors(
+        &src,
+        &[
+            "rule r-naam-2 can never apply: wherever it applies, rule r-naam decides instead (e.g. for a.dossier.naam to b (role regisseur, purpose regie))",
+        ],
+    );
+}
+
+/// MINI where r-naam covers two fields, so that a rule overriding it on one field leaves it
+/// deciding the other.
+fn two_field_mini() -> String {
+    edit(
+        "fields = [\"a.dossier.naam\"]",
+        "fields = [\"a.dossier.naam\", \"a.dossier.geboortedatum\"]",
+    )
+}
+
+#[test]
+fn overlap_with_different_outcomes_needs_precedence() {
+    let rule = "[[rule]]\nid = \"r-mask\"\nto = [\"kind:kernpartner\"]\nroles = [\"regisseur\"]\npurposes = [\"regie\"]\nfields = [\"a.dossier.naam\"]\naction = \"mask\"\nkeep_last = 2\nground = \"g\"";
+    let base = two_field_mini();
+    assert_errors(
+        &format!("{base}\n{rule}"),
+        &[
+            "rules r-naam and r-mask overlap with different outcomes (disclose vs mask(keep_last=2)) and neither overrides the other, e.g. for a.dossier.naam to b (role regisseur, purpose regie)",
+        ],
+    );
+    // Stating the precedence resolves it, in either direction.
+    let cc = compile(&format!("{base}\n{rule}\noverrides = [\"r-naam\"]"));
+    let c = cc.covenant();
+    let (b, r, u) = (
+        c.partner("b").unwrap(),
+        c.role("regisseur").unwrap(),
+        c.purpose("regie").unwrap(),
+    );
+    assert_eq!(
+        cc.decide(b, r, u, c.field("a.dossier.naam").unwrap())
+            .rule_id,
+        "r-mask"
+    );
+    assert_eq!(
+        cc.decide(b, r, u, c.field("a.dossier.geboortedatum").unwrap())
+            .rule_id,
+        "r-naam"
+    );
+    let src = base.replace(
+        "ground = \"Wet PGA art. 3\"",
+        "ground = \"Wet PGA art. 3\"\noverrides = [\"r-mask\"]",
+    );
+    let cc = compile(&format!("{src}\n{rule}"));
+    let c = cc.covenant();
+    let f = c.field("a.dossier.naam").unwrap();
+    assert_eq!(cc.decide(b, r, u, f).rule_id, "r-naam");
+    // For partner a only r-mask applies.
+    assert_eq!(
+        cc.decide(c.partner("a").unwrap(), r, u, f).rule_id,
+        "r-mask"
+    );
+}
+
+#[test]
+fn a_rule_overridden_everywhere_can_never_apply() {
+    let rule = "[[rule]]\nid = \"r-mask\"\nto = [\"kind:kernpartner\"]\nroles = [\"regisseur\"]\npurposes = [\"regie\"]\nfields = [\"a.dossier.naam\"]\naction = \"mask\"\nkeep_last = 2\nground = \"g\"\noverrides = [\"r-naam\"]";
+    assert_errors(
+        &with(rule),
+        &[
+            "rule r-naam can never apply: wherever it applies, rule r-mask decides instead (e.g. for a.dossier.naam to b (role regisseur, purpose regie))",
+        ],
+    );
+}
+
+#[test]
+fn precedence_is_transitive() {
+    // r3 overrides r2, r2 overrides r-naam; r3 and r-naam meet at b/naam without r2.
+    let src = format!(
+        "{}\n{}",
+        two_field_mini(),
+        concat!(
+            "[[rule]]\nid = \"r2\"\nto = [\"a\"]\nroles = [\"regisseur\"]\npurposes = [\"regie\"]\nfields = [\"a.dossier.naam\"]\naction = \"exists\"\nground = \"g\"\noverrides = [\"r-naam\"]\n",
+            "[[rule]]\nid = \"r3\"\nto = [\"b\"]\nroles = [\"regisseur\"]\npurposes = [\"regie\"]\nfields = [\"a.dossier.naam\"]\naction = \"omit\"\noverrides = [\"r2\"]\n",
+        )
+    );
+    let cc = compile(&src);
+    let c = cc.covenant();
+    let (r, u, f) = (
+        c.role("regisseur").unwrap(),
+        c.purpose("regie").unwrap(),
+        c.field("a.dossier.naam").unwrap(),
+    );
+    assert_eq!(cc.decide(c.partner("b").unwrap(), r, u, f).rule_id, "r3");
+    assert_eq!(cc.decide(c.partner("a").unwrap(), r, u, f).rule_id, "r2");
+}
+
+#[test]
+fn overrides_errors() {
+    assert_errors(
+        &edit(
+            "ground = \"Wet PGA art. 3\"",
+            "ground = \"Wet PGA art. 3\"\noverrides = [\"r-nam\"]",
+        ),
+        &["rule r-naam overrides unknown rule `r-nam`"],
+    );
+    assert_errors(
+        &edit(
+            "ground = \"Wet PGA art. 3\"",
+            "ground = \"Wet PGA art. 3\"\noverrides = [\"r-naam\"]",
+        ),
+        &["rule r-naam overrides itself"],
+    );
+    let src = edit(
+        "ground = \"Wet PGA art. 3\"",
+        "ground = \"Wet PGA art. 3\"\noverrides = [\"r2\"]",
+    );
+    let src = format!(
+        "{src}\n[[rule]]\nid = \"r2\"\nto = [\"b\"]\nroles = [\"regisseur\"]\npurposes = [\"regie\"]\nfields = [\"a.dossier.naam\"]\naction = \"exists\"\nground = \"g\"\noverrides = [\"r-naam\"]\n"
+    );
+    let got = errors(&src);
+    assert!(
+        got.contains(&"rule r-naam is part of an `overrides` cycle".to_owned()),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&"rule r2 is part of an `overrides` cycle".to_owned()),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn action_parameters() {
+    assert_errors(
+        &edit("action = \"disclose\"", "action = \"mask\""),
+        &["rule r-naam: mask needs `keep_last`"],
+    );
+    assert_errors(
+        &edit("action = \"disclose\"", "action = \"generalize\""),
+        &["rule r-naam: generalize needs `level`"],
+    );
+    assert_errors(
+        &edit(
+            "action = \"disclose\"",
+            "action = \"disclose\"\nkeep_last = 3",
+        ),
+        &["rule r-naam: `keep_last` does not apply to action `disclose`"],
+    );
+    assert_errors(
+        &edit(
+            "action = \"disclose\"",
+            "action = \"disclose\"\nlevel = \"year\"",
+        ),
+        &["rule r-naam: `level` does not apply to action `disclose`"],
+    );
+    assert_errors(
+        &edit(
+            "fields = [\"a.dossier.naam\"]\naction = \"disclose\"",
+            "fields = [\"a.dossier.geboortedatum\"]\naction = \"generalize\"\nlevel = \"decade\"",
+        ),
+        &["unknown generalize level `decade`"],
+    );
+    assert_errors(
+        &edit(
+            "fields = [\"a.dossier.naam\"]\naction = \"disclose\"",
+            "fields = [\"a.dossier.geboortedatum\"]\naction = \"generalize\"\nlevel = \"year\"\nband = 5",
+        ),
+        &["rule r-naam: `band` applies only to level \"age-band\""],
+    );
+    assert_errors(
+        &edit(
+            "fields = [\"a.dossier.naam\"]\naction = \"disclose\"",
+            "fields = [\"a.dossier.geboortedatum\"]\naction = \"generalize\"\nlevel = \"age-band\"\nband = 0",
+        ),
+        &["rule r-naam: an age band of 0 years"],
+    );
+}
+
+#[test]
+fn transform_must_fit_the_field_type() {
+    assert_errors(
+        &edit(
+            "action = \"disclose\"",
+            "action = \"generalize\"\nlevel = \"month\"",
+        ),
+        &[
+            "rule r-naam applies generalize(month) to field a.dossier.naam of type text; generalize to month, year or age-band applies only to date fields",
+        ],
+    );
+    assert_errors(
+        &edit(
+            "fields = [\"a.dossier.naam\"]\naction = \"disclose\"",
+            "categories = [\"identiteit\", \"adres\"]\naction = \"generalize\"\nlevel = \"district\"",
+        ),
+        &[
+            "rule r-naam applies generalize(district) to field a.dossier.naam of type text (and 1 more); generalize to postcode-area or district applies only to postcode fields",
+        ],
+    );
+    assert_errors(
+        &edit(
+            "fields = [\"a.dossier.naam\"]\naction = \"disclose\"",
+            "fields = [\"a.dossier.geboortedatum\"]\naction = \"mask\"\nkeep_last = 2",
+        ),
+        &[
+            "rule r-naam applies mask(keep_last=2) to field a.dossier.geboortedatum of type date; mask applies only to text, bsn and postcode fields",
+        ],
+    );
+}
+
+#[test]
+fn prohibition_violation_names_rule_prohibition_and_combination() {
+    let src = with(
+        "[[rule]]\nid = \"r-diag\"\nto = [\"b\"]\nroles = [\"regisseur\"]\npurposes = [\"regie\"]\nfields = [\"a.dossier.diagnose\"]\naction = \"exists\"\nground = \"g\"",
+    );
+    assert_errors(
+        &src,
+        &[
+            "rule r-diag violates prohibition geen-gezondheid: it sends a.dossier.diagnose (gezondheid) to b (role regisseur, purpose regie) as exists, but the prohibition allows only withhold, omit",
+        ],
+    );
+    let d = compile_toml(&src).err().unwrap();
+    assert_eq!(
+        d.0[0].help.as_deref(),
+        Some(
+            "the covenant says: \"Gezondheid nooit.\"; narrow the rule (`to`, `except_to`, `fields`) or change its action"
+        )
+    );
+}
+
+#[test]
+fn prohibition_is_checked_even_where_rules_tie() {
+    // Without precedence, both outcomes are candidates: the violating one must still be named.
+    let src = with(concat!(
+        "[[rule]]\nid = \"r-diag-w\"\nto = [\"b\"]\nroles = [\"regisseur\"]\npurposes = [\"regie\"]\nfields = [\"a.dossier.diagnose\"]\naction = \"withhold\"\ncode = \"5.1.2.e\"\n",
+        "[[rule]]\nid = \"r-diag-d\"\nto = [\"b\"]\nroles = [\"regisseur\"]\npurposes = [\"regie\"]\nfields = [\"a.dossier.diagnose\"]\naction = \"disclose\"\nground = \"g\"\n",
+    ));
+    let got = errors(&src);
+    assert!(
+        got.iter()
+            .any(|m| m.starts_with("rules r-diag-w and r-diag-d overlap")),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|m| m.starts_with("rule r-diag-d violates prohibition geen-gezondheid")),
+        "{got:?}"
+    );
+    assert!(
+        !got.iter().any(|m| m.contains("can never apply")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn prohibition_must_allow_withhold_and_know_its_actions() {
+    assert_errors(
+        &edit("allowed = [\"withhold\", \"omit\"]", "allowed = [\"omit\"]"),
+        &["prohibition geen-gezondheid does not allow `withhold`"],
+    );
+    assert_errors(
+        &edit("allowed = [\"withhold\", \"omit\"]", "allowed = []"),
+        &["prohibition geen-gezondheid allows nothing"],
+    );
+    assert_errors(
+        &edit(
+            "allowed = [\"withhold\", \"omit\"]",
+            "allowed = [\"withhold\", \"hide\"]",
+        ),
+        &["unknown action `hide`"],
+    );
+}
+
+#[test]
+fn token_keys_refuse_hmac_and_none() {
+    assert_errors(
+        &edit("alg = \"ES256\"", "alg = \"HS256\""),
+        &["token algorithm `HS256` is refused: HMAC keys are shared secrets"],
+    );
+    assert_errors(
+        &edit("alg = \"ES256\"", "alg = \"none\""),
+        &["token algorithm `none` is refused: unsigned tokens prove nothing"],
+    );
+    assert_errors(
+        &edit("alg = \"ES256\"", "alg = \"PS512\""),
+        &["unknown token algorithm `PS512`"],
+    );
+    assert_errors(
+        &edit(
+            "token_keys = [{ kid = \"a-1\", alg = \"ES256\", key = \"file:a/token.pem\" }]",
+            "token_keys = []",
+        ),
+        &["partner a has no token-signing keys"],
+    );
+    assert_errors(
+        &edit("key = \"file:a/token.pem\"", "key = \"MFkwEwYHKoZIzj0CAQ\""),
+        &["public key of partner a is neither inline key material nor `file:`"],
+    );
+}
+
+#[test]
+fn partner_identity_material() {
+    assert_errors(
+        &edit("oin = \"00000099000000000001\"", "oin = \"12345\""),
+        &["OIN `12345` of partner a is not 20 digits"],
+    );
+    assert_errors(
+        &edit("oin = \"00000099000000000001\"\n", ""),
+        &["partner a has no way to recognise its certificate"],
+    );
+    assert_errors(
+        &edit("cert_sha256 = [\"AB:CD", "cert_sha256 = [\"ZZ:CD"),
+        &["certificate fingerprint of partner p is not a SHA-256 hex digest"],
+    );
+    assert_errors(
+        &edit(
+            "recipient = \"age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqq\"",
+            "recipient = \"ssh-ed25519 AAAA\"",
+        ),
+        &["age recipient of partner a is neither inline key material nor `file:`"],
+    );
+}
+
+#[test]
+fn role_held_by_nobody_and_empty_selectors() {
+    assert_errors(
+        &edit("held_by = [\"kind:peer\"]", "held_by = []"),
+        &["role peer is held by nobody"],
+    );
+    let got = errors(&edit("to = [\"b\"]", "to = []"));
+    assert_eq!(got, vec!["rule r-naam has an empty `to`"]);
+}
+
+#[test]
+fn district_ranges() {
+    assert_errors(
+        &edit("postcodes = [\"1011-1018\"]", "postcodes = [\"1018-1011\"]"),
+        &["`1018-1011` is not a postcode area or range"],
+    );
+    assert_errors(
+        &edit("postcodes = [\"1011-1018\"]", "postcodes = [\"Centrum\"]"),
+        &["`Centrum` is not a postcode area or range"],
+    );
+}
+
+#[test]
+fn all_errors_are_reported_together_in_file_order() {
+    let src = edit("oin = \"00000099000000000001\"", "oin = \"1\"")
+        .replace("relation = \"is-regisseur\"", "relation = \"x\"");
+    let got = errors(&src);
+    assert_eq!(
+        got,
+        vec![
+            "OIN `1` of partner a is not 20 digits",
+            "unknown relation `x`"
+        ]
+    );
+}
+
+#[test]
+fn version_ignores_layout_but_not_content() {
+    let a = compile(MINI);
+    let b = compile(&format!(
+        "# a comment\n{}",
+        MINI.replace("name = \"A\"", "name   =   \"A\"")
+    ));
+    assert_eq!(a.version(), b.version());
+    let c = compile(&MINI.replace("ground = \"Wet PGA art. 3\"", "ground = \"Wet PGA art. 4\""));
+    assert_ne!(a.version(), c.version());
+}
