@@ -383,3 +383,95 @@ impl CompiledCovenant {
         Ok(AppliedRecord { fields, outcomes })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn date(y: i32, m: u8, d: u8) -> time::Date {
+        time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap()
+    }
+
+    #[test]
+    fn mask_known_answers() {
+        assert_eq!(mask("0612345678", 2), "********78");
+        assert_eq!(mask("111222333", 3), "******333");
+        assert_eq!(mask("abc", 3), "***");
+        assert_eq!(mask("ab", 4), "**");
+        assert_eq!(mask("", 2), "");
+    }
+
+    #[test]
+    fn age_band_respects_birthdays() {
+        let today = date(2026, 11, 22);
+        assert_eq!(age_at(date(1996, 11, 22), today), Some(30));
+        assert_eq!(age_at(date(1996, 11, 23), today), Some(29));
+        assert_eq!(age_at(date(2027, 1, 1), today), None);
+        assert_eq!(
+            generalize("1996-11-23", Generalization::AgeBand, 10, &[], today),
+            Ok("20-29".into())
+        );
+        assert_eq!(
+            generalize("1996-11-22", Generalization::AgeBand, 5, &[], today),
+            Ok("30-34".into())
+        );
+        assert_eq!(
+            generalize("2030-01-01", Generalization::AgeBand, 5, &[], today),
+            Err("birth date lies after today")
+        );
+        assert_eq!(
+            generalize("1996-11", Generalization::Month, 10, &[], today),
+            Err("not a date")
+        );
+    }
+
+    #[test]
+    fn pseudonym_derivation_is_pinned() {
+        // Computed independently: HMAC(HMAC(master, "ipga-r/pseudonym/v1/" + partner), input)[..16].
+        // A change here silently breaks every partner's stored pseudonyms: it must be deliberate.
+        let k = PseudonymKey::derive(b"master", "politie");
+        assert_eq!(
+            k.pseudonym(b"111222333"),
+            "4ce536aeeb9735a7e1b4ebd084a7f0e2"
+        );
+    }
+
+    #[test]
+    fn absent_values_keep_the_answer_shape() {
+        let key = PseudonymKey::derive(b"m", "p");
+        let cx = TransformContext {
+            today: date(2026, 1, 1),
+            pseudonym_key: &key,
+        };
+        let marker = json!({"redacted": "c", "rule": "r", "ground": "g"});
+        let null = Value::Null;
+        let t = |a| {
+            transform(a, &null, Some(&marker), &[], &cx)
+                .unwrap()
+                .map(|s| s.value().clone())
+        };
+        assert_eq!(t(Action::Withhold), Some(marker.clone()));
+        assert_eq!(t(Action::Exists), Some(json!(false)));
+        assert_eq!(t(Action::Omit), None);
+        assert_eq!(t(Action::Disclose), Some(Value::Null));
+        assert_eq!(t(Action::Pseudonymize), Some(Value::Null));
+    }
+
+    #[test]
+    fn lists_are_pseudonymised_element_by_element() {
+        let key = PseudonymKey::derive(b"m", "p");
+        let cx = TransformContext {
+            today: date(2026, 1, 1),
+            pseudonym_key: &key,
+        };
+        let v = json!(["a", "b"]);
+        let out = transform(Action::Pseudonymize, &v, None, &[], &cx)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            out.value(),
+            &json!([key.pseudonym(b"a"), key.pseudonym(b"b")])
+        );
+    }
+}
