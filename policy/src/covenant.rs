@@ -321,6 +321,53 @@ pub struct Prohibition {
     pub span: Range<usize>,
 }
 
+/// Who may do what in the case register; every list is indexed by role.
+#[derive(Debug, Clone, Default)]
+pub struct CaseRegister {
+    /// May register a new case.
+    pub create: Vec<bool>,
+    /// May change fields other than the status.
+    pub update: Vec<bool>,
+    /// May read the administration.
+    pub read: Vec<bool>,
+    /// May also read risk group and ideology.
+    pub read_classification: Vec<bool>,
+    /// Per (from, to): the roles that may make the change.
+    pub transitions: Vec<(CaseStatus, CaseStatus, Vec<bool>)>,
+}
+
+impl CaseRegister {
+    /// Whether `role` may move a case from `from` to `to`.
+    pub fn may_transition(&self, from: CaseStatus, to: CaseStatus, role: RoleRef) -> bool {
+        self.transitions.iter().any(|(f, t, roles)| {
+            *f == from && *t == to && roles.get(role.index()).copied().unwrap_or(false)
+        })
+    }
+}
+
+fn has(set: &[bool], role: RoleRef) -> bool {
+    set.get(role.index()).copied().unwrap_or(false)
+}
+
+impl CaseRegister {
+    /// Whether `role` may register cases.
+    pub fn may_create(&self, role: RoleRef) -> bool {
+        has(&self.create, role)
+    }
+    /// Whether `role` may change non-status fields.
+    pub fn may_update(&self, role: RoleRef) -> bool {
+        has(&self.update, role)
+    }
+    /// Whether `role` may read the administration.
+    pub fn may_read(&self, role: RoleRef) -> bool {
+        has(&self.read, role) || has(&self.read_classification, role)
+    }
+    /// Whether `role` may read risk group and ideology.
+    pub fn may_read_classification(&self, role: RoleRef) -> bool {
+        has(&self.read_classification, role)
+    }
+}
+
 /// The validated covenant.
 #[derive(Debug, Clone)]
 pub struct Covenant {
@@ -348,6 +395,8 @@ pub struct Covenant {
     pub rules: Vec<Rule>,
     /// Prohibitions.
     pub prohibitions: Vec<Prohibition>,
+    /// Case register permissions.
+    pub case_register: CaseRegister,
     partner_index: HashMap<String, PartnerRef>,
     role_index: HashMap<String, RoleRef>,
     purpose_index: HashMap<String, PurposeRef>,
@@ -881,6 +930,7 @@ impl Builder {
             });
         }
 
+        let case_register = self.case_register(raw, &role_ids);
         Covenant {
             id: raw.covenant.id.get_ref().clone(),
             title: raw.covenant.title.clone(),
@@ -908,7 +958,64 @@ impl Builder {
             fields,
             rules,
             prohibitions,
+            case_register,
         }
+    }
+
+    fn case_register(&mut self, raw: &RawCovenant, roles: &HashMap<String, u16>) -> CaseRegister {
+        let mut reg = CaseRegister::default();
+        if let Some(cr) = &raw.case_register {
+            let cr = cr.get_ref();
+            reg.create = self.id_set(&cr.create, roles, "role", "create", false);
+            reg.update = self.id_set(&cr.update, roles, "role", "update", false);
+            reg.read = self.id_set(&cr.read, roles, "role", "read", false);
+            reg.read_classification =
+                self.id_set(&cr.read_classification, roles, "role", "read_classification", false);
+        } else {
+            let n = roles.len();
+            reg.create = vec![false; n];
+            reg.update = vec![false; n];
+            reg.read = vec![false; n];
+            reg.read_classification = vec![false; n];
+        }
+        let mut seen: HashMap<(CaseStatus, CaseStatus), ()> = HashMap::new();
+        for t in &raw.transitions {
+            let t = t.get_ref();
+            let Some(to) = self.parse_vocab::<CaseStatus>(&t.to, "case status") else { continue };
+            let role_set = self.id_set(&t.roles, roles, "role", "roles", false);
+            if t.roles.is_empty() {
+                self.err(sp(&t.to), format!("transition to {to} names no roles"), "add `roles = [...]` with the roles that may make this change");
+            }
+            // The PTO-R alone decides that a case becomes static (seed 002).
+            if to == CaseStatus::Statisch {
+                for r in &t.roles {
+                    if r.get_ref() != "pto-lid" {
+                        self.err(
+                            sp(r),
+                            format!("only pto-lid may make a case statisch, not `{}`", r.get_ref()),
+                            "the work process reserves this decision to the PTO-R; list only \"pto-lid\"",
+                        );
+                    }
+                }
+            }
+            for f in &t.from {
+                let Some(from) = self.parse_vocab::<CaseStatus>(f, "case status") else { continue };
+                if !from.may_become(to) {
+                    self.err(
+                        sp(f),
+                        format!("the work process does not allow a case to go from {from} to {to}"),
+                        "remove this status from `from`; allowed moves: melding→duiding/niet-opgenomen, duiding→opgenomen/niet-opgenomen, opgenomen→plan, plan→uitvoering, uitvoering→statisch/afbouw, statisch→uitvoering/afbouw, afbouw→uitvoering/afgesloten",
+                    );
+                    continue;
+                }
+                if seen.insert((from, to), ()).is_some() {
+                    self.err(sp(f), format!("transition {from} → {to} is declared twice"), "merge the roles into one [[transition]]");
+                    continue;
+                }
+                reg.transitions.push((from, to, role_set.clone()));
+            }
+        }
+        reg
     }
 
     fn parse_vocab<T: FromStr<Err = ()> + VocabNames>(&mut self, s: &S, what: &str) -> Option<T> {

@@ -91,6 +91,50 @@ vocabulary! {
     }
 }
 
+impl CaseStatus {
+    /// Whether the work process allows a case to move from `self` to `to`. Which roles may make
+    /// each move is the covenant's business; which moves exist at all is the work process's.
+    pub fn may_become(self, to: CaseStatus) -> bool {
+        use CaseStatus::*;
+        matches!(
+            (self, to),
+            (Melding, Duiding)
+                | (Melding, NietOpgenomen)
+                | (Duiding, Opgenomen)
+                | (Duiding, NietOpgenomen)
+                | (Opgenomen, Plan)
+                | (Plan, Uitvoering)
+                | (Uitvoering, Statisch)
+                | (Uitvoering, Afbouw)
+                | (Statisch, Uitvoering)
+                | (Statisch, Afbouw)
+                | (Afbouw, Uitvoering)
+                | (Afbouw, Afgesloten)
+        )
+    }
+
+    /// The status a new case starts in.
+    pub const INITIAL: CaseStatus = CaseStatus::Melding;
+}
+
+vocabulary! {
+    /// Ideology a case is registered under (seeds 001, 002), for aggregates and assessment.
+    Ideology {
+        /// Jihadist.
+        Jihadistisch => "jihadistisch",
+        /// Right-wing extremist.
+        RechtsExtremistisch => "rechts-extremistisch",
+        /// Left-wing extremist.
+        LinksExtremistisch => "links-extremistisch",
+        /// Single issue (animals, environment).
+        SingleIssue => "single-issue",
+        /// Other or mixed.
+        Anders => "anders",
+        /// Not (yet) known.
+        Onbekend => "onbekend",
+    }
+}
+
 vocabulary! {
     /// How a partner relates to the covenant.
     PartnerKind {
@@ -302,6 +346,20 @@ mod tests {
         assert!(!FieldType::TextList.accepts(&json!(["a", 1])));
         assert!(FieldType::Text.accepts(&json!(null)));
         assert!(!FieldType::Boolean.accepts(&json!("ja")));
+    }
+
+    #[test]
+    fn work_process_graph() {
+        use CaseStatus::*;
+        assert!(Melding.may_become(Duiding));
+        assert!(Uitvoering.may_become(Statisch));
+        assert!(!Melding.may_become(Uitvoering));
+        assert!(!Afgesloten.may_become(Melding));
+        // Nothing leaves the end states.
+        for s in CaseStatus::ALL {
+            assert!(!Afgesloten.may_become(*s));
+            assert!(!NietOpgenomen.may_become(*s));
+        }
     }
 
     proptest! {

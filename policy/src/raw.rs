@@ -38,6 +38,38 @@ pub struct RawCovenant {
     /// "Never" statements the rules are proven against.
     #[serde(default, rename = "prohibition")]
     pub prohibitions: Vec<Spanned<RawProhibition>>,
+    /// Who may create, read and change cases in the case register.
+    #[serde(default)]
+    pub case_register: Option<Spanned<RawCaseRegister>>,
+    /// Status changes and the roles that may make them.
+    #[serde(default, rename = "transition")]
+    pub transitions: Vec<Spanned<RawTransition>>,
+}
+
+/// `[case_register]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCaseRegister {
+    /// Roles that may register a new case (a signal).
+    pub create: Vec<S>,
+    /// Roles that may change a case's fields other than its status.
+    pub update: Vec<S>,
+    /// Roles that may read a case's administration (status, regisseur, UVO, dates).
+    pub read: Vec<S>,
+    /// Roles that may also read its classification (risk group, ideology).
+    pub read_classification: Vec<S>,
+}
+
+/// `[[transition]]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransition {
+    /// Statuses the case may come from.
+    pub from: Vec<S>,
+    /// The status it goes to.
+    pub to: S,
+    /// Roles that may make this change.
+    pub roles: Vec<S>,
 }
 
 /// `[covenant]`.

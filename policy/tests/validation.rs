@@ -664,3 +664,36 @@ fn version_ignores_layout_but_not_content() {
     let c = compile(&MINI.replace("ground = \"Wet PGA art. 3\"", "ground = \"Wet PGA art. 4\""));
     assert_ne!(a.version(), c.version());
 }
+
+const REGISTER: &str = "[case_register]\ncreate = [\"regisseur\"]\nupdate = [\"regisseur\"]\nread = [\"regisseur\"]\nread_classification = []\n";
+
+#[test]
+fn case_register_and_transitions() {
+    let cc = compile(&with(&format!("{REGISTER}[[transition]]\nfrom = [\"melding\"]\nto = \"duiding\"\nroles = [\"regisseur\"]\n")));
+    let c = cc.covenant();
+    let r = c.role("regisseur").unwrap();
+    use policy::CaseStatus::*;
+    assert!(c.case_register.may_create(r));
+    assert!(c.case_register.may_transition(Melding, Duiding, r));
+    assert!(!c.case_register.may_transition(Duiding, Opgenomen, r));
+    assert!(!c.case_register.may_read_classification(r));
+}
+
+#[test]
+fn transition_errors() {
+    assert_errors(&with(&format!("{REGISTER}[[transition]]\nfrom = [\"melding\"]\nto = \"uitvoering\"\nroles = [\"regisseur\"]\n")), &[
+        "the work process does not allow a case to go from melding to uitvoering",
+    ]);
+    assert_errors(&with(&format!("{REGISTER}[[transition]]\nfrom = [\"uitvoering\"]\nto = \"statisch\"\nroles = [\"regisseur\"]\n")), &[
+        "only pto-lid may make a case statisch, not `regisseur`",
+    ]);
+    assert_errors(&with(&format!("{REGISTER}[[transition]]\nfrom = [\"melding\"]\nto = \"duiding\"\nroles = [\"regisseur\"]\n[[transition]]\nfrom = [\"melding\"]\nto = \"duiding\"\nroles = [\"peer\"]\n")), &[
+        "transition melding → duiding is declared twice",
+    ]);
+    assert_errors(&with(&format!("{REGISTER}[[transition]]\nfrom = [\"open\"]\nto = \"duiding\"\nroles = [\"regisseur\"]\n")), &[
+        "unknown case status `open`",
+    ]);
+    assert_errors(&with("[case_register]\ncreate = [\"secretaris\"]\nupdate = []\nread = []\nread_classification = []\n"), &[
+        "unknown role `secretaris` in `create`",
+    ]);
+}
