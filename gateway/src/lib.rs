@@ -1,4 +1,23 @@
-//! The iPGA-R gateway: the edges around the pure `policy` crate (CLI for now; HTTP, TLS,
-//! storage and crypto as they land).
+//! The iPGA-R gateway: the edges around the pure `policy` crate: HTTP over mutual TLS,
+//! certificate-bound tokens, the case register, SQLite and PostgreSQL storage, the example PKI,
+//! configuration and the command line.
 
+pub mod auth;
+pub mod cases;
 pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod pki;
+pub mod problem;
+pub mod registry;
+pub mod runtime;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod tls;
+
+/// Installs aws-lc-rs as the process-wide rustls provider (once; later calls are no-ops).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -969,8 +969,13 @@ impl Builder {
             reg.create = self.id_set(&cr.create, roles, "role", "create", false);
             reg.update = self.id_set(&cr.update, roles, "role", "update", false);
             reg.read = self.id_set(&cr.read, roles, "role", "read", false);
-            reg.read_classification =
-                self.id_set(&cr.read_classification, roles, "role", "read_classification", false);
+            reg.read_classification = self.id_set(
+                &cr.read_classification,
+                roles,
+                "role",
+                "read_classification",
+                false,
+            );
         } else {
             let n = roles.len();
             reg.create = vec![false; n];
@@ -981,10 +986,16 @@ impl Builder {
         let mut seen: HashMap<(CaseStatus, CaseStatus), ()> = HashMap::new();
         for t in &raw.transitions {
             let t = t.get_ref();
-            let Some(to) = self.parse_vocab::<CaseStatus>(&t.to, "case status") else { continue };
+            let Some(to) = self.parse_vocab::<CaseStatus>(&t.to, "case status") else {
+                continue;
+            };
             let role_set = self.id_set(&t.roles, roles, "role", "roles", false);
             if t.roles.is_empty() {
-                self.err(sp(&t.to), format!("transition to {to} names no roles"), "add `roles = [...]` with the roles that may make this change");
+                self.err(
+                    sp(&t.to),
+                    format!("transition to {to} names no roles"),
+                    "add `roles = [...]` with the roles that may make this change",
+                );
             }
             // The PTO-R alone decides that a case becomes static (seed 002).
             if to == CaseStatus::Statisch {
@@ -999,7 +1010,9 @@ impl Builder {
                 }
             }
             for f in &t.from {
-                let Some(from) = self.parse_vocab::<CaseStatus>(f, "case status") else { continue };
+                let Some(from) = self.parse_vocab::<CaseStatus>(f, "case status") else {
+                    continue;
+                };
                 if !from.may_become(to) {
                     self.err(
                         sp(f),
@@ -1009,7 +1022,11 @@ impl Builder {
                     continue;
                 }
                 if seen.insert((from, to), ()).is_some() {
-                    self.err(sp(f), format!("transition {from} → {to} is declared twice"), "merge the roles into one [[transition]]");
+                    self.err(
+                        sp(f),
+                        format!("transition {from} → {to} is declared twice"),
+                        "merge the roles into one [[transition]]",
+                    );
                     continue;
                 }
                 reg.transitions.push((from, to, role_set.clone()));

@@ -32,6 +32,12 @@ impl PseudonymKey {
         PseudonymKey(keyed(&key))
     }
 
+    /// A key from its own secret (for pseudonyms that are not per partner, such as the
+    /// log's subject pseudonym; derive that secret with its own label).
+    pub fn from_secret(secret: &[u8]) -> Self {
+        PseudonymKey(keyed(secret))
+    }
+
     /// The pseudonym of `input`: 128 bits of HMAC-SHA256, hex.
     pub fn pseudonym(&self, input: &[u8]) -> String {
         let mut mac = self.0.clone();

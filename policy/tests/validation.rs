@@ -669,7 +669,9 @@ const REGISTER: &str = "[case_register]\ncreate = [\"regisseur\"]\nupdate = [\"r
 
 #[test]
 fn case_register_and_transitions() {
-    let cc = compile(&with(&format!("{REGISTER}[[transition]]\nfrom = [\"melding\"]\nto = \"duiding\"\nroles = [\"regisseur\"]\n")));
+    let cc = compile(&with(&format!(
+        "{REGISTER}[[transition]]\nfrom = [\"melding\"]\nto = \"duiding\"\nroles = [\"regisseur\"]\n"
+    )));
     let c = cc.covenant();
     let r = c.role("regisseur").unwrap();
     use policy::CaseStatus::*;
@@ -681,19 +683,34 @@ fn case_register_and_transitions() {
 
 #[test]
 fn transition_errors() {
-    assert_errors(&with(&format!("{REGISTER}[[transition]]\nfrom = [\"melding\"]\nto = \"uitvoering\"\nroles = [\"regisseur\"]\n")), &[
-        "the work process does not allow a case to go from melding to uitvoering",
-    ]);
-    assert_errors(&with(&format!("{REGISTER}[[transition]]\nfrom = [\"uitvoering\"]\nto = \"statisch\"\nroles = [\"regisseur\"]\n")), &[
-        "only pto-lid may make a case statisch, not `regisseur`",
-    ]);
-    assert_errors(&with(&format!("{REGISTER}[[transition]]\nfrom = [\"melding\"]\nto = \"duiding\"\nroles = [\"regisseur\"]\n[[transition]]\nfrom = [\"melding\"]\nto = \"duiding\"\nroles = [\"peer\"]\n")), &[
-        "transition melding → duiding is declared twice",
-    ]);
-    assert_errors(&with(&format!("{REGISTER}[[transition]]\nfrom = [\"open\"]\nto = \"duiding\"\nroles = [\"regisseur\"]\n")), &[
-        "unknown case status `open`",
-    ]);
-    assert_errors(&with("[case_register]\ncreate = [\"secretaris\"]\nupdate = []\nread = []\nread_classification = []\n"), &[
-        "unknown role `secretaris` in `create`",
-    ]);
+    assert_errors(
+        &with(&format!(
+            "{REGISTER}[[transition]]\nfrom = [\"melding\"]\nto = \"uitvoering\"\nroles = [\"regisseur\"]\n"
+        )),
+        &["the work process does not allow a case to go from melding to uitvoering"],
+    );
+    assert_errors(
+        &with(&format!(
+            "{REGISTER}[[transition]]\nfrom = [\"uitvoering\"]\nto = \"statisch\"\nroles = [\"regisseur\"]\n"
+        )),
+        &["only pto-lid may make a case statisch, not `regisseur`"],
+    );
+    assert_errors(
+        &with(&format!(
+            "{REGISTER}[[transition]]\nfrom = [\"melding\"]\nto = \"duiding\"\nroles = [\"regisseur\"]\n[[transition]]\nfrom = [\"melding\"]\nto = \"duiding\"\nroles = [\"peer\"]\n"
+        )),
+        &["transition melding → duiding is declared twice"],
+    );
+    assert_errors(
+        &with(&format!(
+            "{REGISTER}[[transition]]\nfrom = [\"open\"]\nto = \"duiding\"\nroles = [\"regisseur\"]\n"
+        )),
+        &["unknown case status `open`"],
+    );
+    assert_errors(
+        &with(
+            "[case_register]\ncreate = [\"secretaris\"]\nupdate = []\nread = []\nread_classification = []\n",
+        ),
+        &["unknown role `secretaris` in `create`"],
+    );
 }

@@ -1,0 +1,236 @@
+//! The person behind a request: a JWT per request, signed by a key the covenant registers for the
+//! partner of the client certificate, bound to that certificate (RFC 8705), checked against an
+//! injected clock.
+
+use crate::problem::ApiError;
+use crate::registry::{ClientIdentity, PartnerRegistry};
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
+use policy::{CompiledCovenant, PartnerRef, RoleRef};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// What the gateway requires of tokens.
+#[derive(Debug, Clone)]
+pub struct TokenPolicy {
+    /// Required `aud`.
+    pub audience: String,
+    /// Largest `exp - iat`.
+    pub max_lifetime: i64,
+    /// Tolerated clock skew.
+    pub leeway: i64,
+}
+
+/// An authenticated requester: a partner (from the certificate) and a person (from the token).
+#[derive(Debug, Clone)]
+pub struct Requester {
+    /// Partner.
+    pub partner: PartnerRef,
+    /// Partner id.
+    pub partner_id: String,
+    /// Staff id (`sub`).
+    pub staff_id: String,
+    /// Roles from the token, all known to the covenant and holdable by the partner.
+    pub roles: Vec<RoleRef>,
+}
+
+/// `cnf` claim.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// Certificate thumbprint.
+    #[serde(rename = "x5t#S256")]
+    pub x5t_s256: String,
+}
+
+/// One audience or several.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Aud {
+    /// A single audience.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl Aud {
+    fn contains(&self, a: &str) -> bool {
+        match self {
+            Aud::One(x) => x == a,
+            Aud::Many(xs) => xs.iter().any(|x| x == a),
+        }
+    }
+}
+
+/// The claims the gateway reads. Other claims are ignored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// Partner id.
+    pub iss: String,
+    /// Staff id.
+    pub sub: String,
+    /// Must contain the gateway id.
+    pub aud: Aud,
+    /// Expiry (epoch seconds).
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// Covenant roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Certificate binding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+#[derive(Deserialize)]
+struct UnverifiedHeader {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct UnverifiedIssuer {
+    #[serde(default)]
+    iss: Option<String>,
+}
+
+fn b64_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, ApiError> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part.trim_end_matches('='))
+        .map_err(|_| ApiError::TokenMalformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| ApiError::TokenMalformed)
+}
+
+/// Checks a bearer token for the connection's certificate. `now` comes from the injected clock.
+pub fn verify(
+    token: &str,
+    client: &ClientIdentity,
+    covenant: &CompiledCovenant,
+    registry: &PartnerRegistry,
+    policy: &TokenPolicy,
+    now: i64,
+) -> Result<Requester, ApiError> {
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(_sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ApiError::TokenMalformed);
+    };
+    // The algorithm is checked before anything else: `none` and HMAC never get further.
+    let header: UnverifiedHeader = b64_json(h)?;
+    let alg = match header.alg.as_str() {
+        "ES256" => Algorithm::ES256,
+        "EdDSA" => Algorithm::EdDSA,
+        "RS256" => Algorithm::RS256,
+        other => {
+            return Err(ApiError::TokenAlgorithmRefused(
+                other.chars().take(16).collect(),
+            ));
+        }
+    };
+    let partner = covenant
+        .covenant()
+        .partner_at(client.partner)
+        .ok_or(ApiError::Internal)?;
+    // A token of another partner is refused before its signature is tried against our keys.
+    let unverified: UnverifiedIssuer = b64_json(p)?;
+    if unverified.iss.as_deref() != Some(partner.id.as_str()) {
+        return Err(ApiError::TokenIssuerMismatch);
+    }
+    let keys = registry.partner(client.partner).ok_or(ApiError::Internal)?;
+    let candidates = keys
+        .token_keys
+        .iter()
+        .filter(|k| k.alg == alg && header.kid.as_ref().is_none_or(|kid| *kid == k.kid));
+    let mut validation = Validation::new(alg);
+    // Time and audience are checked below against the injected clock and the covenant.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims = HashSet::new();
+    let claims = candidates
+        .filter_map(|k| jsonwebtoken::decode::<Claims>(token, &k.key, &validation).ok())
+        .map(|d| d.claims)
+        .next()
+        .ok_or(ApiError::TokenInvalid)?;
+    if claims.iss != partner.id {
+        return Err(ApiError::TokenIssuerMismatch);
+    }
+    if !claims.aud.contains(&policy.audience) {
+        return Err(ApiError::TokenAudience);
+    }
+    if claims.exp + policy.leeway < now {
+        return Err(ApiError::TokenExpired);
+    }
+    if claims.iat - policy.leeway > now || claims.nbf.is_some_and(|nbf| nbf - policy.leeway > now) {
+        return Err(ApiError::TokenNotYetValid);
+    }
+    if claims.exp - claims.iat > policy.max_lifetime {
+        return Err(ApiError::TokenLifetimeTooLong(policy.max_lifetime));
+    }
+    match &claims.cnf {
+        None => return Err(ApiError::TokenNotBound),
+        Some(cnf) if cnf.x5t_s256 != client.thumbprint => {
+            return Err(ApiError::TokenBoundToOtherCertificate);
+        }
+        Some(_) => {}
+    }
+    let c = covenant.covenant();
+    let mut roles = Vec::with_capacity(claims.roles.len());
+    for name in &claims.roles {
+        let role = c
+            .role(name)
+            .ok_or_else(|| ApiError::RoleUnknown(name.chars().take(64).collect()))?;
+        let held = c
+            .roles
+            .get(role.index())
+            .and_then(|r| r.held_by.get(client.partner.index()))
+            .copied()
+            .unwrap_or(false);
+        if !held {
+            return Err(ApiError::RoleNotHeld(name.clone()));
+        }
+        roles.push(role);
+    }
+    Ok(Requester {
+        partner: client.partner,
+        partner_id: partner.id.clone(),
+        staff_id: claims.sub,
+        roles,
+    })
+}
+
+/// Mints a token (for `gateway token`, the demo and tests) with an ES256 key in PEM.
+#[allow(clippy::too_many_arguments)]
+pub fn mint(
+    key_pem: &[u8],
+    kid: &str,
+    partner: &str,
+    staff_id: &str,
+    roles: &[String],
+    thumbprint: &str,
+    audience: &str,
+    now: i64,
+    lifetime: i64,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let key = EncodingKey::from_ec_pem(key_pem)?;
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(kid.to_owned());
+    let claims = Claims {
+        iss: partner.to_owned(),
+        sub: staff_id.to_owned(),
+        aud: Aud::One(audience.to_owned()),
+        exp: now + lifetime,
+        iat: now,
+        nbf: None,
+        roles: roles.to_vec(),
+        cnf: Some(Confirmation {
+            x5t_s256: thumbprint.to_owned(),
+        }),
+    };
+    jsonwebtoken::encode(&header, &claims, &key)
+}

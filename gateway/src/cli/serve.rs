@@ -1,0 +1,207 @@
+//! `gateway serve` and `gateway config check`.
+
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::runtime::{Loaded, load};
+use crate::server::{AppState, Shared, health_router, router, serve_plain, serve_tls};
+use crate::store::{Backend, Store, postgres::PgStore, sqlite::SqliteStore};
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Default configuration path: the example PKI's.
+pub const DEFAULT_CONFIG: &str = "certs-example/generated/gateway.toml";
+
+/// `gateway serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML). Environment variables GATEWAY_* override it.
+    #[arg(long, default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// Accept the example PKI made by `gateway certs init` (demonstrations and tests only).
+    #[arg(long)]
+    pub allow_example_pki: bool,
+}
+
+/// `gateway config check` options.
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    /// Configuration file (TOML).
+    #[arg(long, default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// Do not report the example PKI as a problem.
+    #[arg(long)]
+    pub allow_example_pki: bool,
+}
+
+/// Checks a configuration and everything it points to; prints each problem; exit 1 if any.
+pub fn config_check(args: ConfigCheckArgs) -> anyhow::Result<i32> {
+    crate::install_crypto_provider();
+    let cfg = match Config::load(&args.config, std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(1);
+        }
+    };
+    match load(&cfg, args.allow_example_pki) {
+        Ok(l) => {
+            println!("{}: ok", args.config.display());
+            println!("  gateway id    {}", cfg.gateway_id);
+            println!(
+                "  listen        {} (mutual TLS), health {}",
+                l.listen, l.health_listen
+            );
+            println!("  database      {:?}", l.backend);
+            println!(
+                "  covenant      {} ({} partners)",
+                l.covenant.version(),
+                l.covenant.covenant().partners.len()
+            );
+            if l.example_pki {
+                println!("  WARNING       the CA is the EXAMPLE PKI: for demonstrations only");
+            }
+            Ok(0)
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("error: {p}");
+            }
+            eprintln!(
+                "{}: {} problem{}",
+                args.config.display(),
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" }
+            );
+            Ok(1)
+        }
+    }
+}
+
+/// Runs the gateway until SIGINT or SIGTERM.
+pub fn serve(args: ServeArgs) -> anyhow::Result<i32> {
+    crate::install_crypto_provider();
+    let cfg = Config::load(&args.config, std::env::vars())?;
+    crate::telemetry::init(&cfg.log);
+    let loaded = match load(&cfg, args.allow_example_pki) {
+        Ok(l) => l,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("error: {p}");
+            }
+            anyhow::bail!(
+                "{} problem(s) in {}; `gateway config check --config {}` lists them too",
+                problems.len(),
+                args.config.display(),
+                args.config.display()
+            );
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match loaded.backend {
+            Backend::Sqlite => {
+                run(
+                    SqliteStore::connect(&cfg.database_url)
+                        .await
+                        .context("opening the SQLite database")?,
+                    loaded,
+                    cfg,
+                )
+                .await
+            }
+            Backend::Postgres => {
+                run(
+                    PgStore::connect(&cfg.database_url)
+                        .await
+                        .context("connecting to PostgreSQL")?,
+                    loaded,
+                    cfg,
+                )
+                .await
+            }
+        }
+    })?;
+    Ok(0)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn run<S: Store>(store: S, loaded: Loaded, cfg: Config) -> anyhow::Result<()> {
+    store
+        .migrate()
+        .await
+        .context("applying database migrations")?;
+    let shared = Arc::new(Shared {
+        covenant: loaded.covenant.clone(),
+        registry: loaded.registry.clone(),
+        secrets: loaded.secrets,
+        clock: Arc::new(SystemClock),
+        tokens: loaded.tokens,
+        limits: cfg.limits.clone(),
+    });
+    let app = router(AppState {
+        store: store.clone(),
+        shared,
+    });
+    let api = tokio::net::TcpListener::bind(loaded.listen)
+        .await
+        .with_context(|| format!("binding {}", loaded.listen))?;
+    let health = tokio::net::TcpListener::bind(loaded.health_listen)
+        .await
+        .with_context(|| format!("binding {}", loaded.health_listen))?;
+    let ready = serde_json::json!({
+        "event": "listening",
+        "api": api.local_addr()?.to_string(),
+        "health": health.local_addr()?.to_string(),
+        "covenant_version": loaded.covenant.version().as_str(),
+        "example_pki": loaded.example_pki,
+    });
+    // One line on stdout so that scripts and tests know where to connect.
+    println!("{ready}");
+    tracing::info!(api = %api.local_addr()?, health = %health.local_addr()?, covenant = %loaded.covenant.version(), "gateway listening");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut health_stop = stop_rx.clone();
+    let health_task = tokio::spawn(serve_plain(health, health_router(store), async move {
+        let _ = health_stop.changed().await;
+    }));
+    let handshake = Duration::from_millis(cfg.tls.handshake_timeout_ms);
+    serve_tls(
+        api,
+        loaded.tls,
+        loaded.registry,
+        app,
+        handshake,
+        shutdown_signal(),
+        Duration::from_secs(10),
+    )
+    .await;
+    let _ = stop_tx.send(true);
+    let _ = health_task.await;
+    drop(stop_rx);
+    tracing::info!("gateway stopped");
+    Ok(())
+}

@@ -1,0 +1,361 @@
+//! Configuration: one TOML file (unknown keys refused), environment overrides, secrets read from
+//! files. Relative paths are relative to the configuration file's directory.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This gateway's id: the `aud` tokens must carry.
+    pub gateway_id: String,
+    /// Address of the partner API (mutual TLS).
+    pub listen: String,
+    /// Address of `/healthz` and `/readyz` (plain HTTP; keep it on loopback).
+    #[serde(default = "default_health")]
+    pub health_listen: String,
+    /// `sqlite://PATH` (embedded default) or `postgres://…`.
+    pub database_url: String,
+    /// The covenant file.
+    pub covenant: PathBuf,
+    /// Directory that `file:` key references in the covenant are relative to.
+    pub key_dir: PathBuf,
+    /// TLS material.
+    pub tls: TlsConfig,
+    /// Token checks.
+    #[serde(default)]
+    pub tokens: TokenConfig,
+    /// Secret files.
+    pub secrets: SecretsConfig,
+    /// Limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Operational logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+fn default_health() -> String {
+    "127.0.0.1:8080".into()
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Covenant CA certificate(s) (PEM): client certificates must chain to one of them.
+    pub ca: PathBuf,
+    /// CRLs (PEM) of that CA.
+    #[serde(default)]
+    pub crl: Vec<PathBuf>,
+    /// The gateway's server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// How long a client may take to finish the TLS handshake.
+    #[serde(default = "default_handshake_ms")]
+    pub handshake_timeout_ms: u64,
+}
+
+fn default_handshake_ms() -> u64 {
+    5_000
+}
+
+/// `[tokens]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Largest `exp - iat` accepted (at most 900: fifteen minutes).
+    #[serde(default = "default_lifetime")]
+    pub max_lifetime_secs: i64,
+    /// Clock skew tolerated on `exp`, `iat` and `nbf`.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: i64,
+}
+
+fn default_lifetime() -> i64 {
+    900
+}
+fn default_leeway() -> i64 {
+    30
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig {
+            max_lifetime_secs: default_lifetime(),
+            leeway_secs: default_leeway(),
+        }
+    }
+}
+
+/// `[secrets]`: files, never values in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// The gateway's age identity for data at rest.
+    pub storage_identity_file: PathBuf,
+    /// 32 random bytes (hex) from which pseudonym keys are derived.
+    pub pseudonym_key_file: PathBuf,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body.
+    #[serde(default = "default_body")]
+    pub body_bytes: usize,
+    /// Deepest JSON nesting.
+    #[serde(default = "default_depth")]
+    pub json_depth: usize,
+    /// Requests per second per partner.
+    #[serde(default = "default_partner_rps")]
+    pub partner_per_second: u32,
+    /// Requests per second per staff id.
+    #[serde(default = "default_staff_rps")]
+    pub staff_per_second: u32,
+    /// Time a source may take to answer.
+    #[serde(default = "default_source_ms")]
+    pub source_timeout_ms: u64,
+}
+
+fn default_body() -> usize {
+    64 * 1024
+}
+fn default_depth() -> usize {
+    32
+}
+fn default_partner_rps() -> u32 {
+    500
+}
+fn default_staff_rps() -> u32 {
+    50
+}
+fn default_source_ms() -> u64 {
+    2_000
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            body_bytes: default_body(),
+            json_depth: default_depth(),
+            partner_per_second: default_partner_rps(),
+            staff_per_second: default_staff_rps(),
+            source_timeout_ms: default_source_ms(),
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `json` (default) or `pretty`.
+    #[serde(default = "default_format")]
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `gateway=debug`.
+    #[serde(default = "default_level")]
+    pub level: String,
+}
+
+/// Operational log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// For people at a terminal.
+    Pretty,
+}
+
+fn default_format() -> LogFormat {
+    LogFormat::Json
+}
+fn default_level() -> String {
+    "info".into()
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: default_format(),
+            level: default_level(),
+        }
+    }
+}
+
+/// Environment variables that override the file, and what they set.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("GATEWAY_ID", "gateway_id"),
+    ("GATEWAY_LISTEN", "listen"),
+    ("GATEWAY_HEALTH_LISTEN", "health_listen"),
+    ("GATEWAY_DATABASE_URL", "database_url"),
+    ("GATEWAY_COVENANT", "covenant"),
+    ("GATEWAY_KEY_DIR", "key_dir"),
+    ("GATEWAY_LOG_FORMAT", "log.format"),
+    ("GATEWAY_LOG_LEVEL", "log.level"),
+];
+
+/// Problems reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// An environment override has a bad value.
+    #[error("environment variable {var}: {message}")]
+    Env {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads the file, applies `env` overrides (pass `std::env::vars()`), resolves relative paths.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map_or((0, 0), |s| policy::diag::line_col(&text, s.start));
+            ConfigError::Parse {
+                path: path.into(),
+                line,
+                column,
+                message: e.message().trim().replace('\n', " "),
+            }
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        cfg.resolve(&base);
+        for (k, v) in env {
+            cfg.apply_env(&k, v)?;
+        }
+        Ok(cfg)
+    }
+
+    fn resolve(&mut self, base: &Path) {
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut self.covenant);
+        abs(&mut self.key_dir);
+        abs(&mut self.tls.ca);
+        abs(&mut self.tls.cert);
+        abs(&mut self.tls.key);
+        self.tls.crl.iter_mut().for_each(abs);
+        abs(&mut self.secrets.storage_identity_file);
+        abs(&mut self.secrets.pseudonym_key_file);
+        // A relative SQLite path is relative to the configuration too.
+        if let Some(rest) = self.database_url.strip_prefix("sqlite://") {
+            let p = Path::new(rest.split('?').next().unwrap_or(rest));
+            if p.is_relative() && !rest.starts_with(':') {
+                self.database_url = format!("sqlite://{}", base.join(rest).display());
+            }
+        }
+    }
+
+    fn apply_env(&mut self, key: &str, value: String) -> Result<(), ConfigError> {
+        match key {
+            "GATEWAY_ID" => self.gateway_id = value,
+            "GATEWAY_LISTEN" => self.listen = value,
+            "GATEWAY_HEALTH_LISTEN" => self.health_listen = value,
+            "GATEWAY_DATABASE_URL" => self.database_url = value,
+            "GATEWAY_COVENANT" => self.covenant = value.into(),
+            "GATEWAY_KEY_DIR" => self.key_dir = value.into(),
+            "GATEWAY_LOG_LEVEL" => self.log.level = value,
+            "GATEWAY_LOG_FORMAT" => {
+                self.log.format = match value.as_str() {
+                    "json" => LogFormat::Json,
+                    "pretty" => LogFormat::Pretty,
+                    _ => {
+                        return Err(ConfigError::Env {
+                            var: "GATEWAY_LOG_FORMAT",
+                            message: format!("`{value}` is neither `json` nor `pretty`"),
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let p = dir.join("gateway.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    const MIN: &str = "gateway_id = \"gw\"\nlisten = \"127.0.0.1:0\"\ndatabase_url = \"sqlite://db.sqlite\"\ncovenant = \"c.toml\"\nkey_dir = \"keys\"\n[tls]\nca = \"ca.pem\"\ncert = \"s.pem\"\nkey = \"s.key\"\n[secrets]\nstorage_identity_file = \"st\"\npseudonym_key_file = \"ps\"\n";
+
+    #[test]
+    fn relative_paths_and_env_overrides() {
+        let dir = std::env::temp_dir().join(format!("gw-config-{}", std::process::id()));
+        let p = write(&dir, MIN);
+        let cfg = Config::load(
+            &p,
+            [("GATEWAY_LISTEN".to_string(), "127.0.0.1:9".to_string())],
+        )
+        .unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:9");
+        assert_eq!(cfg.tls.ca, dir.join("ca.pem"));
+        assert_eq!(
+            cfg.database_url,
+            format!("sqlite://{}", dir.join("db.sqlite").display())
+        );
+        assert_eq!(cfg.tokens.max_lifetime_secs, 900);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_a_position() {
+        let dir = std::env::temp_dir().join(format!("gw-config-bad-{}", std::process::id()));
+        let p = write(&dir, &MIN.replace("[tls]\n", "[tls]\nverify = false\n"));
+        let e = Config::load(&p, []).unwrap_err().to_string();
+        assert!(
+            e.contains("gateway.toml:7:1: unknown field `verify`"),
+            "{e}"
+        );
+        let e = Config::load(&p, [("GATEWAY_LOG_FORMAT".into(), "xml".into())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("verify"), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

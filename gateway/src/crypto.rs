@@ -1,0 +1,167 @@
+//! Secrets of the gateway itself: the age identity that protects data at rest, and the keys
+//! behind subject pseudonyms.
+
+use hmac::{Hmac, Mac};
+use policy::{Bsn, PseudonymKey};
+use sha2::Sha256;
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// A key or secret file that cannot be used, and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct KeyFileError {
+    /// The file (or the covenant entry).
+    pub path: PathBuf,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl KeyFileError {
+    /// A problem with `path`.
+    pub fn new(path: &Path, message: impl Into<String>) -> Self {
+        KeyFileError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Encryption at rest failed.
+#[derive(Debug, thiserror::Error)]
+#[error("encryption at rest failed: {0}")]
+pub struct SealError(String);
+
+/// The gateway's own secrets.
+pub struct Secrets {
+    storage: age::x25519::Identity,
+    storage_recipient: age::x25519::Recipient,
+    pseudonym_master: Vec<u8>,
+    subject_key: PseudonymKey,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secrets(<secret>)")
+    }
+}
+
+/// Reads an age X25519 identity file (as written by `age-keygen`).
+pub fn read_age_identity(path: &Path) -> Result<age::x25519::Identity, KeyFileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| KeyFileError::new(path, e.to_string()))?;
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .ok_or_else(|| {
+            KeyFileError::new(
+                path,
+                "no AGE-SECRET-KEY line; make one with `age-keygen -o FILE`",
+            )
+        })?;
+    age::x25519::Identity::from_str(line).map_err(|e| KeyFileError::new(path, e.to_string()))
+}
+
+impl Secrets {
+    /// Loads both secret files.
+    pub fn load(storage_identity: &Path, pseudonym_key: &Path) -> Result<Self, Vec<KeyFileError>> {
+        let mut problems = Vec::new();
+        let storage = read_age_identity(storage_identity)
+            .map_err(|e| problems.push(e))
+            .ok();
+        let master = std::fs::read_to_string(pseudonym_key)
+            .map_err(|e| KeyFileError::new(pseudonym_key, e.to_string()))
+            .and_then(|t| {
+                hex::decode(t.trim())
+                    .ok()
+                    .filter(|k| k.len() >= 32)
+                    .ok_or_else(|| KeyFileError::new(pseudonym_key, "expected at least 32 bytes as hex; make one with `openssl rand -hex 32`"))
+            })
+            .map_err(|e| problems.push(e))
+            .ok();
+        match (storage, master) {
+            (Some(storage), Some(master)) if problems.is_empty() => {
+                Ok(Self::from_parts(storage, master))
+            }
+            _ => Err(problems),
+        }
+    }
+
+    /// From loaded parts (tests).
+    pub fn from_parts(storage: age::x25519::Identity, pseudonym_master: Vec<u8>) -> Self {
+        let mut mac = match <Hmac<Sha256>>::new_from_slice(&pseudonym_master) {
+            Ok(m) => m,
+            Err(_) => {
+                <Hmac<Sha256>>::new_from_slice(&[0u8; 32]).unwrap_or_else(|_| unreachable_hmac())
+            }
+        };
+        mac.update(b"ipga-r/subject/v1");
+        let subject_key = PseudonymKey::from_secret(&mac.finalize().into_bytes());
+        Secrets {
+            storage_recipient: storage.to_public(),
+            storage,
+            pseudonym_master,
+            subject_key,
+        }
+    }
+
+    /// The master secret partner pseudonym keys are derived from.
+    pub fn pseudonym_master(&self) -> &[u8] {
+        &self.pseudonym_master
+    }
+
+    /// The subject pseudonym the gateway stores and logs instead of the BSN.
+    pub fn subject_pseudonym(&self, bsn: &Bsn) -> String {
+        self.subject_key.pseudonym(bsn.expose().as_bytes())
+    }
+
+    /// Encrypts data at rest to the storage identity.
+    pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+        age::encrypt(&self.storage_recipient, plaintext).map_err(|e| SealError(e.to_string()))
+    }
+
+    /// Decrypts data at rest.
+    pub fn open(&self, ciphertext: &[u8]) -> Result<Vec<u8>, SealError> {
+        let decryptor = age::Decryptor::new(ciphertext).map_err(|e| SealError(e.to_string()))?;
+        let mut reader = decryptor
+            .decrypt(std::iter::once(&self.storage as &dyn age::Identity))
+            .map_err(|e| SealError(e.to_string()))?;
+        let mut out = Vec::new();
+        reader
+            .read_to_end(&mut out)
+            .map_err(|e| SealError(e.to_string()))?;
+        Ok(out)
+    }
+}
+
+#[allow(clippy::panic)]
+#[cold]
+fn unreachable_hmac() -> ! {
+    panic!("HMAC rejected a key, which it never does")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_round_trip_and_pseudonyms() {
+        let s = Secrets::from_parts(age::x25519::Identity::generate(), vec![7u8; 32]);
+        let sealed = s.seal(b"111222333").unwrap();
+        assert!(!sealed.windows(9).any(|w| w == b"111222333"));
+        assert_eq!(s.open(&sealed).unwrap(), b"111222333");
+        let bsn = Bsn::parse("111222333").unwrap();
+        assert_eq!(s.subject_pseudonym(&bsn), s.subject_pseudonym(&bsn));
+        assert_ne!(
+            s.subject_pseudonym(&bsn),
+            s.subject_pseudonym(&Bsn::parse("123456782").unwrap())
+        );
+        // Subject pseudonyms differ from what any partner would receive for the same BSN.
+        assert_ne!(
+            s.subject_pseudonym(&bsn),
+            PseudonymKey::derive(s.pseudonym_master(), "politie").pseudonym(b"111222333")
+        );
+    }
+}

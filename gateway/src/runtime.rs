@@ -1,0 +1,182 @@
+//! Loads everything `serve` needs from the configuration, collecting every problem, so that
+//! `gateway config check` and `gateway serve` say the same things.
+
+use crate::auth::TokenPolicy;
+use crate::config::Config;
+use crate::crypto::Secrets;
+use crate::registry::PartnerRegistry;
+use crate::store::Backend;
+use policy::CompiledCovenant;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Everything loaded and checked.
+pub struct Loaded {
+    /// The covenant.
+    pub covenant: Arc<CompiledCovenant>,
+    /// Partners with keys.
+    pub registry: Arc<PartnerRegistry>,
+    /// The gateway's secrets.
+    pub secrets: Secrets,
+    /// TLS server configuration.
+    pub tls: Arc<rustls::ServerConfig>,
+    /// Token requirements.
+    pub tokens: TokenPolicy,
+    /// Partner API address.
+    pub listen: SocketAddr,
+    /// Health address.
+    pub health_listen: SocketAddr,
+    /// Storage backend.
+    pub backend: Backend,
+    /// Whether the CA is the example PKI.
+    pub example_pki: bool,
+}
+
+/// Whether the CA certificate is the example PKI's.
+pub fn is_example_pki(ca: &Path) -> bool {
+    let marker = ca
+        .parent()
+        .is_some_and(|d| d.join(crate::pki::EXAMPLE_MARKER).exists());
+    let org = crate::tls::read_certs(ca).ok().and_then(|certs| {
+        let der = certs.first()?.as_ref().to_vec();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+        let org = cert
+            .subject()
+            .iter_organization()
+            .next()?
+            .as_str()
+            .ok()?
+            .to_owned();
+        Some(org == crate::pki::EXAMPLE_ORG)
+    });
+    marker || org.unwrap_or(false)
+}
+
+/// Loads and checks everything; returns every problem found, each saying what to fix.
+pub fn load(cfg: &Config, allow_example_pki: bool) -> Result<Loaded, Vec<String>> {
+    let mut problems = Vec::new();
+    let listen = cfg
+        .listen
+        .parse::<SocketAddr>()
+        .map_err(|e| problems.push(format!("listen = \"{}\": {e}; write IP:PORT", cfg.listen)))
+        .ok();
+    let health_listen = cfg
+        .health_listen
+        .parse::<SocketAddr>()
+        .map_err(|e| {
+            problems.push(format!(
+                "health_listen = \"{}\": {e}; write IP:PORT",
+                cfg.health_listen
+            ))
+        })
+        .ok();
+    if let Some(h) = health_listen {
+        if !h.ip().is_loopback() {
+            tracing::warn!(address = %h, "the health listener is not on loopback");
+        }
+    }
+    let backend = Backend::from_url(&cfg.database_url)
+        .map_err(|e| problems.push(e.to_string()))
+        .ok();
+    if !(1..=900).contains(&cfg.tokens.max_lifetime_secs) {
+        problems.push(format!(
+            "tokens.max_lifetime_secs = {}: must be 1 to 900 (tokens live at most fifteen minutes)",
+            cfg.tokens.max_lifetime_secs
+        ));
+    }
+    if !(0..=300).contains(&cfg.tokens.leeway_secs) {
+        problems.push(format!(
+            "tokens.leeway_secs = {}: must be 0 to 300",
+            cfg.tokens.leeway_secs
+        ));
+    }
+    let covenant = match std::fs::read_to_string(&cfg.covenant) {
+        Ok(src) => match policy::compile_toml(&src) {
+            Ok(cc) => Some(Arc::new(cc)),
+            Err(d) => {
+                problems.push(format!(
+                    "covenant {} is invalid:\n{}",
+                    cfg.covenant.display(),
+                    d.render(&cfg.covenant.display().to_string(), &src)
+                ));
+                None
+            }
+        },
+        Err(e) => {
+            problems.push(format!("covenant = {}: {e}", cfg.covenant.display()));
+            None
+        }
+    };
+    let secrets = Secrets::load(
+        &cfg.secrets.storage_identity_file,
+        &cfg.secrets.pseudonym_key_file,
+    )
+    .map_err(|es| problems.extend(es.into_iter().map(|e| e.to_string())))
+    .ok();
+    let registry = match (&covenant, &secrets) {
+        (Some(cc), Some(s)) => PartnerRegistry::load(cc, &cfg.key_dir, s.pseudonym_master())
+            .map(Arc::new)
+            .map_err(|es| {
+                problems.extend(
+                    es.into_iter()
+                        .map(|e| format!("key_dir {}: {e}", cfg.key_dir.display())),
+                )
+            })
+            .ok(),
+        _ => None,
+    };
+    let tls = registry.as_ref().and_then(|r| {
+        crate::tls::server_config(
+            &cfg.tls.ca,
+            &cfg.tls.crl,
+            &cfg.tls.cert,
+            &cfg.tls.key,
+            r.clone(),
+        )
+        .map(Arc::new)
+        .map_err(|e| problems.push(e.to_string()))
+        .ok()
+    });
+    let example_pki = is_example_pki(&cfg.tls.ca);
+    if example_pki && !allow_example_pki {
+        problems.push(format!(
+            "tls.ca = {} is the EXAMPLE PKI (made by `gateway certs init`); its private keys are not secret. Use your covenant's real CA, or start with --allow-example-pki for a demonstration",
+            cfg.tls.ca.display()
+        ));
+    }
+    match (
+        covenant,
+        registry,
+        secrets,
+        tls,
+        listen,
+        health_listen,
+        backend,
+    ) {
+        (
+            Some(covenant),
+            Some(registry),
+            Some(secrets),
+            Some(tls),
+            Some(listen),
+            Some(health_listen),
+            Some(backend),
+        ) if problems.is_empty() => Ok(Loaded {
+            covenant,
+            registry,
+            secrets,
+            tls,
+            tokens: TokenPolicy {
+                audience: cfg.gateway_id.clone(),
+                max_lifetime: cfg.tokens.max_lifetime_secs,
+                leeway: cfg.tokens.leeway_secs,
+            },
+            listen,
+            health_listen,
+            backend,
+            example_pki,
+        }),
+        _ => Err(problems),
+    }
+}

@@ -1,0 +1,190 @@
+//! Storage behind one trait with two implementations: SQLite (embedded default, WAL) and
+//! PostgreSQL (several gateway instances). The backend is chosen from the database URL.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::future::Future;
+
+/// A case as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseRow {
+    /// Case id.
+    pub id: String,
+    /// Opaque subject reference shared with partners.
+    pub subject_ref: String,
+    /// Keyed pseudonym of the BSN.
+    pub subject_pseudonym: String,
+    /// The BSN, encrypted at rest.
+    pub subject_sealed: Vec<u8>,
+    /// Work-process status.
+    pub status: String,
+    /// Risk group 1–5.
+    pub risk_group: Option<i64>,
+    /// Ideology.
+    pub ideology: Option<String>,
+    /// Regisseur's partner.
+    pub regisseur_partner: Option<String>,
+    /// Regisseur's staff id.
+    pub regisseur_staff: Option<String>,
+    /// Partners on the UVO, as a JSON array.
+    pub uvo_partners: String,
+    /// Date of the signal.
+    pub signal_date: Option<String>,
+    /// Date of the inclusion decision.
+    pub decision_date: Option<String>,
+    /// Date of the notification letter.
+    pub notification_date: Option<String>,
+    /// Created (epoch seconds).
+    pub created_at: i64,
+    /// Last changed.
+    pub updated_at: i64,
+    /// Incremented on every change.
+    pub version: i64,
+}
+
+/// One change to a case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseEventRow {
+    /// Case id.
+    pub case_id: String,
+    /// Case version this change produced.
+    pub version: i64,
+    /// When (epoch seconds).
+    pub at: i64,
+    /// Partner of the person who made it.
+    pub partner: String,
+    /// Staff id.
+    pub staff_id: String,
+    /// Role they acted in.
+    pub role: String,
+    /// `created` or `updated`.
+    pub action: String,
+    /// Names of the changed fields, as a JSON array.
+    pub fields: String,
+    /// New status, if it changed.
+    pub status: Option<String>,
+}
+
+/// Storage failed; the API reports `storage-unavailable` and changes nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or could not be reached.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Unsupported URL.
+    #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://…")]
+    Url(String),
+}
+
+/// Everything the gateway stores.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// Applies pending migrations.
+    fn migrate(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Cheap round trip, for `/readyz`.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Inserts a new case and its first event in one transaction.
+    fn create_case(
+        &self,
+        case: &CaseRow,
+        event: &CaseEventRow,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A case by id.
+    fn get_case(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<CaseRow>, StoreError>> + Send;
+    /// Replaces a case if it is still at `expected_version`, with its event, in one transaction.
+    /// Returns false (and changes nothing) if someone else changed it first.
+    fn update_case(
+        &self,
+        case: &CaseRow,
+        expected_version: i64,
+        event: &CaseEventRow,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The changes to a case, oldest first.
+    fn case_events(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Vec<CaseEventRow>, StoreError>> + Send;
+    /// The subject reference already used for this subject pseudonym, if any.
+    fn subject_ref(
+        &self,
+        pseudonym: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+}
+
+/// Which backend a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite://…`
+    Sqlite,
+    /// `postgres://…` or `postgresql://…`
+    Postgres,
+}
+
+impl Backend {
+    /// From the URL scheme.
+    pub fn from_url(url: &str) -> Result<Backend, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::Url(
+                url.split(':').next().unwrap_or("").to_owned(),
+            ))
+        }
+    }
+}
+
+macro_rules! case_from_row {
+    ($row:expr) => {{
+        use sqlx::Row;
+        let r = $row;
+        crate::store::CaseRow {
+            id: r.try_get("id")?,
+            subject_ref: r.try_get("subject_ref")?,
+            subject_pseudonym: r.try_get("subject_pseudonym")?,
+            subject_sealed: r.try_get("subject_sealed")?,
+            status: r.try_get("status")?,
+            risk_group: r.try_get::<Option<i64>, _>("risk_group").or_else(|_| {
+                r.try_get::<Option<i32>, _>("risk_group")
+                    .map(|v| v.map(i64::from))
+            })?,
+            ideology: r.try_get("ideology")?,
+            regisseur_partner: r.try_get("regisseur_partner")?,
+            regisseur_staff: r.try_get("regisseur_staff")?,
+            uvo_partners: r.try_get("uvo_partners")?,
+            signal_date: r.try_get("signal_date")?,
+            decision_date: r.try_get("decision_date")?,
+            notification_date: r.try_get("notification_date")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+            version: r.try_get("version")?,
+        }
+    }};
+}
+pub(crate) use case_from_row;
+
+macro_rules! event_from_row {
+    ($row:expr) => {{
+        use sqlx::Row;
+        let r = $row;
+        crate::store::CaseEventRow {
+            case_id: r.try_get("case_id")?,
+            version: r.try_get("version")?,
+            at: r.try_get("at")?,
+            partner: r.try_get("partner")?,
+            staff_id: r.try_get("staff_id")?,
+            role: r.try_get("role")?,
+            action: r.try_get("action")?,
+            fields: r.try_get("fields")?,
+            status: r.try_get("status")?,
+        }
+    }};
+}
+pub(crate) use event_from_row;

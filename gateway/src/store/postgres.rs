@@ -1,0 +1,157 @@
+//! PostgreSQL: for several gateway instances sharing one database.
+
+use super::{CaseEventRow, CaseRow, Store, StoreError, case_from_row, event_from_row};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use std::time::Duration;
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to the server at `url`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        Ok(PgStore { pool })
+    }
+
+    /// The pool (tests).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+const INSERT_CASE: &str = "INSERT INTO cases (id, subject_ref, subject_pseudonym, subject_sealed, status, risk_group, ideology, regisseur_partner, regisseur_staff, uvo_partners, signal_date, decision_date, notification_date, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+const INSERT_EVENT: &str = "INSERT INTO case_events (case_id, version, at, partner, staff_id, role, action, fields, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+const UPDATE_CASE: &str = "UPDATE cases SET status = $2, risk_group = $3, ideology = $4, regisseur_partner = $5, regisseur_staff = $6, uvo_partners = $7, signal_date = $8, decision_date = $9, notification_date = $10, updated_at = $11, version = $12 WHERE id = $1 AND version = $13";
+
+macro_rules! bind_event {
+    ($q:expr, $e:expr) => {
+        $q.bind(&$e.case_id)
+            .bind($e.version)
+            .bind($e.at)
+            .bind(&$e.partner)
+            .bind(&$e.staff_id)
+            .bind(&$e.role)
+            .bind(&$e.action)
+            .bind(&$e.fields)
+            .bind(&$e.status)
+    };
+}
+
+impl Store for PgStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("../migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_case(&self, c: &CaseRow, e: &CaseEventRow) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(INSERT_CASE)
+            .bind(&c.id)
+            .bind(&c.subject_ref)
+            .bind(&c.subject_pseudonym)
+            .bind(&c.subject_sealed)
+            .bind(&c.status)
+            .bind(c.risk_group)
+            .bind(&c.ideology)
+            .bind(&c.regisseur_partner)
+            .bind(&c.regisseur_staff)
+            .bind(&c.uvo_partners)
+            .bind(&c.signal_date)
+            .bind(&c.decision_date)
+            .bind(&c.notification_date)
+            .bind(c.created_at)
+            .bind(c.updated_at)
+            .bind(c.version)
+            .execute(&mut *tx)
+            .await?;
+        bind_event!(sqlx::query(INSERT_EVENT), e)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_case(&self, id: &str) -> Result<Option<CaseRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM cases WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(case_from_row!(&r)),
+            None => None,
+        })
+    }
+
+    async fn update_case(
+        &self,
+        c: &CaseRow,
+        expected: i64,
+        e: &CaseEventRow,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(UPDATE_CASE)
+            .bind(&c.id)
+            .bind(&c.status)
+            .bind(c.risk_group)
+            .bind(&c.ideology)
+            .bind(&c.regisseur_partner)
+            .bind(&c.regisseur_staff)
+            .bind(&c.uvo_partners)
+            .bind(&c.signal_date)
+            .bind(&c.decision_date)
+            .bind(&c.notification_date)
+            .bind(c.updated_at)
+            .bind(c.version)
+            .bind(expected)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        bind_event!(sqlx::query(INSERT_EVENT), e)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn case_events(&self, id: &str) -> Result<Vec<CaseEventRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM case_events WHERE case_id = $1 ORDER BY version")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(event_from_row!(r));
+        }
+        Ok(out)
+    }
+
+    async fn subject_ref(&self, pseudonym: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT subject_ref FROM cases WHERE subject_pseudonym = $1 LIMIT 1",
+            )
+            .bind(pseudonym)
+            .fetch_optional(&self.pool)
+            .await?,
+        )
+    }
+}
