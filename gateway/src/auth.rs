@@ -234,3 +234,127 @@ pub fn mint(
     };
     jsonwebtoken::encode(&header, &claims, &key)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::PartnerRegistry;
+
+    /// A PKI and registry in a temporary directory, made once.
+    fn fixture() -> &'static (std::path::PathBuf, CompiledCovenant, PartnerRegistry) {
+        static F: std::sync::OnceLock<(std::path::PathBuf, CompiledCovenant, PartnerRegistry)> =
+            std::sync::OnceLock::new();
+        F.get_or_init(|| {
+            let src = include_str!("../../ops/covenant/ipga-r.toml");
+            let cc = policy::compile_toml(src).unwrap();
+            let dir =
+                std::env::temp_dir().join(format!("gateway-auth-test-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            crate::pki::init(&dir, &cc, "test").unwrap();
+            let reg = PartnerRegistry::load(&cc, &dir, &[1u8; 32]).unwrap();
+            (dir, cc, reg)
+        })
+    }
+
+    fn client(dir: &std::path::Path, partner: &str) -> ClientIdentity {
+        let certs = crate::tls::read_certs(&dir.join(format!("{partner}/client.pem"))).unwrap();
+        ClientIdentity {
+            partner: fixture().1.covenant().partner(partner).unwrap(),
+            thumbprint: crate::registry::thumbprint(certs[0].as_ref()),
+        }
+    }
+
+    #[test]
+    fn the_injected_clock_decides_expiry_at_the_leeway_boundary() {
+        let (dir, cc, reg) = fixture();
+        let c = client(dir, "politie");
+        let key = std::fs::read(dir.join("politie/token-es256.pem")).unwrap();
+        let policy = TokenPolicy {
+            audience: "gw".into(),
+            max_lifetime: 900,
+            leeway: 30,
+        };
+        let iat = 1_800_000_000;
+        let token = mint(
+            &key,
+            "politie-1",
+            "politie",
+            "p1",
+            &["voorportaal".into()],
+            &c.thumbprint,
+            "gw",
+            iat,
+            600,
+        )
+        .unwrap();
+        let at = |now| verify(&token, &c, cc, reg, &policy, now).map(|r| r.staff_id);
+        assert_eq!(at(iat), Ok("p1".into()));
+        assert_eq!(at(iat + 600 + 30), Ok("p1".into()));
+        assert_eq!(at(iat + 600 + 31), Err(ApiError::TokenExpired));
+        assert_eq!(at(iat - 30), Ok("p1".into()));
+        assert_eq!(at(iat - 31), Err(ApiError::TokenNotYetValid));
+        let r = verify(&token, &c, cc, reg, &policy, iat).unwrap();
+        assert_eq!(r.roles, vec![cc.covenant().role("voorportaal").unwrap()]);
+    }
+
+    #[test]
+    fn lifetime_and_binding() {
+        let (dir, cc, reg) = fixture();
+        let c = client(dir, "politie");
+        let key = std::fs::read(dir.join("politie/token-es256.pem")).unwrap();
+        let policy = TokenPolicy {
+            audience: "gw".into(),
+            max_lifetime: 300,
+            leeway: 0,
+        };
+        let long = mint(
+            &key,
+            "politie-1",
+            "politie",
+            "p1",
+            &[],
+            &c.thumbprint,
+            "gw",
+            100,
+            301,
+        )
+        .unwrap();
+        assert_eq!(
+            verify(&long, &c, cc, reg, &policy, 100).unwrap_err(),
+            ApiError::TokenLifetimeTooLong(300)
+        );
+        let other = mint(
+            &key,
+            "politie-1",
+            "politie",
+            "p1",
+            &[],
+            "not-this-certificate",
+            "gw",
+            100,
+            60,
+        )
+        .unwrap();
+        assert_eq!(
+            verify(&other, &c, cc, reg, &policy, 100).unwrap_err(),
+            ApiError::TokenBoundToOtherCertificate
+        );
+        // The right key id is required when one is given.
+        let wrong_kid = mint(
+            &key,
+            "politie-9",
+            "politie",
+            "p1",
+            &[],
+            &c.thumbprint,
+            "gw",
+            100,
+            60,
+        )
+        .unwrap();
+        assert_eq!(
+            verify(&wrong_kid, &c, cc, reg, &policy, 100).unwrap_err(),
+            ApiError::TokenInvalid
+        );
+    }
+}

@@ -448,10 +448,13 @@ async fn update<S: Store>(
             ));
         }
     }
-    if let Some(list) = &patch.uvo_partners {
-        if let Some(unknown) = list.iter().find(|p| c.partner(p).is_none()) {
-            return Err(ApiError::UnknownPartner(unknown.chars().take(64).collect()));
-        }
+    if let Some(unknown) = patch
+        .uvo_partners
+        .iter()
+        .flatten()
+        .find(|p| c.partner(p).is_none())
+    {
+        return Err(ApiError::UnknownPartner(unknown.chars().take(64).collect()));
     }
     if new_status == Some(CaseStatus::Opgenomen)
         && patch.regisseur.is_none()

@@ -71,10 +71,8 @@ pub fn load(cfg: &Config, allow_example_pki: bool) -> Result<Loaded, Vec<String>
             ))
         })
         .ok();
-    if let Some(h) = health_listen {
-        if !h.ip().is_loopback() {
-            tracing::warn!(address = %h, "the health listener is not on loopback");
-        }
+    if let Some(h) = health_listen.filter(|h| !h.ip().is_loopback()) {
+        tracing::warn!(address = %h, "the health listener is not on loopback");
     }
     let backend = Backend::from_url(&cfg.database_url)
         .map_err(|e| problems.push(e.to_string()))

@@ -1,4 +1,9 @@
-//! End-to-end tests: they run the real `gateway` binary. One test binary for all of them.
+//! End-to-end tests: they run the real `gateway` binary (real TLS, real tokens, real databases).
+//! One test binary for all of them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cases;
+mod helpers;
 mod policy_cli;
+mod serve_auth;
+mod store_story;

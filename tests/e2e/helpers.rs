@@ -1,0 +1,267 @@
+//! Starting the real binary with a fresh database and the shared example PKI, and TLS clients.
+
+use gateway::pki;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gateway");
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn covenant_path() -> PathBuf {
+    repo().join("ops/covenant/ipga-r.toml")
+}
+
+fn scratch() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("gateway-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn make_pki(name: &str) -> PathBuf {
+    let dir = scratch().join(name);
+    let out = Command::new(BIN)
+        .args([
+            "certs",
+            "init",
+            dir.to_str().unwrap(),
+            "--covenant",
+            covenant_path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "certs init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// The example PKI all tests share (made once per test run).
+pub fn pki() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| make_pki("pki"))
+}
+
+/// A second, unrelated example PKI: its certificates chain to another CA.
+pub fn other_pki() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| make_pki("other-pki"))
+}
+
+/// A running gateway, killed on drop.
+pub struct Gateway {
+    child: Child,
+    pub api: String,
+    pub health: String,
+    pub stderr: PathBuf,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Gateway {
+    /// Starts a gateway on random loopback ports with a fresh SQLite database.
+    pub fn start() -> Gateway {
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let db = scratch().join(format!("gw-{n}.db"));
+        Self::start_with(&format!("sqlite://{}", db.display()), &[])
+    }
+
+    /// Starts a gateway with a database URL and extra environment.
+    pub fn start_with(database_url: &str, env: &[(&str, &str)]) -> Gateway {
+        gateway::install_crypto_provider();
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let stderr = scratch().join(format!("gw-{n}.stderr"));
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--config",
+                pki().join("gateway.toml").to_str().unwrap(),
+                "--allow-example-pki",
+            ])
+            .env("GATEWAY_LISTEN", "127.0.0.1:0")
+            .env("GATEWAY_HEALTH_LISTEN", "127.0.0.1:0")
+            .env("GATEWAY_DATABASE_URL", database_url)
+            .env("GATEWAY_LOG_FORMAT", "json")
+            .env("GATEWAY_LOG_LEVEL", "debug")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        // Readiness: the one line the gateway prints on stdout once it listens. No sleeping.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            let _ = child.kill();
+            panic!(
+                "gateway did not start: {line}\n{}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            );
+        };
+        Gateway {
+            child,
+            api: v["api"].as_str().unwrap().to_owned(),
+            health: v["health"].as_str().unwrap().to_owned(),
+            stderr,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.api)
+    }
+
+    /// Everything the gateway logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits (at most ten seconds) until the log contains one of `needles`; returns the log.
+    /// The client can see a refused handshake before the server has written why.
+    pub fn wait_log(&self, needles: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if needles.iter().any(|n| log.contains(n)) || std::time::Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// A TLS client trusting `ca`, presenting `cert`+`key` if given.
+pub fn client_with(ca: &Path, identity: Option<(&Path, &Path)>) -> reqwest::Client {
+    gateway::install_crypto_provider();
+    let mut b = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&read(ca)).unwrap()])
+        .timeout(Duration::from_secs(20));
+    if let Some((cert, key)) = identity {
+        let mut pem = read(cert);
+        pem.extend(read(key));
+        b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
+    }
+    b.build().unwrap()
+}
+
+/// A client with a partner's certificate from the shared PKI.
+pub fn client(partner: &str) -> reqwest::Client {
+    let d = pki();
+    client_with(
+        &d.join("ca.pem"),
+        Some((
+            &d.join(format!("{partner}/client.pem")),
+            &d.join(format!("{partner}/client.key")),
+        )),
+    )
+}
+
+pub fn cert_thumbprint(path: &Path) -> String {
+    let certs = gateway::tls::read_certs(path).unwrap();
+    gateway::registry::thumbprint(certs[0].as_ref())
+}
+
+pub fn now() -> i64 {
+    use gateway::clock::Clock;
+    gateway::clock::SystemClock.now()
+}
+
+/// A valid token for `partner`, bound to its certificate.
+pub fn token(partner: &str, sub: &str, roles: &[&str]) -> String {
+    token_with(
+        partner,
+        sub,
+        roles,
+        &pki().join(format!("{partner}/client.pem")),
+        "gateway.ipga-r.example",
+        now(),
+        600,
+    )
+}
+
+pub fn token_with(
+    partner: &str,
+    sub: &str,
+    roles: &[&str],
+    cert: &Path,
+    aud: &str,
+    iat: i64,
+    lifetime: i64,
+) -> String {
+    let key = read(&pki().join(pki::layout::token_key(partner)));
+    let roles: Vec<String> = roles.iter().map(|s| s.to_string()).collect();
+    gateway::auth::mint(
+        &key,
+        &format!("{partner}-1"),
+        partner,
+        sub,
+        &roles,
+        &cert_thumbprint(cert),
+        aud,
+        iat,
+        lifetime,
+    )
+    .unwrap()
+}
+
+/// Asserts a problem response and returns its body.
+pub async fn problem(resp: reqwest::Response, status: u16, slug: &str) -> serde_json::Value {
+    assert_eq!(resp.status().as_u16(), status, "unexpected status");
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        v["type"],
+        format!("https://gateway.ipga-r.example/problems/{slug}"),
+        "{v}"
+    );
+    assert_eq!(v["status"], status);
+    assert!(v["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    v
+}
+
+/// A fresh, empty PostgreSQL database on the test server, or `None` outside CI when no server
+/// is configured. In CI (`CI` set) a missing server is a failure: PostgreSQL is always tested.
+pub async fn postgres_database() -> Option<String> {
+    let Ok(admin) = std::env::var("GATEWAY_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must test PostgreSQL: run the tests through ops/ci/with-postgres.sh"
+        );
+        eprintln!(
+            "GATEWAY_TEST_POSTGRES_URL not set: PostgreSQL part skipped (use ops/ci/with-postgres.sh)"
+        );
+        return None;
+    };
+    use sqlx::Connection;
+    let name = format!("gw_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').unwrap().0;
+    Some(format!("{base}/{name}"))
+}
