@@ -34,6 +34,22 @@ pub struct Config {
     /// Operational logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Products served by a partner's own HTTPS endpoint instead of the gateway's store.
+    #[serde(default, rename = "source")]
+    pub sources: Vec<SourceConfig>,
+}
+
+/// `[[source]]`: an upstream source for one product.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Product id from the covenant's catalogue.
+    pub product: String,
+    /// Base URL; the gateway calls `GET {url}/{subject_ref}` and expects `{"records": [...]}`.
+    pub url: String,
+    /// Overrides `limits.source_timeout_ms` for this source.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 fn default_health() -> String {
@@ -56,6 +72,12 @@ pub struct TlsConfig {
     /// How long a client may take to finish the TLS handshake.
     #[serde(default = "default_handshake_ms")]
     pub handshake_timeout_ms: u64,
+    /// The gateway's own client certificate, for upstream sources.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// Its private key.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
 }
 
 fn default_handshake_ms() -> u64 {
@@ -273,6 +295,12 @@ impl Config {
         abs(&mut self.tls.cert);
         abs(&mut self.tls.key);
         self.tls.crl.iter_mut().for_each(abs);
+        if let Some(p) = self.tls.client_cert.as_mut() {
+            abs(p);
+        }
+        if let Some(p) = self.tls.client_key.as_mut() {
+            abs(p);
+        }
         abs(&mut self.secrets.storage_identity_file);
         abs(&mut self.secrets.pseudonym_key_file);
         // A relative SQLite path is relative to the configuration too.

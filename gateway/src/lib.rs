@@ -8,6 +8,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod demo;
+pub mod disclose;
 pub mod pki;
 pub mod problem;
 pub mod registry;

@@ -488,7 +488,7 @@ pub fn example_config(dir: &Path, covenant: &Path) -> String {
     let _ = writeln!(o, "key_dir = \".\"\n");
     let _ = writeln!(
         o,
-        "[tls]\nca = \"{}\"\ncrl = [\"{}\"]\ncert = \"{}\"\nkey = \"{}\"\n",
+        "[tls]\nca = \"{}\"\ncrl = [\"{}\"]\ncert = \"{}\"\nkey = \"{}\"\nclient_cert = \"gateway/client.pem\"\nclient_key = \"gateway/client.key\"\n",
         layout::CA,
         layout::CRL,
         layout::SERVER_CERT,

@@ -104,6 +104,45 @@ pub enum ApiError {
     /// The database cannot be reached or written.
     #[error("storage-unavailable")]
     StorageUnavailable,
+    /// The purpose is not in the covenant.
+    #[error("purpose-unknown")]
+    PurposeUnknown(String),
+    /// The purpose releases aggregates only.
+    #[error("purpose-aggregate-only")]
+    PurposeAggregateOnly(String),
+    /// None of the requester's roles may use the purpose.
+    #[error("purpose-role")]
+    PurposeRole(String, String),
+    /// The case's status does not allow the purpose.
+    #[error("purpose-case-status")]
+    PurposeCaseStatus(String, String),
+    /// The requester lacks the relation to the case the purpose demands.
+    #[error("purpose-relation")]
+    PurposeRelation(String, &'static str),
+    /// The subject named is not the case's subject.
+    #[error("subject-case-mismatch")]
+    SubjectCaseMismatch,
+    /// The subject reference belongs to no case.
+    #[error("subject-not-found")]
+    SubjectNotFound,
+    /// A product the catalogue does not have.
+    #[error("product-unknown")]
+    ProductUnknown(String),
+    /// Records may be deposited only by the product's owner.
+    #[error("product-not-owned")]
+    ProductNotOwned(String),
+    /// A product served by an upstream source cannot be deposited.
+    #[error("product-upstream")]
+    ProductUpstream(String),
+    /// Deposited records do not fit the catalogue.
+    #[error("invalid-record")]
+    InvalidRecord(String),
+    /// Too many requests.
+    #[error("rate-limited")]
+    RateLimited(u64),
+    /// The disclosure record could not be written: nothing is disclosed.
+    #[error("disclosure-log-unavailable")]
+    DisclosureLogUnavailable,
     /// A bug; nothing was disclosed.
     #[error("internal")]
     Internal,
@@ -158,7 +197,16 @@ impl ApiError {
             InvalidBody(_) | JsonTooDeep(_) | EmptyPatch => StatusCode::BAD_REQUEST,
             BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            StorageUnavailable | DisclosureLogUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            PurposeRole(..) | PurposeRelation(..) | ProductNotOwned(_) => StatusCode::FORBIDDEN,
+            PurposeCaseStatus(..) | ProductUpstream(_) => StatusCode::CONFLICT,
+            PurposeUnknown(_)
+            | PurposeAggregateOnly(_)
+            | SubjectCaseMismatch
+            | ProductUnknown(_)
+            | InvalidRecord(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            SubjectNotFound => StatusCode::NOT_FOUND,
+            RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -198,6 +246,19 @@ impl ApiError {
             NotFound => ("Not found", "There is no such endpoint; see the API documentation.".into()),
             MethodNotAllowed => ("Method not allowed", "This endpoint does not accept this method; see the API documentation.".into()),
             StorageUnavailable => ("Storage unavailable", "The gateway cannot reach its database; nothing was changed or disclosed. Retry later.".into()),
+            PurposeUnknown(u) => ("Unknown purpose", format!("The covenant has no purpose `{u}`; name one of its purposes (e.g. regie, uitvoering, duiding).")),
+            PurposeAggregateOnly(u) => ("Aggregate-level purpose", format!("Purpose `{u}` releases phenomenon-level figures only, never case-level data; use /v1/aggregates.")),
+            PurposeRole(u, roles) => ("Purpose not open to your roles", format!("None of your roles may request under purpose `{u}`; it is open to: {roles}.")),
+            PurposeCaseStatus(u, st) => ("Purpose not allowed in this case status", format!("Purpose `{u}` may not be used while the case is `{st}`.")),
+            PurposeRelation(u, rel) => ("No relation to this case", format!("Purpose `{u}` requires that {rel}; ask whoever has that role in the case.")),
+            SubjectCaseMismatch => ("Subject does not match the case", "The subject named is not the subject of this case; check both.".into()),
+            SubjectNotFound => ("Unknown subject", "No case has this subject reference; register the case first and use its `subject_ref`.".into()),
+            ProductUnknown(p) => ("Unknown product", format!("The covenant's catalogue has no product `{p}`.")),
+            ProductNotOwned(p) => ("Not your product", format!("Only the partner that owns `{p}` may deposit its records.")),
+            ProductUpstream(p) => ("Product served upstream", format!("`{p}` is served by its owner's own endpoint; update it there.")),
+            InvalidRecord(why) => ("Record does not fit the catalogue", format!("{why}; send only the catalogue's fields, with their types.")),
+            RateLimited(secs) => ("Too many requests", format!("Your organisation or you sent too many requests; retry after {secs} second(s).")),
+            DisclosureLogUnavailable => ("Disclosure log unavailable", "The disclosure could not be recorded, so nothing was disclosed. Retry later; the administrators have been alerted.".into()),
             Internal => ("Internal error", "The gateway failed unexpectedly; nothing was disclosed. Report the transaction id to the administrators.".into()),
         }
     }
@@ -225,6 +286,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let ApiError::RateLimited(secs) = &self
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -31,6 +31,66 @@ pub struct Loaded {
     pub backend: Backend,
     /// Whether the CA is the example PKI.
     pub example_pki: bool,
+    /// Upstream sources.
+    pub upstream: crate::disclose::Upstream,
+}
+
+/// The upstream sources of the configuration, with the HTTPS client that calls them.
+fn upstream(
+    cfg: &Config,
+    covenant: &CompiledCovenant,
+    problems: &mut Vec<String>,
+) -> Option<crate::disclose::Upstream> {
+    if cfg.sources.is_empty() {
+        return Some(crate::disclose::Upstream::none());
+    }
+    let mut sources = std::collections::HashMap::new();
+    for src in &cfg.sources {
+        let Some(p) = covenant.covenant().product(&src.product) else {
+            problems.push(format!(
+                "[[source]] product = \"{}\": the covenant's catalogue has no such product",
+                src.product
+            ));
+            continue;
+        };
+        if !src.url.starts_with("https://") {
+            problems.push(format!("[[source]] {}: url must be https:// (the gateway calls it with its client certificate)", src.product));
+            continue;
+        }
+        let timeout = std::time::Duration::from_millis(
+            src.timeout_ms.unwrap_or(cfg.limits.source_timeout_ms),
+        );
+        if sources.insert(p, (src.url.clone(), timeout)).is_some() {
+            problems.push(format!("[[source]] {}: declared twice", src.product));
+        }
+    }
+    let (Some(cert), Some(key)) = (&cfg.tls.client_cert, &cfg.tls.client_key) else {
+        problems.push("[[source]] needs the gateway's own client certificate: set tls.client_cert and tls.client_key".into());
+        return None;
+    };
+    let mut pem = std::fs::read(cert)
+        .map_err(|e| problems.push(format!("tls.client_cert = {}: {e}", cert.display())))
+        .ok()?;
+    pem.extend(
+        std::fs::read(key)
+            .map_err(|e| problems.push(format!("tls.client_key = {}: {e}", key.display())))
+            .ok()?,
+    );
+    let identity = reqwest::Identity::from_pem(&pem)
+        .map_err(|e| problems.push(format!("tls.client_cert/client_key: {e}")))
+        .ok()?;
+    let ca = std::fs::read(&cfg.tls.ca).ok()?;
+    let roots = reqwest::Certificate::from_pem_bundle(&ca)
+        .map_err(|e| problems.push(format!("tls.ca: {e}")))
+        .ok()?;
+    let client = reqwest::Client::builder()
+        .tls_certs_only(roots)
+        .identity(identity)
+        .https_only(true)
+        .build()
+        .map_err(|e| problems.push(format!("upstream HTTPS client: {e}")))
+        .ok()?;
+    Some(crate::disclose::Upstream::new(client, sources))
 }
 
 /// Whether the CA certificate is the example PKI's.
@@ -136,6 +196,9 @@ pub fn load(cfg: &Config, allow_example_pki: bool) -> Result<Loaded, Vec<String>
         .map_err(|e| problems.push(e.to_string()))
         .ok()
     });
+    let upstream = covenant
+        .as_ref()
+        .and_then(|cc| upstream(cfg, cc, &mut problems));
     let example_pki = is_example_pki(&cfg.tls.ca);
     if example_pki && !allow_example_pki {
         problems.push(format!(
@@ -151,6 +214,7 @@ pub fn load(cfg: &Config, allow_example_pki: bool) -> Result<Loaded, Vec<String>
         listen,
         health_listen,
         backend,
+        upstream,
     ) {
         (
             Some(covenant),
@@ -160,7 +224,9 @@ pub fn load(cfg: &Config, allow_example_pki: bool) -> Result<Loaded, Vec<String>
             Some(listen),
             Some(health_listen),
             Some(backend),
+            Some(upstream),
         ) if problems.is_empty() => Ok(Loaded {
+            upstream,
             covenant,
             registry,
             secrets,

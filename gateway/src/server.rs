@@ -36,6 +36,10 @@ pub struct Shared {
     pub tokens: TokenPolicy,
     /// Limits.
     pub limits: Limits,
+    /// Upstream sources.
+    pub upstream: crate::disclose::Upstream,
+    /// Rate limits.
+    pub limiter: crate::disclose::Limiter,
 }
 
 /// Application state: storage plus the shared, immutable rest.
@@ -199,6 +203,7 @@ impl<S: Store, T: DeserializeOwned> FromRequest<AppState<S>> for StrictJson<T> {
 pub fn router<S: Store>(state: AppState<S>) -> Router {
     Router::new()
         .merge(crate::cases::routes())
+        .merge(crate::disclose::routes())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn(request_context))

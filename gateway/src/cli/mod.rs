@@ -19,6 +19,8 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a scripted day of the approach on a fresh example PKI and database, and print it.
+    Demo(DemoArgs),
     /// Serve the partner API over mutual TLS.
     Serve(serve::ServeArgs),
     /// Validate, explain, tabulate and compare covenant policy files.
@@ -34,6 +36,36 @@ pub enum Command {
     Token(certs::TokenArgs),
 }
 
+/// `gateway demo` options.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Keep the gateway running afterwards, with the PKI and a curl example.
+    #[arg(long)]
+    pub keep: bool,
+    /// Working directory (default: a new temporary directory).
+    #[arg(long)]
+    pub dir: Option<std::path::PathBuf>,
+}
+
+fn demo(args: DemoArgs, now: i64) -> anyhow::Result<i32> {
+    crate::install_crypto_provider();
+    // Operational logs go to stderr, quiet unless asked: the story is on stdout.
+    let level = std::env::var("GATEWAY_LOG_LEVEL").unwrap_or_else(|_| "warn".into());
+    crate::telemetry::init(&crate::config::LogConfig {
+        format: crate::config::LogFormat::Json,
+        level,
+    });
+    let dir = args.dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("gateway-demo-{}-{now}", std::process::id()))
+    });
+    std::fs::create_dir_all(&dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(crate::demo::run(dir, args.keep))?;
+    Ok(0)
+}
+
 /// `gateway config …`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -45,6 +77,7 @@ pub enum ConfigCommand {
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let now = SystemClock.now();
     match cli.command {
+        Command::Demo(args) => demo(args, now),
         Command::Serve(args) => serve::serve(args),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Config(ConfigCommand::Check(args)) => serve::config_check(args),

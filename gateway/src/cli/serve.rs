@@ -103,28 +103,22 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        match loaded.backend {
-            Backend::Sqlite => {
-                run(
-                    SqliteStore::connect(&cfg.database_url)
-                        .await
-                        .context("opening the SQLite database")?,
-                    loaded,
-                    cfg,
-                )
-                .await
-            }
-            Backend::Postgres => {
-                run(
-                    PgStore::connect(&cfg.database_url)
-                        .await
-                        .context("connecting to PostgreSQL")?,
-                    loaded,
-                    cfg,
-                )
-                .await
-            }
-        }
+        let api = tokio::net::TcpListener::bind(loaded.listen)
+            .await
+            .with_context(|| format!("binding {}", loaded.listen))?;
+        let health = tokio::net::TcpListener::bind(loaded.health_listen)
+            .await
+            .with_context(|| format!("binding {}", loaded.health_listen))?;
+        let ready = serde_json::json!({
+            "event": "listening",
+            "api": api.local_addr()?.to_string(),
+            "health": health.local_addr()?.to_string(),
+            "covenant_version": loaded.covenant.version().as_str(),
+            "example_pki": loaded.example_pki,
+        });
+        // One line on stdout so that scripts and tests know where to connect.
+        println!("{ready}");
+        run_any(loaded, cfg, api, health, shutdown_signal()).await
     })?;
     Ok(0)
 }
@@ -150,7 +144,38 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn run<S: Store>(store: S, loaded: Loaded, cfg: Config) -> anyhow::Result<()> {
+/// Opens the configured database and serves until `shutdown` resolves.
+pub async fn run_any(
+    loaded: Loaded,
+    cfg: Config,
+    api: tokio::net::TcpListener,
+    health: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    match loaded.backend {
+        Backend::Sqlite => {
+            let store = SqliteStore::connect(&cfg.database_url)
+                .await
+                .context("opening the SQLite database")?;
+            run(store, loaded, cfg, api, health, shutdown).await
+        }
+        Backend::Postgres => {
+            let store = PgStore::connect(&cfg.database_url)
+                .await
+                .context("connecting to PostgreSQL")?;
+            run(store, loaded, cfg, api, health, shutdown).await
+        }
+    }
+}
+
+async fn run<S: Store>(
+    store: S,
+    loaded: Loaded,
+    cfg: Config,
+    api: tokio::net::TcpListener,
+    health: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     store
         .migrate()
         .await
@@ -162,26 +187,16 @@ async fn run<S: Store>(store: S, loaded: Loaded, cfg: Config) -> anyhow::Result<
         clock: Arc::new(SystemClock),
         tokens: loaded.tokens,
         limits: cfg.limits.clone(),
+        upstream: loaded.upstream,
+        limiter: crate::disclose::Limiter::new(
+            cfg.limits.partner_per_second,
+            cfg.limits.staff_per_second,
+        ),
     });
     let app = router(AppState {
         store: store.clone(),
         shared,
     });
-    let api = tokio::net::TcpListener::bind(loaded.listen)
-        .await
-        .with_context(|| format!("binding {}", loaded.listen))?;
-    let health = tokio::net::TcpListener::bind(loaded.health_listen)
-        .await
-        .with_context(|| format!("binding {}", loaded.health_listen))?;
-    let ready = serde_json::json!({
-        "event": "listening",
-        "api": api.local_addr()?.to_string(),
-        "health": health.local_addr()?.to_string(),
-        "covenant_version": loaded.covenant.version().as_str(),
-        "example_pki": loaded.example_pki,
-    });
-    // One line on stdout so that scripts and tests know where to connect.
-    println!("{ready}");
     tracing::info!(api = %api.local_addr()?, health = %health.local_addr()?, covenant = %loaded.covenant.version(), "gateway listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut health_stop = stop_rx.clone();
@@ -195,7 +210,7 @@ async fn run<S: Store>(store: S, loaded: Loaded, cfg: Config) -> anyhow::Result<
         loaded.registry,
         app,
         handshake,
-        shutdown_signal(),
+        shutdown,
         Duration::from_secs(10),
     )
     .await;

@@ -66,6 +66,58 @@ pub struct CaseEventRow {
     pub status: Option<String>,
 }
 
+/// A partner's records for one product about one subject, sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordsRow {
+    /// Product id.
+    pub product: String,
+    /// Subject reference.
+    pub subject_ref: String,
+    /// Owning partner.
+    pub owner: String,
+    /// The records as JSON, sealed with age.
+    pub sealed: Vec<u8>,
+    /// When deposited.
+    pub updated_at: i64,
+    /// Staff id that deposited them.
+    pub updated_by: String,
+}
+
+/// One disclosure record (answer or refusal), as written before the answer leaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisclosureRow {
+    /// Disclosure id.
+    pub id: String,
+    /// When (epoch seconds).
+    pub at: i64,
+    /// FSC transaction id.
+    pub transaction_id: String,
+    /// `disclosure`, `check` or `records`.
+    pub kind: String,
+    /// Requesting partner.
+    pub partner: String,
+    /// Staff id (absent when the token was refused).
+    pub staff_id: Option<String>,
+    /// Role acted in.
+    pub role: Option<String>,
+    /// Purpose named.
+    pub purpose: Option<String>,
+    /// Case named.
+    pub case_id: Option<String>,
+    /// Subject pseudonym.
+    pub subject_pseudonym: Option<String>,
+    /// Covenant version that decided.
+    pub policy_version: String,
+    /// SHA-256 of the ciphertext sent.
+    pub ciphertext_sha256: Option<String>,
+    /// `answered`, `partly-unavailable` or `refused`.
+    pub outcome: String,
+    /// Problem type of a refusal.
+    pub problem: Option<String>,
+    /// Canonical JSON of the whole record.
+    pub entry: String,
+}
+
 /// Storage failed; the API reports `storage-unavailable` and changes nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -115,6 +167,34 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         pseudonym: &str,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Every case of a subject (by pseudonym).
+    fn subject_cases(
+        &self,
+        pseudonym: &str,
+    ) -> impl Future<Output = Result<Vec<CaseRow>, StoreError>> + Send;
+    /// Whether any case has this subject reference.
+    fn subject_known(
+        &self,
+        subject_ref: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Inserts or replaces a partner's records for one product and subject.
+    fn put_records(&self, row: &RecordsRow) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// All stored records of a subject, every product, in one query.
+    fn records_of(
+        &self,
+        subject_ref: &str,
+    ) -> impl Future<Output = Result<Vec<RecordsRow>, StoreError>> + Send;
+    /// Appends a disclosure record, durably; returns its sequence number.
+    fn append_disclosure(
+        &self,
+        row: &DisclosureRow,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    /// Disclosure records after `after_seq`, oldest first (at most `limit`).
+    fn disclosures(
+        &self,
+        after_seq: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<(i64, DisclosureRow)>, StoreError>> + Send;
 }
 
 /// Which backend a URL selects.
@@ -188,3 +268,47 @@ macro_rules! event_from_row {
     }};
 }
 pub(crate) use event_from_row;
+
+macro_rules! records_from_row {
+    ($row:expr) => {{
+        use sqlx::Row;
+        let r = $row;
+        crate::store::RecordsRow {
+            product: r.try_get("product")?,
+            subject_ref: r.try_get("subject_ref")?,
+            owner: r.try_get("owner")?,
+            sealed: r.try_get("sealed")?,
+            updated_at: r.try_get("updated_at")?,
+            updated_by: r.try_get("updated_by")?,
+        }
+    }};
+}
+pub(crate) use records_from_row;
+
+macro_rules! disclosure_from_row {
+    ($row:expr) => {{
+        use sqlx::Row;
+        let r = $row;
+        (
+            r.try_get::<i64, _>("seq")?,
+            crate::store::DisclosureRow {
+                id: r.try_get("id")?,
+                at: r.try_get("at")?,
+                transaction_id: r.try_get("transaction_id")?,
+                kind: r.try_get("kind")?,
+                partner: r.try_get("partner")?,
+                staff_id: r.try_get("staff_id")?,
+                role: r.try_get("role")?,
+                purpose: r.try_get("purpose")?,
+                case_id: r.try_get("case_id")?,
+                subject_pseudonym: r.try_get("subject_pseudonym")?,
+                policy_version: r.try_get("policy_version")?,
+                ciphertext_sha256: r.try_get("ciphertext_sha256")?,
+                outcome: r.try_get("outcome")?,
+                problem: r.try_get("problem")?,
+                entry: r.try_get("entry")?,
+            },
+        )
+    }};
+}
+pub(crate) use disclosure_from_row;

@@ -1,6 +1,9 @@
 //! SQLite: the embedded default. WAL journal, `synchronous = FULL`, foreign keys on.
 
-use super::{CaseEventRow, CaseRow, Store, StoreError, case_from_row, event_from_row};
+use super::{
+    CaseEventRow, CaseRow, DisclosureRow, RecordsRow, Store, StoreError, case_from_row,
+    disclosure_from_row, event_from_row, records_from_row,
+};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
@@ -159,5 +162,74 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?,
         )
+    }
+
+    async fn subject_known(&self, subject_ref: &str) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cases WHERE subject_ref = ?1")
+            .bind(subject_ref)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn put_records(&self, r: &RecordsRow) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO records (product, subject_ref, owner, sealed, updated_at, updated_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (subject_ref, product) DO UPDATE SET owner = excluded.owner, sealed = excluded.sealed, updated_at = excluded.updated_at, updated_by = excluded.updated_by")
+            .bind(&r.product).bind(&r.subject_ref).bind(&r.owner).bind(&r.sealed).bind(r.updated_at).bind(&r.updated_by)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn records_of(&self, subject_ref: &str) -> Result<Vec<RecordsRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM records WHERE subject_ref = ?1")
+            .bind(subject_ref)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(records_from_row!(r));
+        }
+        Ok(out)
+    }
+
+    async fn append_disclosure(&self, d: &DisclosureRow) -> Result<i64, StoreError> {
+        // Autocommit: durable (WAL with synchronous=FULL; PostgreSQL commit) when this returns.
+        let seq: i64 = sqlx::query_scalar("INSERT INTO disclosures (id, at, transaction_id, kind, partner, staff_id, role, purpose, case_id, subject_pseudonym, policy_version, ciphertext_sha256, outcome, problem, entry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING seq")
+            .bind(&d.id).bind(d.at).bind(&d.transaction_id).bind(&d.kind).bind(&d.partner).bind(&d.staff_id)
+            .bind(&d.role).bind(&d.purpose).bind(&d.case_id).bind(&d.subject_pseudonym).bind(&d.policy_version)
+            .bind(&d.ciphertext_sha256).bind(&d.outcome).bind(&d.problem).bind(&d.entry)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(seq)
+    }
+
+    async fn disclosures(
+        &self,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, DisclosureRow)>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM disclosures WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+            .bind(after_seq)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(disclosure_from_row!(r));
+        }
+        Ok(out)
+    }
+
+    async fn subject_cases(&self, pseudonym: &str) -> Result<Vec<CaseRow>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM cases WHERE subject_pseudonym = ?1 ORDER BY created_at")
+                .bind(pseudonym)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(case_from_row!(r));
+        }
+        Ok(out)
     }
 }

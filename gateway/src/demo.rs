@@ -1,0 +1,644 @@
+//! `gateway demo`: a scripted stretch of the approach through real HTTPS calls with real tokens,
+//! on a fresh example PKI and a fresh SQLite database, printed step by step. All people and
+//! records are fictitious.
+
+use crate::auth::mint;
+use crate::config::Config;
+use crate::pki;
+use anyhow::{Context, bail};
+use policy::{Audience, CompiledCovenant};
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The fictitious subject of the demo.
+pub const SUBJECT_BSN: &str = "999993331";
+/// A second fictitious person, unknown to the approach.
+pub const UNKNOWN_BSN: &str = "999992223";
+
+/// The demo's synthetic records, per product, for the subject. Realistic Dutch fields; clearly
+/// fictitious people ("de Proef", "Voorbeeld").
+pub fn records() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "oov.casusdossier",
+            json!([{
+                "bsn": SUBJECT_BSN, "naam": "Daan de Proef", "geboortedatum": "1998-03-14",
+                "adres": "Voorbeeldstraat 12-2", "postcode": "1055 XK", "telefoon": "0612345678",
+                "risicogroep": "4", "risicoprofiel": "Radicaliseert; verheerlijkt geweld online; geen concrete plannen",
+                "ideologie": "rechts-extremistisch", "status": "opgenomen", "regisseur": "rn/reg.mulder",
+                "datum_melding": "2026-09-15", "datum_besluit": "2026-10-20",
+                "leefgebieden": ["inkomen", "dagbesteding"], "plandoelen": ["dagbesteding vinden", "contact met broer herstellen"],
+                "interventies": ["mentor", "schuldhulpverlening"], "netwerk": ["Groep Nachtwacht (online)"]
+            }]),
+        ),
+        (
+            "politie.registraties",
+            json!([
+                {"registratienummer": "PL1300-2026123456", "datum": "2026-08-02", "incidentsoort": "bedreiging (online)",
+                 "rol": "verdachte", "omschrijving": "Dreigende berichten in openbare chatgroep gericht aan moskee-bestuur.",
+                 "locatie_postcode": "1055 XK", "signaleringen": ["gevaar voor hulpverlening"], "contacten": ["J. Voorbeeld"]},
+                {"registratienummer": "PL1300-2026099871", "datum": "2026-05-21", "incidentsoort": "openlijke geweldpleging",
+                 "rol": "getuige", "omschrijving": "Aanwezig bij vechtpartij na demonstratie.", "locatie_postcode": "1012 AB",
+                 "signaleringen": [], "contacten": []}
+            ]),
+        ),
+        (
+            "om.strafzaken",
+            json!([{
+                "parketnummer": "13/123456-26", "feit": "bedreiging (art. 285 Sr)", "status": "dagvaarding uitgebracht",
+                "zittingsdatum": "2026-12-09", "bijzondere_voorwaarden": ["contactverbod aangevers"], "officier": "mr. A. Voorbeeld"
+            }]),
+        ),
+        (
+            "rn.toezicht",
+            json!([{
+                "toezicht_type": "schorsingstoezicht", "startdatum": "2026-08-20", "einddatum": "2027-02-20",
+                "voorwaarden": ["meldplicht", "contactverbod"], "naleving": "goed",
+                "toezichthouder": "R. Mulder", "toezichthouder_telefoon": "0201234567"
+            }]),
+        ),
+        (
+            "rvdk.onderzoeken",
+            json!([{
+                "onderzoek_type": "beschermingsonderzoek (broertje)", "startdatum": "2026-07-01", "maatregel": "geen",
+                "minderjarigen_in_gezin": 2, "bevindingen": "Zorgen over veiligheid broertje (12) thuis.",
+                "raadsonderzoeker": "S. Voorbeeld"
+            }]),
+        ),
+        (
+            "ggd.screening",
+            json!([{
+                "screeningsdatum": "2026-09-30", "in_zorg": true, "zorgaanbieder": "GGZ-instelling Voorbeeld",
+                "diagnose": "fictieve diagnose", "medicatie": "fictieve medicatie", "contactpersoon": "GGD Voorbeeldteam"
+            }]),
+        ),
+        (
+            "wpi.inkomen",
+            json!([{
+                "uitkering": "Participatiewet (bijstand)", "uitkering_sinds": "2025-11-01", "bedrag_per_maand": 1187,
+                "iban": "NL91ABNA0417164300", "schulden": true, "dagbesteding": "geen", "klantmanager": "K. Voorbeeld"
+            }]),
+        ),
+    ]
+}
+
+/// Every personal value the demo uses, for the test that searches the operational log.
+pub fn personal_values() -> Vec<String> {
+    let mut out = vec![SUBJECT_BSN.to_owned(), UNKNOWN_BSN.to_owned()];
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) if s.len() >= 4 => out.push(s.clone()),
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Object(m) => m.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    for (_, v) in records() {
+        walk(&v, &mut out);
+    }
+    // Values that are also vocabulary (statuses, product words) are not personal.
+    out.retain(|s| {
+        !matches!(
+            s.as_str(),
+            "opgenomen"
+                | "geen"
+                | "goed"
+                | "inkomen"
+                | "dagbesteding"
+                | "verdachte"
+                | "getuige"
+                | "mentor"
+        )
+    });
+    out
+}
+
+fn read(p: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(p).with_context(|| format!("reading {}", p.display()))
+}
+
+struct Actor {
+    label: String,
+    partner: String,
+    role: String,
+    client: reqwest::Client,
+    token: String,
+}
+
+struct Demo {
+    dir: PathBuf,
+    api: String,
+    cc: Arc<CompiledCovenant>,
+    step: usize,
+    out: String,
+}
+
+impl Demo {
+    fn actor(&self, partner: &str, sub: &str, role: &str, label: &str) -> anyhow::Result<Actor> {
+        let d = &self.dir;
+        let mut pem = read(&d.join(pki::layout::client_cert(partner)))?;
+        pem.extend(read(&d.join(pki::layout::client_key(partner)))?);
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&read(
+                &d.join(pki::layout::CA),
+            )?)?])
+            .identity(reqwest::Identity::from_pem(&pem)?)
+            .build()?;
+        let certs = crate::tls::read_certs(&d.join(pki::layout::client_cert(partner)))?;
+        let cert = certs.first().context("no client certificate")?;
+        let key = read(&d.join(pki::layout::token_key(partner)))?;
+        use crate::clock::Clock;
+        let now = crate::clock::SystemClock.now();
+        let token = mint(
+            &key,
+            &format!("{partner}-1"),
+            partner,
+            sub,
+            &[role.to_owned()],
+            &crate::registry::thumbprint(cert.as_ref()),
+            "gateway.ipga-r.example",
+            now,
+            600,
+        )?;
+        Ok(Actor {
+            label: label.into(),
+            partner: partner.into(),
+            role: role.into(),
+            client,
+            token,
+        })
+    }
+
+    fn say(&mut self, title: &str) {
+        self.step += 1;
+        let line = format!("\n── {}. {title}", self.step);
+        println!("{line}");
+        self.out.push_str(&line);
+        self.out.push('\n');
+    }
+
+    fn note(&mut self, text: &str) {
+        for l in text.lines() {
+            println!("   {l}");
+        }
+        self.out.push_str(text);
+        self.out.push('\n');
+    }
+
+    async fn call(
+        &self,
+        a: &Actor,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut req = a
+            .client
+            .request(method, format!("https://{}{path}", self.api))
+            .bearer_auth(&a.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("calling {path}"))?;
+        let status = resp.status().as_u16();
+        let v = resp.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, v))
+    }
+
+    /// Decrypts a payload with the receiving partner's identity, as its system would.
+    fn decrypt(&self, partner: &str, armored: &str) -> anyhow::Result<Value> {
+        let identity =
+            crate::crypto::read_age_identity(&self.dir.join(pki::layout::age_identity(partner)))?;
+        let decryptor = age::Decryptor::new(age::armor::ArmoredReader::new(armored.as_bytes()))?;
+        let mut reader = decryptor.decrypt(std::iter::once(&identity as &dyn age::Identity))?;
+        let mut plain = Vec::new();
+        reader.read_to_end(&mut plain)?;
+        Ok(serde_json::from_slice(&plain)?)
+    }
+
+    /// Prints a decrypted answer field by field with what the covenant did to each.
+    fn show(&mut self, a: &Actor, purpose: &str, payload: &Value) {
+        let c = self.cc.covenant();
+        let audience = match (c.partner(&a.partner), c.role(&a.role), c.purpose(purpose)) {
+            (Some(partner), Some(role), Some(purpose)) => Audience {
+                partner,
+                role,
+                purpose,
+            },
+            _ => return,
+        };
+        let mut o = String::new();
+        let products = payload["products"].as_object().cloned().unwrap_or_default();
+        for (pid, prod) in &products {
+            let status = prod["status"].as_str().unwrap_or("?");
+            let _ = writeln!(o, "{pid}: {status}");
+            let Some(pref) = c.product(pid) else { continue };
+            for (i, rec) in prod["records"].as_array().into_iter().flatten().enumerate() {
+                if prod["records"].as_array().is_some_and(|r| r.len() > 1) {
+                    let _ = writeln!(o, "  record {}", i + 1);
+                }
+                let mut default_denied = Vec::new();
+                for (fref, field) in c.product_fields(pref) {
+                    let d = self
+                        .cc
+                        .decide(audience.partner, audience.role, audience.purpose, fref);
+                    if !matches!(d.source, policy::DecisionSource::Rule(_)) {
+                        default_denied.push(field.name.as_str());
+                        continue;
+                    }
+                    match rec.get(&field.name) {
+                        None => {
+                            let _ = writeln!(o, "    {:<24} (omitted: {})", field.name, d.rule_id);
+                        }
+                        Some(v) if v.get("redacted").is_some() => {
+                            let _ = writeln!(
+                                o,
+                                "    {:<24} WITHHELD [{}] rule {}: {}",
+                                field.name,
+                                v["redacted"].as_str().unwrap_or(""),
+                                v["rule"].as_str().unwrap_or(""),
+                                v["ground"].as_str().unwrap_or("")
+                            );
+                        }
+                        Some(v) => {
+                            let how = match d.action.kind() {
+                                policy::ActionKind::Disclose => String::new(),
+                                _ => format!("   ← {} ({})", d.action.describe(), d.rule_id),
+                            };
+                            let _ = writeln!(o, "    {:<24} {v}{how}", field.name);
+                        }
+                    }
+                }
+                if !default_denied.is_empty() {
+                    let _ = writeln!(
+                        o,
+                        "    WITHHELD [no-rule]: {} — no rule of the covenant covers them (default deny)",
+                        default_denied.join(", ")
+                    );
+                }
+            }
+        }
+        self.note(o.trim_end());
+    }
+
+    async fn disclosure(
+        &mut self,
+        a: &Actor,
+        purpose: &str,
+        case: &str,
+        subject_ref: &str,
+    ) -> anyhow::Result<Option<Value>> {
+        let (status, v) = self
+            .call(
+                a,
+                reqwest::Method::POST,
+                "/v1/disclosures",
+                Some(json!({"subject": {"ref": subject_ref}, "purpose": purpose, "case": case})),
+            )
+            .await?;
+        if status == 200 {
+            let payload = self.decrypt(&a.partner, v["payload"].as_str().unwrap_or(""))?;
+            self.note(&format!("{} asks for purpose `{purpose}`: answered (log entry #{}); decrypted with {}'s age identity:", a.label, v["audit_seq"], a.partner));
+            self.show(a, purpose, &payload);
+            Ok(Some(payload))
+        } else {
+            self.note(&format!(
+                "{} asks for purpose `{purpose}`: REFUSED {status} {}\n  {}",
+                a.label,
+                v["type"]
+                    .as_str()
+                    .unwrap_or("")
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(""),
+                v["detail"].as_str().unwrap_or("")
+            ));
+            Ok(None)
+        }
+    }
+}
+
+/// A tiny HTTPS server standing in for the GGD's own system: it requires the gateway's client
+/// certificate and serves `ggd.screening` records.
+async fn ggd_source(
+    dir: PathBuf,
+    listener: tokio::net::TcpListener,
+    records: Value,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> anyhow::Result<()> {
+    let ca = pki::Ca::load(&dir)?;
+    let (cert, key) = ca.issue(
+        "GGD bronsysteem (demo)",
+        None,
+        &["127.0.0.1", "localhost"],
+        false,
+    )?;
+    let provider = crate::tls::provider();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(ca.cert().to_der()?))?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![cert.to_der()?.into()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.private_key_to_pkcs8()?.into()),
+        )?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let app = axum::Router::new().route(
+        "/screening/{subject_ref}",
+        axum::routing::get(move || {
+            let records = records.clone();
+            async move { axum::Json(json!({"records": records})) }
+        }),
+    );
+    tokio::pin!(stop);
+    // Connections are tracked so that "going down" also ends the open keep-alive connections.
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let tcp = tokio::select! {
+            r = listener.accept() => match r { Ok((t, _)) => t, Err(_) => continue },
+            _ = &mut stop => {
+                connections.abort_all();
+                return Ok(());
+            }
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        connections.spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let svc = hyper_util::service::TowerToHyperService::new(app);
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
+        });
+    }
+}
+
+/// Runs the demo in `dir`; keeps the gateway running afterwards if `keep`.
+pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
+    let covenant_path = std::env::current_dir()?.join("ops/covenant/ipga-r.toml");
+    let src = std::fs::read_to_string(&covenant_path).with_context(|| {
+        format!(
+            "reading {} (run the demo from the repository root)",
+            covenant_path.display()
+        )
+    })?;
+    let cc = Arc::new(
+        policy::compile_toml(&src).map_err(|d| anyhow::anyhow!(d.render("ipga-r.toml", &src)))?,
+    );
+    println!("iPGA-R gateway demo — all people and data are fictitious.");
+    println!("   working directory {}", dir.display());
+
+    // 1. Example PKI, configuration, the GGD's own source system.
+    use crate::clock::Clock;
+    pki::init(&dir, &cc, &crate::clock::SystemClock.now().to_string())?;
+    let ggd_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let ggd_addr = ggd_listener.local_addr()?;
+    let mut config = pki::example_config(&dir, &covenant_path);
+    config = config.replace(
+        "database_url = \"sqlite://gateway.db\"",
+        "database_url = \"sqlite://demo.db\"",
+    );
+    config.push_str(&format!("\n[[source]]\nproduct = \"ggd.screening\"\nurl = \"https://{ggd_addr}/screening\"\ntimeout_ms = 1500\n"));
+    let config_path = dir.join(pki::layout::CONFIG);
+    std::fs::write(&config_path, &config)?;
+    let cfg = Config::load(&config_path, std::iter::empty())?;
+    let loaded = crate::runtime::load(&cfg, true).map_err(|p| anyhow::anyhow!(p.join("\n")))?;
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let health = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api_addr = api.local_addr()?.to_string();
+    let (stop_gw, stop_gw_rx) = tokio::sync::oneshot::channel::<()>();
+    let gateway = tokio::spawn(crate::cli::serve::run_any(
+        loaded,
+        cfg,
+        api,
+        health,
+        async move {
+            let _ = stop_gw_rx.await;
+        },
+    ));
+    let ggd_records = records()
+        .into_iter()
+        .find(|(p, _)| *p == "ggd.screening")
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    let (stop_ggd, stop_ggd_rx) = tokio::sync::oneshot::channel::<()>();
+    let ggd = tokio::spawn(ggd_source(
+        dir.clone(),
+        ggd_listener,
+        ggd_records,
+        stop_ggd_rx,
+    ));
+
+    let mut d = Demo {
+        dir: dir.clone(),
+        api: api_addr.clone(),
+        cc: cc.clone(),
+        step: 0,
+        out: String::new(),
+    };
+    d.say("Set-up");
+    d.note(&format!("Example PKI, gateway on https://{api_addr} (SQLite), GGD source system on https://{ggd_addr} (served upstream)."));
+
+    let vp = d.actor(
+        "politie",
+        "vp.jansen",
+        "voorportaal",
+        "Voorportaal (politie, vp.jansen)",
+    )?;
+    let mapintake = d.actor(
+        "oov",
+        "map.bakker",
+        "melder-intake",
+        "MAP intake (oov, map.bakker)",
+    )?;
+    let sec = d.actor(
+        "oov",
+        "sec.devries",
+        "secretaris",
+        "Secretaris Regieoverleg (oov)",
+    )?;
+    let overleg = d.actor("om", "ro.visser", "regieoverleg-lid", "Regieoverleg (om)")?;
+    let regisseur = d.actor(
+        "rn",
+        "reg.mulder",
+        "regisseur",
+        "Regisseur (rn, reg.mulder)",
+    )?;
+    let other_regisseur = d.actor(
+        "oov",
+        "reg.smit",
+        "regisseur",
+        "Another regisseur (oov, reg.smit)",
+    )?;
+    let wpi = d.actor(
+        "wpi",
+        "ip.dekker",
+        "interventiepleger",
+        "Interventiepleger (wpi, ip.dekker)",
+    )?;
+    let peer = d.actor(
+        "gemeente-utrecht",
+        "peer.1",
+        "peer",
+        "Peer municipality (gemeente-utrecht)",
+    )?;
+
+    // 2. A signal.
+    d.say("A signal reaches the voorportaal");
+    let (st, case) = d.call(&vp, reqwest::Method::POST, "/v1/cases", Some(json!({"subject": {"bsn": SUBJECT_BSN}, "signal_date": "2026-09-15", "risk_group": 4, "ideology": "rechts-extremistisch"}))).await?;
+    if st != 201 {
+        bail!("registering the case failed: {case}");
+    }
+    let case_id = case["id"].as_str().unwrap_or_default().to_owned();
+    let subject_ref = case["subject_ref"].as_str().unwrap_or_default().to_owned();
+    d.note(&format!("{} registers a signal: case {case_id}, subject reference {subject_ref} (the BSN is stored only as a pseudonym, sealed).", vp.label));
+    let (st, _) = d
+        .call(
+            &vp,
+            reqwest::Method::PATCH,
+            &format!("/v1/cases/{case_id}"),
+            Some(json!({"status": "duiding"})),
+        )
+        .await?;
+    d.note(&format!("Status melding → duiding: {st}."));
+
+    // 3. Partners deposit what they know.
+    d.say("Partners deposit their records (store-backed); the GGD serves its own");
+    for (product, recs) in records() {
+        if product == "ggd.screening" {
+            continue;
+        }
+        let owner = product.split('.').next().unwrap_or_default();
+        let a = d.actor(owner, &format!("{owner}.bron"), "interventiepleger", owner)?;
+        let (st, v) = d
+            .call(
+                &a,
+                reqwest::Method::PUT,
+                &format!("/v1/records/{product}/{subject_ref}"),
+                Some(json!({"records": recs})),
+            )
+            .await?;
+        d.note(&format!(
+            "{owner:<8} PUT {product}: {st} ({} record(s), sealed at rest)",
+            v["records"]
+        ));
+    }
+
+    // 4. aanpak-check.
+    d.say("Aanpak-check: known in another approach?");
+    for (who, bsn) in [(&mapintake, SUBJECT_BSN), (&mapintake, UNKNOWN_BSN)] {
+        let (_, v) = d
+            .call(
+                who,
+                reqwest::Method::POST,
+                "/v1/checks",
+                Some(json!({"subject": {"bsn": bsn}, "purpose": "aanpak-check"})),
+            )
+            .await?;
+        d.note(&format!(
+            "{} checks a person: known = {}, approaches = {}, call = {} (no content)",
+            who.label, v["known"], v["approaches"], v["contact_partner"]
+        ));
+    }
+
+    // 5. Duiding.
+    d.say("Duiding: the voorportaal collects limited facts");
+    d.disclosure(&vp, "duiding", &case_id, &subject_ref).await?;
+
+    // 6. Decision.
+    d.say("Regieoverleg decides: included, a regisseur from Reclassering, partners on the UVO");
+    let (st, _) = d.call(&sec, reqwest::Method::PATCH, &format!("/v1/cases/{case_id}"), Some(json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "uvo_partners": ["politie", "wpi", "ggd"], "decision_date": "2026-10-20"}))).await?;
+    d.note(&format!(
+        "{}: duiding → opgenomen, regisseur rn/reg.mulder: {st}",
+        sec.label
+    ));
+
+    // 7. Regie.
+    d.say("The regisseur's own request (purpose regie)");
+    d.disclosure(&regisseur, "regie", &case_id, &subject_ref)
+        .await?;
+
+    // 8. Uitvoering.
+    d.say("Plan adopted; an interventiepleger asks for what the intervention needs");
+    let (st1, _) = d
+        .call(
+            &regisseur,
+            reqwest::Method::PATCH,
+            &format!("/v1/cases/{case_id}"),
+            Some(json!({"status": "plan"})),
+        )
+        .await?;
+    let (st2, _) = d
+        .call(
+            &overleg,
+            reqwest::Method::PATCH,
+            &format!("/v1/cases/{case_id}"),
+            Some(json!({"status": "uitvoering"})),
+        )
+        .await?;
+    d.note(&format!(
+        "opgenomen → plan (regisseur): {st1}; plan → uitvoering (Regieoverleg): {st2}"
+    ));
+    d.disclosure(&wpi, "uitvoering", &case_id, &subject_ref)
+        .await?;
+
+    // 9–10. Refusals.
+    d.say("Refused: a regisseur asks about someone else's case");
+    d.disclosure(&other_regisseur, "regie", &case_id, &subject_ref)
+        .await?;
+    d.say("Refused: the right person, the wrong purpose");
+    d.disclosure(&regisseur, "duiding", &case_id, &subject_ref)
+        .await?;
+
+    // 11. A source down.
+    d.say("The GGD's source system goes down; the regisseur asks again");
+    let _ = stop_ggd.send(());
+    let _ = ggd.await;
+    if let Some(p) = d
+        .disclosure(&regisseur, "regie", &case_id, &subject_ref)
+        .await?
+    {
+        d.note(&format!("ggd.screening status: {} — the rest is answered; the log records `partly-unavailable`.", p["products"]["ggd.screening"]["status"]));
+    }
+
+    // 12. Peer municipality.
+    d.say("A peer municipality asks for case-level data");
+    d.disclosure(&peer, "fenomeen", &case_id, &subject_ref)
+        .await?;
+    d.disclosure(&peer, "regie", &case_id, &subject_ref).await?;
+
+    d.say("Done");
+    if keep {
+        let token_cmd = format!(
+            "TOKEN=$(gateway token --dir {} --partner rn --sub reg.mulder --roles regisseur --cert {}/rn/client.pem)",
+            dir.display(),
+            dir.display()
+        );
+        d.note(&format!(
+            "The gateway keeps running on https://{api_addr} (Ctrl-C stops it). Try:\n  {token_cmd}\n  curl --cacert {dir}/ca.pem --cert {dir}/rn/client.pem --key {dir}/rn/client.key -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{{\"subject\":{{\"ref\":\"{subject_ref}\"}},\"purpose\":\"regie\",\"case\":\"{case_id}\"}}' https://{api_addr}/v1/disclosures",
+            dir = dir.display()
+        ));
+        let _ = tokio::signal::ctrl_c().await;
+    } else {
+        d.note("Stopping the gateway.");
+    }
+    let _ = stop_gw.send(());
+    gateway.await.context("gateway task")??;
+    Ok(d.out)
+}
