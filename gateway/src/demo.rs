@@ -324,12 +324,15 @@ impl Demo {
     }
 }
 
-/// A tiny HTTPS server standing in for the GGD's own system: it requires the gateway's client
-/// certificate and serves `ggd.screening` records.
-async fn ggd_source(
+/// A tiny HTTPS server standing in for a partner's own system (an upstream source): it requires
+/// a client certificate of the covenant CA in `dir` and answers `GET {path}/{subject_ref}` with
+/// `records`, after `delay`.
+pub async fn serve_source(
     dir: PathBuf,
     listener: tokio::net::TcpListener,
+    path: &'static str,
     records: Value,
+    delay: std::time::Duration,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
     let ca = pki::Ca::load(&dir)?;
@@ -357,10 +360,13 @@ async fn ggd_source(
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let app = axum::Router::new().route(
-        "/screening/{subject_ref}",
+        &format!("{path}/{{subject_ref}}"),
         axum::routing::get(move || {
             let records = records.clone();
-            async move { axum::Json(json!({"records": records})) }
+            async move {
+                tokio::time::sleep(delay).await;
+                axum::Json(json!({"records": records}))
+            }
         }),
     );
     tokio::pin!(stop);
@@ -438,10 +444,12 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
         .map(|(_, v)| v)
         .unwrap_or_default();
     let (stop_ggd, stop_ggd_rx) = tokio::sync::oneshot::channel::<()>();
-    let ggd = tokio::spawn(ggd_source(
+    let ggd = tokio::spawn(serve_source(
         dir.clone(),
         ggd_listener,
+        "/screening",
         ggd_records,
+        std::time::Duration::ZERO,
         stop_ggd_rx,
     ));
 

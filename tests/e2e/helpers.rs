@@ -61,6 +61,7 @@ pub struct Gateway {
     pub api: String,
     pub health: String,
     pub stderr: PathBuf,
+    pub database_url: String,
 }
 
 impl Drop for Gateway {
@@ -82,19 +83,25 @@ impl Gateway {
 
     /// Starts a gateway with a database URL and extra environment.
     pub fn start_with(database_url: &str, env: &[(&str, &str)]) -> Gateway {
+        let mut env = env.to_vec();
+        env.push(("GATEWAY_DATABASE_URL", database_url));
+        Self::spawn(pki().join("gateway.toml").to_str().unwrap(), &env)
+    }
+
+    fn spawn(config: &str, env: &[(&str, &str)]) -> Gateway {
         gateway::install_crypto_provider();
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let stderr = scratch().join(format!("gw-{n}.stderr"));
+        let database_url = env
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == "GATEWAY_DATABASE_URL")
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default();
         let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--config",
-                pki().join("gateway.toml").to_str().unwrap(),
-                "--allow-example-pki",
-            ])
+            .args(["serve", "--config", config, "--allow-example-pki"])
             .env("GATEWAY_LISTEN", "127.0.0.1:0")
             .env("GATEWAY_HEALTH_LISTEN", "127.0.0.1:0")
-            .env("GATEWAY_DATABASE_URL", database_url)
             .env("GATEWAY_LOG_FORMAT", "json")
             .env("GATEWAY_LOG_LEVEL", "debug")
             .envs(env.iter().copied())
@@ -123,6 +130,7 @@ impl Gateway {
             api: v["api"].as_str().unwrap().to_owned(),
             health: v["health"].as_str().unwrap().to_owned(),
             stderr,
+            database_url,
         }
     }
 
@@ -264,4 +272,37 @@ pub async fn postgres_database() -> Option<String> {
         .unwrap();
     let base = admin.rsplit_once('/').unwrap().0;
     Some(format!("{base}/{name}"))
+}
+
+impl Gateway {
+    /// Starts a gateway with a configuration derived from the shared one (written next to it, so
+    /// relative paths still hold).
+    pub fn start_with_config(edit: impl Fn(String) -> String, env: &[(&str, &str)]) -> Gateway {
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let text = edit(std::fs::read_to_string(pki().join("gateway.toml")).unwrap());
+        let path = pki().join(format!("gateway-{}-{n}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        let db = scratch().join(format!("gw-cfg-{n}.db"));
+        let mut env: Vec<(&str, &str)> = env.to_vec();
+        let config = path.to_str().unwrap().to_owned();
+        let db_url = format!("sqlite://{}", db.display());
+        env.push(("GATEWAY_DATABASE_URL", &db_url));
+        Self::spawn(&config, &env)
+    }
+}
+
+/// Decrypts an armored age payload with a partner's identity from the shared PKI (age crate).
+pub fn decrypt(partner: &str, armored: &str) -> serde_json::Value {
+    use std::io::Read;
+    let identity =
+        gateway::crypto::read_age_identity(&pki().join(format!("{partner}/age-identity.txt")))
+            .unwrap();
+    let decryptor =
+        age::Decryptor::new(age::armor::ArmoredReader::new(armored.as_bytes())).unwrap();
+    let mut reader = decryptor
+        .decrypt(std::iter::once(&identity as &dyn age::Identity))
+        .unwrap();
+    let mut plain = Vec::new();
+    reader.read_to_end(&mut plain).unwrap();
+    serde_json::from_slice(&plain).unwrap()
 }

@@ -1,8 +1,14 @@
 //! End-to-end tests: they run the real `gateway` binary (real TLS, real tokens, real databases).
 //! One test binary for all of them.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::too_many_arguments
+)]
 
 mod cases;
+mod disclose;
 mod helpers;
 mod policy_cli;
 mod serve_auth;
