@@ -13,6 +13,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The example covenant, built in so that the demo also runs outside the repository.
+pub const EXAMPLE_COVENANT: &str = include_str!("../../ops/covenant/ipga-r.toml");
+
 /// The fictitious subject of the demo.
 pub const SUBJECT_BSN: &str = "999993331";
 /// A second fictitious person, unknown to the approach.
@@ -397,13 +400,19 @@ pub async fn serve_source(
 
 /// Runs the demo in `dir`; keeps the gateway running afterwards if `keep`.
 pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
-    let covenant_path = std::env::current_dir()?.join("ops/covenant/ipga-r.toml");
-    let src = std::fs::read_to_string(&covenant_path).with_context(|| {
-        format!(
-            "reading {} (run the demo from the repository root)",
-            covenant_path.display()
-        )
-    })?;
+    // The example covenant of the repository, or the copy built into the binary when the demo
+    // runs elsewhere.
+    std::fs::create_dir_all(&dir)?;
+    let in_repo = std::env::current_dir()?.join("ops/covenant/ipga-r.toml");
+    let covenant_path = if in_repo.exists() {
+        in_repo
+    } else {
+        let p = dir.join("ipga-r.toml");
+        std::fs::write(&p, EXAMPLE_COVENANT)?;
+        p
+    };
+    let src = std::fs::read_to_string(&covenant_path)
+        .with_context(|| format!("reading {}", covenant_path.display()))?;
     let cc = Arc::new(
         policy::compile_toml(&src).map_err(|d| anyhow::anyhow!(d.render("ipga-r.toml", &src)))?,
     );
