@@ -1,0 +1,332 @@
+//! RFC 6962 / RFC 9162 Merkle tree hashing: tree heads, inclusion and consistency proofs, and
+//! their verification. Pure functions over leaf hashes.
+
+use sha2::{Digest, Sha256};
+
+/// A SHA-256 hash.
+pub type Hash = [u8; 32];
+
+/// `SHA-256(0x00 || data)`: the hash of a leaf.
+pub fn leaf_hash(data: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(data);
+    h.finalize().into()
+}
+
+/// `SHA-256(0x01 || left || right)`: the hash of an interior node.
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
+}
+
+/// The largest power of two smaller than `n` (n > 1).
+fn split(n: usize) -> usize {
+    let mut k = 1;
+    while k << 1 < n {
+        k <<= 1;
+    }
+    k
+}
+
+/// MTH(D[n]): the root of the tree over `leaves` (SHA-256 of nothing for an empty tree).
+pub fn root(leaves: &[Hash]) -> Hash {
+    match leaves.len() {
+        0 => Sha256::digest([]).into(),
+        1 => leaves[0],
+        n => {
+            let (l, r) = leaves.split_at(split(n));
+            node_hash(&root(l), &root(r))
+        }
+    }
+}
+
+/// PATH(m, D[n]): the inclusion proof of leaf `index`. Empty when `index` is out of range.
+pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Vec<Hash> {
+    let n = leaves.len();
+    if index >= n || n <= 1 {
+        return Vec::new();
+    }
+    let k = split(n);
+    let (l, r) = leaves.split_at(k);
+    if index < k {
+        let mut p = inclusion_proof(l, index);
+        p.push(root(r));
+        p
+    } else {
+        let mut p = inclusion_proof(r, index - k);
+        p.push(root(l));
+        p
+    }
+}
+
+/// PROOF(m, D[n]): the consistency proof between the first `m` leaves and all of them.
+pub fn consistency_proof(leaves: &[Hash], m: usize) -> Vec<Hash> {
+    if m == 0 || m > leaves.len() {
+        return Vec::new();
+    }
+    subproof(m, leaves, true)
+}
+
+fn subproof(m: usize, leaves: &[Hash], complete: bool) -> Vec<Hash> {
+    let n = leaves.len();
+    if m == n {
+        return if complete {
+            Vec::new()
+        } else {
+            vec![root(leaves)]
+        };
+    }
+    let k = split(n);
+    let (l, r) = leaves.split_at(k);
+    if m <= k {
+        let mut p = subproof(m, l, complete);
+        p.push(root(r));
+        p
+    } else {
+        let mut p = subproof(m - k, r, false);
+        p.push(root(l));
+        p
+    }
+}
+
+/// Verifies an inclusion proof (RFC 9162 §2.1.3.2).
+pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> bool {
+    if index >= size {
+        return false;
+    }
+    let (mut fn_, mut sn) = (index, size - 1);
+    let mut r = *leaf;
+    for p in proof {
+        if sn == 0 {
+            return false;
+        }
+        if fn_ & 1 == 1 || fn_ == sn {
+            r = node_hash(p, &r);
+            while fn_ & 1 == 0 && fn_ != 0 {
+                fn_ >>= 1;
+                sn >>= 1;
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    sn == 0 && r == *root
+}
+
+/// Verifies a consistency proof (RFC 9162 §2.1.4.2).
+pub fn verify_consistency(
+    size1: u64,
+    size2: u64,
+    root1: &Hash,
+    root2: &Hash,
+    proof: &[Hash],
+) -> bool {
+    if size1 > size2 {
+        return false;
+    }
+    if size1 == size2 {
+        return proof.is_empty() && root1 == root2;
+    }
+    if size1 == 0 {
+        return proof.is_empty();
+    }
+    if proof.is_empty() {
+        return false;
+    }
+    let mut path: Vec<Hash> = Vec::with_capacity(proof.len() + 1);
+    if size1.is_power_of_two() {
+        path.push(*root1);
+    }
+    path.extend_from_slice(proof);
+    let (mut fn_, mut sn) = (size1 - 1, size2 - 1);
+    while fn_ & 1 == 1 {
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    let (mut fr, mut sr) = (path[0], path[0]);
+    for c in &path[1..] {
+        if sn == 0 {
+            return false;
+        }
+        if fn_ & 1 == 1 || fn_ == sn {
+            fr = node_hash(c, &fr);
+            sr = node_hash(c, &sr);
+            while fn_ & 1 == 0 && fn_ != 0 {
+                fn_ >>= 1;
+                sn >>= 1;
+            }
+        } else {
+            sr = node_hash(&sr, c);
+        }
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    fr == *root1 && sr == *root2 && sn == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn h(s: &str) -> Hash {
+        hex::decode(s).unwrap().try_into().unwrap()
+    }
+
+    /// The Certificate Transparency reference inputs and tree heads (sizes 0 to 8).
+    const INPUTS: [&str; 8] = [
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    ];
+    const ROOTS: [&str; 9] = [
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+        "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+        "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+        "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+    ];
+
+    fn leaves() -> Vec<Hash> {
+        INPUTS
+            .iter()
+            .map(|i| leaf_hash(&hex::decode(i).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn tree_heads_match_the_reference() {
+        let l = leaves();
+        for n in 0..=8 {
+            assert_eq!(root(&l[..n]), h(ROOTS[n]), "size {n}");
+        }
+    }
+
+    #[test]
+    fn inclusion_proofs_match_the_reference() {
+        let l = leaves();
+        let cases: [(usize, usize, &[&str]); 4] = [
+            (
+                0,
+                8,
+                &[
+                    "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+                    "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                    "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+                ],
+            ),
+            (
+                5,
+                8,
+                &[
+                    "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+                    "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+                    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+                ],
+            ),
+            (
+                2,
+                3,
+                &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"],
+            ),
+            (0, 1, &[]),
+        ];
+        for (index, size, proof) in cases {
+            let want: Vec<Hash> = proof.iter().map(|p| h(p)).collect();
+            assert_eq!(
+                inclusion_proof(&l[..size], index),
+                want,
+                "({index}, {size})"
+            );
+            assert!(verify_inclusion(
+                &l[index],
+                index as u64,
+                size as u64,
+                &want,
+                &h(ROOTS[size])
+            ));
+        }
+    }
+
+    #[test]
+    fn consistency_proofs_match_the_reference() {
+        let l = leaves();
+        let cases: [(usize, usize, &[&str]); 4] = [
+            (1, 1, &[]),
+            (
+                1,
+                8,
+                &[
+                    "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+                    "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                    "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+                ],
+            ),
+            (
+                6,
+                8,
+                &[
+                    "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+                    "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+                    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+                ],
+            ),
+            (
+                2,
+                5,
+                &[
+                    "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                    "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+                ],
+            ),
+        ];
+        for (m, n, proof) in cases {
+            let want: Vec<Hash> = proof.iter().map(|p| h(p)).collect();
+            assert_eq!(consistency_proof(&l[..n], m), want, "({m}, {n})");
+            assert!(
+                verify_consistency(m as u64, n as u64, &h(ROOTS[m]), &h(ROOTS[n]), &want),
+                "({m}, {n})"
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+        #[test]
+        fn every_proof_verifies_and_tampering_fails(n in 1usize..70, seed in any::<u8>()) {
+            let l: Vec<Hash> = (0..n).map(|i| leaf_hash(&[seed, i as u8, (i >> 8) as u8])).collect();
+            let r = root(&l);
+            for i in 0..n {
+                let p = inclusion_proof(&l, i);
+                prop_assert!(verify_inclusion(&l[i], i as u64, n as u64, &p, &r));
+                prop_assert!(!verify_inclusion(&leaf_hash(b"forged"), i as u64, n as u64, &p, &r));
+                if n > 1 {
+                    prop_assert!(!verify_inclusion(&l[i], ((i + 1) % n) as u64, n as u64, &p, &r) || l[i] == l[(i + 1) % n]);
+                }
+            }
+            for m in 1..=n {
+                let p = consistency_proof(&l, m);
+                let rm = root(&l[..m]);
+                prop_assert!(verify_consistency(m as u64, n as u64, &rm, &r, &p));
+                if m < n {
+                    prop_assert!(!verify_consistency(m as u64, n as u64, &leaf_hash(b"other"), &r, &p));
+                }
+            }
+        }
+    }
+}
