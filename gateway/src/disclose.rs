@@ -265,6 +265,8 @@ impl Draft {
                 outcome: "refused".into(),
                 problem: None,
                 entry: String::new(),
+                leaf_hash: None,
+                chain_hash: None,
             },
             products: BTreeMap::new(),
         }
@@ -306,7 +308,7 @@ async fn refuse<S: Store>(state: &AppState<S>, mut draft: Draft, e: ApiError) ->
     draft.row.outcome = "refused".into();
     draft.row.problem = Some(e.slug());
     let row = draft.finish();
-    if let Err(err) = state.store.append_disclosure(&row).await {
+    if let Err(err) = state.shared.log.append(row).await {
         tracing::error!(error = %err, problem = %e.slug(), "could not record a refusal");
     }
     e.into_response()
@@ -450,6 +452,8 @@ pub struct DisclosureAnswer {
     pub disclosure_id: String,
     /// Sequence number of its record in the disclosure log.
     pub audit_seq: i64,
+    /// Merkle leaf hash of that record (hex), for `GET /v1/audit/proof/{seq}`.
+    pub audit_leaf_hash: String,
     /// Covenant version that decided it.
     pub policy_version: String,
     /// The age recipient the payload is encrypted to.
@@ -677,17 +681,18 @@ async fn run_disclosure<S: Store>(
         },
     )
     .finish();
-    let seq = match state.store.append_disclosure(&row).await {
-        Ok(seq) => seq,
+    let appended = match state.shared.log.append(row.clone()).await {
+        Ok(a) => a,
         Err(e) => {
             tracing::error!(error = %e, "disclosure record could not be written; nothing disclosed");
             return Err(ApiError::DisclosureLogUnavailable);
         }
     };
-    tracing::info!(disclosure = %row.id, seq, outcome = %row.outcome, products = draft.products.len(), "disclosed");
+    tracing::info!(disclosure = %row.id, seq = appended.seq, outcome = %row.outcome, products = draft.products.len(), "disclosed");
     Ok(DisclosureAnswer {
         disclosure_id: row.id,
-        audit_seq: seq,
+        audit_seq: appended.seq,
+        audit_leaf_hash: appended.leaf_hash,
         policy_version: row.policy_version,
         recipient: partner_keys.recipient.to_string(),
         payload: armored,
@@ -785,10 +790,16 @@ async fn run_check<S: Store>(
         },
     )
     .finish();
-    let seq = state.store.append_disclosure(&row).await.map_err(|e| {
-        tracing::error!(error = %e, "check record could not be written; nothing answered");
-        ApiError::DisclosureLogUnavailable
-    })?;
+    let seq = state
+        .shared
+        .log
+        .append(row)
+        .await
+        .map(|a| a.seq)
+        .map_err(|e| {
+            tracing::error!(error = %e, "check record could not be written; nothing answered");
+            ApiError::DisclosureLogUnavailable
+        })?;
     Ok(CheckAnswer {
         audit_seq: seq,
         ..answer

@@ -40,6 +40,8 @@ pub struct Shared {
     pub upstream: crate::disclose::Upstream,
     /// Rate limits.
     pub limiter: crate::disclose::Limiter,
+    /// The disclosure log's writer.
+    pub log: crate::audit::writer::LogWriter,
 }
 
 /// Application state: storage plus the shared, immutable rest.

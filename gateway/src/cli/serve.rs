@@ -192,6 +192,7 @@ async fn run<S: Store>(
             cfg.limits.partner_per_second,
             cfg.limits.staff_per_second,
         ),
+        log: crate::audit::writer::LogWriter::start(store.clone()),
     });
     let app = router(AppState {
         store: store.clone(),

@@ -116,6 +116,10 @@ pub struct DisclosureRow {
     pub problem: Option<String>,
     /// Canonical JSON of the whole record.
     pub entry: String,
+    /// Merkle leaf hash (hex), set when appended.
+    pub leaf_hash: Option<String>,
+    /// Hash chain value (hex), set when appended.
+    pub chain_hash: Option<String>,
 }
 
 /// Storage failed; the API reports `storage-unavailable` and changes nothing.
@@ -127,6 +131,9 @@ pub enum StoreError {
     /// Migrations failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The disclosure log is inconsistent or its writer stopped.
+    #[error("disclosure log: {0}")]
+    Log(String),
     /// Unsupported URL.
     #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://…")]
     Url(String),
@@ -184,11 +191,35 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         subject_ref: &str,
     ) -> impl Future<Output = Result<Vec<RecordsRow>, StoreError>> + Send;
-    /// Appends a disclosure record, durably; returns its sequence number.
-    fn append_disclosure(
+    /// Appends disclosure records in one durable transaction, assigning sequence numbers, leaf
+    /// and chain hashes under the lock on the log head; returns (seq, leaf hash hex) per row.
+    fn append_batch(
         &self,
-        row: &DisclosureRow,
-    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+        rows: &[DisclosureRow],
+    ) -> impl Future<Output = Result<Vec<(i64, String)>, StoreError>> + Send;
+    /// The log head: size and last chain hash.
+    fn log_head(&self) -> impl Future<Output = Result<(i64, String), StoreError>> + Send;
+    /// Leaf hashes (hex) of the first `size` entries, in order.
+    fn leaf_hashes(
+        &self,
+        size: i64,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Stores a checkpoint unless one for that size exists; returns the stored note for the size.
+    fn put_checkpoint(
+        &self,
+        size: i64,
+        root: &str,
+        note: &str,
+        at: i64,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+    /// The checkpoint of the largest size.
+    fn latest_checkpoint(
+        &self,
+    ) -> impl Future<Output = Result<Option<(i64, String)>, StoreError>> + Send;
+    /// Every stored checkpoint, by size.
+    fn checkpoints(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(i64, String, String)>, StoreError>> + Send;
     /// Disclosure records after `after_seq`, oldest first (at most `limit`).
     fn disclosures(
         &self,
@@ -307,6 +338,8 @@ macro_rules! disclosure_from_row {
                 outcome: r.try_get("outcome")?,
                 problem: r.try_get("problem")?,
                 entry: r.try_get("entry")?,
+                leaf_hash: r.try_get("leaf_hash")?,
+                chain_hash: r.try_get("chain_hash")?,
             },
         )
     }};

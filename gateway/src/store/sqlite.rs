@@ -192,15 +192,98 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn append_disclosure(&self, d: &DisclosureRow) -> Result<i64, StoreError> {
-        // Autocommit: durable (WAL with synchronous=FULL; PostgreSQL commit) when this returns.
-        let seq: i64 = sqlx::query_scalar("INSERT INTO disclosures (id, at, transaction_id, kind, partner, staff_id, role, purpose, case_id, subject_pseudonym, policy_version, ciphertext_sha256, outcome, problem, entry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING seq")
-            .bind(&d.id).bind(d.at).bind(&d.transaction_id).bind(&d.kind).bind(&d.partner).bind(&d.staff_id)
-            .bind(&d.role).bind(&d.purpose).bind(&d.case_id).bind(&d.subject_pseudonym).bind(&d.policy_version)
-            .bind(&d.ciphertext_sha256).bind(&d.outcome).bind(&d.problem).bind(&d.entry)
-            .fetch_one(&self.pool)
+    async fn append_batch(&self, rows: &[DisclosureRow]) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // One writer at a time, across instances: the head row is the lock.
+        sqlx::query("UPDATE log_head SET size = size WHERE id = 1")
+            .execute(&mut *tx)
             .await?;
-        Ok(seq)
+        // The update above took the write lock; now read the head.
+        let (size, chain): (i64, String) =
+            sqlx::query_as("SELECT size, chain_hash FROM log_head WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?;
+        let chain = crate::audit::parse_hash(&chain)
+            .ok_or_else(|| StoreError::Log("the log head's chain hash is corrupt".into()))?;
+        let entries: Vec<&str> = rows.iter().map(|r| r.entry.as_str()).collect();
+        let linked = crate::audit::link(size, chain, &entries);
+        let mut out = Vec::with_capacity(rows.len());
+        let mut last = chain;
+        for (d, (seq, leaf, link)) in rows.iter().zip(&linked) {
+            let (leaf, link) = (hex::encode(leaf), hex::encode(link));
+            sqlx::query("INSERT INTO disclosures (seq, id, at, transaction_id, kind, partner, staff_id, role, purpose, case_id, subject_pseudonym, policy_version, ciphertext_sha256, outcome, problem, entry, leaf_hash, chain_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)")
+                .bind(seq).bind(&d.id).bind(d.at).bind(&d.transaction_id).bind(&d.kind).bind(&d.partner).bind(&d.staff_id)
+                .bind(&d.role).bind(&d.purpose).bind(&d.case_id).bind(&d.subject_pseudonym).bind(&d.policy_version)
+                .bind(&d.ciphertext_sha256).bind(&d.outcome).bind(&d.problem).bind(&d.entry).bind(&leaf).bind(&link)
+                .execute(&mut *tx)
+                .await?;
+            out.push((*seq, leaf));
+        }
+        if let Some((_, _, l)) = linked.last() {
+            last = *l;
+        }
+        sqlx::query("UPDATE log_head SET size = ?1, chain_hash = ?2 WHERE id = 1")
+            .bind(size + rows.len() as i64)
+            .bind(hex::encode(last))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn log_head(&self) -> Result<(i64, String), StoreError> {
+        Ok(
+            sqlx::query_as("SELECT size, chain_hash FROM log_head WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn leaf_hashes(&self, size: i64) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(Option<String>,)> =
+            sqlx::query_as("SELECT leaf_hash FROM disclosures WHERE seq <= ?1 ORDER BY seq")
+                .bind(size)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(h,)| h.ok_or_else(|| StoreError::Log("an entry has no leaf hash".into())))
+            .collect()
+    }
+
+    async fn put_checkpoint(
+        &self,
+        size: i64,
+        root: &str,
+        note: &str,
+        at: i64,
+    ) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO checkpoints (size, root, note, at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (size) DO NOTHING")
+            .bind(size).bind(root).bind(note).bind(at)
+            .execute(&self.pool)
+            .await?;
+        // Never two checkpoints for one size: whoever stored first wins, everyone serves that one.
+        Ok(
+            sqlx::query_scalar("SELECT note FROM checkpoints WHERE size = ?1")
+                .bind(size)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<(i64, String, String)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT size, root, note FROM checkpoints ORDER BY size")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn disclosures(
