@@ -34,9 +34,33 @@ pub struct Config {
     /// Operational logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The disclosure log.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Products served by a partner's own HTTPS endpoint instead of the gateway's store.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Seconds between periodic checkpoints (when the log grew); 0 turns them off.
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval_secs: u64,
+}
+
+fn default_checkpoint_interval() -> u64 {
+    60
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            checkpoint_interval_secs: default_checkpoint_interval(),
+        }
+    }
 }
 
 /// `[[source]]`: an upstream source for one product.
@@ -120,6 +144,8 @@ pub struct SecretsConfig {
     pub storage_identity_file: PathBuf,
     /// 32 random bytes (hex) from which pseudonym keys are derived.
     pub pseudonym_key_file: PathBuf,
+    /// Ed25519 seed (32 bytes, hex) of the key that signs log checkpoints.
+    pub log_key_file: PathBuf,
 }
 
 /// `[limits]`.
@@ -303,6 +329,7 @@ impl Config {
         }
         abs(&mut self.secrets.storage_identity_file);
         abs(&mut self.secrets.pseudonym_key_file);
+        abs(&mut self.secrets.log_key_file);
         // A relative SQLite path is relative to the configuration too.
         if let Some(rest) = self.database_url.strip_prefix("sqlite://") {
             let p = Path::new(rest.split('?').next().unwrap_or(rest));
@@ -350,7 +377,7 @@ mod tests {
         p
     }
 
-    const MIN: &str = "gateway_id = \"gw\"\nlisten = \"127.0.0.1:0\"\ndatabase_url = \"sqlite://db.sqlite\"\ncovenant = \"c.toml\"\nkey_dir = \"keys\"\n[tls]\nca = \"ca.pem\"\ncert = \"s.pem\"\nkey = \"s.key\"\n[secrets]\nstorage_identity_file = \"st\"\npseudonym_key_file = \"ps\"\n";
+    const MIN: &str = "gateway_id = \"gw\"\nlisten = \"127.0.0.1:0\"\ndatabase_url = \"sqlite://db.sqlite\"\ncovenant = \"c.toml\"\nkey_dir = \"keys\"\n[tls]\nca = \"ca.pem\"\ncert = \"s.pem\"\nkey = \"s.key\"\n[secrets]\nstorage_identity_file = \"st\"\npseudonym_key_file = \"ps\"\nlog_key_file = \"lk\"\n";
 
     #[test]
     fn relative_paths_and_env_overrides() {

@@ -300,6 +300,8 @@ pub mod layout {
     pub const STORAGE_IDENTITY: &str = "gateway/storage-identity.txt";
     /// Pseudonym master key.
     pub const PSEUDONYM_KEY: &str = "gateway/pseudonym.key";
+    /// Ed25519 seed of the checkpoint-signing key.
+    pub const LOG_KEY: &str = "gateway/log-ed25519.key";
     /// A partner's client certificate.
     pub fn client_cert(partner: &str) -> String {
         format!("{partner}/client.pem")
@@ -368,6 +370,13 @@ pub fn init(dir: &Path, covenant: &CompiledCovenant, created: &str) -> Result<Ge
     write(
         &dir.join(layout::PSEUDONYM_KEY),
         hex::encode(pseudonym) + "\n",
+        true,
+    )?;
+    let mut log_seed = [0u8; 32];
+    openssl::rand::rand_bytes(&mut log_seed)?;
+    write(
+        &dir.join(layout::LOG_KEY),
+        hex::encode(log_seed) + "\n",
         true,
     )?;
 
@@ -496,9 +505,10 @@ pub fn example_config(dir: &Path, covenant: &Path) -> String {
     );
     let _ = writeln!(
         o,
-        "[secrets]\nstorage_identity_file = \"{}\"\npseudonym_key_file = \"{}\"",
+        "[secrets]\nstorage_identity_file = \"{}\"\npseudonym_key_file = \"{}\"\nlog_key_file = \"{}\"",
         layout::STORAGE_IDENTITY,
-        layout::PSEUDONYM_KEY
+        layout::PSEUDONYM_KEY,
+        layout::LOG_KEY
     );
     o
 }

@@ -33,6 +33,21 @@ pub struct Loaded {
     pub example_pki: bool,
     /// Upstream sources.
     pub upstream: crate::disclose::Upstream,
+    /// The checkpoint-signing key.
+    pub log_key: Arc<crate::audit::checkpoint::LogKey>,
+    /// The log's origin (and key name): `<gateway_id>/disclosures`.
+    pub log_origin: String,
+}
+
+/// Reads the checkpoint-signing key (a hex Ed25519 seed) for `origin`.
+pub fn load_log_key(path: &Path, origin: &str) -> Result<crate::audit::checkpoint::LogKey, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("secrets.log_key_file = {}: {e}", path.display()))?;
+    let seed = hex::decode(text.trim())
+        .ok()
+        .filter(|s| s.len() == 32)
+        .ok_or_else(|| format!("secrets.log_key_file = {}: expected 32 bytes as hex; make one with `openssl rand -hex 32`", path.display()))?;
+    crate::audit::checkpoint::LogKey::from_seed(origin, &seed).map_err(|e| e.to_string())
 }
 
 /// The upstream sources of the configuration, with the HTTPS client that calls them.
@@ -199,6 +214,10 @@ pub fn load(cfg: &Config, allow_example_pki: bool) -> Result<Loaded, Vec<String>
     let upstream = covenant
         .as_ref()
         .and_then(|cc| upstream(cfg, cc, &mut problems));
+    let log_origin = format!("{}/disclosures", cfg.gateway_id);
+    let log_key = load_log_key(&cfg.secrets.log_key_file, &log_origin)
+        .map_err(|e| problems.push(e))
+        .ok();
     let example_pki = is_example_pki(&cfg.tls.ca);
     if example_pki && !allow_example_pki {
         problems.push(format!(
@@ -215,6 +234,7 @@ pub fn load(cfg: &Config, allow_example_pki: bool) -> Result<Loaded, Vec<String>
         health_listen,
         backend,
         upstream,
+        log_key,
     ) {
         (
             Some(covenant),
@@ -225,8 +245,11 @@ pub fn load(cfg: &Config, allow_example_pki: bool) -> Result<Loaded, Vec<String>
             Some(health_listen),
             Some(backend),
             Some(upstream),
+            Some(log_key),
         ) if problems.is_empty() => Ok(Loaded {
             upstream,
+            log_key: Arc::new(log_key),
+            log_origin,
             covenant,
             registry,
             secrets,

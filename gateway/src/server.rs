@@ -42,6 +42,10 @@ pub struct Shared {
     pub limiter: crate::disclose::Limiter,
     /// The disclosure log's writer.
     pub log: crate::audit::writer::LogWriter,
+    /// The key that signs checkpoints.
+    pub log_key: Arc<crate::audit::checkpoint::LogKey>,
+    /// The log's origin line.
+    pub log_origin: String,
 }
 
 /// Application state: storage plus the shared, immutable rest.
@@ -206,6 +210,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
     Router::new()
         .merge(crate::cases::routes())
         .merge(crate::disclose::routes())
+        .merge(crate::audit::api::routes())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn(request_context))

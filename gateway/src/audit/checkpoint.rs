@@ -142,6 +142,13 @@ impl NoteVerifier {
         })
     }
 
+    /// The `vkey` string of this verifier.
+    pub fn vkey_string(&self) -> String {
+        let mut k = vec![0x01];
+        k.extend_from_slice(&self.public);
+        format!("{}+{}+{}", self.name, hex::encode(self.id), B64.encode(k))
+    }
+
     /// Parses and verifies a checkpoint note.
     pub fn verify(&self, note: &str) -> Result<Checkpoint, CheckpointError> {
         let (body, sigs) = note.split_once("\n\n").ok_or(CheckpointError::Malformed(

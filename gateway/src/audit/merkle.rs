@@ -330,3 +330,64 @@ mod tests {
         }
     }
 }
+
+/// The right edge of a growing tree: enough to give the tree head at the current size in
+/// O(log n), so that a verifier can check every checkpoint in one pass over the leaves.
+#[derive(Debug, Clone, Default)]
+pub struct Frontier {
+    /// Perfect subtrees, largest (leftmost) first: (height, hash).
+    nodes: Vec<(u32, Hash)>,
+    size: u64,
+}
+
+impl Frontier {
+    /// Appends a leaf hash.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut cur = (0u32, leaf);
+        while let Some(&(h, left)) = self.nodes.last() {
+            if h != cur.0 {
+                break;
+            }
+            self.nodes.pop();
+            cur = (h + 1, node_hash(&left, &cur.1));
+        }
+        self.nodes.push(cur);
+        self.size += 1;
+    }
+
+    /// Leaves so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The tree head at the current size.
+    pub fn root(&self) -> Hash {
+        let mut it = self.nodes.iter().rev();
+        let Some(&(_, mut r)) = it.next() else {
+            return root(&[]);
+        };
+        for (_, h) in it {
+            r = node_hash(h, &r);
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod frontier_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn frontier_root_is_the_tree_head(n in 0usize..300) {
+            let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&(i as u32).to_be_bytes())).collect();
+            let mut f = Frontier::default();
+            prop_assert_eq!(f.root(), root(&[]));
+            for (i, l) in leaves.iter().enumerate() {
+                f.push(*l);
+                prop_assert_eq!(f.root(), root(&leaves[..=i]));
+            }
+        }
+    }
+}

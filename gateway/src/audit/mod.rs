@@ -1,8 +1,10 @@
 //! The tamper-evident disclosure log: every disclosure record is a leaf of an RFC 6962 Merkle tree
 //! and a link of a hash chain.
 
+pub mod api;
 pub mod checkpoint;
 pub mod merkle;
+pub mod verify;
 pub mod writer;
 
 use merkle::{Hash, leaf_hash};

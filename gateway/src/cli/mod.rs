@@ -3,6 +3,7 @@
 use crate::clock::{Clock, SystemClock};
 use clap::{Parser, Subcommand};
 
+pub mod audit;
 pub mod certs;
 pub mod policy;
 pub mod serve;
@@ -29,6 +30,9 @@ pub enum Command {
     /// Check a configuration file and everything it points to.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Verify the tamper-evident disclosure log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Make or change the EXAMPLE PKI.
     #[command(subcommand)]
     Certs(certs::CertsCommand),
@@ -82,6 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Config(ConfigCommand::Check(args)) => serve::config_check(args),
         Command::Certs(cmd) => certs::run(cmd, now),
+        Command::Audit(cmd) => audit::run(cmd),
         Command::Token(args) => certs::token(args, now),
     }
 }

@@ -193,7 +193,32 @@ async fn run<S: Store>(
             cfg.limits.staff_per_second,
         ),
         log: crate::audit::writer::LogWriter::start(store.clone()),
+        log_key: loaded.log_key.clone(),
+        log_origin: loaded.log_origin.clone(),
     });
+    // Periodic checkpoints, so that the log is committed to even when nobody asks.
+    if cfg.audit.checkpoint_interval_secs > 0 {
+        let (store, key, origin) = (
+            store.clone(),
+            loaded.log_key.clone(),
+            loaded.log_origin.clone(),
+        );
+        let every = Duration::from_secs(cfg.audit.checkpoint_interval_secs);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                use crate::clock::Clock;
+                if let Err(e) =
+                    crate::audit::api::checkpoint_now(&store, &key, &origin, SystemClock.now())
+                        .await
+                {
+                    tracing::warn!(error = %e, "periodic checkpoint failed");
+                }
+            }
+        });
+    }
     let app = router(AppState {
         store: store.clone(),
         shared,
