@@ -306,3 +306,21 @@ pub fn decrypt(partner: &str, armored: &str) -> serde_json::Value {
     reader.read_to_end(&mut plain).unwrap();
     serde_json::from_slice(&plain).unwrap()
 }
+
+impl Gateway {
+    /// `kill -9`: no shutdown, no flushing.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh SQLite URL in the scratch directory.
+pub fn sqlite_url(name: &str) -> String {
+    format!(
+        "sqlite://{}",
+        scratch()
+            .join(format!("{name}-{}.db", uuid::Uuid::new_v4().simple()))
+            .display()
+    )
+}

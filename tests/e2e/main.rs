@@ -10,6 +10,7 @@
 mod audit;
 mod cases;
 mod disclose;
+mod durability;
 mod helpers;
 mod policy_cli;
 mod serve_auth;
