@@ -64,11 +64,16 @@ async fn appends<S: Store>(name: &str, store: &S, next: &mut usize) {
 async fn verify<S: Store>(name: &str, store: &S) {
     let key = LogKey::from_seed("bench/disclosures", &[7; 32]).expect("key");
     let started = Instant::now();
-    let (size, _) = gateway::audit::api::checkpoint_now(store, &key, "bench/disclosures", 1_800_000_000).await.expect("checkpoint");
+    let (size, _) =
+        gateway::audit::api::checkpoint_now(store, &key, "bench/disclosures", 1_800_000_000)
+            .await
+            .expect("checkpoint");
     let signed = started.elapsed().as_secs_f64();
     let v = NoteVerifier::from_vkey(&key.vkey()).expect("vkey");
     let started = Instant::now();
-    let report = gateway::audit::verify::verify(store, &v).await.expect("verify");
+    let report = gateway::audit::verify::verify(store, &v)
+        .await
+        .expect("verify");
     let secs = started.elapsed().as_secs_f64();
     assert!(report.first_bad.is_none(), "{:?}", report.first_bad);
     println!("{name:<10} checkpoint over {size} entries: {signed:.2} s");
@@ -81,11 +86,16 @@ async fn verify<S: Store>(name: &str, store: &S) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let dir = std::env::temp_dir().join(format!("gateway-bench-log-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
-        let store = SqliteStore::connect(&format!("sqlite://{}", dir.join("log.db").display())).await.expect("sqlite");
+        let store = SqliteStore::connect(&format!("sqlite://{}", dir.join("log.db").display()))
+            .await
+            .expect("sqlite");
         store.migrate().await.expect("migrate");
         let mut next = 0;
         appends("sqlite", &store, &mut next).await;
@@ -94,9 +104,18 @@ fn main() {
         if let Ok(admin) = std::env::var("GATEWAY_TEST_POSTGRES_URL") {
             use sqlx::Connection;
             let mut c = sqlx::PgConnection::connect(&admin).await.expect("pg");
-            sqlx::query("DROP DATABASE IF EXISTS gateway_bench_log").execute(&mut c).await.expect("drop");
-            sqlx::query("CREATE DATABASE gateway_bench_log").execute(&mut c).await.expect("create");
-            let url = format!("{}/gateway_bench_log", admin.rsplit_once('/').map_or(admin.as_str(), |x| x.0));
+            sqlx::query("DROP DATABASE IF EXISTS gateway_bench_log")
+                .execute(&mut c)
+                .await
+                .expect("drop");
+            sqlx::query("CREATE DATABASE gateway_bench_log")
+                .execute(&mut c)
+                .await
+                .expect("create");
+            let url = format!(
+                "{}/gateway_bench_log",
+                admin.rsplit_once('/').map_or(admin.as_str(), |x| x.0)
+            );
             let store = PgStore::connect(&url).await.expect("pg");
             store.migrate().await.expect("migrate");
             let mut next = 0;

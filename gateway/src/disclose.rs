@@ -226,16 +226,20 @@ struct Entry<'a> {
     ciphertext_sha256: Option<&'a str>,
     outcome: &'a str,
     problem: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query: Option<&'a str>,
 }
 
 /// A disclosure record being filled in as the request is checked.
-struct Draft {
-    row: DisclosureRow,
+pub(crate) struct Draft {
+    pub(crate) row: DisclosureRow,
     products: BTreeMap<String, ProductSummary>,
+    /// For audit queries: what was searched.
+    pub(crate) query: Option<String>,
 }
 
 impl Draft {
-    fn new<S>(
+    pub(crate) fn new<S>(
         state: &AppState<S>,
         kind: &str,
         client: &ClientIdentity,
@@ -269,10 +273,12 @@ impl Draft {
                 chain_hash: None,
             },
             products: BTreeMap::new(),
+            query: None,
         }
     }
 
-    fn finish(mut self) -> DisclosureRow {
+    /// The record with its canonical entry, leaving the draft as it is.
+    pub(crate) fn record(&self) -> DisclosureRow {
         let r = &self.row;
         let entry = Entry {
             id: &r.id,
@@ -296,18 +302,24 @@ impl Draft {
             ciphertext_sha256: r.ciphertext_sha256.as_deref(),
             outcome: &r.outcome,
             problem: r.problem.as_deref(),
+            query: self.query.as_deref(),
         };
-        self.row.entry = serde_json::to_string(&entry).unwrap_or_default();
-        self.row
+        let mut row = self.row.clone();
+        row.entry = serde_json::to_string(&entry).unwrap_or_default();
+        row
     }
 }
 
 /// Records a refusal (best effort: the refusal stands even if it cannot be recorded) and returns
 /// the problem.
-async fn refuse<S: Store>(state: &AppState<S>, mut draft: Draft, e: ApiError) -> Response {
+pub(crate) async fn refuse<S: Store>(
+    state: &AppState<S>,
+    mut draft: Draft,
+    e: ApiError,
+) -> Response {
     draft.row.outcome = "refused".into();
     draft.row.problem = Some(e.slug());
-    let row = draft.finish();
+    let row = draft.record();
     if let Err(err) = state.shared.log.append(row).await {
         tracing::error!(error = %err, problem = %e.slug(), "could not record a refusal");
     }
@@ -462,7 +474,7 @@ pub struct DisclosureAnswer {
     pub payload: String,
 }
 
-fn parse_bsn(s: &str) -> Result<Bsn, ApiError> {
+pub(crate) fn parse_bsn(s: &str) -> Result<Bsn, ApiError> {
     Bsn::parse(s.trim()).map_err(|e| {
         ApiError::InvalidBsn(match e {
             policy::BsnError::Format => "A BSN has exactly nine digits; check the number",
@@ -673,14 +685,7 @@ async fn run_disclosure<S: Store>(
     .into();
 
     // Fail closed: the record is committed before the answer leaves, or nothing leaves.
-    let row = std::mem::replace(
-        draft,
-        Draft {
-            row: draft.row.clone(),
-            products: draft.products.clone(),
-        },
-    )
-    .finish();
+    let row = draft.record();
     let appended = match state.shared.log.append(row.clone()).await {
         Ok(a) => a,
         Err(e) => {
@@ -782,14 +787,7 @@ async fn run_check<S: Store>(
     };
     draft.row.case_id = active.map(|k| k.id.clone());
     draft.row.outcome = "answered".into();
-    let row = std::mem::replace(
-        draft,
-        Draft {
-            row: draft.row.clone(),
-            products: BTreeMap::new(),
-        },
-    )
-    .finish();
+    let row = draft.record();
     let seq = state
         .shared
         .log

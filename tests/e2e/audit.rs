@@ -314,3 +314,231 @@ async fn audit_verify_finds_every_tampering_on_postgres() {
     };
     tamper_suite(Db::Postgres(String::new())).await;
 }
+
+async fn officer_get(gw: &Gateway, partner: &str, path: &str) -> (u16, String) {
+    let r = client(partner)
+        .get(gw.url(path))
+        .bearer_auth(token(partner, "fg.1", &["privacy-officer"]))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn privacy_officers_search_the_log_and_report_to_the_subject() {
+    let gw = Gateway::start();
+    let bsn = "999993331";
+    let c = client("politie");
+    let vp = token("politie", "vp.1", &["voorportaal"]);
+    let case: Value = c
+        .post(gw.url("/v1/cases"))
+        .bearer_auth(&vp)
+        .json(&json!({"subject": {"bsn": bsn}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = case["id"].as_str().unwrap().to_owned();
+    c.patch(gw.url(&format!("/v1/cases/{id}")))
+        .bearer_auth(&vp)
+        .json(&json!({"status": "duiding"}))
+        .send()
+        .await
+        .unwrap();
+    let rn = gateway::demo::records()
+        .into_iter()
+        .find(|(p, _)| *p == "rn.toezicht")
+        .unwrap()
+        .1;
+    let r = client("rn")
+        .put(gw.url(&format!(
+            "/v1/records/rn.toezicht/{}",
+            case["subject_ref"].as_str().unwrap()
+        )))
+        .bearer_auth(token("rn", "bron", &["interventiepleger"]))
+        .json(&json!({"records": rn}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ask =
+        |partner: &'static str, sub: &'static str, role: &'static str, purpose: &'static str| {
+            let (gw, id, sref) = (&gw, id.clone(), case["subject_ref"].clone());
+            async move {
+                client(partner)
+                    .post(gw.url("/v1/disclosures"))
+                    .bearer_auth(token(partner, sub, &[role]))
+                    .json(&json!({"subject": {"ref": sref}, "purpose": purpose, "case": id}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+    assert_eq!(ask("politie", "vp.1", "voorportaal", "duiding").await, 200);
+    let r = client("oov").patch(gw.url(&format!("/v1/cases/{id}"))).bearer_auth(token("oov", "sec.1", &["secretaris"])).json(&json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(ask("rn", "reg.mulder", "regisseur", "regie").await, 200);
+    assert_eq!(ask("oov", "reg.smit", "regisseur", "regie").await, 403);
+
+    // The programme's officer sees everything about the person, refusals included.
+    let (s, body) = officer_get(&gw, "oov", &format!("/v1/audit/disclosures?subject={bsn}")).await;
+    assert_eq!(s, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let items = v["items"].as_array().unwrap();
+    let seen: Vec<(&str, &str, &str)> = items
+        .iter()
+        .map(|i| {
+            (
+                i["partner"].as_str().unwrap(),
+                i["processing_activity"].as_str().unwrap(),
+                i["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("politie", "duiding", "answered"),
+            ("rn", "regie", "answered"),
+            ("oov", "regie", "refused")
+        ]
+    );
+    assert!(
+        !body.contains(bsn),
+        "the BSN is searched for, never returned"
+    );
+    // Filters and CSV.
+    let (_, csv) = officer_get(
+        &gw,
+        "oov",
+        &format!("/v1/audit/disclosures?subject={bsn}&outcome=refused&format=csv"),
+    )
+    .await;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].starts_with("seq,at,trace_id,kind,partner,staff_id,role,processing_activity"),
+        "{csv}"
+    );
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[1].contains(",oov,reg.smit,regisseur,regie,"), "{csv}");
+    let (_, body) = officer_get(
+        &gw,
+        "oov",
+        "/v1/audit/disclosures?product=rn.toezicht&purpose=regie&outcome=answered",
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A partner's officer: its own partner's requests and those about its data; a peer: nothing.
+    let (_, body) = officer_get(&gw, "rn", &format!("/v1/audit/disclosures?subject={bsn}")).await;
+    let rn_items = serde_json::from_str::<Value>(&body).unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(
+        rn_items, 2,
+        "rn's own regie request and the duiding that included rn.toezicht: {body}"
+    );
+    let (_, body) = officer_get(
+        &gw,
+        "gemeente-utrecht",
+        &format!("/v1/audit/disclosures?subject={bsn}"),
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["items"],
+        json!([])
+    );
+    // Not an officer.
+    let r = client("rn")
+        .get(gw.url("/v1/audit/disclosures"))
+        .bearer_auth(token("rn", "reg.mulder", &["regisseur"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // The art. 15 report: confidential purposes (duiding) left out unless asked for.
+    let (s, body) = officer_get(&gw, "oov", &format!("/v1/audit/subjects/{bsn}")).await;
+    assert_eq!(s, 200, "{body}");
+    let report: Value = serde_json::from_str(&body).unwrap();
+    let d = report["disclosures"].as_array().unwrap();
+    assert_eq!(d.len(), 1, "{report}");
+    assert_eq!(
+        (d[0]["to"].as_str(), d[0]["purpose"].as_str()),
+        (Some("rn"), Some("regie"))
+    );
+    assert!(
+        d[0]["data_received"]["rn.toezicht"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["field"] == "naleving")
+    );
+    assert!(
+        d[0]["legal_grounds"]["regie-basis"]
+            .as_str()
+            .unwrap()
+            .starts_with("Wet PGA art. 3 lid 2")
+    );
+    assert_eq!(report["confidential_purposes_left_out"], json!(["duiding"]));
+    let (_, body) = officer_get(
+        &gw,
+        "oov",
+        &format!("/v1/audit/subjects/{bsn}?confidential=include"),
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["disclosures"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Every audit query is itself in the log: who searched, for whom (as a pseudonym).
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&gw.database_url)
+        .await
+        .unwrap();
+    let queries: Vec<(String, Option<String>, String)> = sqlx::query_as(
+        "SELECT partner, subject_pseudonym, entry FROM disclosures WHERE kind = 'audit-query'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(queries.len() >= 7, "{}", queries.len());
+    assert!(
+        queries
+            .iter()
+            .any(|(p, s, e)| p == "oov" && s.is_some() && e.contains("subject report"))
+    );
+    assert!(queries.iter().all(|(_, _, e)| !e.contains(bsn)));
+    let out = std::process::Command::new(BIN)
+        .args([
+            "audit",
+            "verify",
+            "--config",
+            pki().join("gateway.toml").to_str().unwrap(),
+            "--database-url",
+            &gw.database_url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -379,8 +379,9 @@ mod frontier_tests {
     use proptest::prelude::*;
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
         #[test]
-        fn frontier_root_is_the_tree_head(n in 0usize..300) {
+        fn frontier_root_is_the_tree_head(n in 0usize..200) {
             let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&(i as u32).to_be_bytes())).collect();
             let mut f = Frontier::default();
             prop_assert_eq!(f.root(), root(&[]));

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod checkpoint;
 pub mod merkle;
+pub mod officer;
 pub mod verify;
 pub mod writer;
 

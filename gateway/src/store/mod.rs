@@ -122,6 +122,38 @@ pub struct DisclosureRow {
     pub chain_hash: Option<String>,
 }
 
+/// What a privacy officer searches the disclosure log for. All conditions are combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    /// Subject pseudonym.
+    pub subject: Option<String>,
+    /// Requesting partner.
+    pub partner: Option<String>,
+    /// Staff id.
+    pub staff_id: Option<String>,
+    /// Purpose.
+    pub purpose: Option<String>,
+    /// Case id.
+    pub case_id: Option<String>,
+    /// A product that appears in the entry.
+    pub product: Option<String>,
+    /// Outcome.
+    pub outcome: Option<String>,
+    /// From (epoch seconds, inclusive).
+    pub from: Option<i64>,
+    /// To (epoch seconds, exclusive).
+    pub to: Option<i64>,
+    /// Only entries of this partner or about this partner's products (privacy officers of a
+    /// partner); `None` for all (the programme's privacy officer).
+    pub visible_to: Option<String>,
+    /// Only purposes not in this list (confidential purposes left out of a subject report).
+    pub exclude_purposes: Vec<String>,
+    /// Paging: entries after this sequence number.
+    pub after_seq: i64,
+    /// Page size.
+    pub limit: i64,
+}
+
 /// Storage failed; the API reports `storage-unavailable` and changes nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -216,6 +248,11 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn latest_checkpoint(
         &self,
     ) -> impl Future<Output = Result<Option<(i64, String)>, StoreError>> + Send;
+    /// Disclosure records matching a filter, by sequence number.
+    fn search(
+        &self,
+        filter: &LogFilter,
+    ) -> impl Future<Output = Result<Vec<(i64, DisclosureRow)>, StoreError>> + Send;
     /// Every stored checkpoint, by size.
     fn checkpoints(
         &self,

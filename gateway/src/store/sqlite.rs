@@ -315,4 +315,57 @@ impl Store for SqliteStore {
         }
         Ok(out)
     }
+
+    async fn search(
+        &self,
+        f: &crate::store::LogFilter,
+    ) -> Result<Vec<(i64, DisclosureRow)>, StoreError> {
+        let mut q =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT * FROM disclosures WHERE seq > ");
+        q.push_bind(f.after_seq);
+        let eq = |q: &mut sqlx::QueryBuilder<sqlx::Sqlite>, col: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                q.push(format!(" AND {col} = "));
+                q.push_bind(v.clone());
+            }
+        };
+        eq(&mut q, "subject_pseudonym", &f.subject);
+        eq(&mut q, "partner", &f.partner);
+        eq(&mut q, "staff_id", &f.staff_id);
+        eq(&mut q, "purpose", &f.purpose);
+        eq(&mut q, "case_id", &f.case_id);
+        eq(&mut q, "outcome", &f.outcome);
+        if let Some(p) = &f.product {
+            q.push(" AND entry LIKE ");
+            q.push_bind(format!("%\"{}\":{{\"status\"%", p.replace('%', "")));
+        }
+        if let Some(from) = f.from {
+            q.push(" AND at >= ");
+            q.push_bind(from);
+        }
+        if let Some(to) = f.to {
+            q.push(" AND at < ");
+            q.push_bind(to);
+        }
+        if let Some(p) = &f.visible_to {
+            q.push(" AND (partner = ");
+            q.push_bind(p.clone());
+            q.push(" OR entry LIKE ");
+            q.push_bind(format!("%\"{}.%\":{{\"status\"%", p.replace('%', "")));
+            q.push(")");
+        }
+        for u in &f.exclude_purposes {
+            q.push(" AND (purpose IS NULL OR purpose <> ");
+            q.push_bind(u.clone());
+            q.push(")");
+        }
+        q.push(" ORDER BY seq LIMIT ");
+        q.push_bind(f.limit);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.push(disclosure_from_row!(r));
+        }
+        Ok(out)
+    }
 }
