@@ -640,6 +640,20 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
         .await?;
     d.disclosure(&peer, "regie", &case_id, &subject_ref).await?;
 
+    d.say("The log: a signed checkpoint any partner can keep and check proofs against");
+    let resp = regisseur
+        .client
+        .get(format!("https://{api_addr}/v1/audit/checkpoint"))
+        .bearer_auth(&regisseur.token)
+        .send()
+        .await?;
+    let note = resp.text().await?;
+    d.note(&format!("Every answer and refusal above is an entry of the tamper-evident log. Checkpoint (C2SP signed note):\n{}", note.trim_end()));
+    d.note(&format!(
+        "Verify it offline: gateway audit verify --config {}",
+        dir.join(pki::layout::CONFIG).display()
+    ));
+
     d.say("Done");
     if keep {
         let token_cmd = format!(

@@ -542,3 +542,77 @@ async fn privacy_officers_search_the_log_and_report_to_the_subject() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn an_export_verifies_offline_with_its_proofs_and_tampering_shows() {
+    let gw = six(&Db::Sqlite).await;
+    let dir = std::env::temp_dir().join(format!("gateway-e2e-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{}.jsonl", uuid::Uuid::new_v4().simple()));
+    let cfg = pki().join("gateway.toml");
+    let out = std::process::Command::new(BIN)
+        .args([
+            "audit",
+            "export",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--database-url",
+            &gw.database_url,
+            "--output",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verify = |f: &std::path::Path| {
+        let out = std::process::Command::new(BIN)
+            .args([
+                "audit",
+                "verify",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--export",
+                f.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, text) = verify(&file);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("OK: 6 entries and 1 checkpoints verified, 6 inclusion proofs"),
+        "{text}"
+    );
+    // One byte of entry 5 changed in the export.
+    let tampered = dir.join("tampered.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.contains("\"seq\":5,") {
+                l.replacen("answered", "answereD", 1)
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(&tampered, lines.join("\n") + "\n").unwrap();
+    let (code, text) = verify(&tampered);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("FAILED at sequence number 5: entry 5 was changed"),
+        "{text}"
+    );
+}

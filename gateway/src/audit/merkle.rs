@@ -392,3 +392,73 @@ mod frontier_tests {
         }
     }
 }
+
+/// Every level of the tree over `leaves`, built once, so that each inclusion proof costs
+/// O(log n). An unpaired last node moves up a level unchanged, which is exactly RFC 6962's
+/// left-balanced tree.
+#[derive(Debug, Clone)]
+pub struct Levels {
+    levels: Vec<Vec<Hash>>,
+}
+
+impl Levels {
+    /// Builds the levels.
+    pub fn new(leaves: Vec<Hash>) -> Self {
+        let mut levels = vec![leaves];
+        while levels.last().is_some_and(|l| l.len() > 1) {
+            let below = levels.last().map(Vec::as_slice).unwrap_or_default();
+            let up: Vec<Hash> = below
+                .chunks(2)
+                .map(|p| {
+                    if p.len() == 2 {
+                        node_hash(&p[0], &p[1])
+                    } else {
+                        p[0]
+                    }
+                })
+                .collect();
+            levels.push(up);
+        }
+        Levels { levels }
+    }
+
+    /// The tree head.
+    pub fn root(&self) -> Hash {
+        match self.levels.last().and_then(|l| l.first()) {
+            Some(r) if self.levels.first().is_some_and(|l| !l.is_empty()) => *r,
+            _ => root(&[]),
+        }
+    }
+
+    /// The inclusion proof of leaf `index` (same as [`inclusion_proof`]).
+    pub fn proof(&self, index: usize) -> Vec<Hash> {
+        let mut out = Vec::new();
+        let mut i = index;
+        for level in &self.levels[..self.levels.len().saturating_sub(1)] {
+            if let Some(s) = level.get(i ^ 1) {
+                out.push(*s);
+            }
+            i >>= 1;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod levels_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn levels_give_the_reference_root_and_proofs(n in 1usize..130) {
+            let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&(i as u32).to_le_bytes())).collect();
+            let l = Levels::new(leaves.clone());
+            prop_assert_eq!(l.root(), root(&leaves));
+            for i in 0..n {
+                prop_assert_eq!(l.proof(i), inclusion_proof(&leaves, i));
+            }
+        }
+    }
+}

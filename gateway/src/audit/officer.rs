@@ -294,51 +294,16 @@ async fn run_search<S: Store>(
     .into_response())
 }
 
-/// `?confidential=include` also lists purposes the covenant hides from the subject.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SubjectQuery {
-    /// `exclude` (default) or `include`.
-    #[serde(default)]
-    pub confidential: Option<String>,
-}
-
-async fn subject<S: Store>(
-    State(state): State<AppState<S>>,
-    Extension(client): Extension<ClientIdentity>,
-    Extension(txn): Extension<TransactionId>,
-    auth: Result<Authenticated, ApiError>,
-    Path(bsn): Path<String>,
-    Query(q): Query<SubjectQuery>,
-) -> Response {
-    let mut draft = Draft::new(&state, "audit-query", &client, &txn);
-    match run_subject(&state, auth, &bsn, q, &mut draft).await {
-        Ok(r) => r,
-        Err(e) => refuse(&state, draft, e).await,
-    }
-}
-
-async fn run_subject<S: Store>(
-    state: &AppState<S>,
-    auth: Result<Authenticated, ApiError>,
-    bsn: &str,
-    q: SubjectQuery,
-    draft: &mut Draft,
-) -> Result<Response, ApiError> {
-    let Authenticated(req) = auth?;
-    let who = officer(state, &req)?;
-    let s = &state.shared;
-    let c = s.covenant.covenant();
-    let pseudonym = s.secrets.subject_pseudonym(&parse_bsn(bsn)?);
-    let include_confidential = match q.confidential.as_deref() {
-        None | Some("exclude") => false,
-        Some("include") => true,
-        Some(_) => {
-            return Err(ApiError::InvalidBody(
-                "`confidential` is `include` or `exclude`".into(),
-            ));
-        }
-    };
+/// The GDPR art. 15 report for one subject pseudonym: every disclosure about the person, to whom,
+/// when, for which purpose, which fields, on which grounds. Purposes the covenant marks
+/// confidential are left out unless `include_confidential`.
+pub async fn subject_report<S: Store>(
+    store: &S,
+    c: &policy::Covenant,
+    pseudonym: &str,
+    include_confidential: bool,
+    visible_to: Option<String>,
+) -> Result<Value, ApiError> {
     let hidden: Vec<String> = if include_confidential {
         Vec::new()
     } else {
@@ -352,15 +317,14 @@ async fn run_subject<S: Store>(
     let mut after = 0;
     loop {
         let filter = LogFilter {
-            subject: Some(pseudonym.clone()),
-            visible_to: (who.partner != PROGRAMME_PARTNER).then(|| who.partner.clone()),
+            subject: Some(pseudonym.to_owned()),
+            visible_to: visible_to.clone(),
             exclude_purposes: hidden.clone(),
             after_seq: after,
             limit: 1000,
             ..LogFilter::default()
         };
-        let page = state
-            .store
+        let page = store
             .search(&filter)
             .await
             .map_err(|_| ApiError::StorageUnavailable)?;
@@ -375,14 +339,6 @@ async fn run_subject<S: Store>(
             break;
         }
     }
-    draft.row.subject_pseudonym = Some(pseudonym.clone());
-    record_query(
-        state,
-        draft,
-        &who,
-        format!("subject report confidential={include_confidential}"),
-    )
-    .await?;
     // Grounds as the covenant in force names them, by rule id.
     let grounds: BTreeMap<&str, &str> = c
         .rules
@@ -435,10 +391,74 @@ async fn run_subject<S: Store>(
             })
         })
         .collect();
-    Ok(Json(json!({
+    Ok(json!({
         "data_subject": pseudonym,
         "confidential_purposes_left_out": hidden,
         "disclosures": entries,
     }))
-    .into_response())
+}
+
+/// `?confidential=include` also lists purposes the covenant hides from the subject.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectQuery {
+    /// `exclude` (default) or `include`.
+    #[serde(default)]
+    pub confidential: Option<String>,
+}
+
+async fn subject<S: Store>(
+    State(state): State<AppState<S>>,
+    Extension(client): Extension<ClientIdentity>,
+    Extension(txn): Extension<TransactionId>,
+    auth: Result<Authenticated, ApiError>,
+    Path(bsn): Path<String>,
+    Query(q): Query<SubjectQuery>,
+) -> Response {
+    let mut draft = Draft::new(&state, "audit-query", &client, &txn);
+    match run_subject(&state, auth, &bsn, q, &mut draft).await {
+        Ok(r) => r,
+        Err(e) => refuse(&state, draft, e).await,
+    }
+}
+
+async fn run_subject<S: Store>(
+    state: &AppState<S>,
+    auth: Result<Authenticated, ApiError>,
+    bsn: &str,
+    q: SubjectQuery,
+    draft: &mut Draft,
+) -> Result<Response, ApiError> {
+    let Authenticated(req) = auth?;
+    let who = officer(state, &req)?;
+    let s = &state.shared;
+    let c = s.covenant.covenant();
+    let pseudonym = s.secrets.subject_pseudonym(&parse_bsn(bsn)?);
+    let include_confidential = match q.confidential.as_deref() {
+        None | Some("exclude") => false,
+        Some("include") => true,
+        Some(_) => {
+            return Err(ApiError::InvalidBody(
+                "`confidential` is `include` or `exclude`".into(),
+            ));
+        }
+    };
+    draft.row.subject_pseudonym = Some(pseudonym.clone());
+    let visible_to = (who.partner != PROGRAMME_PARTNER).then(|| who.partner.clone());
+    let report = subject_report(
+        &state.store,
+        c,
+        &pseudonym,
+        include_confidential,
+        visible_to,
+    )
+    .await?;
+    record_query(
+        state,
+        draft,
+        &who,
+        format!("subject report confidential={include_confidential}"),
+    )
+    .await?;
+    Ok(Json(report).into_response())
 }
