@@ -706,6 +706,9 @@ async fn run_disclosure<S: Store>(
 
 // ----- Checks ---------------------------------------------------------------------------------------
 
+/// The purpose under which `/v1/checks` answers known / not known.
+pub const CHECK_PURPOSE: &str = "aanpak-check";
+
 /// `POST /v1/checks` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -756,6 +759,11 @@ async fn run_check<S: Store>(
     let c = s.covenant.covenant();
     draft.row.purpose = Some(body.purpose.chars().take(64).collect());
     s.limiter.check(&req)?;
+    // Only the aanpak-check answers without a case: any other purpose would turn a check into a
+    // probe of who is in the approach.
+    if body.purpose != CHECK_PURPOSE {
+        return Err(ApiError::PurposeNotForChecks(body.purpose.chars().take(64).collect()));
+    }
     let (_, role) = bind_purpose(c, &req, &body.purpose, None)?;
     draft.row.role = c.roles.get(role.index()).map(|r| r.id.clone());
     let SubjectSelector::Bsn(bsn) = &body.subject else {

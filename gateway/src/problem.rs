@@ -107,6 +107,9 @@ pub enum ApiError {
     /// The purpose is not in the covenant.
     #[error("purpose-unknown")]
     PurposeUnknown(String),
+    /// `/v1/checks` is for `aanpak-check` only.
+    #[error("purpose-not-for-checks")]
+    PurposeNotForChecks(String),
     /// The purpose releases aggregates only.
     #[error("purpose-aggregate-only")]
     PurposeAggregateOnly(String),
@@ -201,6 +204,7 @@ impl ApiError {
             PurposeRole(..) | PurposeRelation(..) | ProductNotOwned(_) => StatusCode::FORBIDDEN,
             PurposeCaseStatus(..) | ProductUpstream(_) => StatusCode::CONFLICT,
             PurposeUnknown(_)
+            | PurposeNotForChecks(_)
             | PurposeAggregateOnly(_)
             | SubjectCaseMismatch
             | ProductUnknown(_)
@@ -247,6 +251,13 @@ impl ApiError {
             MethodNotAllowed => ("Method not allowed", "This endpoint does not accept this method; see the API documentation.".into()),
             StorageUnavailable => ("Storage unavailable", "The gateway cannot reach its database; nothing was changed or disclosed. Retry later.".into()),
             PurposeUnknown(u) => ("Unknown purpose", format!("The covenant has no purpose `{u}`; name one of its purposes (e.g. regie, uitvoering, duiding).")),
+            PurposeNotForChecks(u) => (
+                "Not a check purpose",
+                format!(
+                    "A check answers only under purpose `{}`, not `{u}`; for content use /v1/disclosures with a case.",
+                    crate::disclose::CHECK_PURPOSE
+                ),
+            ),
             PurposeAggregateOnly(u) => ("Aggregate-level purpose", format!("Purpose `{u}` releases phenomenon-level figures only, never case-level data; use /v1/aggregates.")),
             PurposeRole(u, roles) => ("Purpose not open to your roles", format!("None of your roles may request under purpose `{u}`; it is open to: {roles}.")),
             PurposeCaseStatus(u, st) => ("Purpose not allowed in this case status", format!("Purpose `{u}` may not be used while the case is `{st}`.")),
