@@ -172,6 +172,14 @@ fn acting(req: &Requester, allowed: impl Fn(RoleRef) -> bool) -> Option<RoleRef>
     req.roles.iter().copied().find(|r| allowed(*r))
 }
 
+/// Whether the requester is the case's regisseur or its partner is on the case's UVO.
+fn related(req: &Requester, case: &CaseRow) -> bool {
+    let is_regisseur = case.regisseur_partner.as_deref() == Some(&req.partner_id)
+        && case.regisseur_staff.as_deref() == Some(&req.staff_id);
+    let uvo: Vec<String> = serde_json::from_str(&case.uvo_partners).unwrap_or_default();
+    is_regisseur || uvo.contains(&req.partner_id)
+}
+
 fn role_name<S>(state: &AppState<S>, role: RoleRef) -> String {
     state
         .shared
@@ -341,16 +349,21 @@ async fn read<S: Store>(
 ) -> Result<Json<CaseView>, ApiError> {
     let reg = &state.shared.covenant.covenant().case_register;
     // Permission before lookup: a role that may not read learns nothing, not even existence.
-    let role = acting(&req, |r| reg.may_read(r)).ok_or(ApiError::CasePermission("read cases"))?;
+    acting(&req, |r| reg.may_read(r)).ok_or(ApiError::CasePermission("read cases"))?;
     let case = state
         .store
         .get_case(&id)
         .await
         .map_err(storage)?
         .ok_or(ApiError::CaseNotFound)?;
+    // Roles that read the register as such (voorportaal, secretaris, the overleggen) read every
+    // case; the others only cases they have a role in: to them any other case does not exist.
+    let reads_all = req.roles.iter().any(|r| reg.may_read_classification(*r));
+    if !reads_all && !related(&req, &case) {
+        return Err(ApiError::CaseNotFound);
+    }
     let events = state.store.case_events(&id).await.map_err(storage)?;
     let classified = req.roles.iter().any(|r| reg.may_read_classification(*r));
-    let _ = role;
     Ok(Json(view(&state, case, events, classified)))
 }
 

@@ -762,7 +762,9 @@ async fn run_check<S: Store>(
     // Only the aanpak-check answers without a case: any other purpose would turn a check into a
     // probe of who is in the approach.
     if body.purpose != CHECK_PURPOSE {
-        return Err(ApiError::PurposeNotForChecks(body.purpose.chars().take(64).collect()));
+        return Err(ApiError::PurposeNotForChecks(
+            body.purpose.chars().take(64).collect(),
+        ));
     }
     let (_, role) = bind_purpose(c, &req, &body.purpose, None)?;
     draft.row.role = c.roles.get(role.index()).map(|r| r.id.clone());

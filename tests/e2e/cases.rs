@@ -233,6 +233,32 @@ async fn a_case_through_the_whole_work_process() {
     assert_eq!(history[0]["staff_id"], "vp.jansen");
     assert_eq!(closed["version"], 9);
 
+    // Regisseurs and interventieplegers read only cases they have a role in; to others a case
+    // does not exist.
+    problem(
+        Actor::new("oov", "reg.smit", &["regisseur"])
+            .get(&gw, &id)
+            .await,
+        404,
+        "case-not-found",
+    )
+    .await;
+    problem(
+        Actor::new("om", "ip.1", &["interventiepleger"])
+            .get(&gw, &id)
+            .await,
+        404,
+        "case-not-found",
+    )
+    .await;
+    ok(
+        Actor::new("wpi", "ip.2", &["interventiepleger"])
+            .get(&gw, &id)
+            .await,
+        200,
+    )
+    .await;
+
     // The regisseur reads the administration, not the classification.
     let seen = ok(regisseur.get(&gw, &id).await, 200).await;
     assert!(seen.get("classification").is_none(), "{seen}");

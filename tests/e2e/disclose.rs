@@ -491,9 +491,29 @@ async fn every_purpose_and_relation_allowed_and_refused_with_transforms_as_recei
     assert_eq!(s, 403);
     // A check is only ever an aanpak-check: no other purpose turns it into a probe for BSNs.
     for purpose in ["regie", "besluitvorming"] {
-        let (partner, role) = if purpose == "regie" { ("rn", "regisseur") } else { ("om", "regieoverleg-lid") };
-        let (s, v, _) = call(&gw, partner, "x.1", role, reqwest::Method::POST, "/v1/checks", json!({"subject": {"bsn": "999992223"}, "purpose": purpose})).await;
-        assert_eq!((s, v["type"].as_str().unwrap()), (422, "https://gateway.ipga-r.example/problems/purpose-not-for-checks"), "{v}");
+        let (partner, role) = if purpose == "regie" {
+            ("rn", "regisseur")
+        } else {
+            ("om", "regieoverleg-lid")
+        };
+        let (s, v, _) = call(
+            &gw,
+            partner,
+            "x.1",
+            role,
+            reqwest::Method::POST,
+            "/v1/checks",
+            json!({"subject": {"bsn": "999992223"}, "purpose": purpose}),
+        )
+        .await;
+        assert_eq!(
+            (s, v["type"].as_str().unwrap()),
+            (
+                422,
+                "https://gateway.ipga-r.example/problems/purpose-not-for-checks"
+            ),
+            "{v}"
+        );
         assert!(v.get("known").is_none());
     }
 
