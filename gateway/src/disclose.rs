@@ -33,6 +33,9 @@ pub fn routes<S: Store>() -> Router<AppState<S>> {
 
 // ----- Upstream sources and rate limits ---------------------------------------------------------
 
+/// Largest answer the gateway reads from an upstream source.
+pub const MAX_SOURCE_BYTES: usize = 4 * 1024 * 1024;
+
 /// Products served by their owner's own HTTPS endpoint.
 pub struct Upstream {
     client: Option<reqwest::Client>,
@@ -71,7 +74,17 @@ impl Upstream {
             if !resp.status().is_success() {
                 return None;
             }
-            let body: RecordsBody = resp.json().await.ok()?;
+            // A source is a partner's system, not trusted with our memory: the answer is capped.
+            let mut resp = resp;
+            let mut bytes = Vec::new();
+            while let Some(chunk) = resp.chunk().await.ok()? {
+                if bytes.len() + chunk.len() > MAX_SOURCE_BYTES {
+                    tracing::warn!(product = p.0, "upstream answer too large");
+                    return None;
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            let body: RecordsBody = serde_json::from_slice(&bytes).ok()?;
             Some(body.records)
         };
         match tokio::time::timeout(*timeout, call).await {
