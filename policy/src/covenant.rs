@@ -397,11 +397,72 @@ pub struct Covenant {
     pub prohibitions: Vec<Prohibition>,
     /// Case register permissions.
     pub case_register: CaseRegister,
+    /// Aggregate views and their protection.
+    pub aggregates: Aggregates,
     partner_index: HashMap<String, PartnerRef>,
     role_index: HashMap<String, RoleRef>,
     purpose_index: HashMap<String, PurposeRef>,
     product_index: HashMap<String, ProductRef>,
     field_index: HashMap<String, FieldRef>,
+}
+
+crate::domain::vocabulary! {
+    /// What an aggregate view breaks its figures down by.
+    Dimension {
+        /// Ideology of the case.
+        Ideology => "ideology",
+        /// Risk group 1–5.
+        RiskGroup => "risk-group",
+        /// Current status.
+        Status => "status",
+        /// Quarter of the inclusion decision.
+        InflowQuarter => "inflow-quarter",
+        /// Quarter the case was closed.
+        OutflowQuarter => "outflow-quarter",
+    }
+}
+
+crate::domain::vocabulary! {
+    /// What an aggregate view measures.
+    Measure {
+        /// Number of cases.
+        Count => "count",
+        /// Weeks from signal to inclusion decision: median and quartiles.
+        LeadTimeWeeks => "lead-time-weeks",
+    }
+}
+
+/// An aggregate view.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// Id.
+    pub id: String,
+    /// Readable name.
+    pub name: String,
+    /// Per purpose: may it be asked under it?
+    pub purposes: Vec<bool>,
+    /// Breakdown, at most two dimensions.
+    pub dimensions: Vec<Dimension>,
+    /// Measure.
+    pub measure: Measure,
+}
+
+/// Small-cell protection and the views.
+#[derive(Debug, Clone)]
+pub struct Aggregates {
+    /// Smallest group shown.
+    pub threshold: u64,
+    /// Rounding base.
+    pub rounding: u64,
+    /// The views.
+    pub views: Vec<View>,
+}
+
+impl Aggregates {
+    /// A view by id.
+    pub fn view(&self, id: &str) -> Option<&View> {
+        self.views.iter().find(|v| v.id == id)
+    }
 }
 
 /// Code shown for fields no rule covers.
@@ -931,6 +992,7 @@ impl Builder {
         }
 
         let case_register = self.case_register(raw, &role_ids);
+        let aggregates = self.aggregates(raw, &purpose_ids, &purposes);
         Covenant {
             id: raw.covenant.id.get_ref().clone(),
             title: raw.covenant.title.clone(),
@@ -959,6 +1021,89 @@ impl Builder {
             rules,
             prohibitions,
             case_register,
+            aggregates,
+        }
+    }
+
+    fn aggregates(
+        &mut self,
+        raw: &RawCovenant,
+        purpose_ids: &HashMap<String, u16>,
+        purposes: &[Purpose],
+    ) -> Aggregates {
+        let (mut threshold, mut rounding) = (10, 5);
+        if let Some(a) = &raw.aggregates {
+            if let Some(t) = &a.threshold {
+                threshold = *t.get_ref();
+                if threshold < 2 {
+                    self.err(
+                        sp(t),
+                        "an aggregate threshold below 2 protects nobody",
+                        "use the covenant's minimum group size (10 is usual)",
+                    );
+                }
+            }
+            if let Some(r) = &a.rounding {
+                rounding = (*r.get_ref()).max(1);
+            }
+        }
+        self.unique("view", raw.views.iter().map(|v| &v.get_ref().id));
+        let mut views = Vec::new();
+        for v in &raw.views {
+            let v = v.get_ref();
+            let purpose_set = self.id_set(&v.purposes, purpose_ids, "purpose", "purposes", false);
+            for (u, on) in purposes.iter().zip(&purpose_set) {
+                if *on && u.level != Level::Aggregate {
+                    self.err(
+                        sp(&v.id),
+                        format!(
+                            "view {} is open to case-level purpose {}",
+                            v.id.get_ref(),
+                            u.id
+                        ),
+                        "views are for aggregate purposes (level = \"aggregate\") only",
+                    );
+                }
+            }
+            if v.purposes.is_empty() {
+                self.err(
+                    sp(&v.id),
+                    format!("view {} names no purposes", v.id.get_ref()),
+                    "add `purposes = [\"monitor\"]` or another aggregate purpose",
+                );
+            }
+            let dimensions: Vec<Dimension> = v
+                .dimensions
+                .iter()
+                .filter_map(|d| self.parse_vocab::<Dimension>(d, "dimension"))
+                .collect();
+            let measure = self
+                .parse_vocab::<Measure>(&v.measure, "measure")
+                .unwrap_or(Measure::Count);
+            let max = if measure == Measure::Count { 2 } else { 1 };
+            if dimensions.len() > max {
+                self.err(
+                    sp(&v.id),
+                    format!(
+                        "view {} has {} dimensions; {measure} allows at most {max}",
+                        v.id.get_ref(),
+                        dimensions.len()
+                    ),
+                    "drop a dimension: small caseloads do not bear finer tables",
+                );
+            }
+            views.push(View {
+                id: v.id.get_ref().clone(),
+                name: v.name.clone(),
+                purposes: purpose_set,
+                dimensions,
+                measure,
+            });
+        }
+        Aggregates {
+            threshold,
+            rounding,
+            views,
         }
     }
 
@@ -1510,7 +1655,9 @@ vocab_names!(
     PartnerKind,
     ActionKind,
     Generalization,
-    CaseStatus
+    CaseStatus,
+    Dimension,
+    Measure
 );
 
 fn parse_area_range(s: &str) -> Option<(u16, u16)> {

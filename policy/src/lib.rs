@@ -15,6 +15,7 @@ pub mod diag;
 pub mod domain;
 pub mod raw;
 pub mod report;
+pub mod sdc;
 pub mod transform;
 
 pub use compile::{

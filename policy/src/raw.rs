@@ -44,6 +44,41 @@ pub struct RawCovenant {
     /// Status changes and the roles that may make them.
     #[serde(default, rename = "transition")]
     pub transitions: Vec<Spanned<RawTransition>>,
+    /// Small-cell protection for aggregate views.
+    #[serde(default)]
+    pub aggregates: Option<RawAggregates>,
+    /// Aggregate views: the only phenomenon-level questions that can be asked.
+    #[serde(default, rename = "view")]
+    pub views: Vec<Spanned<RawView>>,
+}
+
+/// `[aggregates]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAggregates {
+    /// Smallest group that may be shown (default 10).
+    #[serde(default)]
+    pub threshold: Option<Spanned<u64>>,
+    /// Base every released number is rounded to (default 5).
+    #[serde(default)]
+    pub rounding: Option<Spanned<u64>>,
+}
+
+/// `[[view]]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawView {
+    /// View id, as in `/v1/aggregates/{view}`.
+    pub id: S,
+    /// Readable name.
+    pub name: String,
+    /// Aggregate purposes under which it may be asked.
+    pub purposes: Vec<S>,
+    /// Up to two of: ideology, risk-group, status, inflow-quarter, outflow-quarter.
+    #[serde(default)]
+    pub dimensions: Vec<S>,
+    /// `count` or `lead-time-weeks`.
+    pub measure: S,
 }
 
 /// `[case_register]`.

@@ -714,3 +714,31 @@ fn transition_errors() {
         &["unknown role `secretaris` in `create`"],
     );
 }
+
+#[test]
+fn aggregate_views() {
+    let ok = with(
+        "[aggregates]\nthreshold = 10\nrounding = 5\n[[view]]\nid = \"v\"\nname = \"V\"\npurposes = [\"fenomeen\"]\ndimensions = [\"ideology\", \"risk-group\"]\nmeasure = \"count\"\n",
+    );
+    let cc = compile(&ok);
+    assert_eq!(
+        cc.covenant().aggregates.view("v").unwrap().dimensions.len(),
+        2
+    );
+    assert_errors(
+        &ok.replace("purposes = [\"fenomeen\"]", "purposes = [\"regie\"]"),
+        &["view v is open to case-level purpose regie"],
+    );
+    assert_errors(
+        &ok.replace("\"risk-group\"]", "\"risk-group\", \"status\"]"),
+        &["view v has 3 dimensions; count allows at most 2"],
+    );
+    assert_errors(
+        &ok.replace("\"ideology\",", "\"district\","),
+        &["unknown dimension `district`"],
+    );
+    assert_errors(
+        &ok.replace("threshold = 10", "threshold = 1"),
+        &["an aggregate threshold below 2 protects nobody"],
+    );
+}

@@ -1,0 +1,244 @@
+//! Statistical disclosure control for phenomenon-level figures: small cells are suppressed,
+//! secondary suppression makes sure no suppressed cell can be recomputed from row or column
+//! totals, and every released number is rounded. Pure: tables in, released tables out.
+
+use serde::Serialize;
+
+/// A released number: a rounded value or a suppressed cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Cell {
+    /// A value, rounded to the covenant's base.
+    Value(u64),
+    /// Suppressed (`null` in JSON).
+    Suppressed(Option<()>),
+}
+
+impl Cell {
+    /// A suppressed cell.
+    pub const SUPPRESSED: Cell = Cell::Suppressed(None);
+}
+
+/// A count table with its totals: `cells[row][col]`; a one-dimensional table has one column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Released {
+    /// Row labels.
+    pub rows: Vec<String>,
+    /// Column labels.
+    pub cols: Vec<String>,
+    /// Interior cells.
+    pub cells: Vec<Vec<Cell>>,
+    /// Row totals.
+    pub row_totals: Vec<Cell>,
+    /// Column totals.
+    pub col_totals: Vec<Cell>,
+    /// Grand total.
+    pub total: Cell,
+}
+
+/// Which entries of the table extended with its totals are suppressed. Index `r` = `rows` is the
+/// totals row, `c` = `cols` the totals column.
+pub fn suppression(cells: &[Vec<u64>], threshold: u64) -> Vec<Vec<bool>> {
+    let r = cells.len();
+    let c = cells.first().map_or(0, Vec::len);
+    // Extended matrix with totals.
+    let mut x = vec![vec![0u64; c + 1]; r + 1];
+    for i in 0..r {
+        for j in 0..c {
+            let v = cells[i][j];
+            x[i][j] = v;
+            x[i][c] += v;
+            x[r][j] += v;
+            x[r][c] += v;
+        }
+    }
+    // Primary: every non-empty entry below the threshold, totals included.
+    let mut s: Vec<Vec<bool>> = x
+        .iter()
+        .map(|row| row.iter().map(|&v| v > 0 && v < threshold).collect())
+        .collect();
+    // Secondary, until nothing changes: along every row and column of the extended matrix (each
+    // is an additive relation: the interior sums to the total), never exactly one unknown, and
+    // where the total is shown, the suppressed interior together is not a small group either.
+    loop {
+        let mut changed = false;
+        let lines: Vec<Vec<(usize, usize)>> = (0..=r)
+            .map(|i| (0..=c).map(|j| (i, j)).collect())
+            .chain((0..=c).map(|j| (0..=r).map(|i| (i, j)).collect()))
+            .collect();
+        for line in lines {
+            if line.len() < 2 {
+                continue;
+            }
+            let (interior, total) = line.split_at(line.len() - 1);
+            let total = total[0];
+            let unknown = line.iter().filter(|&&(i, j)| s[i][j]).count();
+            let hidden_sum: u64 = interior
+                .iter()
+                .filter(|&&(i, j)| s[i][j])
+                .map(|&(i, j)| x[i][j])
+                .sum();
+            let exposed =
+                unknown == 1 || (!s[total.0][total.1] && unknown > 0 && hidden_sum < threshold);
+            if !exposed {
+                continue;
+            }
+            // Hide the smallest shown interior entry of this line (non-empty first), else its total.
+            let pick = interior
+                .iter()
+                .filter(|&&(i, j)| !s[i][j])
+                .min_by_key(|&&(i, j)| (x[i][j] == 0, x[i][j]))
+                .copied()
+                .or((!s[total.0][total.1]).then_some(total));
+            if let Some((i, j)) = pick {
+                s[i][j] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            return s;
+        }
+    }
+}
+
+/// Rounds to the nearest multiple of `base` (halves up).
+pub fn round(v: u64, base: u64) -> u64 {
+    if base <= 1 {
+        return v;
+    }
+    (v + base / 2) / base * base
+}
+
+/// Suppresses and rounds a count table.
+pub fn release(
+    rows: Vec<String>,
+    cols: Vec<String>,
+    cells: &[Vec<u64>],
+    threshold: u64,
+    base: u64,
+) -> Released {
+    let s = suppression(cells, threshold);
+    let (r, c) = (rows.len(), cols.len());
+    let value = |i: usize, j: usize, v: u64| {
+        if s[i][j] {
+            Cell::SUPPRESSED
+        } else {
+            Cell::Value(round(v, base))
+        }
+    };
+    let row_sum = |i: usize| cells[i].iter().sum::<u64>();
+    let col_sum = |j: usize| cells.iter().map(|row| row[j]).sum::<u64>();
+    Released {
+        cells: (0..r)
+            .map(|i| (0..c).map(|j| value(i, j, cells[i][j])).collect())
+            .collect(),
+        row_totals: (0..r).map(|i| value(i, c, row_sum(i))).collect(),
+        col_totals: (0..c).map(|j| value(r, j, col_sum(j))).collect(),
+        total: value(r, c, cells.iter().flatten().sum()),
+        rows,
+        cols,
+    }
+}
+
+/// Median and quartiles (nearest rank) of a group, or `None` below the threshold.
+pub fn quartiles(values: &mut [u64], threshold: u64) -> Option<(u64, u64, u64)> {
+    if (values.len() as u64) < threshold || values.is_empty() {
+        return None;
+    }
+    values.sort_unstable();
+    let at =
+        |q: f64| values[((q * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
+    Some((at(0.25), at(0.5), at(0.75)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn check(cells: &[Vec<u64>], t: u64) -> Result<(), String> {
+        let s = suppression(cells, t);
+        let r = cells.len();
+        let c = cells[0].len();
+        let mut x = vec![vec![0u64; c + 1]; r + 1];
+        for i in 0..r {
+            for j in 0..c {
+                x[i][j] = cells[i][j];
+                x[i][c] += cells[i][j];
+                x[r][j] += cells[i][j];
+                x[r][c] += cells[i][j];
+            }
+        }
+        // No shown entry is a small group.
+        for i in 0..=r {
+            for j in 0..=c {
+                if !s[i][j] && x[i][j] > 0 && x[i][j] < t {
+                    return Err(format!("entry ({i},{j}) = {} is shown", x[i][j]));
+                }
+            }
+        }
+        // No line lets one suppressed entry be recomputed, or exposes a small hidden group.
+        let lines: Vec<Vec<(usize, usize)>> = (0..=r)
+            .map(|i| (0..=c).map(|j| (i, j)).collect())
+            .chain((0..=c).map(|j| (0..=r).map(|i| (i, j)).collect()))
+            .collect();
+        for line in lines {
+            let unknown = line.iter().filter(|&&(i, j)| s[i][j]).count();
+            if unknown == 1 {
+                return Err(format!("a line has exactly one suppressed entry: {line:?}"));
+            }
+            let (interior, total) = line.split_at(line.len() - 1);
+            let hidden: u64 = interior
+                .iter()
+                .filter(|&&(i, j)| s[i][j])
+                .map(|&(i, j)| x[i][j])
+                .sum();
+            if !s[total[0].0][total[0].1] && unknown > 0 && hidden < t {
+                return Err(format!(
+                    "total minus shown cells reveals a group of {hidden}: {line:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_single_small_cell_takes_a_partner_with_it() {
+        let cells = vec![vec![20, 3], vec![15, 30]];
+        let s = suppression(&cells, 10);
+        assert!(s[0][1], "the 3 is suppressed");
+        assert!(s.iter().flatten().filter(|x| **x).count() >= 4, "{s:?}");
+        check(&cells, 10).unwrap();
+    }
+
+    #[test]
+    fn rounding() {
+        assert_eq!(round(12, 5), 10);
+        assert_eq!(round(13, 5), 15);
+        assert_eq!(round(0, 5), 0);
+        assert_eq!(round(7, 1), 7);
+    }
+
+    #[test]
+    fn quartiles_need_a_big_enough_group() {
+        assert_eq!(quartiles(&mut [1, 2, 3], 10), None);
+        let mut v: Vec<u64> = (1..=12).collect();
+        assert_eq!(quartiles(&mut v, 10), Some((3, 6, 9)));
+    }
+
+    proptest! {
+        #[test]
+        fn no_released_table_violates_the_threshold(cells in proptest::collection::vec(proptest::collection::vec(0u64..40, 1..6), 1..6), t in 2u64..15) {
+            let c = cells[0].len();
+            let cells: Vec<Vec<u64>> = cells.into_iter().map(|mut r| { r.resize(c, 0); r }).collect();
+            prop_assert!(check(&cells, t).is_ok(), "{:?}", check(&cells, t));
+            // Released numbers are rounded and never reveal a suppressed one.
+            let rel = release((0..cells.len()).map(|i| i.to_string()).collect(), (0..c).map(|j| j.to_string()).collect(), &cells, t, 5);
+            for row in &rel.cells {
+                for cell in row {
+                    if let Cell::Value(v) = cell { prop_assert_eq!(v % 5, 0); }
+                }
+            }
+        }
+    }
+}
