@@ -117,7 +117,7 @@ impl Limiter {
         }
     }
 
-    fn check(&self, req: &Requester) -> Result<(), ApiError> {
+    pub(crate) fn check(&self, req: &Requester) -> Result<(), ApiError> {
         use governor::clock::{Clock, DefaultClock};
         let wait = |e: governor::NotUntil<governor::clock::QuantaInstant>| {
             ApiError::RateLimited(

@@ -2,6 +2,7 @@
 //! certificate-bound tokens, the case register, SQLite and PostgreSQL storage, the example PKI,
 //! configuration and the command line.
 
+pub mod aggregates;
 pub mod audit;
 pub mod auth;
 pub mod cases;

@@ -107,6 +107,9 @@ pub enum ApiError {
     /// The purpose is not in the covenant.
     #[error("purpose-unknown")]
     PurposeUnknown(String),
+    /// The covenant has no such aggregate view.
+    #[error("view-unknown")]
+    ViewUnknown(String),
     /// `/v1/checks` is for `aanpak-check` only.
     #[error("purpose-not-for-checks")]
     PurposeNotForChecks(String),
@@ -209,7 +212,7 @@ impl ApiError {
             | SubjectCaseMismatch
             | ProductUnknown(_)
             | InvalidRecord(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            SubjectNotFound => StatusCode::NOT_FOUND,
+            SubjectNotFound | ViewUnknown(_) => StatusCode::NOT_FOUND,
             RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -251,6 +254,7 @@ impl ApiError {
             MethodNotAllowed => ("Method not allowed", "This endpoint does not accept this method; see the API documentation.".into()),
             StorageUnavailable => ("Storage unavailable", "The gateway cannot reach its database; nothing was changed or disclosed. Retry later.".into()),
             PurposeUnknown(u) => ("Unknown purpose", format!("The covenant has no purpose `{u}`; name one of its purposes (e.g. regie, uitvoering, duiding).")),
+            ViewUnknown(v) => ("Unknown view", format!("The covenant defines no aggregate view `{v}`; only its views can be asked.")),
             PurposeNotForChecks(u) => (
                 "Not a check purpose",
                 format!(

@@ -212,6 +212,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .merge(crate::disclose::routes())
         .merge(crate::audit::api::routes())
         .merge(crate::audit::officer::routes())
+        .merge(crate::aggregates::routes())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn(request_context))

@@ -7,6 +7,7 @@
     clippy::too_many_arguments
 )]
 
+mod aggregates;
 mod audit;
 mod cases;
 mod disclose;

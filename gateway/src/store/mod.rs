@@ -122,6 +122,25 @@ pub struct DisclosureRow {
     pub chain_hash: Option<String>,
 }
 
+/// What aggregates are computed from: one case, without its subject.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CaseFacts {
+    /// Status.
+    pub status: String,
+    /// Risk group.
+    pub risk_group: Option<i64>,
+    /// Ideology.
+    pub ideology: Option<String>,
+    /// Date of the signal.
+    pub signal_date: Option<String>,
+    /// Date of the inclusion decision.
+    pub decision_date: Option<String>,
+    /// When the case became `opgenomen` (epoch seconds).
+    pub included_at: Option<i64>,
+    /// When it was closed (epoch seconds).
+    pub closed_at: Option<i64>,
+}
+
 /// What a privacy officer searches the disclosure log for. All conditions are combined with AND.
 #[derive(Debug, Clone, Default)]
 pub struct LogFilter {
@@ -253,6 +272,22 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         filter: &LogFilter,
     ) -> impl Future<Output = Result<Vec<(i64, DisclosureRow)>, StoreError>> + Send;
+    /// The facts of every case, for aggregate views.
+    fn case_facts(&self) -> impl Future<Output = Result<Vec<CaseFacts>, StoreError>> + Send;
+    /// The frozen answer of a view for a period, if any.
+    fn release(
+        &self,
+        view: &str,
+        period: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Stores a view's answer for a period unless one exists; returns the stored one.
+    fn put_release(
+        &self,
+        view: &str,
+        period: &str,
+        body: &str,
+        at: i64,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
     /// Every stored checkpoint, by size.
     fn checkpoints(
         &self,

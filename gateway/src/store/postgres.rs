@@ -358,4 +358,45 @@ impl Store for PgStore {
         }
         Ok(out)
     }
+
+    async fn case_facts(&self) -> Result<Vec<crate::store::CaseFacts>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT c.status, c.risk_group, c.ideology, c.signal_date, c.decision_date, \
+             (SELECT MIN(e.at) FROM case_events e WHERE e.case_id = c.id AND e.status = 'opgenomen') AS included_at, \
+             (SELECT MIN(e.at) FROM case_events e WHERE e.case_id = c.id AND e.status = 'afgesloten') AS closed_at \
+             FROM cases c",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn release(&self, view: &str, period: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT body FROM aggregate_releases WHERE view = $1 AND period = $2",
+        )
+        .bind(view)
+        .bind(period)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn put_release(
+        &self,
+        view: &str,
+        period: &str,
+        body: &str,
+        at: i64,
+    ) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO aggregate_releases (view, period, body, released_at) VALUES ($1, $2, $3, $4) ON CONFLICT (view, period) DO NOTHING")
+            .bind(view).bind(period).bind(body).bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query_scalar(
+            "SELECT body FROM aggregate_releases WHERE view = $1 AND period = $2",
+        )
+        .bind(view)
+        .bind(period)
+        .fetch_one(&self.pool)
+        .await?)
+    }
 }
