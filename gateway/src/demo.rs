@@ -327,6 +327,35 @@ impl Demo {
     }
 }
 
+/// A released table as text, suppressed cells as `·`.
+pub fn render_table(t: &Value) -> String {
+    let cell = |v: &Value| v.as_u64().map_or_else(|| "·".to_owned(), |n| n.to_string());
+    let cols: Vec<String> = t["cols"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c.as_str().unwrap_or("").replace("groep ", "g"))
+        .collect();
+    let mut o = format!("{:<22}", "");
+    for c in &cols {
+        o.push_str(&format!("{c:>9}"));
+    }
+    o.push_str(&format!("{:>9}\n", "totaal"));
+    for (i, r) in t["rows"].as_array().into_iter().flatten().enumerate() {
+        o.push_str(&format!("{:<22}", r.as_str().unwrap_or("")));
+        for v in t["cells"][i].as_array().into_iter().flatten() {
+            o.push_str(&format!("{:>9}", cell(v)));
+        }
+        o.push_str(&format!("{:>9}\n", cell(&t["row_totals"][i])));
+    }
+    o.push_str(&format!("{:<22}", "totaal"));
+    for v in t["col_totals"].as_array().into_iter().flatten() {
+        o.push_str(&format!("{:>9}", cell(v)));
+    }
+    o.push_str(&format!("{:>9}", cell(&t["total"])));
+    o
+}
+
 /// A tiny HTTPS server standing in for a partner's own system (an upstream source): it requires
 /// a client certificate of the covenant CA in `dir` and answers `GET {path}/{subject_ref}` with
 /// `records`, after `delay`.
@@ -639,6 +668,77 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
     d.disclosure(&peer, "fenomeen", &case_id, &subject_ref)
         .await?;
     d.disclosure(&peer, "regie", &case_id, &subject_ref).await?;
+
+    // The monitor and a peer municipality: figures, never case level.
+    d.say("Phenomenon level: the monitor and a peer municipality get protected figures");
+    let mut registered = 0;
+    let mix: [(&str, u8, usize); 6] = [
+        ("jihadistisch", 1, 14),
+        ("jihadistisch", 3, 12),
+        ("rechts-extremistisch", 4, 17),
+        ("rechts-extremistisch", 2, 3),
+        ("links-extremistisch", 4, 4),
+        ("single-issue", 4, 11),
+    ];
+    let mut bsns = (100_000_000u32..)
+        .map(|x| format!("{x:09}"))
+        .filter(|b| policy::Bsn::parse(b).is_ok());
+    for (ideology, group, n) in mix {
+        for k in 0..n {
+            let a = d.actor(
+                "politie",
+                &format!("vp.{}", k % 20),
+                "voorportaal",
+                "voorportaal",
+            )?;
+            let body = json!({"subject": {"bsn": bsns.next().unwrap_or_default()}, "signal_date": "2026-07-01", "risk_group": group, "ideology": ideology});
+            if d.call(&a, reqwest::Method::POST, "/v1/cases", Some(body))
+                .await?
+                .0
+                == 201
+            {
+                registered += 1;
+            }
+        }
+    }
+    d.note(&format!("{registered} more fictitious signals registered (ideology and risk group only matter here)."));
+    let analist = d.actor("oov", "an.jong", "analist", "Analyst monitor (oov)")?;
+    for who in [&analist, &peer] {
+        let (st, v) = d
+            .call(
+                who,
+                reqwest::Method::GET,
+                "/v1/aggregates/casussen-ideologie-risicogroep",
+                None,
+            )
+            .await?;
+        if st != 200 {
+            d.note(&format!("{}: {st} {}", who.label, v["type"]));
+            continue;
+        }
+        let figures = d.decrypt(&who.partner, v["payload"].as_str().unwrap_or(""))?;
+        let table = render_table(&figures["table"]);
+        d.note(&format!("{} asks view `casussen-ideologie-risicogroep` ({}): period {}, threshold {}, rounded to {}; · = suppressed", who.label, figures["name"].as_str().unwrap_or(""), figures["period"].as_str().unwrap_or(""), figures["threshold"], figures["rounding"]));
+        d.note(&table);
+    }
+    let (st, v) = d
+        .call(
+            &peer,
+            reqwest::Method::GET,
+            "/v1/aggregates/doorlooptijd-melding-besluit",
+            None,
+        )
+        .await?;
+    d.note(&format!(
+        "{} asks the monitor-only view `doorlooptijd-melding-besluit`: REFUSED {st} {}",
+        peer.label,
+        v["type"]
+            .as_str()
+            .unwrap_or("")
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+    ));
 
     d.say("The log: a signed checkpoint any partner can keep and check proofs against");
     let resp = regisseur

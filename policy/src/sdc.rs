@@ -83,13 +83,17 @@ pub fn suppression(cells: &[Vec<u64>], threshold: u64) -> Vec<Vec<bool>> {
             if !exposed {
                 continue;
             }
-            // Hide the smallest shown interior entry of this line (non-empty first), else its total.
+            // Hide the smallest shown non-empty interior entry of this line; else its total; an
+            // empty cell only as a last resort (an attacker may guess it is empty).
+            let shown = |&&(i, j): &&(usize, usize)| !s[i][j];
             let pick = interior
                 .iter()
-                .filter(|&&(i, j)| !s[i][j])
-                .min_by_key(|&&(i, j)| (x[i][j] == 0, x[i][j]))
+                .filter(shown)
+                .filter(|&&(i, j)| x[i][j] > 0)
+                .min_by_key(|&&(i, j)| x[i][j])
                 .copied()
-                .or((!s[total.0][total.1]).then_some(total));
+                .or((!s[total.0][total.1]).then_some(total))
+                .or_else(|| interior.iter().find(shown).copied());
             if let Some((i, j)) = pick {
                 s[i][j] = true;
                 changed = true;
