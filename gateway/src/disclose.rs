@@ -546,15 +546,8 @@ async fn run_disclosure<S: Store>(
         }
         SubjectSelector::Ref(_) => {}
     }
-    let (purpose, role) = bind_purpose(c, &req, &body.purpose, Some(&case))
-        .map(|(p, _)| (p, role))
-        .and_then(|(p, r)| {
-            if p == purpose {
-                Ok((p, r))
-            } else {
-                Err(ApiError::Internal)
-            }
-        })?;
+    // Then the case: its status and the requester's relation to it.
+    bind_purpose(c, &req, &body.purpose, Some(&case))?;
     let audience = Audience {
         partner: req.partner,
         role,
@@ -593,8 +586,12 @@ async fn run_disclosure<S: Store>(
     for (p, r) in wanted_upstream.iter().zip(fetched) {
         sources.insert(*p, r);
     }
+    // Only the products that will be answered are opened.
     for row in stored {
-        if let Some(p) = c.product(&row.product) {
+        if let Some(p) = c
+            .product(&row.product)
+            .filter(|p| products.contains(p) && permitted(cc, audience, *p))
+        {
             let records =
                 s.secrets.open(&row.sealed).ok().and_then(|plain| {
                     serde_json::from_slice::<Vec<Map<String, Value>>>(&plain).ok()
