@@ -99,13 +99,30 @@ pub struct Dates {
     pub notification_letter: Option<String>,
 }
 
-/// Risk group and ideology: only for roles the covenant lets read them.
+/// Risk group and ideology: only for roles the covenant lets read them, and each only where no
+/// prohibition of the covenant bars its category from the requester's partner.
 #[derive(Debug, Serialize)]
 pub struct Classification {
     /// Risk group 1–5.
-    pub risk_group: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk_group: Option<Option<i64>>,
     /// Ideology.
-    pub ideology: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ideology: Option<Option<String>>,
+}
+
+/// What of the classification a requester may see: (risk group, ideology); `None`: nothing.
+fn classification_for(c: &policy::Covenant, req: &Requester) -> Option<(bool, bool)> {
+    let reg = &c.case_register;
+    req.roles
+        .iter()
+        .any(|r| reg.may_read_classification(*r))
+        .then(|| {
+            (
+                !c.category_barred(req.partner, policy::Category::Risico),
+                !c.category_barred(req.partner, policy::Category::Ideologie),
+            )
+        })
 }
 
 /// One change, without values.
@@ -218,7 +235,7 @@ fn view<S>(
     state: &AppState<S>,
     c: CaseRow,
     events: Vec<CaseEventRow>,
-    classified: bool,
+    classified: Option<(bool, bool)>,
 ) -> CaseView {
     let _ = state;
     CaseView {
@@ -235,9 +252,9 @@ fn view<S>(
             decision: c.decision_date,
             notification_letter: c.notification_date,
         },
-        classification: classified.then_some(Classification {
-            risk_group: c.risk_group,
-            ideology: c.ideology,
+        classification: classified.map(|(risk, ideology)| Classification {
+            risk_group: risk.then_some(c.risk_group),
+            ideology: ideology.then_some(c.ideology),
         }),
         version: c.version,
         created_at: rfc3339(c.created_at),
@@ -329,7 +346,7 @@ async fn create<S: Store>(
         .await
         .map_err(storage)?;
     tracing::info!(case = %row.id, "case registered");
-    let classified = reg.may_read_classification(role);
+    let classified = classification_for(state.shared.covenant.covenant(), &req);
     let location = format!("/v1/cases/{}", row.id);
     let mut resp = (
         StatusCode::CREATED,
@@ -363,7 +380,7 @@ async fn read<S: Store>(
         return Err(ApiError::CaseNotFound);
     }
     let events = state.store.case_events(&id).await.map_err(storage)?;
-    let classified = req.roles.iter().any(|r| reg.may_read_classification(*r));
+    let classified = classification_for(state.shared.covenant.covenant(), &req);
     Ok(Json(view(&state, case, events, classified)))
 }
 
@@ -528,6 +545,6 @@ async fn update<S: Store>(
         return Err(ApiError::CaseConflict);
     }
     let events = state.store.case_events(&id).await.map_err(storage)?;
-    let classified = req.roles.iter().any(|r| reg.may_read_classification(*r));
+    let classified = classification_for(state.shared.covenant.covenant(), &req);
     Ok(Json(view(&state, new, events, classified)))
 }

@@ -504,6 +504,22 @@ impl Covenant {
         range.filter_map(|i| Some((FieldRef(u16::try_from(i).ok()?), self.fields.get(i)?)))
     }
 
+    /// Whether a prohibition that holds for every purpose bars data of `category` from `partner`
+    /// as is. Places outside the field rules and outside any purpose, such as the case
+    /// register's classification, leave such data out for that partner.
+    pub fn category_barred(&self, partner: PartnerRef, category: Category) -> bool {
+        self.prohibitions.iter().any(|p| {
+            p.to.get(partner.index()).copied().unwrap_or(false)
+                && p.purposes.iter().all(|u| *u)
+                && !p.allowed.contains(&ActionKind::Disclose)
+                && self
+                    .fields
+                    .iter()
+                    .zip(&p.fields)
+                    .any(|(f, on)| *on && f.category == category)
+        })
+    }
+
     /// Whether `role` may be held by `partner` and used for `purpose` at case level: the only
     /// combinations for which rules can disclose anything.
     pub fn reachable(&self, partner: PartnerRef, role: RoleRef, purpose: PurposeRef) -> bool {

@@ -742,3 +742,21 @@ fn aggregate_views() {
         &["an aggregate threshold below 2 protects nobody"],
     );
 }
+
+#[test]
+fn prohibitions_bar_categories_outside_the_field_rules_too() {
+    let cc = compile(MINI);
+    let c = cc.covenant();
+    let a = c.partner("a").unwrap();
+    assert!(c.category_barred(a, policy::Category::Gezondheid));
+    assert!(!c.category_barred(a, policy::Category::Identiteit));
+    // A prohibition scoped to some purposes does not bar a category everywhere.
+    let scoped = compile(&edit(
+        "categories = [\"gezondheid\"]",
+        "purposes = [\"regie\"]\ncategories = [\"gezondheid\"]",
+    ));
+    assert!(!scoped.covenant().category_barred(
+        scoped.covenant().partner("a").unwrap(),
+        policy::Category::Gezondheid
+    ));
+}

@@ -259,6 +259,27 @@ async fn a_case_through_the_whole_work_process() {
     )
     .await;
 
+    // The covenant's prohibitions hold in the register too: WPI's PTO member reads the risk
+    // group but never the ideology ("ideologie-nooit-naar-wpi").
+    let wpi_pto = ok(
+        Actor::new("wpi", "pto.wpi", &["pto-lid"])
+            .get(&gw, &id)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(wpi_pto["classification"]["risk_group"], 4, "{wpi_pto}");
+    assert!(
+        wpi_pto["classification"].get("ideology").is_none(),
+        "{wpi_pto}"
+    );
+    assert!(!wpi_pto.to_string().contains("rechts-extremistisch"));
+    let oov_pto = ok(pto.get(&gw, &id).await, 200).await;
+    assert_eq!(
+        oov_pto["classification"]["ideology"],
+        "rechts-extremistisch"
+    );
+
     // The regisseur reads the administration, not the classification.
     let seen = ok(regisseur.get(&gw, &id).await, 200).await;
     assert!(seen.get("classification").is_none(), "{seen}");
