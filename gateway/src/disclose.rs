@@ -117,6 +117,12 @@ impl Limiter {
         }
     }
 
+    /// Forgets keys whose quota is full again, so memory does not grow with every staff id seen.
+    pub fn prune(&self) {
+        self.partners.retain_recent();
+        self.staff.retain_recent();
+    }
+
     pub(crate) fn check(&self, req: &Requester) -> Result<(), ApiError> {
         use governor::clock::{Clock, DefaultClock};
         let wait = |e: governor::NotUntil<governor::clock::QuantaInstant>| {

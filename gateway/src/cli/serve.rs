@@ -196,6 +196,17 @@ async fn run<S: Store>(
         log_key: loaded.log_key.clone(),
         log_origin: loaded.log_origin.clone(),
     });
+    // Rate-limit keys of staff who stopped asking are forgotten every minute.
+    {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                shared.limiter.prune();
+            }
+        });
+    }
     // Periodic checkpoints, so that the log is committed to even when nobody asks.
     if cfg.audit.checkpoint_interval_secs > 0 {
         let (store, key, origin) = (
