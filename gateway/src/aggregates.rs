@@ -203,15 +203,11 @@ async fn run<S: Store>(
         .store
         .release(&view.id, &period)
         .await
-        .map_err(|_| ApiError::StorageUnavailable)?
+        .map_err(ApiError::from)?
     {
         Some(b) => b,
         None => {
-            let facts = state
-                .store
-                .case_facts()
-                .await
-                .map_err(|_| ApiError::StorageUnavailable)?;
+            let facts = state.store.case_facts().await.map_err(ApiError::from)?;
             let mut figures = compute(view, &c.aggregates, &facts);
             if let Value::Object(m) = &mut figures {
                 m.insert("view".into(), json!(view.id));
@@ -230,7 +226,7 @@ async fn run<S: Store>(
                 .store
                 .put_release(&view.id, &period, &body, s.clock.now())
                 .await
-                .map_err(|_| ApiError::StorageUnavailable)?
+                .map_err(ApiError::from)?
         }
     };
     let keys = s.registry.partner(req.partner).ok_or(ApiError::Internal)?;

@@ -226,11 +226,6 @@ fn check_risk_group(v: Option<u8>) -> Result<(), ApiError> {
     }
 }
 
-fn storage(e: crate::store::StoreError) -> ApiError {
-    tracing::error!(error = %e, "storage failed");
-    ApiError::StorageUnavailable
-}
-
 fn view<S>(
     state: &AppState<S>,
     c: CaseRow,
@@ -296,7 +291,12 @@ async fn create<S: Store>(
     let sealed = secrets
         .seal(bsn.expose().as_bytes())
         .map_err(|_| ApiError::Internal)?;
-    let subject_ref = match state.store.subject_ref(&pseudonym).await.map_err(storage)? {
+    let subject_ref = match state
+        .store
+        .subject_ref(&pseudonym)
+        .await
+        .map_err(ApiError::from)?
+    {
         Some(r) => r,
         None => format!("subj-{}", uuid::Uuid::new_v4().simple()),
     };
@@ -344,7 +344,7 @@ async fn create<S: Store>(
         .store
         .create_case(&row, &event)
         .await
-        .map_err(storage)?;
+        .map_err(ApiError::from)?;
     tracing::info!(case = %row.id, "case registered");
     let classified = classification_for(state.shared.covenant.covenant(), &req);
     let location = format!("/v1/cases/{}", row.id);
@@ -371,7 +371,7 @@ async fn read<S: Store>(
         .store
         .get_case(&id)
         .await
-        .map_err(storage)?
+        .map_err(ApiError::from)?
         .ok_or(ApiError::CaseNotFound)?;
     // Roles that read the register as such (voorportaal, secretaris, the overleggen) read every
     // case; the others only cases they have a role in: to them any other case does not exist.
@@ -379,7 +379,7 @@ async fn read<S: Store>(
     if !reads_all && !related(&req, &case) {
         return Err(ApiError::CaseNotFound);
     }
-    let events = state.store.case_events(&id).await.map_err(storage)?;
+    let events = state.store.case_events(&id).await.map_err(ApiError::from)?;
     let classified = classification_for(state.shared.covenant.covenant(), &req);
     Ok(Json(view(&state, case, events, classified)))
 }
@@ -426,7 +426,7 @@ async fn update<S: Store>(
         .store
         .get_case(&id)
         .await
-        .map_err(storage)?
+        .map_err(ApiError::from)?
         .ok_or(ApiError::CaseNotFound)?;
     let current: CaseStatus = old.status.parse().map_err(|()| ApiError::Internal)?;
     let mut acting_role = None;
@@ -540,11 +540,11 @@ async fn update<S: Store>(
         .store
         .update_case(&new, old.version, &event)
         .await
-        .map_err(storage)?
+        .map_err(ApiError::from)?
     {
         return Err(ApiError::CaseConflict);
     }
-    let events = state.store.case_events(&id).await.map_err(storage)?;
+    let events = state.store.case_events(&id).await.map_err(ApiError::from)?;
     let classified = classification_for(state.shared.covenant.covenant(), &req);
     Ok(Json(view(&state, new, events, classified)))
 }

@@ -150,11 +150,6 @@ pub struct RecordsBody {
     pub records: Vec<Map<String, Value>>,
 }
 
-fn storage(e: crate::store::StoreError) -> ApiError {
-    tracing::error!(error = %e, "storage failed");
-    ApiError::StorageUnavailable
-}
-
 async fn put_records<S: Store>(
     State(state): State<AppState<S>>,
     Authenticated(req): Authenticated,
@@ -186,7 +181,7 @@ async fn put_records<S: Store>(
         .store
         .subject_known(&subject_ref)
         .await
-        .map_err(storage)?
+        .map_err(ApiError::from)?
     {
         return Err(ApiError::SubjectNotFound);
     }
@@ -200,7 +195,11 @@ async fn put_records<S: Store>(
         updated_at: s.clock.now(),
         updated_by: req.staff_id.clone(),
     };
-    state.store.put_records(&row).await.map_err(storage)?;
+    state
+        .store
+        .put_records(&row)
+        .await
+        .map_err(ApiError::from)?;
     tracing::info!(product = %product, records = body.records.len(), "records deposited");
     Ok(Json(
         serde_json::json!({"product": product, "subject_ref": subject_ref, "records": body.records.len()}),
@@ -538,7 +537,7 @@ async fn run_disclosure<S: Store>(
         .store
         .get_case(&body.case)
         .await
-        .map_err(storage)?
+        .map_err(ApiError::from)?
         .ok_or(ApiError::CaseNotFound)?;
     draft.row.subject_pseudonym = Some(case.subject_pseudonym.clone());
     match &body.subject {
@@ -560,6 +559,12 @@ async fn run_disclosure<S: Store>(
         purpose,
     };
 
+    // Whether the audience may receive anything of each product: decided once per request.
+    let allowed: Vec<bool> = (0..c.products.len())
+        .map(|i| permitted(cc, audience, ProductRef(i as u16)))
+        .collect();
+    let allowed_p = |p: &ProductRef| allowed.get(p.index()).copied().unwrap_or(false);
+
     // Which products: the ones asked for, or every product the purpose permits.
     let products: Vec<ProductRef> = match &body.products {
         Some(list) => list
@@ -571,7 +576,7 @@ async fn run_disclosure<S: Store>(
             .collect::<Result<_, _>>()?,
         None => (0..c.products.len())
             .map(|i| ProductRef(i as u16))
-            .filter(|p| permitted(cc, audience, *p))
+            .filter(allowed_p)
             .collect(),
     };
 
@@ -579,7 +584,7 @@ async fn run_disclosure<S: Store>(
     let wanted_upstream: Vec<ProductRef> = products
         .iter()
         .copied()
-        .filter(|p| s.upstream.serves(*p) && permitted(cc, audience, *p))
+        .filter(|p| s.upstream.serves(*p) && allowed_p(p))
         .collect();
     let upstream = futures::future::join_all(
         wanted_upstream
@@ -587,7 +592,7 @@ async fn run_disclosure<S: Store>(
             .map(|p| s.upstream.fetch(*p, &case.subject_ref)),
     );
     let (stored, fetched) = tokio::join!(state.store.records_of(&case.subject_ref), upstream);
-    let stored = stored.map_err(storage)?;
+    let stored = stored.map_err(ApiError::from)?;
     let mut sources: HashMap<ProductRef, Option<Vec<Map<String, Value>>>> = HashMap::new();
     for (p, r) in wanted_upstream.iter().zip(fetched) {
         sources.insert(*p, r);
@@ -596,7 +601,7 @@ async fn run_disclosure<S: Store>(
     for row in stored {
         if let Some(p) = c
             .product(&row.product)
-            .filter(|p| products.contains(p) && permitted(cc, audience, *p))
+            .filter(|p| products.contains(p) && allowed_p(p))
         {
             let records =
                 s.secrets.open(&row.sealed).ok().and_then(|plain| {
@@ -624,7 +629,7 @@ async fn run_disclosure<S: Store>(
             .get(p.index())
             .map(|x| x.id.clone())
             .unwrap_or_default();
-        if !permitted(cc, audience, *p) {
+        if !allowed_p(p) {
             out.insert(pid.clone(), serde_json::json!({"status": "not-permitted"}));
             draft
                 .products
@@ -795,7 +800,7 @@ async fn run_check<S: Store>(
         .store
         .subject_cases(&pseudonym)
         .await
-        .map_err(storage)?;
+        .map_err(ApiError::from)?;
     let active = cases
         .iter()
         .rev()

@@ -290,6 +290,15 @@ impl ApiError {
     }
 }
 
+impl From<crate::store::StoreError> for ApiError {
+    /// Storage failures become `storage-unavailable`; the cause goes to the operational log
+    /// (no personal data is in it), never to the client.
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::error!(error = %e, "storage failed");
+        ApiError::StorageUnavailable
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

@@ -22,11 +22,6 @@ pub fn routes<S: Store>() -> Router<AppState<S>> {
         .route("/v1/audit/consistency", get(consistency::<S>))
 }
 
-fn storage(e: StoreError) -> ApiError {
-    tracing::error!(error = %e, "audit storage failed");
-    ApiError::StorageUnavailable
-}
-
 async fn leaves<S: Store>(store: &S, size: i64) -> Result<Vec<Hash>, StoreError> {
     store
         .leaf_hashes(size)
@@ -70,7 +65,7 @@ async fn checkpoint<S: Store>(
     let s = &state.shared;
     let (_, note) = checkpoint_now(&state.store, &s.log_key, &s.log_origin, s.clock.now())
         .await
-        .map_err(storage)?;
+        .map_err(ApiError::from)?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note))
 }
 
@@ -94,7 +89,7 @@ async fn proof<S: Store>(
             let (size, note) =
                 checkpoint_now(&state.store, &s.log_key, &s.log_origin, s.clock.now())
                     .await
-                    .map_err(storage)?;
+                    .map_err(ApiError::from)?;
             (size, Some(note))
         }
     };
@@ -103,7 +98,7 @@ async fn proof<S: Store>(
             "`seq` must be 1 to {size} (the tree size)"
         )));
     }
-    let l = leaves(&state.store, size).await.map_err(storage)?;
+    let l = leaves(&state.store, size).await.map_err(ApiError::from)?;
     if l.len() as i64 != size {
         return Err(ApiError::InvalidBody(format!(
             "the log has fewer than {size} entries"
@@ -133,13 +128,13 @@ async fn consistency<S: Store>(
     Authenticated(_): Authenticated,
     Query(q): Query<ConsistencyQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (head, _) = state.store.log_head().await.map_err(storage)?;
+    let (head, _) = state.store.log_head().await.map_err(ApiError::from)?;
     if q.from < 1 || q.from > q.to || q.to > head {
         return Err(ApiError::InvalidBody(format!(
             "need 1 <= from <= to <= {head} (the log size)"
         )));
     }
-    let l = leaves(&state.store, q.to).await.map_err(storage)?;
+    let l = leaves(&state.store, q.to).await.map_err(ApiError::from)?;
     Ok(Json(serde_json::json!({
         "from": q.from,
         "to": q.to,

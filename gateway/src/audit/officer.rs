@@ -273,11 +273,7 @@ async fn run_search<S: Store>(
             "-"
         }
     );
-    let rows = state
-        .store
-        .search(&filter)
-        .await
-        .map_err(|_| ApiError::StorageUnavailable)?;
+    let rows = state.store.search(&filter).await.map_err(ApiError::from)?;
     record_query(state, draft, &who, described).await?;
     let next = rows.last().map(|(seq, _)| *seq);
     if q.format.as_deref() == Some("csv") {
@@ -324,10 +320,7 @@ pub async fn subject_report<S: Store>(
             limit: 1000,
             ..LogFilter::default()
         };
-        let page = store
-            .search(&filter)
-            .await
-            .map_err(|_| ApiError::StorageUnavailable)?;
+        let page = store.search(&filter).await.map_err(ApiError::from)?;
         let Some((last, _)) = page.last() else { break };
         after = *last;
         let done = page.len() < 1000;
