@@ -7,7 +7,7 @@
 use crate::disclose::{Draft, refuse};
 use crate::problem::ApiError;
 use crate::registry::ClientIdentity;
-use crate::server::{AppState, Authenticated, TransactionId};
+use crate::server::{Active, AppState, Authenticated, TransactionId};
 use crate::store::{CaseFacts, Store};
 use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
@@ -140,11 +140,12 @@ pub fn compute(view: &View, agg: &Aggregates, facts: &[CaseFacts]) -> Value {
 async fn aggregate<S: Store>(
     State(state): State<AppState<S>>,
     Extension(client): Extension<ClientIdentity>,
+    Extension(Active(active)): Extension<Active>,
     Extension(txn): Extension<TransactionId>,
     auth: Result<Authenticated, ApiError>,
     Path(view_id): Path<String>,
 ) -> Response {
-    let mut draft = Draft::new(&state, "aggregate", &client, &txn);
+    let mut draft = Draft::new(&state, &active, "aggregate", &client, &txn);
     draft.query = Some(format!(
         "view {}",
         view_id.chars().take(64).collect::<String>()
@@ -161,10 +162,10 @@ async fn run<S: Store>(
     view_id: &str,
     draft: &mut Draft,
 ) -> Result<Value, ApiError> {
-    let Authenticated(req) = auth?;
+    let Authenticated(req, active) = auth?;
     draft.row.staff_id = Some(req.staff_id.clone());
     let s = &state.shared;
-    let cc = &s.covenant;
+    let cc = &active.covenant;
     let c = cc.covenant();
     s.limiter.check(&req)?;
     let view = c
@@ -229,7 +230,10 @@ async fn run<S: Store>(
                 .map_err(ApiError::from)?
         }
     };
-    let keys = s.registry.partner(req.partner).ok_or(ApiError::Internal)?;
+    let keys = active
+        .registry
+        .partner(req.partner)
+        .ok_or(ApiError::Internal)?;
     let armored =
         age::encrypt_and_armor(&keys.recipient, body.as_bytes()).map_err(|_| ApiError::Internal)?;
     draft.row.ciphertext_sha256 = Some(hex::encode(Sha256::digest(armored.as_bytes())));

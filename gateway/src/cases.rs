@@ -4,6 +4,7 @@
 //! age; no response ever contains it.
 
 use crate::auth::Requester;
+use crate::lifecycle::ActivePolicy;
 use crate::problem::ApiError;
 use crate::server::{AppState, Authenticated, StrictJson};
 use crate::store::{CaseEventRow, CaseRow, Store};
@@ -197,9 +198,8 @@ fn related(req: &Requester, case: &CaseRow) -> bool {
     is_regisseur || uvo.contains(&req.partner_id)
 }
 
-fn role_name<S>(state: &AppState<S>, role: RoleRef) -> String {
-    state
-        .shared
+fn role_name(active: &ActivePolicy, role: RoleRef) -> String {
+    active
         .covenant
         .covenant()
         .roles
@@ -272,10 +272,10 @@ fn view<S>(
 
 async fn create<S: Store>(
     State(state): State<AppState<S>>,
-    Authenticated(req): Authenticated,
+    Authenticated(req, active): Authenticated,
     StrictJson(body): StrictJson<NewCase>,
 ) -> Result<Response, ApiError> {
-    let reg = &state.shared.covenant.covenant().case_register;
+    let reg = &active.covenant.covenant().case_register;
     let role =
         acting(&req, |r| reg.may_create(r)).ok_or(ApiError::CasePermission("register cases"))?;
     let bsn = Bsn::parse(body.subject.bsn.trim()).map_err(|e| {
@@ -335,7 +335,7 @@ async fn create<S: Store>(
         at: now,
         partner: req.partner_id.clone(),
         staff_id: req.staff_id.clone(),
-        role: role_name(&state, role),
+        role: role_name(&active, role),
         action: "created".into(),
         fields: serde_json::to_string(&fields).unwrap_or_default(),
         status: Some(row.status.clone()),
@@ -346,7 +346,7 @@ async fn create<S: Store>(
         .await
         .map_err(ApiError::from)?;
     tracing::info!(case = %row.id, "case registered");
-    let classified = classification_for(state.shared.covenant.covenant(), &req);
+    let classified = classification_for(active.covenant.covenant(), &req);
     let location = format!("/v1/cases/{}", row.id);
     let mut resp = (
         StatusCode::CREATED,
@@ -361,10 +361,10 @@ async fn create<S: Store>(
 
 async fn read<S: Store>(
     State(state): State<AppState<S>>,
-    Authenticated(req): Authenticated,
+    Authenticated(req, active): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<CaseView>, ApiError> {
-    let reg = &state.shared.covenant.covenant().case_register;
+    let reg = &active.covenant.covenant().case_register;
     // Permission before lookup: a role that may not read learns nothing, not even existence.
     acting(&req, |r| reg.may_read(r)).ok_or(ApiError::CasePermission("read cases"))?;
     let case = state
@@ -380,17 +380,17 @@ async fn read<S: Store>(
         return Err(ApiError::CaseNotFound);
     }
     let events = state.store.case_events(&id).await.map_err(ApiError::from)?;
-    let classified = classification_for(state.shared.covenant.covenant(), &req);
+    let classified = classification_for(active.covenant.covenant(), &req);
     Ok(Json(view(&state, case, events, classified)))
 }
 
 async fn update<S: Store>(
     State(state): State<AppState<S>>,
-    Authenticated(req): Authenticated,
+    Authenticated(req, active): Authenticated,
     Path(id): Path<String>,
     StrictJson(patch): StrictJson<CasePatch>,
 ) -> Result<Json<CaseView>, ApiError> {
-    let c = state.shared.covenant.covenant();
+    let c = active.covenant.covenant();
     let reg = &c.case_register;
     let may_change_something = req.roles.iter().any(|r| {
         reg.may_update(*r)
@@ -530,7 +530,7 @@ async fn update<S: Store>(
         partner: req.partner_id.clone(),
         staff_id: req.staff_id.clone(),
         role: acting_role
-            .map(|r| role_name(&state, r))
+            .map(|r| role_name(&active, r))
             .unwrap_or_default(),
         action: "updated".into(),
         fields: serde_json::to_string(&fields).unwrap_or_default(),
@@ -545,6 +545,6 @@ async fn update<S: Store>(
         return Err(ApiError::CaseConflict);
     }
     let events = state.store.case_events(&id).await.map_err(ApiError::from)?;
-    let classified = classification_for(state.shared.covenant.covenant(), &req);
+    let classified = classification_for(active.covenant.covenant(), &req);
     Ok(Json(view(&state, new, events, classified)))
 }

@@ -40,6 +40,48 @@ pub struct Config {
     /// Products served by a partner's own HTTPS endpoint instead of the gateway's store.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
+    /// Who maintains the covenant through the API.
+    #[serde(default)]
+    pub administration: AdministrationConfig,
+}
+
+/// `[administration]`: the administrators (`beheerders`) of the sharing policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdministrationConfig {
+    /// `partner/staff-id` of everyone who may draft, approve, activate and roll back covenant
+    /// versions (their token must also carry the `beheerder` role). Empty: nobody may.
+    #[serde(default)]
+    pub administrators: Vec<String>,
+    /// Whether the approver must belong to another partner than the author.
+    #[serde(default)]
+    pub approver_from_other_partner: bool,
+    /// Seconds between checks for a version activated by another gateway instance.
+    #[serde(default = "default_policy_poll")]
+    pub poll_secs: u64,
+}
+
+impl Default for AdministrationConfig {
+    fn default() -> Self {
+        AdministrationConfig {
+            administrators: Vec::new(),
+            approver_from_other_partner: false,
+            poll_secs: default_policy_poll(),
+        }
+    }
+}
+
+fn default_policy_poll() -> u64 {
+    5
+}
+
+impl AdministrationConfig {
+    /// Whether `partner/staff` is a listed administrator.
+    pub fn is_administrator(&self, partner: &str, staff: &str) -> bool {
+        self.administrators
+            .iter()
+            .any(|a| a.split_once('/') == Some((partner, staff)))
+    }
 }
 
 /// `[audit]`.
@@ -96,6 +138,10 @@ pub struct TlsConfig {
     /// How long a client may take to finish the TLS handshake.
     #[serde(default = "default_handshake_ms")]
     pub handshake_timeout_ms: u64,
+    /// Seconds between checks of the CRL files for a new revocation list (0: only at
+    /// activation).
+    #[serde(default = "default_crl_check")]
+    pub crl_check_secs: u64,
     /// The gateway's own client certificate, for upstream sources.
     #[serde(default)]
     pub client_cert: Option<PathBuf>,
@@ -106,6 +152,10 @@ pub struct TlsConfig {
 
 fn default_handshake_ms() -> u64 {
     5_000
+}
+
+fn default_crl_check() -> u64 {
+    30
 }
 
 /// `[tokens]`.

@@ -4,9 +4,10 @@
 //! deposit their store-backed records. Every refusal is recorded too.
 
 use crate::auth::Requester;
+use crate::lifecycle::ActivePolicy;
 use crate::problem::ApiError;
-use crate::registry::ClientIdentity;
-use crate::server::{AppState, Authenticated, StrictJson, TransactionId};
+use crate::registry::{ClientIdentity, PeerCert};
+use crate::server::{Active, AppState, Authenticated, StrictJson, TransactionId};
 use crate::store::{CaseRow, DisclosureRow, RecordsRow, Store};
 use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
@@ -152,12 +153,12 @@ pub struct RecordsBody {
 
 async fn put_records<S: Store>(
     State(state): State<AppState<S>>,
-    Authenticated(req): Authenticated,
+    Authenticated(req, active): Authenticated,
     Path((product, subject_ref)): Path<(String, String)>,
     StrictJson(body): StrictJson<RecordsBody>,
 ) -> Result<Json<Value>, ApiError> {
     let s = &state.shared;
-    let c = s.covenant.covenant();
+    let c = active.covenant.covenant();
     let pref = c
         .product(&product)
         .ok_or_else(|| ApiError::ProductUnknown(product.chars().take(64).collect()))?;
@@ -173,7 +174,8 @@ async fn put_records<S: Store>(
         return Err(ApiError::ProductUpstream(product));
     }
     for rec in &body.records {
-        s.covenant
+        active
+            .covenant
             .check_record(pref, rec)
             .map_err(|e| ApiError::InvalidRecord(e.to_string()))?;
     }
@@ -246,6 +248,8 @@ struct Entry<'a> {
     problem: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     query: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy_change: Option<&'a Value>,
 }
 
 /// A disclosure record being filled in as the request is checked.
@@ -254,26 +258,51 @@ pub(crate) struct Draft {
     products: BTreeMap<String, ProductSummary>,
     /// For audit queries: what was searched.
     pub(crate) query: Option<String>,
+    /// For policy administration: what was done to which draft or version.
+    pub(crate) policy_change: Option<Value>,
 }
 
 impl Draft {
     pub(crate) fn new<S>(
         state: &AppState<S>,
+        active: &ActivePolicy,
         kind: &str,
         client: &ClientIdentity,
         txn: &TransactionId,
     ) -> Draft {
-        let s = &state.shared;
-        let partner = s
+        let partner = active
             .covenant
             .covenant()
             .partner_at(client.partner)
             .map(|p| p.id.clone())
             .unwrap_or_default();
+        Draft::blank(&state.shared, active, kind, partner, txn)
+    }
+
+    /// The record of a request whose certificate the active version no longer accepts: the
+    /// partner is not known, so the certificate's fingerprint stands in for it.
+    pub(crate) fn for_certificate<S>(
+        state: &AppState<S>,
+        active: &ActivePolicy,
+        peer: &PeerCert,
+        txn: &TransactionId,
+    ) -> Draft {
+        let partner = format!("certificate:{}", peer.fingerprint);
+        Draft::blank(&state.shared, active, "request", partner, txn)
+    }
+
+    /// A record of no request in particular (also for events the gateway itself causes).
+    pub(crate) fn blank(
+        shared: &crate::server::Shared,
+        active: &ActivePolicy,
+        kind: &str,
+        partner: String,
+        txn: &TransactionId,
+    ) -> Draft {
         Draft {
             row: DisclosureRow {
                 id: format!("disc-{}", uuid::Uuid::new_v4().simple()),
-                at: s.clock.now(),
+                at: shared.clock.now(),
                 transaction_id: txn.0.clone(),
                 kind: kind.into(),
                 partner,
@@ -282,7 +311,7 @@ impl Draft {
                 purpose: None,
                 case_id: None,
                 subject_pseudonym: None,
-                policy_version: s.covenant.version().as_str().to_owned(),
+                policy_version: active.version().to_owned(),
                 ciphertext_sha256: None,
                 outcome: "refused".into(),
                 problem: None,
@@ -292,6 +321,7 @@ impl Draft {
             },
             products: BTreeMap::new(),
             query: None,
+            policy_change: None,
         }
     }
 
@@ -321,6 +351,7 @@ impl Draft {
             outcome: &r.outcome,
             problem: r.problem.as_deref(),
             query: self.query.as_deref(),
+            policy_change: self.policy_change.as_ref(),
         };
         let mut row = self.row.clone();
         row.entry = serde_json::to_string(&entry).unwrap_or_default();
@@ -504,11 +535,12 @@ pub(crate) fn parse_bsn(s: &str) -> Result<Bsn, ApiError> {
 async fn disclose<S: Store>(
     State(state): State<AppState<S>>,
     Extension(client): Extension<ClientIdentity>,
+    Extension(Active(active)): Extension<Active>,
     Extension(txn): Extension<TransactionId>,
     auth: Result<Authenticated, ApiError>,
     body: Result<StrictJson<DisclosureRequest>, ApiError>,
 ) -> Response {
-    let mut draft = Draft::new(&state, "disclosure", &client, &txn);
+    let mut draft = Draft::new(&state, &active, "disclosure", &client, &txn);
     match run_disclosure(&state, auth, body, &mut draft).await {
         Ok(answer) => Json(answer).into_response(),
         Err(e) => refuse(&state, draft, e).await,
@@ -521,11 +553,11 @@ async fn run_disclosure<S: Store>(
     body: Result<StrictJson<DisclosureRequest>, ApiError>,
     draft: &mut Draft,
 ) -> Result<DisclosureAnswer, ApiError> {
-    let Authenticated(req) = auth?;
+    let Authenticated(req, active) = auth?;
     draft.row.staff_id = Some(req.staff_id.clone());
     let StrictJson(body) = body?;
     let s = &state.shared;
-    let cc = &s.covenant;
+    let cc = &active.covenant;
     let c = cc.covenant();
     draft.row.purpose = Some(body.purpose.chars().take(64).collect());
     draft.row.case_id = Some(body.case.chars().take(80).collect());
@@ -615,7 +647,7 @@ async fn run_disclosure<S: Store>(
     // as a whole: never a partial leak.
     let cx = TransformContext {
         today: s.clock.today(),
-        pseudonym_key: &s
+        pseudonym_key: &active
             .registry
             .partner(req.partner)
             .ok_or(ApiError::Internal)?
@@ -683,7 +715,10 @@ async fn run_disclosure<S: Store>(
             .insert(pid, summarise(cc, audience, *p, status, n));
     }
 
-    let partner_keys = s.registry.partner(req.partner).ok_or(ApiError::Internal)?;
+    let partner_keys = active
+        .registry
+        .partner(req.partner)
+        .ok_or(ApiError::Internal)?;
     let payload = serde_json::json!({
         "disclosure_id": draft.row.id,
         "transaction_id": draft.row.transaction_id,
@@ -756,11 +791,12 @@ pub struct CheckAnswer {
 async fn check<S: Store>(
     State(state): State<AppState<S>>,
     Extension(client): Extension<ClientIdentity>,
+    Extension(Active(active)): Extension<Active>,
     Extension(txn): Extension<TransactionId>,
     auth: Result<Authenticated, ApiError>,
     body: Result<StrictJson<CheckRequest>, ApiError>,
 ) -> Response {
-    let mut draft = Draft::new(&state, "check", &client, &txn);
+    let mut draft = Draft::new(&state, &active, "check", &client, &txn);
     match run_check(&state, auth, body, &mut draft).await {
         Ok(answer) => Json(answer).into_response(),
         Err(e) => refuse(&state, draft, e).await,
@@ -773,11 +809,11 @@ async fn run_check<S: Store>(
     body: Result<StrictJson<CheckRequest>, ApiError>,
     draft: &mut Draft,
 ) -> Result<CheckAnswer, ApiError> {
-    let Authenticated(req) = auth?;
+    let Authenticated(req, active) = auth?;
     draft.row.staff_id = Some(req.staff_id.clone());
     let StrictJson(body) = body?;
     let s = &state.shared;
-    let c = s.covenant.covenant();
+    let c = active.covenant.covenant();
     draft.row.purpose = Some(body.purpose.chars().take(64).collect());
     s.limiter.check(&req)?;
     // Only the aanpak-check answers without a case: any other purpose would turn a check into a

@@ -12,6 +12,7 @@ pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod disclose;
+pub mod lifecycle;
 pub mod pki;
 pub mod problem;
 pub mod registry;

@@ -510,6 +510,10 @@ pub fn example_config(dir: &Path, covenant: &Path) -> String {
         layout::PSEUDONYM_KEY,
         layout::LOG_KEY
     );
+    let _ = writeln!(
+        o,
+        "\n# Who may draft, approve (never their own draft) and activate covenant versions.\n[administration]\nadministrators = [\"oov/beheerder-1\", \"oov/beheerder-2\"]"
+    );
     o
 }
 

@@ -149,6 +149,48 @@ pub enum ApiError {
     /// The disclosure record could not be written: nothing is disclosed.
     #[error("disclosure-log-unavailable")]
     DisclosureLogUnavailable,
+    /// The connection's certificate was revoked after the connection was opened.
+    #[error("certificate-revoked")]
+    CertificateRevoked,
+    /// The active covenant version has no partner with the connection's certificate.
+    #[error("certificate-unknown")]
+    CertificateUnknown,
+    /// Policy administration by someone who is not a listed administrator with `beheerder`.
+    #[error("not-administrator")]
+    NotAdministrator,
+    /// A draft that is not a valid covenant; the diagnostics, rendered.
+    #[error("covenant-invalid")]
+    CovenantInvalid(String, Vec<String>),
+    /// No draft with that id.
+    #[error("draft-not-found")]
+    DraftNotFound,
+    /// No version (or activated draft) with that id.
+    #[error("version-not-found")]
+    VersionNotFound,
+    /// The author tried to approve their own draft.
+    #[error("four-eyes")]
+    ApprovalByAuthor,
+    /// The approver belongs to the author's partner and the configuration wants another.
+    #[error("four-eyes-other-partner")]
+    ApprovalSamePartner,
+    /// The draft is not in the state this step needs.
+    #[error("draft-state")]
+    DraftState(String, &'static str),
+    /// The active version changed since the draft was made.
+    #[error("draft-stale")]
+    DraftStale(String, String),
+    /// The draft is the active version already.
+    #[error("draft-unchanged")]
+    DraftUnchanged,
+    /// Another activation came first.
+    #[error("activation-conflict")]
+    ActivationConflict,
+    /// The version could not be loaded (keys, certificates, CRLs); nothing changed.
+    #[error("activation-failed")]
+    ActivationFailed(String),
+    /// Not the expected body type for a covenant draft.
+    #[error("unsupported-media-type")]
+    NotToml,
     /// A bug; nothing was disclosed.
     #[error("internal")]
     Internal,
@@ -166,6 +208,9 @@ pub struct Problem {
     pub status: u16,
     /// What happened and what to do, in one or two sentences.
     pub detail: String,
+    /// Every problem found, one line each (`covenant-invalid`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
 
 impl ApiError {
@@ -214,6 +259,15 @@ impl ApiError {
             | InvalidRecord(_) => StatusCode::UNPROCESSABLE_ENTITY,
             SubjectNotFound | ViewUnknown(_) => StatusCode::NOT_FOUND,
             RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            CertificateRevoked | CertificateUnknown => StatusCode::UNAUTHORIZED,
+            NotAdministrator | ApprovalByAuthor | ApprovalSamePartner => StatusCode::FORBIDDEN,
+            CovenantInvalid(..) => StatusCode::UNPROCESSABLE_ENTITY,
+            NotToml => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            DraftNotFound | VersionNotFound => StatusCode::NOT_FOUND,
+            DraftState(..) | DraftStale(..) | DraftUnchanged | ActivationConflict => {
+                StatusCode::CONFLICT
+            }
+            ActivationFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -274,6 +328,20 @@ impl ApiError {
             InvalidRecord(why) => ("Record does not fit the catalogue", format!("{why}; send only the catalogue's fields, with their types.")),
             RateLimited(secs) => ("Too many requests", format!("Your organisation or you sent too many requests; retry after {secs} second(s).")),
             DisclosureLogUnavailable => ("Disclosure log unavailable", "The disclosure could not be recorded, so nothing was disclosed. Retry later; the administrators have been alerted.".into()),
+            CertificateRevoked => ("Certificate revoked", "Your client certificate is on the covenant CA's revocation list (loaded after this connection was opened); connect with a valid certificate.".into()),
+            CertificateUnknown => ("Certificate no longer registered", "The active covenant version has no partner with this client certificate; ask the policy administrators which certificate your organisation is registered with.".into()),
+            NotAdministrator => ("Not a policy administrator", "Only the policy's administrators may do this: your token must carry role `beheerder` and you must be listed in the gateway's [administration] administrators.".into()),
+            CovenantInvalid(summary, _) => ("Covenant draft invalid", format!("{summary}; see `errors` (line:column: problem, with help), fix them and submit again. `gateway policy check FILE` shows the same.")),
+            DraftNotFound => ("Draft not found", "No covenant draft has this id; list them with GET /v1/policy/drafts.".into()),
+            VersionNotFound => ("Version not found", "No activated version has this id or hash; list them with GET /v1/policy/versions.".into()),
+            ApprovalByAuthor => ("Approval by the author", "A draft must be approved by a second administrator, not by its author (four-eyes principle); ask another administrator.".into()),
+            ApprovalSamePartner => ("Approval by the author's organisation", "This gateway requires the approver to belong to another partner than the author; ask an administrator of another partner.".into()),
+            DraftState(status, need) => ("Draft not in the right state", format!("The draft is `{status}`; this step needs a draft that is `{need}`.")),
+            DraftStale(base, active) => ("Draft made against an older version", format!("The draft was made against version {base}, but {active} is active now; draft the change again from the active version and simulate it.")),
+            DraftUnchanged => ("Nothing to change", "The draft is the active version already; there is nothing to activate.".into()),
+            ActivationConflict => ("Another activation came first", "The active version changed while this activation ran; nothing changed. Check GET /v1/policy and draft again if needed.".into()),
+            ActivationFailed(why) => ("Activation failed", format!("The version could not be loaded ({why}); nothing changed and the active version stays. Fix the key directory or TLS files and retry.")),
+            NotToml => ("Unsupported media type", "Send the covenant as `Content-Type: application/toml` (or text/plain), UTF-8.".into()),
             Internal => ("Internal error", "The gateway failed unexpectedly; nothing was disclosed. Report the transaction id to the administrators.".into()),
         }
     }
@@ -286,6 +354,10 @@ impl ApiError {
             title,
             status: self.status().as_u16(),
             detail,
+            errors: match self {
+                ApiError::CovenantInvalid(_, errors) => errors.clone(),
+                _ => Vec::new(),
+            },
         }
     }
 }

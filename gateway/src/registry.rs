@@ -49,6 +49,35 @@ pub struct ClientIdentity {
     pub thumbprint: String,
 }
 
+/// What a connection's client certificate says, read once at the handshake; each request maps it
+/// to a partner under the policy version it runs under.
+#[derive(Debug, Clone)]
+pub struct PeerCert {
+    /// SHA-256 fingerprint, lowercase hex.
+    pub fingerprint: String,
+    /// RFC 8705 thumbprint.
+    pub thumbprint: String,
+    /// Subject serialNumber (OIN), if any.
+    pub oin: Option<String>,
+    /// Serial number, lowercase hex (for revocation after the handshake).
+    pub serial: String,
+}
+
+impl PeerCert {
+    /// Reads a DER certificate.
+    pub fn from_der(der: &[u8]) -> PeerCert {
+        let serial = x509_parser::parse_x509_certificate(der)
+            .map(|(_, c)| hex::encode(c.raw_serial()))
+            .unwrap_or_default();
+        PeerCert {
+            fingerprint: fingerprint(der),
+            thumbprint: thumbprint(der),
+            oin: subject_serial_number(der),
+            serial,
+        }
+    }
+}
+
 /// SHA-256 fingerprint of a DER certificate, lowercase hex.
 pub fn fingerprint(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))
@@ -175,6 +204,24 @@ impl PartnerRegistry {
         Some(ClientIdentity {
             partner,
             thumbprint: thumbprint(cert_der),
+        })
+    }
+
+    /// The partner of a connection's certificate under this registry (which may be newer than
+    /// the one that admitted the connection).
+    pub fn identify_peer(&self, peer: &PeerCert) -> Option<ClientIdentity> {
+        let partner = self
+            .by_fingerprint
+            .get(&peer.fingerprint)
+            .copied()
+            .or_else(|| {
+                peer.oin
+                    .as_ref()
+                    .and_then(|oin| self.by_oin.get(oin).copied())
+            })?;
+        Some(ClientIdentity {
+            partner,
+            thumbprint: peer.thumbprint.clone(),
         })
     }
 

@@ -4,7 +4,7 @@
 use crate::auth::TokenPolicy;
 use crate::config::Config;
 use crate::crypto::Secrets;
-use crate::registry::PartnerRegistry;
+use crate::lifecycle::{ActivePolicy, KeyMaterial, PolicyBuilder, TlsFiles};
 use crate::store::Backend;
 use policy::CompiledCovenant;
 use std::net::SocketAddr;
@@ -13,14 +13,17 @@ use std::sync::Arc;
 
 /// Everything loaded and checked.
 pub struct Loaded {
-    /// The covenant.
-    pub covenant: Arc<CompiledCovenant>,
-    /// Partners with keys.
-    pub registry: Arc<PartnerRegistry>,
+    /// The covenant file's version, built (registry, TLS): active unless the database already
+    /// has an active version.
+    pub file_policy: ActivePolicy,
+    /// The covenant file's text.
+    pub covenant_source: String,
+    /// The key files it was resolved with.
+    pub key_material: KeyMaterial,
+    /// Builds policy versions.
+    pub builder: PolicyBuilder,
     /// The gateway's secrets.
     pub secrets: Secrets,
-    /// TLS server configuration.
-    pub tls: Arc<rustls::ServerConfig>,
     /// Token requirements.
     pub tokens: TokenPolicy,
     /// Partner API address.
@@ -164,13 +167,23 @@ pub fn load(cfg: &Config, allow_example_pki: bool) -> Result<Loaded, Vec<String>
             cfg.tokens.leeway_secs
         ));
     }
-    let covenant = match std::fs::read_to_string(&cfg.covenant) {
-        Ok(src) => match policy::compile_toml(&src) {
-            Ok(cc) => Some(Arc::new(cc)),
+    let builder = PolicyBuilder {
+        key_dir: cfg.key_dir.clone(),
+        tls: TlsFiles {
+            ca: cfg.tls.ca.clone(),
+            crl: cfg.tls.crl.clone(),
+            cert: cfg.tls.cert.clone(),
+            key: cfg.tls.key.clone(),
+        },
+    };
+    let compiled = match std::fs::read_to_string(&cfg.covenant) {
+        Ok(src) => match builder.compile_from_key_dir(&src) {
+            Ok((cc, keys)) => Some((Arc::new(cc), keys, src)),
             Err(d) => {
                 problems.push(format!(
-                    "covenant {} is invalid:\n{}",
+                    "covenant {} is invalid (file: keys are read from key_dir {}):\n{}",
                     cfg.covenant.display(),
+                    cfg.key_dir.display(),
                     d.render(&cfg.covenant.display().to_string(), &src)
                 ));
                 None
@@ -181,36 +194,25 @@ pub fn load(cfg: &Config, allow_example_pki: bool) -> Result<Loaded, Vec<String>
             None
         }
     };
+    let covenant = compiled.as_ref().map(|(cc, _, _)| cc.clone());
     let secrets = Secrets::load(
         &cfg.secrets.storage_identity_file,
         &cfg.secrets.pseudonym_key_file,
     )
     .map_err(|es| problems.extend(es.into_iter().map(|e| e.to_string())))
     .ok();
-    let registry = match (&covenant, &secrets) {
-        (Some(cc), Some(s)) => PartnerRegistry::load(cc, &cfg.key_dir, s.pseudonym_master())
-            .map(Arc::new)
+    let file_policy = match (&covenant, &secrets) {
+        (Some(cc), Some(s)) => builder
+            .build(cc.clone(), "covenant-file", s)
             .map_err(|es| {
                 problems.extend(
                     es.into_iter()
-                        .map(|e| format!("key_dir {}: {e}", cfg.key_dir.display())),
+                        .map(|e| format!("key_dir {} or TLS files: {e}", cfg.key_dir.display())),
                 )
             })
             .ok(),
         _ => None,
     };
-    let tls = registry.as_ref().and_then(|r| {
-        crate::tls::server_config(
-            &cfg.tls.ca,
-            &cfg.tls.crl,
-            &cfg.tls.cert,
-            &cfg.tls.key,
-            r.clone(),
-        )
-        .map(Arc::new)
-        .map_err(|e| problems.push(e.to_string()))
-        .ok()
-    });
     let upstream = covenant
         .as_ref()
         .and_then(|cc| upstream(cfg, cc, &mut problems));
@@ -226,10 +228,9 @@ pub fn load(cfg: &Config, allow_example_pki: bool) -> Result<Loaded, Vec<String>
         ));
     }
     match (
-        covenant,
-        registry,
+        compiled,
+        file_policy,
         secrets,
-        tls,
         listen,
         health_listen,
         backend,
@@ -237,10 +238,9 @@ pub fn load(cfg: &Config, allow_example_pki: bool) -> Result<Loaded, Vec<String>
         log_key,
     ) {
         (
-            Some(covenant),
-            Some(registry),
+            Some((_, key_material, covenant_source)),
+            Some(file_policy),
             Some(secrets),
-            Some(tls),
             Some(listen),
             Some(health_listen),
             Some(backend),
@@ -250,10 +250,11 @@ pub fn load(cfg: &Config, allow_example_pki: bool) -> Result<Loaded, Vec<String>
             upstream,
             log_key: Arc::new(log_key),
             log_origin,
-            covenant,
-            registry,
+            file_policy,
+            covenant_source,
+            key_material,
+            builder,
             secrets,
-            tls,
             tokens: TokenPolicy {
                 audience: cfg.gateway_id.clone(),
                 max_lifetime: cfg.tokens.max_lifetime_secs,

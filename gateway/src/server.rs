@@ -5,8 +5,9 @@ use crate::auth::{Requester, TokenPolicy, verify};
 use crate::clock::Clock;
 use crate::config::Limits;
 use crate::crypto::Secrets;
+use crate::lifecycle::{ActivePolicy, PeerRefusal};
 use crate::problem::ApiError;
-use crate::registry::{ClientIdentity, PartnerRegistry};
+use crate::registry::{ClientIdentity, PeerCert};
 use crate::store::Store;
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
 use axum::http::{HeaderValue, header, request::Parts};
@@ -14,7 +15,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use policy::CompiledCovenant;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,10 +24,14 @@ use tracing::Instrument;
 
 /// What every handler can reach.
 pub struct Shared {
-    /// The active covenant.
-    pub covenant: Arc<CompiledCovenant>,
-    /// Partners with their keys.
-    pub registry: Arc<PartnerRegistry>,
+    /// The active policy version: covenant, partner registry, TLS. Load it once per request.
+    pub policy: crate::lifecycle::PolicyCell,
+    /// Builds policy versions (drafts, activations, CRL reloads).
+    pub builder: crate::lifecycle::PolicyBuilder,
+    /// Who administers the policy.
+    pub administration: crate::config::AdministrationConfig,
+    /// Serialises activations and reloads on this instance.
+    pub activation: tokio::sync::Mutex<()>,
     /// The gateway's own secrets.
     pub secrets: Secrets,
     /// The clock.
@@ -47,6 +51,10 @@ pub struct Shared {
     /// The log's origin line.
     pub log_origin: String,
 }
+
+/// The policy version a request runs under, loaded once when it arrives.
+#[derive(Debug, Clone)]
+pub struct Active(pub Arc<ActivePolicy>);
 
 /// Application state: storage plus the shared, immutable rest.
 pub struct AppState<S> {
@@ -108,22 +116,25 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     resp
 }
 
-/// An authenticated requester (certificate partner + verified token).
-pub struct Authenticated(pub Requester);
+/// An authenticated requester (certificate partner + verified token), with the policy version
+/// the request runs under.
+pub struct Authenticated(pub Requester, pub Arc<ActivePolicy>);
 
 impl<S: Store> FromRequestParts<AppState<S>> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
-        // Set by the accept loop for every connection; its absence is a bug: fail closed.
+        // Both set by `bind_policy` for every request; their absence is a bug: fail closed.
         let client = parts
             .extensions
             .get::<ClientIdentity>()
             .cloned()
             .ok_or(ApiError::Internal)?;
-        if let Some(p) = state.shared.covenant.covenant().partner_at(client.partner) {
-            tracing::Span::current().record("partner", p.id.as_str());
-        }
+        let Active(active) = parts
+            .extensions
+            .get::<Active>()
+            .cloned()
+            .ok_or(ApiError::Internal)?;
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -134,15 +145,52 @@ impl<S: Store> FromRequestParts<AppState<S>> for Authenticated {
             })
             .ok_or(ApiError::TokenMissing)?;
         let s = &state.shared;
-        verify(
+        let req = verify(
             token.trim(),
             &client,
-            &s.covenant,
-            &s.registry,
+            &active.covenant,
+            &active.registry,
             &s.tokens,
             s.clock.now(),
-        )
-        .map(Authenticated)
+        )?;
+        Ok(Authenticated(req, active))
+    }
+}
+
+/// Loads the active policy for the request and maps the connection's certificate to a partner
+/// under it. A certificate revoked or removed since the connection was opened is refused here,
+/// and the refusal recorded.
+pub async fn bind_policy<S: Store>(
+    State(state): State<AppState<S>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let active = state.shared.policy.load_full();
+    let Some(peer) = req.extensions().get::<PeerCert>().cloned() else {
+        return ApiError::Internal.into_response();
+    };
+    match active.identify(&peer) {
+        Ok(identity) => {
+            if let Some(p) = active.covenant.covenant().partner_at(identity.partner) {
+                tracing::Span::current().record("partner", p.id.as_str());
+            }
+            req.extensions_mut().insert(identity);
+            req.extensions_mut().insert(Active(active));
+            next.run(req).await
+        }
+        Err(why) => {
+            let e = match why {
+                PeerRefusal::Revoked => ApiError::CertificateRevoked,
+                PeerRefusal::Unknown => ApiError::CertificateUnknown,
+            };
+            let txn = req
+                .extensions()
+                .get::<TransactionId>()
+                .cloned()
+                .unwrap_or_else(|| TransactionId(String::new()));
+            let draft = crate::disclose::Draft::for_certificate(&state, &active, &peer, &txn);
+            crate::disclose::refuse(&state, draft, e).await
+        }
     }
 }
 
@@ -213,8 +261,13 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .merge(crate::audit::api::routes())
         .merge(crate::audit::officer::routes())
         .merge(crate::aggregates::routes())
+        .merge(crate::lifecycle::api::routes())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            bind_policy::<S>,
+        ))
         .layer(axum::middleware::from_fn(request_context))
         .with_state(state)
 }
@@ -239,17 +292,16 @@ pub fn health_router<S: Store>(store: S) -> Router {
 }
 
 /// Serves `app` on `listener` over TLS until `shutdown` resolves, then lets requests in flight
-/// finish (at most `grace`).
+/// finish (at most `grace`). Each new connection is accepted under the TLS configuration of the
+/// policy version active at that moment.
 pub async fn serve_tls(
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    registry: Arc<PartnerRegistry>,
+    shared: Arc<Shared>,
     app: Router,
     handshake_timeout: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send,
     grace: Duration,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder =
         hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
@@ -266,8 +318,7 @@ pub async fn serve_tls(
             },
             () = &mut shutdown => break,
         };
-        let acceptor = acceptor.clone();
-        let registry = registry.clone();
+        let acceptor = tokio_rustls::TlsAcceptor::from(shared.policy.load().tls.clone());
         let app = app.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
@@ -283,20 +334,21 @@ pub async fn serve_tls(
                     return;
                 }
             };
-            // The verifier already required a partner certificate; identify it for handlers.
-            let Some(identity) = stream
+            // The verifier already required a partner certificate; each request maps it to a
+            // partner under the policy version it runs under (`bind_policy`).
+            let Some(peer) = stream
                 .get_ref()
                 .1
                 .peer_certificates()
                 .and_then(|c| c.first())
-                .and_then(|c| registry.identify(c.as_ref()))
+                .map(|c| PeerCert::from_der(c.as_ref()))
             else {
                 return;
             };
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let mut req = req.map(axum::body::Body::new);
-                    req.extensions_mut().insert(identity.clone());
+                    req.extensions_mut().insert(peer.clone());
                     app.clone().oneshot(req)
                 });
             let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);

@@ -129,7 +129,45 @@ const FIRST_RULE: u16 = 2;
 
 /// Reads, validates and compiles a covenant file. All problems are returned together.
 pub fn compile_toml(source: &str) -> Result<CompiledCovenant, Diagnostics> {
-    let raw: RawCovenant = toml::from_str(source).map_err(|e| {
+    CompiledCovenant::compile(&parse_toml(source)?)
+}
+
+/// Like [`compile_toml`], but every `file:PATH` key (age recipients, token keys) is first replaced
+/// by what `resolve` returns for PATH. The version hash then covers the key material itself, so a
+/// rotated key is a new version that goes through review like any other change.
+pub fn compile_toml_resolving(
+    source: &str,
+    resolve: &mut dyn FnMut(&str) -> Result<String, String>,
+) -> Result<CompiledCovenant, Diagnostics> {
+    let mut raw = parse_toml(source)?;
+    let mut diags = Vec::new();
+    let mut inline = |s: &mut crate::raw::S| {
+        let Some(path) = s.get_ref().trim().strip_prefix("file:").map(str::to_owned) else {
+            return;
+        };
+        match resolve(&path) {
+            Ok(text) => *s = toml::Spanned::new(s.span(), text.trim().to_owned()),
+            Err(e) => diags.push(
+                Diagnostic::at(s.span(), format!("cannot read key file {path}: {e}"))
+                    .help("put the file in the gateway's key directory, or write the key inline"),
+            ),
+        }
+    };
+    for p in &mut raw.partners {
+        let p = p.get_mut();
+        inline(&mut p.recipient);
+        for k in &mut p.token_keys {
+            inline(&mut k.get_mut().key);
+        }
+    }
+    if !diags.is_empty() {
+        return Err(sorted(diags));
+    }
+    CompiledCovenant::compile(&raw)
+}
+
+fn parse_toml(source: &str) -> Result<RawCovenant, Diagnostics> {
+    toml::from_str(source).map_err(|e| {
         let msg = e.message().trim_end().to_owned();
         let (msg, help) = toml_help(&msg);
         let d = match e.span() {
@@ -137,8 +175,7 @@ pub fn compile_toml(source: &str) -> Result<CompiledCovenant, Diagnostics> {
             None => Diagnostic::global(msg),
         };
         Diagnostics(vec![d.help(help)])
-    })?;
-    CompiledCovenant::compile(&raw)
+    })
 }
 
 fn toml_help(msg: &str) -> (String, String) {

@@ -14,13 +14,14 @@ pub mod covenant;
 pub mod diag;
 pub mod domain;
 pub mod raw;
+pub mod replay;
 pub mod report;
 pub mod sdc;
 pub mod transform;
 
 pub use compile::{
     CompiledCovenant, Decision, DecisionRef, DecisionSource, OutcomeClass, PolicyVersion,
-    compile_toml,
+    compile_toml, compile_toml_resolving,
 };
 pub use covenant::{
     Action, ActionKind, Covenant, FieldRef, PartnerRef, ProductRef, PurposeRef, RoleRef, RuleRef,

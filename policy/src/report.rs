@@ -238,3 +238,75 @@ pub fn diff(old: &CompiledCovenant, new: &CompiledCovenant) -> Vec<DecisionChang
     }
     changes
 }
+
+/// Changes to the partner registry between two versions: certificate identity (OIN, pinned
+/// fingerprints), payload recipient and token keys, one readable line each. Keys compare by
+/// content, so a rotated key file shows up here once the gateway has resolved it.
+pub fn registry_diff(old: &CompiledCovenant, new: &CompiledCovenant) -> Vec<String> {
+    use crate::covenant::KeyRef;
+    fn key(k: &KeyRef) -> String {
+        match k {
+            KeyRef::Inline(s) => {
+                let d = sha2::Sha256::digest(s.trim().as_bytes());
+                format!("sha256:{}", &hex::encode(d)[..12])
+            }
+            KeyRef::File(p) => format!("file:{p}"),
+        }
+    }
+    use sha2::Digest;
+    let (o, n) = (old.covenant(), new.covenant());
+    let mut out = Vec::new();
+    for p in &o.partners {
+        if n.partner(&p.id).is_none() {
+            out.push(format!("partner {}: removed", p.id));
+        }
+    }
+    for q in &n.partners {
+        let Some(p) = o.partner(&q.id).and_then(|r| o.partner_at(r)) else {
+            out.push(format!("partner {}: added", q.id));
+            continue;
+        };
+        if p.oin != q.oin {
+            out.push(format!(
+                "partner {}: OIN {} -> {}",
+                q.id,
+                p.oin.as_deref().unwrap_or("(none)"),
+                q.oin.as_deref().unwrap_or("(none)")
+            ));
+        }
+        for fp in q.cert_sha256.iter().filter(|f| !p.cert_sha256.contains(f)) {
+            out.push(format!("partner {}: certificate pinned {fp}", q.id));
+        }
+        for fp in p.cert_sha256.iter().filter(|f| !q.cert_sha256.contains(f)) {
+            out.push(format!("partner {}: certificate unpinned {fp}", q.id));
+        }
+        if key(&p.recipient) != key(&q.recipient) {
+            out.push(format!(
+                "partner {}: age recipient {} -> {}",
+                q.id,
+                key(&p.recipient),
+                key(&q.recipient)
+            ));
+        }
+        let kids = |x: &crate::covenant::Partner| -> BTreeMap<String, String> {
+            x.token_keys
+                .iter()
+                .map(|k| (k.kid.clone(), format!("{:?} {}", k.alg, key(&k.key))))
+                .collect()
+        };
+        let (before, after) = (kids(p), kids(q));
+        for (kid, k) in &after {
+            match before.get(kid) {
+                None => out.push(format!("partner {}: token key {kid} added ({k})", q.id)),
+                Some(b) if b != k => {
+                    out.push(format!("partner {}: token key {kid} {b} -> {k}", q.id))
+                }
+                Some(_) => {}
+            }
+        }
+        for kid in before.keys().filter(|k| !after.contains_key(*k)) {
+            out.push(format!("partner {}: token key {kid} removed", q.id));
+        }
+    }
+    out
+}

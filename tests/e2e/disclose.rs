@@ -5,12 +5,12 @@ use crate::helpers::*;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-struct Case {
-    id: String,
-    subject_ref: String,
+pub(crate) struct Case {
+    pub(crate) id: String,
+    pub(crate) subject_ref: String,
 }
 
-async fn call(
+pub(crate) async fn call(
     gw: &Gateway,
     partner: &str,
     sub: &str,
@@ -46,7 +46,7 @@ async fn patch(gw: &Gateway, case: &Case, partner: &str, role: &str, body: Value
 }
 
 /// A case in `duiding` with every product deposited from the demo's synthetic records.
-async fn case_with_records(gw: &Gateway, bsn: &str) -> Case {
+pub(crate) async fn case_with_records(gw: &Gateway, bsn: &str) -> Case {
     let (s, v, _) = call(
         gw,
         "politie",
@@ -87,11 +87,11 @@ async fn case_with_records(gw: &Gateway, bsn: &str) -> Case {
     case
 }
 
-async fn include(gw: &Gateway, case: &Case) {
+pub(crate) async fn include(gw: &Gateway, case: &Case) {
     patch(gw, case, "oov", "secretaris", json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "uvo_partners": ["politie", "wpi"]})).await;
 }
 
-async fn ask(
+pub(crate) async fn ask(
     gw: &Gateway,
     partner: &str,
     sub: &str,
@@ -112,7 +112,7 @@ async fn ask(
     (s, v)
 }
 
-async fn answered(
+pub(crate) async fn answered(
     gw: &Gateway,
     partner: &str,
     sub: &str,
@@ -161,7 +161,7 @@ async fn log_rows(gw: &Gateway) -> Vec<(String, Option<String>, Option<String>, 
         .await
         .unwrap();
     sqlx::query_as(
-        "SELECT outcome, problem, purpose, ciphertext_sha256 FROM disclosures ORDER BY seq",
+        "SELECT outcome, problem, purpose, ciphertext_sha256 FROM disclosures WHERE kind <> 'policy' ORDER BY seq",
     )
     .fetch_all(&mut conn)
     .await

@@ -13,6 +13,7 @@ mod cases;
 mod disclose;
 mod durability;
 mod helpers;
+mod lifecycle;
 mod policy_cli;
 mod serve_auth;
 mod store_story;

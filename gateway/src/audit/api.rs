@@ -60,7 +60,7 @@ pub async fn checkpoint_now<S: Store>(
 
 async fn checkpoint<S: Store>(
     State(state): State<AppState<S>>,
-    Authenticated(_): Authenticated,
+    Authenticated(..): Authenticated,
 ) -> Result<impl IntoResponse, ApiError> {
     let s = &state.shared;
     let (_, note) = checkpoint_now(&state.store, &s.log_key, &s.log_origin, s.clock.now())
@@ -78,7 +78,7 @@ struct SizeQuery {
 
 async fn proof<S: Store>(
     State(state): State<AppState<S>>,
-    Authenticated(_): Authenticated,
+    Authenticated(..): Authenticated,
     Path(seq): Path<i64>,
     Query(q): Query<SizeQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -125,7 +125,7 @@ struct ConsistencyQuery {
 
 async fn consistency<S: Store>(
     State(state): State<AppState<S>>,
-    Authenticated(_): Authenticated,
+    Authenticated(..): Authenticated,
     Query(q): Query<ConsistencyQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (head, _) = state.store.log_head().await.map_err(ApiError::from)?;

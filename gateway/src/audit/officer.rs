@@ -6,7 +6,7 @@
 use crate::disclose::{Draft, parse_bsn, refuse};
 use crate::problem::ApiError;
 use crate::registry::ClientIdentity;
-use crate::server::{AppState, Authenticated, TransactionId};
+use crate::server::{Active, AppState, Authenticated, TransactionId};
 use crate::store::{DisclosureRow, LogFilter, Store};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::header;
@@ -86,8 +86,7 @@ struct Officer {
     staff_id: String,
 }
 
-fn officer<S>(state: &AppState<S>, req: &crate::auth::Requester) -> Result<Officer, ApiError> {
-    let c = state.shared.covenant.covenant();
+fn officer(c: &policy::Covenant, req: &crate::auth::Requester) -> Result<Officer, ApiError> {
     let is_officer = req
         .roles
         .iter()
@@ -210,11 +209,12 @@ async fn record_query<S: Store>(
 async fn search<S: Store>(
     State(state): State<AppState<S>>,
     Extension(client): Extension<ClientIdentity>,
+    Extension(Active(active)): Extension<Active>,
     Extension(txn): Extension<TransactionId>,
     auth: Result<Authenticated, ApiError>,
     Query(q): Query<SearchQuery>,
 ) -> Response {
-    let mut draft = Draft::new(&state, "audit-query", &client, &txn);
+    let mut draft = Draft::new(&state, &active, "audit-query", &client, &txn);
     match run_search(&state, auth, q, &mut draft).await {
         Ok(r) => r,
         Err(e) => refuse(&state, draft, e).await,
@@ -227,10 +227,10 @@ async fn run_search<S: Store>(
     q: SearchQuery,
     draft: &mut Draft,
 ) -> Result<Response, ApiError> {
-    let Authenticated(req) = auth?;
-    let who = officer(state, &req)?;
+    let Authenticated(req, active) = auth?;
+    let who = officer(active.covenant.covenant(), &req)?;
     let s = &state.shared;
-    let c = s.covenant.covenant();
+    let c = active.covenant.covenant();
     if let Some(p) = &q.product {
         c.product(p)
             .ok_or_else(|| ApiError::ProductUnknown(p.chars().take(64).collect()))?;
@@ -403,12 +403,13 @@ pub struct SubjectQuery {
 async fn subject<S: Store>(
     State(state): State<AppState<S>>,
     Extension(client): Extension<ClientIdentity>,
+    Extension(Active(active)): Extension<Active>,
     Extension(txn): Extension<TransactionId>,
     auth: Result<Authenticated, ApiError>,
     Path(bsn): Path<String>,
     Query(q): Query<SubjectQuery>,
 ) -> Response {
-    let mut draft = Draft::new(&state, "audit-query", &client, &txn);
+    let mut draft = Draft::new(&state, &active, "audit-query", &client, &txn);
     match run_subject(&state, auth, &bsn, q, &mut draft).await {
         Ok(r) => r,
         Err(e) => refuse(&state, draft, e).await,
@@ -422,10 +423,10 @@ async fn run_subject<S: Store>(
     q: SubjectQuery,
     draft: &mut Draft,
 ) -> Result<Response, ApiError> {
-    let Authenticated(req) = auth?;
-    let who = officer(state, &req)?;
+    let Authenticated(req, active) = auth?;
+    let who = officer(active.covenant.covenant(), &req)?;
     let s = &state.shared;
-    let c = s.covenant.covenant();
+    let c = active.covenant.covenant();
     let pseudonym = s.secrets.subject_pseudonym(&parse_bsn(bsn)?);
     let include_confidential = match q.confidential.as_deref() {
         None | Some("exclude") => false,

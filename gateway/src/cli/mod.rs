@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 pub mod audit;
 pub mod certs;
 pub mod policy;
+pub mod remote;
 pub mod serve;
 
 /// Secure multi-party information-sharing gateway for the iPGA-R covenant.
@@ -88,5 +89,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Certs(cmd) => certs::run(cmd, now),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Token(args) => certs::token(args, now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -1,5 +1,7 @@
-//! `gateway policy check|explain|matrix|diff`: the covenant, read by people.
+//! `gateway policy check|explain|matrix|diff`: the covenant, read by people; and the
+//! administrators' steps against a running gateway (see [`super::remote`]).
 
+use super::remote::Call;
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
 use policy::covenant::Covenant;
@@ -49,6 +51,76 @@ pub enum PolicyCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = MatrixFormat::Table)]
         format: MatrixFormat,
+    },
+    /// Submit a covenant file to a running gateway as a draft (validated there, as `check` does).
+    Submit {
+        /// The covenant file (TOML).
+        file: PathBuf,
+        /// The gateway and your credentials.
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
+    },
+    /// Replay the logged requests of the last days under a draft: what would change, for whom.
+    Simulate {
+        /// Draft id.
+        draft: String,
+        /// How many days back.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+        /// The gateway and your credentials.
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
+    },
+    /// Approve a draft (a second administrator: never the author).
+    Approve {
+        /// Draft id.
+        draft: String,
+        /// The gateway and your credentials.
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
+    },
+    /// Activate an approved draft: the next requests are decided by it.
+    Activate {
+        /// Draft id.
+        draft: String,
+        /// The gateway and your credentials.
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
+    },
+    /// Draft a return to an earlier activated version (then approve and activate it).
+    Rollback {
+        /// Version hash or the draft id it was activated from.
+        #[arg(value_name = "VERSION")]
+        target: String,
+        /// The gateway and your credentials.
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
+    },
+    /// The active version of a running gateway: author, approver, activation.
+    Status {
+        /// The gateway and your credentials.
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
+    },
+    /// Every version a running gateway has activated, newest first.
+    Versions {
+        /// The gateway and your credentials.
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
+    },
+    /// Recent drafts of a running gateway.
+    Drafts {
+        /// The gateway and your credentials.
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
+    },
+    /// One draft with its covenant text.
+    Show {
+        /// Draft id.
+        draft: String,
+        /// The gateway and your credentials.
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
     },
     /// Every decision that changes between two covenant versions, by partner and purpose.
     Diff {
@@ -121,6 +193,25 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
             print!("{}", matrix(&cc, format)?);
             Ok(0)
         }
+        PolicyCommand::Submit { file, remote } => super::remote::run(remote, Call::Submit(file)),
+        PolicyCommand::Simulate {
+            draft,
+            days,
+            remote,
+        } => super::remote::run(remote, Call::Simulate(draft, days)),
+        PolicyCommand::Approve { draft, remote } => {
+            super::remote::run(remote, Call::Approve(draft))
+        }
+        PolicyCommand::Activate { draft, remote } => {
+            super::remote::run(remote, Call::Activate(draft))
+        }
+        PolicyCommand::Rollback { target, remote } => {
+            super::remote::run(remote, Call::Rollback(target))
+        }
+        PolicyCommand::Status { remote } => super::remote::run(remote, Call::Status),
+        PolicyCommand::Versions { remote } => super::remote::run(remote, Call::Versions),
+        PolicyCommand::Drafts { remote } => super::remote::run(remote, Call::Drafts),
+        PolicyCommand::Show { draft, remote } => super::remote::run(remote, Call::Show(draft)),
         PolicyCommand::Diff { old, new, format } => {
             let Some(a) = load_or_report(&old)? else {
                 return Ok(1);

@@ -4,7 +4,7 @@ use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::runtime::{Loaded, load};
 use crate::server::{AppState, Shared, health_router, router, serve_plain, serve_tls};
-use crate::store::{Backend, Store, postgres::PgStore, sqlite::SqliteStore};
+use crate::store::{Backend, PolicyDraftRow, Store, postgres::PgStore, sqlite::SqliteStore};
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
@@ -56,9 +56,9 @@ pub fn config_check(args: ConfigCheckArgs) -> anyhow::Result<i32> {
             );
             println!("  database      {:?}", l.backend);
             println!(
-                "  covenant      {} ({} partners)",
-                l.covenant.version(),
-                l.covenant.covenant().partners.len()
+                "  covenant      {} ({} partners; used when the database has no active version)",
+                l.file_policy.version(),
+                l.file_policy.covenant.covenant().partners.len()
             );
             if l.example_pki {
                 println!("  WARNING       the CA is the EXAMPLE PKI: for demonstrations only");
@@ -113,7 +113,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<i32> {
             "event": "listening",
             "api": api.local_addr()?.to_string(),
             "health": health.local_addr()?.to_string(),
-            "covenant_version": loaded.covenant.version().as_str(),
+            "covenant_file_version": loaded.file_policy.version(),
             "example_pki": loaded.example_pki,
         });
         // One line on stdout so that scripts and tests know where to connect.
@@ -180,9 +180,64 @@ async fn run<S: Store>(
         .migrate()
         .await
         .context("applying database migrations")?;
+    let now = crate::clock::Clock::now(&SystemClock);
+    let boot = PolicyDraftRow {
+        id: crate::lifecycle::api::new_draft_id(),
+        version: loaded.file_policy.version().to_owned(),
+        source: loaded.covenant_source.clone(),
+        key_material: serde_json::to_string(&loaded.key_material)?,
+        kind: "bootstrap".into(),
+        base_version: None,
+        author_partner: "(configuration)".into(),
+        author_staff: cfg.covenant.display().to_string(),
+        created_at: now,
+        approved_partner: None,
+        approved_staff: None,
+        approved_at: None,
+        activated_partner: Some("(configuration)".into()),
+        activated_staff: Some(cfg.covenant.display().to_string()),
+        activated_at: Some(now),
+        status: "active".into(),
+    };
+    let active_row = store
+        .bootstrap_policy(&boot)
+        .await
+        .context("reading the active policy version")?;
+    let bootstrapped = active_row.id == boot.id;
+    let mut file_policy = loaded.file_policy;
+    let active = if bootstrapped {
+        file_policy.draft = boot.id.clone();
+        file_policy
+    } else {
+        if active_row.version != file_policy.version() {
+            tracing::warn!(active = %active_row.version, file = %file_policy.version(), "the covenant file differs from the active version in the database; the file only starts an empty database: submit it as a draft (`gateway policy submit`) to change the active version");
+        }
+        let keys: crate::lifecycle::KeyMaterial = serde_json::from_str(&active_row.key_material)
+            .context("reading the active version's key material")?;
+        let cc = crate::lifecycle::PolicyBuilder::compile_stored(&active_row.source, &keys)
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the active policy version {} in the database no longer compiles",
+                    active_row.id
+                )
+            })?;
+        anyhow::ensure!(
+            cc.version().as_str() == active_row.version,
+            "the active policy version {} in the database does not compile to its recorded version {}: the database was changed outside the gateway",
+            active_row.id,
+            active_row.version
+        );
+        loaded
+            .builder
+            .build(Arc::new(cc), &active_row.id, &loaded.secrets)
+            .map_err(|es| anyhow::anyhow!("loading the active policy version: {}", es.join("; ")))?
+    };
+    let active_version = active.version().to_owned();
     let shared = Arc::new(Shared {
-        covenant: loaded.covenant.clone(),
-        registry: loaded.registry.clone(),
+        policy: crate::lifecycle::PolicyCell::from_pointee(active),
+        builder: loaded.builder.clone(),
+        administration: cfg.administration.clone(),
+        activation: tokio::sync::Mutex::new(()),
         secrets: loaded.secrets,
         clock: Arc::new(SystemClock),
         tokens: loaded.tokens,
@@ -196,6 +251,40 @@ async fn run<S: Store>(
         log_key: loaded.log_key.clone(),
         log_origin: loaded.log_origin.clone(),
     });
+    if bootstrapped {
+        let details = serde_json::json!({"draft": boot.id, "version": boot.version, "source": boot.author_staff});
+        crate::lifecycle::api::record_event(&shared, &shared.policy.load(), "bootstrap", details)
+            .await
+            .context("recording the first policy version in the disclosure log")?;
+    }
+    // Versions activated by another instance sharing the database.
+    if cfg.administration.poll_secs > 0 {
+        let (store, shared) = (store.clone(), shared.clone());
+        let every = Duration::from_secs(cfg.administration.poll_secs);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = crate::lifecycle::api::follow_database(&store, &shared).await {
+                    tracing::error!(error = %e, "cannot load the version active in the database; keeping the current one");
+                }
+            }
+        });
+    }
+    // New revocation lists, without a restart.
+    if cfg.tls.crl_check_secs > 0 {
+        let shared = shared.clone();
+        let every = Duration::from_secs(cfg.tls.crl_check_secs);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = crate::lifecycle::api::reload_crls(&shared).await {
+                    tracing::error!(error = %e, "cannot reload the revocation lists; keeping the current ones");
+                }
+            }
+        });
+    }
     // Rate-limit keys of staff who stopped asking are forgotten every minute.
     {
         let shared = shared.clone();
@@ -232,9 +321,9 @@ async fn run<S: Store>(
     }
     let app = router(AppState {
         store: store.clone(),
-        shared,
+        shared: shared.clone(),
     });
-    tracing::info!(api = %api.local_addr()?, health = %health.local_addr()?, covenant = %loaded.covenant.version(), "gateway listening");
+    tracing::info!(api = %api.local_addr()?, health = %health.local_addr()?, covenant = %active_version, "gateway listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut health_stop = stop_rx.clone();
     let health_task = tokio::spawn(serve_plain(health, health_router(store), async move {
@@ -243,8 +332,7 @@ async fn run<S: Store>(
     let handshake = Duration::from_millis(cfg.tls.handshake_timeout_ms);
     serve_tls(
         api,
-        loaded.tls,
-        loaded.registry,
+        shared,
         app,
         handshake,
         shutdown,

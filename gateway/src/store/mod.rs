@@ -141,6 +141,43 @@ pub struct CaseFacts {
     pub closed_at: Option<i64>,
 }
 
+/// One covenant draft: its text, the key material it was resolved with, and who did what to it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PolicyDraftRow {
+    /// Draft id (`draft-…`).
+    pub id: String,
+    /// Version hash of the compiled covenant (keys resolved).
+    pub version: String,
+    /// The covenant text as submitted.
+    pub source: String,
+    /// JSON object: key file path to content, as resolved when drafted.
+    pub key_material: String,
+    /// `change`, `rollback` or `bootstrap`.
+    pub kind: String,
+    /// The version that was active when the draft was made.
+    pub base_version: Option<String>,
+    /// Author's partner.
+    pub author_partner: String,
+    /// Author's staff id.
+    pub author_staff: String,
+    /// When drafted (epoch seconds).
+    pub created_at: i64,
+    /// Approver's partner.
+    pub approved_partner: Option<String>,
+    /// Approver's staff id.
+    pub approved_staff: Option<String>,
+    /// When approved.
+    pub approved_at: Option<i64>,
+    /// Activator's partner.
+    pub activated_partner: Option<String>,
+    /// Activator's staff id.
+    pub activated_staff: Option<String>,
+    /// When activated.
+    pub activated_at: Option<i64>,
+    /// `draft`, `approved`, `active` or `superseded`.
+    pub status: String,
+}
+
 /// What a privacy officer searches the disclosure log for. All conditions are combined with AND.
 #[derive(Debug, Clone, Default)]
 pub struct LogFilter {
@@ -292,6 +329,49 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn checkpoints(
         &self,
     ) -> impl Future<Output = Result<Vec<(i64, String, String)>, StoreError>> + Send;
+    /// Stores a new covenant draft.
+    fn insert_policy_draft(
+        &self,
+        d: &PolicyDraftRow,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A draft by id.
+    fn policy_draft(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<PolicyDraftRow>, StoreError>> + Send;
+    /// The newest drafts first (at most `limit`); only ever-activated ones if `activated`.
+    fn policy_drafts(
+        &self,
+        activated: bool,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<PolicyDraftRow>, StoreError>> + Send;
+    /// Marks a draft approved if it is still a draft; false if it is not.
+    fn approve_policy_draft(
+        &self,
+        id: &str,
+        partner: &str,
+        staff: &str,
+        at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Makes an approved draft the active one if `expected_active` still is, in one transaction;
+    /// false (nothing changed) if another activation came first or the draft is not approved.
+    fn activate_policy_draft(
+        &self,
+        id: &str,
+        expected_active: &str,
+        partner: &str,
+        staff: &str,
+        at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The active draft, if any version was ever activated.
+    fn active_policy_draft(
+        &self,
+    ) -> impl Future<Output = Result<Option<PolicyDraftRow>, StoreError>> + Send;
+    /// Makes `d` the active version if none is yet; returns the active draft either way.
+    fn bootstrap_policy(
+        &self,
+        d: &PolicyDraftRow,
+    ) -> impl Future<Output = Result<PolicyDraftRow, StoreError>> + Send;
     /// Disclosure records after `after_seq`, oldest first (at most `limit`).
     fn disclosures(
         &self,
@@ -417,3 +497,143 @@ macro_rules! disclosure_from_row {
     }};
 }
 pub(crate) use disclosure_from_row;
+
+/// The policy-version methods, the same SQL for SQLite and PostgreSQL (both take `$N`).
+macro_rules! policy_versions_impl {
+    () => {
+        async fn insert_policy_draft(
+            &self,
+            d: &crate::store::PolicyDraftRow,
+        ) -> Result<(), StoreError> {
+            crate::store::bind_policy_draft!(sqlx::query(crate::store::INSERT_POLICY_DRAFT), d)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        }
+
+        async fn policy_draft(
+            &self,
+            id: &str,
+        ) -> Result<Option<crate::store::PolicyDraftRow>, StoreError> {
+            Ok(sqlx::query_as("SELECT * FROM policy_drafts WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+        }
+
+        async fn policy_drafts(
+            &self,
+            activated: bool,
+            limit: i64,
+        ) -> Result<Vec<crate::store::PolicyDraftRow>, StoreError> {
+            let sql = if activated {
+                "SELECT * FROM policy_drafts WHERE activated_at IS NOT NULL ORDER BY activated_at DESC, id LIMIT $1"
+            } else {
+                "SELECT * FROM policy_drafts ORDER BY created_at DESC, id LIMIT $1"
+            };
+            Ok(sqlx::query_as(sql).bind(limit).fetch_all(&self.pool).await?)
+        }
+
+        async fn approve_policy_draft(
+            &self,
+            id: &str,
+            partner: &str,
+            staff: &str,
+            at: i64,
+        ) -> Result<bool, StoreError> {
+            let done = sqlx::query("UPDATE policy_drafts SET status = 'approved', approved_partner = $2, approved_staff = $3, approved_at = $4 WHERE id = $1 AND status = 'draft'")
+                .bind(id).bind(partner).bind(staff).bind(at)
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        async fn activate_policy_draft(
+            &self,
+            id: &str,
+            expected_active: &str,
+            partner: &str,
+            staff: &str,
+            at: i64,
+        ) -> Result<bool, StoreError> {
+            let mut tx = self.pool.begin().await?;
+            let switched = sqlx::query("UPDATE policy_state SET active_draft = $1, generation = generation + 1 WHERE singleton = 1 AND active_draft = $2")
+                .bind(id).bind(expected_active)
+                .execute(&mut *tx)
+                .await?;
+            let activated = sqlx::query("UPDATE policy_drafts SET status = 'active', activated_partner = $2, activated_staff = $3, activated_at = $4 WHERE id = $1 AND status = 'approved'")
+                .bind(id).bind(partner).bind(staff).bind(at)
+                .execute(&mut *tx)
+                .await?;
+            if switched.rows_affected() != 1 || activated.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            sqlx::query("UPDATE policy_drafts SET status = 'superseded' WHERE id = $1")
+                .bind(expected_active)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        }
+
+        async fn active_policy_draft(
+            &self,
+        ) -> Result<Option<crate::store::PolicyDraftRow>, StoreError> {
+            Ok(sqlx::query_as("SELECT d.* FROM policy_state s JOIN policy_drafts d ON d.id = s.active_draft WHERE s.singleton = 1")
+                .fetch_optional(&self.pool)
+                .await?)
+        }
+
+        async fn bootstrap_policy(
+            &self,
+            d: &crate::store::PolicyDraftRow,
+        ) -> Result<crate::store::PolicyDraftRow, StoreError> {
+            if let Some(active) = self.active_policy_draft().await? {
+                return Ok(active);
+            }
+            let mut tx = self.pool.begin().await?;
+            crate::store::bind_policy_draft!(sqlx::query(crate::store::INSERT_POLICY_DRAFT), d)
+                .execute(&mut *tx)
+                .await?;
+            let won = sqlx::query("INSERT INTO policy_state (singleton, active_draft, generation) VALUES (1, $1, 1) ON CONFLICT (singleton) DO NOTHING")
+                .bind(&d.id)
+                .execute(&mut *tx)
+                .await?;
+            if won.rows_affected() == 1 {
+                tx.commit().await?;
+            } else {
+                // Another instance bootstrapped first: its version is the active one.
+                tx.rollback().await?;
+            }
+            self.active_policy_draft()
+                .await?
+                .ok_or_else(|| StoreError::Log("no active policy after bootstrap".into()))
+        }
+    };
+}
+pub(crate) use policy_versions_impl;
+
+pub(crate) const INSERT_POLICY_DRAFT: &str = "INSERT INTO policy_drafts (id, version, source, key_material, kind, base_version, author_partner, author_staff, created_at, approved_partner, approved_staff, approved_at, activated_partner, activated_staff, activated_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+
+macro_rules! bind_policy_draft {
+    ($q:expr, $d:expr) => {
+        $q.bind(&$d.id)
+            .bind(&$d.version)
+            .bind(&$d.source)
+            .bind(&$d.key_material)
+            .bind(&$d.kind)
+            .bind(&$d.base_version)
+            .bind(&$d.author_partner)
+            .bind(&$d.author_staff)
+            .bind($d.created_at)
+            .bind(&$d.approved_partner)
+            .bind(&$d.approved_staff)
+            .bind($d.approved_at)
+            .bind(&$d.activated_partner)
+            .bind(&$d.activated_staff)
+            .bind($d.activated_at)
+            .bind(&$d.status)
+    };
+}
+pub(crate) use bind_policy_draft;

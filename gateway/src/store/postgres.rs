@@ -50,6 +50,8 @@ macro_rules! bind_event {
 }
 
 impl Store for PgStore {
+    crate::store::policy_versions_impl!();
+
     async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::migrate!("../migrations/postgres")
             .run(&self.pool)

@@ -56,6 +56,8 @@ macro_rules! bind_event {
 }
 
 impl Store for SqliteStore {
+    crate::store::policy_versions_impl!();
+
     async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::migrate!("../migrations/sqlite")
             .run(&self.pool)

@@ -1,0 +1,219 @@
+//! The covenant as a versioned, swappable object: what is active (covenant, partner registry,
+//! TLS configuration with its revocation lists), how a version is built from its stored text, and
+//! the administrators' path from draft to activation ([`api`]).
+//!
+//! Every request loads the active policy once and keeps it to the end, so a request in flight
+//! finishes under the version it started with while the next one uses the new version.
+
+pub mod api;
+
+use crate::crypto::Secrets;
+use crate::registry::{ClientIdentity, PartnerRegistry, PeerCert};
+use policy::{CompiledCovenant, Diagnostics};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+/// Key files a covenant version was resolved with: path (relative to the key directory) to
+/// content. Stored with the version, so that it can be rebuilt exactly, whatever the key
+/// directory holds later.
+pub type KeyMaterial = BTreeMap<String, String>;
+
+/// Everything one policy version decides with.
+pub struct ActivePolicy {
+    /// The compiled covenant.
+    pub covenant: Arc<CompiledCovenant>,
+    /// Partners with their keys.
+    pub registry: Arc<PartnerRegistry>,
+    /// TLS configuration for new connections (client verifier bound to this registry and CRLs).
+    pub tls: Arc<rustls::ServerConfig>,
+    /// Serial numbers (hex) on the CRLs: connections opened before a revocation are refused
+    /// from their next request.
+    pub revoked: HashSet<String>,
+    /// The draft this version was activated from.
+    pub draft: String,
+    crl_stamp: Vec<Option<(std::time::SystemTime, u64)>>,
+}
+
+impl std::fmt::Debug for ActivePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivePolicy")
+            .field("version", &self.covenant.version().as_str())
+            .field("draft", &self.draft)
+            .finish()
+    }
+}
+
+/// Why a connection's certificate is no longer accepted under the active version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerRefusal {
+    /// On a CRL loaded after the connection was opened.
+    Revoked,
+    /// No partner of the active covenant has it any more.
+    Unknown,
+}
+
+impl ActivePolicy {
+    /// The partner of a connection's certificate under this version.
+    pub fn identify(&self, peer: &PeerCert) -> Result<ClientIdentity, PeerRefusal> {
+        if !peer.serial.is_empty() && self.revoked.contains(&peer.serial) {
+            return Err(PeerRefusal::Revoked);
+        }
+        self.registry
+            .identify_peer(peer)
+            .ok_or(PeerRefusal::Unknown)
+    }
+
+    /// The version hash.
+    pub fn version(&self) -> &str {
+        self.covenant.version().as_str()
+    }
+
+    /// Whether the CRL files changed since this version was built.
+    pub fn crls_changed(&self, files: &TlsFiles) -> bool {
+        crl_stamp(&files.crl) != self.crl_stamp
+    }
+}
+
+/// The TLS files of the configuration.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// CA certificate(s).
+    pub ca: PathBuf,
+    /// CRLs.
+    pub crl: Vec<PathBuf>,
+    /// Server certificate chain.
+    pub cert: PathBuf,
+    /// Server key.
+    pub key: PathBuf,
+}
+
+fn crl_stamp(files: &[PathBuf]) -> Vec<Option<(std::time::SystemTime, u64)>> {
+    files
+        .iter()
+        .map(|f| {
+            let m = std::fs::metadata(f).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        })
+        .collect()
+}
+
+/// Serial numbers (hex) of every certificate on the CRL files.
+fn revoked_serials(files: &[PathBuf]) -> Result<HashSet<String>, String> {
+    use rustls::pki_types::CertificateRevocationListDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut out = HashSet::new();
+    for path in files {
+        let iter = CertificateRevocationListDer::pem_file_iter(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        for crl in iter {
+            let crl = crl.map_err(|e| format!("{}: {e}", path.display()))?;
+            let (_, parsed) = x509_parser::parse_x509_crl(crl.as_ref())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            for r in parsed.iter_revoked_certificates() {
+                out.insert(hex::encode(r.raw_serial()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A `file:` key path must stay inside the key directory.
+fn safe_key_path(path: &str) -> Result<PathBuf, String> {
+    let p = Path::new(path);
+    if p.is_absolute()
+        || p.components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err("key paths are relative to the key directory and may not leave it".into());
+    }
+    Ok(p.to_path_buf())
+}
+
+/// Builds policy versions: compiles covenant texts (resolving keys) and loads registry and TLS.
+#[derive(Debug, Clone)]
+pub struct PolicyBuilder {
+    /// Where `file:` keys are read from when a version is drafted.
+    pub key_dir: PathBuf,
+    /// TLS files.
+    pub tls: TlsFiles,
+}
+
+impl PolicyBuilder {
+    /// Compiles a covenant text, reading its `file:` keys from the key directory; returns the
+    /// compiled covenant and the key material it was resolved with.
+    pub fn compile_from_key_dir(
+        &self,
+        source: &str,
+    ) -> Result<(CompiledCovenant, KeyMaterial), Diagnostics> {
+        let mut keys = KeyMaterial::new();
+        let cc = policy::compile_toml_resolving(source, &mut |path| {
+            let rel = safe_key_path(path)?;
+            let text =
+                std::fs::read_to_string(self.key_dir.join(rel)).map_err(|e| e.to_string())?;
+            keys.insert(path.to_owned(), text.clone());
+            Ok(text)
+        })?;
+        Ok((cc, keys))
+    }
+
+    /// Compiles a stored version with the key material stored with it.
+    pub fn compile_stored(
+        source: &str,
+        keys: &KeyMaterial,
+    ) -> Result<CompiledCovenant, Diagnostics> {
+        policy::compile_toml_resolving(source, &mut |path| {
+            keys.get(path)
+                .cloned()
+                .ok_or_else(|| "not in the key material stored with this version".to_owned())
+        })
+    }
+
+    /// Loads the registry and TLS configuration for a compiled covenant. Reads the CRL files
+    /// as they are now.
+    pub fn build(
+        &self,
+        covenant: Arc<CompiledCovenant>,
+        draft: &str,
+        secrets: &Secrets,
+    ) -> Result<ActivePolicy, Vec<String>> {
+        let stamp = crl_stamp(&self.tls.crl);
+        let registry = PartnerRegistry::load(&covenant, &self.key_dir, secrets.pseudonym_master())
+            .map(Arc::new)
+            .map_err(|es| es.into_iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+        let tls = crate::tls::server_config(
+            &self.tls.ca,
+            &self.tls.crl,
+            &self.tls.cert,
+            &self.tls.key,
+            registry.clone(),
+        )
+        .map_err(|e| vec![e.to_string()])?;
+        let revoked = revoked_serials(&self.tls.crl).map_err(|e| vec![e])?;
+        Ok(ActivePolicy {
+            covenant,
+            registry,
+            tls: Arc::new(tls),
+            revoked,
+            draft: draft.to_owned(),
+            crl_stamp: stamp,
+        })
+    }
+}
+
+/// The active policy, swapped atomically on activation.
+pub type PolicyCell = arc_swap::ArcSwap<ActivePolicy>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_paths_stay_in_the_key_directory() {
+        assert!(safe_key_path("politie/token.pem").is_ok());
+        assert!(safe_key_path("./a.pem").is_ok());
+        assert!(safe_key_path("../secrets/storage.key").is_err());
+        assert!(safe_key_path("a/../../b").is_err());
+        assert!(safe_key_path("/etc/passwd").is_err());
+    }
+}

@@ -1,0 +1,402 @@
+//! The policy lifecycle through the real binary: a draft that withholds one field from one
+//! partner, simulated on the logged history, refused approval by its author, approved by a
+//! second administrator, activated under load without a failed request, and rolled back.
+
+use crate::disclose::{Case, answered, case_with_records, include};
+use crate::helpers::*;
+use serde_json::{Value, json};
+
+const FIELD: &str = "ggd.screening.contactpersoon";
+
+async fn admin(
+    gw: &Gateway,
+    staff: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<(&str, String)>,
+) -> (u16, Value) {
+    let mut r = client("oov")
+        .request(method, gw.url(path))
+        .bearer_auth(token("oov", staff, &["beheerder"]));
+    if let Some((ct, b)) = body {
+        r = r.header("content-type", ct).body(b);
+    }
+    let r = r.send().await.unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+fn slug(v: &Value) -> &str {
+    v["type"]
+        .as_str()
+        .unwrap_or("")
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+}
+
+/// The example covenant plus a rule that withholds FIELD from `rn`'s regisseur under `regie`.
+fn draft_text() -> String {
+    let src = std::fs::read_to_string(covenant_path()).unwrap();
+    let cc = policy::compile_toml(&src).unwrap();
+    let c = cc.covenant();
+    let deciding = cc
+        .decide(
+            c.partner("rn").unwrap(),
+            c.role("regisseur").unwrap(),
+            c.purpose("regie").unwrap(),
+            c.field(FIELD).unwrap(),
+        )
+        .rule_id
+        .clone();
+    format!(
+        "{src}\n[[rule]]\nid = \"contactpersoon-niet-naar-rn\"\ndescription = \"Test: de GGD-contactpersoon niet meer naar de regisseur van de reclassering.\"\nto = [\"rn\"]\nroles = [\"regisseur\"]\npurposes = [\"regie\"]\nfields = [\"{FIELD}\"]\naction = \"withhold\"\ncode = \"5.1.2.e\"\nground = \"Woo art. 5.1 lid 2 sub e\"\noverrides = [\"{deciding}\"]\n"
+    )
+}
+
+fn contact(payload: &Value) -> &Value {
+    &payload["products"]["ggd.screening"]["records"][0]["contactpersoon"]
+}
+
+async fn regie(gw: &Gateway, case: &Case) -> Value {
+    answered(gw, "rn", "reg.mulder", "regisseur", "regie", case).await
+}
+
+fn cli(gw: &Gateway, staff: &str, args: &[&str]) -> (i32, String, String) {
+    let d = pki();
+    let out = std::process::Command::new(BIN)
+        .arg("policy")
+        .args(args)
+        .env("GATEWAY_URL", format!("https://{}", gw.api))
+        .env("GATEWAY_CA", d.join("ca.pem"))
+        .env("GATEWAY_CLIENT_CERT", d.join("oov/client.pem"))
+        .env("GATEWAY_CLIENT_KEY", d.join("oov/client.key"))
+        .env("GATEWAY_TOKEN", token("oov", staff, &["beheerder"]))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn draft_simulate_four_eyes_activate_under_load_and_roll_back() {
+    // The load below is one regisseur asking as fast as it can: no rate limit may interfere.
+    let gw = Gateway::start_with_config(
+        |c| c + "\n[limits]\nstaff_per_second = 1000000\npartner_per_second = 1000000\n",
+        &[],
+    );
+    let case = case_with_records(&gw, "999993331").await;
+    include(&gw, &case).await;
+
+    // History: the regisseur receives the contact person twice.
+    let mut past = Vec::new();
+    for _ in 0..2 {
+        let (s, v) =
+            crate::disclose::ask(&gw, "rn", "reg.mulder", "regisseur", "regie", &case).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(
+            contact(&crate::helpers::decrypt(
+                "rn",
+                v["payload"].as_str().unwrap()
+            )),
+            "GGD Voorbeeldteam"
+        );
+        past.push(v["audit_seq"].as_i64().unwrap());
+    }
+    let (_, before) = admin(&gw, "beheerder-1", reqwest::Method::GET, "/v1/policy", None).await;
+    let old_version = before["version"].as_str().unwrap().to_owned();
+    assert_eq!(before["kind"], "bootstrap");
+
+    // Only administrators draft; an invalid draft is refused with line and column.
+    let r = client("rn")
+        .post(gw.url("/v1/policy/drafts"))
+        .bearer_auth(token("rn", "reg.mulder", &["regisseur"]))
+        .header("content-type", "application/toml")
+        .body(draft_text())
+        .send()
+        .await
+        .unwrap();
+    problem(r, 403, "not-administrator").await;
+    let broken = draft_text().replace("action = \"withhold\"\ncode", "action = \"shred\"\ncode");
+    let (s, v) = admin(
+        &gw,
+        "beheerder-1",
+        reqwest::Method::POST,
+        "/v1/policy/drafts",
+        Some(("application/toml", broken)),
+    )
+    .await;
+    assert_eq!((s, slug(&v)), (422, "covenant-invalid"), "{v}");
+    assert!(v["errors"][0].as_str().unwrap().contains("shred"), "{v}");
+    assert!(
+        v["errors"][0]
+            .as_str()
+            .unwrap()
+            .split(':')
+            .next()
+            .unwrap()
+            .parse::<usize>()
+            .is_ok(),
+        "starts with the line: {v}"
+    );
+
+    // The draft: the static diff names the one decision that changes.
+    let (s, d) = admin(
+        &gw,
+        "beheerder-1",
+        reqwest::Method::POST,
+        "/v1/policy/drafts",
+        Some(("application/toml", draft_text())),
+    )
+    .await;
+    assert_eq!(s, 201, "{d}");
+    let id = d["id"].as_str().unwrap().to_owned();
+    assert_eq!(d["status"], "draft");
+    assert_eq!(d["base_version"], old_version.as_str());
+    assert!(d["diff"]["decision_changes"].as_u64().unwrap() >= 1);
+    assert!(
+        d["diff"]["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["partner"] == "rn" && c["field"] == FIELD),
+        "{d}"
+    );
+
+    // Simulation names the past requests it would have changed.
+    let (s, sim) = admin(
+        &gw,
+        "beheerder-1",
+        reqwest::Method::POST,
+        &format!("/v1/policy/drafts/{id}/simulate"),
+        Some(("application/json", json!({"days": 7}).to_string())),
+    )
+    .await;
+    assert_eq!(s, 200, "{sim}");
+    let rep = &sim["report"];
+    assert_eq!(rep["affected_requests"], 2, "{sim}");
+    assert_eq!(rep["affected_subjects"], 1);
+    let g = &rep["changes"][0];
+    assert_eq!(
+        (g["partner"].as_str(), g["purpose"].as_str()),
+        (Some("rn"), Some("regie"))
+    );
+    assert_eq!(g["sequence_numbers"], json!(past));
+    assert_eq!(g["fields"][0]["field"], FIELD);
+    assert_eq!(g["fields"][0]["from"], "disclosed");
+    assert_eq!(g["fields"][0]["to"], "withheld");
+    assert_eq!(
+        rep["changes"].as_array().unwrap().len(),
+        1,
+        "nothing else changes"
+    );
+
+    // Four eyes: not before approval, not by the author.
+    let (s, v) = admin(
+        &gw,
+        "beheerder-1",
+        reqwest::Method::POST,
+        &format!("/v1/policy/drafts/{id}/activate"),
+        None,
+    )
+    .await;
+    assert_eq!((s, slug(&v)), (409, "draft-state"), "{v}");
+    let (s, v) = admin(
+        &gw,
+        "beheerder-1",
+        reqwest::Method::POST,
+        &format!("/v1/policy/drafts/{id}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!((s, slug(&v)), (403, "four-eyes"), "{v}");
+    // Someone with the role but not listed as administrator cannot approve either.
+    let (s, v) = admin(
+        &gw,
+        "stagiair",
+        reqwest::Method::POST,
+        &format!("/v1/policy/drafts/{id}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!((s, slug(&v)), (403, "not-administrator"), "{v}");
+    // The second administrator approves, from the command line.
+    let (code, out, err) = cli(&gw, "beheerder-2", &["approve", &id]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("approved"), "{out}");
+
+    // Activation under load: requests before, during and after; none may fail.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (stop, api, case_id, subject_ref) = (
+            stop.clone(),
+            gw.api.clone(),
+            case.id.clone(),
+            case.subject_ref.clone(),
+        );
+        load.push(tokio::spawn(async move {
+            let c = client("rn");
+            let t = token("rn", "reg.mulder", &["regisseur"]);
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) || seen.len() < 5 {
+                let r = c
+                    .post(format!("https://{api}/v1/disclosures"))
+                    .bearer_auth(&t)
+                    .json(&json!({"subject": {"ref": subject_ref}, "purpose": "regie", "case": case_id}))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let v: Value = r.json().await.unwrap();
+                seen.push((status, v["policy_version"].as_str().unwrap_or("").to_owned()));
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (s, act) = admin(
+        &gw,
+        "beheerder-1",
+        reqwest::Method::POST,
+        &format!("/v1/policy/drafts/{id}/activate"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{act}");
+    let new_version = act["version"].as_str().unwrap().to_owned();
+    assert_ne!(new_version, old_version);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut all = Vec::new();
+    for h in load {
+        all.extend(h.await.unwrap());
+    }
+    let failed: Vec<_> = all.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:?}",
+        failed.len(),
+        all.len()
+    );
+    eprintln!(
+        "{} disclosures during the activation, none failed",
+        all.len()
+    );
+    assert!(
+        all.iter().any(|(_, v)| *v == old_version),
+        "load ran before the switch"
+    );
+    assert!(
+        all.iter().any(|(_, v)| *v == new_version),
+        "load ran after the switch"
+    );
+
+    // The next disclosure withholds the field, labelled with the new rule.
+    let p = regie(&gw, &case).await;
+    assert_eq!(p["policy_version"], new_version.as_str());
+    assert_eq!(contact(&p)["redacted"], "5.1.2.e");
+    assert_eq!(contact(&p)["rule"], "contactpersoon-niet-naar-rn");
+    // Other partners are unaffected: the same field still reaches the voorportaal as before.
+    let (_, now) = admin(&gw, "beheerder-2", reqwest::Method::GET, "/v1/policy", None).await;
+    assert_eq!(now["version"], new_version.as_str());
+    assert_eq!(now["author"]["staff_id"], "beheerder-1");
+    assert_eq!(now["approver"]["staff_id"], "beheerder-2");
+    assert!(now["activated_at"].as_str().is_some());
+
+    // Rollback goes the same way: drafted, approved by the other administrator, activated.
+    let (code, out, err) = cli(&gw, "beheerder-2", &["rollback", &old_version]);
+    assert_eq!(code, 0, "{out}{err}");
+    let rb = out.split_whitespace().nth(1).unwrap().to_owned();
+    assert!(rb.starts_with("draft-"), "{out}");
+    let (s, v) = admin(
+        &gw,
+        "beheerder-2",
+        reqwest::Method::POST,
+        &format!("/v1/policy/drafts/{rb}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!((s, slug(&v)), (403, "four-eyes"), "{v}");
+    let (s, _) = admin(
+        &gw,
+        "beheerder-1",
+        reqwest::Method::POST,
+        &format!("/v1/policy/drafts/{rb}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (code, out, err) = cli(&gw, "beheerder-2", &["activate", &rb]);
+    assert_eq!(code, 0, "{out}{err}");
+    let p = regie(&gw, &case).await;
+    assert_eq!(p["policy_version"], old_version.as_str());
+    assert_eq!(contact(&p), "GGD Voorbeeldteam");
+    let (code, out, _) = cli(&gw, "beheerder-1", &["versions"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 3, "bootstrap, change, rollback: {out}");
+    assert!(
+        out.lines().next().unwrap().starts_with("* "),
+        "newest first and active: {out}"
+    );
+
+    // Every step is in the tamper-evident log, refusals included; the log verifies.
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&gw.database_url)
+        .await
+        .unwrap();
+    let steps: Vec<(String, Option<String>, String)> = sqlx::query_as(
+        "SELECT outcome, problem, entry FROM disclosures WHERE kind = 'policy' ORDER BY seq",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let actions: Vec<String> = steps
+        .iter()
+        .map(|(o, p, e)| {
+            let v: Value = serde_json::from_str(e).unwrap();
+            format!(
+                "{} {}",
+                v["policy_change"]["action"].as_str().unwrap(),
+                p.as_deref().unwrap_or(o)
+            )
+        })
+        .collect();
+    for want in [
+        "bootstrap answered",
+        "draft not-administrator",
+        "draft covenant-invalid",
+        "draft answered",
+        "simulate answered",
+        "activate draft-state",
+        "approve four-eyes",
+        "approve not-administrator",
+        "approve answered",
+        "activate answered",
+        "rollback-draft answered",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == want),
+            "{want} missing from {actions:?}"
+        );
+    }
+    let out = std::process::Command::new(BIN)
+        .args([
+            "audit",
+            "verify",
+            "--config",
+            pki().join("gateway.toml").to_str().unwrap(),
+            "--database-url",
+            &gw.database_url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
