@@ -43,6 +43,11 @@ fn make_pki(name: &str) -> PathBuf {
     dir
 }
 
+/// A PKI of the test's own, for tests that change it (revocations).
+pub fn own_pki(name: &str) -> PathBuf {
+    make_pki(name)
+}
+
 /// The example PKI all tests share (made once per test run).
 pub fn pki() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
@@ -286,9 +291,55 @@ impl Gateway {
         let mut env: Vec<(&str, &str)> = env.to_vec();
         let config = path.to_str().unwrap().to_owned();
         let db_url = format!("sqlite://{}", db.display());
-        env.push(("GATEWAY_DATABASE_URL", &db_url));
+        if !env.iter().any(|(k, _)| *k == "GATEWAY_DATABASE_URL") {
+            env.push(("GATEWAY_DATABASE_URL", &db_url));
+        }
         Self::spawn(&config, &env)
     }
+}
+
+impl Gateway {
+    /// Starts a gateway on another PKI directory's configuration, edited, with a fresh SQLite
+    /// database.
+    pub fn start_in(dir: &Path, edit: impl Fn(String) -> String) -> Gateway {
+        let text = edit(std::fs::read_to_string(dir.join("gateway.toml")).unwrap());
+        let path = dir.join("gateway-test.toml");
+        std::fs::write(&path, text).unwrap();
+        let db_url = sqlite_url("own-pki");
+        Self::spawn(
+            path.to_str().unwrap(),
+            &[("GATEWAY_DATABASE_URL", db_url.as_str())],
+        )
+    }
+}
+
+/// A client of a partner of another PKI directory, and a token bound to its certificate.
+pub fn client_in(
+    dir: &Path,
+    partner: &str,
+    sub: &str,
+    roles: &[&str],
+) -> (reqwest::Client, String) {
+    let cert = dir.join(format!("{partner}/client.pem"));
+    let c = client_with(
+        &dir.join("ca.pem"),
+        Some((&cert, &dir.join(format!("{partner}/client.key")))),
+    );
+    let key = read(&dir.join(pki::layout::token_key(partner)));
+    let roles: Vec<String> = roles.iter().map(|s| s.to_string()).collect();
+    let t = gateway::auth::mint(
+        &key,
+        &format!("{partner}-1"),
+        partner,
+        sub,
+        &roles,
+        &cert_thumbprint(&cert),
+        "gateway.ipga-r.example",
+        now(),
+        600,
+    )
+    .unwrap();
+    (c, t)
 }
 
 /// Decrypts an armored age payload with a partner's identity from the shared PKI (age crate).

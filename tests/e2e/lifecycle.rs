@@ -400,3 +400,246 @@ async fn draft_simulate_four_eyes_activate_under_load_and_roll_back() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_revoked_certificate_is_refused_without_a_restart_even_on_an_open_connection() {
+    let dir = own_pki("revocation-pki");
+    let gw = Gateway::start_in(&dir, |c| {
+        c.replace("[tls]\n", "[tls]\ncrl_check_secs = 1\n")
+    });
+    let (c, t) = client_in(&dir, "politie", "p1", &["voorportaal"]);
+    let r = c
+        .get(gw.url("/v1/policy"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let out = std::process::Command::new(BIN)
+        .args([
+            "certs",
+            "revoke",
+            "--partner",
+            "politie",
+            dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = gw.wait_log(&["revocation lists reloaded"]);
+    assert!(log.contains("revocation lists reloaded"), "{log}");
+
+    // The connection opened before the revocation: refused from its next request.
+    let r = c
+        .get(gw.url("/v1/policy"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    problem(r, 401, "certificate-revoked").await;
+    // A new connection with the revoked certificate fails the handshake.
+    let (c2, t2) = client_in(&dir, "politie", "p1", &["voorportaal"]);
+    assert!(
+        c2.get(gw.url("/v1/policy"))
+            .bearer_auth(&t2)
+            .send()
+            .await
+            .is_err()
+    );
+    // Another partner is unaffected.
+    let (c3, t3) = client_in(&dir, "rn", "r1", &["regisseur"]);
+    let r = c3
+        .get(gw.url("/v1/policy"))
+        .bearer_auth(&t3)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Both the reload and the refusal are on the record.
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&gw.database_url)
+        .await
+        .unwrap();
+    let rows: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT entry, problem FROM disclosures ORDER BY seq")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert!(rows.iter().any(|(e, _)| e.contains("\"crl-reload\"")));
+    assert!(
+        rows.iter()
+            .any(|(_, p)| p.as_deref() == Some("certificate-revoked"))
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_token_key_is_a_new_version_that_needs_four_eyes() {
+    use openssl::{ec, nid::Nid, pkey::PKey};
+    let dir = own_pki("rotation-pki");
+    let gw = Gateway::start_in(&dir, |c| c);
+    let admin_call =
+        |staff: &'static str, method: reqwest::Method, path: String, body: Option<String>| {
+            let (c, t) = client_in(&dir, "oov", staff, &["beheerder"]);
+            let url = gw.url(&path);
+            async move {
+                let mut r = c.request(method, url).bearer_auth(t);
+                if let Some(b) = body {
+                    r = r.header("content-type", "application/toml").body(b);
+                }
+                let r = r.send().await.unwrap();
+                let s = r.status().as_u16();
+                (s, r.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+    // The politie's identity provider rotates its key: the key file in the key directory is
+    // replaced, the covenant text stays the same.
+    let group = ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let new = PKey::from_ec_key(ec::EcKey::generate(&group).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("politie/token-es256.pub.pem"),
+        new.public_key_to_pem().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(gateway::pki::layout::token_key("politie")),
+        new.private_key_to_pem_pkcs8().unwrap(),
+    )
+    .unwrap();
+    // Until a version with the new key is active, the new key's tokens are refused: the active
+    // version holds the key material it was approved with.
+    let (c, t) = client_in(&dir, "politie", "p1", &["voorportaal"]);
+    let r = c
+        .get(gw.url("/v1/policy"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    problem(r, 401, "token-invalid").await;
+
+    let text = std::fs::read_to_string(covenant_path()).unwrap();
+    let (s, d) = admin_call(
+        "beheerder-1",
+        reqwest::Method::POST,
+        "/v1/policy/drafts".into(),
+        Some(text),
+    )
+    .await;
+    assert_eq!(s, 201, "{d}");
+    assert_eq!(d["diff"]["decision_changes"], 0);
+    let reg = d["diff"]["registry_changes"].to_string();
+    assert!(
+        reg.contains("partner politie: token key politie-1"),
+        "{reg}"
+    );
+    let id = d["id"].as_str().unwrap().to_owned();
+    let (s, _) = admin_call(
+        "beheerder-2",
+        reqwest::Method::POST,
+        format!("/v1/policy/drafts/{id}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, v) = admin_call(
+        "beheerder-1",
+        reqwest::Method::POST,
+        format!("/v1/policy/drafts/{id}/activate"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let r = c
+        .get(gw.url("/v1/policy"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "the new key is accepted once its version is active"
+    );
+}
+
+#[tokio::test]
+async fn on_postgresql_an_activation_reaches_every_instance() {
+    let Some(url) = postgres_database().await else {
+        return;
+    };
+    let poll = |c: String| c.replace("[administration]\n", "[administration]\npoll_secs = 1\n");
+    let env = [("GATEWAY_DATABASE_URL", url.as_str())];
+    let a = Gateway::start_with_config(poll, &env);
+    let b = Gateway::start_with_config(poll, &env);
+    let version = |gw: &Gateway| {
+        let url = gw.url("/v1/policy");
+        async move {
+            let r = client("oov")
+                .get(url)
+                .bearer_auth(token("oov", "beheerder-1", &["beheerder"]))
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()["version"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let old = version(&a).await;
+    assert_eq!(version(&b).await, old, "one bootstrap for both");
+    let (s, d) = admin(
+        &a,
+        "beheerder-1",
+        reqwest::Method::POST,
+        "/v1/policy/drafts",
+        Some(("application/toml", draft_text())),
+    )
+    .await;
+    assert_eq!(s, 201, "{d}");
+    let id = d["id"].as_str().unwrap();
+    // Approved on one instance, activated on the other.
+    let (s, _) = admin(
+        &a,
+        "beheerder-2",
+        reqwest::Method::POST,
+        &format!("/v1/policy/drafts/{id}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, v) = admin(
+        &b,
+        "beheerder-1",
+        reqwest::Method::POST,
+        &format!("/v1/policy/drafts/{id}/activate"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let new = v["version"].as_str().unwrap().to_owned();
+    assert_eq!(version(&b).await, new);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while version(&a).await != new {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "instance a never followed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // A second activation of the same draft is refused on both.
+    let (s, v) = admin(
+        &a,
+        "beheerder-1",
+        reqwest::Method::POST,
+        &format!("/v1/policy/drafts/{id}/activate"),
+        None,
+    )
+    .await;
+    assert_eq!((s, slug(&v)), (409, "draft-state"), "{v}");
+}
