@@ -17,6 +17,10 @@ pub enum PolicyCommand {
     Check {
         /// The covenant file (TOML).
         file: PathBuf,
+        /// Read `file:` keys from this directory (the gateway's `key_dir`), so that the version
+        /// printed is the one the gateway will report; without it keys are not read.
+        #[arg(long)]
+        key_dir: Option<PathBuf>,
         /// Output format of the summary.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -157,8 +161,16 @@ pub enum MatrixFormat {
 /// Runs a policy subcommand; returns the exit code (0 ok, 1 invalid covenant).
 pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
     match cmd {
-        PolicyCommand::Check { file, format } => {
-            let Some(cc) = load_or_report(&file)? else {
+        PolicyCommand::Check {
+            file,
+            key_dir,
+            format,
+        } => {
+            let cc = match &key_dir {
+                Some(dir) => load_resolving(&file, dir)?,
+                None => load_or_report(&file)?,
+            };
+            let Some(cc) = cc else {
                 return Ok(1);
             };
             print!("{}", check_summary(&file, &cc, format)?);
@@ -231,6 +243,28 @@ pub fn load_or_report(file: &Path) -> anyhow::Result<Option<CompiledCovenant>> {
         .with_context(|| format!("cannot read covenant file {}", file.display()))?;
     match compile_toml(&source) {
         Ok(cc) => Ok(Some(cc)),
+        Err(diags) => {
+            eprint!("{}", diags.render(&file.display().to_string(), &source));
+            Ok(None)
+        }
+    }
+}
+
+/// Like [`load_or_report`], reading `file:` keys from `key_dir` as the gateway does.
+pub fn load_resolving(file: &Path, key_dir: &Path) -> anyhow::Result<Option<CompiledCovenant>> {
+    let source = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read covenant file {}", file.display()))?;
+    let builder = crate::lifecycle::PolicyBuilder {
+        key_dir: key_dir.to_path_buf(),
+        tls: crate::lifecycle::TlsFiles {
+            ca: PathBuf::new(),
+            crl: Vec::new(),
+            cert: PathBuf::new(),
+            key: PathBuf::new(),
+        },
+    };
+    match builder.compile_from_key_dir(&source) {
+        Ok((cc, _)) => Ok(Some(cc)),
         Err(diags) => {
             eprint!("{}", diags.render(&file.display().to_string(), &source));
             Ok(None)
