@@ -32,6 +32,55 @@ pub struct Requester {
     pub staff_id: String,
     /// Roles from the token, all known to the covenant and holdable by the partner.
     pub roles: Vec<RoleRef>,
+    /// The token's `exp`.
+    pub expires: i64,
+}
+
+/// Tokens verified under one policy version, until they expire: a token is checked (signature,
+/// claims, binding) once, not on every request. Keyed by the token and the certificate it came
+/// with, so a token is never accepted on another connection's certificate from the cache.
+pub struct TokenCache(crate::cache::Bounded<[u8; 32], Requester>);
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenCache({} entries)", self.0.len())
+    }
+}
+
+impl TokenCache {
+    /// A cache of at most `capacity` tokens (0: every request verifies its token).
+    pub fn new(capacity: usize) -> Self {
+        TokenCache(crate::cache::Bounded::new(capacity))
+    }
+}
+
+/// [`verify`], answering from `cache` while the token has not expired.
+pub fn verify_cached(
+    cache: &TokenCache,
+    token: &str,
+    client: &ClientIdentity,
+    covenant: &CompiledCovenant,
+    registry: &PartnerRegistry,
+    policy: &TokenPolicy,
+    now: i64,
+) -> Result<Requester, ApiError> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(token.as_bytes());
+    h.update([0]);
+    h.update(client.thumbprint.as_bytes());
+    h.update(client.partner.index().to_be_bytes());
+    let key: [u8; 32] = h.finalize().into();
+    if let Some(r) = cache.0.get(&key) {
+        // Everything but time was checked when it was cached; `iat` and `nbf` only get older.
+        if r.expires + policy.leeway >= now {
+            return Ok(r);
+        }
+        cache.0.remove(&key);
+    }
+    let r = verify(token, client, covenant, registry, policy, now)?;
+    cache.0.insert(key, r.clone());
+    Ok(r)
 }
 
 /// `cnf` claim.
@@ -201,6 +250,7 @@ pub fn verify(
         partner_id: partner.id.clone(),
         staff_id: claims.sub,
         roles,
+        expires: claims.exp,
     })
 }
 
@@ -356,5 +406,42 @@ mod tests {
             verify(&wrong_kid, &c, cc, reg, &policy, 100).unwrap_err(),
             ApiError::TokenInvalid
         );
+    }
+
+    #[test]
+    fn a_cached_token_still_expires_and_never_serves_another_certificate() {
+        let (dir, cc, reg) = fixture();
+        let c = client(dir, "politie");
+        let key = std::fs::read(dir.join("politie/token-es256.pem")).unwrap();
+        let policy = TokenPolicy {
+            audience: "gw".into(),
+            max_lifetime: 900,
+            leeway: 30,
+        };
+        let iat = 1_800_000_000;
+        let token = mint(
+            &key,
+            "politie-1",
+            "politie",
+            "p1",
+            &["voorportaal".into()],
+            &c.thumbprint,
+            "gw",
+            iat,
+            600,
+        )
+        .unwrap();
+        let cache = TokenCache::new(10);
+        let at = |now, c: &ClientIdentity| {
+            verify_cached(&cache, &token, c, cc, reg, &policy, now).map(|r| r.staff_id)
+        };
+        assert_eq!(at(iat, &c), Ok("p1".into()));
+        assert_eq!(cache.0.len(), 1);
+        assert_eq!(at(iat + 630, &c), Ok("p1".into()), "from the cache");
+        assert_eq!(at(iat + 631, &c), Err(ApiError::TokenExpired));
+        // The same token on another certificate is verified, and refused, not served cached.
+        let mut other = c.clone();
+        other.thumbprint = "another-certificate".into();
+        assert_eq!(at(iat, &other), Err(ApiError::TokenBoundToOtherCertificate));
     }
 }

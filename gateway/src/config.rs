@@ -217,6 +217,10 @@ pub struct Limits {
     /// Time a source may take to answer.
     #[serde(default = "default_source_ms")]
     pub source_timeout_ms: u64,
+    /// Opened (decrypted) deposits kept in memory, so a product is not decrypted again on every
+    /// request; 0 keeps none.
+    #[serde(default = "default_opened_records")]
+    pub opened_records_cached: usize,
 }
 
 fn default_body() -> usize {
@@ -231,6 +235,9 @@ fn default_partner_rps() -> u32 {
 fn default_staff_rps() -> u32 {
     50
 }
+fn default_opened_records() -> usize {
+    10_000
+}
 fn default_source_ms() -> u64 {
     2_000
 }
@@ -243,6 +250,7 @@ impl Default for Limits {
             partner_per_second: default_partner_rps(),
             staff_per_second: default_staff_rps(),
             source_timeout_ms: default_source_ms(),
+            opened_records_cached: default_opened_records(),
         }
     }
 }

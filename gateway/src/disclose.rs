@@ -481,6 +481,9 @@ fn summarise(
 
 // ----- Disclosures ----------------------------------------------------------------------------------
 
+/// A product's records, opened (shared with the cache of opened deposits).
+pub type OpenedRecords = std::sync::Arc<Vec<Map<String, Value>>>;
+
 /// `POST /v1/disclosures` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -625,20 +628,33 @@ async fn run_disclosure<S: Store>(
     );
     let (stored, fetched) = tokio::join!(state.store.records_of(&case.subject_ref), upstream);
     let stored = stored.map_err(ApiError::from)?;
-    let mut sources: HashMap<ProductRef, Option<Vec<Map<String, Value>>>> = HashMap::new();
+    let mut sources: HashMap<ProductRef, Option<OpenedRecords>> = HashMap::new();
     for (p, r) in wanted_upstream.iter().zip(fetched) {
-        sources.insert(*p, r);
+        sources.insert(*p, r.map(std::sync::Arc::new));
     }
-    // Only the products that will be answered are opened.
+    // Only the products that will be answered are opened; each sealed value once (the cache is
+    // keyed by the ciphertext's digest, so a new deposit is never answered from an old one).
     for row in stored {
         if let Some(p) = c
             .product(&row.product)
             .filter(|p| products.contains(p) && allowed_p(p))
         {
-            let records =
-                s.secrets.open(&row.sealed).ok().and_then(|plain| {
-                    serde_json::from_slice::<Vec<Map<String, Value>>>(&plain).ok()
-                });
+            let key: [u8; 32] = Sha256::digest(&row.sealed).into();
+            let records = match s.opened.get(&key) {
+                Some(r) => Some(r),
+                None => s
+                    .secrets
+                    .open(&row.sealed)
+                    .ok()
+                    .and_then(|plain| {
+                        serde_json::from_slice::<Vec<Map<String, Value>>>(&plain).ok()
+                    })
+                    .map(|r| {
+                        let r = std::sync::Arc::new(r);
+                        s.opened.insert(key, r.clone());
+                        r
+                    }),
+            };
             sources.insert(p, records);
         }
     }

@@ -5,6 +5,7 @@
 pub mod aggregates;
 pub mod audit;
 pub mod auth;
+pub mod cache;
 pub mod cases;
 pub mod cli;
 pub mod clock;

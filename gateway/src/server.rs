@@ -1,7 +1,7 @@
 //! The partner API server: application state, extractors, middleware, the TLS accept loop and the
 //! plain-HTTP health listener.
 
-use crate::auth::{Requester, TokenPolicy, verify};
+use crate::auth::{Requester, TokenPolicy, verify_cached};
 use crate::clock::Clock;
 use crate::config::Limits;
 use crate::crypto::Secrets;
@@ -34,6 +34,9 @@ pub struct Shared {
     pub activation: tokio::sync::Mutex<()>,
     /// The gateway's own secrets.
     pub secrets: Secrets,
+    /// Deposited records already opened, by the digest of their sealed form.
+    pub opened:
+        crate::cache::Bounded<[u8; 32], Arc<Vec<serde_json::Map<String, serde_json::Value>>>>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// Token requirements.
@@ -145,7 +148,8 @@ impl<S: Store> FromRequestParts<AppState<S>> for Authenticated {
             })
             .ok_or(ApiError::TokenMissing)?;
         let s = &state.shared;
-        let req = verify(
+        let req = verify_cached(
+            &active.tokens,
             token.trim(),
             &client,
             &active.covenant,

@@ -962,3 +962,34 @@ fn the_demo_runs_and_its_operational_log_holds_no_personal_value() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_new_deposit_is_answered_at_once_not_an_opened_copy_of_the_old_one() {
+    let gw = Gateway::start();
+    let case = case_with_records(&gw, "999993331").await;
+    include(&gw, &case).await;
+    let p = answered(&gw, "rn", "reg.mulder", "regisseur", "regie", &case).await;
+    assert_eq!(
+        rec(&p, "ggd.screening")["contactpersoon"],
+        "GGD Voorbeeldteam"
+    );
+    let mut recs = gateway::demo::records()
+        .into_iter()
+        .find(|(p, _)| *p == "ggd.screening")
+        .unwrap()
+        .1;
+    recs[0]["contactpersoon"] = json!("GGD Nieuw Team");
+    let (s, v, _) = call(
+        &gw,
+        "ggd",
+        "bron",
+        "interventiepleger",
+        reqwest::Method::PUT,
+        &format!("/v1/records/ggd.screening/{}", case.subject_ref),
+        json!({"records": recs}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let p = answered(&gw, "rn", "reg.mulder", "regisseur", "regie", &case).await;
+    assert_eq!(rec(&p, "ggd.screening")["contactpersoon"], "GGD Nieuw Team");
+}

@@ -239,6 +239,7 @@ async fn run<S: Store>(
         administration: cfg.administration.clone(),
         activation: tokio::sync::Mutex::new(()),
         secrets: loaded.secrets,
+        opened: crate::cache::Bounded::new(cfg.limits.opened_records_cached),
         clock: Arc::new(SystemClock),
         tokens: loaded.tokens,
         limits: cfg.limits.clone(),

@@ -32,6 +32,8 @@ pub struct ActivePolicy {
     pub revoked: HashSet<String>,
     /// The draft this version was activated from.
     pub draft: String,
+    /// Tokens verified under this version (a new version starts empty: keys may have changed).
+    pub tokens: crate::auth::TokenCache,
     crl_stamp: Vec<Option<(std::time::SystemTime, u64)>>,
 }
 
@@ -196,10 +198,14 @@ impl PolicyBuilder {
             tls: Arc::new(tls),
             revoked,
             draft: draft.to_owned(),
+            tokens: crate::auth::TokenCache::new(TOKEN_CACHE_ENTRIES),
             crl_stamp: stamp,
         })
     }
 }
+
+/// Verified tokens kept per version.
+const TOKEN_CACHE_ENTRIES: usize = 100_000;
 
 /// The active policy, swapped atomically on activation.
 pub type PolicyCell = arc_swap::ArcSwap<ActivePolicy>;

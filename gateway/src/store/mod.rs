@@ -637,3 +637,38 @@ macro_rules! bind_policy_draft {
     };
 }
 pub(crate) use bind_policy_draft;
+
+/// Inserts a linked batch of log entries with multi-row INSERTs (one statement per 256 rows
+/// instead of one per row); returns (seq, leaf hash hex) per row. The same SQL on both backends.
+macro_rules! insert_log_rows {
+    ($db:ty, $tx:expr, $rows:expr, $linked:expr) => {{
+        let mut out = Vec::with_capacity($rows.len());
+        for (rows, links) in $rows.chunks(256).zip($linked.chunks(256)) {
+            let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO disclosures (seq, id, at, transaction_id, kind, partner, staff_id, role, purpose, case_id, subject_pseudonym, policy_version, ciphertext_sha256, outcome, problem, entry, leaf_hash, chain_hash) ");
+            qb.push_values(rows.iter().zip(links), |mut b, (d, (seq, leaf, link))| {
+                b.push_bind(*seq)
+                    .push_bind(&d.id)
+                    .push_bind(d.at)
+                    .push_bind(&d.transaction_id)
+                    .push_bind(&d.kind)
+                    .push_bind(&d.partner)
+                    .push_bind(&d.staff_id)
+                    .push_bind(&d.role)
+                    .push_bind(&d.purpose)
+                    .push_bind(&d.case_id)
+                    .push_bind(&d.subject_pseudonym)
+                    .push_bind(&d.policy_version)
+                    .push_bind(&d.ciphertext_sha256)
+                    .push_bind(&d.outcome)
+                    .push_bind(&d.problem)
+                    .push_bind(&d.entry)
+                    .push_bind(hex::encode(leaf))
+                    .push_bind(hex::encode(link));
+            });
+            qb.build().execute(&mut *$tx).await?;
+            out.extend(links.iter().map(|(seq, leaf, _)| (*seq, hex::encode(leaf))));
+        }
+        out
+    }};
+}
+pub(crate) use insert_log_rows;

@@ -199,18 +199,8 @@ impl Store for PgStore {
             .ok_or_else(|| StoreError::Log("the log head's chain hash is corrupt".into()))?;
         let entries: Vec<&str> = rows.iter().map(|r| r.entry.as_str()).collect();
         let linked = crate::audit::link(size, chain, &entries);
-        let mut out = Vec::with_capacity(rows.len());
+        let out = crate::store::insert_log_rows!(sqlx::Postgres, tx, rows, linked);
         let mut last = chain;
-        for (d, (seq, leaf, link)) in rows.iter().zip(&linked) {
-            let (leaf, link) = (hex::encode(leaf), hex::encode(link));
-            sqlx::query("INSERT INTO disclosures (seq, id, at, transaction_id, kind, partner, staff_id, role, purpose, case_id, subject_pseudonym, policy_version, ciphertext_sha256, outcome, problem, entry, leaf_hash, chain_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)")
-                .bind(seq).bind(&d.id).bind(d.at).bind(&d.transaction_id).bind(&d.kind).bind(&d.partner).bind(&d.staff_id)
-                .bind(&d.role).bind(&d.purpose).bind(&d.case_id).bind(&d.subject_pseudonym).bind(&d.policy_version)
-                .bind(&d.ciphertext_sha256).bind(&d.outcome).bind(&d.problem).bind(&d.entry).bind(&leaf).bind(&link)
-                .execute(&mut *tx)
-                .await?;
-            out.push((*seq, leaf));
-        }
         if let Some((_, _, l)) = linked.last() {
             last = *l;
         }
