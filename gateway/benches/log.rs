@@ -85,6 +85,41 @@ async fn verify<S: Store>(name: &str, store: &S) {
     );
 }
 
+/// Grows the log to `target` entries, then times the art. 15 subject report's query (every
+/// entry about one subject, confidential purposes left out) over it.
+async fn subject_report<S: Store>(name: &str, store: &S, next: &mut usize, target: usize) {
+    let started = Instant::now();
+    while *next < target {
+        let rows: Vec<DisclosureRow> = (0..512).map(|k| row(*next + k)).collect();
+        store.append_batch(&rows).await.expect("append");
+        *next += 512;
+    }
+    println!(
+        "{name:<10} grown to {next} entries in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // `row` gives subject i*7919 to entry i: one subject per entry; give one subject a history.
+    let mut times = Vec::new();
+    for k in 0..21 {
+        let subject = format!("{:032x}", (k * 40_000 + 17) * 7919);
+        let filter = gateway::store::LogFilter {
+            subject: Some(subject),
+            exclude_purposes: vec!["duiding".into()],
+            limit: 1_000,
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let found = store.search(&filter).await.expect("search");
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert!(found.len() <= 1);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{name:<10} subject report over {next} entries: median {:.2} ms, max {:.2} ms (21 subjects)",
+        times[10], times[20]
+    );
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -100,6 +135,7 @@ fn main() {
         let mut next = 0;
         appends("sqlite", &store, &mut next).await;
         verify("sqlite", &store).await;
+        subject_report("sqlite", &store, &mut next, 1_000_000).await;
         let _ = std::fs::remove_dir_all(&dir);
         if let Ok(admin) = std::env::var("GATEWAY_TEST_POSTGRES_URL") {
             use sqlx::Connection;
@@ -121,6 +157,7 @@ fn main() {
             let mut next = 0;
             appends("postgres", &store, &mut next).await;
             verify("postgres", &store).await;
+            subject_report("postgres", &store, &mut next, 1_000_000).await;
         }
     });
 }

@@ -481,6 +481,40 @@ fn summarise(
 
 // ----- Disclosures ----------------------------------------------------------------------------------
 
+/// The decrypted payload of a disclosure, serialised straight from the decisions.
+#[derive(Serialize)]
+struct Payload<'a> {
+    disclosure_id: &'a str,
+    transaction_id: &'a str,
+    purpose: &'a str,
+    case: &'a str,
+    subject_ref: &'a str,
+    policy_version: &'a str,
+    to: PayloadTo<'a>,
+    products: &'a BTreeMap<&'a str, ProductAnswer<'a>>,
+}
+
+#[derive(Serialize)]
+struct PayloadTo<'a> {
+    partner: &'a str,
+    staff_id: &'a str,
+    role: Option<&'a str>,
+}
+
+/// One product in a payload: its records as sent, or why there are none.
+#[derive(Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+enum ProductAnswer<'a> {
+    Ok {
+        records: Vec<policy::AppliedRecord<'a>>,
+    },
+    NoRecords {
+        records: [(); 0],
+    },
+    Unavailable,
+    NotPermitted,
+}
+
 /// A product's records, opened (shared with the cache of opened deposits).
 pub type OpenedRecords = std::sync::Arc<Vec<Map<String, Value>>>;
 
@@ -568,9 +602,11 @@ async fn run_disclosure<S: Store>(
     // Role and purpose first: they need no data.
     let (purpose, role) = bind_purpose(c, &req, &body.purpose, None)?;
     draft.row.role = c.roles.get(role.index()).map(|r| r.id.clone());
-    let case = state
+    // The case and its subject's deposits in one query; the deposits stay sealed unless the
+    // checks below pass.
+    let (case, stored) = state
         .store
-        .get_case(&body.case)
+        .case_with_records(&body.case)
         .await
         .map_err(ApiError::from)?
         .ok_or(ApiError::CaseNotFound)?;
@@ -626,8 +662,7 @@ async fn run_disclosure<S: Store>(
             .iter()
             .map(|p| s.upstream.fetch(*p, &case.subject_ref)),
     );
-    let (stored, fetched) = tokio::join!(state.store.records_of(&case.subject_ref), upstream);
-    let stored = stored.map_err(ApiError::from)?;
+    let fetched = upstream.await;
     let mut sources: HashMap<ProductRef, Option<OpenedRecords>> = HashMap::new();
     for (p, r) in wanted_upstream.iter().zip(fetched) {
         sources.insert(*p, r.map(std::sync::Arc::new));
@@ -669,82 +704,71 @@ async fn run_disclosure<S: Store>(
             .ok_or(ApiError::Internal)?
             .pseudonym_key,
     };
-    let mut out = Map::new();
+    let mut out: BTreeMap<&str, ProductAnswer<'_>> = BTreeMap::new();
     let mut unavailable = false;
     for p in &products {
-        let pid = c
-            .products
-            .get(p.index())
-            .map(|x| x.id.clone())
-            .unwrap_or_default();
+        let Some(product) = c.products.get(p.index()) else {
+            return Err(ApiError::Internal);
+        };
+        let pid = product.id.as_str();
         if !allowed_p(p) {
-            out.insert(pid.clone(), serde_json::json!({"status": "not-permitted"}));
-            draft
-                .products
-                .insert(pid, summarise(cc, audience, *p, "not-permitted", 0));
+            out.insert(pid, ProductAnswer::NotPermitted);
+            draft.products.insert(
+                pid.to_owned(),
+                summarise(cc, audience, *p, "not-permitted", 0),
+            );
             continue;
         }
-        let (status, value, n) = match sources.get(p) {
-            None if !s.upstream.serves(*p) => (
-                "no-records",
-                serde_json::json!({"status": "no-records", "records": []}),
-                0,
-            ),
-            None | Some(None) => (
-                "unavailable",
-                serde_json::json!({"status": "unavailable"}),
-                0,
-            ),
+        let answer = match sources.get(p) {
+            None if !s.upstream.serves(*p) => ProductAnswer::NoRecords { records: [] },
+            None | Some(None) => ProductAnswer::Unavailable,
             Some(Some(records)) => {
-                let applied: Result<Vec<Value>, _> = records
+                // Records are serialised straight from the decisions, without an intermediate
+                // JSON tree.
+                let applied: Result<Vec<_>, _> = records
                     .iter()
-                    .map(|r| {
-                        cc.apply_record(audience, *p, r, &cx).and_then(|a| {
-                            serde_json::to_value(&a).map_err(|_| policy::ApplyError::UnknownProduct)
-                        })
-                    })
+                    .map(|r| cc.apply_record(audience, *p, r, &cx))
                     .collect();
                 match applied {
-                    Ok(recs) => {
-                        let n = recs.len();
-                        (
-                            "ok",
-                            serde_json::json!({"status": "ok", "records": recs}),
-                            n,
-                        )
-                    }
+                    Ok(records) => ProductAnswer::Ok { records },
                     Err(e) => {
                         tracing::warn!(product = %pid, error = %e, "source data does not fit the catalogue");
-                        (
-                            "unavailable",
-                            serde_json::json!({"status": "unavailable"}),
-                            0,
-                        )
+                        ProductAnswer::Unavailable
                     }
                 }
             }
         };
+        let (status, n) = match &answer {
+            ProductAnswer::Ok { records } => ("ok", records.len()),
+            ProductAnswer::NoRecords { .. } => ("no-records", 0),
+            ProductAnswer::Unavailable => ("unavailable", 0),
+            ProductAnswer::NotPermitted => ("not-permitted", 0),
+        };
         unavailable |= status == "unavailable";
-        out.insert(pid.clone(), value);
+        out.insert(pid, answer);
         draft
             .products
-            .insert(pid, summarise(cc, audience, *p, status, n));
+            .insert(pid.to_owned(), summarise(cc, audience, *p, status, n));
     }
 
     let partner_keys = active
         .registry
         .partner(req.partner)
         .ok_or(ApiError::Internal)?;
-    let payload = serde_json::json!({
-        "disclosure_id": draft.row.id,
-        "transaction_id": draft.row.transaction_id,
-        "purpose": body.purpose,
-        "case": case.id,
-        "subject_ref": case.subject_ref,
-        "policy_version": cc.version().as_str(),
-        "to": {"partner": req.partner_id, "staff_id": req.staff_id, "role": draft.row.role},
-        "products": out,
-    });
+    let payload = Payload {
+        disclosure_id: &draft.row.id,
+        transaction_id: &draft.row.transaction_id,
+        purpose: &body.purpose,
+        case: &case.id,
+        subject_ref: &case.subject_ref,
+        policy_version: cc.version().as_str(),
+        to: PayloadTo {
+            partner: &req.partner_id,
+            staff_id: &req.staff_id,
+            role: draft.row.role.as_deref(),
+        },
+        products: &out,
+    };
     let plain = serde_json::to_vec(&payload).map_err(|_| ApiError::Internal)?;
     let armored =
         age::encrypt_and_armor(&partner_keys.recipient, &plain).map_err(|_| ApiError::Internal)?;

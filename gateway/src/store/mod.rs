@@ -274,11 +274,11 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Inserts or replaces a partner's records for one product and subject.
     fn put_records(&self, row: &RecordsRow) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// All stored records of a subject, every product, in one query.
-    fn records_of(
+    /// A case and every product's stored records of its subject, in one query.
+    fn case_with_records(
         &self,
-        subject_ref: &str,
-    ) -> impl Future<Output = Result<Vec<RecordsRow>, StoreError>> + Send;
+        id: &str,
+    ) -> impl Future<Output = Result<Option<(CaseRow, Vec<RecordsRow>)>, StoreError>> + Send;
     /// Appends disclosure records in one durable transaction, assigning sequence numbers, leaf
     /// and chain hashes under the lock on the log head; returns (seq, leaf hash hex) per row.
     fn append_batch(
@@ -451,22 +451,6 @@ macro_rules! event_from_row {
     }};
 }
 pub(crate) use event_from_row;
-
-macro_rules! records_from_row {
-    ($row:expr) => {{
-        use sqlx::Row;
-        let r = $row;
-        crate::store::RecordsRow {
-            product: r.try_get("product")?,
-            subject_ref: r.try_get("subject_ref")?,
-            owner: r.try_get("owner")?,
-            sealed: r.try_get("sealed")?,
-            updated_at: r.try_get("updated_at")?,
-            updated_by: r.try_get("updated_by")?,
-        }
-    }};
-}
-pub(crate) use records_from_row;
 
 macro_rules! disclosure_from_row {
     ($row:expr) => {{
@@ -672,3 +656,38 @@ macro_rules! insert_log_rows {
     }};
 }
 pub(crate) use insert_log_rows;
+
+/// `case_with_records`, the same SQL on both backends.
+macro_rules! case_with_records_impl {
+    () => {
+        async fn case_with_records(
+            &self,
+            id: &str,
+        ) -> Result<Option<(crate::store::CaseRow, Vec<crate::store::RecordsRow>)>, StoreError> {
+            use sqlx::Row;
+            let rows = sqlx::query("SELECT c.*, r.product AS r_product, r.owner AS r_owner, r.sealed AS r_sealed, r.updated_at AS r_updated_at, r.updated_by AS r_updated_by FROM cases c LEFT JOIN records r ON r.subject_ref = c.subject_ref WHERE c.id = $1")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+            let Some(first) = rows.first() else {
+                return Ok(None);
+            };
+            let case = crate::store::case_from_row!(first);
+            let mut records = Vec::with_capacity(rows.len());
+            for r in &rows {
+                if let Some(product) = r.try_get::<Option<String>, _>("r_product")? {
+                    records.push(crate::store::RecordsRow {
+                        product,
+                        subject_ref: case.subject_ref.clone(),
+                        owner: r.try_get("r_owner")?,
+                        sealed: r.try_get("r_sealed")?,
+                        updated_at: r.try_get("r_updated_at")?,
+                        updated_by: r.try_get("r_updated_by")?,
+                    });
+                }
+            }
+            Ok(Some((case, records)))
+        }
+    };
+}
+pub(crate) use case_with_records_impl;

@@ -2,7 +2,7 @@
 
 use super::{
     CaseEventRow, CaseRow, DisclosureRow, RecordsRow, Store, StoreError, case_from_row,
-    disclosure_from_row, event_from_row, records_from_row,
+    disclosure_from_row, event_from_row,
 };
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -51,6 +51,7 @@ macro_rules! bind_event {
 
 impl Store for PgStore {
     crate::store::policy_versions_impl!();
+    crate::store::case_with_records_impl!();
 
     async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::migrate!("../migrations/postgres")
@@ -174,18 +175,6 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    async fn records_of(&self, subject_ref: &str) -> Result<Vec<RecordsRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM records WHERE subject_ref = $1")
-            .bind(subject_ref)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            out.push(records_from_row!(r));
-        }
-        Ok(out)
     }
 
     async fn append_batch(&self, rows: &[DisclosureRow]) -> Result<Vec<(i64, String)>, StoreError> {

@@ -2,7 +2,7 @@
 
 use super::{
     CaseEventRow, CaseRow, DisclosureRow, RecordsRow, Store, StoreError, case_from_row,
-    disclosure_from_row, event_from_row, records_from_row,
+    disclosure_from_row, event_from_row,
 };
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -23,7 +23,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // Reads through the page map instead of a read() call per page.
+            .pragma("mmap_size", "268435456");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts)
@@ -57,6 +59,7 @@ macro_rules! bind_event {
 
 impl Store for SqliteStore {
     crate::store::policy_versions_impl!();
+    crate::store::case_with_records_impl!();
 
     async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::migrate!("../migrations/sqlite")
@@ -180,18 +183,6 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    async fn records_of(&self, subject_ref: &str) -> Result<Vec<RecordsRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM records WHERE subject_ref = ?1")
-            .bind(subject_ref)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            out.push(records_from_row!(r));
-        }
-        Ok(out)
     }
 
     async fn append_batch(&self, rows: &[DisclosureRow]) -> Result<Vec<(i64, String)>, StoreError> {
