@@ -475,7 +475,9 @@ fn b1_plan(plans: &Plans) -> Vec<Req> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let work = args.out.join(format!("run-{}", std::process::id()));
+    std::fs::create_dir_all(&args.out)?;
+    // Absolute: nginx resolves relative paths against its prefix.
+    let work = std::fs::canonicalize(&args.out)?.join(format!("run-{}", std::process::id()));
     let dir = work.join("pki");
     std::fs::create_dir_all(&work)?;
     eprintln!("work directory: {}", work.display());
@@ -546,7 +548,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let b2 = if args.skip_nginx {
         None
     } else {
-        start_nginx(&work, answer_bytes)?
+        start_nginx(&dir, answer_bytes)?
     };
     if b2.is_none() {
         eprintln!("nginx not installed (apt-get install nginx-light): B2 left out");
