@@ -64,10 +64,15 @@ async fn appends<S: Store>(name: &str, store: &S, next: &mut usize) {
 async fn verify<S: Store>(name: &str, store: &S) {
     let key = LogKey::from_seed("bench/disclosures", &[7; 32]).expect("key");
     let started = Instant::now();
-    let (size, _) =
-        gateway::audit::api::checkpoint_now(store, &key, "bench/disclosures", 1_800_000_000)
-            .await
-            .expect("checkpoint");
+    let (size, _) = gateway::audit::api::checkpoint_now(
+        store,
+        &Default::default(),
+        &key,
+        "bench/disclosures",
+        1_800_000_000,
+    )
+    .await
+    .expect("checkpoint");
     let signed = started.elapsed().as_secs_f64();
     let v = NoteVerifier::from_vkey(&key.vkey()).expect("vkey");
     let started = Instant::now();

@@ -49,6 +49,8 @@ pub struct Shared {
     pub limiter: crate::disclose::Limiter,
     /// The disclosure log's writer.
     pub log: crate::audit::writer::LogWriter,
+    /// The log tree's right edge as of the last checkpoint.
+    pub frontier: tokio::sync::Mutex<crate::audit::merkle::Frontier>,
     /// The key that signs checkpoints.
     pub log_key: Arc<crate::audit::checkpoint::LogKey>,
     /// The log's origin line.

@@ -2,7 +2,7 @@
 //! needs to check that its disclosure is in the log and that the log only grew.
 
 use super::checkpoint::{Checkpoint, LogKey};
-use super::merkle::{Hash, consistency_proof, inclusion_proof, root};
+use super::merkle::{Frontier, Hash, consistency_proof, inclusion_proof, root};
 use super::parse_hash;
 use crate::problem::ApiError;
 use crate::server::{AppState, Authenticated};
@@ -33,9 +33,12 @@ async fn leaves<S: Store>(store: &S, size: i64) -> Result<Vec<Hash>, StoreError>
         .collect()
 }
 
-/// Signs and stores a checkpoint for the current log size (or returns the stored one).
+/// Signs and stores a checkpoint for the current log size (or returns the stored one). The tree
+/// head comes from `frontier`, the tree's right edge kept between checkpoints, so only the
+/// entries added since the last checkpoint are read.
 pub async fn checkpoint_now<S: Store>(
     store: &S,
+    frontier: &tokio::sync::Mutex<Frontier>,
     key: &LogKey,
     origin: &str,
     now: i64,
@@ -46,7 +49,30 @@ pub async fn checkpoint_now<S: Store>(
     {
         return Ok((s, note));
     }
-    let r = root(&leaves(store, size).await?);
+    let mut f = frontier.lock().await;
+    if f.size() > size as u64 {
+        // The log cannot shrink; if it seems to, start again from the stored leaves.
+        *f = Frontier::default();
+    }
+    // In pages, so that a first checkpoint over a long log does not hold it all in memory.
+    while (f.size() as i64) < size {
+        let from = f.size() as i64;
+        let upto = size.min(from + 100_000);
+        for h in store.leaf_hashes_after(from, upto).await? {
+            f.push(
+                parse_hash(&h)
+                    .ok_or_else(|| StoreError::Log("a stored leaf hash is not a hash".into()))?,
+            );
+        }
+        if (f.size() as i64) < upto {
+            return Err(StoreError::Log(format!(
+                "entries {} to {upto} have no leaf hash",
+                f.size() + 1
+            )));
+        }
+    }
+    let r = f.root();
+    drop(f);
     let note = key.sign(&Checkpoint {
         origin: origin.into(),
         size: size as u64,
@@ -63,9 +89,15 @@ async fn checkpoint<S: Store>(
     Authenticated(..): Authenticated,
 ) -> Result<impl IntoResponse, ApiError> {
     let s = &state.shared;
-    let (_, note) = checkpoint_now(&state.store, &s.log_key, &s.log_origin, s.clock.now())
-        .await
-        .map_err(ApiError::from)?;
+    let (_, note) = checkpoint_now(
+        &state.store,
+        &s.frontier,
+        &s.log_key,
+        &s.log_origin,
+        s.clock.now(),
+    )
+    .await
+    .map_err(ApiError::from)?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note))
 }
 
@@ -86,10 +118,15 @@ async fn proof<S: Store>(
     let (size, note) = match q.size {
         Some(size) => (size, None),
         None => {
-            let (size, note) =
-                checkpoint_now(&state.store, &s.log_key, &s.log_origin, s.clock.now())
-                    .await
-                    .map_err(ApiError::from)?;
+            let (size, note) = checkpoint_now(
+                &state.store,
+                &s.frontier,
+                &s.log_key,
+                &s.log_origin,
+                s.clock.now(),
+            )
+            .await
+            .map_err(ApiError::from)?;
             (size, Some(note))
         }
     };

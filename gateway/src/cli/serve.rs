@@ -249,6 +249,7 @@ async fn run<S: Store>(
             cfg.limits.staff_per_second,
         ),
         log: crate::audit::writer::LogWriter::start(store.clone()),
+        frontier: tokio::sync::Mutex::new(Default::default()),
         log_key: loaded.log_key.clone(),
         log_origin: loaded.log_origin.clone(),
     });
@@ -299,11 +300,7 @@ async fn run<S: Store>(
     }
     // Periodic checkpoints, so that the log is committed to even when nobody asks.
     if cfg.audit.checkpoint_interval_secs > 0 {
-        let (store, key, origin) = (
-            store.clone(),
-            loaded.log_key.clone(),
-            loaded.log_origin.clone(),
-        );
+        let (store, shared) = (store.clone(), shared.clone());
         let every = Duration::from_secs(cfg.audit.checkpoint_interval_secs);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -311,9 +308,15 @@ async fn run<S: Store>(
             loop {
                 tick.tick().await;
                 use crate::clock::Clock;
-                if let Err(e) =
-                    crate::audit::api::checkpoint_now(&store, &key, &origin, SystemClock.now())
-                        .await
+                let s = &shared;
+                if let Err(e) = crate::audit::api::checkpoint_now(
+                    &store,
+                    &s.frontier,
+                    &s.log_key,
+                    &s.log_origin,
+                    SystemClock.now(),
+                )
+                .await
                 {
                     tracing::warn!(error = %e, "periodic checkpoint failed");
                 }

@@ -292,6 +292,12 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         size: i64,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Leaf hashes (hex) of entries `after + 1 ..= size`, in order.
+    fn leaf_hashes_after(
+        &self,
+        after: i64,
+        size: i64,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
     /// Stores a checkpoint unless one for that size exists; returns the stored note for the size.
     fn put_checkpoint(
         &self,
@@ -657,9 +663,22 @@ macro_rules! insert_log_rows {
 }
 pub(crate) use insert_log_rows;
 
-/// `case_with_records`, the same SQL on both backends.
+/// `case_with_records` and `leaf_hashes_after`, the same SQL on both backends.
 macro_rules! case_with_records_impl {
     () => {
+        async fn leaf_hashes_after(&self, after: i64, size: i64) -> Result<Vec<String>, StoreError> {
+            let rows: Vec<(Option<String>,)> = sqlx::query_as(
+                "SELECT leaf_hash FROM disclosures WHERE seq > $1 AND seq <= $2 ORDER BY seq",
+            )
+            .bind(after)
+            .bind(size)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.into_iter()
+                .map(|(h,)| h.ok_or_else(|| StoreError::Log("an entry has no leaf hash".into())))
+                .collect()
+        }
+
         async fn case_with_records(
             &self,
             id: &str,
