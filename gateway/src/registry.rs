@@ -59,7 +59,7 @@ pub struct PeerCert {
     pub thumbprint: String,
     /// Subject serialNumber (OIN), if any.
     pub oin: Option<String>,
-    /// Serial number, lowercase hex (for revocation after the handshake).
+    /// Issuer (DER, hex) and serial number (hex), `issuer:serial`: what a CRL revokes.
     pub serial: String,
 }
 
@@ -67,7 +67,13 @@ impl PeerCert {
     /// Reads a DER certificate.
     pub fn from_der(der: &[u8]) -> PeerCert {
         let serial = x509_parser::parse_x509_certificate(der)
-            .map(|(_, c)| hex::encode(c.raw_serial()))
+            .map(|(_, c)| {
+                format!(
+                    "{}:{}",
+                    hex::encode(c.issuer().as_raw()),
+                    hex::encode(c.raw_serial())
+                )
+            })
             .unwrap_or_default();
         PeerCert {
             fingerprint: fingerprint(der),

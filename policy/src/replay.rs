@@ -116,21 +116,29 @@ type FlipKey = (
     Option<String>,
 );
 
+/// Requests and subjects touched by one kind of change. Requests arrive in log order, so a
+/// request seen twice in a row is counted once.
 #[derive(Default)]
 struct Tally {
-    seqs: BTreeSet<i64>,
+    requests: usize,
+    last: Option<i64>,
+    listed: Vec<i64>,
     subjects: BTreeSet<String>,
 }
 
 impl Tally {
     fn add(&mut self, r: &PastRequest) {
-        self.seqs.insert(r.seq);
+        if self.last == Some(r.seq) {
+            return;
+        }
+        self.last = Some(r.seq);
+        self.requests += 1;
+        if self.listed.len() < MAX_LISTED {
+            self.listed.push(r.seq);
+        }
         if let Some(s) = &r.subject {
             self.subjects.insert(s.clone());
         }
-    }
-    fn listed(&self) -> Vec<i64> {
-        self.seqs.iter().copied().take(MAX_LISTED).collect()
     }
 }
 
@@ -172,14 +180,41 @@ fn binding_refusal(
 
 /// Replays `requests` under `draft`.
 pub fn simulate(draft: &CompiledCovenant, requests: &[PastRequest]) -> SimulationReport {
-    let c = draft.covenant();
-    let mut affected = Tally::default();
-    let mut groups: BTreeMap<(String, String), (Tally, BTreeMap<FlipKey, Tally>)> = BTreeMap::new();
-    let mut access: BTreeMap<(String, String, String, &'static str, String), Tally> =
-        BTreeMap::new();
+    let mut sim = Simulation::new(draft);
     for r in requests {
+        sim.add(r);
+    }
+    sim.finish()
+}
+
+/// A replay fed one request at a time (in log order), so that months of log need not be held in
+/// memory at once.
+pub struct Simulation<'a> {
+    draft: &'a CompiledCovenant,
+    replayed: usize,
+    affected: Tally,
+    groups: BTreeMap<(String, String), (Tally, BTreeMap<FlipKey, Tally>)>,
+    access: BTreeMap<(String, String, String, &'static str, String), Tally>,
+}
+
+impl<'a> Simulation<'a> {
+    /// An empty replay under `draft`.
+    pub fn new(draft: &'a CompiledCovenant) -> Self {
+        Simulation {
+            draft,
+            replayed: 0,
+            affected: Tally::default(),
+            groups: BTreeMap::new(),
+            access: BTreeMap::new(),
+        }
+    }
+
+    /// Replays one request.
+    pub fn add(&mut self, r: &PastRequest) {
+        self.replayed += 1;
+        let (draft, c) = (self.draft, self.draft.covenant());
         let (Some(role), Some(purpose)) = (&r.role, &r.purpose) else {
-            continue;
+            return;
         };
         let refusal = binding_refusal(draft, &r.partner, role, purpose);
         // Access: answered then but refused now, or refused then for role/purpose reasons but
@@ -193,20 +228,20 @@ pub fn simulate(draft: &CompiledCovenant, requests: &[PastRequest]) -> Simulatio
             _ => None,
         };
         if let Some((then, now)) = access_change {
-            access
+            self.access
                 .entry((r.partner.clone(), role.clone(), purpose.clone(), then, now))
                 .or_default()
                 .add(r);
-            affected.add(r);
-            continue;
+            self.affected.add(r);
+            return;
         }
         if !r.answered || refusal.is_some() {
-            continue;
+            return;
         }
         let (Some(p), Some(ro), Some(u)) =
             (c.partner(&r.partner), c.role(role), c.purpose(purpose))
         else {
-            continue;
+            return;
         };
         let mut changed = false;
         for (product, fields) in &r.fields {
@@ -221,7 +256,8 @@ pub fn simulate(draft: &CompiledCovenant, requests: &[PastRequest]) -> Simulatio
                     continue;
                 }
                 changed = true;
-                let g = groups
+                let g = self
+                    .groups
                     .entry((r.partner.clone(), purpose.clone()))
                     .or_default();
                 g.0.add(r);
@@ -231,50 +267,56 @@ pub fn simulate(draft: &CompiledCovenant, requests: &[PastRequest]) -> Simulatio
             }
         }
         if changed {
-            affected.add(r);
+            self.affected.add(r);
         }
     }
-    SimulationReport {
-        replayed: requests.len(),
-        affected_requests: affected.seqs.len(),
-        affected_subjects: affected.subjects.len(),
-        changes: groups
-            .into_iter()
-            .map(|((partner, purpose), (t, flips))| GroupChanges {
-                partner,
-                purpose,
-                requests: t.seqs.len(),
-                subjects: t.subjects.len(),
-                sequence_numbers: t.listed(),
-                fields: flips
-                    .into_iter()
-                    .map(
-                        |((field, from, to, rule_before, rule_after), t)| FieldFlip {
-                            field,
-                            from,
-                            to,
-                            rule_before,
-                            rule_after,
-                            requests: t.seqs.len(),
-                            subjects: t.subjects.len(),
-                        },
-                    )
-                    .collect(),
-            })
-            .collect(),
-        access: access
-            .into_iter()
-            .map(|((partner, role, purpose, then, now), t)| AccessChange {
-                partner,
-                role,
-                purpose,
-                then,
-                now,
-                requests: t.seqs.len(),
-                subjects: t.subjects.len(),
-                sequence_numbers: t.listed(),
-            })
-            .collect(),
+
+    /// The report.
+    pub fn finish(self) -> SimulationReport {
+        SimulationReport {
+            replayed: self.replayed,
+            affected_requests: self.affected.requests,
+            affected_subjects: self.affected.subjects.len(),
+            changes: self
+                .groups
+                .into_iter()
+                .map(|((partner, purpose), (t, flips))| GroupChanges {
+                    partner,
+                    purpose,
+                    requests: t.requests,
+                    subjects: t.subjects.len(),
+                    sequence_numbers: t.listed,
+                    fields: flips
+                        .into_iter()
+                        .map(
+                            |((field, from, to, rule_before, rule_after), t)| FieldFlip {
+                                field,
+                                from,
+                                to,
+                                rule_before,
+                                rule_after,
+                                requests: t.requests,
+                                subjects: t.subjects.len(),
+                            },
+                        )
+                        .collect(),
+                })
+                .collect(),
+            access: self
+                .access
+                .into_iter()
+                .map(|((partner, role, purpose, then, now), t)| AccessChange {
+                    partner,
+                    role,
+                    purpose,
+                    then,
+                    now,
+                    requests: t.requests,
+                    subjects: t.subjects.len(),
+                    sequence_numbers: t.listed,
+                })
+                .collect(),
+        }
     }
 }
 
@@ -390,5 +432,65 @@ mod tests {
                 .iter()
                 .any(|a| a.then == "refused" && a.sequence_numbers == vec![8])
         );
+    }
+}
+
+#[cfg(test)]
+mod counting {
+    use super::*;
+    use crate::compile::compile_toml;
+
+    #[test]
+    fn a_request_with_several_flipped_fields_counts_once() {
+        let src = include_str!("../../ops/covenant/ipga-r.toml");
+        let cc = compile_toml(src).unwrap();
+        let c = cc.covenant();
+        let (p, r, u) = (
+            c.partner("oov").unwrap(),
+            c.role("regisseur").unwrap(),
+            c.purpose("regie").unwrap(),
+        );
+        // Two fields the same rule discloses.
+        let mut by_rule: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for f in &c.fields {
+            let d = cc.decide(p, r, u, c.field(&f.qualified).unwrap());
+            if d.class() == OutcomeClass::Disclosed {
+                by_rule
+                    .entry(d.rule_id.clone())
+                    .or_default()
+                    .push(f.qualified.clone());
+            }
+        }
+        let (rule, fields) = by_rule.into_iter().find(|(_, f)| f.len() >= 2).unwrap();
+        let draft_src = format!(
+            "{src}\n[[rule]]\nid = \"two\"\nto = [\"oov\"]\nroles = [\"regisseur\"]\npurposes = [\"regie\"]\nfields = [\"{}\", \"{}\"]\naction = \"withhold\"\ncode = \"5.1.2.e\"\nground = \"t\"\noverrides = [\"{rule}\"]\n",
+            fields[0], fields[1]
+        );
+        let draft = compile_toml(&draft_src).unwrap();
+        let past = |seq: i64| {
+            let mut m: BTreeMap<String, BTreeMap<String, (OutcomeClass, String)>> = BTreeMap::new();
+            for f in &fields[..2] {
+                let (prod, name) = f.rsplit_once('.').unwrap();
+                m.entry(prod.into())
+                    .or_default()
+                    .insert(name.into(), (OutcomeClass::Disclosed, rule.clone()));
+            }
+            PastRequest {
+                seq,
+                subject: Some("s".into()),
+                partner: "oov".into(),
+                role: Some("regisseur".into()),
+                purpose: Some("regie".into()),
+                answered: true,
+                problem: None,
+                fields: m,
+            }
+        };
+        let rep = simulate(&draft, &[past(1), past(2)]);
+        assert_eq!(rep.affected_requests, 2);
+        assert_eq!(rep.changes[0].requests, 2, "not one per field");
+        assert_eq!(rep.changes[0].sequence_numbers, vec![1, 2]);
+        assert_eq!(rep.changes[0].fields.len(), 2);
+        assert!(rep.changes[0].fields.iter().all(|f| f.requests == 2));
     }
 }

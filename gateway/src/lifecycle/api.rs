@@ -30,7 +30,7 @@ pub const MAX_DRAFT_BYTES: usize = 1 << 20;
 /// Simulation window when none is asked, and the longest one.
 const DEFAULT_DAYS: i64 = 30;
 const MAX_DAYS: i64 = 366;
-/// At most this many log entries are replayed in one simulation.
+/// At most this many log entries are read in one simulation (the report says when it stopped).
 const MAX_REPLAYED: usize = 2_000_000;
 
 /// Routes under `/v1/policy`.
@@ -422,14 +422,18 @@ async fn run_rollback<S: Store>(
     let Authenticated(req, _) = auth?;
     prepare(draft, &req, active);
     administrator(&state.shared, active, &req)?;
-    // An earlier activated version, by draft id or version hash (the most recent activation).
-    let target = state
-        .store
-        .policy_drafts(true, 10_000)
-        .await?
-        .into_iter()
-        .find(|d| d.id == id || d.version == id)
-        .ok_or(ApiError::VersionNotFound)?;
+    // An earlier activated version: by the draft it was activated from, or by its hash among
+    // the recent activations (the most recent one with that hash).
+    let target = match state.store.policy_draft(id).await? {
+        Some(d) if d.activated_at.is_some() => d,
+        _ => state
+            .store
+            .policy_drafts(true, 500)
+            .await?
+            .into_iter()
+            .find(|d| d.version == id)
+            .ok_or(ApiError::VersionNotFound)?,
+    };
     if target.version == active.version() {
         return Err(ApiError::DraftUnchanged);
     }
@@ -559,9 +563,9 @@ async fn run_simulate<S: Store>(
     let cc = compile_draft(&d)?;
     let now = state.shared.clock.now();
     let from = now - days * 86_400;
-    let mut past = Vec::new();
-    let mut after = 0;
-    let mut truncated = false;
+    // Page by page: months of log are replayed without holding them in memory.
+    let mut sim = policy::replay::Simulation::new(&cc);
+    let (mut after, mut read, mut truncated) = (0, 0usize, false);
     loop {
         let page = state
             .store
@@ -576,17 +580,18 @@ async fn run_simulate<S: Store>(
             break;
         };
         after = *last;
-        past.extend(
-            page.iter()
-                .filter(|(_, r)| r.kind == "disclosure")
-                .filter_map(|(seq, r)| past_request(*seq, r)),
-        );
-        if past.len() >= MAX_REPLAYED {
+        read += page.len();
+        for (seq, row) in page.iter().filter(|(_, r)| r.kind == "disclosure") {
+            if let Some(r) = past_request(*seq, row) {
+                sim.add(&r);
+            }
+        }
+        if read >= MAX_REPLAYED {
             truncated = true;
             break;
         }
     }
-    let report: SimulationReport = policy::replay::simulate(&cc, &past);
+    let report: SimulationReport = sim.finish();
     note(draft, "version", json!(d.version));
     note(draft, "days", json!(days));
     note(draft, "replayed", json!(report.replayed));
@@ -805,6 +810,10 @@ pub async fn follow_database<S: Store>(store: &S, shared: &Shared) -> Result<boo
         return Ok(false);
     }
     let _one = shared.activation.lock().await;
+    // This instance may have activated it while we waited for the lock.
+    if row.id == shared.policy.load().draft {
+        return Ok(false);
+    }
     let cc = compile_draft(&row).map_err(|e| e.describe().1)?;
     let next = shared
         .builder
@@ -818,11 +827,16 @@ pub async fn follow_database<S: Store>(store: &S, shared: &Shared) -> Result<boo
 /// Reloads the CRL files if they changed: new connections are checked against the new lists,
 /// and open connections of revoked certificates are refused from their next request.
 pub async fn reload_crls(shared: &Shared) -> Result<bool, String> {
+    if !shared.policy.load().crls_changed(&shared.builder.tls) {
+        return Ok(false);
+    }
+    // Under the activation lock, so that a version activated meanwhile is not replaced by a
+    // rebuild of the one before it.
+    let _one = shared.activation.lock().await;
     let current = shared.policy.load_full();
     if !current.crls_changed(&shared.builder.tls) {
         return Ok(false);
     }
-    let _one = shared.activation.lock().await;
     let next = shared
         .builder
         .build(current.covenant.clone(), &current.draft, &shared.secrets)

@@ -27,8 +27,8 @@ pub struct ActivePolicy {
     pub registry: Arc<PartnerRegistry>,
     /// TLS configuration for new connections (client verifier bound to this registry and CRLs).
     pub tls: Arc<rustls::ServerConfig>,
-    /// Serial numbers (hex) on the CRLs: connections opened before a revocation are refused
-    /// from their next request.
+    /// Certificates on the CRLs (`issuer:serial`, hex): connections opened before a revocation
+    /// are refused from their next request.
     pub revoked: HashSet<String>,
     /// The draft this version was activated from.
     pub draft: String,
@@ -100,7 +100,7 @@ fn crl_stamp(files: &[PathBuf]) -> Vec<Option<(std::time::SystemTime, u64)>> {
         .collect()
 }
 
-/// Serial numbers (hex) of every certificate on the CRL files.
+/// Every certificate on the CRL files, as `issuer:serial` (hex).
 fn revoked_serials(files: &[PathBuf]) -> Result<HashSet<String>, String> {
     use rustls::pki_types::CertificateRevocationListDer;
     use rustls::pki_types::pem::PemObject;
@@ -112,8 +112,9 @@ fn revoked_serials(files: &[PathBuf]) -> Result<HashSet<String>, String> {
             let crl = crl.map_err(|e| format!("{}: {e}", path.display()))?;
             let (_, parsed) = x509_parser::parse_x509_crl(crl.as_ref())
                 .map_err(|e| format!("{}: {e}", path.display()))?;
+            let issuer = hex::encode(parsed.issuer().as_raw());
             for r in parsed.iter_revoked_certificates() {
-                out.insert(hex::encode(r.raw_serial()));
+                out.insert(format!("{issuer}:{}", hex::encode(r.raw_serial())));
             }
         }
     }
