@@ -327,6 +327,156 @@ impl Demo {
     }
 }
 
+/// The administrators change the policy while partners use it: a draft that withholds one more
+/// field from the regisseur, simulated on the day's log, refused to its own author, approved by
+/// a second administrator, activated, and rolled back the same way.
+async fn policy_change(
+    d: &mut Demo,
+    src: &str,
+    regisseur: &Actor,
+    case_id: &str,
+    subject_ref: &str,
+) -> anyhow::Result<()> {
+    d.say("Policy change: the administrators withhold one more field from the regisseur");
+    let (b1, b2) = (
+        d.actor("oov", "beheerder-1", "beheerder", "Beheerder 1 (oov)")?,
+        d.actor("oov", "beheerder-2", "beheerder", "Beheerder 2 (oov)")?,
+    );
+    // A field the regisseur received today from a store-backed product, and the rule that
+    // decided it.
+    let c = d.cc.covenant();
+    let (Some(p), Some(r), Some(u)) = (c.partner("rn"), c.role("regisseur"), c.purpose("regie"))
+    else {
+        bail!("the example covenant lacks rn/regisseur/regie");
+    };
+    let (field, rule) = c
+        .fields
+        .iter()
+        .filter(|f| f.qualified.starts_with("politie."))
+        .filter_map(|f| {
+            let dcs = d.cc.decide(p, r, u, c.field(&f.qualified)?);
+            (dcs.class() == policy::OutcomeClass::Disclosed)
+                .then(|| (f.qualified.clone(), dcs.rule_id.clone()))
+        })
+        .next()
+        .context("no disclosed politie field")?;
+    let draft = format!(
+        "{src}\n[[rule]]\nid = \"demo-{name}-niet-naar-rn\"\ndescription = \"Demo: {field} niet meer naar de regisseur van de reclassering.\"\nto = [\"rn\"]\nroles = [\"regisseur\"]\npurposes = [\"regie\"]\nfields = [\"{field}\"]\naction = \"withhold\"\ncode = \"wpg-20\"\nground = \"Wet politiegegevens art. 20\"\noverrides = [\"{rule}\"]\n",
+        name = field.rsplit('.').next().unwrap_or("veld")
+    );
+    let resp = b1
+        .client
+        .post(format!("https://{}/v1/policy/drafts", d.api))
+        .bearer_auth(&b1.token)
+        .header("content-type", "application/toml")
+        .body(draft.clone())
+        .send()
+        .await?;
+    let st = resp.status().as_u16();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    if st != 201 {
+        bail!("the demo draft was refused: {v}");
+    }
+    let id = v["id"].as_str().unwrap_or_default().to_owned();
+    d.note(&format!(
+        "{} submits a draft adding a rule that withholds {field}: draft {id}, version {}; {} decision(s) change.",
+        b1.label, v["version"].as_str().unwrap_or(""), v["diff"]["decision_changes"]
+    ));
+    let (_, sim) = d
+        .call(
+            &b1,
+            reqwest::Method::POST,
+            &format!("/v1/policy/drafts/{id}/simulate"),
+            Some(json!({"days": 1})),
+        )
+        .await?;
+    let rep = &sim["report"];
+    d.note(&format!(
+        "Simulated on today's log: {} request(s) replayed; {} would have come out differently ({} subject(s)), log entries {}.",
+        rep["replayed"], rep["affected_requests"], rep["affected_subjects"], rep["changes"][0]["sequence_numbers"]
+    ));
+    let (st, v) = d
+        .call(
+            &b1,
+            reqwest::Method::POST,
+            &format!("/v1/policy/drafts/{id}/approve"),
+            None,
+        )
+        .await?;
+    d.note(&format!(
+        "{} approves the own draft: REFUSED {st} {}: a second administrator must approve.",
+        b1.label,
+        v["type"]
+            .as_str()
+            .unwrap_or("")
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+    ));
+    let (st1, _) = d
+        .call(
+            &b2,
+            reqwest::Method::POST,
+            &format!("/v1/policy/drafts/{id}/approve"),
+            None,
+        )
+        .await?;
+    let (st2, v) = d
+        .call(
+            &b1,
+            reqwest::Method::POST,
+            &format!("/v1/policy/drafts/{id}/activate"),
+            None,
+        )
+        .await?;
+    d.note(&format!(
+        "{} approves: {st1}; {} activates: {st2}. Active now: {} (requests in flight finished under the previous version).",
+        b2.label, b1.label, v["version"].as_str().unwrap_or("")
+    ));
+    let before = d.cc.clone();
+    if let Ok(cc) = policy::compile_toml(&draft) {
+        d.cc = Arc::new(cc);
+    }
+    d.disclosure(regisseur, "regie", case_id, subject_ref)
+        .await?;
+    // And back, through the same four-eyes path.
+    let old = v["previous_version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (_, rb) = d
+        .call(
+            &b2,
+            reqwest::Method::POST,
+            &format!("/v1/policy/versions/{old}/rollback"),
+            None,
+        )
+        .await?;
+    let rb_id = rb["id"].as_str().unwrap_or_default().to_owned();
+    let (st1, _) = d
+        .call(
+            &b1,
+            reqwest::Method::POST,
+            &format!("/v1/policy/drafts/{rb_id}/approve"),
+            None,
+        )
+        .await?;
+    let (st2, _) = d
+        .call(
+            &b2,
+            reqwest::Method::POST,
+            &format!("/v1/policy/drafts/{rb_id}/activate"),
+            None,
+        )
+        .await?;
+    d.cc = before;
+    d.note(&format!(
+        "Rollback: {} drafts a return to {old} ({rb_id}), {} approves: {st1}, {} activates: {st2}. Every step above is in the log.",
+        b2.label, b1.label, b2.label
+    ));
+    Ok(())
+}
+
 /// A released table as text, suppressed cells as `·`.
 pub fn render_table(t: &Value) -> String {
     let cell = |v: &Value| v.as_u64().map_or_else(|| "·".to_owned(), |n| n.to_string());
@@ -739,6 +889,8 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
             .next()
             .unwrap_or("")
     ));
+
+    policy_change(&mut d, &src, &regisseur, &case_id, &subject_ref).await?;
 
     d.say("The log: a signed checkpoint any partner can keep and check proofs against");
     let resp = regisseur
