@@ -158,10 +158,41 @@ async fn commit_record<S: Store>(state: &AppState<S>, draft: &mut Draft) -> Resu
         })
 }
 
-fn prepare(draft: &mut Draft, req: &Requester, active: &ActivePolicy) {
-    draft.row.staff_id = Some(req.staff_id.clone());
-    if has_role(active, req, ADMIN_ROLE) {
-        draft.row.role = Some(ADMIN_ROLE.into());
+/// One administrator's step: the log record, authentication, the administrator check, the step
+/// itself, and its answer or its recorded refusal.
+#[allow(clippy::too_many_arguments)]
+async fn step<S: Store>(
+    state: &AppState<S>,
+    active: &ActivePolicy,
+    client: &ClientIdentity,
+    txn: &TransactionId,
+    action: &str,
+    target: Option<&str>,
+    auth: Result<Authenticated, ApiError>,
+    status: StatusCode,
+    run: impl AsyncFnOnce(Requester, &mut Draft) -> Result<Value, ApiError>,
+) -> Response {
+    let mut draft = policy_draft_record(state, active, client, txn, action);
+    if let Some(t) = target {
+        note(
+            &mut draft,
+            "draft",
+            json!(t.chars().take(80).collect::<String>()),
+        );
+    }
+    let result = async {
+        let Authenticated(req, _) = auth?;
+        draft.row.staff_id = Some(req.staff_id.clone());
+        if has_role(active, &req, ADMIN_ROLE) {
+            draft.row.role = Some(ADMIN_ROLE.into());
+        }
+        administrator(&state.shared, active, &req)?;
+        run(req, &mut draft).await
+    }
+    .await;
+    match result {
+        Ok(v) => (status, Json(v)).into_response(),
+        Err(e) => refuse(state, draft, e).await,
     }
 }
 
@@ -319,24 +350,28 @@ async fn create_draft<S: Store>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut draft = policy_draft_record(&state, &active, &client, &txn, "draft");
-    match run_create(&state, &active, auth, &headers, &body, &mut draft).await {
-        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
-        Err(e) => refuse(&state, draft, e).await,
-    }
+    step(
+        &state,
+        &active,
+        &client,
+        &txn,
+        "draft",
+        None,
+        auth,
+        StatusCode::CREATED,
+        async |req, draft| run_create(&state, &active, req, &headers, &body, draft).await,
+    )
+    .await
 }
 
 async fn run_create<S: Store>(
     state: &AppState<S>,
     active: &ActivePolicy,
-    auth: Result<Authenticated, ApiError>,
+    req: Requester,
     headers: &HeaderMap,
     body: &Bytes,
     draft: &mut Draft,
 ) -> Result<Value, ApiError> {
-    let Authenticated(req, _) = auth?;
-    prepare(draft, &req, active);
-    administrator(&state.shared, active, &req)?;
     let source = covenant_text(headers, body)?;
     let (cc, keys) = state
         .shared
@@ -400,28 +435,34 @@ async fn rollback<S: Store>(
     auth: Result<Authenticated, ApiError>,
     Path(id): Path<String>,
 ) -> Response {
-    let mut draft = policy_draft_record(&state, &active, &client, &txn, "rollback-draft");
-    note(
-        &mut draft,
-        "restores",
-        json!(id.chars().take(80).collect::<String>()),
-    );
-    match run_rollback(&state, &active, auth, &id, &mut draft).await {
-        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
-        Err(e) => refuse(&state, draft, e).await,
-    }
+    step(
+        &state,
+        &active,
+        &client,
+        &txn,
+        "rollback-draft",
+        None,
+        auth,
+        StatusCode::CREATED,
+        async |req, draft| {
+            note(
+                draft,
+                "restores",
+                json!(id.chars().take(80).collect::<String>()),
+            );
+            run_rollback(&state, &active, req, &id, draft).await
+        },
+    )
+    .await
 }
 
 async fn run_rollback<S: Store>(
     state: &AppState<S>,
     active: &ActivePolicy,
-    auth: Result<Authenticated, ApiError>,
+    req: Requester,
     id: &str,
     draft: &mut Draft,
 ) -> Result<Value, ApiError> {
-    let Authenticated(req, _) = auth?;
-    prepare(draft, &req, active);
-    administrator(&state.shared, active, &req)?;
     // An earlier activated version: by the draft it was activated from, or by its hash among
     // the recent activations (the most recent one with that hash).
     let target = match state.store.policy_draft(id).await? {
@@ -482,16 +523,18 @@ async fn simulate<S: Store>(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let mut draft = policy_draft_record(&state, &active, &client, &txn, "simulate");
-    note(
-        &mut draft,
-        "draft",
-        json!(id.chars().take(80).collect::<String>()),
-    );
-    match run_simulate(&state, &active, auth, &id, &body, &mut draft).await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => refuse(&state, draft, e).await,
-    }
+    step(
+        &state,
+        &active,
+        &client,
+        &txn,
+        "simulate",
+        Some(&id),
+        auth,
+        StatusCode::OK,
+        async |_, draft| run_simulate(&state, &active, &id, &body, draft).await,
+    )
+    .await
 }
 
 /// A logged disclosure as a request to replay.
@@ -538,14 +581,10 @@ fn past_request(seq: i64, row: &crate::store::DisclosureRow) -> Option<PastReque
 async fn run_simulate<S: Store>(
     state: &AppState<S>,
     active: &ActivePolicy,
-    auth: Result<Authenticated, ApiError>,
     id: &str,
     body: &Bytes,
     draft: &mut Draft,
 ) -> Result<Value, ApiError> {
-    let Authenticated(req, _) = auth?;
-    prepare(draft, &req, active);
-    administrator(&state.shared, active, &req)?;
     let days = if body.iter().all(u8::is_ascii_whitespace) {
         DEFAULT_DAYS
     } else {
@@ -623,28 +662,26 @@ async fn approve<S: Store>(
     auth: Result<Authenticated, ApiError>,
     Path(id): Path<String>,
 ) -> Response {
-    let mut draft = policy_draft_record(&state, &active, &client, &txn, "approve");
-    note(
-        &mut draft,
-        "draft",
-        json!(id.chars().take(80).collect::<String>()),
-    );
-    match run_approve(&state, &active, auth, &id, &mut draft).await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => refuse(&state, draft, e).await,
-    }
+    step(
+        &state,
+        &active,
+        &client,
+        &txn,
+        "approve",
+        Some(&id),
+        auth,
+        StatusCode::OK,
+        async |req, draft| run_approve(&state, req, &id, draft).await,
+    )
+    .await
 }
 
 async fn run_approve<S: Store>(
     state: &AppState<S>,
-    active: &ActivePolicy,
-    auth: Result<Authenticated, ApiError>,
+    req: Requester,
     id: &str,
     draft: &mut Draft,
 ) -> Result<Value, ApiError> {
-    let Authenticated(req, _) = auth?;
-    prepare(draft, &req, active);
-    administrator(&state.shared, active, &req)?;
     let d = load_draft(state, id).await?;
     note(draft, "version", json!(d.version));
     if d.status != "draft" {
@@ -688,28 +725,26 @@ async fn activate<S: Store>(
     auth: Result<Authenticated, ApiError>,
     Path(id): Path<String>,
 ) -> Response {
-    let mut draft = policy_draft_record(&state, &active, &client, &txn, "activate");
-    note(
-        &mut draft,
-        "draft",
-        json!(id.chars().take(80).collect::<String>()),
-    );
-    match run_activate(&state, &active, auth, &id, &mut draft).await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => refuse(&state, draft, e).await,
-    }
+    step(
+        &state,
+        &active,
+        &client,
+        &txn,
+        "activate",
+        Some(&id),
+        auth,
+        StatusCode::OK,
+        async |req, draft| run_activate(&state, req, &id, draft).await,
+    )
+    .await
 }
 
 async fn run_activate<S: Store>(
     state: &AppState<S>,
-    active: &ActivePolicy,
-    auth: Result<Authenticated, ApiError>,
+    req: Requester,
     id: &str,
     draft: &mut Draft,
 ) -> Result<Value, ApiError> {
-    let Authenticated(req, _) = auth?;
-    prepare(draft, &req, active);
-    administrator(&state.shared, active, &req)?;
     let shared = &state.shared;
     // One activation at a time on this instance; the database's compare-and-set covers others.
     let _one = shared.activation.lock().await;
