@@ -212,21 +212,13 @@ async fn run<S: Store>(
         if active_row.version != file_policy.version() {
             tracing::warn!(active = %active_row.version, file = %file_policy.version(), "the covenant file differs from the active version in the database; the file only starts an empty database: submit it as a draft (`gateway policy submit`) to change the active version");
         }
-        let keys: crate::lifecycle::KeyMaterial = serde_json::from_str(&active_row.key_material)
-            .context("reading the active version's key material")?;
-        let cc = crate::lifecycle::PolicyBuilder::compile_stored(&active_row.source, &keys)
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "the active policy version {} in the database no longer compiles",
-                    active_row.id
+        let cc =
+            crate::lifecycle::PolicyBuilder::compile_stored(&active_row).with_context(|| {
+                format!(
+                    "the active policy version {} ({}) in the database",
+                    active_row.id, active_row.version
                 )
             })?;
-        anyhow::ensure!(
-            cc.version().as_str() == active_row.version,
-            "the active policy version {} in the database does not compile to its recorded version {}: the database was changed outside the gateway",
-            active_row.id,
-            active_row.version
-        );
         loaded
             .builder
             .build(Arc::new(cc), &active_row.id, &loaded.secrets)

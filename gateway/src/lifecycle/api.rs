@@ -2,7 +2,7 @@
 //! activation, rollback. Every step (and every refusal of one) is an entry in the disclosure
 //! log, written before the step takes effect.
 
-use super::{ActivePolicy, KeyMaterial, PolicyBuilder};
+use super::{ActivePolicy, PolicyBuilder};
 use crate::auth::Requester;
 use crate::disclose::{Draft, refuse};
 use crate::problem::ApiError;
@@ -204,20 +204,12 @@ async fn load_draft<S: Store>(state: &AppState<S>, id: &str) -> Result<PolicyDra
         .ok_or(ApiError::DraftNotFound)
 }
 
-fn keys_of(d: &PolicyDraftRow) -> Result<KeyMaterial, ApiError> {
-    serde_json::from_str(&d.key_material).map_err(|_| ApiError::Internal)
-}
-
-/// Compiles a stored draft and checks it still hashes to its version.
+/// Compiles a stored draft as it was recorded.
 fn compile_draft(d: &PolicyDraftRow) -> Result<CompiledCovenant, ApiError> {
-    let cc = PolicyBuilder::compile_stored(&d.source, &keys_of(d)?)
-        .map_err(|_| ApiError::ActivationFailed("the stored draft no longer compiles".into()))?;
-    if cc.version().as_str() != d.version {
-        return Err(ApiError::ActivationFailed(
-            "the stored draft does not compile to its recorded version".into(),
-        ));
-    }
-    Ok(cc)
+    PolicyBuilder::compile_stored(d).map_err(|e| match e {
+        super::StoredVersionError::KeyMaterial => ApiError::Internal,
+        e => ApiError::ActivationFailed(format!("the stored draft: {e}")),
+    })
 }
 
 // ----- Reading --------------------------------------------------------------------------------

@@ -160,16 +160,23 @@ impl PolicyBuilder {
         Ok((cc, keys))
     }
 
-    /// Compiles a stored version with the key material stored with it.
+    /// Compiles a stored version with the key material stored with it, and checks that it
+    /// still hashes to its recorded version.
     pub fn compile_stored(
-        source: &str,
-        keys: &KeyMaterial,
-    ) -> Result<CompiledCovenant, Diagnostics> {
-        policy::compile_toml_resolving(source, &mut |path| {
+        row: &crate::store::PolicyDraftRow,
+    ) -> Result<CompiledCovenant, StoredVersionError> {
+        let keys: KeyMaterial =
+            serde_json::from_str(&row.key_material).map_err(|_| StoredVersionError::KeyMaterial)?;
+        let cc = policy::compile_toml_resolving(&row.source, &mut |path| {
             keys.get(path)
                 .cloned()
                 .ok_or_else(|| "not in the key material stored with this version".to_owned())
         })
+        .map_err(|_| StoredVersionError::NoLongerCompiles)?;
+        if cc.version().as_str() != row.version {
+            return Err(StoredVersionError::VersionMismatch);
+        }
+        Ok(cc)
     }
 
     /// Loads the registry and TLS configuration for a compiled covenant. Reads the CRL files
@@ -207,6 +214,20 @@ impl PolicyBuilder {
 
 /// Verified tokens kept per version.
 const TOKEN_CACHE_ENTRIES: usize = 100_000;
+
+/// A stored version that cannot be rebuilt as it was recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum StoredVersionError {
+    /// The key material column is not the JSON the gateway wrote.
+    #[error("its stored key material is unreadable")]
+    KeyMaterial,
+    /// The text no longer compiles.
+    #[error("the stored text no longer compiles")]
+    NoLongerCompiles,
+    /// It compiles to another hash: the database was changed outside the gateway.
+    #[error("it does not compile to its recorded version (changed outside the gateway)")]
+    VersionMismatch,
+}
 
 /// The active policy, swapped atomically on activation.
 pub type PolicyCell = arc_swap::ArcSwap<ActivePolicy>;
