@@ -214,6 +214,33 @@ impl Demo {
         Ok((status, v))
     }
 
+    /// One administrator approves a draft, another activates it: both statuses and the
+    /// activation's answer.
+    async fn approve_and_activate(
+        &self,
+        approver: &Actor,
+        activator: &Actor,
+        draft: &str,
+    ) -> anyhow::Result<(u16, u16, Value)> {
+        let (st1, _) = self
+            .call(
+                approver,
+                reqwest::Method::POST,
+                &format!("/v1/policy/drafts/{draft}/approve"),
+                None,
+            )
+            .await?;
+        let (st2, v) = self
+            .call(
+                activator,
+                reqwest::Method::POST,
+                &format!("/v1/policy/drafts/{draft}/activate"),
+                None,
+            )
+            .await?;
+        Ok((st1, st2, v))
+    }
+
     /// Decrypts a payload with the receiving partner's identity, as its system would.
     fn decrypt(&self, partner: &str, armored: &str) -> anyhow::Result<Value> {
         let identity =
@@ -413,22 +440,7 @@ async fn policy_change(
             .next()
             .unwrap_or("")
     ));
-    let (st1, _) = d
-        .call(
-            &b2,
-            reqwest::Method::POST,
-            &format!("/v1/policy/drafts/{id}/approve"),
-            None,
-        )
-        .await?;
-    let (st2, v) = d
-        .call(
-            &b1,
-            reqwest::Method::POST,
-            &format!("/v1/policy/drafts/{id}/activate"),
-            None,
-        )
-        .await?;
+    let (st1, st2, v) = d.approve_and_activate(&b2, &b1, &id).await?;
     d.note(&format!(
         "{} approves: {st1}; {} activates: {st2}. Active now: {} (requests in flight finished under the previous version).",
         b2.label, b1.label, v["version"].as_str().unwrap_or("")
@@ -453,22 +465,7 @@ async fn policy_change(
         )
         .await?;
     let rb_id = rb["id"].as_str().unwrap_or_default().to_owned();
-    let (st1, _) = d
-        .call(
-            &b1,
-            reqwest::Method::POST,
-            &format!("/v1/policy/drafts/{rb_id}/approve"),
-            None,
-        )
-        .await?;
-    let (st2, _) = d
-        .call(
-            &b2,
-            reqwest::Method::POST,
-            &format!("/v1/policy/drafts/{rb_id}/activate"),
-            None,
-        )
-        .await?;
+    let (st1, st2, _) = d.approve_and_activate(&b1, &b2, &rb_id).await?;
     d.cc = before;
     d.note(&format!(
         "Rollback: {} drafts a return to {old} ({rb_id}), {} approves: {st1}, {} activates: {st2}. Every step above is in the log.",

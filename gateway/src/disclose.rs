@@ -781,20 +781,20 @@ async fn run_disclosure<S: Store>(
     .into();
 
     // Fail closed: the record is committed before the answer leaves, or nothing leaves.
-    let row = draft.record();
-    let appended = match state.shared.log.append(row.clone()).await {
+    let appended = match state.shared.log.append(draft.record()).await {
         Ok(a) => a,
         Err(e) => {
             tracing::error!(error = %e, "disclosure record could not be written; nothing disclosed");
             return Err(ApiError::DisclosureLogUnavailable);
         }
     };
+    let row = &draft.row;
     tracing::info!(disclosure = %row.id, seq = appended.seq, outcome = %row.outcome, products = draft.products.len(), "disclosed");
     Ok(DisclosureAnswer {
-        disclosure_id: row.id,
+        disclosure_id: row.id.clone(),
         audit_seq: appended.seq,
         audit_leaf_hash: appended.leaf_hash,
-        policy_version: row.policy_version,
+        policy_version: row.policy_version.clone(),
         recipient: partner_keys.recipient.to_string(),
         payload: armored,
     })

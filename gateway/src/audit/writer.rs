@@ -39,11 +39,11 @@ impl LogWriter {
                         Err(_) => break,
                     }
                 }
-                let rows: Vec<DisclosureRow> = batch.iter().map(|(r, _)| r.clone()).collect();
-                let result = store.append_batch(&rows).await;
-                match result {
+                // The rows move into the batch's insert; no copy of the entries.
+                let (rows, replies): (Vec<DisclosureRow>, Vec<_>) = batch.drain(..).unzip();
+                match store.append_batch(&rows).await {
                     Ok(done) => {
-                        for ((_, reply), (seq, leaf)) in batch.drain(..).zip(done) {
+                        for (reply, (seq, leaf)) in replies.into_iter().zip(done) {
                             let _ = reply.send(Ok(Appended {
                                 seq,
                                 leaf_hash: leaf,
@@ -51,8 +51,8 @@ impl LogWriter {
                         }
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, entries = batch.len(), "disclosure log batch failed");
-                        for (_, reply) in batch.drain(..) {
+                        tracing::error!(error = %e, entries = rows.len(), "disclosure log batch failed");
+                        for reply in replies {
                             let _ = reply.send(Err(e.to_string()));
                         }
                     }

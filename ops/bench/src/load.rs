@@ -36,7 +36,8 @@ pub struct Tls {
 }
 
 impl Tls {
-    fn client(&self, partner: &str) -> anyhow::Result<reqwest::Client> {
+    /// A client presenting `partner`'s certificate (HTTP/1.1, one kept-alive connection).
+    pub fn client(&self, partner: &str) -> anyhow::Result<reqwest::Client> {
         let mut pem = std::fs::read(self.dir.join(format!("{partner}/client.pem")))?;
         pem.extend(std::fs::read(
             self.dir.join(format!("{partner}/client.key")),

@@ -185,20 +185,10 @@ fn bsns() -> impl Iterator<Item = String> {
 
 /// Registers `n` cases with every partner's records and a regisseur each (100 staff ids).
 async fn seed(gw: &Server, tls: &Tls, dir: &Path, n: usize) -> anyhow::Result<Vec<Seeded>> {
-    let c = |p: &str| {
-        let mut pem = std::fs::read(dir.join(format!("{p}/client.pem")))?;
-        pem.extend(std::fs::read(dir.join(format!("{p}/client.key")))?);
-        anyhow::Ok(
-            reqwest::Client::builder()
-                .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&tls.ca)?)?])
-                .identity(reqwest::Identity::from_pem(&pem)?)
-                .build()?,
-        )
-    };
     let records = gateway::demo::records();
     let mut clients = std::collections::HashMap::new();
     for p in ["politie", "oov", "om", "rn", "rvdk", "ggd", "wpi"] {
-        clients.insert(p, c(p)?);
+        clients.insert(p, tls.client(p)?);
     }
     let clients = Arc::new(clients);
     let vp = token(dir, "politie", "vp.bench", "voorportaal")?;
@@ -728,15 +718,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 async fn s1_answer_bytes(gw: &Server, tls: &Tls, r: &Req) -> anyhow::Result<usize> {
-    let mut pem = std::fs::read(tls.dir.join(format!("{}/client.pem", r.partner)))?;
-    pem.extend(std::fs::read(
-        tls.dir.join(format!("{}/client.key", r.partner)),
-    )?);
-    let c = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&tls.ca)?)?])
-        .identity(reqwest::Identity::from_pem(&pem)?)
-        .build()?;
-    let body = c
+    let body = tls
+        .client(&r.partner)?
         .post(format!("{}{}", gw.base, r.path))
         .bearer_auth(&*r.token)
         .header("content-type", "application/json")
