@@ -1,131 +1,201 @@
-//! Throughput of the disclosure log: appends (group commit, by batch size) and `audit verify`.
+//! The disclosure log: appends through the one writer (group commit; batches form from
+//! concurrent requests), `audit verify`, and at 1,000,000 entries an inclusion proof, a
+//! consistency proof, a restart (opening the log) and the art. 15 subject query.
 //!
 //! Run: `cargo bench -p gateway --bench log` (SQLite in a temporary directory; PostgreSQL too when
-//! `GATEWAY_TEST_POSTGRES_URL` is set). Prints a table; asserts nothing about speed.
-#![allow(clippy::expect_used, missing_docs)]
+//! `GATEWAY_TEST_POSTGRES_URL` is set). `GATEWAY_BENCH_LOG_SIZE` changes the large size. Prints a
+//! table; asserts nothing about speed.
+#![expect(
+    clippy::expect_used,
+    reason = "a benchmark binary: a failure is a failed run"
+)]
 
-use gateway::audit::checkpoint::{LogKey, NoteVerifier};
-use gateway::store::{DisclosureRow, Store, postgres::PgStore, sqlite::SqliteStore};
+use gateway::log::checkpoint::LogKey;
+use gateway::log::entry::{Kind, LogEntry, Outcome, ProductStatus, ProductSummary, Start};
+use gateway::log::{Log, LogKeys};
+use gateway::store::{Db, LogFilter};
+use policy::OutcomeClass;
+use std::sync::Arc;
 use std::time::Instant;
 
-fn row(i: usize) -> DisclosureRow {
-    // About the size of a real `regie` record: seven products with their field lists.
-    let products: String = (0..7)
-        .map(|p| format!(r#""product{p}":{{"status":"ok","records":1,"disclosed":[["naam","regie-basis"],["adres","regie-basis"],["telefoon","regie-basis"]],"transformed":[["postcode","regie-politie-locatie"]],"withheld":[["omschrijving","regie-politie-omschrijving"]],"omitted":[]}}"#))
-        .collect::<Vec<_>>()
-        .join(",");
-    let entry = format!(
-        r#"{{"id":"disc-{i:032}","at":"2026-11-22T10:00:00Z","trace_id":"{i:036}","kind":"disclosure","partner":"rn","staff_id":"reg.{}","role":"regisseur","processing_activity":"regie","case_id":"case-{i:032}","data_subject":"{:032x}","products":{{{products}}},"policy_version":"sha256:{:064}","ciphertext_sha256":"{:064}","outcome":"answered","problem":null}}"#,
-        i % 97,
-        i * 7919,
-        0,
-        i
-    );
-    DisclosureRow {
+const ORIGIN: &str = "bench/disclosures";
+
+/// About the size of a real `regie` entry: seven products with their field lists.
+fn entry(i: usize) -> LogEntry {
+    let mut e = LogEntry::new(Start {
         id: format!("disc-{i:032}"),
         at: 1_800_000_000,
-        transaction_id: format!("{i:036}"),
-        kind: "disclosure".into(),
+        trace_id: &format!("{i:036}"),
+        kind: Kind::Disclosure,
         partner: "rn".into(),
-        staff_id: Some(format!("reg.{}", i % 97)),
-        role: Some("regisseur".into()),
-        purpose: Some("regie".into()),
-        case_id: Some(format!("case-{i:032}")),
-        subject_pseudonym: Some(format!("{:032x}", i * 7919)),
-        policy_version: format!("sha256:{:064}", 0),
-        ciphertext_sha256: Some(format!("{i:064}")),
-        outcome: "answered".into(),
-        problem: None,
-        entry,
-        leaf_hash: None,
-        chain_hash: None,
+        policy_version: &format!("sha256:{:064}", 0),
+    });
+    e.staff_id = Some(format!("reg.{}", i % 97));
+    e.role = Some("regisseur".into());
+    e.processing_activity = Some("regie".into());
+    e.case_id = Some(format!("case-{i:032}"));
+    e.data_subject = Some(format!("{:032x}", i * 7919));
+    e.ciphertext_sha256 = Some(format!("{i:064}"));
+    e.outcome = Outcome::Answered;
+    for p in 0..7 {
+        let mut s = ProductSummary::new(ProductStatus::Ok, "politie", 1);
+        for f in ["naam", "adres", "telefoon"] {
+            s.add(OutcomeClass::Disclosed, f, "regie-basis");
+        }
+        s.add(
+            OutcomeClass::Transformed,
+            "postcode",
+            "regie-politie-locatie",
+        );
+        s.add(
+            OutcomeClass::Withheld,
+            "omschrijving",
+            "regie-politie-omschrijving",
+        );
+        e.products.insert(format!("product{p}"), s);
+    }
+    e
+}
+
+fn keys() -> LogKeys {
+    LogKeys {
+        current: LogKey::from_seed(ORIGIN, &[7; 32]).expect("key"),
+        retired: Vec::new(),
     }
 }
 
-async fn appends<S: Store>(name: &str, store: &S, next: &mut usize) {
-    for (batch, total) in [(1usize, 300usize), (8, 2_000), (64, 20_000), (512, 100_000)] {
-        let started = Instant::now();
-        let mut done = 0;
-        while done < total {
-            let rows: Vec<DisclosureRow> = (0..batch).map(|k| row(*next + k)).collect();
-            store.append_batch(&rows).await.expect("append");
-            *next += batch;
-            done += batch;
-        }
-        let secs = started.elapsed().as_secs_f64();
+/// Appends `total` entries from `writers` concurrent appenders (the writer batches what waits).
+async fn grow(log: &Arc<Log>, next: &mut usize, total: usize, writers: usize) -> f64 {
+    let started = Instant::now();
+    let per = total / writers;
+    let base = *next;
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                for k in 0..per {
+                    log.append(entry(base + w * per + k)).await.expect("append");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    *next += per * writers;
+    started.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+async fn bench(name: &str, db: Db, large: usize) {
+    db.migrate().await.expect("migrate");
+    let log = Arc::new(
+        Log::open(db.clone(), keys(), ORIGIN.into())
+            .await
+            .expect("open"),
+    );
+    let mut next = 0;
+    for (writers, total) in [(1usize, 300usize), (8, 2_000), (64, 20_000), (512, 100_000)] {
+        let secs = grow(&log, &mut next, total, writers).await;
         println!(
-            "{name:<10} append   batch {batch:>4}  {total:>7} entries  {:>9.0} entries/s  {:>8.1} commits/s",
-            total as f64 / secs,
-            (total / batch) as f64 / secs
+            "{name:<9} append      {writers:>4} concurrent  {total:>8} entries  {:>9.0} entries/s",
+            total as f64 / secs
         );
     }
-}
+    // Grow to the large size with the widest batches.
+    let more = large.saturating_sub(next).max(512);
+    let secs = grow(&log, &mut next, more, 512).await;
+    println!("{name:<9} grown to {next} entries in {secs:.1} s");
+    log.checkpoint(1_800_000_000).await.expect("checkpoint");
+    let size = i64::try_from(next).expect("size");
 
-async fn verify<S: Store>(name: &str, store: &S) {
-    let key = LogKey::from_seed("bench/disclosures", &[7; 32]).expect("key");
-    let started = Instant::now();
-    let (size, _) = gateway::audit::api::checkpoint_now(
-        store,
-        &Default::default(),
-        &key,
-        "bench/disclosures",
-        1_800_000_000,
-    )
-    .await
-    .expect("checkpoint");
-    let signed = started.elapsed().as_secs_f64();
-    let v = NoteVerifier::from_vkey(&key.vkey()).expect("vkey");
-    let started = Instant::now();
-    let report = gateway::audit::verify::verify(store, &v)
-        .await
-        .expect("verify");
-    let secs = started.elapsed().as_secs_f64();
-    assert!(report.first_bad.is_none(), "{:?}", report.first_bad);
-    println!("{name:<10} checkpoint over {size} entries: {signed:.2} s");
-    println!(
-        "{name:<10} verify   {:>7} entries  {:>9.2} s  {:>12.0} entries/minute",
-        report.entries,
-        secs,
-        report.entries as f64 / secs * 60.0
-    );
-}
-
-/// Grows the log to `target` entries, then times the art. 15 subject report's query (every
-/// entry about one subject, confidential purposes left out) over it.
-async fn subject_report<S: Store>(name: &str, store: &S, next: &mut usize, target: usize) {
-    let started = Instant::now();
-    while *next < target {
-        let rows: Vec<DisclosureRow> = (0..512).map(|k| row(*next + k)).collect();
-        store.append_batch(&rows).await.expect("append");
-        *next += 512;
+    // Inclusion proofs of entries spread over the log, against the latest checkpoint.
+    let mut times = Vec::new();
+    for k in 0..41i64 {
+        let seq = 1 + (k * 24_391) % size;
+        let started = Instant::now();
+        let p = log
+            .inclusion(seq, None, 1_800_000_000)
+            .await
+            .expect("proof");
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(p.tree_size, size);
     }
     println!(
-        "{name:<10} grown to {next} entries in {:.1} s",
-        started.elapsed().as_secs_f64()
+        "{name:<9} inclusion proof at {size} entries: median {:.2} ms, max {:.2} ms (41 proofs)",
+        median(times.clone()),
+        times.iter().copied().fold(0.0, f64::max)
     );
-    // `row` gives subject i*7919 to entry i: one subject per entry; give one subject a history.
+    let mut times = Vec::new();
+    for k in 1..22i64 {
+        let from = (k * 47_111) % size + 1;
+        let started = Instant::now();
+        log.consistency(from, size).await.expect("consistency");
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!(
+        "{name:<9} consistency proof to {size} entries: median {:.2} ms (21 proofs)",
+        median(times)
+    );
+
+    // A restart: open the log again (head and the tree's right edge, no leaves).
+    log.shutdown().await;
+    drop(log);
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let l = Log::open(db.clone(), keys(), ORIGIN.into())
+            .await
+            .expect("reopen");
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        l.shutdown().await;
+    }
+    println!(
+        "{name:<9} restart (open the log) at {size} entries: median {:.2} ms (5 starts)",
+        median(times)
+    );
+
+    // The art. 15 report's query: every answered entry about one subject.
     let mut times = Vec::new();
     for k in 0..21 {
-        let subject = format!("{:032x}", (k * 40_000 + 17) * 7919);
-        let filter = gateway::store::LogFilter {
+        let subject = format!("{:032x}", ((k * 40_000 + 17) % next) * 7919);
+        let filter = LogFilter {
             subject: Some(subject),
-            exclude_purposes: vec!["duiding".into()],
             limit: 1_000,
             ..Default::default()
         };
         let started = Instant::now();
-        let found = store.search(&filter).await.expect("search");
+        let found = db.search(&filter).await.expect("search");
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         assert!(found.len() <= 1);
     }
-    times.sort_by(f64::total_cmp);
     println!(
-        "{name:<10} subject report over {next} entries: median {:.2} ms, max {:.2} ms (21 subjects)",
-        times[10], times[20]
+        "{name:<9} subject query over {size} entries: median {:.2} ms (21 subjects)",
+        median(times)
+    );
+
+    let started = Instant::now();
+    let report = gateway::log::verify::verify(&db, &keys().key_set().expect("keys"), |_| {})
+        .await
+        .expect("verify");
+    let secs = started.elapsed().as_secs_f64();
+    assert!(report.first_bad.is_none(), "{:?}", report.first_bad);
+    println!(
+        "{name:<9} verify      {:>8} entries  {secs:>9.2} s  {:>12.0} entries/minute",
+        report.entries,
+        report.entries as f64 / secs * 60.0
     );
 }
 
 fn main() {
+    let large: usize = std::env::var("GATEWAY_BENCH_LOG_SIZE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -133,36 +203,24 @@ fn main() {
     rt.block_on(async {
         let dir = std::env::temp_dir().join(format!("gateway-bench-log-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
-        let store = SqliteStore::connect(&format!("sqlite://{}", dir.join("log.db").display()))
+        let db = Db::connect(&format!("sqlite://{}", dir.join("log.db").display()))
             .await
             .expect("sqlite");
-        store.migrate().await.expect("migrate");
-        let mut next = 0;
-        appends("sqlite", &store, &mut next).await;
-        verify("sqlite", &store).await;
-        subject_report("sqlite", &store, &mut next, 1_000_000).await;
+        bench("sqlite", db, large).await;
         let _ = std::fs::remove_dir_all(&dir);
         if let Ok(admin) = std::env::var("GATEWAY_TEST_POSTGRES_URL") {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&admin).await.expect("pg");
-            sqlx::query("DROP DATABASE IF EXISTS gateway_bench_log")
-                .execute(&mut c)
+            let root = Db::connect(&admin).await.expect("pg");
+            root.execute_unchecked("DROP DATABASE IF EXISTS gateway_bench_log")
                 .await
                 .expect("drop");
-            sqlx::query("CREATE DATABASE gateway_bench_log")
-                .execute(&mut c)
+            root.execute_unchecked("CREATE DATABASE gateway_bench_log")
                 .await
                 .expect("create");
             let url = format!(
                 "{}/gateway_bench_log",
                 admin.rsplit_once('/').map_or(admin.as_str(), |x| x.0)
             );
-            let store = PgStore::connect(&url).await.expect("pg");
-            store.migrate().await.expect("migrate");
-            let mut next = 0;
-            appends("postgres", &store, &mut next).await;
-            verify("postgres", &store).await;
-            subject_report("postgres", &store, &mut next, 1_000_000).await;
+            bench("postgres", Db::connect(&url).await.expect("pg"), large).await;
         }
     });
 }

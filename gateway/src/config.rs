@@ -196,6 +196,23 @@ pub struct SecretsConfig {
     pub pseudonym_key_file: PathBuf,
     /// Ed25519 seed (32 bytes, hex) of the key that signs log checkpoints.
     pub log_key_file: PathBuf,
+    /// The verifier keys (`vkey`, one per line) of log keys retired by `gateway audit
+    /// rotate-key`, so that their checkpoints still verify. Default: `log-retired.vkeys` beside
+    /// the log key file (it need not exist).
+    #[serde(default)]
+    pub retired_log_vkeys_file: Option<PathBuf>,
+}
+
+impl SecretsConfig {
+    /// Where the retired log keys are listed.
+    pub fn retired_log_vkeys(&self) -> PathBuf {
+        self.retired_log_vkeys_file.clone().unwrap_or_else(|| {
+            self.log_key_file
+                .parent()
+                .map(|d| d.join("log-retired.vkeys"))
+                .unwrap_or_else(|| PathBuf::from("log-retired.vkeys"))
+        })
+    }
 }
 
 /// `[limits]`.
@@ -388,6 +405,9 @@ impl Config {
         abs(&mut self.secrets.storage_identity_file);
         abs(&mut self.secrets.pseudonym_key_file);
         abs(&mut self.secrets.log_key_file);
+        if let Some(p) = self.secrets.retired_log_vkeys_file.as_mut() {
+            abs(p);
+        }
         // A relative SQLite path is relative to the configuration too.
         if let Some(rest) = self.database_url.strip_prefix("sqlite://") {
             let p = Path::new(rest.split('?').next().unwrap_or(rest));

@@ -2,23 +2,22 @@
 //! certificate-bound tokens, the case register, SQLite and PostgreSQL storage, the example PKI,
 //! configuration and the command line.
 
-pub mod aggregates;
-pub mod audit;
+pub mod app;
 pub mod auth;
 pub mod cache;
-pub mod cases;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod demo;
-pub mod disclose;
+pub mod http;
 pub mod lifecycle;
+pub mod log;
 pub mod pki;
 pub mod problem;
 pub mod registry;
 pub mod runtime;
-pub mod server;
+pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

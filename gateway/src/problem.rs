@@ -196,6 +196,10 @@ pub enum ApiError {
     Internal,
 }
 
+/// The problem type of a refusal, on the response (for the pipeline, which records refusals).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProblemType(pub String);
+
 /// The problem document.
 #[derive(Debug, Serialize)]
 pub struct Problem {
@@ -313,7 +317,7 @@ impl ApiError {
                 "Not a check purpose",
                 format!(
                     "A check answers only under purpose `{}`, not `{u}`; for content use /v1/disclosures with a case.",
-                    crate::disclose::CHECK_PURPOSE
+                    crate::service::checks::CHECK_PURPOSE
                 ),
             ),
             PurposeAggregateOnly(u) => ("Aggregate-level purpose", format!("Purpose `{u}` releases phenomenon-level figures only, never case-level data; use /v1/aggregates.")),
@@ -376,8 +380,16 @@ impl IntoResponse for ApiError {
         let status = self.status();
         // The type, never the detail: details may echo request content.
         tracing::info!(problem = %self.slug(), status = status.as_u16(), "refused");
-        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let slug = self.slug();
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_else(|_| {
+            format!(
+                r#"{{"type":"{TYPE_BASE}{slug}","status":{}}}"#,
+                status.as_u16()
+            )
+            .into_bytes()
+        });
         let mut resp = (status, body).into_response();
+        resp.extensions_mut().insert(ProblemType(slug));
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

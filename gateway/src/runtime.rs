@@ -35,22 +35,45 @@ pub struct Loaded {
     /// Whether the CA is the example PKI.
     pub example_pki: bool,
     /// Upstream sources.
-    pub upstream: crate::disclose::Upstream,
-    /// The checkpoint-signing key.
-    pub log_key: Arc<crate::audit::checkpoint::LogKey>,
+    pub upstream: crate::service::sources::Upstream,
+    /// The checkpoint-signing key and the retired ones.
+    pub log_keys: crate::log::LogKeys,
     /// The log's origin (and key name): `<gateway_id>/disclosures`.
     pub log_origin: String,
 }
 
 /// Reads the checkpoint-signing key (a hex Ed25519 seed) for `origin`.
-pub fn load_log_key(path: &Path, origin: &str) -> Result<crate::audit::checkpoint::LogKey, String> {
+pub fn load_log_key(path: &Path, origin: &str) -> Result<crate::log::checkpoint::LogKey, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("secrets.log_key_file = {}: {e}", path.display()))?;
     let seed = hex::decode(text.trim())
         .ok()
         .filter(|s| s.len() == 32)
         .ok_or_else(|| format!("secrets.log_key_file = {}: expected 32 bytes as hex; make one with `openssl rand -hex 32`", path.display()))?;
-    crate::audit::checkpoint::LogKey::from_seed(origin, &seed).map_err(|e| e.to_string())
+    crate::log::checkpoint::LogKey::from_seed(origin, &seed).map_err(|e| e.to_string())
+}
+
+/// The log's keys: the current signing key and the retired verifier keys (if that file exists).
+pub fn load_log_keys(
+    secrets: &crate::config::SecretsConfig,
+    origin: &str,
+) -> Result<crate::log::LogKeys, String> {
+    let current = load_log_key(&secrets.log_key_file, origin)?;
+    let path = secrets.retired_log_vkeys();
+    let retired = match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                crate::log::checkpoint::NoteVerifier::from_vkey(l)
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    Ok(crate::log::LogKeys { current, retired })
 }
 
 /// The upstream sources of the configuration, with the HTTPS client that calls them.
@@ -58,9 +81,9 @@ fn upstream(
     cfg: &Config,
     covenant: &CompiledCovenant,
     problems: &mut Vec<String>,
-) -> Option<crate::disclose::Upstream> {
+) -> Option<crate::service::sources::Upstream> {
     if cfg.sources.is_empty() {
-        return Some(crate::disclose::Upstream::none());
+        return Some(crate::service::sources::Upstream::none());
     }
     let mut sources = std::collections::HashMap::new();
     for src in &cfg.sources {
@@ -108,7 +131,7 @@ fn upstream(
         .build()
         .map_err(|e| problems.push(format!("upstream HTTPS client: {e}")))
         .ok()?;
-    Some(crate::disclose::Upstream::new(client, sources))
+    Some(crate::service::sources::Upstream::new(client, sources))
 }
 
 /// Whether the CA certificate is the example PKI's.
@@ -217,7 +240,7 @@ pub fn load(cfg: &Config, allow_example_pki: bool) -> Result<Loaded, Vec<String>
         .as_ref()
         .and_then(|cc| upstream(cfg, cc, &mut problems));
     let log_origin = format!("{}/disclosures", cfg.gateway_id);
-    let log_key = load_log_key(&cfg.secrets.log_key_file, &log_origin)
+    let log_key = load_log_keys(&cfg.secrets, &log_origin)
         .map_err(|e| problems.push(e))
         .ok();
     let example_pki = is_example_pki(&cfg.tls.ca);
@@ -248,7 +271,7 @@ pub fn load(cfg: &Config, allow_example_pki: bool) -> Result<Loaded, Vec<String>
             Some(log_key),
         ) if problems.is_empty() => Ok(Loaded {
             upstream,
-            log_key: Arc::new(log_key),
+            log_keys: log_key,
             log_origin,
             file_policy,
             covenant_source,

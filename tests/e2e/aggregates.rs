@@ -193,7 +193,7 @@ async fn the_monitor_gets_protected_frozen_figures_and_peers_only_theirs() {
         .await
         .unwrap();
     let rows: Vec<(String, Option<String>, Option<String>, String)> =
-        sqlx::query_as("SELECT partner, purpose, subject_pseudonym, outcome FROM disclosures WHERE kind = 'aggregate'").fetch_all(&mut conn).await.unwrap();
+        sqlx::query_as("SELECT partner, purpose, subject_pseudonym, outcome FROM log_records WHERE kind = 'aggregate'").fetch_all(&mut conn).await.unwrap();
     assert!(rows.contains(&(
         "oov".into(),
         Some("monitor".into()),

@@ -2,8 +2,8 @@
 //! `gateway audit verify` finding every kind of tampering, on SQLite and PostgreSQL.
 
 use crate::helpers::*;
-use gateway::audit::checkpoint::{Checkpoint, LogKey, NoteVerifier};
-use gateway::audit::merkle::{Hash, verify_consistency, verify_inclusion};
+use gateway::log::checkpoint::{Checkpoint, LogKey, NoteVerifier};
+use gateway::log::merkle::{Hash, verify_consistency, verify_inclusion};
 use serde_json::{Value, json};
 
 fn log_key() -> LogKey {
@@ -24,12 +24,15 @@ fn h(s: &str) -> Hash {
 /// with one entry of its own: the activation of its first policy version.
 async fn entries(gw: &Gateway, n: usize) -> Vec<Value> {
     let c = client("oov");
-    let t = token("oov", "map.1", &["melder-intake"]);
+    // Several staff ids, so that a long run stays under the per-staff rate limit.
+    let tokens: Vec<String> = (0..10)
+        .map(|i| token("oov", &format!("map.{i}"), &["melder-intake"]))
+        .collect();
     let mut out = Vec::new();
-    for _ in 0..n {
+    for i in 0..n {
         let r = c
             .post(gw.url("/v1/checks"))
-            .bearer_auth(&t)
+            .bearer_auth(&tokens[i % tokens.len()])
             .json(&json!({"subject": {"bsn": "111222333"}, "purpose": "aanpak-check"}))
             .send()
             .await
@@ -158,8 +161,9 @@ async fn disclosure_answers_carry_their_sequence_number_and_leaf_hash() {
         .json()
         .await
         .unwrap();
-    assert_eq!(a["audit_seq"], 3);
-    let p = get(&gw, "/v1/audit/proof/3").await;
+    // 1 bootstrap, 2 the check, 3 the case registered, 4 its status changed, 5 the disclosure.
+    assert_eq!(a["audit_seq"], 5);
+    let p = get(&gw, "/v1/audit/proof/5").await;
     assert_eq!(p["leaf_hash"], a["audit_leaf_hash"]);
 }
 
@@ -190,23 +194,80 @@ fn verify_cli(database_url: &str, vkey: Option<&std::path::Path>) -> (i32, Strin
 
 enum Db {
     Sqlite,
-    Postgres(String),
+    Postgres,
 }
 
 async fn exec(url: &str, sql: &str) {
+    let db = gateway::store::Db::connect(url).await.unwrap();
+    db.execute_unchecked(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Lifts the append-only guards, as someone with the database's owner rights could.
+async fn unguard(url: &str) {
+    if url.starts_with("sqlite:") {
+        let db = gateway::store::Db::connect(url).await.unwrap();
+        for t in [
+            "log_leaves_append_only_u",
+            "log_leaves_append_only_d",
+            "log_records_append_only_u",
+            "log_records_append_only_d",
+            "log_products_append_only_u",
+            "log_products_append_only_d",
+            "log_nodes_append_only_u",
+            "log_nodes_append_only_d",
+            "log_checkpoints_append_only_u",
+            "log_checkpoints_append_only_d",
+            "log_tree_head_only_grows",
+            "log_tree_head_append_only_d",
+        ] {
+            db.execute_unchecked(&format!("DROP TRIGGER IF EXISTS {t}"))
+                .await
+                .unwrap();
+        }
+    } else {
+        for t in [
+            "log_leaves",
+            "log_records",
+            "log_products",
+            "log_nodes",
+            "log_checkpoints",
+            "log_tree_head",
+        ] {
+            exec(url, &format!("ALTER TABLE {t} DISABLE TRIGGER ALL")).await;
+        }
+    }
+}
+
+/// Runs tampering SQL with the guards lifted (and SQLite's foreign keys off for it).
+async fn tamper(url: &str, sql: &str) {
+    unguard(url).await;
+    if url.starts_with("sqlite:") {
+        exec(url, &format!("PRAGMA foreign_keys = OFF; {sql}")).await;
+    } else {
+        exec(url, sql).await;
+    }
+}
+
+async fn scalar(url: &str, sql: &str) -> String {
+    let db = gateway::store::Db::connect(url).await.unwrap();
+    let _ = &db;
     use sqlx::Connection;
     if url.starts_with("sqlite:") {
         let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut c)
+        let v: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut c)
             .await
             .unwrap();
+        v.unwrap_or_default()
     } else {
         let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut c)
+        let v: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut c)
             .await
             .unwrap();
+        v.unwrap_or_default()
     }
 }
 
@@ -214,66 +275,162 @@ async fn exec(url: &str, sql: &str) {
 async fn six(db: &Db) -> Gateway {
     let gw = match db {
         Db::Sqlite => Gateway::start(),
-        Db::Postgres(admin) => {
-            let _ = admin;
-            Gateway::start_with(&postgres_database().await.unwrap(), &[])
-        }
+        Db::Postgres => Gateway::start_with(&postgres_database().await.unwrap(), &[]),
     };
     entries(&gw, 5).await;
     checkpoint(&gw).await;
     let (code, out) = verify_cli(&gw.database_url, None);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("OK: 6 entries and 1 checkpoints verified"),
+        out.contains("OK: 6 entries, 0 tree nodes and 1 checkpoints verified"),
         "{out}"
     );
     gw
 }
 
+fn fails(out: &(i32, String), want: &str) {
+    assert_eq!(out.0, 1, "{}", out.1);
+    assert!(out.1.contains(want), "wanted `{want}` in:\n{}", out.1);
+}
+
 async fn tamper_suite(db: Db) {
     // Changed: one byte of entry 3.
     let gw = six(&db).await;
-    exec(&gw.database_url, "UPDATE disclosures SET entry = replace(entry, '\"answered\"', '\"answereD\"') WHERE seq = 3").await;
-    let (code, out) = verify_cli(&gw.database_url, None);
-    assert_eq!(code, 1);
-    assert!(
-        out.contains("FAILED at sequence number 3: entry 3 was changed"),
-        "{out}"
+    let url = &gw.database_url;
+    tamper(url, "UPDATE log_records SET entry = replace(entry, '\"answered\"', '\"answereD\"') WHERE seq = 3").await;
+    fails(
+        &verify_cli(url, None),
+        "FAILED at sequence number 3: entry 3 was changed",
     );
+
+    // Every searchable column is checked against its entry, and named.
+    let gw = six(&db).await;
+    let url = &gw.database_url;
+    for (col, value) in [
+        ("id", "'disc-x'"),
+        ("at", "at + 1"),
+        ("trace_id", "'t-x'"),
+        ("kind", "'disclosure'"),
+        ("partner", "'rn'"),
+        ("staff_id", "'someone'"),
+        ("role", "'regisseur'"),
+        ("purpose", "'regie'"),
+        ("case_id", "'case-x'"),
+        ("subject_pseudonym", "'p-other'"),
+        ("policy_version", "'v-x'"),
+        ("outcome", "'refused'"),
+        ("problem", "'x'"),
+    ] {
+        let before = scalar(
+            url,
+            &format!("SELECT CAST({col} AS TEXT) FROM log_records WHERE seq = 4"),
+        )
+        .await;
+        tamper(
+            url,
+            &format!("UPDATE log_records SET {col} = {value} WHERE seq = 4"),
+        )
+        .await;
+        fails(
+            &verify_cli(url, None),
+            &format!(
+                "FAILED at sequence number 4: entry 4's stored column `{col}` does not match the entry"
+            ),
+        );
+        let restore = if before.is_empty() {
+            "NULL".to_owned()
+        } else if col == "at" {
+            before.clone()
+        } else {
+            format!("'{}'", before.replace('\'', "''"))
+        };
+        tamper(
+            url,
+            &format!("UPDATE log_records SET {col} = {restore} WHERE seq = 4"),
+        )
+        .await;
+    }
+    let (code, out) = verify_cli(url, None);
+    assert_eq!(code, 0, "restored: {out}");
 
     // Removed: entry 4.
     let gw = six(&db).await;
-    exec(&gw.database_url, "DELETE FROM disclosures WHERE seq = 4").await;
-    let (code, out) = verify_cli(&gw.database_url, None);
-    assert_eq!(code, 1);
-    assert!(
-        out.contains("FAILED at sequence number 4: entry 4 is missing"),
-        "{out}"
+    let url = &gw.database_url;
+    tamper(url, "DELETE FROM log_products WHERE seq = 4; DELETE FROM log_records WHERE seq = 4; DELETE FROM log_leaves WHERE seq = 4").await;
+    fails(
+        &verify_cli(url, None),
+        "FAILED at sequence number 4: entry 4 is missing",
+    );
+    // Its content removed, its hashes kept.
+    let gw = six(&db).await;
+    let url = &gw.database_url;
+    tamper(url, "DELETE FROM log_records WHERE seq = 2").await;
+    fails(
+        &verify_cli(url, None),
+        "FAILED at sequence number 2: entry 2's content was removed",
     );
 
     // Reordered: entries 2 and 5 swap places, each with its own hashes.
     let gw = six(&db).await;
-    exec(&gw.database_url, "UPDATE disclosures SET seq = -2 WHERE seq = 2; UPDATE disclosures SET seq = 2 WHERE seq = 5; UPDATE disclosures SET seq = 5 WHERE seq = -2").await;
-    let (code, out) = verify_cli(&gw.database_url, None);
-    assert_eq!(code, 1);
-    assert!(
-        out.contains("FAILED at sequence number 2: entry 2 does not follow entry 1"),
-        "{out}"
+    let url = &gw.database_url;
+    tamper(url, "UPDATE log_records SET seq = -2 WHERE seq = 2; UPDATE log_leaves SET seq = -2 WHERE seq = 2; \
+                 UPDATE log_records SET seq = 2 WHERE seq = 5; UPDATE log_leaves SET seq = 2 WHERE seq = 5; \
+                 UPDATE log_records SET seq = 5 WHERE seq = -2; UPDATE log_leaves SET seq = 5 WHERE seq = -2").await;
+    fails(
+        &verify_cli(url, None),
+        "FAILED at sequence number 2: entry 2 does not follow entry 1",
     );
 
     // Inserted: a forged entry at 4, the rest shifted up, the head adjusted.
     let gw = six(&db).await;
-    exec(
-        &gw.database_url,
-        "UPDATE disclosures SET seq = seq + 100 WHERE seq >= 4; UPDATE disclosures SET seq = seq - 99 WHERE seq >= 100; \
-         INSERT INTO disclosures (seq, id, at, transaction_id, kind, partner, policy_version, outcome, entry, leaf_hash, chain_hash) \
-           SELECT 4, 'disc-forged', at, transaction_id, kind, partner, policy_version, outcome, replace(entry, id, 'disc-forged'), leaf_hash, chain_hash FROM disclosures WHERE seq = 3; \
-         UPDATE log_head SET size = 7",
+    let url = &gw.database_url;
+    tamper(
+        url,
+        "UPDATE log_records SET seq = seq + 100 WHERE seq >= 4; UPDATE log_leaves SET seq = seq + 100 WHERE seq >= 4; \
+         UPDATE log_records SET seq = seq - 99 WHERE seq >= 100; UPDATE log_leaves SET seq = seq - 99 WHERE seq >= 100; \
+         INSERT INTO log_leaves (seq, leaf_hash, chain_hash) SELECT 4, leaf_hash, chain_hash FROM log_leaves WHERE seq = 3; \
+         INSERT INTO log_records (seq, entry, id, at, trace_id, kind, partner, staff_id, role, purpose, case_id, subject_pseudonym, policy_version, outcome, problem) \
+           SELECT 4, replace(entry, id, 'disc-forged'), 'disc-forged', at, trace_id, kind, partner, staff_id, role, purpose, case_id, subject_pseudonym, policy_version, outcome, problem FROM log_records WHERE seq = 3; \
+         UPDATE log_tree_head SET size = 7",
     )
     .await;
-    let (code, out) = verify_cli(&gw.database_url, None);
-    assert_eq!(code, 1);
-    assert!(out.contains("FAILED at sequence number 4"), "{out}");
+    fails(&verify_cli(url, None), "FAILED at sequence number 4");
+
+    // The side table: a product row removed, one added, an owner changed.
+    let gw = six(&db).await;
+    let url = &gw.database_url;
+    tamper(
+        url,
+        "INSERT INTO log_products (seq, product, owner) VALUES (3, 'ggd.screening', 'ggd')",
+    )
+    .await;
+    fails(
+        &verify_cli(url, None),
+        "FAILED at sequence number 3: entry 3's products in log_products do not match",
+    );
+
+    // The head: its size, chain hash and root.
+    let gw = six(&db).await;
+    let url = &gw.database_url;
+    tamper(url, "UPDATE log_tree_head SET root = chain_hash").await;
+    fails(
+        &verify_cli(url, None),
+        "the log head's tree root does not match the entries",
+    );
+    let gw = six(&db).await;
+    let url = &gw.database_url;
+    tamper(url, "UPDATE log_tree_head SET chain_hash = root").await;
+    fails(
+        &verify_cli(url, None),
+        "the log head's chain hash does not match the last entry",
+    );
+    let gw = six(&db).await;
+    let url = &gw.database_url;
+    tamper(url, "UPDATE log_tree_head SET size = 5").await;
+    fails(
+        &verify_cli(url, None),
+        "the log head counts 5 entries but 6 were found",
+    );
 
     // A checkpoint signed with another key is rejected.
     let gw = six(&db).await;
@@ -283,24 +440,51 @@ async fn tamper_suite(db: Db) {
         size: 6,
         root: [1; 32],
     });
-    exec(
+    tamper(
         &gw.database_url,
         &format!(
-            "UPDATE checkpoints SET note = '{}' WHERE size = 6",
+            "UPDATE log_checkpoints SET note = '{}' WHERE size = 6",
             forged.replace('\'', "''")
         ),
     )
     .await;
-    let (code, out) = verify_cli(&gw.database_url, None);
-    assert_eq!(code, 1);
-    assert!(out.contains("FAILED at sequence number 6: checkpoint at size 6: checkpoint not signed by the log key"), "{out}");
+    fails(
+        &verify_cli(&gw.database_url, None),
+        "FAILED at sequence number 6: checkpoint at size 6: checkpoint not signed by the log key",
+    );
     // And an intact log checked against another key's vkey fails too.
     let gw = six(&db).await;
     let vkey = std::env::temp_dir().join(format!("gateway-e2e-other-vkey-{}", std::process::id()));
     std::fs::write(&vkey, other.vkey()).unwrap();
-    let (code, out) = verify_cli(&gw.database_url, Some(&vkey));
-    assert_eq!(code, 1, "{out}");
-    assert!(out.contains("not signed by the log key"), "{out}");
+    fails(
+        &verify_cli(&gw.database_url, Some(&vkey)),
+        "not signed by the log key",
+    );
+
+    // The stored tree: past 256 entries its first node exists; changed, removed or added, it shows.
+    let gw = six(&db).await;
+    entries(&gw, 252).await;
+    let url = &gw.database_url;
+    let (code, out) = verify_cli(url, None);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("258 entries, 1 tree nodes"), "{out}");
+    tamper(url, "INSERT INTO log_nodes (height, idx, hash) SELECT 8, 5, leaf_hash FROM log_leaves WHERE seq = 1").await;
+    fails(
+        &verify_cli(url, None),
+        "the stored tree has a node at height 8, index 5 that covers entries not in the log",
+    );
+    tamper(url, "DELETE FROM log_nodes WHERE idx = 5").await;
+    assert_eq!(verify_cli(url, None).0, 0);
+    tamper(url, "UPDATE log_nodes SET hash = (SELECT leaf_hash FROM log_leaves WHERE seq = 1) WHERE height = 8 AND idx = 0").await;
+    fails(
+        &verify_cli(url, None),
+        "the stored tree node at height 8, index 0 was changed",
+    );
+    tamper(url, "DELETE FROM log_nodes").await;
+    fails(
+        &verify_cli(url, None),
+        "the stored tree node at height 8, index 0 is missing",
+    );
 }
 
 #[tokio::test]
@@ -313,7 +497,7 @@ async fn audit_verify_finds_every_tampering_on_postgres() {
     let Some(_) = postgres_database().await else {
         return;
     };
-    tamper_suite(Db::Postgres(String::new())).await;
+    tamper_suite(Db::Postgres).await;
 }
 
 async fn officer_get(gw: &Gateway, partner: &str, path: &str) -> (u16, String) {
@@ -387,7 +571,12 @@ async fn privacy_officers_search_the_log_and_report_to_the_subject() {
     assert_eq!(ask("oov", "reg.smit", "regisseur", "regie").await, 403);
 
     // The programme's officer sees everything about the person, refusals included.
-    let (s, body) = officer_get(&gw, "oov", &format!("/v1/audit/disclosures?subject={bsn}")).await;
+    let (s, body) = officer_get(
+        &gw,
+        "oov",
+        &format!("/v1/audit/disclosures?subject={bsn}&kind=disclosure"),
+    )
+    .await;
     assert_eq!(s, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     let items = v["items"].as_array().unwrap();
@@ -407,6 +596,30 @@ async fn privacy_officers_search_the_log_and_report_to_the_subject() {
             ("politie", "duiding", "answered"),
             ("rn", "regie", "answered"),
             ("oov", "regie", "refused")
+        ]
+    );
+    // Every entry about the person: the case registered and changed, the deposit, the
+    // disclosures and the refusal.
+    let (_, body) = officer_get(&gw, "oov", &format!("/v1/audit/disclosures?subject={bsn}")).await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let kinds: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    // ... and the officer's own search for the person, a moment ago.
+    assert_eq!(
+        kinds,
+        vec![
+            "case-change",
+            "case-change",
+            "deposit",
+            "disclosure",
+            "case-change",
+            "disclosure",
+            "disclosure",
+            "audit-query"
         ]
     );
     assert!(
@@ -448,8 +661,8 @@ async fn privacy_officers_search_the_log_and_report_to_the_subject() {
         .unwrap()
         .len();
     assert_eq!(
-        rn_items, 2,
-        "rn's own regie request and the duiding that included rn.toezicht: {body}"
+        rn_items, 3,
+        "rn's own deposit and regie request, and the duiding that included rn.toezicht: {body}"
     );
     let (_, body) = officer_get(
         &gw,
@@ -514,7 +727,7 @@ async fn privacy_officers_search_the_log_and_report_to_the_subject() {
         .await
         .unwrap();
     let queries: Vec<(String, Option<String>, String)> = sqlx::query_as(
-        "SELECT partner, subject_pseudonym, entry FROM disclosures WHERE kind = 'audit-query'",
+        "SELECT partner, subject_pseudonym, entry FROM log_records WHERE kind = 'audit-query'",
     )
     .fetch_all(&mut conn)
     .await
@@ -593,7 +806,7 @@ async fn an_export_verifies_offline_with_its_proofs_and_tampering_shows() {
     let (code, text) = verify(&file);
     assert_eq!(code, Some(0), "{text}");
     assert!(
-        text.contains("OK: 6 entries and 1 checkpoints verified, 6 inclusion proofs"),
+        text.contains("OK: 6 entries, 0 tree nodes and 1 checkpoints verified, 6 inclusion proofs"),
         "{text}"
     );
     // One byte of entry 5 changed in the export.

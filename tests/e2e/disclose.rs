@@ -161,7 +161,7 @@ async fn log_rows(gw: &Gateway) -> Vec<(String, Option<String>, Option<String>, 
         .await
         .unwrap();
     sqlx::query_as(
-        "SELECT outcome, problem, purpose, ciphertext_sha256 FROM disclosures WHERE kind <> 'policy' ORDER BY seq",
+        "SELECT outcome, problem, purpose, json_extract(entry, '$.ciphertext_sha256') FROM log_records WHERE kind IN ('disclosure', 'check') ORDER BY seq",
     )
     .fetch_all(&mut conn)
     .await
@@ -549,7 +549,7 @@ async fn every_purpose_and_relation_allowed_and_refused_with_transforms_as_recei
         let mut conn = sqlx::SqliteConnection::connect(&gw.database_url)
             .await
             .unwrap();
-        sqlx::query_as("SELECT entry FROM disclosures")
+        sqlx::query_as("SELECT entry FROM log_records")
             .fetch_all(&mut conn)
             .await
             .unwrap()
@@ -649,7 +649,7 @@ async fn when_the_log_cannot_be_written_nothing_is_disclosed() {
     let mut conn = sqlx::SqliteConnection::connect(&gw.database_url)
         .await
         .unwrap();
-    sqlx::query("CREATE TRIGGER log_unwritable BEFORE INSERT ON disclosures BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    sqlx::query("CREATE TRIGGER log_unwritable BEFORE INSERT ON log_records BEGIN SELECT RAISE(ABORT, 'disk full'); END")
         .execute(&mut conn)
         .await
         .unwrap();

@@ -349,7 +349,7 @@ async fn draft_simulate_four_eyes_activate_under_load_and_roll_back() {
         .await
         .unwrap();
     let steps: Vec<(String, Option<String>, String)> = sqlx::query_as(
-        "SELECT outcome, problem, entry FROM disclosures WHERE kind = 'policy' ORDER BY seq",
+        "SELECT outcome, problem, entry FROM log_records WHERE kind = 'policy' ORDER BY seq",
     )
     .fetch_all(&mut conn)
     .await
@@ -467,7 +467,7 @@ async fn a_revoked_certificate_is_refused_without_a_restart_even_on_an_open_conn
         .await
         .unwrap();
     let rows: Vec<(String, Option<String>)> =
-        sqlx::query_as("SELECT entry, problem FROM disclosures ORDER BY seq")
+        sqlx::query_as("SELECT entry, problem FROM log_records ORDER BY seq")
             .fetch_all(&mut conn)
             .await
             .unwrap();

@@ -1,22 +1,27 @@
-//! `gateway audit verify|vkey`.
+//! `gateway audit verify|export|report|vkey|rotate-key`.
 
-use crate::audit::checkpoint::NoteVerifier;
 use crate::config::Config;
-use crate::store::{Backend, Store, postgres::PgStore, sqlite::SqliteStore};
+use crate::log::checkpoint::{KeySet, LogKey};
+use crate::log::merkle::{Hash, Levels};
+use crate::log::verify::{ExportLine, Report};
+use crate::store::Db;
 use anyhow::Context;
 use clap::Subcommand;
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 
 /// Audit commands.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute every hash of the disclosure log, its chain, its tree heads and every checkpoint
-    /// signature; exit 1 naming the first bad sequence number.
+    /// Recompute every hash of the disclosure log, its chain, its stored tree, its head and every
+    /// checkpoint signature, and check every searchable column against its entry; exit 1 naming
+    /// the first bad sequence number.
     Verify {
-        /// Configuration file (for the database URL and the log key).
+        /// Configuration file (for the database URL and the log keys).
         #[arg(long, default_value = super::serve::DEFAULT_CONFIG)]
         config: PathBuf,
-        /// The log's verifier key (`name+id+key`), instead of deriving it from the configured key.
+        /// The log's verifier keys (`name+id+key`, one per line: the current key and every
+        /// retired one), instead of those of the configuration.
         #[arg(long)]
         vkey: Option<PathBuf>,
         /// Verify this database instead of the configured one.
@@ -40,7 +45,8 @@ pub enum AuditCommand {
         #[arg(long)]
         output: Option<PathBuf>,
     },
-    /// A readable GDPR art. 15 report: every disclosure about one person.
+    /// A readable GDPR art. 15 report: every disclosure about one person, with purposes and
+    /// grounds as the version that decided each one names them (read from the database).
     Report {
         /// Configuration file (for the database and the pseudonym key).
         #[arg(long, default_value = super::serve::DEFAULT_CONFIG)]
@@ -54,42 +60,50 @@ pub enum AuditCommand {
         /// Report from this database instead of the configured one.
         #[arg(long)]
         database_url: Option<String>,
+        /// `text` (default) or `json`.
+        #[arg(long, default_value = "text")]
+        format: String,
     },
-    /// Print the log's verifier key, for partners to pin.
+    /// Print the log's verifier keys (current first, then retired), for partners to pin.
     Vkey {
+        /// Configuration file.
+        #[arg(long, default_value = super::serve::DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Replace the log's signing key: a new key is written to `secrets.log_key_file`, the old
+    /// key's verifier key is added to the retired keys, and the gateway records the rotation
+    /// and signs with the new key from its next start.
+    RotateKey {
         /// Configuration file.
         #[arg(long, default_value = super::serve::DEFAULT_CONFIG)]
         config: PathBuf,
     },
 }
 
-fn verifier(cfg: &Config, vkey: Option<&PathBuf>) -> anyhow::Result<NoteVerifier> {
-    let text = match vkey {
+fn origin(cfg: &Config) -> String {
+    format!("{}/disclosures", cfg.gateway_id)
+}
+
+fn key_set(cfg: &Config, vkey: Option<&PathBuf>) -> anyhow::Result<KeySet> {
+    match vkey {
         Some(p) => {
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            Ok(KeySet::parse(&text).with_context(|| format!("{}", p.display()))?)
         }
-        None => {
-            let origin = format!("{}/disclosures", cfg.gateway_id);
-            crate::runtime::load_log_key(&cfg.secrets.log_key_file, &origin)
-                .map_err(anyhow::Error::msg)?
-                .vkey()
-        }
-    };
-    Ok(NoteVerifier::from_vkey(&text)?)
+        None => Ok(crate::runtime::load_log_keys(&cfg.secrets, &origin(cfg))
+            .map_err(anyhow::Error::msg)?
+            .key_set()?),
+    }
 }
 
-async fn verify_with<S: Store>(store: S, v: &NoteVerifier) -> anyhow::Result<i32> {
-    let started = std::time::Instant::now();
-    let report = crate::audit::verify::verify(&store, v).await?;
-    print_report(&report, started.elapsed().as_secs_f64())
-}
-
-fn print_report(report: &crate::audit::verify::Report, secs: f64) -> anyhow::Result<i32> {
+fn print_report(report: &Report, secs: f64) -> i32 {
     match &report.first_bad {
         None => {
             println!(
-                "OK: {} entries and {} checkpoints verified{} in {secs:.2} s ({:.0} entries/minute); the log is intact",
+                "OK: {} entries, {} tree nodes and {} checkpoints verified{} in {secs:.2} s ({:.0} entries/minute); the log is intact",
                 report.entries,
+                report.nodes,
                 report.checkpoints,
                 if report.proofs > 0 {
                     format!(", {} inclusion proofs", report.proofs)
@@ -98,7 +112,7 @@ fn print_report(report: &crate::audit::verify::Report, secs: f64) -> anyhow::Res
                 },
                 report.entries as f64 / secs.max(1e-9) * 60.0
             );
-            Ok(0)
+            0
         }
         Some((seq, why)) => {
             eprintln!("FAILED at sequence number {seq}: {why}");
@@ -106,130 +120,136 @@ fn print_report(report: &crate::audit::verify::Report, secs: f64) -> anyhow::Res
                 "({} entries and {} checkpoints read)",
                 report.entries, report.checkpoints
             );
-            Ok(1)
+            1
         }
     }
 }
 
-async fn export<S: Store>(
-    store: &S,
-    origin: &str,
-    out: &mut dyn std::io::Write,
-) -> anyhow::Result<i64> {
-    use crate::audit::verify::ExportLine;
-    let (head_size, head_chain) = store.log_head().await?;
-    let checkpoints = store.checkpoints().await?;
+/// Progress on a terminal, nothing when piped.
+fn progress(what: &'static str) -> impl FnMut(i64) {
+    let tty = std::io::stderr().is_terminal();
+    move |n| {
+        if tty {
+            eprint!("\r{what} {n} entries…");
+        }
+    }
+}
+
+fn end_progress() {
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[2K");
+    }
+}
+
+async fn export(db: &Db, origin: &str, out: &mut dyn std::io::Write) -> anyhow::Result<i64> {
+    let head = db.log_head().await?;
+    let checkpoints = db.checkpoints().await?;
     writeln!(
         out,
         "{}",
         serde_json::to_string(&ExportLine::Header {
             origin: origin.into(),
-            head_size,
-            head_chain
+            head_size: head.size,
+            head_chain: hex::encode(head.chain_hash),
         })?
     )?;
-    let proof_size = checkpoints.last().map(|(s, _, _)| *s);
-    for (size, root, note) in &checkpoints {
+    let proof_size = checkpoints.last().map(|c| c.size);
+    for c in &checkpoints {
         writeln!(
             out,
             "{}",
             serde_json::to_string(&ExportLine::Checkpoint {
-                size: *size,
-                root: root.clone(),
-                note: note.clone()
+                size: c.size,
+                root: hex::encode(c.root),
+                note: c.note.clone(),
             })?
         )?;
     }
+    // Proofs for every entry from one pass over the leaves: the export reads them all anyway.
     let levels = match proof_size {
         Some(size) => {
-            let leaves: Vec<crate::audit::merkle::Hash> = store
-                .leaf_hashes(size)
-                .await?
-                .iter()
-                .filter_map(|h| crate::audit::parse_hash(h))
-                .collect();
-            Some(crate::audit::merkle::Levels::new(leaves))
+            let mut leaves: Vec<Hash> = Vec::new();
+            let mut after = 0;
+            while after < size {
+                let page = db.leaf_hashes(after, size.min(after + 100_000)).await?;
+                let Some((last, _)) = page.last() else { break };
+                after = *last;
+                leaves.extend(page.into_iter().map(|(_, h)| h));
+            }
+            Some(Levels::new(leaves))
         }
         None => None,
     };
+    let mut report = progress("exported");
     let (mut after, mut n) = (0i64, 0i64);
     loop {
-        let page = store.disclosures(after, 20_000).await?;
-        let Some((last, _)) = page.last() else { break };
-        after = *last;
-        for (seq, row) in page {
+        let page = db.entries(after, 20_000).await?;
+        let Some(last) = page.last().map(|e| e.leaf.seq) else {
+            break;
+        };
+        after = last;
+        for e in page {
+            let seq = e.leaf.seq;
             let covered = proof_size.filter(|s| seq <= *s);
-            let proof = match (&levels, covered) {
-                (Some(l), Some(_)) => l
-                    .proof((seq - 1) as usize)
-                    .iter()
-                    .map(hex::encode)
-                    .collect(),
+            let proof = match (&levels, covered, usize::try_from(seq - 1)) {
+                (Some(l), Some(_), Ok(i)) => l.proof(i).iter().map(hex::encode).collect(),
                 _ => Vec::new(),
             };
             let line = ExportLine::Entry {
                 seq,
-                entry: row.entry,
-                leaf_hash: row.leaf_hash,
-                chain_hash: row.chain_hash,
+                entry: e.record.map(|r| r.entry).unwrap_or_default(),
+                leaf_hash: hex::encode(e.leaf.leaf_hash),
+                chain_hash: hex::encode(e.leaf.chain_hash),
                 proof_size: covered,
                 proof,
             };
             writeln!(out, "{}", serde_json::to_string(&line)?)?;
             n += 1;
         }
+        report(n);
     }
+    end_progress();
     Ok(n)
 }
 
 /// The art. 15 report as text for people.
-fn readable(report: &serde_json::Value) -> String {
+fn readable(report: &crate::service::audit::SubjectReport) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
     let _ = writeln!(
         o,
         "Disclosures about data subject {} (pseudonym)",
-        report["data_subject"].as_str().unwrap_or("")
+        report.data_subject
     );
-    if let Some(left) = report["confidential_purposes_left_out"]
-        .as_array()
-        .filter(|a| !a.is_empty())
-    {
-        let names: Vec<&str> = left.iter().filter_map(|v| v.as_str()).collect();
+    if !report.confidential_purposes_left_out.is_empty() {
         let _ = writeln!(
             o,
             "Left out as confidential from the data subject: {}",
-            names.join(", ")
+            report.confidential_purposes_left_out.join(", ")
         );
     }
-    let list = report["disclosures"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    if list.is_empty() {
+    if report.disclosures.is_empty() {
         let _ = writeln!(o, "\nNo disclosures.");
     }
-    for d in &list {
+    for d in &report.disclosures {
         let _ = writeln!(
             o,
             "\n#{} {}  to {} ({}) for {} — {}",
-            d["seq"],
-            d["at"].as_str().unwrap_or(""),
-            d["to"].as_str().unwrap_or(""),
-            d["role"].as_str().unwrap_or(""),
-            d["purpose"].as_str().unwrap_or(""),
-            d["purpose_name"].as_str().unwrap_or("")
+            d.seq,
+            d.at,
+            d.to,
+            d.role.as_deref().unwrap_or(""),
+            d.purpose.as_deref().unwrap_or(""),
+            d.purpose_name.as_deref().unwrap_or("")
         );
-        for (product, fields) in d["data_received"].as_object().into_iter().flatten() {
+        for (product, fields) in &d.data_received {
             let names: Vec<String> = fields
-                .as_array()
-                .into_iter()
-                .flatten()
+                .iter()
                 .map(|f| {
                     format!(
                         "{}{}",
-                        f["field"].as_str().unwrap_or(""),
-                        if f["how"] == "transformed" {
+                        f.field,
+                        if f.how == "transformed" {
                             " (transformed)"
                         } else {
                             ""
@@ -239,8 +259,8 @@ fn readable(report: &serde_json::Value) -> String {
                 .collect();
             let _ = writeln!(o, "    {product}: {}", names.join(", "));
         }
-        for (rule, ground) in d["legal_grounds"].as_object().into_iter().flatten() {
-            let _ = writeln!(o, "    ground ({rule}): {}", ground.as_str().unwrap_or(""));
+        for (rule, ground) in &d.legal_grounds {
+            let _ = writeln!(o, "    ground ({rule}): {ground}");
         }
     }
     o
@@ -252,13 +272,85 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Writes `text` to `path` via a temporary file in the same directory, so that a crash leaves
+/// either the old or the new content (owner-only permissions for secrets).
+fn write_atomically(path: &Path, text: &str, secret: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        if secret {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts
+            .open(&tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}
+
+fn rotate_key(cfg: &Config) -> anyhow::Result<i32> {
+    let origin = origin(cfg);
+    let old = crate::runtime::load_log_key(&cfg.secrets.log_key_file, &origin)
+        .map_err(anyhow::Error::msg)?;
+    let mut seed = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut seed).map_err(|_| anyhow::anyhow!("no randomness"))?;
+    let new = LogKey::from_seed(&origin, &seed)?;
+    // The old verifier key first, so that a crash between the two writes loses nothing: a
+    // retired key that still signs is harmless, a lost one is not.
+    let retired = cfg.secrets.retired_log_vkeys();
+    let mut list = match std::fs::read_to_string(&retired) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            "# Verifier keys of retired log keys (gateway audit rotate-key); checkpoints they signed still verify.\n".into()
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", retired.display())),
+    };
+    if !list.lines().any(|l| l.trim() == old.vkey()) {
+        if !list.ends_with('\n') {
+            list.push('\n');
+        }
+        list.push_str(&old.vkey());
+        list.push('\n');
+    }
+    write_atomically(&retired, &list, false)?;
+    write_atomically(
+        &cfg.secrets.log_key_file,
+        &format!("{}\n", hex::encode(seed)),
+        true,
+    )?;
+    println!("log key rotated");
+    println!(
+        "  retired  {} (listed in {})",
+        old.vkey(),
+        retired.display()
+    );
+    println!("  new      {}", new.vkey());
+    println!(
+        "Restart the gateway: it records the rotation in the log and signs every checkpoint from then on with the new key. Give partners the new verifier key (`gateway audit vkey`)."
+    );
+    Ok(0)
+}
+
 /// Runs an audit command.
 pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
     match cmd {
         AuditCommand::Vkey { config } => {
             let cfg = Config::load(&config, std::env::vars())?;
-            println!("{}", verifier(&cfg, None)?.vkey_string());
+            for k in key_set(&cfg, None)?.vkeys() {
+                println!("{k}");
+            }
             Ok(0)
+        }
+        AuditCommand::RotateKey { config } => {
+            let cfg = Config::load(&config, std::env::vars())?;
+            rotate_key(&cfg)
         }
         AuditCommand::Verify {
             config,
@@ -267,15 +359,15 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             ..
         } => {
             let cfg = Config::load(&config, std::env::vars())?;
-            let v = verifier(&cfg, vkey.as_ref())?;
+            let keys = key_set(&cfg, vkey.as_ref())?;
             let reader = std::io::BufReader::new(
                 std::fs::File::open(&file)
                     .with_context(|| format!("opening {}", file.display()))?,
             );
             let started = std::time::Instant::now();
             let report =
-                crate::audit::verify::verify_export(reader, &v).map_err(anyhow::Error::msg)?;
-            print_report(&report, started.elapsed().as_secs_f64())
+                crate::log::verify::verify_export(reader, &keys).map_err(anyhow::Error::msg)?;
+            Ok(print_report(&report, started.elapsed().as_secs_f64()))
         }
         AuditCommand::Verify {
             config,
@@ -284,13 +376,14 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             export: None,
         } => {
             let cfg = Config::load(&config, std::env::vars())?;
-            let v = verifier(&cfg, vkey.as_ref())?;
+            let keys = key_set(&cfg, vkey.as_ref())?;
             let url = database_url.unwrap_or_else(|| cfg.database_url.clone());
             runtime()?.block_on(async move {
-                match Backend::from_url(&url)? {
-                    Backend::Sqlite => verify_with(SqliteStore::connect(&url).await?, &v).await,
-                    Backend::Postgres => verify_with(PgStore::connect(&url).await?, &v).await,
-                }
+                let db = Db::connect(&url).await?;
+                let started = std::time::Instant::now();
+                let report = crate::log::verify::verify(&db, &keys, progress("verified")).await?;
+                end_progress();
+                Ok(print_report(&report, started.elapsed().as_secs_f64()))
             })
         }
         AuditCommand::Export {
@@ -300,7 +393,6 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
         } => {
             let cfg = Config::load(&config, std::env::vars())?;
             let url = database_url.unwrap_or_else(|| cfg.database_url.clone());
-            let origin = format!("{}/disclosures", cfg.gateway_id);
             let mut out: Box<dyn std::io::Write> = match &output {
                 Some(p) => Box::new(std::io::BufWriter::new(
                     std::fs::File::create(p)
@@ -308,16 +400,9 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout())),
             };
-            let n = runtime()?.block_on(async {
-                match Backend::from_url(&url)? {
-                    Backend::Sqlite => {
-                        export(&SqliteStore::connect(&url).await?, &origin, &mut out).await
-                    }
-                    Backend::Postgres => {
-                        export(&PgStore::connect(&url).await?, &origin, &mut out).await
-                    }
-                }
-            })?;
+            let origin = origin(&cfg);
+            let n = runtime()?
+                .block_on(async { export(&Db::connect(&url).await?, &origin, &mut out).await })?;
             out.flush()?;
             if let Some(p) = output {
                 eprintln!("exported {n} entries to {}", p.display());
@@ -329,6 +414,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             subject,
             include_confidential,
             database_url,
+            format,
         } => {
             let cfg = Config::load(&config, std::env::vars())?;
             let url = database_url.unwrap_or_else(|| cfg.database_url.clone());
@@ -344,40 +430,37 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                         .join("; ")
                 )
             })?;
-            let bsn = policy::Bsn::parse(subject.trim())
-                .map_err(|e| anyhow::anyhow!("--subject: {e}"))?;
+            let bsn =
+                policy::Bsn::parse(&subject).map_err(|e| anyhow::anyhow!("--subject: {e}"))?;
             let pseudonym = secrets.subject_pseudonym(&bsn);
-            let src = std::fs::read_to_string(&cfg.covenant)?;
-            let cc = policy::compile_toml(&src).map_err(|d| {
-                anyhow::anyhow!(d.render(&cfg.covenant.display().to_string(), &src))
-            })?;
             let report = runtime()?.block_on(async {
-                let c = cc.covenant();
-                let r = match Backend::from_url(&url)? {
-                    Backend::Sqlite => {
-                        crate::audit::officer::subject_report(
-                            &SqliteStore::connect(&url).await?,
-                            c,
-                            &pseudonym,
-                            include_confidential,
-                            None,
-                        )
-                        .await
-                    }
-                    Backend::Postgres => {
-                        crate::audit::officer::subject_report(
-                            &PgStore::connect(&url).await?,
-                            c,
-                            &pseudonym,
-                            include_confidential,
-                            None,
-                        )
-                        .await
-                    }
-                };
-                r.map_err(|e| anyhow::anyhow!("{}", e.describe().1))
+                let db = Db::connect(&url).await?;
+                // The database's versions, not the covenant file: each entry is reported as the
+                // version that decided it names it.
+                let active = db
+                    .active_policy_draft()
+                    .await?
+                    .context("the database has no policy version: has a gateway ever run on it?")?;
+                let cc = std::sync::Arc::new(
+                    crate::lifecycle::PolicyBuilder::compile_stored(&active)
+                        .context("the active policy version in the database")?,
+                );
+                let mut versions = crate::service::audit::Versions::new(db.clone(), [cc.clone()]);
+                crate::service::audit::subject_report(
+                    &db,
+                    &mut versions,
+                    &cc,
+                    &pseudonym,
+                    include_confidential,
+                    None,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.describe().1))
             })?;
-            print!("{}", readable(&report));
+            match format.as_str() {
+                "json" => println!("{}", serde_json::to_string_pretty(&report)?),
+                _ => print!("{}", readable(&report)),
+            }
             Ok(0)
         }
     }

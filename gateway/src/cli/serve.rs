@@ -1,10 +1,16 @@
 //! `gateway serve` and `gateway config check`.
 
-use crate::clock::SystemClock;
+use crate::app::App;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::http::listener::{health_router, serve_plain, serve_tls};
+use crate::http::router;
+use crate::log::entry::{KeyChange, Kind, Outcome, PolicyAction, PolicyChange};
+use crate::log::{Log, Signer};
 use crate::runtime::{Loaded, load};
-use crate::server::{AppState, Shared, health_router, router, serve_plain, serve_tls};
-use crate::store::{Backend, PolicyDraftRow, Store, postgres::PgStore, sqlite::SqliteStore};
+use crate::service::limits::Limiter;
+use crate::service::policy_admin::{follow_database, gateway_entry, new_draft_id, reload_crls};
+use crate::store::{Change, Db, DraftKind, DraftStatus, PolicyDraftRow};
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
@@ -152,41 +158,50 @@ pub async fn run_any(
     health: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    match loaded.backend {
-        Backend::Sqlite => {
-            let store = SqliteStore::connect(&cfg.database_url)
-                .await
-                .context("opening the SQLite database")?;
-            run(store, loaded, cfg, api, health, shutdown).await
-        }
-        Backend::Postgres => {
-            let store = PgStore::connect(&cfg.database_url)
-                .await
-                .context("connecting to PostgreSQL")?;
-            run(store, loaded, cfg, api, health, shutdown).await
-        }
-    }
+    let db = Db::connect(&cfg.database_url)
+        .await
+        .with_context(|| format!("opening the {:?} database", loaded.backend))?;
+    run(db, loaded, cfg, api, health, shutdown).await
 }
 
-async fn run<S: Store>(
-    store: S,
+/// Spawns a task that runs `f` every `every` (the first run after one interval).
+fn every<F, Fut>(every: Duration, f: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            f().await;
+        }
+    });
+}
+
+async fn run(
+    db: Db,
     loaded: Loaded,
     cfg: Config,
     api: tokio::net::TcpListener,
     health: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    store
-        .migrate()
-        .await
-        .context("applying database migrations")?;
-    let now = crate::clock::Clock::now(&SystemClock);
+    db.migrate().await.context("applying database migrations")?;
+    let log = Arc::new(
+        Log::open(db.clone(), loaded.log_keys, loaded.log_origin.clone())
+            .await
+            .context("opening the disclosure log")?,
+    );
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let now = clock.now();
     let boot = PolicyDraftRow {
-        id: crate::lifecycle::api::new_draft_id(),
+        id: new_draft_id(),
         version: loaded.file_policy.version().to_owned(),
         source: loaded.covenant_source.clone(),
         key_material: serde_json::to_string(&loaded.key_material)?,
-        kind: "bootstrap".into(),
+        kind: DraftKind::Bootstrap,
         base_version: None,
         author_partner: "(configuration)".into(),
         author_staff: cfg.covenant.display().to_string(),
@@ -197,83 +212,97 @@ async fn run<S: Store>(
         activated_partner: Some("(configuration)".into()),
         activated_staff: Some(cfg.covenant.display().to_string()),
         activated_at: Some(now),
-        status: "active".into(),
+        status: DraftStatus::Active,
     };
-    let active_row = store
-        .bootstrap_policy(&boot)
+    let stored = db
+        .active_policy_draft()
         .await
         .context("reading the active policy version")?;
-    let bootstrapped = active_row.id == boot.id;
     let mut file_policy = loaded.file_policy;
-    let active = if bootstrapped {
-        file_policy.draft = boot.id.clone();
-        file_policy
-    } else {
-        if active_row.version != file_policy.version() {
-            tracing::warn!(active = %active_row.version, file = %file_policy.version(), "the covenant file differs from the active version in the database; the file only starts an empty database: submit it as a draft (`gateway policy submit`) to change the active version");
+    let active = match &stored {
+        None => {
+            file_policy.draft = boot.id.clone();
+            file_policy
         }
-        let cc =
-            crate::lifecycle::PolicyBuilder::compile_stored(&active_row).with_context(|| {
+        Some(row) => {
+            if row.version != file_policy.version() {
+                tracing::warn!(active = %row.version, file = %file_policy.version(), "the covenant file differs from the active version in the database; the file only starts an empty database: submit it as a draft (`gateway policy submit`) to change the active version");
+            }
+            let cc = crate::lifecycle::PolicyBuilder::compile_stored(row).with_context(|| {
                 format!(
                     "the active policy version {} ({}) in the database",
-                    active_row.id, active_row.version
+                    row.id, row.version
                 )
             })?;
-        loaded
-            .builder
-            .build(Arc::new(cc), &active_row.id, &loaded.secrets)
-            .map_err(|es| anyhow::anyhow!("loading the active policy version: {}", es.join("; ")))?
+            loaded
+                .builder
+                .build(Arc::new(cc), &row.id, &loaded.secrets)
+                .map_err(|es| {
+                    anyhow::anyhow!("loading the active policy version: {}", es.join("; "))
+                })?
+        }
     };
-    let active_version = active.version().to_owned();
-    let shared = Arc::new(Shared {
+    let app = Arc::new(App {
+        db: db.clone(),
+        log: log.clone(),
         policy: crate::lifecycle::PolicyCell::from_pointee(active),
         builder: loaded.builder.clone(),
         administration: cfg.administration.clone(),
         activation: tokio::sync::Mutex::new(()),
         secrets: loaded.secrets,
         opened: crate::cache::Bounded::new(cfg.limits.opened_records_cached),
-        clock: Arc::new(SystemClock),
+        clock,
         tokens: loaded.tokens,
         limits: cfg.limits.clone(),
         upstream: loaded.upstream,
-        limiter: crate::disclose::Limiter::new(
-            cfg.limits.partner_per_second,
-            cfg.limits.staff_per_second,
-        ),
-        log: crate::audit::writer::LogWriter::start(store.clone()),
-        frontier: tokio::sync::Mutex::new(Default::default()),
-        log_key: loaded.log_key.clone(),
-        log_origin: loaded.log_origin.clone(),
+        limiter: Limiter::new(cfg.limits.partner_per_second, cfg.limits.staff_per_second),
     });
-    if bootstrapped {
-        let details = serde_json::json!({"draft": boot.id, "version": boot.version, "source": boot.author_staff});
-        crate::lifecycle::api::record_event(&shared, &shared.policy.load(), "bootstrap", details)
+    if stored.is_none() {
+        // The first version of an empty database, activated and recorded in one transaction.
+        let mut e = gateway_entry(&app, &app.policy.load(), Kind::Policy);
+        e.policy_change = Some(PolicyChange {
+            action: Some(PolicyAction::Bootstrap),
+            draft: Some(boot.id.clone()),
+            version: Some(boot.version.clone()),
+            source: Some(boot.author_staff.clone()),
+            ..PolicyChange::default()
+        });
+        e.outcome = Outcome::Answered;
+        let a = log
+            .append_with(e, Change::Bootstrap(boot))
             .await
             .context("recording the first policy version in the disclosure log")?;
+        if !a.applied {
+            // Another instance bootstrapped first: its version is the active one.
+            follow_database(&app)
+                .await
+                .map_err(|e| anyhow::anyhow!("loading the active policy version: {e}"))?;
+        }
     }
+    record_key_rotation(&app).await?;
+    let active_version = app.policy.load().version().to_owned();
     // Versions activated by another instance sharing the database.
     if cfg.administration.poll_secs > 0 {
-        let (store, shared) = (store.clone(), shared.clone());
-        let every = Duration::from_secs(cfg.administration.poll_secs);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                if let Err(e) = crate::lifecycle::api::follow_database(&store, &shared).await {
-                    tracing::error!(error = %e, "cannot load the version active in the database; keeping the current one");
+        let app = app.clone();
+        every(
+            Duration::from_secs(cfg.administration.poll_secs),
+            move || {
+                let app = app.clone();
+                async move {
+                    if let Err(e) = follow_database(&app).await {
+                        tracing::error!(error = %e, "cannot load the version active in the database; keeping the current one");
+                    }
                 }
-            }
-        });
+            },
+        );
     }
     // New revocation lists, without a restart.
     if cfg.tls.crl_check_secs > 0 {
-        let shared = shared.clone();
-        let every = Duration::from_secs(cfg.tls.crl_check_secs);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                if let Err(e) = crate::lifecycle::api::reload_crls(&shared).await {
+        let app = app.clone();
+        every(Duration::from_secs(cfg.tls.crl_check_secs), move || {
+            let app = app.clone();
+            async move {
+                if let Err(e) = reload_crls(&app).await {
                     tracing::error!(error = %e, "cannot reload the revocation lists; keeping the current ones");
                 }
             }
@@ -281,63 +310,75 @@ async fn run<S: Store>(
     }
     // Rate-limit keys of staff who stopped asking are forgotten every minute.
     {
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                shared.limiter.prune();
-            }
+        let app = app.clone();
+        every(Duration::from_secs(60), move || {
+            let app = app.clone();
+            async move { app.limiter.prune() }
         });
     }
     // Periodic checkpoints, so that the log is committed to even when nobody asks.
     if cfg.audit.checkpoint_interval_secs > 0 {
-        let (store, shared) = (store.clone(), shared.clone());
-        let every = Duration::from_secs(cfg.audit.checkpoint_interval_secs);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                use crate::clock::Clock;
-                let s = &shared;
-                if let Err(e) = crate::audit::api::checkpoint_now(
-                    &store,
-                    &s.frontier,
-                    &s.log_key,
-                    &s.log_origin,
-                    SystemClock.now(),
-                )
-                .await
-                {
-                    tracing::warn!(error = %e, "periodic checkpoint failed");
+        let app = app.clone();
+        every(
+            Duration::from_secs(cfg.audit.checkpoint_interval_secs),
+            move || {
+                let app = app.clone();
+                async move {
+                    if let Err(e) = app.log.checkpoint(app.clock.now()).await {
+                        tracing::warn!(error = %e, "periodic checkpoint failed");
+                    }
                 }
-            }
-        });
+            },
+        );
     }
-    let app = router(AppState {
-        store: store.clone(),
-        shared: shared.clone(),
-    });
+    let router = router(app.clone());
     tracing::info!(api = %api.local_addr()?, health = %health.local_addr()?, covenant = %active_version, "gateway listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut health_stop = stop_rx.clone();
-    let health_task = tokio::spawn(serve_plain(health, health_router(store), async move {
+    let health_task = tokio::spawn(serve_plain(health, health_router(db), async move {
         let _ = health_stop.changed().await;
     }));
     let handshake = Duration::from_millis(cfg.tls.handshake_timeout_ms);
     serve_tls(
         api,
-        shared,
-        app,
+        app.clone(),
+        router,
         handshake,
         shutdown,
         Duration::from_secs(10),
     )
     .await;
+    // Every request accepted has finished (or the grace period ended); the entries still queued
+    // are written before the process ends.
+    log.shutdown().await;
     let _ = stop_tx.send(true);
     let _ = health_task.await;
     drop(stop_rx);
     tracing::info!("gateway stopped");
+    Ok(())
+}
+
+/// After `gateway audit rotate-key` and a restart: the latest checkpoint is signed by a
+/// retired key. The change is recorded, and the next checkpoint (signed by the new key) covers
+/// that record.
+async fn record_key_rotation(app: &App) -> anyhow::Result<()> {
+    let Signer::Retired(old) = app.log.signer().await.context("checking the log key")? else {
+        return Ok(());
+    };
+    let mut e = gateway_entry(app, &app.policy.load(), Kind::LogKey);
+    e.key_change = Some(KeyChange {
+        from: old,
+        to: app.log.vkey(),
+    });
+    e.outcome = Outcome::Answered;
+    app.log
+        .append(e)
+        .await
+        .context("recording the log key rotation")?;
+    app.log
+        .checkpoint(app.clock.now())
+        .await
+        .context("signing the first checkpoint with the new log key")?;
+    tracing::info!("the log key was rotated; recorded and a new checkpoint signed");
     Ok(())
 }

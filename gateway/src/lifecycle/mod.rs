@@ -1,11 +1,9 @@
 //! The covenant as a versioned, swappable object: what is active (covenant, partner registry,
-//! TLS configuration with its revocation lists), how a version is built from its stored text, and
-//! the administrators' path from draft to activation ([`api`]).
+//! TLS configuration with its revocation lists) and how a version is built from its stored text.
+//! The administrators' path from draft to activation is `crate::service::policy_admin`.
 //!
 //! Every request loads the active policy once and keeps it to the end, so a request in flight
 //! finishes under the version it started with while the next one uses the new version.
-
-pub mod api;
 
 use crate::crypto::Secrets;
 use crate::registry::{ClientIdentity, PartnerRegistry, PeerCert};

@@ -343,6 +343,13 @@ pub struct Frontier {
 impl Frontier {
     /// Appends a leaf hash.
     pub fn push(&mut self, leaf: Hash) {
+        self.push_with(leaf, |_, _, _| {});
+    }
+
+    /// Appends a leaf hash and calls `closed(height, index, hash)` for every complete subtree
+    /// the new leaf closes (heights 1 and up), so that the stored tree can keep them.
+    pub fn push_with(&mut self, leaf: Hash, mut closed: impl FnMut(u32, u64, &Hash)) {
+        let size = self.size + 1;
         let mut cur = (0u32, leaf);
         while let Some(&(h, left)) = self.nodes.last() {
             if h != cur.0 {
@@ -350,9 +357,38 @@ impl Frontier {
             }
             self.nodes.pop();
             cur = (h + 1, node_hash(&left, &cur.1));
+            // The subtree of height h+1 just closed ends at `size`.
+            closed(cur.0, (size >> cur.0) - 1, &cur.1);
         }
         self.nodes.push(cur);
-        self.size += 1;
+        self.size = size;
+    }
+
+    /// The complete subtrees a tree of `size` leaves is made of, largest (leftmost) first, as
+    /// (height, index): what a frontier holds.
+    pub fn parts(size: u64) -> Vec<(u32, u64)> {
+        let mut out = Vec::new();
+        let mut start = 0u64;
+        for h in (0..64u32).rev() {
+            if size & (1u64 << h) != 0 {
+                out.push((h, start >> h));
+                start += 1u64 << h;
+            }
+        }
+        out
+    }
+
+    /// A frontier from the hashes of [`Frontier::parts`]`(size)`, in that order.
+    pub fn from_parts(size: u64, hashes: &[Hash]) -> Option<Frontier> {
+        let parts = Self::parts(size);
+        (parts.len() == hashes.len()).then(|| Frontier {
+            nodes: parts
+                .iter()
+                .zip(hashes)
+                .map(|((h, _), x)| (*h, *x))
+                .collect(),
+            size,
+        })
     }
 
     /// Leaves so far.
@@ -460,5 +496,144 @@ mod levels_tests {
                 prop_assert_eq!(l.proof(i), inclusion_proof(&leaves, i));
             }
         }
+    }
+}
+
+/// The root of leaves `[lo, hi)` of a tree, from the hashes of complete subtrees:
+/// `node(h, k)` is the root of the `2^h` leaves starting at `k * 2^h`. Every range met in the
+/// RFC 6962 recursion from `[0, size)` is aligned, so a range whose length is a power of two is
+/// exactly one such node.
+fn range_hash(lo: u64, hi: u64, node: &mut dyn FnMut(u32, u64) -> Hash) -> Hash {
+    let n = hi - lo;
+    if n.is_power_of_two() {
+        let h = n.trailing_zeros();
+        return node(h, lo >> h);
+    }
+    let k = split_u64(n);
+    let left = range_hash(lo, lo + k, node);
+    let right = range_hash(lo + k, hi, node);
+    node_hash(&left, &right)
+}
+
+/// The largest power of two smaller than `n` (n > 1).
+fn split_u64(n: u64) -> u64 {
+    1u64 << (63 - (n - 1).leading_zeros())
+}
+
+/// PATH(index, D[size]) from complete-subtree hashes (the same proof as [`inclusion_proof`]).
+pub fn inclusion_path(index: u64, size: u64, node: &mut dyn FnMut(u32, u64) -> Hash) -> Vec<Hash> {
+    fn path(m: u64, lo: u64, hi: u64, node: &mut dyn FnMut(u32, u64) -> Hash, out: &mut Vec<Hash>) {
+        let n = hi - lo;
+        if n <= 1 {
+            return;
+        }
+        let k = split_u64(n);
+        if m < lo + k {
+            path(m, lo, lo + k, node, out);
+            out.push(range_hash(lo + k, hi, node));
+        } else {
+            path(m, lo + k, hi, node, out);
+            out.push(range_hash(lo, lo + k, node));
+        }
+    }
+    let mut out = Vec::new();
+    if index < size {
+        path(index, 0, size, node, &mut out);
+    }
+    out
+}
+
+/// PROOF(m, D[size]) from complete-subtree hashes (the same proof as [`consistency_proof`]).
+pub fn consistency_path(m: u64, size: u64, node: &mut dyn FnMut(u32, u64) -> Hash) -> Vec<Hash> {
+    fn sub(
+        m: u64,
+        lo: u64,
+        hi: u64,
+        complete: bool,
+        node: &mut dyn FnMut(u32, u64) -> Hash,
+        out: &mut Vec<Hash>,
+    ) {
+        let n = hi - lo;
+        if m == n {
+            if !complete {
+                out.push(range_hash(lo, hi, node));
+            }
+            return;
+        }
+        let k = split_u64(n);
+        if m <= k {
+            sub(m, lo, lo + k, complete, node, out);
+            out.push(range_hash(lo + k, hi, node));
+        } else {
+            sub(m - k, lo + k, hi, false, node, out);
+            out.push(range_hash(lo, lo + k, node));
+        }
+    }
+    let mut out = Vec::new();
+    if m > 0 && m <= size {
+        sub(m, 0, size, true, node, &mut out);
+    }
+    out
+}
+
+/// The complete subtrees (height, index) a computation over stored nodes will ask for: runs it
+/// once with placeholder hashes (which nodes it needs does not depend on their values).
+pub fn nodes_needed(run: impl FnOnce(&mut dyn FnMut(u32, u64) -> Hash)) -> Vec<(u32, u64)> {
+    let mut wanted = Vec::new();
+    run(&mut |h, k| {
+        wanted.push((h, k));
+        [0; 32]
+    });
+    wanted.sort_unstable();
+    wanted.dedup();
+    wanted
+}
+
+#[cfg(test)]
+mod stored_tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    /// Every complete subtree of the tree over `leaves`.
+    fn all_nodes(leaves: &[Hash]) -> HashMap<(u32, u64), Hash> {
+        let mut out = HashMap::new();
+        let mut f = Frontier::default();
+        for (i, l) in leaves.iter().enumerate() {
+            out.insert((0, i as u64), *l);
+            f.push_with(*l, |h, k, x| {
+                out.insert((h, k), *x);
+            });
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn proofs_from_stored_nodes_equal_the_reference(n in 1usize..300, seed in any::<u8>()) {
+            let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&[seed, i as u8, (i >> 8) as u8])).collect();
+            let nodes = all_nodes(&leaves);
+            let mut get = |h: u32, k: u64| nodes[&(h, k)];
+            for i in (0..n).step_by(7) {
+                prop_assert_eq!(inclusion_path(i as u64, n as u64, &mut get), inclusion_proof(&leaves, i));
+            }
+            for m in (1..=n).step_by(5) {
+                prop_assert_eq!(consistency_path(m as u64, n as u64, &mut get), consistency_proof(&leaves, m));
+            }
+            let parts: Vec<Hash> = Frontier::parts(n as u64).iter().map(|p| nodes[p]).collect();
+            let f = Frontier::from_parts(n as u64, &parts).unwrap();
+            prop_assert_eq!(f.root(), root(&leaves));
+        }
+    }
+
+    #[test]
+    fn a_proof_asks_for_few_nodes() {
+        // At a million leaves, an inclusion proof needs about log2(n) complete subtrees.
+        let wanted = nodes_needed(|get| {
+            inclusion_path(123_456, 1_000_000, get);
+        });
+        assert!(wanted.len() <= 40, "{}", wanted.len());
+        assert!(wanted.iter().all(|(h, k)| (k + 1) << h <= 1_000_000));
     }
 }

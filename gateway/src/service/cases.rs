@@ -1,28 +1,18 @@
-//! The case register: `POST /v1/cases`, `GET /v1/cases/{id}`, `PATCH /v1/cases/{id}`.
-//! Purpose binding reads it; who may create, read and change it, and who may make which status
-//! change, comes from the covenant. The BSN is stored only as a keyed pseudonym and sealed with
-//! age; no response ever contains it.
+//! The case register that purpose binding reads. Who may create, read and change it, and who
+//! may make which status change, comes from the covenant. The BSN is stored only as a keyed
+//! pseudonym and sealed with age; no answer ever contains it. Every change is a log entry
+//! committed with the change; every read is one too (the answer says the person is in the
+//! approach, and may carry the classification: special-category data).
 
-use crate::auth::Requester;
-use crate::lifecycle::ActivePolicy;
+use super::{Call, binding, clip};
+use crate::app::App;
+use crate::log::entry::{CaseChange, CaseRead};
 use crate::problem::ApiError;
-use crate::server::{AppState, Authenticated, StrictJson};
-use crate::store::{CaseEventRow, CaseRow, Store};
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use crate::store::{CaseAction, CaseEventRow, CaseRow, Change, Regisseur};
 use policy::domain::{Ideology, parse_date};
-use policy::{Bsn, BsnError, CaseStatus, RoleRef};
+use policy::{Bsn, BsnError, CaseStatus, Covenant, RoleRef};
 use serde::{Deserialize, Serialize};
-
-/// Routes of the case register.
-pub fn routes<S: Store>() -> Router<AppState<S>> {
-    Router::new()
-        .route("/v1/cases", post(create::<S>))
-        .route("/v1/cases/{id}", get(read::<S>).patch(update::<S>))
-}
+use std::collections::BTreeMap;
 
 /// `POST /v1/cases` body.
 #[derive(Debug, Deserialize)]
@@ -79,16 +69,6 @@ pub struct CasePatch {
     pub notification_date: Option<String>,
 }
 
-/// A regisseur: partner and staff id.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Regisseur {
-    /// Partner id.
-    pub partner: String,
-    /// Staff id at that partner.
-    pub staff_id: String,
-}
-
 /// Key dates.
 #[derive(Debug, Serialize)]
 pub struct Dates {
@@ -106,24 +86,10 @@ pub struct Dates {
 pub struct Classification {
     /// Risk group 1–5.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub risk_group: Option<Option<i64>>,
+    pub risk_group: Option<Option<u8>>,
     /// Ideology.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ideology: Option<Option<String>>,
-}
-
-/// What of the classification a requester may see: (risk group, ideology); `None`: nothing.
-fn classification_for(c: &policy::Covenant, req: &Requester) -> Option<(bool, bool)> {
-    let reg = &c.case_register;
-    req.roles
-        .iter()
-        .any(|r| reg.may_read_classification(*r))
-        .then(|| {
-            (
-                !c.category_barred(req.partner, policy::Category::Risico),
-                !c.category_barred(req.partner, policy::Category::Ideologie),
-            )
-        })
+    pub ideology: Option<Option<Ideology>>,
 }
 
 /// One change, without values.
@@ -140,12 +106,12 @@ pub struct HistoryEntry {
     /// In which role.
     pub role: String,
     /// `created` or `updated`.
-    pub action: String,
+    pub action: CaseAction,
     /// Which fields changed.
     pub fields: Vec<String>,
     /// New status, if it changed.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<CaseStatus>,
 }
 
 /// A case as the API shows it. Never the BSN.
@@ -156,7 +122,7 @@ pub struct CaseView {
     /// Subject reference shared with partners.
     pub subject_ref: String,
     /// Status.
-    pub status: String,
+    pub status: CaseStatus,
     /// Regisseur, once appointed.
     pub regisseur: Option<Regisseur>,
     /// Partners on the UVO.
@@ -174,38 +140,40 @@ pub struct CaseView {
     pub updated_at: String,
     /// Every change, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// Sequence number of this answer's (or change's) log entry.
+    pub audit_seq: i64,
+}
+
+/// What of the classification a requester may see: (risk group, ideology); `None`: nothing.
+fn classification_for(c: &Covenant, call: &Call) -> Option<(bool, bool)> {
+    let req = &call.requester;
+    let reg = &c.case_register;
+    req.roles
+        .iter()
+        .any(|r| reg.may_read_classification(*r))
+        .then(|| {
+            (
+                !c.category_barred(req.partner, policy::Category::Risico),
+                !c.category_barred(req.partner, policy::Category::Ideologie),
+            )
+        })
+}
+
+fn classified_fields(classified: Option<(bool, bool)>) -> Vec<String> {
+    let (risk, ideology) = classified.unwrap_or((false, false));
+    [("risk_group", risk), ("ideology", ideology)]
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| n.to_owned())
+        .collect()
 }
 
 fn rfc3339(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
+    crate::log::entry::rfc3339::format(t).unwrap_or_default()
 }
 
-fn acting(req: &Requester, allowed: impl Fn(RoleRef) -> bool) -> Option<RoleRef> {
-    req.roles.iter().copied().find(|r| allowed(*r))
-}
-
-/// Whether the requester is the case's regisseur or its partner is on the case's UVO.
-fn related(req: &Requester, case: &CaseRow) -> bool {
-    let is_regisseur = case.regisseur_partner.as_deref() == Some(&req.partner_id)
-        && case.regisseur_staff.as_deref() == Some(&req.staff_id);
-    let uvo: Vec<String> = serde_json::from_str(&case.uvo_partners).unwrap_or_default();
-    is_regisseur || uvo.contains(&req.partner_id)
-}
-
-fn role_name(active: &ActivePolicy, role: RoleRef) -> String {
-    active
-        .covenant
-        .covenant()
-        .roles
-        .get(role.index())
-        .map(|r| r.id.clone())
-        .unwrap_or_default()
+fn acting(call: &Call, allowed: impl Fn(RoleRef) -> bool) -> Option<RoleRef> {
+    call.requester.roles.iter().copied().find(|r| allowed(*r))
 }
 
 fn check_date(field: &str, v: &Option<String>) -> Result<(), ApiError> {
@@ -226,22 +194,19 @@ fn check_risk_group(v: Option<u8>) -> Result<(), ApiError> {
     }
 }
 
-fn view<S>(
-    state: &AppState<S>,
+/// The view of a case for this requester.
+fn view(
     c: CaseRow,
     events: Vec<CaseEventRow>,
     classified: Option<(bool, bool)>,
+    seq: i64,
 ) -> CaseView {
-    let _ = state;
     CaseView {
         id: c.id,
         subject_ref: c.subject_ref,
         status: c.status,
-        regisseur: match (c.regisseur_partner, c.regisseur_staff) {
-            (Some(partner), Some(staff_id)) => Some(Regisseur { partner, staff_id }),
-            _ => None,
-        },
-        uvo_partners: serde_json::from_str(&c.uvo_partners).unwrap_or_default(),
+        regisseur: c.regisseur,
+        uvo_partners: c.uvo_partners,
         dates: Dates {
             signal: c.signal_date,
             decision: c.decision_date,
@@ -263,21 +228,21 @@ fn view<S>(
                 staff_id: e.staff_id,
                 role: e.role,
                 action: e.action,
-                fields: serde_json::from_str(&e.fields).unwrap_or_default(),
+                fields: e.fields,
                 status: e.status,
             })
             .collect(),
+        audit_seq: seq,
     }
 }
 
-async fn create<S: Store>(
-    State(state): State<AppState<S>>,
-    Authenticated(req, active): Authenticated,
-    StrictJson(body): StrictJson<NewCase>,
-) -> Result<Response, ApiError> {
-    let reg = &active.covenant.covenant().case_register;
-    let role =
-        acting(&req, |r| reg.may_create(r)).ok_or(ApiError::CasePermission("register cases"))?;
+/// Registers a new case.
+pub async fn create(app: &App, call: &mut Call, body: NewCase) -> Result<CaseView, ApiError> {
+    let active = call.policy.clone();
+    let c = active.covenant.covenant();
+    let role = acting(call, |r| c.case_register.may_create(r))
+        .ok_or(ApiError::CasePermission("register cases"))?;
+    call.record.role = call.role_id(role);
     let bsn = Bsn::parse(body.subject.bsn.trim()).map_err(|e| {
         ApiError::InvalidBsn(match e {
             BsnError::Format => "A BSN has exactly nine digits; check the number",
@@ -286,32 +251,27 @@ async fn create<S: Store>(
     })?;
     check_date("signal_date", &body.signal_date)?;
     check_risk_group(body.risk_group)?;
-    let secrets = &state.shared.secrets;
-    let pseudonym = secrets.subject_pseudonym(&bsn);
-    let sealed = secrets
+    let pseudonym = app.secrets.subject_pseudonym(&bsn);
+    call.record.data_subject = Some(pseudonym.clone());
+    let sealed = app
+        .secrets
         .seal(bsn.expose().as_bytes())
         .map_err(|_| ApiError::Internal)?;
-    let subject_ref = match state
-        .store
-        .subject_ref(&pseudonym)
-        .await
-        .map_err(ApiError::from)?
-    {
+    let subject_ref = match app.db.subject_ref(&pseudonym).await? {
         Some(r) => r,
         None => format!("subj-{}", uuid::Uuid::new_v4().simple()),
     };
-    let now = state.shared.clock.now();
+    let now = app.clock.now();
     let row = CaseRow {
         id: format!("case-{}", uuid::Uuid::new_v4().simple()),
         subject_ref,
         subject_pseudonym: pseudonym,
         subject_sealed: sealed,
-        status: CaseStatus::INITIAL.to_string(),
-        risk_group: body.risk_group.map(i64::from),
-        ideology: body.ideology.map(|i| i.to_string()),
-        regisseur_partner: None,
-        regisseur_staff: None,
-        uvo_partners: "[]".into(),
+        status: CaseStatus::INITIAL,
+        risk_group: body.risk_group,
+        ideology: body.ideology,
+        regisseur: None,
+        uvo_partners: Vec::new(),
         signal_date: body.signal_date,
         decision_date: None,
         notification_date: None,
@@ -319,80 +279,105 @@ async fn create<S: Store>(
         updated_at: now,
         version: 1,
     };
-    let mut fields = vec!["subject", "status"];
+    let mut fields = vec!["subject".to_owned(), "status".to_owned()];
     for (name, present) in [
         ("signal_date", row.signal_date.is_some()),
         ("risk_group", row.risk_group.is_some()),
         ("ideology", row.ideology.is_some()),
     ] {
         if present {
-            fields.push(name);
+            fields.push(name.to_owned());
         }
     }
     let event = CaseEventRow {
         case_id: row.id.clone(),
         version: 1,
         at: now,
-        partner: req.partner_id.clone(),
-        staff_id: req.staff_id.clone(),
-        role: role_name(&active, role),
-        action: "created".into(),
-        fields: serde_json::to_string(&fields).unwrap_or_default(),
-        status: Some(row.status.clone()),
+        partner: call.requester.partner_id.clone(),
+        staff_id: call.requester.staff_id.clone(),
+        role: call.record.role.clone().unwrap_or_default(),
+        action: CaseAction::Created,
+        fields: fields.clone(),
+        status: Some(row.status),
     };
-    state
-        .store
-        .create_case(&row, &event)
-        .await
-        .map_err(ApiError::from)?;
-    tracing::info!(case = %row.id, "case registered");
-    let classified = classification_for(active.covenant.covenant(), &req);
-    let location = format!("/v1/cases/{}", row.id);
-    let mut resp = (
-        StatusCode::CREATED,
-        Json(view(&state, row, vec![event], classified)),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        resp.headers_mut().insert(header::LOCATION, v);
+    let mut dates = BTreeMap::new();
+    if let Some(d) = &row.signal_date {
+        dates.insert("signal".to_owned(), d.clone());
     }
-    Ok(resp)
+    call.record.case_id = Some(row.id.clone());
+    call.record.case_change = Some(CaseChange {
+        action: CaseAction::Created,
+        version: 1,
+        fields,
+        status: Some(row.status),
+        previous_status: None,
+        regisseur: None,
+        uvo_partners: None,
+        dates,
+    });
+    let appended = call
+        .commit_change(
+            app,
+            Change::CreateCase {
+                case: row.clone(),
+                event: event.clone(),
+            },
+            ApiError::CaseConflict,
+        )
+        .await?;
+    tracing::info!(case = %row.id, seq = appended.seq, "case registered");
+    Ok(view(
+        row,
+        vec![event],
+        classification_for(c, call),
+        appended.seq,
+    ))
 }
 
-async fn read<S: Store>(
-    State(state): State<AppState<S>>,
-    Authenticated(req, active): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<CaseView>, ApiError> {
-    let reg = &active.covenant.covenant().case_register;
-    // Permission before lookup: a role that may not read learns nothing, not even existence.
-    acting(&req, |r| reg.may_read(r)).ok_or(ApiError::CasePermission("read cases"))?;
-    let case = state
-        .store
-        .get_case(&id)
-        .await
-        .map_err(ApiError::from)?
-        .ok_or(ApiError::CaseNotFound)?;
-    // Roles that read the register as such (voorportaal, secretaris, the overleggen) read every
-    // case; the others only cases they have a role in: to them any other case does not exist.
-    let reads_all = req.roles.iter().any(|r| reg.may_read_classification(*r));
-    if !reads_all && !related(&req, &case) {
-        return Err(ApiError::CaseNotFound);
-    }
-    let events = state.store.case_events(&id).await.map_err(ApiError::from)?;
-    let classified = classification_for(active.covenant.covenant(), &req);
-    Ok(Json(view(&state, case, events, classified)))
-}
-
-async fn update<S: Store>(
-    State(state): State<AppState<S>>,
-    Authenticated(req, active): Authenticated,
-    Path(id): Path<String>,
-    StrictJson(patch): StrictJson<CasePatch>,
-) -> Result<Json<CaseView>, ApiError> {
+/// Reads a case.
+pub async fn read(app: &App, call: &mut Call, id: &str) -> Result<CaseView, ApiError> {
+    let active = call.policy.clone();
     let c = active.covenant.covenant();
     let reg = &c.case_register;
-    let may_change_something = req.roles.iter().any(|r| {
+    call.record.case_id = Some(clip(id, 80));
+    // Permission before lookup: a role that may not read learns nothing, not even existence.
+    let role = acting(call, |r| reg.may_read(r)).ok_or(ApiError::CasePermission("read cases"))?;
+    call.record.role = call.role_id(role);
+    let case = app.db.case(id).await?.ok_or(ApiError::CaseNotFound)?;
+    // Roles that read the register as such (voorportaal, secretaris, the overleggen) read every
+    // case; the others only cases they have a role in: to them any other case does not exist.
+    let reads_all = call
+        .requester
+        .roles
+        .iter()
+        .any(|r| reg.may_read_classification(*r));
+    if !reads_all && !binding::has_role_in_case(&call.requester, &case) {
+        return Err(ApiError::CaseNotFound);
+    }
+    call.record.data_subject = Some(case.subject_pseudonym.clone());
+    let events = app.db.case_events(id).await?;
+    let classified = classification_for(c, call);
+    call.record.case_read = Some(CaseRead {
+        version: case.version,
+        status: case.status,
+        classification: classified_fields(classified),
+    });
+    let appended = call.commit(app).await?;
+    Ok(view(case, events, classified, appended.seq))
+}
+
+/// Changes a case: status (by the work process and the covenant's transitions) and fields.
+pub async fn update(
+    app: &App,
+    call: &mut Call,
+    id: &str,
+    patch: CasePatch,
+) -> Result<CaseView, ApiError> {
+    let active = call.policy.clone();
+    let c = active.covenant.covenant();
+    let reg = &c.case_register;
+    call.record.case_id = Some(clip(id, 80));
+    let may_change_something = call.requester.roles.iter().any(|r| {
         reg.may_update(*r)
             || reg
                 .transitions
@@ -422,13 +407,9 @@ async fn update<S: Store>(
     check_date("decision_date", &patch.decision_date)?;
     check_date("notification_date", &patch.notification_date)?;
 
-    let old = state
-        .store
-        .get_case(&id)
-        .await
-        .map_err(ApiError::from)?
-        .ok_or(ApiError::CaseNotFound)?;
-    let current: CaseStatus = old.status.parse().map_err(|()| ApiError::Internal)?;
+    let old = app.db.case(id).await?.ok_or(ApiError::CaseNotFound)?;
+    call.record.data_subject = Some(old.subject_pseudonym.clone());
+    let current = old.status;
     let mut acting_role = None;
     let new_status = match patch.status {
         Some(to) if to != current => {
@@ -439,14 +420,15 @@ async fn update<S: Store>(
                 ));
             }
             if to == CaseStatus::Statisch
-                && !req
+                && !call
+                    .requester
                     .roles
                     .iter()
                     .any(|r| c.roles.get(r.index()).is_some_and(|r| r.id == "pto-lid"))
             {
                 return Err(ApiError::StatischRequiresPto);
             }
-            let role = acting(&req, |r| reg.may_transition(current, to, r)).ok_or_else(|| {
+            let role = acting(call, |r| reg.may_transition(current, to, r)).ok_or_else(|| {
                 ApiError::TransitionForbidden(current.to_string(), to.to_string())
             })?;
             acting_role = Some(role);
@@ -455,14 +437,15 @@ async fn update<S: Store>(
         _ => None,
     };
     if !fields_changed.is_empty() {
-        let role = acting(&req, |r| reg.may_update(r))
+        let role = acting(call, |r| reg.may_update(r))
             .ok_or(ApiError::CasePermission("change case fields"))?;
         acting_role.get_or_insert(role);
     }
+    call.record.role = acting_role.and_then(|r| call.role_id(r));
     if let Some(r) = &patch.regisseur {
         let partner = c
             .partner(&r.partner)
-            .ok_or_else(|| ApiError::UnknownPartner(r.partner.chars().take(64).collect()))?;
+            .ok_or_else(|| ApiError::UnknownPartner(clip(&r.partner, 64)))?;
         let may = c
             .role("regisseur")
             .and_then(|role| c.roles.get(role.index()))
@@ -484,67 +467,88 @@ async fn update<S: Store>(
         .flatten()
         .find(|p| c.partner(p).is_none())
     {
-        return Err(ApiError::UnknownPartner(unknown.chars().take(64).collect()));
+        return Err(ApiError::UnknownPartner(clip(unknown, 64)));
     }
     if new_status == Some(CaseStatus::Opgenomen)
         && patch.regisseur.is_none()
-        && old.regisseur_partner.is_none()
+        && old.regisseur.is_none()
     {
         return Err(ApiError::RegisseurRequired);
     }
 
-    let now = state.shared.clock.now();
+    let now = app.clock.now();
     let mut new = old.clone();
     if let Some(s) = new_status {
-        new.status = s.to_string();
+        new.status = s;
     }
     if let Some(g) = patch.risk_group {
-        new.risk_group = Some(i64::from(g));
+        new.risk_group = Some(g);
     }
     if let Some(i) = patch.ideology {
-        new.ideology = Some(i.to_string());
+        new.ideology = Some(i);
     }
-    if let Some(r) = patch.regisseur {
-        new.regisseur_partner = Some(r.partner);
-        new.regisseur_staff = Some(r.staff_id);
+    if let Some(r) = &patch.regisseur {
+        new.regisseur = Some(r.clone());
     }
-    if let Some(list) = patch.uvo_partners {
-        let mut list = list;
+    let uvo = patch.uvo_partners.map(|mut list| {
         list.sort();
         list.dedup();
-        new.uvo_partners = serde_json::to_string(&list).unwrap_or_else(|_| "[]".into());
+        list
+    });
+    if let Some(list) = &uvo {
+        new.uvo_partners = list.clone();
+    }
+    let mut dates = BTreeMap::new();
+    for (name, v) in [
+        ("signal", &patch.signal_date),
+        ("decision", &patch.decision_date),
+        ("notification_letter", &patch.notification_date),
+    ] {
+        if let Some(d) = v {
+            dates.insert(name.to_owned(), d.clone());
+        }
     }
     new.signal_date = patch.signal_date.or(new.signal_date);
     new.decision_date = patch.decision_date.or(new.decision_date);
     new.notification_date = patch.notification_date.or(new.notification_date);
     new.updated_at = now;
     new.version = old.version + 1;
-    let mut fields: Vec<&str> = fields_changed;
+    let mut fields: Vec<String> = fields_changed.iter().map(|f| (*f).to_owned()).collect();
     if new_status.is_some() {
-        fields.insert(0, "status");
+        fields.insert(0, "status".to_owned());
     }
     let event = CaseEventRow {
         case_id: new.id.clone(),
         version: new.version,
         at: now,
-        partner: req.partner_id.clone(),
-        staff_id: req.staff_id.clone(),
-        role: acting_role
-            .map(|r| role_name(&active, r))
-            .unwrap_or_default(),
-        action: "updated".into(),
-        fields: serde_json::to_string(&fields).unwrap_or_default(),
-        status: new_status.map(|s| s.to_string()),
+        partner: call.requester.partner_id.clone(),
+        staff_id: call.requester.staff_id.clone(),
+        role: call.record.role.clone().unwrap_or_default(),
+        action: CaseAction::Updated,
+        fields: fields.clone(),
+        status: new_status,
     };
-    if !state
-        .store
-        .update_case(&new, old.version, &event)
-        .await
-        .map_err(ApiError::from)?
-    {
-        return Err(ApiError::CaseConflict);
-    }
-    let events = state.store.case_events(&id).await.map_err(ApiError::from)?;
-    let classified = classification_for(active.covenant.covenant(), &req);
-    Ok(Json(view(&state, new, events, classified)))
+    call.record.case_change = Some(CaseChange {
+        action: CaseAction::Updated,
+        version: new.version,
+        fields,
+        status: new_status,
+        previous_status: new_status.map(|_| current),
+        regisseur: patch.regisseur,
+        uvo_partners: uvo,
+        dates,
+    });
+    let appended = call
+        .commit_change(
+            app,
+            Change::UpdateCase {
+                case: new.clone(),
+                expected_version: old.version,
+                event,
+            },
+            ApiError::CaseConflict,
+        )
+        .await?;
+    let events = app.db.case_events(id).await?;
+    Ok(view(new, events, classification_for(c, call), appended.seq))
 }

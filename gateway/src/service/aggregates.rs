@@ -1,29 +1,19 @@
-//! `GET /v1/aggregates/{view}`: phenomenon-level figures for the monitor and peer municipalities.
+//! Aggregate views: phenomenon-level figures for the monitor and peer municipalities.
 //! Only the covenant's views can be asked; small cells are suppressed (with secondary
 //! suppression), every number is rounded, and each view's answer is frozen per calendar quarter,
 //! so that two answers never differ by one person's change. No case id, subject, date finer than
 //! a quarter or district ever appears. Every answer is logged and encrypted to the requester.
 
-use crate::disclose::{Draft, refuse};
+use super::{Call, clip};
+use crate::app::App;
 use crate::problem::ApiError;
-use crate::registry::ClientIdentity;
-use crate::server::{Active, AppState, Authenticated, TransactionId};
-use crate::store::{CaseFacts, Store};
-use axum::extract::{Extension, Path, State};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use crate::store::CaseFacts;
 use policy::covenant::{Aggregates, Dimension, Measure, View};
 use policy::domain::{CaseStatus, Ideology, parse_date};
 use policy::sdc;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-
-/// Routes of the aggregate views.
-pub fn routes<S: Store>() -> Router<AppState<S>> {
-    Router::new().route("/v1/aggregates/{view}", get(aggregate::<S>))
-}
 
 /// The calendar quarter of a date, `2026-Q4`.
 pub fn quarter(d: time::Date) -> String {
@@ -137,41 +127,17 @@ pub fn compute(view: &View, agg: &Aggregates, facts: &[CaseFacts]) -> Value {
     }
 }
 
-async fn aggregate<S: Store>(
-    State(state): State<AppState<S>>,
-    Extension(client): Extension<ClientIdentity>,
-    Extension(Active(active)): Extension<Active>,
-    Extension(txn): Extension<TransactionId>,
-    auth: Result<Authenticated, ApiError>,
-    Path(view_id): Path<String>,
-) -> Response {
-    let mut draft = Draft::new(&state, &active, "aggregate", &client, &txn);
-    draft.query = Some(format!(
-        "view {}",
-        view_id.chars().take(64).collect::<String>()
-    ));
-    match run(&state, auth, &view_id, &mut draft).await {
-        Ok(answer) => Json(answer).into_response(),
-        Err(e) => refuse(&state, draft, e).await,
-    }
-}
-
-async fn run<S: Store>(
-    state: &AppState<S>,
-    auth: Result<Authenticated, ApiError>,
-    view_id: &str,
-    draft: &mut Draft,
-) -> Result<Value, ApiError> {
-    let Authenticated(req, active) = auth?;
-    draft.row.staff_id = Some(req.staff_id.clone());
-    let s = &state.shared;
+/// Answers an aggregate view: the frozen figures of this quarter, encrypted to the requester.
+pub async fn aggregate(app: &App, call: &mut Call, view_id: &str) -> Result<Value, ApiError> {
+    let active = call.policy.clone();
     let cc = &active.covenant;
     let c = cc.covenant();
-    s.limiter.check(&req)?;
+    let req = call.requester.clone();
+    call.record.query = Some(format!("view {}", clip(view_id, 64)));
     let view = c
         .aggregates
         .view(view_id)
-        .ok_or_else(|| ApiError::ViewUnknown(view_id.chars().take(64).collect()))?;
+        .ok_or_else(|| ApiError::ViewUnknown(clip(view_id, 64)))?;
     // The purpose: an aggregate purpose of the view that one of the requester's roles may use.
     let (purpose, role) = c
         .purposes
@@ -197,18 +163,13 @@ async fn run<S: Store>(
                 format!("the roles of purpose(s) {}", open.join(", ")),
             )
         })?;
-    draft.row.purpose = Some(purpose.id.clone());
-    draft.row.role = c.roles.get(role.index()).map(|r| r.id.clone());
-    let period = quarter(s.clock.today());
-    let body = match state
-        .store
-        .release(&view.id, &period)
-        .await
-        .map_err(ApiError::from)?
-    {
+    call.record.processing_activity = Some(purpose.id.clone());
+    call.record.role = call.role_id(role);
+    let period = quarter(app.clock.today());
+    let body = match app.db.release(&view.id, &period).await? {
         Some(b) => b,
         None => {
-            let facts = state.store.case_facts().await.map_err(ApiError::from)?;
+            let facts = app.db.case_facts().await?;
             let mut figures = compute(view, &c.aggregates, &facts);
             if let Value::Object(m) = &mut figures {
                 m.insert("view".into(), json!(view.id));
@@ -223,11 +184,9 @@ async fn run<S: Store>(
                 );
             }
             let body = serde_json::to_string(&figures).map_err(|_| ApiError::Internal)?;
-            state
-                .store
-                .put_release(&view.id, &period, &body, s.clock.now())
-                .await
-                .map_err(ApiError::from)?
+            app.db
+                .put_release(&view.id, &period, &body, app.clock.now())
+                .await?
         }
     };
     let keys = active
@@ -236,16 +195,12 @@ async fn run<S: Store>(
         .ok_or(ApiError::Internal)?;
     let armored =
         age::encrypt_and_armor(&keys.recipient, body.as_bytes()).map_err(|_| ApiError::Internal)?;
-    draft.row.ciphertext_sha256 = Some(hex::encode(Sha256::digest(armored.as_bytes())));
-    draft.row.outcome = "answered".into();
-    let appended = s.log.append(draft.record()).await.map_err(|e| {
-        tracing::error!(error = %e, "aggregate record could not be written; nothing released");
-        ApiError::DisclosureLogUnavailable
-    })?;
+    call.record.ciphertext_sha256 = Some(hex::encode(Sha256::digest(armored.as_bytes())));
+    let appended = call.commit(app).await?;
     Ok(json!({
-        "disclosure_id": draft.row.id,
+        "disclosure_id": call.record.id,
         "audit_seq": appended.seq,
-        "audit_leaf_hash": appended.leaf_hash,
+        "audit_leaf_hash": hex::encode(appended.leaf_hash),
         "view": view.id,
         "period": period,
         "policy_version": cc.version().as_str(),

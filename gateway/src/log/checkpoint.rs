@@ -16,9 +16,12 @@ pub enum CheckpointError {
     /// The note is not a well-formed checkpoint.
     #[error("malformed checkpoint: {0}")]
     Malformed(&'static str),
-    /// No signature of the expected key, or it does not verify.
-    #[error("checkpoint not signed by the log key {0}")]
+    /// A signature line of the key is there but does not verify.
+    #[error("checkpoint signature by the log key {0} does not verify")]
     BadSignature(String),
+    /// No signature line of any expected key.
+    #[error("checkpoint not signed by the log key {0}")]
+    NotSigned(String),
 }
 
 /// A checkpoint's content.
@@ -178,7 +181,7 @@ impl NoteVerifier {
             verified = true;
         }
         if !verified {
-            return Err(CheckpointError::BadSignature(self.name.clone()));
+            return Err(CheckpointError::NotSigned(self.name.clone()));
         }
         let mut lines = body.lines();
         let origin = lines
@@ -235,9 +238,11 @@ mod tests {
         };
         let forged = key(2).sign(&c);
         let v = NoteVerifier::from_vkey(&key(1).vkey()).unwrap();
+        // Same name, same key id would be needed to even try the signature: a key of the same
+        // name but another secret has another id, so the note is simply not signed by ours.
         assert_eq!(
             v.verify(&forged),
-            Err(CheckpointError::BadSignature(
+            Err(CheckpointError::NotSigned(
                 "gateway.example/disclosures".into()
             ))
         );
@@ -251,5 +256,91 @@ mod tests {
         h.update(b"gateway.example/disclosures\n\x01");
         h.update(&pk);
         assert_eq!(&h.finalize()[..4], &k.id);
+    }
+}
+
+/// The log's verifier keys: the current one and every retired one (after a rotation), so that
+/// checkpoints signed before a rotation still verify.
+#[derive(Debug, Clone)]
+pub struct KeySet {
+    keys: Vec<NoteVerifier>,
+}
+
+impl KeySet {
+    /// From verifiers.
+    pub fn new(keys: Vec<NoteVerifier>) -> Result<KeySet, CheckpointError> {
+        if keys.is_empty() {
+            return Err(CheckpointError::Key("no verifier key".into()));
+        }
+        Ok(KeySet { keys })
+    }
+
+    /// From text with one `vkey` per line (blank lines and `#` comments ignored).
+    pub fn parse(text: &str) -> Result<KeySet, CheckpointError> {
+        let keys = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(NoteVerifier::from_vkey)
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(keys)
+    }
+
+    /// The keys, as `vkey` strings.
+    pub fn vkeys(&self) -> Vec<String> {
+        self.keys.iter().map(NoteVerifier::vkey_string).collect()
+    }
+
+    /// Whether `vkey` is one of the set.
+    pub fn contains(&self, vkey: &str) -> bool {
+        self.keys.iter().any(|k| k.vkey_string() == vkey.trim())
+    }
+
+    /// Verifies a note signed by at least one key of the set; a signature of a key of the set
+    /// that does not verify fails it. Returns the checkpoint and the `vkey` of each signer.
+    pub fn verify(&self, note: &str) -> Result<(Checkpoint, Vec<String>), CheckpointError> {
+        let mut found = None;
+        let mut signers = Vec::new();
+        for k in &self.keys {
+            match k.verify(note) {
+                Ok(c) => {
+                    signers.push(k.vkey_string());
+                    found = Some(c);
+                }
+                Err(CheckpointError::NotSigned(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let names: Vec<&str> = self.keys.iter().map(|k| k.name.as_str()).collect();
+        found
+            .map(|c| (c, signers))
+            .ok_or_else(|| CheckpointError::NotSigned(names.join(" or ")))
+    }
+}
+
+#[cfg(test)]
+mod keyset_tests {
+    use super::*;
+
+    #[test]
+    fn a_rotated_key_still_verifies_the_checkpoints_it_signed() {
+        let old = LogKey::from_seed("gw/disclosures", &[1; 32]).unwrap();
+        let new = LogKey::from_seed("gw/disclosures", &[2; 32]).unwrap();
+        let c = Checkpoint {
+            origin: "gw/disclosures".into(),
+            size: 3,
+            root: [4; 32],
+        };
+        let set = KeySet::parse(&format!("# current\n{}\n\n{}\n", new.vkey(), old.vkey())).unwrap();
+        let (got, signers) = set.verify(&old.sign(&c)).unwrap();
+        assert_eq!((got, signers), (c.clone(), vec![old.vkey()]));
+        assert_eq!(set.verify(&new.sign(&c)).unwrap().1, vec![new.vkey()]);
+        let stranger = LogKey::from_seed("gw/disclosures", &[3; 32]).unwrap();
+        assert!(matches!(
+            set.verify(&stranger.sign(&c)),
+            Err(CheckpointError::NotSigned(_))
+        ));
+        assert!(KeySet::parse("# nothing\n").is_err());
+        assert!(set.contains(&old.vkey()) && !set.contains(&stranger.vkey()));
     }
 }

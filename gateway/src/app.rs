@@ -1,0 +1,43 @@
+//! The application: what every service and handler reaches. One value, built at start-up (or by
+//! a test), shared behind an `Arc`.
+
+use crate::auth::TokenPolicy;
+use crate::clock::Clock;
+use crate::config::{AdministrationConfig, Limits};
+use crate::crypto::Secrets;
+use crate::lifecycle::{PolicyBuilder, PolicyCell};
+use crate::log::Log;
+use crate::service::limits::Limiter;
+use crate::service::sources::{OpenedRecords, Upstream};
+use crate::store::Db;
+use std::sync::Arc;
+
+/// Everything the gateway works with.
+pub struct App {
+    /// The database.
+    pub db: Db,
+    /// The disclosure log.
+    pub log: Arc<Log>,
+    /// The active policy version: covenant, partner registry, TLS. Load it once per request.
+    pub policy: PolicyCell,
+    /// Builds policy versions (drafts, activations, CRL reloads).
+    pub builder: PolicyBuilder,
+    /// Who administers the policy.
+    pub administration: AdministrationConfig,
+    /// Serialises activations and reloads on this instance.
+    pub activation: tokio::sync::Mutex<()>,
+    /// The gateway's own secrets.
+    pub secrets: Secrets,
+    /// Deposited records already opened, by the digest of their sealed form.
+    pub opened: crate::cache::Bounded<[u8; 32], OpenedRecords>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Token requirements.
+    pub tokens: TokenPolicy,
+    /// Limits.
+    pub limits: Limits,
+    /// Upstream sources.
+    pub upstream: Upstream,
+    /// Rate limits.
+    pub limiter: Limiter,
+}

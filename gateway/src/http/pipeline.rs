@@ -1,0 +1,450 @@
+//! The one request pipeline of the partner API. Every request under `/v1`:
+//!
+//! 1. gets a transaction id and its span ([`request_context`]);
+//! 2. runs under the policy version active when it arrives, its certificate mapped to a partner
+//!    under that version, its token verified ([`pipeline`]) and its rate counted (the [`Call`]
+//!    extractor, so that unknown paths answer 404 without a token);
+//! 3. reaches its handler as a [`Call`] with the log entry under construction;
+//! 4. if it is refused, anywhere, the refusal is recorded from that entry; if a handler answers
+//!    a recorded endpoint without having committed its entry, the answer is replaced by a
+//!    refusal (fail closed).
+//!
+//! The fail-closed rule lives here and nowhere else.
+
+use crate::app::App;
+use crate::auth::{Requester, verify_cached};
+use crate::lifecycle::{ActivePolicy, PeerRefusal};
+use crate::log::entry::{Kind, LogEntry, Start, new_id};
+use crate::problem::{ApiError, ProblemType};
+use crate::registry::{ClientIdentity, PeerCert};
+use crate::service::Call;
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, header, request::Parts};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// The header that carries the transaction id across organisations (FSC).
+pub const TRANSACTION_HEADER: &str = "fsc-transaction-id";
+
+/// The transaction id of a request, echoed or created by [`request_context`].
+#[derive(Debug, Clone)]
+pub struct TransactionId(pub String);
+
+fn valid_transaction_id(v: &str) -> bool {
+    (8..=64).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// One span per request (route, method, partner, transaction id); echoes `Fsc-Transaction-Id`.
+pub async fn request_context(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(TRANSACTION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| valid_transaction_id(v))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
+    let span = tracing::info_span!("request", method = %req.method(), route = %route, transaction_id = %id, partner = tracing::field::Empty);
+    req.extensions_mut().insert(TransactionId(id.clone()));
+    let started = Instant::now();
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = resp.status().as_u16(),
+            latency_us = started.elapsed().as_micros() as u64,
+            "done"
+        )
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(TRANSACTION_HEADER, v);
+    }
+    resp
+}
+
+/// What a route records: its entry kind, and whether an answer must have committed an entry.
+pub fn route_kind(method: &Method, path: Option<&str>) -> (Kind, bool) {
+    let m = method.clone();
+    match path {
+        Some("/v1/disclosures") if m == Method::POST => (Kind::Disclosure, true),
+        Some("/v1/checks") if m == Method::POST => (Kind::Check, true),
+        Some("/v1/cases") if m == Method::POST => (Kind::CaseChange, true),
+        Some("/v1/cases/{id}") if m == Method::GET => (Kind::CaseRead, true),
+        Some("/v1/cases/{id}") if m == Method::PATCH => (Kind::CaseChange, true),
+        Some("/v1/records/{product}/{subject_ref}") if m == Method::PUT => (Kind::Deposit, true),
+        Some("/v1/aggregates/{view}") if m == Method::GET => (Kind::Aggregate, true),
+        Some("/v1/audit/disclosures" | "/v1/audit/subjects/{bsn}") if m == Method::GET => {
+            (Kind::AuditQuery, true)
+        }
+        Some(p) if p.starts_with("/v1/audit/") => (Kind::AuditProof, false),
+        Some(p) if p.starts_with("/v1/policy") => (Kind::Policy, m == Method::POST),
+        _ => (Kind::Request, false),
+    }
+}
+
+/// What the pipeline hands the handler (taken by the [`Call`] extractor): the token's
+/// verification is checked there, so that routes without a handler that needs a requester
+/// (unknown paths and methods) answer 404 and 405 without one.
+#[derive(Clone)]
+struct Seed {
+    auth: Result<Requester, ApiError>,
+    policy: Arc<ActivePolicy>,
+    record: LogEntry,
+}
+
+/// A refusal the pipeline must record, with the entry as the handler filled it in.
+#[derive(Clone)]
+struct PendingRefusal(LogEntry);
+
+/// The answer's (or refusal's) entry is durable already.
+#[derive(Clone)]
+struct Recorded;
+
+/// The requester: the connection's certificate and the verified token.
+fn authenticate(
+    app: &App,
+    active: &ActivePolicy,
+    client: &ClientIdentity,
+    parts: &axum::http::HeaderMap,
+) -> Result<Requester, ApiError> {
+    let token = parts
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .ok_or(ApiError::TokenMissing)?;
+    verify_cached(
+        &active.tokens,
+        token.trim(),
+        client,
+        &active.covenant,
+        &active.registry,
+        &app.tokens,
+        app.clock.now(),
+    )
+}
+
+/// Records a refusal (best effort: the refusal stands even if it cannot be recorded).
+async fn record_refusal(app: &App, mut entry: LogEntry, problem: &str) {
+    entry.refuse(problem);
+    if let Err(e) = app.log.append(entry).await {
+        tracing::error!(error = %e, problem, "could not record a refusal");
+    }
+}
+
+/// The pipeline: policy version, certificate, token, rate limit, handler, and the record of
+/// every refusal.
+pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
+    let (kind, must_record) = route_kind(
+        req.method(),
+        req.extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+    );
+    let trace_id = req
+        .extensions()
+        .get::<TransactionId>()
+        .map(|t| t.0.clone())
+        .unwrap_or_default();
+    let active = app.policy.load_full();
+    let mut base = LogEntry::new(Start {
+        id: new_id(),
+        at: app.clock.now(),
+        trace_id: &trace_id,
+        kind,
+        partner: String::new(),
+        policy_version: active.version(),
+    });
+    let Some(peer) = req.extensions().get::<PeerCert>().cloned() else {
+        return ApiError::Internal.into_response();
+    };
+    let identity = match active.identify(&peer) {
+        Ok(i) => i,
+        Err(why) => {
+            // The partner is not known under this version: the certificate stands in for it.
+            base.partner = format!("certificate:{}", peer.fingerprint);
+            let e = match why {
+                PeerRefusal::Revoked => ApiError::CertificateRevoked,
+                PeerRefusal::Unknown => ApiError::CertificateUnknown,
+            };
+            record_refusal(&app, base, &e.slug()).await;
+            return e.into_response();
+        }
+    };
+    if let Some(p) = active.covenant.covenant().partner_at(identity.partner) {
+        tracing::Span::current().record("partner", p.id.as_str());
+        base.partner = p.id.clone();
+    }
+    let auth = authenticate(&app, &active, &identity, req.headers());
+    if let Ok(r) = &auth {
+        base.staff_id = Some(r.staff_id.clone());
+    }
+    req.extensions_mut().insert(Seed {
+        auth,
+        policy: active,
+        record: base.clone(),
+    });
+    let mut resp = next.run(req).await;
+    let recorded = resp.extensions().get::<Recorded>().is_some();
+    let pending = resp.extensions_mut().remove::<PendingRefusal>();
+    match resp.extensions().get::<ProblemType>().cloned() {
+        Some(problem) if !recorded => {
+            record_refusal(&app, pending.map_or(base, |p| p.0), &problem.0).await;
+            resp
+        }
+        Some(_) => resp,
+        None if must_record && !recorded && resp.status().is_success() => {
+            // A bug: an answer that carries data without its entry. Nothing leaves.
+            tracing::error!(
+                kind = kind.as_str(),
+                "an answer was not recorded; refused instead"
+            );
+            record_refusal(&app, base, "internal").await;
+            ApiError::Internal.into_response()
+        }
+        None => resp,
+    }
+}
+
+/// The authenticated requester, counted against the rate limits. A refusal here is recorded by
+/// the pipeline from its entry.
+impl FromRequestParts<Arc<App>> for Call {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+        // Set by the pipeline for every request; its absence is a bug: fail closed.
+        let seed = parts
+            .extensions
+            .remove::<Seed>()
+            .ok_or(ApiError::Internal)?;
+        let requester = seed.auth?;
+        app.limiter.check(&requester)?;
+        Ok(Call {
+            requester,
+            policy: seed.policy,
+            record: seed.record,
+            committed: None,
+        })
+    }
+}
+
+/// The response to a call: the answer, or the refusal with the entry the pipeline records.
+pub fn respond<T: IntoResponse>(call: Call, result: Result<T, ApiError>) -> Response {
+    let committed = call.committed.is_some();
+    let mut resp = match result {
+        Ok(t) => t.into_response(),
+        Err(e) => {
+            let mut resp = e.into_response();
+            if !committed {
+                resp.extensions_mut().insert(PendingRefusal(call.record));
+            }
+            resp
+        }
+    };
+    if committed {
+        resp.extensions_mut().insert(Recorded);
+    }
+    resp
+}
+
+/// A request body, never rejected by itself: its problem (size, media type, depth, JSON) is
+/// the handler's refusal, so that it is recorded like any other.
+pub struct Body<T>(pub Result<T, ApiError>);
+
+/// Nesting depth of a JSON document (strings are skipped), without parsing it.
+pub fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+fn content_type_is(req: &Request, accepted: &[&str]) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| accepted.iter().any(|a| m.trim().eq_ignore_ascii_case(a)))
+}
+
+async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::BodyTooLarge(limit))
+}
+
+impl<T: DeserializeOwned> FromRequest<Arc<App>> for Body<T> {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+        let limits = &app.limits;
+        let parsed = async {
+            if !content_type_is(&req, &["application/json"]) {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            let bytes = read_body(req, limits.body_bytes).await?;
+            if json_depth(&bytes) > limits.json_depth {
+                return Err(ApiError::JsonTooDeep(limits.json_depth));
+            }
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidBody(e.to_string()))
+        }
+        .await;
+        Ok(Body(parsed))
+    }
+}
+
+/// An optional JSON body: empty (or whitespace only) is `None`.
+pub struct OptionalBody<T>(pub Result<Option<T>, ApiError>);
+
+impl<T: DeserializeOwned> FromRequest<Arc<App>> for OptionalBody<T> {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+        let limits = &app.limits;
+        let parsed = async {
+            let bytes = read_body(req, limits.body_bytes).await?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(None);
+            }
+            if json_depth(&bytes) > limits.json_depth {
+                return Err(ApiError::JsonTooDeep(limits.json_depth));
+            }
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| ApiError::InvalidBody(e.to_string()))
+        }
+        .await;
+        Ok(OptionalBody(parsed))
+    }
+}
+
+/// A covenant text (`application/toml` or `text/plain`, UTF-8, at most `max` bytes).
+pub struct TomlBody(pub Result<String, ApiError>);
+
+impl FromRequest<Arc<App>> for TomlBody {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, _: &Arc<App>) -> Result<Self, Self::Rejection> {
+        let max = crate::service::policy_admin::MAX_DRAFT_BYTES;
+        let parsed = async {
+            if !content_type_is(&req, &["application/toml", "text/plain"]) {
+                return Err(ApiError::NotToml);
+            }
+            let bytes = read_body(req, max).await?;
+            String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::NotToml)
+        }
+        .await;
+        Ok(TomlBody(parsed))
+    }
+}
+
+/// Path parameters, never rejected by themselves (a malformed one is a recorded refusal).
+pub struct ApiPath<T>(pub Result<T, ApiError>);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ApiPath(
+            axum::extract::Path::<T>::from_request_parts(parts, state)
+                .await
+                .map(|p| p.0)
+                .map_err(|e| ApiError::InvalidBody(format!("path: {}", e.body_text()))),
+        ))
+    }
+}
+
+/// Query parameters, never rejected by themselves.
+pub struct ApiQuery<T>(pub Result<T, ApiError>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ApiQuery(
+            axum::extract::Query::<T>::from_request_parts(parts, state)
+                .await
+                .map(|q| q.0)
+                .map_err(|e| ApiError::InvalidBody(format!("query: {}", e.body_text()))),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_ignores_brackets_in_strings() {
+        assert_eq!(json_depth(br#"{"a":[1,{"b":"[[[{"}]}"#), 3);
+        assert_eq!(json_depth(br#""\"{""#), 0);
+        assert_eq!(json_depth(b"[[[[]]]]"), 4);
+    }
+
+    #[test]
+    fn transaction_ids() {
+        assert!(valid_transaction_id("3f2c9a4e-0000-4000-8000-000000000001"));
+        assert!(!valid_transaction_id("short"));
+        assert!(!valid_transaction_id("has space in it"));
+        assert!(!valid_transaction_id(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn every_route_that_carries_data_must_record_its_answer() {
+        for (m, p, kind) in [
+            (Method::POST, "/v1/disclosures", Kind::Disclosure),
+            (Method::POST, "/v1/checks", Kind::Check),
+            (Method::POST, "/v1/cases", Kind::CaseChange),
+            (Method::GET, "/v1/cases/{id}", Kind::CaseRead),
+            (Method::PATCH, "/v1/cases/{id}", Kind::CaseChange),
+            (
+                Method::PUT,
+                "/v1/records/{product}/{subject_ref}",
+                Kind::Deposit,
+            ),
+            (Method::GET, "/v1/aggregates/{view}", Kind::Aggregate),
+            (Method::GET, "/v1/audit/disclosures", Kind::AuditQuery),
+            (Method::GET, "/v1/audit/subjects/{bsn}", Kind::AuditQuery),
+            (Method::POST, "/v1/policy/drafts/{id}/approve", Kind::Policy),
+        ] {
+            assert_eq!(route_kind(&m, Some(p)), (kind, true), "{m} {p}");
+        }
+        assert_eq!(
+            route_kind(&Method::GET, Some("/v1/audit/proof/{seq}")),
+            (Kind::AuditProof, false)
+        );
+        assert_eq!(
+            route_kind(&Method::GET, Some("/v1/policy")),
+            (Kind::Policy, false)
+        );
+        assert_eq!(route_kind(&Method::GET, None), (Kind::Request, false));
+    }
+}

@@ -1,0 +1,465 @@
+//! The tamper-evident disclosure log: every entry is a leaf of an RFC 6962 Merkle tree and a
+//! link of a hash chain, written durably before the answer it records leaves.
+//!
+//! [`Log`] is the one object that owns it: the writer (group commit, [`writer`]), the stored
+//! tree ([`tree`]), the signing key and checkpoints ([`checkpoint`]), proofs, and an orderly
+//! shutdown. The record type is [`entry::LogEntry`]; `audit verify` is [`verify`].
+
+pub mod checkpoint;
+pub mod entry;
+pub mod merkle;
+pub mod tree;
+pub mod verify;
+pub mod writer;
+
+use crate::store::{Change, Db, HeadRow, NodeRow, StoreError, StoredCheckpoint};
+use checkpoint::{Checkpoint, CheckpointError, KeySet, LogKey};
+use entry::LogEntry;
+use merkle::{Frontier, Hash, consistency_path, inclusion_path};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
+pub use writer::Appended;
+
+/// The chain value before the first entry.
+pub const GENESIS: Hash = [0; 32];
+
+/// `SHA-256(previous || leaf)`.
+pub fn chain_hash(previous: &Hash, leaf: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update(previous);
+    h.update(leaf);
+    h.finalize().into()
+}
+
+/// The log could not do what was asked; nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The database failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// An entry could not be serialised.
+    #[error("{0}")]
+    Entry(String),
+    /// The batch the entry was in could not be written.
+    #[error("write failed: {0}")]
+    Failed(String),
+    /// The writer has stopped (shutdown).
+    #[error("the log writer has stopped")]
+    Stopped,
+    /// The stored log is inconsistent.
+    #[error("{0}")]
+    Corrupt(String),
+    /// The signing key cannot be used.
+    #[error("{0}")]
+    Key(#[from] CheckpointError),
+    /// A proof was asked for sizes the log does not have.
+    #[error("{0}")]
+    Range(String),
+}
+
+/// The log's signing key and the keys that signed before it.
+pub struct LogKeys {
+    /// Signs new checkpoints.
+    pub current: LogKey,
+    /// Verifiers of keys retired by a rotation (their checkpoints still verify).
+    pub retired: Vec<checkpoint::NoteVerifier>,
+}
+
+impl LogKeys {
+    /// Every verifier key: the current one first.
+    pub fn key_set(&self) -> Result<KeySet, CheckpointError> {
+        let mut all = vec![checkpoint::NoteVerifier::from_vkey(&self.current.vkey())?];
+        all.extend(self.retired.iter().cloned());
+        KeySet::new(all)
+    }
+}
+
+/// Which key signed the latest checkpoint, compared with the configured one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signer {
+    /// No checkpoint yet, or the current key signed it.
+    Current,
+    /// A retired key signed it: the key was rotated since (the rotation must be recorded).
+    Retired(String),
+}
+
+/// An inclusion proof.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InclusionProof {
+    /// Sequence number.
+    pub seq: i64,
+    /// Leaf index (`seq - 1`).
+    pub leaf_index: u64,
+    /// Leaf hash, hex.
+    pub leaf_hash: String,
+    /// Tree size the proof is against.
+    pub tree_size: i64,
+    /// Root at that size, hex.
+    pub root: String,
+    /// The proof, hex, bottom-up.
+    pub proof: Vec<String>,
+    /// The signed checkpoint of that size, when the proof is against the latest one.
+    pub checkpoint: Option<String>,
+}
+
+/// A consistency proof.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConsistencyProof {
+    /// Smaller size.
+    pub from: i64,
+    /// Larger size.
+    pub to: i64,
+    /// Root at `from`, hex.
+    pub from_root: String,
+    /// Root at `to`, hex.
+    pub to_root: String,
+    /// The proof, hex.
+    pub proof: Vec<String>,
+}
+
+/// The disclosure log.
+pub struct Log {
+    db: Db,
+    queue: mpsc::Sender<writer::Job>,
+    keys: LogKeys,
+    origin: String,
+    stop: Arc<Notify>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log").field("origin", &self.origin).finish()
+    }
+}
+
+impl Log {
+    /// Opens the log on a migrated database and starts its writer. A log migrated from before
+    /// the stored tree gets its tree built once (reading every leaf); afterwards a start reads
+    /// only the head and the tree's right edge.
+    pub async fn open(db: Db, keys: LogKeys, origin: String) -> Result<Log, LogError> {
+        let head = db.log_head().await?;
+        if head.root.is_none() {
+            build_tree(&db).await?;
+        }
+        let head = db.log_head().await?;
+        let state = writer::TreeState::load(&db, &head).await?;
+        let (queue, rx) = mpsc::channel(4 * writer::MAX_BATCH);
+        let stop = Arc::new(Notify::new());
+        let task = tokio::spawn(writer::run(db.clone(), rx, state, stop.clone()));
+        Ok(Log {
+            db,
+            queue,
+            keys,
+            origin,
+            stop,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    /// The log's origin line (`<gateway id>/disclosures`).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The verifier keys (current first, then retired).
+    pub fn key_set(&self) -> Result<KeySet, CheckpointError> {
+        self.keys.key_set()
+    }
+
+    /// The current key's `vkey`.
+    pub fn vkey(&self) -> String {
+        self.keys.current.vkey()
+    }
+
+    /// The database the log is in.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Appends an entry; returns once it is durable.
+    pub async fn append(&self, entry: LogEntry) -> Result<Appended, LogError> {
+        self.submit(entry, None).await
+    }
+
+    /// Appends an entry together with the change it describes, in one transaction. When the
+    /// change's precondition no longer holds, nothing changes and the entry is recorded as the
+    /// refusal (`applied` is false).
+    pub async fn append_with(&self, entry: LogEntry, change: Change) -> Result<Appended, LogError> {
+        self.submit(entry, Some(change)).await
+    }
+
+    async fn submit(&self, entry: LogEntry, change: Option<Change>) -> Result<Appended, LogError> {
+        let (reply, wait) = oneshot::channel();
+        self.queue
+            .send(writer::Job {
+                entry,
+                change,
+                reply,
+            })
+            .await
+            .map_err(|_| LogError::Stopped)?;
+        wait.await.map_err(|_| LogError::Stopped)?
+    }
+
+    /// Stops taking entries, writes those already queued, and waits for the writer to end.
+    pub async fn shutdown(&self) {
+        self.stop.notify_one();
+        if let Some(task) = self.task.lock().await.take()
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "the log writer ended abnormally");
+        }
+    }
+
+    /// Which key signed the latest checkpoint.
+    pub async fn signer(&self) -> Result<Signer, LogError> {
+        let Some(latest) = self.db.latest_checkpoint().await? else {
+            return Ok(Signer::Current);
+        };
+        let set = self.keys.key_set()?;
+        let (_, signers) = set.verify(&latest.note).map_err(|_| {
+            LogError::Key(CheckpointError::Key(format!(
+                "the latest checkpoint (size {}) is signed by none of the log's keys: the current key or a retired one in secrets.retired_log_vkeys_file; if you rotated the key, add the old key's vkey there",
+                latest.size
+            )))
+        })?;
+        let current = self.keys.current.vkey();
+        if signers.contains(&current) {
+            Ok(Signer::Current)
+        } else {
+            Ok(Signer::Retired(
+                signers.into_iter().next().unwrap_or_default(),
+            ))
+        }
+    }
+
+    /// Signs and stores a checkpoint for the current size (or returns the stored one). Reads
+    /// the head only: the root is kept with it.
+    pub async fn checkpoint(&self, now: i64) -> Result<(i64, String), LogError> {
+        let head = self.db.log_head().await?;
+        if let Some(latest) = self.db.latest_checkpoint().await?
+            && latest.size == head.size
+        {
+            return Ok((latest.size, latest.note));
+        }
+        let root = head
+            .root
+            .ok_or_else(|| LogError::Corrupt("the log head has no root".into()))?;
+        let size = u64::try_from(head.size).map_err(|_| LogError::Corrupt("size".into()))?;
+        let note = self.keys.current.sign(&Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root,
+        });
+        let stored = self
+            .db
+            .put_checkpoint(&StoredCheckpoint {
+                size: head.size,
+                root,
+                note,
+                at: now,
+            })
+            .await?;
+        Ok((head.size, stored))
+    }
+
+    /// The inclusion proof of entry `seq` against the tree of `size` entries, or against the
+    /// latest checkpoint (made now if the log grew) when `size` is not given.
+    pub async fn inclusion(
+        &self,
+        seq: i64,
+        size: Option<i64>,
+        now: i64,
+    ) -> Result<InclusionProof, LogError> {
+        let (size, note) = match size {
+            Some(s) => (s, None),
+            None => {
+                let (s, n) = self.checkpoint(now).await?;
+                (s, Some(n))
+            }
+        };
+        let head = self.db.log_head().await?;
+        if size < 1 || size > head.size {
+            return Err(LogError::Range(format!(
+                "`size` must be 1 to {} (the log size)",
+                head.size
+            )));
+        }
+        if seq < 1 || seq > size {
+            return Err(LogError::Range(format!(
+                "`seq` must be 1 to {size} (the tree size)"
+            )));
+        }
+        let (index, n) = (to_u64(seq - 1)?, to_u64(size)?);
+        let (proof, root, leaf) = tree::with_nodes(&self.db, |get| {
+            (
+                inclusion_path(index, n, get),
+                root_from(n, get),
+                get(0, index),
+            )
+        })
+        .await?;
+        Ok(InclusionProof {
+            seq,
+            leaf_index: index,
+            leaf_hash: hex::encode(leaf),
+            tree_size: size,
+            root: hex::encode(root),
+            proof: proof.iter().map(hex::encode).collect(),
+            checkpoint: note,
+        })
+    }
+
+    /// The consistency proof between the trees of `from` and `to` entries.
+    pub async fn consistency(&self, from: i64, to: i64) -> Result<ConsistencyProof, LogError> {
+        let head = self.db.log_head().await?;
+        if from < 1 || from > to || to > head.size {
+            return Err(LogError::Range(format!(
+                "need 1 <= from <= to <= {} (the log size)",
+                head.size
+            )));
+        }
+        let (m, n) = (to_u64(from)?, to_u64(to)?);
+        let (proof, r1, r2) = tree::with_nodes(&self.db, |get| {
+            (
+                consistency_path(m, n, get),
+                root_from(m, get),
+                root_from(n, get),
+            )
+        })
+        .await?;
+        Ok(ConsistencyProof {
+            from,
+            to,
+            from_root: hex::encode(r1),
+            to_root: hex::encode(r2),
+            proof: proof.iter().map(hex::encode).collect(),
+        })
+    }
+}
+
+/// The root of the tree of `size` leaves from its complete subtrees.
+fn root_from(size: u64, get: &mut dyn FnMut(u32, u64) -> Hash) -> Hash {
+    let parts: Vec<Hash> = Frontier::parts(size)
+        .into_iter()
+        .map(|(h, k)| get(h, k))
+        .collect();
+    Frontier::from_parts(size, &parts)
+        .map(|f| f.root())
+        .unwrap_or_else(|| merkle::root(&[]))
+}
+
+fn to_u64(v: i64) -> Result<u64, LogError> {
+    u64::try_from(v).map_err(|_| LogError::Range("negative".into()))
+}
+
+/// Builds the stored tree of a log from before it (migration 0006): reads every leaf once, in
+/// pages, stores every complete subtree and the root, under the head's lock.
+async fn build_tree(db: &Db) -> Result<(), LogError> {
+    let mut tx = db.begin().await?;
+    let head = tx.lock_head().await?;
+    if head.root.is_some() {
+        return Ok(());
+    }
+    tracing::info!(
+        entries = head.size,
+        "building the stored Merkle tree of an older log (once)"
+    );
+    let mut f = Frontier::default();
+    let mut chain = GENESIS;
+    let mut after = 0i64;
+    while after < head.size {
+        let upto = head.size.min(after + 100_000);
+        let page = db.leaf_hashes(after, upto).await?;
+        let mut nodes = Vec::new();
+        for (seq, leaf) in page {
+            if seq != after + 1 {
+                return Err(LogError::Corrupt(format!(
+                    "entry {} is missing: run `gateway audit verify`",
+                    after + 1
+                )));
+            }
+            chain = chain_hash(&chain, &leaf);
+            f.push_with(leaf, |h, k, x| {
+                if tree::is_stored_height(h)
+                    && let Ok(idx) = i64::try_from(k)
+                {
+                    nodes.push(NodeRow {
+                        height: i64::from(h),
+                        idx,
+                        hash: *x,
+                    });
+                }
+            });
+            after = seq;
+        }
+        tx.insert_nodes(&nodes).await?;
+        if after < upto {
+            return Err(LogError::Corrupt(format!(
+                "entry {} is missing: run `gateway audit verify`",
+                after + 1
+            )));
+        }
+    }
+    if head.size > 0 && chain != head.chain_hash {
+        return Err(LogError::Corrupt(
+            "the log head's chain hash does not match the entries: run `gateway audit verify`"
+                .into(),
+        ));
+    }
+    tx.set_head(&HeadRow {
+        size: head.size,
+        chain_hash: head.chain_hash,
+        root: Some(f.root()),
+    })
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::entry::{Kind, Start};
+
+    fn entry(n: i64) -> LogEntry {
+        LogEntry::new(Start {
+            id: format!("disc-{n}"),
+            at: 1_700_000_000 + n,
+            trace_id: "t-unit-0001",
+            kind: Kind::Check,
+            partner: "politie".into(),
+            policy_version: "v",
+        })
+    }
+
+    #[tokio::test]
+    async fn the_head_keeps_the_root_of_its_entries() {
+        let dir = std::env::temp_dir().join(format!("gw-log-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let db = Db::connect(&format!(
+            "sqlite://{}/{}.db",
+            dir.display(),
+            uuid::Uuid::new_v4().simple()
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        db.migrate().await.unwrap_or_else(|e| panic!("{e}"));
+        let keys = LogKeys {
+            current: LogKey::from_seed("t/disclosures", &[1; 32]).unwrap_or_else(|e| panic!("{e}")),
+            retired: vec![],
+        };
+        let log = Log::open(db.clone(), keys, "t/disclosures".into())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut leaves = Vec::new();
+        for n in 0..6 {
+            let a = log.append(entry(n)).await.unwrap_or_else(|e| panic!("{e}"));
+            leaves.push(a.leaf_hash);
+            let head = db.log_head().await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(head.root, Some(merkle::root(&leaves)), "after {}", n + 1);
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! `gateway audit verify`: recomputes every leaf hash, the hash chain, every stored tree node,
+//! the log head (size, chain, root) and every checkpoint's tree head and signature, and checks
+//! that every searchable column and side-table row equals its derivation from the entry. Names
+//! the first bad entry. Works on the database or on an export (`gateway audit export`), whose
+//! embedded proofs it checks too.
+
+use super::checkpoint::KeySet;
+use super::entry::LogEntry;
+use super::merkle::{Frontier, Hash, leaf_hash, verify_inclusion};
+use super::{GENESIS, chain_hash, tree};
+use crate::store::{Db, NodeRow, ProductRow, RecordRow, StoreError, StoredCheckpoint};
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead;
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Entries read.
+    pub entries: i64,
+    /// Checkpoints checked.
+    pub checkpoints: usize,
+    /// Stored tree nodes checked.
+    pub nodes: usize,
+    /// Inclusion proofs checked (exports only).
+    pub proofs: usize,
+    /// The first problem: sequence number and what is wrong.
+    pub first_bad: Option<(i64, String)>,
+}
+
+/// Verification in one pass over the entries, in sequence order.
+pub struct Pass<'a> {
+    keys: &'a KeySet,
+    checkpoints: Vec<StoredCheckpoint>,
+    next_checkpoint: usize,
+    roots: BTreeMap<i64, Hash>,
+    expected: i64,
+    prev: Hash,
+    frontier: Frontier,
+    /// Stored tree nodes not yet met, by (height, index); `None` when not checked (exports).
+    nodes: Option<HashMap<(u32, u64), Hash>>,
+    report: Report,
+    /// Embedded proofs waiting for their checkpoint's size to be reached.
+    pending_proofs: Vec<(i64, Hash, i64, Vec<Hash>)>,
+}
+
+impl<'a> Pass<'a> {
+    /// Starts a pass; `checkpoints` by size. `nodes`: the stored tree nodes to check, if any.
+    pub fn new(
+        keys: &'a KeySet,
+        checkpoints: Vec<StoredCheckpoint>,
+        nodes: Option<Vec<NodeRow>>,
+    ) -> Self {
+        Pass {
+            keys,
+            checkpoints,
+            next_checkpoint: 0,
+            roots: BTreeMap::new(),
+            expected: 1,
+            prev: GENESIS,
+            frontier: Frontier::default(),
+            nodes: nodes.map(|n| {
+                n.into_iter()
+                    .map(|r| {
+                        (
+                            (
+                                u32::try_from(r.height).unwrap_or(u32::MAX),
+                                u64::try_from(r.idx).unwrap_or(u64::MAX),
+                            ),
+                            r.hash,
+                        )
+                    })
+                    .collect()
+            }),
+            report: Report {
+                entries: 0,
+                checkpoints: 0,
+                nodes: 0,
+                proofs: 0,
+                first_bad: None,
+            },
+            pending_proofs: Vec::new(),
+        }
+    }
+
+    fn bad(&mut self, seq: i64, why: String) {
+        if self.report.first_bad.is_none() {
+            self.report.first_bad = Some((seq, why));
+        }
+    }
+
+    /// One entry: its sequence number, canonical bytes (`None`: the content is missing) and
+    /// stored hashes.
+    pub fn entry(&mut self, seq: i64, entry: Option<&str>, stored_leaf: Hash, stored_chain: Hash) {
+        if seq != self.expected {
+            let e = self.expected;
+            self.bad(
+                e,
+                format!("entry {e} is missing: the log jumps to {seq} (an entry was removed)"),
+            );
+            self.expected = seq;
+        }
+        let leaf = match entry {
+            Some(text) => {
+                let leaf = leaf_hash(text.as_bytes());
+                if stored_leaf != leaf {
+                    self.bad(
+                        seq,
+                        format!(
+                            "entry {seq} was changed: its content does not match its leaf hash"
+                        ),
+                    );
+                }
+                leaf
+            }
+            None => {
+                self.bad(seq, format!("entry {seq}'s content was removed"));
+                stored_leaf
+            }
+        };
+        let link = chain_hash(&self.prev, &leaf);
+        if stored_chain != link {
+            self.bad(seq, format!("entry {seq} does not follow entry {}: the chain is broken (reordered, inserted or changed)", seq - 1));
+        }
+        self.prev = stored_chain;
+        let mut node_problem = None;
+        let nodes = &mut self.nodes;
+        let report = &mut self.report;
+        self.frontier.push_with(leaf, |h, k, x| {
+            if !tree::is_stored_height(h) {
+                return;
+            }
+            let Some(stored) = nodes.as_mut() else { return };
+            report.nodes += 1;
+            match stored.remove(&(h, k)) {
+                Some(s) if s == *x => {}
+                Some(_) => {
+                    node_problem.get_or_insert(format!("the stored tree node at height {h}, index {k} was changed (it covers entries up to {seq})"));
+                }
+                None => {
+                    node_problem.get_or_insert(format!("the stored tree node at height {h}, index {k} is missing (it covers entries up to {seq})"));
+                }
+            }
+        });
+        if let Some(p) = node_problem {
+            self.bad(seq, p);
+        }
+        self.report.entries += 1;
+        self.expected += 1;
+        while let Some(c) = self.checkpoints.get(self.next_checkpoint).cloned() {
+            if u64::try_from(c.size).ok() != Some(self.frontier.size()) {
+                break;
+            }
+            self.checkpoint(&c);
+            self.next_checkpoint += 1;
+        }
+    }
+
+    /// Checks an entry's stored columns and side-table rows against their derivation from the
+    /// entry (database only).
+    pub fn columns(&mut self, seq: i64, stored: &RecordRow, products: &[ProductRow]) {
+        let entry = match LogEntry::parse(seq, &stored.entry) {
+            Ok(e) => e,
+            Err(e) => {
+                self.bad(seq, e.to_string());
+                return;
+            }
+        };
+        let derived = entry.index(seq, stored.entry.clone());
+        if let Some(col) = differing_column(&derived.record, stored) {
+            self.bad(
+                seq,
+                format!("entry {seq}'s stored column `{col}` does not match the entry (changed outside the gateway)"),
+            );
+        }
+        let mut stored_products = products.to_vec();
+        stored_products.sort();
+        let mut want = derived.products;
+        want.sort();
+        if stored_products != want {
+            self.bad(
+                seq,
+                format!("entry {seq}'s products in log_products do not match the entry (changed, added or removed outside the gateway)"),
+            );
+        }
+    }
+
+    fn checkpoint(&mut self, c: &StoredCheckpoint) {
+        self.report.checkpoints += 1;
+        let recomputed = self.frontier.root();
+        self.roots.insert(c.size, recomputed);
+        let size = c.size;
+        let problem = match self.keys.verify(&c.note) {
+            Err(e) => Some(format!("checkpoint at size {size}: {e}")),
+            Ok((n, _)) if i64::try_from(n.size).ok() != Some(size) => {
+                Some(format!("checkpoint at size {size} says size {}", n.size))
+            }
+            Ok((n, _)) if n.root != recomputed || c.root != recomputed => Some(format!(
+                "checkpoint at size {size} does not match the entries: an entry up to {size} was changed, removed, reordered or inserted"
+            )),
+            Ok(_) => None,
+        };
+        if let Some(p) = problem {
+            self.bad(size, p);
+        }
+    }
+
+    /// Checks an embedded inclusion proof of entry `seq` (with leaf hash `leaf`) against the
+    /// checkpoint of `size`.
+    pub fn proof(&mut self, seq: i64, leaf: &Hash, size: i64, proof: &[Hash]) {
+        self.report.proofs += 1;
+        let Some(root) = self.roots.get(&size).copied() else {
+            self.bad(
+                seq,
+                format!(
+                    "entry {seq}'s proof names checkpoint {size}, which the export does not verify"
+                ),
+            );
+            return;
+        };
+        let ok = match (u64::try_from(seq - 1), u64::try_from(size)) {
+            (Ok(i), Ok(n)) => verify_inclusion(leaf, i, n, proof, &root),
+            _ => false,
+        };
+        if !ok {
+            self.bad(
+                seq,
+                format!("entry {seq}'s inclusion proof does not verify against checkpoint {size}"),
+            );
+        }
+    }
+
+    /// Ends the pass against the recorded log head.
+    pub fn finish(mut self, head_size: i64, head_chain: &Hash, head_root: Option<&Hash>) -> Report {
+        for (seq, _, size, _) in std::mem::take(&mut self.pending_proofs) {
+            self.bad(
+                seq,
+                format!(
+                    "entry {seq}'s proof names checkpoint {size}, which the export does not verify"
+                ),
+            );
+        }
+        let unreached: Vec<i64> = self
+            .checkpoints
+            .iter()
+            .skip(self.next_checkpoint)
+            .map(|c| c.size)
+            .collect();
+        for size in unreached {
+            self.report.checkpoints += 1;
+            self.bad(size, format!("checkpoint at size {size} covers entries that are not in the log (entries removed)"));
+        }
+        if let Some(left) = self.nodes.as_ref().and_then(|n| n.keys().min().copied()) {
+            self.bad(
+                self.report.entries,
+                format!("the stored tree has a node at height {}, index {} that covers entries not in the log", left.0, left.1),
+            );
+        }
+        let found = self.report.entries;
+        if head_size != found {
+            self.bad(
+                found.min(head_size) + 1,
+                format!("the log head counts {head_size} entries but {found} were found"),
+            );
+        } else if found > 0 && *head_chain != self.prev {
+            self.bad(
+                found,
+                "the log head's chain hash does not match the last entry".into(),
+            );
+        } else if head_root.is_some_and(|r| *r != self.frontier.root()) {
+            self.bad(
+                found,
+                "the log head's tree root does not match the entries".into(),
+            );
+        }
+        self.report
+    }
+}
+
+fn differing_column(a: &RecordRow, b: &RecordRow) -> Option<&'static str> {
+    let checks: [(&'static str, bool); 15] = [
+        ("seq", a.seq == b.seq),
+        ("entry", a.entry == b.entry),
+        ("id", a.id == b.id),
+        ("at", a.at == b.at),
+        ("trace_id", a.trace_id == b.trace_id),
+        ("kind", a.kind == b.kind),
+        ("partner", a.partner == b.partner),
+        ("staff_id", a.staff_id == b.staff_id),
+        ("role", a.role == b.role),
+        ("purpose", a.purpose == b.purpose),
+        ("case_id", a.case_id == b.case_id),
+        (
+            "subject_pseudonym",
+            a.subject_pseudonym == b.subject_pseudonym,
+        ),
+        ("policy_version", a.policy_version == b.policy_version),
+        ("outcome", a.outcome == b.outcome),
+        ("problem", a.problem == b.problem),
+    ];
+    checks.into_iter().find(|(_, same)| !same).map(|(c, _)| c)
+}
+
+/// Entries read per page.
+const PAGE: i64 = 20_000;
+
+/// Verifies the whole log in the database; checkpoints must be signed by a key of `keys`.
+/// `progress` is called after each page with the entries read so far.
+pub async fn verify(
+    db: &Db,
+    keys: &KeySet,
+    mut progress: impl FnMut(i64),
+) -> Result<Report, StoreError> {
+    let mut pass = Pass::new(keys, db.checkpoints().await?, Some(db.all_nodes().await?));
+    let mut after = 0i64;
+    loop {
+        let page = db.entries(after, PAGE).await?;
+        let Some(last) = page.last().map(|e| e.leaf.seq) else {
+            break;
+        };
+        let products = db.products_between(after, last).await?;
+        let mut by_seq: HashMap<i64, Vec<ProductRow>> = HashMap::new();
+        for p in products {
+            by_seq.entry(p.seq).or_default().push(p);
+        }
+        for e in &page {
+            let seq = e.leaf.seq;
+            pass.entry(
+                seq,
+                e.record.as_ref().map(|r| r.entry.as_str()),
+                e.leaf.leaf_hash,
+                e.leaf.chain_hash,
+            );
+            let products = by_seq.remove(&seq).unwrap_or_default();
+            match &e.record {
+                Some(r) => pass.columns(seq, r, &products),
+                None if !products.is_empty() => pass.bad(
+                    seq,
+                    format!("entry {seq} has products in log_products but no content"),
+                ),
+                None => {}
+            }
+        }
+        // Side-table rows of entries this page does not have (an inserted row).
+        if let Some(seq) = by_seq.keys().min() {
+            pass.bad(
+                *seq,
+                format!("log_products names entry {seq}, which has no content"),
+            );
+        }
+        after = last;
+        progress(pass.report.entries);
+    }
+    if let Some(seq) = db.orphan_records().await?.first() {
+        pass.bad(
+            *seq,
+            format!("log_records has content for entry {seq}, which the log does not have"),
+        );
+    }
+    let head = db.log_head().await?;
+    Ok(pass.finish(head.size, &head.chain_hash, head.root.as_ref()))
+}
+
+/// A line of an export.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ExportLine {
+    /// First line.
+    Header {
+        /// Log origin.
+        origin: String,
+        /// Entries in the log when exported.
+        head_size: i64,
+        /// Its last chain hash, hex.
+        head_chain: String,
+    },
+    /// A signed checkpoint (all come before the entries).
+    Checkpoint {
+        /// Tree size.
+        size: i64,
+        /// Tree head, hex.
+        root: String,
+        /// The signed note.
+        note: String,
+    },
+    /// One entry, with its inclusion proof against the latest checkpoint that covers it.
+    Entry {
+        /// Sequence number.
+        seq: i64,
+        /// Canonical JSON, exactly as hashed.
+        entry: String,
+        /// Leaf hash, hex.
+        leaf_hash: String,
+        /// Chain hash, hex.
+        chain_hash: String,
+        /// Size of the checkpoint the proof is against.
+        proof_size: Option<i64>,
+        /// Inclusion proof, hex, bottom-up.
+        proof: Vec<String>,
+    },
+}
+
+/// Parses a hex hash.
+pub fn parse_hash(s: &str) -> Option<Hash> {
+    hex::decode(s).ok()?.try_into().ok()
+}
+
+/// Verifies an export file (untrusted input: every line is checked, nothing is assumed).
+pub fn verify_export(reader: impl BufRead, keys: &KeySet) -> Result<Report, String> {
+    let mut lines = reader.lines();
+    let first = lines
+        .next()
+        .ok_or("the export is empty")?
+        .map_err(|e| e.to_string())?;
+    let ExportLine::Header {
+        head_size,
+        head_chain,
+        ..
+    } = serde_json::from_str(&first).map_err(|e| format!("line 1: {e}"))?
+    else {
+        return Err("line 1 is not the export header".into());
+    };
+    let head_chain = parse_hash(&head_chain).ok_or("line 1: the head's chain hash is not hex")?;
+    let mut checkpoints = Vec::new();
+    let mut pass: Option<Pass<'_>> = None;
+    for (n, line) in lines.enumerate() {
+        let at = n + 2;
+        let line = line.map_err(|e| e.to_string())?;
+        match serde_json::from_str::<ExportLine>(&line).map_err(|e| format!("line {at}: {e}"))? {
+            ExportLine::Checkpoint { size, root, note } if pass.is_none() => {
+                let root = parse_hash(&root).ok_or(format!("line {at}: root is not hex"))?;
+                checkpoints.push(StoredCheckpoint {
+                    size,
+                    root,
+                    note,
+                    at: 0,
+                });
+            }
+            ExportLine::Checkpoint { .. } => {
+                return Err(format!("line {at}: checkpoints come before the entries"));
+            }
+            ExportLine::Header { .. } => return Err(format!("line {at}: a second header")),
+            ExportLine::Entry {
+                seq,
+                entry,
+                leaf_hash,
+                chain_hash,
+                proof_size,
+                proof,
+            } => {
+                let leaf =
+                    parse_hash(&leaf_hash).ok_or(format!("line {at}: leaf hash is not hex"))?;
+                let chain =
+                    parse_hash(&chain_hash).ok_or(format!("line {at}: chain hash is not hex"))?;
+                let p = pass
+                    .get_or_insert_with(|| Pass::new(keys, std::mem::take(&mut checkpoints), None));
+                p.entry(seq, Some(&entry), leaf, chain);
+                if let Some(size) = proof_size.filter(|s| *s >= seq) {
+                    match proof
+                        .iter()
+                        .map(|h| parse_hash(h))
+                        .collect::<Option<Vec<_>>>()
+                    {
+                        // The checkpoint is only known once its size is reached: check later.
+                        Some(h) => p.pending_proofs.push((
+                            seq,
+                            super::merkle::leaf_hash(entry.as_bytes()),
+                            size,
+                            h,
+                        )),
+                        None => p.bad(seq, format!("entry {seq}'s proof is not hex")),
+                    }
+                }
+                let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut p.pending_proofs)
+                    .into_iter()
+                    .partition(|(_, _, s, _)| p.roots.contains_key(s));
+                p.pending_proofs = waiting;
+                for (seq, leaf, size, h) in ready {
+                    p.proof(seq, &leaf, size, &h);
+                }
+            }
+        }
+    }
+    let pass = pass.unwrap_or_else(|| Pass::new(keys, checkpoints, None));
+    Ok(pass.finish(head_size, &head_chain, None))
+}

@@ -1,0 +1,556 @@
+//! The privacy officer's views of the disclosure log: search (JSON or CSV) and the GDPR art. 15
+//! report about one person, both read as typed entries, with each entry's purposes and legal
+//! grounds taken from the covenant version that decided it. Role `privacy-officer`; the
+//! programme's own officer (partner `oov`) sees everything, a partner's officer its own
+//! partner's entries and those about its products. Every query is itself an entry of the log:
+//! who searched, for whom (as a pseudonym).
+
+use super::disclose::parse_bsn;
+use super::{Call, clip};
+use crate::app::App;
+use crate::lifecycle::PolicyBuilder;
+use crate::log::entry::{Kind, LogEntry, Outcome};
+use crate::problem::ApiError;
+use crate::store::{Db, LogFilter, StoreError};
+use policy::{CompiledCovenant, OutcomeClass};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// The role that may read the log.
+pub const OFFICER_ROLE: &str = "privacy-officer";
+/// The partner whose privacy officer sees the whole log (the programme's owner).
+pub const PROGRAMME_PARTNER: &str = "oov";
+
+/// Search parameters.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// Subject BSN (turned into the pseudonym here; never stored or logged).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Requesting partner.
+    #[serde(default)]
+    pub partner: Option<String>,
+    /// Staff id.
+    #[serde(default)]
+    pub staff_id: Option<String>,
+    /// Purpose.
+    #[serde(default)]
+    pub purpose: Option<String>,
+    /// Case id.
+    #[serde(default)]
+    pub case: Option<String>,
+    /// Product.
+    #[serde(default)]
+    pub product: Option<String>,
+    /// `answered`, `partly-unavailable` or `refused`.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    /// Entry kind (`disclosure`, `case-change`, …).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// From (RFC 3339 or epoch seconds).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// To (RFC 3339 or epoch seconds).
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Paging cursor: the `next_after` of the previous page.
+    #[serde(default)]
+    pub after: Option<i64>,
+    /// Page size (default 100, at most 1000).
+    #[serde(default)]
+    pub limit: Option<i64>,
+    /// `json` (default) or `csv`.
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// One search result.
+#[derive(Debug, Serialize)]
+pub struct Item {
+    /// Sequence number.
+    pub seq: i64,
+    /// Leaf hash, hex (for its inclusion proof).
+    pub leaf_hash: String,
+    /// Name of the purpose in the version that decided it.
+    pub purpose_name: Option<String>,
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: LogEntry,
+}
+
+/// A search's answer.
+#[derive(Debug)]
+pub enum SearchAnswer {
+    /// A page of entries, and the cursor of the next page if there is one.
+    Json(Vec<Item>, Option<i64>),
+    /// The same page as CSV.
+    Csv(String),
+}
+
+fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+    let Some(v) = v else { return Ok(None) };
+    if let Ok(n) = v.parse::<i64>() {
+        return Ok(Some(n));
+    }
+    time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+        .map(|t| Some(t.unix_timestamp()))
+        .map_err(|_| ApiError::InvalidBody(format!("`{name}` must be RFC 3339 or epoch seconds")))
+}
+
+/// Requires the officer role; returns whose entries the officer sees (`None`: all).
+fn officer(call: &mut Call) -> Result<Option<String>, ApiError> {
+    let c = call.covenant();
+    let is_officer = call
+        .requester
+        .roles
+        .iter()
+        .any(|r| c.roles.get(r.index()).is_some_and(|r| r.id == OFFICER_ROLE));
+    if !is_officer {
+        return Err(ApiError::PurposeRole("audit".into(), OFFICER_ROLE.into()));
+    }
+    call.record.role = Some(OFFICER_ROLE.into());
+    let p = &call.requester.partner_id;
+    Ok((p != PROGRAMME_PARTNER).then(|| p.clone()))
+}
+
+/// The covenant versions entries name, compiled from their stored text on first use.
+pub struct Versions {
+    db: Db,
+    compiled: HashMap<String, Option<Arc<CompiledCovenant>>>,
+}
+
+impl Versions {
+    /// Versions read from `db`; `known` are already compiled (the active one).
+    pub fn new(db: Db, known: impl IntoIterator<Item = Arc<CompiledCovenant>>) -> Self {
+        Versions {
+            db,
+            compiled: known
+                .into_iter()
+                .map(|c| (c.version().as_str().to_owned(), Some(c)))
+                .collect(),
+        }
+    }
+
+    /// The version with this hash, if the database has its text (and it still compiles to it).
+    pub async fn get(
+        &mut self,
+        version: &str,
+    ) -> Result<Option<Arc<CompiledCovenant>>, StoreError> {
+        if let Some(c) = self.compiled.get(version) {
+            return Ok(c.clone());
+        }
+        let rows = self.db.drafts_of_version(version).await?;
+        let cc = rows
+            .iter()
+            .find_map(|r| PolicyBuilder::compile_stored(r).ok())
+            .map(Arc::new);
+        if cc.is_none() {
+            tracing::warn!(
+                version,
+                "an entry names a policy version the database cannot rebuild"
+            );
+        }
+        self.compiled.insert(version.to_owned(), cc.clone());
+        Ok(cc)
+    }
+}
+
+fn purpose_name(cc: Option<&CompiledCovenant>, purpose: Option<&str>) -> Option<String> {
+    let c = cc?.covenant();
+    let u = c.purpose(purpose?)?;
+    c.purposes.get(u.index()).map(|u| u.name.clone())
+}
+
+fn parse_rows(
+    rows: Vec<(i64, String, [u8; 32])>,
+) -> Result<Vec<(i64, LogEntry, [u8; 32])>, ApiError> {
+    rows.into_iter()
+        .map(|(seq, text, leaf)| {
+            LogEntry::parse(seq, &text)
+                .map(|e| (seq, e, leaf))
+                .map_err(|e| {
+                    tracing::error!(error = %e, "a stored entry is unreadable");
+                    ApiError::Internal
+                })
+        })
+        .collect()
+}
+
+fn csv_of(items: &[Item]) -> Result<String, ApiError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let err = |_| ApiError::Internal;
+    w.write_record([
+        "seq",
+        "at",
+        "trace_id",
+        "kind",
+        "partner",
+        "staff_id",
+        "role",
+        "processing_activity",
+        "case_id",
+        "data_subject",
+        "outcome",
+        "problem",
+        "products_disclosed",
+        "products_withheld",
+    ])
+    .map_err(err)?;
+    for it in items {
+        let e = &it.entry;
+        let fields = |class: OutcomeClass| -> String {
+            e.products
+                .iter()
+                .flat_map(|(p, s)| {
+                    s.fields()
+                        .filter(move |(c, _, _)| *c == class)
+                        .map(move |(_, f, _)| format!("{p}.{f}"))
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let o = |v: &Option<String>| v.clone().unwrap_or_default();
+        w.write_record([
+            it.seq.to_string(),
+            crate::log::entry::rfc3339::format(e.at).unwrap_or_default(),
+            e.trace_id.clone(),
+            e.kind.as_str().to_owned(),
+            e.partner.clone(),
+            o(&e.staff_id),
+            o(&e.role),
+            o(&e.processing_activity),
+            o(&e.case_id),
+            o(&e.data_subject),
+            e.outcome.as_str().to_owned(),
+            o(&e.problem),
+            fields(OutcomeClass::Disclosed),
+            fields(OutcomeClass::Withheld),
+        ])
+        .map_err(err)?;
+    }
+    String::from_utf8(w.into_inner().map_err(|_| ApiError::Internal)?)
+        .map_err(|_| ApiError::Internal)
+}
+
+/// Records the query (without the BSN: the pseudonym stands for the person searched); nothing
+/// is answered unless this succeeds.
+async fn record_query(app: &App, call: &mut Call, query: String) -> Result<(), ApiError> {
+    call.record.query = Some(query);
+    call.commit(app).await.map(|_| ())
+}
+
+/// Searches the log.
+pub async fn search(app: &App, call: &mut Call, q: SearchQuery) -> Result<SearchAnswer, ApiError> {
+    let visible_to = officer(call)?;
+    let c = call.covenant();
+    if let Some(p) = &q.product {
+        c.product(p)
+            .ok_or_else(|| ApiError::ProductUnknown(clip(p, 64)))?;
+    }
+    let kind = match &q.kind {
+        Some(k) => Some(k.parse::<Kind>().map_err(|()| {
+            ApiError::InvalidBody(format!(
+                "`kind` is one of {}",
+                Kind::ALL.map(Kind::as_str).join(", ")
+            ))
+        })?),
+        None => None,
+    };
+    if let Some(o) = &q.outcome {
+        o.parse::<Outcome>().map_err(|()| {
+            ApiError::InvalidBody("`outcome` is answered, partly-unavailable or refused".into())
+        })?;
+    }
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::InvalidBody("`format` is json or csv".into())),
+    };
+    let subject = match &q.subject {
+        Some(b) => Some(app.secrets.subject_pseudonym(&parse_bsn(b)?)),
+        None => None,
+    };
+    let filter = LogFilter {
+        subject: subject.clone(),
+        partner: q.partner.clone(),
+        staff_id: q.staff_id.clone(),
+        purpose: q.purpose.clone(),
+        case_id: q.case.clone(),
+        product: q.product.clone(),
+        outcome: q.outcome.clone(),
+        kinds: kind.map(|k| vec![k.as_str()]).unwrap_or_default(),
+        from: time_param("from", &q.from)?,
+        to: time_param("to", &q.to)?,
+        visible_to,
+        after_seq: q.after.unwrap_or(0),
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+    };
+    call.record.data_subject = subject;
+    call.record.case_id = q.case.as_deref().map(|c| clip(c, 80));
+    let described = format!(
+        "search partner={:?} staff_id={:?} purpose={:?} case={:?} product={:?} outcome={:?} kind={:?} from={:?} to={:?} subject={}",
+        q.partner.as_deref().map(|s| clip(s, 64)),
+        q.staff_id.as_deref().map(|s| clip(s, 128)),
+        q.purpose.as_deref().map(|s| clip(s, 64)),
+        q.case.as_deref().map(|s| clip(s, 80)),
+        q.product,
+        q.outcome,
+        kind.map(Kind::as_str),
+        q.from.as_deref().map(|s| clip(s, 40)),
+        q.to.as_deref().map(|s| clip(s, 40)),
+        if q.subject.is_some() {
+            "pseudonym"
+        } else {
+            "-"
+        }
+    );
+    let rows = parse_rows(app.db.search(&filter).await?)?;
+    let mut versions = Versions::new(app.db.clone(), [call.policy.covenant.clone()]);
+    let mut items = Vec::with_capacity(rows.len());
+    for (seq, entry, leaf) in rows {
+        let cc = versions.get(&entry.policy_version).await?;
+        items.push(Item {
+            seq,
+            leaf_hash: hex::encode(leaf),
+            purpose_name: purpose_name(cc.as_deref(), entry.processing_activity.as_deref()),
+            entry,
+        });
+    }
+    record_query(app, call, described).await?;
+    if csv {
+        return Ok(SearchAnswer::Csv(csv_of(&items)?));
+    }
+    let next = (items.len() as i64 == filter.limit)
+        .then(|| items.last().map(|i| i.seq))
+        .flatten();
+    Ok(SearchAnswer::Json(items, next))
+}
+
+/// A field a person's data went out as.
+#[derive(Debug, Clone, Serialize)]
+pub struct Received {
+    /// Field name.
+    pub field: String,
+    /// `disclosed` or `transformed`.
+    pub how: &'static str,
+    /// The rule that decided it.
+    pub rule: String,
+}
+
+/// One disclosure in an art. 15 report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportItem {
+    /// Sequence number.
+    pub seq: i64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// The receiving partner.
+    pub to: String,
+    /// In which role.
+    pub role: Option<String>,
+    /// For which purpose.
+    pub purpose: Option<String>,
+    /// The purpose's name in the version that decided it.
+    pub purpose_name: Option<String>,
+    /// `disclosure`, `check` or `case-read`.
+    pub kind: Kind,
+    /// Per product, the fields received.
+    pub data_received: BTreeMap<String, Vec<Received>>,
+    /// The grounds of the rules that let them go, as that version names them.
+    pub legal_grounds: BTreeMap<String, String>,
+    /// The covenant version that decided it.
+    pub policy_version: String,
+}
+
+/// The GDPR art. 15 report of one person.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubjectReport {
+    /// The person, as the gateway's pseudonym.
+    pub data_subject: String,
+    /// Purposes the covenant marks confidential from the subject, left out of this report.
+    pub confidential_purposes_left_out: Vec<String>,
+    /// Every disclosure about the person, oldest first.
+    pub disclosures: Vec<ReportItem>,
+}
+
+/// The art. 15 report for one subject pseudonym: every answered entry whose data reached a
+/// recipient, to whom, when, for which purpose, which fields, on which grounds, all as the
+/// version that decided it names them. Purposes that version marks confidential are left out
+/// unless `include_confidential`.
+pub async fn subject_report(
+    db: &Db,
+    versions: &mut Versions,
+    active: &CompiledCovenant,
+    pseudonym: &str,
+    include_confidential: bool,
+    visible_to: Option<String>,
+) -> Result<SubjectReport, ApiError> {
+    let mut left_out: BTreeSet<String> = active
+        .covenant()
+        .purposes
+        .iter()
+        .filter(|u| u.confidential)
+        .map(|u| u.id.clone())
+        .collect();
+    if include_confidential {
+        left_out.clear();
+    }
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let filter = LogFilter {
+            subject: Some(pseudonym.to_owned()),
+            visible_to: visible_to.clone(),
+            kinds: Kind::ALL
+                .into_iter()
+                .filter(|k| k.reaches_recipient())
+                .map(Kind::as_str)
+                .collect(),
+            after_seq: after,
+            limit: 1000,
+            ..LogFilter::default()
+        };
+        let page = parse_rows(db.search(&filter).await?)?;
+        let Some((last, _, _)) = page.last() else {
+            break;
+        };
+        after = *last;
+        let done = page.len() < 1000;
+        for (seq, e, _) in page {
+            if !e.outcome.answered() {
+                continue;
+            }
+            let cc = versions.get(&e.policy_version).await?;
+            let c = cc.as_deref().map(CompiledCovenant::covenant);
+            let confidential = c
+                .zip(e.processing_activity.as_deref())
+                .and_then(|(c, u)| c.purpose(u).and_then(|u| c.purposes.get(u.index())))
+                .is_some_and(|u| u.confidential);
+            if confidential && !include_confidential {
+                if let Some(u) = &e.processing_activity {
+                    left_out.insert(u.clone());
+                }
+                continue;
+            }
+            let grounds: BTreeMap<&str, &str> = c
+                .map(|c| {
+                    c.rules
+                        .iter()
+                        .map(|r| (r.id.as_str(), r.ground.as_str()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut received: BTreeMap<String, Vec<Received>> = BTreeMap::new();
+            let mut rule_grounds = BTreeMap::new();
+            for (p, s) in &e.products {
+                let fields: Vec<Received> = s
+                    .fields()
+                    .filter_map(|(class, f, rule)| {
+                        let how = match class {
+                            OutcomeClass::Disclosed => "disclosed",
+                            OutcomeClass::Transformed => "transformed",
+                            _ => return None,
+                        };
+                        if let Some(g) = grounds.get(rule) {
+                            rule_grounds.insert(rule.to_owned(), (*g).to_owned());
+                        }
+                        Some(Received {
+                            field: f.to_owned(),
+                            how,
+                            rule: rule.to_owned(),
+                        })
+                    })
+                    .collect();
+                if !fields.is_empty() {
+                    received.insert(p.clone(), fields);
+                }
+            }
+            if let Some(r) = &e.case_read {
+                received.insert(
+                    "case-register".into(),
+                    ["status"]
+                        .into_iter()
+                        .map(str::to_owned)
+                        .chain(r.classification.iter().cloned())
+                        .map(|f| Received {
+                            field: f,
+                            how: "disclosed",
+                            rule: "case-register".into(),
+                        })
+                        .collect(),
+                );
+            }
+            out.push(ReportItem {
+                seq,
+                at: crate::log::entry::rfc3339::format(e.at).unwrap_or_default(),
+                to: e.partner.clone(),
+                role: e.role.clone(),
+                purpose_name: purpose_name(cc.as_deref(), e.processing_activity.as_deref()),
+                purpose: e.processing_activity.clone(),
+                kind: e.kind,
+                data_received: received,
+                legal_grounds: rule_grounds,
+                policy_version: e.policy_version.clone(),
+            });
+        }
+        if done {
+            break;
+        }
+    }
+    Ok(SubjectReport {
+        data_subject: pseudonym.to_owned(),
+        confidential_purposes_left_out: left_out.into_iter().collect(),
+        disclosures: out,
+    })
+}
+
+/// `?confidential=include` also lists purposes the covenant hides from the subject.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectQuery {
+    /// `exclude` (default) or `include`.
+    #[serde(default)]
+    pub confidential: Option<String>,
+}
+
+/// The art. 15 report, for an officer.
+pub async fn subject(
+    app: &App,
+    call: &mut Call,
+    bsn: &str,
+    q: SubjectQuery,
+) -> Result<SubjectReport, ApiError> {
+    let visible_to = officer(call)?;
+    let pseudonym = app.secrets.subject_pseudonym(&parse_bsn(bsn)?);
+    let include_confidential = match q.confidential.as_deref() {
+        None | Some("exclude") => false,
+        Some("include") => true,
+        Some(_) => {
+            return Err(ApiError::InvalidBody(
+                "`confidential` is `include` or `exclude`".into(),
+            ));
+        }
+    };
+    call.record.data_subject = Some(pseudonym.clone());
+    let active = call.policy.covenant.clone();
+    let mut versions = Versions::new(app.db.clone(), [active.clone()]);
+    let report = subject_report(
+        &app.db,
+        &mut versions,
+        &active,
+        &pseudonym,
+        include_confidential,
+        visible_to,
+    )
+    .await?;
+    record_query(
+        app,
+        call,
+        format!("subject report confidential={include_confidential}"),
+    )
+    .await?;
+    Ok(report)
+}

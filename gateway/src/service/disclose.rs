@@ -1,0 +1,371 @@
+//! The job the gateway exists for: a disclosure answers a partner with exactly what the covenant
+//! allows for the purpose, field by field, encrypted to it with age, after its log entry is
+//! durable. The entry records the inputs of the decision (case version and status, the
+//! relation that bound the purpose, the digest of each source it opened).
+
+use super::sources::{OpenedRecords, RecordsBody};
+use super::{Call, binding, clip};
+use crate::app::App;
+use crate::log::entry::{
+    DecisionInputs, Outcome, ProductStatus, ProductSummary, SourceKind, SourceRef,
+};
+use crate::problem::ApiError;
+use policy::{ActionKind, Audience, Bsn, CompiledCovenant, ProductRef, TransformContext};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+
+/// `POST /v1/disclosures` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisclosureRequest {
+    /// `{"bsn": "…"}` or `{"ref": "…"}`.
+    pub subject: SubjectSelector,
+    /// Purpose id.
+    pub purpose: String,
+    /// Case id.
+    pub case: String,
+    /// Products wanted (default: every product the purpose permits).
+    #[serde(default)]
+    pub products: Option<Vec<String>>,
+}
+
+/// The subject of a request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum SubjectSelector {
+    /// By BSN (11-proef checked).
+    Bsn(String),
+    /// By the case's subject reference.
+    Ref(String),
+}
+
+/// The answer to a disclosure.
+#[derive(Debug, Serialize)]
+pub struct DisclosureAnswer {
+    /// Disclosure id.
+    pub disclosure_id: String,
+    /// Sequence number of its record in the disclosure log.
+    pub audit_seq: i64,
+    /// Merkle leaf hash of that record (hex), for `GET /v1/audit/proof/{seq}`.
+    pub audit_leaf_hash: String,
+    /// Covenant version that decided it.
+    pub policy_version: String,
+    /// The age recipient the payload is encrypted to.
+    pub recipient: String,
+    /// ASCII-armored age file; decrypted, JSON.
+    pub payload: String,
+}
+
+/// Parses a BSN as the API takes it: exactly nine digits passing the 11-proef.
+pub fn parse_bsn(s: &str) -> Result<Bsn, ApiError> {
+    Bsn::parse(s.trim()).map_err(|e| {
+        ApiError::InvalidBsn(match e {
+            policy::BsnError::Format => "A BSN has exactly nine digits; check the number",
+            policy::BsnError::Checksum => "The BSN fails the 11-proef; check for a typing error",
+        })
+    })
+}
+
+/// One product in a payload: its records as sent, or why there are none.
+#[derive(Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+enum ProductAnswer<'a> {
+    Ok {
+        records: Vec<policy::AppliedRecord<'a>>,
+    },
+    NoRecords {
+        records: [(); 0],
+    },
+    Unavailable,
+    NotPermitted,
+}
+
+impl ProductAnswer<'_> {
+    fn status(&self) -> (ProductStatus, usize) {
+        match self {
+            ProductAnswer::Ok { records } => (ProductStatus::Ok, records.len()),
+            ProductAnswer::NoRecords { .. } => (ProductStatus::NoRecords, 0),
+            ProductAnswer::Unavailable => (ProductStatus::Unavailable, 0),
+            ProductAnswer::NotPermitted => (ProductStatus::NotPermitted, 0),
+        }
+    }
+}
+
+/// The decrypted payload of a disclosure, serialised straight from the decisions.
+#[derive(Serialize)]
+struct Payload<'a> {
+    disclosure_id: &'a str,
+    transaction_id: &'a str,
+    purpose: &'a str,
+    case: &'a str,
+    subject_ref: &'a str,
+    policy_version: &'a str,
+    to: PayloadTo<'a>,
+    products: &'a BTreeMap<&'a str, ProductAnswer<'a>>,
+}
+
+#[derive(Serialize)]
+struct PayloadTo<'a> {
+    partner: &'a str,
+    staff_id: &'a str,
+    role: Option<&'a str>,
+}
+
+/// Whether the audience may receive anything at all of a product.
+pub fn permitted(cc: &CompiledCovenant, a: Audience, p: ProductRef) -> bool {
+    cc.covenant().product_fields(p).any(|(f, _)| {
+        !matches!(
+            cc.decide(a.partner, a.role, a.purpose, f).action.kind(),
+            ActionKind::Withhold | ActionKind::Omit
+        )
+    })
+}
+
+/// The record's summary of one product: every field's class and rule for this audience.
+pub fn summarise(
+    cc: &CompiledCovenant,
+    a: Audience,
+    p: ProductRef,
+    status: ProductStatus,
+    records: usize,
+) -> Option<ProductSummary> {
+    let c = cc.covenant();
+    let product = c.products.get(p.index())?;
+    let owner = c.partner_at(product.owner)?;
+    let mut s = ProductSummary::new(status, &owner.id, records);
+    for (f, field) in c.product_fields(p) {
+        let d = cc.decide(a.partner, a.role, a.purpose, f);
+        s.add(d.class(), &field.name, &d.rule_id);
+    }
+    Some(s)
+}
+
+/// Answers a disclosure request.
+pub async fn disclose(
+    app: &App,
+    call: &mut Call,
+    body: DisclosureRequest,
+) -> Result<DisclosureAnswer, ApiError> {
+    let active = call.policy.clone();
+    let cc = &active.covenant;
+    let c = cc.covenant();
+    let req = call.requester.clone();
+    call.record.processing_activity = Some(clip(&body.purpose, 64));
+    call.record.case_id = Some(clip(&body.case, 80));
+    // Role and purpose first: they need no data.
+    let bound = binding::purpose_role(c, &req, &body.purpose)?;
+    call.record.role = call.role_id(bound.role);
+    // The case and its subject's deposits in one query; the deposits stay sealed unless the
+    // checks below pass.
+    let (case, stored) = app
+        .db
+        .case_with_records(&body.case)
+        .await?
+        .ok_or(ApiError::CaseNotFound)?;
+    call.record.data_subject = Some(case.subject_pseudonym.clone());
+    match &body.subject {
+        SubjectSelector::Bsn(b) => {
+            if app.secrets.subject_pseudonym(&parse_bsn(b)?) != case.subject_pseudonym {
+                return Err(ApiError::SubjectCaseMismatch);
+            }
+        }
+        SubjectSelector::Ref(r) if *r != case.subject_ref => {
+            return Err(ApiError::SubjectCaseMismatch);
+        }
+        SubjectSelector::Ref(_) => {}
+    }
+    // Then the case: its status and the requester's relation to it.
+    let satisfied_by = binding::case_binding(c, &req, bound, &case)?;
+    let purpose = c
+        .purposes
+        .get(bound.purpose.index())
+        .ok_or(ApiError::Internal)?;
+    let mut inputs = DecisionInputs {
+        case_version: case.version,
+        case_status: case.status,
+        relation: purpose.relation,
+        satisfied_by: satisfied_by.to_owned(),
+        sources: BTreeMap::new(),
+    };
+    let audience = Audience {
+        partner: req.partner,
+        role: bound.role,
+        purpose: bound.purpose,
+    };
+
+    // Whether the audience may receive anything of each product: decided once per request.
+    let allowed: Vec<bool> = (0..c.products.len())
+        .map(|i| u16::try_from(i).is_ok_and(|i| permitted(cc, audience, ProductRef(i))))
+        .collect();
+    let allowed_p = |p: &ProductRef| allowed.get(p.index()).copied().unwrap_or(false);
+
+    // Which products: the ones asked for, or every product the purpose permits.
+    let products: Vec<ProductRef> = match &body.products {
+        Some(list) => list
+            .iter()
+            .map(|p| {
+                c.product(p)
+                    .ok_or_else(|| ApiError::ProductUnknown(clip(p, 64)))
+            })
+            .collect::<Result<_, _>>()?,
+        None => (0..c.products.len())
+            .filter_map(|i| u16::try_from(i).ok().map(ProductRef))
+            .filter(allowed_p)
+            .collect(),
+    };
+
+    // Fan out: one query for every stored product (above), the upstream sources concurrently.
+    let wanted_upstream: Vec<ProductRef> = products
+        .iter()
+        .copied()
+        .filter(|p| app.upstream.serves(*p) && allowed_p(p))
+        .collect();
+    let fetched = futures::future::join_all(wanted_upstream.iter().map(|p| {
+        let name = c.products.get(p.index()).map_or("", |x| x.id.as_str());
+        app.upstream.fetch(*p, name, &case.subject_ref)
+    }))
+    .await;
+    let mut sources: HashMap<ProductRef, Option<(OpenedRecords, SourceRef)>> = HashMap::new();
+    for (p, r) in wanted_upstream.iter().zip(fetched) {
+        sources.insert(
+            *p,
+            r.map(|f| {
+                (
+                    f.records,
+                    SourceRef {
+                        from: SourceKind::Upstream,
+                        sha256: hex::encode(f.sha256),
+                    },
+                )
+            }),
+        );
+    }
+    // Only the products that will be answered are opened; each sealed value once (the cache is
+    // keyed by the ciphertext's digest, so a new deposit is never answered from an old one).
+    for row in stored {
+        if let Some(p) = c
+            .product(&row.product)
+            .filter(|p| products.contains(p) && allowed_p(p))
+        {
+            let key: [u8; 32] = Sha256::digest(&row.sealed).into();
+            let records = match app.opened.get(&key) {
+                Some(r) => Some(r),
+                None => app
+                    .secrets
+                    .open(&row.sealed)
+                    .ok()
+                    .and_then(|plain| {
+                        serde_json::from_slice::<Vec<Map<String, Value>>>(&plain).ok()
+                    })
+                    .map(|r| {
+                        let r = std::sync::Arc::new(r);
+                        app.opened.insert(key, r.clone());
+                        r
+                    }),
+            };
+            let source = SourceRef {
+                from: SourceKind::Deposit,
+                sha256: hex::encode(key),
+            };
+            sources.insert(p, records.map(|r| (r, source)));
+        }
+    }
+
+    // Decide and transform, product by product. A product with any bad record is unavailable
+    // as a whole: never a partial leak.
+    let keys = active
+        .registry
+        .partner(req.partner)
+        .ok_or(ApiError::Internal)?;
+    let cx = TransformContext {
+        today: app.clock.today(),
+        pseudonym_key: &keys.pseudonym_key,
+    };
+    let mut out: BTreeMap<&str, ProductAnswer<'_>> = BTreeMap::new();
+    let mut unavailable = false;
+    for p in &products {
+        let product = c.products.get(p.index()).ok_or(ApiError::Internal)?;
+        let pid = product.id.as_str();
+        let answer = if !allowed_p(p) {
+            ProductAnswer::NotPermitted
+        } else {
+            match sources.get(p) {
+                None if !app.upstream.serves(*p) => ProductAnswer::NoRecords { records: [] },
+                None | Some(None) => ProductAnswer::Unavailable,
+                Some(Some((records, source))) => {
+                    let applied: Result<Vec<_>, _> = records
+                        .iter()
+                        .map(|r| cc.apply_record(audience, *p, r, &cx))
+                        .collect();
+                    match applied {
+                        Ok(records) => {
+                            inputs.sources.insert(pid.to_owned(), source.clone());
+                            ProductAnswer::Ok { records }
+                        }
+                        Err(e) => {
+                            tracing::warn!(product = %pid, error = %e, "source data does not fit the catalogue");
+                            ProductAnswer::Unavailable
+                        }
+                    }
+                }
+            }
+        };
+        let (status, n) = answer.status();
+        unavailable |= status == ProductStatus::Unavailable;
+        out.insert(pid, answer);
+        let summary = summarise(cc, audience, *p, status, n).ok_or(ApiError::Internal)?;
+        call.record.products.insert(pid.to_owned(), summary);
+    }
+    call.record.decision = Some(inputs);
+
+    let payload = Payload {
+        disclosure_id: &call.record.id,
+        transaction_id: &call.record.trace_id,
+        purpose: &body.purpose,
+        case: &case.id,
+        subject_ref: &case.subject_ref,
+        policy_version: cc.version().as_str(),
+        to: PayloadTo {
+            partner: &req.partner_id,
+            staff_id: &req.staff_id,
+            role: call.record.role.as_deref(),
+        },
+        products: &out,
+    };
+    let plain = serde_json::to_vec(&payload).map_err(|_| ApiError::Internal)?;
+    let armored =
+        age::encrypt_and_armor(&keys.recipient, &plain).map_err(|_| ApiError::Internal)?;
+    call.record.ciphertext_sha256 = Some(hex::encode(Sha256::digest(armored.as_bytes())));
+    call.record.outcome = if unavailable {
+        Outcome::PartlyUnavailable
+    } else {
+        Outcome::Answered
+    };
+
+    // Fail closed: the record is committed before the answer leaves, or nothing leaves.
+    let appended = call.commit(app).await?;
+    tracing::info!(disclosure = %call.record.id, seq = appended.seq, outcome = call.record.outcome.as_str(), products = call.record.products.len(), "disclosed");
+    Ok(DisclosureAnswer {
+        disclosure_id: call.record.id.clone(),
+        audit_seq: appended.seq,
+        audit_leaf_hash: hex::encode(appended.leaf_hash),
+        policy_version: call.record.policy_version.clone(),
+        recipient: keys.recipient.to_string(),
+        payload: armored,
+    })
+}
+
+/// Checks deposited or fetched records against the catalogue (no values in the error).
+pub fn check_records(
+    cc: &CompiledCovenant,
+    p: ProductRef,
+    body: &RecordsBody,
+) -> Result<(), ApiError> {
+    for rec in &body.records {
+        cc.check_record(p, rec)
+            .map_err(|e| ApiError::InvalidRecord(e.to_string()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! Rate limits per partner and per staff id, applied to every authenticated request.
+
+use crate::auth::Requester;
+use crate::problem::ApiError;
+
+/// Rate limits per partner and per staff id.
+pub struct Limiter {
+    partners: governor::DefaultKeyedRateLimiter<String>,
+    staff: governor::DefaultKeyedRateLimiter<String>,
+}
+
+impl Limiter {
+    /// Requests per second per partner and per staff id (at least 1).
+    pub fn new(per_partner: u32, per_staff: u32) -> Self {
+        let q = |n: u32| {
+            governor::Quota::per_second(
+                std::num::NonZeroU32::new(n.max(1)).unwrap_or(std::num::NonZeroU32::MIN),
+            )
+        };
+        Limiter {
+            partners: governor::RateLimiter::keyed(q(per_partner)),
+            staff: governor::RateLimiter::keyed(q(per_staff)),
+        }
+    }
+
+    /// Forgets keys whose quota is full again, so memory does not grow with every staff id seen.
+    pub fn prune(&self) {
+        self.partners.retain_recent();
+        self.staff.retain_recent();
+    }
+
+    /// Counts one request; `rate-limited` (with the seconds to wait) when over either limit.
+    pub fn check(&self, req: &Requester) -> Result<(), ApiError> {
+        use governor::clock::{Clock, DefaultClock};
+        let wait = |e: governor::NotUntil<governor::clock::QuantaInstant>| {
+            ApiError::RateLimited(
+                e.wait_time_from(DefaultClock::default().now())
+                    .as_secs()
+                    .max(1),
+            )
+        };
+        self.partners.check_key(&req.partner_id).map_err(wait)?;
+        self.staff
+            .check_key(&format!("{}/{}", req.partner_id, req.staff_id))
+            .map_err(wait)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,669 @@
+//! The administrators' path for the covenant: drafts, simulation on the logged history,
+//! four-eyes approval, activation, rollback. Every step is a log entry committed in the same
+//! transaction as the step itself, so the log never describes a draft, an approval or an
+//! activation that did not happen; a refused step is recorded as the refusal.
+
+use super::{Call, clip};
+use crate::app::App;
+use crate::lifecycle::{ActivePolicy, PolicyBuilder, StoredVersionError};
+use crate::log::entry::{Kind, LogEntry, Person, PolicyAction, PolicyChange};
+use crate::problem::ApiError;
+use crate::store::{Change, DraftKind, DraftStatus, LogFilter, PolicyDraftRow};
+use policy::CompiledCovenant;
+use policy::replay::{PastRequest, SimulationReport};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The role an administrator's token must carry.
+pub const ADMIN_ROLE: &str = "beheerder";
+/// The role of privacy officers, who may read drafts too.
+const OFFICER_ROLE: &str = "privacy-officer";
+/// Largest covenant draft accepted.
+pub const MAX_DRAFT_BYTES: usize = 1 << 20;
+/// Simulation window when none is asked, and the longest one.
+const DEFAULT_DAYS: i64 = 30;
+const MAX_DAYS: i64 = 366;
+/// At most this many log entries are read in one simulation (the report says when it stopped).
+const MAX_REPLAYED: usize = 2_000_000;
+
+/// A new draft id.
+pub fn new_draft_id() -> String {
+    format!("draft-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn has_role(call: &Call, role: &str) -> bool {
+    let c = call.covenant();
+    call.requester
+        .roles
+        .iter()
+        .any(|r| c.roles.get(r.index()).is_some_and(|x| x.id == role))
+}
+
+/// Administrators: the `beheerder` role in the token and listed in the configuration.
+fn administrator(app: &App, call: &mut Call) -> Result<(), ApiError> {
+    if has_role(call, ADMIN_ROLE) {
+        call.record.role = Some(ADMIN_ROLE.into());
+    }
+    if has_role(call, ADMIN_ROLE)
+        && app
+            .administration
+            .is_administrator(&call.requester.partner_id, &call.requester.staff_id)
+    {
+        Ok(())
+    } else {
+        Err(ApiError::NotAdministrator)
+    }
+}
+
+fn reader(app: &App, call: &mut Call) -> Result<(), ApiError> {
+    if has_role(call, OFFICER_ROLE) {
+        call.record.role = Some(OFFICER_ROLE.into());
+        return Ok(());
+    }
+    administrator(app, call)
+}
+
+/// Starts the policy change of a step.
+fn change<'a>(
+    call: &'a mut Call,
+    action: PolicyAction,
+    draft: Option<&str>,
+) -> &'a mut PolicyChange {
+    call.record.policy_change.insert(PolicyChange {
+        action: Some(action),
+        draft: draft.map(|d| clip(d, 80)),
+        ..PolicyChange::default()
+    })
+}
+
+fn person(partner: &Option<String>, staff: &Option<String>) -> Option<Person> {
+    match (partner, staff) {
+        (Some(p), Some(s)) => Some(Person {
+            partner: p.clone(),
+            staff_id: s.clone(),
+        }),
+        _ => None,
+    }
+}
+
+fn rfc3339(t: Option<i64>) -> Value {
+    t.and_then(crate::log::entry::rfc3339::format)
+        .map_or(Value::Null, Value::String)
+}
+
+/// A draft as the API shows it (without its text unless asked).
+pub fn draft_json(d: &PolicyDraftRow, with_source: bool) -> Value {
+    let mut v = json!({
+        "id": d.id,
+        "version": d.version,
+        "kind": d.kind.as_str(),
+        "status": d.status.as_str(),
+        "base_version": d.base_version,
+        "author": {"partner": d.author_partner, "staff_id": d.author_staff},
+        "created_at": rfc3339(Some(d.created_at)),
+        "approver": person(&d.approved_partner, &d.approved_staff),
+        "approved_at": rfc3339(d.approved_at),
+        "activated_by": person(&d.activated_partner, &d.activated_staff),
+        "activated_at": rfc3339(d.activated_at),
+    });
+    if with_source && let Some(o) = v.as_object_mut() {
+        o.insert("source".into(), Value::String(d.source.clone()));
+    }
+    v
+}
+
+/// The static comparison of two versions: decisions and registry.
+#[derive(Debug, Serialize)]
+pub struct StaticDiff {
+    /// From.
+    pub from_version: String,
+    /// To.
+    pub to_version: String,
+    /// How many decisions change.
+    pub decision_changes: usize,
+    /// Each decision that changes.
+    pub changes: Vec<policy::report::DecisionChange>,
+    /// Changes to the partner registry.
+    pub registry_changes: Vec<String>,
+}
+
+fn static_diff(old: &CompiledCovenant, new: &CompiledCovenant) -> StaticDiff {
+    let changes = policy::report::diff(old, new);
+    StaticDiff {
+        from_version: old.version().as_str().to_owned(),
+        to_version: new.version().as_str().to_owned(),
+        decision_changes: changes.len(),
+        changes,
+        registry_changes: policy::report::registry_diff(old, new),
+    }
+}
+
+async fn load_draft(app: &App, id: &str) -> Result<PolicyDraftRow, ApiError> {
+    app.db
+        .policy_draft(id)
+        .await?
+        .ok_or(ApiError::DraftNotFound)
+}
+
+/// Compiles a stored draft as it was recorded.
+fn compile_draft(d: &PolicyDraftRow) -> Result<CompiledCovenant, ApiError> {
+    PolicyBuilder::compile_stored(d).map_err(|e| match e {
+        StoredVersionError::KeyMaterial => ApiError::Internal,
+        e => ApiError::ActivationFailed(format!("the stored draft: {e}")),
+    })
+}
+
+// ----- Reading --------------------------------------------------------------------------------
+
+/// `GET /v1/policy`: the active version and who made it active.
+pub async fn status(app: &App, call: &mut Call) -> Result<Value, ApiError> {
+    change(call, PolicyAction::Read, None);
+    let active = &call.policy;
+    let row = app.db.policy_draft(&active.draft).await?;
+    let c = active.covenant.covenant();
+    let mut v = json!({
+        "version": active.version(),
+        "covenant": {"id": c.id, "title": c.title, "version_label": c.version_label},
+        "draft": active.draft,
+        "revoked_certificates": active.revoked.len(),
+    });
+    if let (Some(row), Some(o)) = (row, v.as_object_mut()) {
+        let d = draft_json(&row, false);
+        for k in [
+            "kind",
+            "author",
+            "approver",
+            "approved_at",
+            "activated_by",
+            "activated_at",
+        ] {
+            if let Some(x) = d.get(k) {
+                o.insert(k.into(), x.clone());
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// `GET /v1/policy/versions`: every activated version, newest first.
+pub async fn versions(app: &App, call: &mut Call) -> Result<Value, ApiError> {
+    change(call, PolicyAction::Read, None);
+    let rows = app.db.policy_drafts(true, 200).await?;
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|d| {
+            let mut v = draft_json(d, false);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("active".into(), Value::Bool(d.id == call.policy.draft));
+            }
+            v
+        })
+        .collect();
+    Ok(json!({"active": call.policy.version(), "versions": list}))
+}
+
+/// `GET /v1/policy/drafts`.
+pub async fn list_drafts(app: &App, call: &mut Call) -> Result<Value, ApiError> {
+    change(call, PolicyAction::Read, None);
+    reader(app, call)?;
+    let rows = app.db.policy_drafts(false, 200).await?;
+    Ok(json!({"drafts": rows.iter().map(|d| draft_json(d, false)).collect::<Vec<_>>()}))
+}
+
+/// `GET /v1/policy/drafts/{id}` (with its text).
+pub async fn show_draft(app: &App, call: &mut Call, id: &str) -> Result<Value, ApiError> {
+    change(call, PolicyAction::Read, Some(id));
+    reader(app, call)?;
+    Ok(draft_json(&load_draft(app, id).await?, true))
+}
+
+// ----- Drafting -------------------------------------------------------------------------------
+
+fn invalid(d: &policy::Diagnostics, source: &str) -> ApiError {
+    let lines: Vec<String> =
+        d.0.iter()
+            .map(|x| {
+                let at = x.span.as_ref().map_or_else(String::new, |s| {
+                    let (l, c) = policy::diag::line_col(source, s.start);
+                    format!("{l}:{c}: ")
+                });
+                match &x.help {
+                    Some(h) => format!("{at}{} (help: {h})", x.message),
+                    None => format!("{at}{}", x.message),
+                }
+            })
+            .collect();
+    ApiError::CovenantInvalid(
+        format!(
+            "The draft has {} problem{}",
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" }
+        ),
+        lines,
+    )
+}
+
+fn new_row(
+    call: &Call,
+    now: i64,
+    kind: DraftKind,
+    version: &str,
+    source: String,
+    key_material: String,
+) -> PolicyDraftRow {
+    PolicyDraftRow {
+        id: new_draft_id(),
+        version: version.to_owned(),
+        source,
+        key_material,
+        kind,
+        base_version: Some(call.policy.version().to_owned()),
+        author_partner: call.requester.partner_id.clone(),
+        author_staff: call.requester.staff_id.clone(),
+        created_at: now,
+        approved_partner: None,
+        approved_staff: None,
+        approved_at: None,
+        activated_partner: None,
+        activated_staff: None,
+        activated_at: None,
+        status: DraftStatus::Draft,
+    }
+}
+
+/// `POST /v1/policy/drafts`: validates and stores a covenant text as a draft.
+/// The text's own problems (media type, size, encoding) come after the administrator check.
+pub async fn create_draft(
+    app: &App,
+    call: &mut Call,
+    source: Result<String, ApiError>,
+) -> Result<Value, ApiError> {
+    change(call, PolicyAction::Draft, None);
+    administrator(app, call)?;
+    let source = source?;
+    let (cc, keys) = app
+        .builder
+        .compile_from_key_dir(&source)
+        .map_err(|d| invalid(&d, &source))?;
+    if cc.version() == call.policy.covenant.version() {
+        return Err(ApiError::DraftUnchanged);
+    }
+    let keys = serde_json::to_string(&keys).map_err(|_| ApiError::Internal)?;
+    let row = new_row(
+        call,
+        app.clock.now(),
+        DraftKind::Change,
+        cc.version().as_str(),
+        source,
+        keys,
+    );
+    save_draft(app, call, &cc, row).await
+}
+
+/// Records and stores a new draft (a change or a rollback) in one transaction; answers it with
+/// its static diff.
+async fn save_draft(
+    app: &App,
+    call: &mut Call,
+    cc: &CompiledCovenant,
+    row: PolicyDraftRow,
+) -> Result<Value, ApiError> {
+    let diff = static_diff(&call.policy.covenant, cc);
+    if let Some(pc) = call.record.policy_change.as_mut() {
+        pc.draft = Some(row.id.clone());
+        pc.version = Some(row.version.clone());
+        pc.base_version = row.base_version.clone();
+        pc.kind = Some(row.kind.as_str().to_owned());
+        pc.decision_changes = Some(diff.decision_changes as u64);
+        pc.registry_changes = Some(diff.registry_changes.clone());
+    }
+    let seq = call
+        .commit_change(
+            app,
+            Change::InsertDraft(row.clone()),
+            ApiError::DraftState(String::new(), "draft"),
+        )
+        .await?
+        .seq;
+    tracing::info!(draft = %row.id, version = %row.version, kind = row.kind.as_str(), "policy draft stored");
+    let mut v = draft_json(&row, false);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("audit_seq".into(), json!(seq));
+        o.insert(
+            "diff".into(),
+            serde_json::to_value(&diff).map_err(|_| ApiError::Internal)?,
+        );
+    }
+    Ok(v)
+}
+
+/// `POST /v1/policy/versions/{id}/rollback`: an earlier activated version as a new draft.
+pub async fn rollback(app: &App, call: &mut Call, id: &str) -> Result<Value, ApiError> {
+    change(call, PolicyAction::RollbackDraft, None).restores = Some(clip(id, 80));
+    administrator(app, call)?;
+    // An earlier activated version: by the draft it was activated from, or by its hash among
+    // the recent activations (the most recent one with that hash).
+    let target = match app.db.policy_draft(id).await? {
+        Some(d) if d.activated_at.is_some() => d,
+        _ => app
+            .db
+            .policy_drafts(true, 500)
+            .await?
+            .into_iter()
+            .find(|d| d.version == id)
+            .ok_or(ApiError::VersionNotFound)?,
+    };
+    if target.version == call.policy.version() {
+        return Err(ApiError::DraftUnchanged);
+    }
+    let cc = compile_draft(&target)?;
+    let row = new_row(
+        call,
+        app.clock.now(),
+        DraftKind::Rollback,
+        &target.version,
+        target.source.clone(),
+        target.key_material.clone(),
+    );
+    if let Some(pc) = call.record.policy_change.as_mut() {
+        pc.restores = Some(target.id.clone());
+    }
+    let mut v = save_draft(app, call, &cc, row).await?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("restores".into(), json!(target.id));
+    }
+    Ok(v)
+}
+
+// ----- Simulation -----------------------------------------------------------------------------
+
+/// A logged disclosure as a request to replay.
+fn past_request(seq: i64, e: &LogEntry) -> PastRequest {
+    let mut fields: BTreeMap<String, BTreeMap<String, (policy::OutcomeClass, String)>> =
+        BTreeMap::new();
+    for (pid, summary) in &e.products {
+        let per = fields.entry(pid.clone()).or_default();
+        for (class, name, rule) in summary.fields() {
+            per.insert(name.to_owned(), (class, rule.to_owned()));
+        }
+    }
+    PastRequest {
+        seq,
+        subject: e.data_subject.clone(),
+        partner: e.partner.clone(),
+        role: e.role.clone(),
+        purpose: e.processing_activity.clone(),
+        answered: e.outcome.answered(),
+        problem: e.problem.clone(),
+        fields,
+    }
+}
+
+/// `POST /v1/policy/drafts/{id}/simulate`: replays the logged disclosures of the last `days`
+/// under the draft.
+pub async fn simulate(
+    app: &App,
+    call: &mut Call,
+    id: &str,
+    days: Option<i64>,
+) -> Result<Value, ApiError> {
+    change(call, PolicyAction::Simulate, Some(id));
+    administrator(app, call)?;
+    let days = days.unwrap_or(DEFAULT_DAYS);
+    if !(1..=MAX_DAYS).contains(&days) {
+        return Err(ApiError::InvalidBody(format!(
+            "`days` must be 1 to {MAX_DAYS}"
+        )));
+    }
+    let d = load_draft(app, id).await?;
+    let cc = compile_draft(&d)?;
+    let now = app.clock.now();
+    let from = now - days * 86_400;
+    // Page by page: months of log are replayed without holding them in memory.
+    let mut sim = policy::replay::Simulation::new(&cc);
+    let (mut after, mut read, mut truncated) = (0, 0usize, false);
+    loop {
+        let page = app
+            .db
+            .search(&LogFilter {
+                from: Some(from),
+                kinds: vec![Kind::Disclosure.as_str()],
+                after_seq: after,
+                limit: 2_000,
+                ..Default::default()
+            })
+            .await?;
+        let Some((last, _, _)) = page.last() else {
+            break;
+        };
+        after = *last;
+        read += page.len();
+        for (seq, text, _) in &page {
+            let e = LogEntry::parse(*seq, text).map_err(|e| {
+                tracing::error!(error = %e, "a stored entry is unreadable");
+                ApiError::Internal
+            })?;
+            sim.add(&past_request(*seq, &e));
+        }
+        if read >= MAX_REPLAYED {
+            truncated = true;
+            break;
+        }
+    }
+    let report: SimulationReport = sim.finish();
+    if let Some(pc) = call.record.policy_change.as_mut() {
+        pc.version = Some(d.version.clone());
+        pc.days = Some(days);
+        pc.replayed = Some(report.replayed as u64);
+        pc.affected_requests = Some(report.affected_requests as u64);
+        pc.affected_subjects = Some(report.affected_subjects as u64);
+    }
+    let seq = call.commit(app).await?.seq;
+    tracing::info!(draft = %d.id, replayed = report.replayed, affected = report.affected_requests, "policy draft simulated");
+    Ok(json!({
+        "draft": d.id,
+        "version": d.version,
+        "against": call.policy.version(),
+        "days": days,
+        "from": rfc3339(Some(from)),
+        "truncated": truncated,
+        "audit_seq": seq,
+        "report": report,
+        "static": static_diff(&call.policy.covenant, &cc),
+        "not_replayed": "case status and relation (they depend on the case as it was then); products a request did not receive",
+    }))
+}
+
+// ----- Approval and activation ----------------------------------------------------------------
+
+/// `POST /v1/policy/drafts/{id}/approve`: a second administrator approves.
+pub async fn approve(app: &App, call: &mut Call, id: &str) -> Result<Value, ApiError> {
+    change(call, PolicyAction::Approve, Some(id));
+    administrator(app, call)?;
+    let d = load_draft(app, id).await?;
+    if let Some(pc) = call.record.policy_change.as_mut() {
+        pc.version = Some(d.version.clone());
+    }
+    if d.status != DraftStatus::Draft {
+        return Err(ApiError::DraftState(d.status.to_string(), "draft"));
+    }
+    let req = &call.requester;
+    if d.author_partner == req.partner_id && d.author_staff == req.staff_id {
+        return Err(ApiError::ApprovalByAuthor);
+    }
+    if app.administration.approver_from_other_partner && d.author_partner == req.partner_id {
+        return Err(ApiError::ApprovalSamePartner);
+    }
+    if let Some(pc) = call.record.policy_change.as_mut() {
+        pc.author = Some(Person {
+            partner: d.author_partner.clone(),
+            staff_id: d.author_staff.clone(),
+        });
+    }
+    let change = Change::ApproveDraft {
+        id: d.id.clone(),
+        partner: req.partner_id.clone(),
+        staff: req.staff_id.clone(),
+        at: app.clock.now(),
+    };
+    let seq = call
+        .commit_change(
+            app,
+            change,
+            ApiError::DraftState("no longer a draft".into(), "draft"),
+        )
+        .await?
+        .seq;
+    tracing::info!(draft = %d.id, "policy draft approved");
+    let d = load_draft(app, id).await?;
+    let mut v = draft_json(&d, false);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("audit_seq".into(), json!(seq));
+    }
+    Ok(v)
+}
+
+/// `POST /v1/policy/drafts/{id}/activate`: makes an approved draft the active version. The new
+/// version is built completely first (nothing changes if that fails), then the activation and
+/// its entry commit together, then the gateway switches.
+pub async fn activate(app: &App, call: &mut Call, id: &str) -> Result<Value, ApiError> {
+    change(call, PolicyAction::Activate, Some(id));
+    administrator(app, call)?;
+    // One activation at a time on this instance; the database's compare-and-set covers others.
+    let _one = app.activation.lock().await;
+    let d = load_draft(app, id).await?;
+    if let Some(pc) = call.record.policy_change.as_mut() {
+        pc.version = Some(d.version.clone());
+        pc.kind = Some(d.kind.as_str().to_owned());
+    }
+    if d.status != DraftStatus::Approved {
+        return Err(ApiError::DraftState(d.status.to_string(), "approved"));
+    }
+    let current = app
+        .db
+        .active_policy_draft()
+        .await?
+        .ok_or(ApiError::Internal)?;
+    if d.version == current.version {
+        return Err(ApiError::DraftUnchanged);
+    }
+    if d.base_version.as_deref() != Some(current.version.as_str()) {
+        return Err(ApiError::DraftStale(
+            d.base_version.clone().unwrap_or_default(),
+            current.version.clone(),
+        ));
+    }
+    let cc = Arc::new(compile_draft(&d)?);
+    let next = app
+        .builder
+        .build(cc, &d.id, &app.secrets)
+        .map_err(|es| ApiError::ActivationFailed(es.join("; ")))?;
+    if let Some(pc) = call.record.policy_change.as_mut() {
+        pc.previous_version = Some(current.version.clone());
+        pc.previous_draft = Some(current.id.clone());
+        pc.author = Some(Person {
+            partner: d.author_partner.clone(),
+            staff_id: d.author_staff.clone(),
+        });
+        pc.approver = person(&d.approved_partner, &d.approved_staff);
+    }
+    let change = Change::ActivateDraft {
+        id: d.id.clone(),
+        expected_active: current.id.clone(),
+        partner: call.requester.partner_id.clone(),
+        staff: call.requester.staff_id.clone(),
+        at: app.clock.now(),
+    };
+    let seq = call
+        .commit_change(app, change, ApiError::ActivationConflict)
+        .await?
+        .seq;
+    app.policy.store(Arc::new(next));
+    tracing::info!(draft = %d.id, version = %d.version, previous = %current.version, "policy version activated");
+    let d = load_draft(app, id).await?;
+    let mut v = draft_json(&d, false);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("previous_version".into(), json!(current.version));
+        o.insert("audit_seq".into(), json!(seq));
+    }
+    Ok(v)
+}
+
+// ----- Start-up and background ------------------------------------------------------------------
+
+/// A log entry of the gateway's own (no request caused it).
+pub fn gateway_entry(app: &App, active: &ActivePolicy, kind: Kind) -> LogEntry {
+    LogEntry::new(crate::log::entry::Start {
+        id: crate::log::entry::new_id(),
+        at: app.clock.now(),
+        trace_id: &uuid::Uuid::new_v4().to_string(),
+        kind,
+        partner: "(gateway)".into(),
+        policy_version: active.version(),
+    })
+}
+
+/// Picks up a version activated by another instance sharing the database.
+pub async fn follow_database(app: &App) -> Result<bool, String> {
+    let Some(row) = app
+        .db
+        .active_policy_draft()
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(false);
+    };
+    if row.id == app.policy.load().draft {
+        return Ok(false);
+    }
+    let _one = app.activation.lock().await;
+    // This instance may have activated it while we waited for the lock.
+    if row.id == app.policy.load().draft {
+        return Ok(false);
+    }
+    let cc = compile_draft(&row).map_err(|e| e.describe().1)?;
+    let next = app
+        .builder
+        .build(Arc::new(cc), &row.id, &app.secrets)
+        .map_err(|es| es.join("; "))?;
+    app.policy.store(Arc::new(next));
+    tracing::info!(draft = %row.id, version = %row.version, "policy version activated by another instance");
+    Ok(true)
+}
+
+/// Reloads the CRL files if they changed: new connections are checked against the new lists,
+/// and open connections of revoked certificates are refused from their next request. The
+/// reload is on the record before it takes effect.
+pub async fn reload_crls(app: &App) -> Result<bool, String> {
+    if !app.policy.load().crls_changed(&app.builder.tls) {
+        return Ok(false);
+    }
+    // Under the activation lock, so that a version activated meanwhile is not replaced by a
+    // rebuild of the one before it.
+    let _one = app.activation.lock().await;
+    let current = app.policy.load_full();
+    if !current.crls_changed(&app.builder.tls) {
+        return Ok(false);
+    }
+    let next = app
+        .builder
+        .build(current.covenant.clone(), &current.draft, &app.secrets)
+        .map_err(|es| es.join("; "))?;
+    let mut e = gateway_entry(app, &next, Kind::Policy);
+    e.policy_change = Some(PolicyChange {
+        action: Some(PolicyAction::CrlReload),
+        revoked_certificates: Some(next.revoked.len() as u64),
+        previously: Some(current.revoked.len() as u64),
+        ..PolicyChange::default()
+    });
+    e.outcome = crate::log::entry::Outcome::Answered;
+    app.log.append(e).await.map_err(|e| e.to_string())?;
+    tracing::info!(
+        revoked = next.revoked.len(),
+        "certificate revocation lists reloaded"
+    );
+    app.policy.store(Arc::new(next));
+    Ok(true)
+}

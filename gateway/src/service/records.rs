@@ -1,0 +1,91 @@
+//! Deposits: a partner stores its own records for one of its own products (store-backed
+//! sources), sealed with age at rest. Each deposit is a log entry, committed with the records in
+//! one transaction; disclosures that open them name the same digest.
+
+use super::sources::RecordsBody;
+use super::{Call, clip};
+use crate::app::App;
+use crate::log::entry::{Deposit, ProductStatus, ProductSummary};
+use crate::problem::ApiError;
+use crate::store::{Change, RecordsRow};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// The answer to a deposit.
+#[derive(Debug, Serialize)]
+pub struct DepositAnswer {
+    /// Product.
+    pub product: String,
+    /// Subject reference.
+    pub subject_ref: String,
+    /// Records stored.
+    pub records: usize,
+    /// Sequence number of the deposit's log entry.
+    pub audit_seq: i64,
+}
+
+/// Stores a partner's records.
+pub async fn deposit(
+    app: &App,
+    call: &mut Call,
+    product: &str,
+    subject_ref: &str,
+    body: RecordsBody,
+) -> Result<DepositAnswer, ApiError> {
+    let active = call.policy.clone();
+    let c = active.covenant.covenant();
+    let req = call.requester.clone();
+    let pref = c
+        .product(product)
+        .ok_or_else(|| ApiError::ProductUnknown(clip(product, 64)))?;
+    let owner = c
+        .products
+        .get(pref.index())
+        .map(|p| p.owner)
+        .ok_or(ApiError::Internal)?;
+    if owner != req.partner {
+        return Err(ApiError::ProductNotOwned(product.to_owned()));
+    }
+    if app.upstream.serves(pref) {
+        return Err(ApiError::ProductUpstream(product.to_owned()));
+    }
+    call.record.role = req.roles.first().and_then(|r| call.role_id(*r));
+    super::disclose::check_records(&active.covenant, pref, &body)?;
+    let pseudonym = app
+        .db
+        .subject_of_ref(subject_ref)
+        .await?
+        .ok_or(ApiError::SubjectNotFound)?;
+    call.record.data_subject = Some(pseudonym);
+    let plain = serde_json::to_vec(&body.records).map_err(|_| ApiError::Internal)?;
+    let sealed = app.secrets.seal(&plain).map_err(|_| ApiError::Internal)?;
+    let digest = hex::encode(Sha256::digest(&sealed));
+    call.record.products.insert(
+        product.to_owned(),
+        ProductSummary::new(ProductStatus::Ok, &req.partner_id, body.records.len()),
+    );
+    call.record.deposit = Some(Deposit {
+        product: product.to_owned(),
+        subject_ref: subject_ref.to_owned(),
+        records: body.records.len(),
+        sealed_sha256: digest,
+    });
+    let row = RecordsRow {
+        product: product.to_owned(),
+        subject_ref: subject_ref.to_owned(),
+        owner: req.partner_id.clone(),
+        sealed,
+        updated_at: app.clock.now(),
+        updated_by: req.staff_id.clone(),
+    };
+    let appended = call
+        .commit_change(app, Change::PutRecords(row), ApiError::SubjectNotFound)
+        .await?;
+    tracing::info!(product = %product, records = body.records.len(), seq = appended.seq, "records deposited");
+    Ok(DepositAnswer {
+        product: product.to_owned(),
+        subject_ref: subject_ref.to_owned(),
+        records: body.records.len(),
+        audit_seq: appended.seq,
+    })
+}

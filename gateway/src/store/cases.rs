@@ -1,0 +1,393 @@
+//! The case register's rows: cases (the subject only as pseudonym and sealed BSN) and their
+//! history of changes.
+
+use super::{Db, RecordsRow, StoreError, Tx, on_pool, on_tx, parsed};
+use policy::CaseStatus;
+use policy::domain::Ideology;
+
+/// A regisseur: partner and staff id.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Regisseur {
+    /// Partner id.
+    pub partner: String,
+    /// Staff id at that partner.
+    pub staff_id: String,
+}
+
+/// A case as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseRow {
+    /// Case id (`case-…`).
+    pub id: String,
+    /// Opaque subject reference shared with partners.
+    pub subject_ref: String,
+    /// Keyed pseudonym of the BSN.
+    pub subject_pseudonym: String,
+    /// The BSN, encrypted at rest.
+    pub subject_sealed: Vec<u8>,
+    /// Work-process status.
+    pub status: CaseStatus,
+    /// Risk group 1–5.
+    pub risk_group: Option<u8>,
+    /// Ideology.
+    pub ideology: Option<Ideology>,
+    /// The appointed regisseur.
+    pub regisseur: Option<Regisseur>,
+    /// Partners on the UVO, sorted, without duplicates.
+    pub uvo_partners: Vec<String>,
+    /// Date of the signal (`YYYY-MM-DD`).
+    pub signal_date: Option<String>,
+    /// Date of the inclusion decision.
+    pub decision_date: Option<String>,
+    /// Date of the notification letter.
+    pub notification_date: Option<String>,
+    /// Created (epoch seconds).
+    pub created_at: i64,
+    /// Last changed.
+    pub updated_at: i64,
+    /// Incremented on every change.
+    pub version: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct CaseDto {
+    id: String,
+    subject_ref: String,
+    subject_pseudonym: String,
+    subject_sealed: Vec<u8>,
+    status: String,
+    risk_group: Option<i64>,
+    ideology: Option<String>,
+    regisseur_partner: Option<String>,
+    regisseur_staff: Option<String>,
+    uvo_partners: String,
+    signal_date: Option<String>,
+    decision_date: Option<String>,
+    notification_date: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    version: i64,
+}
+
+impl TryFrom<CaseDto> for CaseRow {
+    type Error = StoreError;
+    fn try_from(d: CaseDto) -> Result<Self, StoreError> {
+        Ok(CaseRow {
+            status: parsed(&d.status, "case status")?,
+            risk_group: d
+                .risk_group
+                .map(|g| u8::try_from(g).map_err(|_| StoreError::Corrupt("risk group".into())))
+                .transpose()?,
+            ideology: d
+                .ideology
+                .as_deref()
+                .map(|i| parsed(i, "ideology"))
+                .transpose()?,
+            regisseur: match (d.regisseur_partner, d.regisseur_staff) {
+                (Some(partner), Some(staff_id)) => Some(Regisseur { partner, staff_id }),
+                (None, None) => None,
+                _ => return Err(StoreError::Corrupt("half a regisseur".into())),
+            },
+            uvo_partners: serde_json::from_str(&d.uvo_partners)
+                .map_err(|_| StoreError::Corrupt("uvo_partners is not a JSON list".into()))?,
+            id: d.id,
+            subject_ref: d.subject_ref,
+            subject_pseudonym: d.subject_pseudonym,
+            subject_sealed: d.subject_sealed,
+            signal_date: d.signal_date,
+            decision_date: d.decision_date,
+            notification_date: d.notification_date,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+            version: d.version,
+        })
+    }
+}
+
+/// Whether a history event created the case or changed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseAction {
+    /// The case was registered.
+    Created,
+    /// The case was changed.
+    Updated,
+}
+
+impl CaseAction {
+    /// As stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseAction::Created => "created",
+            CaseAction::Updated => "updated",
+        }
+    }
+}
+
+impl std::str::FromStr for CaseAction {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "created" => Ok(CaseAction::Created),
+            "updated" => Ok(CaseAction::Updated),
+            _ => Err(()),
+        }
+    }
+}
+
+/// One change to a case: who, in which role, which fields (names only; values stay in the case).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseEventRow {
+    /// Case id.
+    pub case_id: String,
+    /// Case version this change produced.
+    pub version: i64,
+    /// When (epoch seconds).
+    pub at: i64,
+    /// Partner of the person who made it.
+    pub partner: String,
+    /// Staff id.
+    pub staff_id: String,
+    /// Role they acted in.
+    pub role: String,
+    /// Created or updated.
+    pub action: CaseAction,
+    /// Names of the changed fields.
+    pub fields: Vec<String>,
+    /// New status, if it changed.
+    pub status: Option<CaseStatus>,
+}
+
+#[derive(sqlx::FromRow)]
+struct EventDto {
+    case_id: String,
+    version: i64,
+    at: i64,
+    partner: String,
+    staff_id: String,
+    role: String,
+    action: String,
+    fields: String,
+    status: Option<String>,
+}
+
+impl TryFrom<EventDto> for CaseEventRow {
+    type Error = StoreError;
+    fn try_from(d: EventDto) -> Result<Self, StoreError> {
+        Ok(CaseEventRow {
+            action: parsed(&d.action, "case event action")?,
+            fields: serde_json::from_str(&d.fields)
+                .map_err(|_| StoreError::Corrupt("case event fields".into()))?,
+            status: d
+                .status
+                .as_deref()
+                .map(|s| parsed(s, "case status"))
+                .transpose()?,
+            case_id: d.case_id,
+            version: d.version,
+            at: d.at,
+            partner: d.partner,
+            staff_id: d.staff_id,
+            role: d.role,
+        })
+    }
+}
+
+fn json_list(v: &[String]) -> String {
+    // A list of strings always serialises.
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+const INSERT_CASE: &str = "INSERT INTO cases (id, subject_ref, subject_pseudonym, subject_sealed, status, risk_group, ideology, regisseur_partner, regisseur_staff, uvo_partners, signal_date, decision_date, notification_date, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+const UPDATE_CASE: &str = "UPDATE cases SET status = $2, risk_group = $3, ideology = $4, regisseur_partner = $5, regisseur_staff = $6, uvo_partners = $7, signal_date = $8, decision_date = $9, notification_date = $10, updated_at = $11, version = $12 WHERE id = $1 AND version = $13";
+const INSERT_EVENT: &str = "INSERT INTO case_events (case_id, version, at, partner, staff_id, role, action, fields, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+const CASE_WITH_RECORDS: &str = "SELECT c.*, r.product AS r_product, r.owner AS r_owner, r.sealed AS r_sealed, r.updated_at AS r_updated_at, r.updated_by AS r_updated_by FROM cases c LEFT JOIN records r ON r.subject_ref = c.subject_ref WHERE c.id = $1";
+
+#[derive(sqlx::FromRow)]
+struct CaseWithRecordDto {
+    #[sqlx(flatten)]
+    case: CaseDto,
+    r_product: Option<String>,
+    r_owner: Option<String>,
+    r_sealed: Option<Vec<u8>>,
+    r_updated_at: Option<i64>,
+    r_updated_by: Option<String>,
+}
+
+macro_rules! insert_event {
+    ($t:expr, $e:expr) => {
+        sqlx::query(INSERT_EVENT)
+            .bind(&$e.case_id)
+            .bind($e.version)
+            .bind($e.at)
+            .bind(&$e.partner)
+            .bind(&$e.staff_id)
+            .bind(&$e.role)
+            .bind($e.action.as_str())
+            .bind(json_list(&$e.fields))
+            .bind($e.status.map(|s| s.as_str()))
+            .execute(&mut **$t)
+            .await?;
+    };
+}
+
+impl Tx {
+    pub(super) async fn create_case(
+        &mut self,
+        c: &CaseRow,
+        e: &CaseEventRow,
+    ) -> Result<bool, StoreError> {
+        let (rp, rs) = regisseur_columns(c);
+        on_tx!(self, t => {
+            sqlx::query(INSERT_CASE)
+                .bind(&c.id)
+                .bind(&c.subject_ref)
+                .bind(&c.subject_pseudonym)
+                .bind(&c.subject_sealed)
+                .bind(c.status.as_str())
+                .bind(c.risk_group.map(i64::from))
+                .bind(c.ideology.map(|i| i.as_str()))
+                .bind(rp)
+                .bind(rs)
+                .bind(json_list(&c.uvo_partners))
+                .bind(&c.signal_date)
+                .bind(&c.decision_date)
+                .bind(&c.notification_date)
+                .bind(c.created_at)
+                .bind(c.updated_at)
+                .bind(c.version)
+                .execute(&mut **t)
+                .await?;
+            insert_event!(t, e);
+        });
+        Ok(true)
+    }
+
+    pub(super) async fn update_case(
+        &mut self,
+        c: &CaseRow,
+        expected: i64,
+        e: &CaseEventRow,
+    ) -> Result<bool, StoreError> {
+        let (rp, rs) = regisseur_columns(c);
+        on_tx!(self, t => {
+            let done = sqlx::query(UPDATE_CASE)
+                .bind(&c.id)
+                .bind(c.status.as_str())
+                .bind(c.risk_group.map(i64::from))
+                .bind(c.ideology.map(|i| i.as_str()))
+                .bind(rp)
+                .bind(rs)
+                .bind(json_list(&c.uvo_partners))
+                .bind(&c.signal_date)
+                .bind(&c.decision_date)
+                .bind(&c.notification_date)
+                .bind(c.updated_at)
+                .bind(c.version)
+                .bind(expected)
+                .execute(&mut **t)
+                .await?;
+            if done.rows_affected() != 1 {
+                return Ok(false);
+            }
+            insert_event!(t, e);
+        });
+        Ok(true)
+    }
+}
+
+fn regisseur_columns(c: &CaseRow) -> (Option<&str>, Option<&str>) {
+    match &c.regisseur {
+        Some(r) => (Some(r.partner.as_str()), Some(r.staff_id.as_str())),
+        None => (None, None),
+    }
+}
+
+impl Db {
+    /// A case by id.
+    pub async fn case(&self, id: &str) -> Result<Option<CaseRow>, StoreError> {
+        let dto: Option<CaseDto> = on_pool!(self, p => sqlx::query_as("SELECT * FROM cases WHERE id = $1")
+            .bind(id)
+            .fetch_optional(p)
+            .await)?;
+        dto.map(CaseRow::try_from).transpose()
+    }
+
+    /// The changes to a case, oldest first.
+    pub async fn case_events(&self, id: &str) -> Result<Vec<CaseEventRow>, StoreError> {
+        let rows: Vec<EventDto> = on_pool!(self, p => sqlx::query_as(
+            "SELECT * FROM case_events WHERE case_id = $1 ORDER BY version",
+        )
+        .bind(id)
+        .fetch_all(p)
+        .await)?;
+        rows.into_iter().map(CaseEventRow::try_from).collect()
+    }
+
+    /// The subject reference already used for this subject pseudonym, if any.
+    pub async fn subject_ref(&self, pseudonym: &str) -> Result<Option<String>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_scalar(
+            "SELECT subject_ref FROM cases WHERE subject_pseudonym = $1 ORDER BY created_at LIMIT 1",
+        )
+        .bind(pseudonym)
+        .fetch_optional(p)
+        .await)?)
+    }
+
+    /// The subject pseudonym behind a subject reference, if any case has it.
+    pub async fn subject_of_ref(&self, subject_ref: &str) -> Result<Option<String>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_scalar(
+            "SELECT subject_pseudonym FROM cases WHERE subject_ref = $1 LIMIT 1",
+        )
+        .bind(subject_ref)
+        .fetch_optional(p)
+        .await)?)
+    }
+
+    /// Every case of a subject (by pseudonym), oldest first.
+    pub async fn subject_cases(&self, pseudonym: &str) -> Result<Vec<CaseRow>, StoreError> {
+        let rows: Vec<CaseDto> = on_pool!(self, p => sqlx::query_as(
+            "SELECT * FROM cases WHERE subject_pseudonym = $1 ORDER BY created_at, id",
+        )
+        .bind(pseudonym)
+        .fetch_all(p)
+        .await)?;
+        rows.into_iter().map(CaseRow::try_from).collect()
+    }
+
+    /// A case and every product's stored records of its subject, in one query.
+    pub async fn case_with_records(
+        &self,
+        id: &str,
+    ) -> Result<Option<(CaseRow, Vec<RecordsRow>)>, StoreError> {
+        let rows: Vec<CaseWithRecordDto> = on_pool!(self, p => sqlx::query_as(CASE_WITH_RECORDS)
+            .bind(id)
+            .fetch_all(p)
+            .await)?;
+        let mut records = Vec::with_capacity(rows.len());
+        let mut case = None;
+        for r in rows {
+            if let (Some(product), Some(owner), Some(sealed), Some(updated_at), Some(updated_by)) = (
+                r.r_product,
+                r.r_owner,
+                r.r_sealed,
+                r.r_updated_at,
+                r.r_updated_by,
+            ) {
+                records.push(RecordsRow {
+                    product,
+                    subject_ref: r.case.subject_ref.clone(),
+                    owner,
+                    sealed,
+                    updated_at,
+                    updated_by,
+                });
+            }
+            if case.is_none() {
+                case = Some(CaseRow::try_from(r.case)?);
+            }
+        }
+        Ok(case.map(|c| (c, records)))
+    }
+}

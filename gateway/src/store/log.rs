@@ -1,0 +1,563 @@
+//! The disclosure log's rows. The log (`crate::log`) computes every hash and derives every
+//! column; this module only writes and reads what it is handed, inside the transaction that
+//! holds the log head's lock.
+
+use super::{Db, Hash32, StoreError, Tx, hash32, on_pool, on_tx};
+
+/// The log head: size, last chain hash, tree root (the one row of the log that changes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadRow {
+    /// Entries in the log.
+    pub size: i64,
+    /// Chain hash of the last entry (zeros for an empty log).
+    pub chain_hash: Hash32,
+    /// Merkle tree root at `size`; `None` until a log migrated from before the stored tree has
+    /// been built.
+    pub root: Option<Hash32>,
+}
+
+/// The tamper evidence of one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeafRow {
+    /// Sequence number (1-based; the Merkle leaf index is `seq - 1`).
+    pub seq: i64,
+    /// `SHA-256(0x00 || entry)`.
+    pub leaf_hash: Hash32,
+    /// `SHA-256(previous chain hash || leaf hash)`.
+    pub chain_hash: Hash32,
+}
+
+/// One entry's content: the canonical entry and the columns searches filter on, each derived
+/// from the entry (by `crate::log::entry::LogEntry::index`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRow {
+    /// Sequence number.
+    pub seq: i64,
+    /// Canonical JSON, exactly as hashed.
+    pub entry: String,
+    /// Entry id.
+    pub id: String,
+    /// When (epoch seconds).
+    pub at: i64,
+    /// Transaction id.
+    pub trace_id: String,
+    /// Kind.
+    pub kind: String,
+    /// Requesting partner.
+    pub partner: String,
+    /// Staff id.
+    pub staff_id: Option<String>,
+    /// Role.
+    pub role: Option<String>,
+    /// Purpose.
+    pub purpose: Option<String>,
+    /// Case.
+    pub case_id: Option<String>,
+    /// Subject pseudonym.
+    pub subject_pseudonym: Option<String>,
+    /// Covenant version.
+    pub policy_version: String,
+    /// Outcome.
+    pub outcome: String,
+    /// Problem type of a refusal.
+    pub problem: Option<String>,
+}
+
+/// A product an entry names, with the partner that owns it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, sqlx::FromRow)]
+pub struct ProductRow {
+    /// Sequence number.
+    pub seq: i64,
+    /// Product id.
+    pub product: String,
+    /// Owning partner.
+    pub owner: String,
+}
+
+/// A stored interior node of the Merkle tree: the root of the complete subtree of `2^height`
+/// leaves starting at leaf `idx * 2^height` (heights 8, 16, 24, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeRow {
+    /// Height (a multiple of 8).
+    pub height: i64,
+    /// Index at that height.
+    pub idx: i64,
+    /// The node hash.
+    pub hash: Hash32,
+}
+
+/// An entry as stored: its hashes, and its content unless that is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntry {
+    /// The hashes.
+    pub leaf: LeafRow,
+    /// The content and columns.
+    pub record: Option<RecordRow>,
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// Tree size.
+    pub size: i64,
+    /// Tree root.
+    pub root: Hash32,
+    /// The signed note.
+    pub note: String,
+    /// When it was made (epoch seconds).
+    pub at: i64,
+}
+
+/// What a privacy officer searches the log for. All conditions are combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    /// Subject pseudonym.
+    pub subject: Option<String>,
+    /// Requesting partner.
+    pub partner: Option<String>,
+    /// Staff id.
+    pub staff_id: Option<String>,
+    /// Purpose.
+    pub purpose: Option<String>,
+    /// Case id.
+    pub case_id: Option<String>,
+    /// A product the entry names.
+    pub product: Option<String>,
+    /// Outcome.
+    pub outcome: Option<String>,
+    /// Only these kinds (empty: all).
+    pub kinds: Vec<&'static str>,
+    /// From (epoch seconds, inclusive).
+    pub from: Option<i64>,
+    /// To (epoch seconds, exclusive).
+    pub to: Option<i64>,
+    /// Only entries of this partner or about this partner's products (privacy officers of a
+    /// partner); `None` for all.
+    pub visible_to: Option<String>,
+    /// Paging: entries after this sequence number.
+    pub after_seq: i64,
+    /// Page size.
+    pub limit: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct HeadDto {
+    size: i64,
+    chain_hash: Vec<u8>,
+    root: Option<Vec<u8>>,
+}
+
+impl TryFrom<HeadDto> for HeadRow {
+    type Error = StoreError;
+    fn try_from(d: HeadDto) -> Result<Self, StoreError> {
+        Ok(HeadRow {
+            size: d.size,
+            chain_hash: hash32(d.chain_hash, "the log head's chain hash")?,
+            root: d
+                .root
+                .map(|r| hash32(r, "the log head's root"))
+                .transpose()?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct EntryDto {
+    l_seq: i64,
+    leaf_hash: Vec<u8>,
+    chain_hash: Vec<u8>,
+    seq: Option<i64>,
+    entry: Option<String>,
+    id: Option<String>,
+    at: Option<i64>,
+    trace_id: Option<String>,
+    kind: Option<String>,
+    partner: Option<String>,
+    staff_id: Option<String>,
+    role: Option<String>,
+    purpose: Option<String>,
+    case_id: Option<String>,
+    subject_pseudonym: Option<String>,
+    policy_version: Option<String>,
+    outcome: Option<String>,
+    problem: Option<String>,
+}
+
+impl TryFrom<EntryDto> for StoredEntry {
+    type Error = StoreError;
+    fn try_from(d: EntryDto) -> Result<Self, StoreError> {
+        let leaf = LeafRow {
+            seq: d.l_seq,
+            leaf_hash: hash32(d.leaf_hash, "a leaf hash")?,
+            chain_hash: hash32(d.chain_hash, "a chain hash")?,
+        };
+        let record = match (
+            d.seq,
+            d.entry,
+            d.id,
+            d.at,
+            d.trace_id,
+            d.kind,
+            d.partner,
+            d.policy_version,
+            d.outcome,
+        ) {
+            (
+                Some(seq),
+                Some(entry),
+                Some(id),
+                Some(at),
+                Some(trace_id),
+                Some(kind),
+                Some(partner),
+                Some(policy_version),
+                Some(outcome),
+            ) => Some(RecordRow {
+                seq,
+                entry,
+                id,
+                at,
+                trace_id,
+                kind,
+                partner,
+                staff_id: d.staff_id,
+                role: d.role,
+                purpose: d.purpose,
+                case_id: d.case_id,
+                subject_pseudonym: d.subject_pseudonym,
+                policy_version,
+                outcome,
+                problem: d.problem,
+            }),
+            _ => None,
+        };
+        Ok(StoredEntry { leaf, record })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct CheckpointDto {
+    size: i64,
+    root: Vec<u8>,
+    note: String,
+    at: i64,
+}
+
+impl TryFrom<CheckpointDto> for StoredCheckpoint {
+    type Error = StoreError;
+    fn try_from(d: CheckpointDto) -> Result<Self, StoreError> {
+        Ok(StoredCheckpoint {
+            size: d.size,
+            root: hash32(d.root, "a checkpoint's root")?,
+            note: d.note,
+            at: d.at,
+        })
+    }
+}
+
+const ENTRIES: &str = "SELECT l.seq AS l_seq, l.leaf_hash, l.chain_hash, r.* FROM log_leaves l LEFT JOIN log_records r ON r.seq = l.seq WHERE l.seq > $1 ORDER BY l.seq LIMIT $2";
+/// Rows per multi-row INSERT: well under SQLite's bound-variable limit at 15 columns.
+const CHUNK: usize = 256;
+
+impl Tx {
+    /// Takes the log head's lock (one writer at a time, across instances) and reads it.
+    pub async fn lock_head(&mut self) -> Result<HeadRow, StoreError> {
+        let dto: HeadDto = on_tx!(self, t => {
+            // The update takes the write lock (SQLite) or the row lock (PostgreSQL) before the read.
+            sqlx::query("UPDATE log_tree_head SET size = size WHERE id = 1")
+                .execute(&mut **t)
+                .await?;
+            sqlx::query_as("SELECT size, chain_hash, root FROM log_tree_head WHERE id = 1")
+                .fetch_one(&mut **t)
+                .await
+        })?;
+        HeadRow::try_from(dto)
+    }
+
+    /// Writes the new head.
+    pub async fn set_head(&mut self, h: &HeadRow) -> Result<(), StoreError> {
+        on_tx!(self, t => sqlx::query("UPDATE log_tree_head SET size = $1, chain_hash = $2, root = $3 WHERE id = 1")
+            .bind(h.size)
+            .bind(&h.chain_hash[..])
+            .bind(h.root.as_ref().map(|r| &r[..]))
+            .execute(&mut **t)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Inserts leaves.
+    pub async fn insert_leaves(&mut self, rows: &[LeafRow]) -> Result<(), StoreError> {
+        for chunk in rows.chunks(CHUNK) {
+            on_tx!(self, t => {
+                let mut qb = sqlx::QueryBuilder::new("INSERT INTO log_leaves (seq, leaf_hash, chain_hash) ");
+                qb.push_values(chunk, |mut b, r| {
+                    b.push_bind(r.seq)
+                        .push_bind(r.leaf_hash.to_vec())
+                        .push_bind(r.chain_hash.to_vec());
+                });
+                qb.build().execute(&mut **t).await.map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Inserts entries' content.
+    pub async fn insert_records(&mut self, rows: &[RecordRow]) -> Result<(), StoreError> {
+        for chunk in rows.chunks(CHUNK) {
+            on_tx!(self, t => {
+                let mut qb = sqlx::QueryBuilder::new("INSERT INTO log_records (seq, entry, id, at, trace_id, kind, partner, staff_id, role, purpose, case_id, subject_pseudonym, policy_version, outcome, problem) ");
+                qb.push_values(chunk, |mut b, r| {
+                    b.push_bind(r.seq)
+                        .push_bind(&r.entry)
+                        .push_bind(&r.id)
+                        .push_bind(r.at)
+                        .push_bind(&r.trace_id)
+                        .push_bind(&r.kind)
+                        .push_bind(&r.partner)
+                        .push_bind(&r.staff_id)
+                        .push_bind(&r.role)
+                        .push_bind(&r.purpose)
+                        .push_bind(&r.case_id)
+                        .push_bind(&r.subject_pseudonym)
+                        .push_bind(&r.policy_version)
+                        .push_bind(&r.outcome)
+                        .push_bind(&r.problem);
+                });
+                qb.build().execute(&mut **t).await.map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Inserts the products entries name.
+    pub async fn insert_products(&mut self, rows: &[ProductRow]) -> Result<(), StoreError> {
+        for chunk in rows.chunks(CHUNK) {
+            on_tx!(self, t => {
+                let mut qb = sqlx::QueryBuilder::new("INSERT INTO log_products (seq, product, owner) ");
+                qb.push_values(chunk, |mut b, r| {
+                    b.push_bind(r.seq).push_bind(&r.product).push_bind(&r.owner);
+                });
+                qb.build().execute(&mut **t).await.map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Inserts completed tree nodes.
+    pub async fn insert_nodes(&mut self, rows: &[NodeRow]) -> Result<(), StoreError> {
+        for chunk in rows.chunks(CHUNK) {
+            on_tx!(self, t => {
+                let mut qb = sqlx::QueryBuilder::new("INSERT INTO log_nodes (height, idx, hash) ");
+                qb.push_values(chunk, |mut b, r| {
+                    b.push_bind(r.height).push_bind(r.idx).push_bind(r.hash.to_vec());
+                });
+                qb.build().execute(&mut **t).await.map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn hashes(rows: Vec<(i64, Vec<u8>)>, what: &str) -> Result<Vec<(i64, Hash32)>, StoreError> {
+    rows.into_iter()
+        .map(|(i, h)| Ok((i, hash32(h, what)?)))
+        .collect()
+}
+
+impl Db {
+    /// The log head.
+    pub async fn log_head(&self) -> Result<HeadRow, StoreError> {
+        let dto: HeadDto = on_pool!(self, p => sqlx::query_as("SELECT size, chain_hash, root FROM log_tree_head WHERE id = 1")
+            .fetch_one(p)
+            .await)?;
+        HeadRow::try_from(dto)
+    }
+
+    /// Leaf hashes of entries `after + 1 ..= upto`, as (seq, hash), in order.
+    pub async fn leaf_hashes(
+        &self,
+        after: i64,
+        upto: i64,
+    ) -> Result<Vec<(i64, Hash32)>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>)> = on_pool!(self, p => sqlx::query_as(
+            "SELECT seq, leaf_hash FROM log_leaves WHERE seq > $1 AND seq <= $2 ORDER BY seq",
+        )
+        .bind(after)
+        .bind(upto)
+        .fetch_all(p)
+        .await)?;
+        hashes(rows, "a leaf hash")
+    }
+
+    /// Stored nodes at `height` with `from <= idx < to`, as (idx, hash), in order.
+    pub async fn node_hashes(
+        &self,
+        height: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, Hash32)>, StoreError> {
+        let rows: Vec<(i64, Vec<u8>)> = on_pool!(self, p => sqlx::query_as(
+            "SELECT idx, hash FROM log_nodes WHERE height = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
+        )
+        .bind(height)
+        .bind(from)
+        .bind(to)
+        .fetch_all(p)
+        .await)?;
+        hashes(rows, "a tree node")
+    }
+
+    /// Every stored tree node (for `audit verify`: about n/255 rows).
+    pub async fn all_nodes(&self) -> Result<Vec<NodeRow>, StoreError> {
+        let rows: Vec<(i64, i64, Vec<u8>)> = on_pool!(self, p => sqlx::query_as(
+            "SELECT height, idx, hash FROM log_nodes ORDER BY height, idx",
+        )
+        .fetch_all(p)
+        .await)?;
+        rows.into_iter()
+            .map(|(height, idx, h)| {
+                Ok(NodeRow {
+                    height,
+                    idx,
+                    hash: hash32(h, "a tree node")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Entries after `after`, oldest first (at most `limit`), with their content if present.
+    pub async fn entries(&self, after: i64, limit: i64) -> Result<Vec<StoredEntry>, StoreError> {
+        let rows: Vec<EntryDto> = on_pool!(self, p => sqlx::query_as(ENTRIES)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(p)
+            .await)?;
+        rows.into_iter().map(StoredEntry::try_from).collect()
+    }
+
+    /// Content rows whose sequence number has no leaf (only possible if the log was tampered
+    /// with below the foreign key): their sequence numbers.
+    pub async fn orphan_records(&self) -> Result<Vec<i64>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_scalar(
+            "SELECT r.seq FROM log_records r LEFT JOIN log_leaves l ON l.seq = r.seq WHERE l.seq IS NULL ORDER BY r.seq LIMIT 100",
+        )
+        .fetch_all(p)
+        .await)?)
+    }
+
+    /// The products named by entries `after + 1 ..= upto`, ordered by entry and product.
+    pub async fn products_between(
+        &self,
+        after: i64,
+        upto: i64,
+    ) -> Result<Vec<ProductRow>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "SELECT seq, product, owner FROM log_products WHERE seq > $1 AND seq <= $2 ORDER BY seq, product",
+        )
+        .bind(after)
+        .bind(upto)
+        .fetch_all(p)
+        .await)?)
+    }
+
+    /// Entries matching a filter, by sequence number: (seq, canonical entry, leaf hash).
+    pub async fn search(&self, f: &LogFilter) -> Result<Vec<(i64, String, Hash32)>, StoreError> {
+        let rows: Vec<(i64, String, Vec<u8>)> = on_pool!(self, p => {
+            let mut q = sqlx::QueryBuilder::new("SELECT r.seq, r.entry, l.leaf_hash FROM log_records r JOIN log_leaves l ON l.seq = r.seq WHERE r.seq > ");
+            q.push_bind(f.after_seq);
+            for (col, v) in [
+                ("r.subject_pseudonym", &f.subject),
+                ("r.partner", &f.partner),
+                ("r.staff_id", &f.staff_id),
+                ("r.purpose", &f.purpose),
+                ("r.case_id", &f.case_id),
+                ("r.outcome", &f.outcome),
+            ] {
+                if let Some(v) = v {
+                    q.push(" AND ").push(col).push(" = ").push_bind(v.clone());
+                }
+            }
+            if !f.kinds.is_empty() {
+                q.push(" AND r.kind IN (");
+                let mut sep = q.separated(", ");
+                for k in &f.kinds {
+                    sep.push_bind(*k);
+                }
+                q.push(")");
+            }
+            if let Some(product) = &f.product {
+                q.push(" AND EXISTS (SELECT 1 FROM log_products p WHERE p.seq = r.seq AND p.product = ")
+                    .push_bind(product.clone())
+                    .push(")");
+            }
+            if let Some(from) = f.from {
+                q.push(" AND r.at >= ").push_bind(from);
+            }
+            if let Some(to) = f.to {
+                q.push(" AND r.at < ").push_bind(to);
+            }
+            if let Some(partner) = &f.visible_to {
+                q.push(" AND (r.partner = ")
+                    .push_bind(partner.clone())
+                    .push(" OR EXISTS (SELECT 1 FROM log_products p WHERE p.seq = r.seq AND p.owner = ")
+                    .push_bind(partner.clone())
+                    .push("))");
+            }
+            q.push(" ORDER BY r.seq LIMIT ").push_bind(f.limit);
+            q.build_query_as::<(i64, String, Vec<u8>)>().fetch_all(p).await
+        })?;
+        rows.into_iter()
+            .map(|(seq, e, h)| Ok((seq, e, hash32(h, "a leaf hash")?)))
+            .collect()
+    }
+
+    /// One entry's content by sequence number.
+    pub async fn entry(&self, seq: i64) -> Result<Option<String>, StoreError> {
+        Ok(
+            on_pool!(self, p => sqlx::query_scalar("SELECT entry FROM log_records WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(p)
+            .await)?,
+        )
+    }
+
+    /// Stores a checkpoint unless one for that size exists; returns the stored note for the
+    /// size (never two checkpoints for one size: whoever stored first wins).
+    pub async fn put_checkpoint(&self, c: &StoredCheckpoint) -> Result<String, StoreError> {
+        on_pool!(self, p => sqlx::query("INSERT INTO log_checkpoints (size, root, note, at) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING")
+            .bind(c.size)
+            .bind(&c.root[..])
+            .bind(&c.note)
+            .bind(c.at)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(
+            on_pool!(self, p => sqlx::query_scalar("SELECT note FROM log_checkpoints WHERE size = $1")
+            .bind(c.size)
+            .fetch_one(p)
+            .await)?,
+        )
+    }
+
+    /// The checkpoint of the largest size.
+    pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let dto: Option<CheckpointDto> = on_pool!(self, p => sqlx::query_as(
+            "SELECT size, root, note, at FROM log_checkpoints ORDER BY size DESC LIMIT 1",
+        )
+        .fetch_optional(p)
+        .await)?;
+        dto.map(StoredCheckpoint::try_from).transpose()
+    }
+
+    /// Every stored checkpoint, by size.
+    pub async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let rows: Vec<CheckpointDto> = on_pool!(self, p => sqlx::query_as(
+            "SELECT size, root, note, at FROM log_checkpoints ORDER BY size",
+        )
+        .fetch_all(p)
+        .await)?;
+        rows.into_iter().map(StoredCheckpoint::try_from).collect()
+    }
+}
