@@ -622,6 +622,7 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
         async move {
             let _ = stop_gw_rx.await;
         },
+        || {},
     ));
     let ggd_records = records()
         .into_iter()

@@ -830,3 +830,134 @@ async fn an_export_verifies_offline_with_its_proofs_and_tampering_shows() {
         "{text}"
     );
 }
+
+fn audit_cli(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(BIN)
+        .arg("audit")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn the_log_key_rotates_and_old_checkpoints_still_verify() {
+    let dir = own_pki("rotate");
+    let config = dir.join("gateway.toml");
+    let cfg = config.to_str().unwrap();
+    let url = sqlite_url("rotate");
+    let checkpoint_in = |gw: &Gateway| {
+        let (c, t) = client_in(&dir, "politie", "p1", &["voorportaal"]);
+        let u = gw.url("/v1/audit/checkpoint");
+        async move {
+            c.get(u)
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let check_in = |gw: &Gateway| {
+        let (c, t) = client_in(&dir, "oov", "map.1", &["melder-intake"]);
+        let u = gw.url("/v1/checks");
+        async move {
+            let r = c
+                .post(u)
+                .bearer_auth(t)
+                .json(&json!({"subject": {"bsn": "111222333"}, "purpose": "aanpak-check"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    let gw = Gateway::start_on(&config, &url);
+    check_in(&gw).await;
+    let old_note = checkpoint_in(&gw).await;
+    let (_, old_vkey) = audit_cli(&["vkey", "--config", cfg]);
+    let old_vkey = old_vkey.trim().to_owned();
+    // Off the test's runtime thread, so that its client can close when the gateway says goodbye.
+    let mut gw = gw;
+    let status =
+        tokio::task::spawn_blocking(move || gw.terminate(std::time::Duration::from_secs(20)))
+            .await
+            .unwrap();
+    assert_eq!(status.map(|s| s.success()), Some(true));
+
+    let (code, out) = audit_cli(&["rotate-key", "--config", cfg]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("retired  {old_vkey}")), "{out}");
+    let (_, keys) = audit_cli(&["vkey", "--config", cfg]);
+    let keys: Vec<&str> = keys.lines().collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(keys[1], old_vkey, "current first, then retired");
+    let new_vkey = keys[0].to_owned();
+
+    // The restart records the rotation and signs a checkpoint covering it with the new key.
+    let gw = Gateway::start_on(&config, &url);
+    check_in(&gw).await;
+    let new_note = checkpoint_in(&gw).await;
+    let new_only = NoteVerifier::from_vkey(&new_vkey).unwrap();
+    assert!(new_only.verify(&new_note).is_ok());
+    assert!(new_only.verify(&old_note).is_err());
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let rotations: Vec<String> =
+        sqlx::query_scalar("SELECT entry FROM log_records WHERE kind = 'log-key'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(rotations.len(), 1);
+    let e: Value = serde_json::from_str(&rotations[0]).unwrap();
+    assert_eq!(
+        (
+            e["key_change"]["from"].as_str(),
+            e["key_change"]["to"].as_str()
+        ),
+        (Some(old_vkey.as_str()), Some(new_vkey.as_str()))
+    );
+
+    // Verified with both keys (the configuration's set); with the new one alone the old
+    // checkpoints fail; with both as a pinned file they verify.
+    let (code, out) = audit_cli(&["verify", "--config", cfg, "--database-url", &url]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("3 checkpoints verified"), "{out}");
+    let only_new = dir.join("only-new.vkeys");
+    std::fs::write(&only_new, format!("{new_vkey}\n")).unwrap();
+    let (code, out) = audit_cli(&[
+        "verify",
+        "--config",
+        cfg,
+        "--database-url",
+        &url,
+        "--vkey",
+        only_new.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("checkpoint not signed by the log key"),
+        "{out}"
+    );
+    let both = dir.join("both.vkeys");
+    std::fs::write(&both, format!("{new_vkey}\n{old_vkey}\n")).unwrap();
+    let (code, out) = audit_cli(&[
+        "verify",
+        "--config",
+        cfg,
+        "--database-url",
+        &url,
+        "--vkey",
+        both.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+}

@@ -960,6 +960,45 @@ fn the_demo_runs_and_its_operational_log_holds_no_personal_value() {
             );
         }
     }
+    // The demo's database verifies, and the attack acceptance testing tried (moving an answered
+    // disclosure to another subject and partner in the searchable columns, to hide it from that
+    // person's art. 15 report) fails `audit verify`, naming the entry.
+    let config = dir.join("gateway.toml");
+    let verify = || {
+        let out = std::process::Command::new(BIN)
+            .args(["audit", "verify", "--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, text) = verify();
+    assert_eq!(code, Some(0), "{text}");
+    let url = format!("sqlite://{}", dir.join("demo.db").display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let seq: i64 = rt.block_on(async {
+        let db = gateway::store::Db::connect(&url).await.unwrap();
+        db.execute_unchecked("DROP TRIGGER log_records_append_only_u").await.unwrap();
+        db.execute_unchecked("UPDATE log_records SET subject_pseudonym = 'someone-else', partner = 'gemeente-utrecht' WHERE seq = (SELECT MIN(seq) FROM log_records WHERE kind = 'disclosure' AND outcome = 'answered')").await.unwrap();
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar("SELECT seq FROM log_records WHERE subject_pseudonym = 'someone-else'").fetch_one(&mut c).await.unwrap()
+    });
+    let (code, text) = verify();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!("FAILED at sequence number {seq}: entry {seq}'s stored column `partner` does not match the entry")),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -124,3 +124,63 @@ async fn after_kill_9_every_received_answer_has_its_entry() {
     }
     verify_ok(&url);
 }
+
+#[tokio::test]
+async fn on_sigterm_under_load_every_answer_sent_has_its_entry_and_the_gateway_ends_cleanly() {
+    let url = sqlite_url("sigterm");
+    let mut gw = Gateway::start_with_config(
+        |c| c + "\n[limits]\nstaff_per_second = 1000000\npartner_per_second = 1000000\n",
+        &[("GATEWAY_DATABASE_URL", url.as_str())],
+    );
+    let url = gw.database_url.clone();
+    let api = format!("https://{}", gw.api);
+    // Clients that keep asking until the gateway stops answering.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let (api, stop) = (api.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let c = client("oov");
+            let t = token("oov", &format!("map.{w}"), &["melder-intake"]);
+            let mut got = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match check(api.clone(), c.clone(), t.clone()).await {
+                    Some(a) => got.push(a["audit_seq"].as_i64().unwrap()),
+                    None => break,
+                }
+            }
+            got
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let s = gw.terminate(std::time::Duration::from_secs(20));
+        (gw, s)
+    })
+    .await
+    .unwrap();
+    let (_gw, status) = status;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut received = Vec::new();
+    for t in tasks {
+        received.extend(t.await.unwrap());
+    }
+    let status = status.expect("the gateway ends within the grace period");
+    assert!(status.success(), "a clean stop exits 0: {status:?}");
+    assert!(received.len() > 20, "{} answers", received.len());
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let present: std::collections::HashSet<i64> = sqlx::query_scalar("SELECT seq FROM log_records")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    for seq in &received {
+        assert!(
+            present.contains(seq),
+            "answer with audit_seq {seq} has no entry"
+        );
+    }
+    verify_ok(&url);
+}

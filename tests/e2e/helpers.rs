@@ -375,3 +375,32 @@ pub fn sqlite_url(name: &str) -> String {
             .display()
     )
 }
+
+impl Gateway {
+    /// `SIGTERM`; waits (at most `within`) for the process to end and returns its exit status.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Gateway {
+    /// Starts a gateway on a configuration file and database of the test's choosing.
+    pub fn start_on(config: &Path, database_url: &str) -> Gateway {
+        Self::spawn(
+            config.to_str().unwrap(),
+            &[("GATEWAY_DATABASE_URL", database_url)],
+        )
+    }
+}

@@ -643,3 +643,108 @@ async fn on_postgresql_an_activation_reaches_every_instance() {
     .await;
     assert_eq!((s, slug(&v)), (409, "draft-state"), "{v}");
 }
+
+#[tokio::test]
+async fn the_art_15_report_names_each_disclosure_by_the_version_that_decided_it() {
+    let gw = Gateway::start();
+    let case = case_with_records(&gw, "999993331").await;
+    include(&gw, &case).await;
+    regie(&gw, &case).await;
+    // The administrators change the ground the regisseur's data goes out on.
+    let old_ground = "Wet PGA art. 3 lid 2; AVG art. 6 lid 1 sub e; Wpg art. 20;";
+    let text = std::fs::read_to_string(covenant_path()).unwrap().replace(
+        old_ground,
+        "Gewijzigde grondslag (test); AVG art. 6 lid 1 sub e; Wpg art. 20;",
+    );
+    let (s, d) = admin(
+        &gw,
+        "beheerder-1",
+        reqwest::Method::POST,
+        "/v1/policy/drafts",
+        Some(("application/toml", text)),
+    )
+    .await;
+    assert_eq!(s, 201, "{d}");
+    let id = d["id"].as_str().unwrap().to_owned();
+    let (s, _) = admin(
+        &gw,
+        "beheerder-2",
+        reqwest::Method::POST,
+        &format!("/v1/policy/drafts/{id}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, v) = admin(
+        &gw,
+        "beheerder-1",
+        reqwest::Method::POST,
+        &format!("/v1/policy/drafts/{id}/activate"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let new_version = v["version"].as_str().unwrap().to_owned();
+    regie(&gw, &case).await;
+
+    let r = client("oov")
+        .get(gw.url("/v1/audit/subjects/999993331"))
+        .bearer_auth(token("oov", "fg.1", &["privacy-officer"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let report: Value = r.json().await.unwrap();
+    let regie: Vec<&Value> = report["disclosures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["purpose"] == "regie")
+        .collect();
+    assert_eq!(regie.len(), 2, "{report}");
+    let ground = |d: &Value| {
+        d["legal_grounds"]["regie-basis"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(
+        ground(regie[0]).starts_with(old_ground),
+        "the first as its own version says: {report}"
+    );
+    assert!(
+        ground(regie[1]).starts_with("Gewijzigde grondslag"),
+        "{report}"
+    );
+    assert_ne!(regie[0]["policy_version"], regie[1]["policy_version"]);
+    assert_eq!(regie[1]["policy_version"], new_version.as_str());
+
+    // The command-line report reads the database's versions, not the covenant file.
+    let out = std::process::Command::new(BIN)
+        .args([
+            "audit",
+            "report",
+            "--config",
+            pki().join("gateway.toml").to_str().unwrap(),
+            "--database-url",
+            &gw.database_url,
+            "--subject",
+            "999993331",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("ground (regie-basis): {old_ground}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("ground (regie-basis): Gewijzigde grondslag"),
+        "{text}"
+    );
+}

@@ -17,3 +17,4 @@ mod lifecycle;
 mod policy_cli;
 mod serve_auth;
 mod store_story;
+mod truthful;

@@ -122,9 +122,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<i32> {
             "covenant_file_version": loaded.file_policy.version(),
             "example_pki": loaded.example_pki,
         });
-        // One line on stdout so that scripts and tests know where to connect.
-        println!("{ready}");
-        run_any(loaded, cfg, api, health, shutdown_signal()).await
+        // One line on stdout, once the database and the log are ready, so that scripts and
+        // tests know where to connect.
+        run_any(loaded, cfg, api, health, shutdown_signal(), move || {
+            println!("{ready}")
+        })
+        .await
     })?;
     Ok(0)
 }
@@ -150,18 +153,20 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// Opens the configured database and serves until `shutdown` resolves.
+/// Opens the configured database and serves until `shutdown` resolves; `ready` is called once
+/// the database is migrated, the log open and the active policy version loaded.
 pub async fn run_any(
     loaded: Loaded,
     cfg: Config,
     api: tokio::net::TcpListener,
     health: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
+    ready: impl FnOnce() + Send,
 ) -> anyhow::Result<()> {
     let db = Db::connect(&cfg.database_url)
         .await
         .with_context(|| format!("opening the {:?} database", loaded.backend))?;
-    run(db, loaded, cfg, api, health, shutdown).await
+    run(db, loaded, cfg, api, health, shutdown, ready).await
 }
 
 /// Spawns a task that runs `f` every `every` (the first run after one interval).
@@ -187,6 +192,7 @@ async fn run(
     api: tokio::net::TcpListener,
     health: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
+    ready: impl FnOnce() + Send,
 ) -> anyhow::Result<()> {
     db.migrate().await.context("applying database migrations")?;
     let log = Arc::new(
@@ -332,6 +338,7 @@ async fn run(
         );
     }
     let router = router(app.clone());
+    ready();
     tracing::info!(api = %api.local_addr()?, health = %health.local_addr()?, covenant = %active_version, "gateway listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut health_stop = stop_rx.clone();
