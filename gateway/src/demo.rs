@@ -1,6 +1,10 @@
 //! `gateway demo`: a scripted stretch of the approach through real HTTPS calls with real tokens,
 //! on a fresh example PKI and a fresh SQLite database, printed step by step. All people and
 //! records are fictitious.
+#![expect(
+    clippy::indexing_slicing,
+    reason = "indexing a serde_json::Value by key or position yields Null when absent, never panics; these read the API's own answers as a client would"
+)]
 
 use crate::auth::mint;
 use crate::config::Config;
@@ -294,6 +298,20 @@ impl Demo {
                                 v["redacted"].as_str().unwrap_or(""),
                                 v["rule"].as_str().unwrap_or(""),
                                 v["ground"].as_str().unwrap_or("")
+                            );
+                        }
+                        Some(v) if d.action.kind() == policy::ActionKind::Exists => {
+                            let present = v.get("exists").and_then(serde_json::Value::as_bool);
+                            let _ = writeln!(
+                                o,
+                                "    {:<24} {}   ← exists ({})",
+                                field.name,
+                                if present == Some(true) {
+                                    "a value is present"
+                                } else {
+                                    "no value"
+                                },
+                                d.rule_id
                             );
                         }
                         Some(v) => {
@@ -719,7 +737,7 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
             continue;
         }
         let owner = product.split('.').next().unwrap_or_default();
-        let a = d.actor(owner, &format!("{owner}.bron"), "interventiepleger", owner)?;
+        let a = d.actor(owner, &format!("{owner}.bron"), "bronsysteem", owner)?;
         let (st, v) = d
             .call(
                 &a,

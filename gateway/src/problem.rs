@@ -137,6 +137,9 @@ pub enum ApiError {
     /// Records may be deposited only by the product's owner.
     #[error("product-not-owned")]
     ProductNotOwned(String),
+    /// None of the requester's roles may deposit this product.
+    #[error("deposit-role")]
+    DepositRole(String, String),
     /// A product served by an upstream source cannot be deposited.
     #[error("product-upstream")]
     ProductUpstream(String),
@@ -253,7 +256,9 @@ impl ApiError {
             BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             StorageUnavailable | DisclosureLogUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            PurposeRole(..) | PurposeRelation(..) | ProductNotOwned(_) => StatusCode::FORBIDDEN,
+            PurposeRole(..) | PurposeRelation(..) | ProductNotOwned(_) | DepositRole(..) => {
+                StatusCode::FORBIDDEN
+            }
             PurposeCaseStatus(..) | ProductUpstream(_) => StatusCode::CONFLICT,
             PurposeUnknown(_)
             | PurposeNotForChecks(_)
@@ -328,6 +333,7 @@ impl ApiError {
             SubjectNotFound => ("Unknown subject", "No case has this subject reference; register the case first and use its `subject_ref`.".into()),
             ProductUnknown(p) => ("Unknown product", format!("The covenant's catalogue has no product `{p}`.")),
             ProductNotOwned(p) => ("Not your product", format!("Only the partner that owns `{p}` may deposit its records.")),
+            DepositRole(p, roles) => ("Not a role that deposits this product", format!("None of your roles may deposit `{p}` under the covenant; it lists: {roles}. Deposit from your organisation's source system with that role.")),
             ProductUpstream(p) => ("Product served upstream", format!("`{p}` is served by its owner's own endpoint; update it there.")),
             InvalidRecord(why) => ("Record does not fit the catalogue", format!("{why}; send only the catalogue's fields, with their types.")),
             RateLimited(secs) => ("Too many requests", format!("Your organisation or you sent too many requests; retry after {secs} second(s).")),

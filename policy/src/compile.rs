@@ -127,6 +127,22 @@ const NO_RULE: u16 = 0;
 const NOT_PERMITTED: u16 = 1;
 const FIRST_RULE: u16 = 2;
 
+/// What a reference outside the table decides (never met: the table only holds indices it
+/// made): not permitted, fail closed.
+static NOT_PERMITTED_DECISION: std::sync::LazyLock<Decision> =
+    std::sync::LazyLock::new(|| Decision {
+        action: Action::Withhold,
+        source: DecisionSource::NotPermitted,
+        rule_id: NOT_PERMITTED_CODE.into(),
+        code: Some(NOT_PERMITTED_CODE.into()),
+        ground: NOT_PERMITTED_GROUND.into(),
+        marker: Some(marker(
+            NOT_PERMITTED_CODE,
+            NOT_PERMITTED_CODE,
+            NOT_PERMITTED_GROUND,
+        )),
+    });
+
 /// Reads, validates and compiles a covenant file. All problems are returned together.
 pub fn compile_toml(source: &str) -> Result<CompiledCovenant, Diagnostics> {
     CompiledCovenant::compile(&parse_toml(source)?)
@@ -281,7 +297,9 @@ impl CompiledCovenant {
         let fallback = usize::from(NOT_PERMITTED);
         self.decisions.get(usize::from(d.0)).unwrap_or_else(|| {
             // The table only holds indices it created; this branch is unreachable in practice.
-            &self.decisions[fallback]
+            self.decisions
+                .get(fallback)
+                .unwrap_or(&NOT_PERMITTED_DECISION)
         })
     }
 
@@ -383,6 +401,22 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    fn set_cell(&mut self, i: usize, v: u16) {
+        if let Some(c) = self.table.get_mut(i) {
+            *c = v;
+        }
+    }
+
+    fn dominates_at(&self, a: usize, b: usize) -> bool {
+        self.dominates.get(a).is_some_and(|row| flag(row, b))
+    }
+
+    fn decision(&self, d: DecisionRef) -> &Decision {
+        self.decisions
+            .get(usize::from(d.0))
+            .unwrap_or(&NOT_PERMITTED_DECISION)
+    }
+
     fn describe(&self, cell: Cell) -> String {
         let c = self.c;
         let name = |v: Option<&String>| v.cloned().unwrap_or_default();
@@ -416,9 +450,11 @@ impl<'a> Compiler<'a> {
         }
         // Warshall's transitive closure.
         for k in 0..n {
-            let row_k = d[k].clone();
+            let Some(row_k) = d.get(k).cloned() else {
+                continue;
+            };
             for row in d.iter_mut() {
-                if row[k] {
+                if flag(row, k) {
                     for (x, y) in row.iter_mut().zip(&row_k) {
                         *x |= *y;
                     }
@@ -426,7 +462,7 @@ impl<'a> Compiler<'a> {
             }
         }
         for (a, rule) in self.c.rules.iter().enumerate() {
-            if d[a][a] {
+            if d.get(a).is_some_and(|row| flag(row, a)) {
                 self.diags.push(
                     Diagnostic::at(
                         rule.span.clone(),
@@ -505,46 +541,53 @@ impl<'a> Compiler<'a> {
                         continue;
                     }
                     candidates.clear();
-                    candidates.extend((0..n_rules).filter(|&i| {
-                        let rule = &c.rules[i];
-                        rule.to[p] && rule.roles[r] && rule.purposes[u]
+                    candidates.extend(c.rules.iter().enumerate().filter_map(|(i, rule)| {
+                        (flag(&rule.to, p) && flag(&rule.roles, r) && flag(&rule.purposes, u))
+                            .then_some(i)
                     }));
                     let base = ((p * nr + r) * nu + u) * nf;
                     for f in 0..nf {
                         self.proof.reachable_cells += 1;
                         m.clear();
-                        m.extend(candidates.iter().copied().filter(|&i| c.rules[i].fields[f]));
-                        let slot = &mut self.table[base + f];
+                        m.extend(
+                            candidates.iter().copied().filter(|&i| {
+                                c.rules.get(i).is_some_and(|rule| flag(&rule.fields, f))
+                            }),
+                        );
                         if m.is_empty() {
-                            *slot = NO_RULE;
+                            self.set_cell(base + f, NO_RULE);
                             continue;
                         }
                         winners.clear();
                         winners.extend(
                             m.iter()
                                 .copied()
-                                .filter(|&a| !m.iter().any(|&b| self.dominates[b][a])),
+                                .filter(|&a| !m.iter().any(|&b| self.dominates_at(b, a))),
                         );
                         // A cycle leaves no winner; it is already reported. Fail closed.
                         let Some(&first) = winners.first() else {
-                            *slot = NO_RULE;
+                            self.set_cell(base + f, NO_RULE);
                             continue;
                         };
-                        let outcome = |i: usize| (c.rules[i].action, c.rules[i].code.as_deref());
+                        let outcome =
+                            |i: usize| c.rules.get(i).map(|r| (r.action, r.code.as_deref()));
                         for &w in winners.iter().skip(1) {
                             if outcome(w) != outcome(first) {
                                 conflicts.entry((first, w)).or_insert(Cell { p, r, u, f });
                                 self.tied_winners.push((base + f, w));
                                 // A tie is reported as a conflict, not as "never applies".
-                                decided[w] = true;
+                                set_flag(&mut decided, w);
                             }
                         }
-                        *slot = FIRST_RULE + first as u16;
-                        decided[first] = true;
+                        self.set_cell(base + f, FIRST_RULE + first as u16);
+                        set_flag(&mut decided, first);
                         for &i in m.iter() {
-                            matched[i] = true;
-                            if i != first && shadow_example[i].is_none() {
-                                shadow_example[i] = Some((first, Cell { p, r, u, f }));
+                            set_flag(&mut matched, i);
+                            if i != first
+                                && let Some(ex) = shadow_example.get_mut(i)
+                                && ex.is_none()
+                            {
+                                *ex = Some((first, Cell { p, r, u, f }));
                             }
                         }
                     }
@@ -552,7 +595,9 @@ impl<'a> Compiler<'a> {
             }
         }
         for ((a, b), cell) in conflicts {
-            let (ra, rb) = (&c.rules[a], &c.rules[b]);
+            let (Some(ra), Some(rb)) = (c.rules.get(a), c.rules.get(b)) else {
+                continue;
+            };
             self.diags.push(
                 Diagnostic::at(
                     rb.span.clone(),
@@ -578,7 +623,7 @@ impl<'a> Compiler<'a> {
     fn never_applies(&mut self, decided: &[bool], matched: &[bool]) {
         let c = self.c;
         for (i, rule) in c.rules.iter().enumerate() {
-            if decided[i] {
+            if flag(decided, i) {
                 continue;
             }
             let covers_fields = rule.fields.iter().any(|x| *x);
@@ -594,7 +639,7 @@ impl<'a> Compiler<'a> {
                     format!("rule {} can never apply: it covers no field of the catalogue", rule.id),
                     "its `products`, `categories` and `fields` are combined with AND and leave nothing; check them against the catalogue".to_owned(),
                 )
-            } else if !matched[i] {
+            } else if !flag(matched, i) {
                 (
                     format!(
                         "rule {} can never apply: no partner in `to` may hold one of its roles for one of its case-level purposes",
@@ -604,7 +649,10 @@ impl<'a> Compiler<'a> {
                 )
             } else {
                 let (by, cell) = match self.shadow_example.get(i).copied().flatten() {
-                    Some((by, cell)) => (c.rules[by].id.clone(), self.describe(cell)),
+                    Some((by, cell)) => (
+                        c.rules.get(by).map(|r| r.id.clone()).unwrap_or_default(),
+                        self.describe(cell),
+                    ),
                     None => (String::from("other rules"), String::new()),
                 };
                 (
@@ -641,15 +689,16 @@ impl<'a> Compiler<'a> {
             let mut checked = 0usize;
             // Per offending decision: first violating cell and count.
             let mut violations: BTreeMap<u16, (Cell, usize)> = BTreeMap::new();
-            for p in (0..np).filter(|&p| pr.to[p]) {
-                for r in (0..nr).filter(|&r| pr.roles[r]) {
-                    for u in (0..nu).filter(|&u| pr.purposes[u]) {
+            for p in (0..np).filter(|&p| flag(&pr.to, p)) {
+                for r in (0..nr).filter(|&r| flag(&pr.roles, r)) {
+                    for u in (0..nu).filter(|&u| flag(&pr.purposes, u)) {
                         let base = ((p * nr + r) * nu + u) * nf;
-                        for f in (0..nf).filter(|&f| pr.fields[f]) {
+                        for f in (0..nf).filter(|&f| flag(&pr.fields, f)) {
                             checked += 1;
                             let others = tied.get(&(base + f)).map_or(&[][..], Vec::as_slice);
-                            for &d in std::iter::once(&self.table[base + f]).chain(others) {
-                                let kind = self.decisions[usize::from(d)].action.kind();
+                            let here = self.table.get(base + f).copied().unwrap_or(NOT_PERMITTED);
+                            for &d in std::iter::once(&here).chain(others) {
+                                let kind = self.decision(DecisionRef(d)).action.kind();
                                 if !pr.allowed.contains(&kind) {
                                     violations.entry(d).or_insert((Cell { p, r, u, f }, 0)).1 += 1;
                                 }
@@ -660,14 +709,23 @@ impl<'a> Compiler<'a> {
             }
             self.proof.prohibition_cells.push((pr.id.clone(), checked));
             for (d, (cell, count)) in violations {
-                let decision = &self.decisions[usize::from(d)];
+                let decision = self.decision(DecisionRef(d));
                 let DecisionSource::Rule(rule) = decision.source else {
                     continue;
                 };
-                let rule = &c.rules[rule.index()];
+                let Some(rule) = c.rules.get(rule.index()) else {
+                    continue;
+                };
                 let allowed: Vec<&str> =
                     pr.allowed.iter().map(|k: &ActionKind| k.as_str()).collect();
-                let field = &c.fields[cell.f];
+                let (Some(field), Some(partner), Some(role), Some(purpose)) = (
+                    c.fields.get(cell.f),
+                    c.partners.get(cell.p),
+                    c.roles.get(cell.r),
+                    c.purposes.get(cell.u),
+                ) else {
+                    continue;
+                };
                 let more = if count > 1 {
                     format!(" (and {} more combinations)", count - 1)
                 } else {
@@ -682,9 +740,9 @@ impl<'a> Compiler<'a> {
                             pr.id,
                             field.qualified,
                             field.category,
-                            c.partners[cell.p].id,
-                            c.roles[cell.r].id,
-                            c.purposes[cell.u].id,
+                            partner.id,
+                            role.id,
+                            purpose.id,
                             rule.action.describe(),
                             allowed.join(", "),
                         ),
@@ -696,6 +754,17 @@ impl<'a> Compiler<'a> {
                 );
             }
         }
+    }
+}
+
+/// An entry of a per-index flag list; out of range is `false`.
+fn flag(v: &[bool], i: usize) -> bool {
+    v.get(i).copied().unwrap_or(false)
+}
+
+fn set_flag(v: &mut [bool], i: usize) {
+    if let Some(x) = v.get_mut(i) {
+        *x = true;
     }
 }
 

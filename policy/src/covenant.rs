@@ -148,6 +148,18 @@ pub struct Product {
     pub name: String,
     /// Its fields, as a range of the covenant's field list.
     pub fields: Range<usize>,
+    /// Per role: may it deposit this product's records? Only roles the owner may hold.
+    pub deposit_roles: Vec<bool>,
+}
+
+impl Product {
+    /// Whether `role` may deposit this product's records.
+    pub fn may_deposit(&self, role: RoleRef) -> bool {
+        self.deposit_roles
+            .get(role.index())
+            .copied()
+            .unwrap_or(false)
+    }
 }
 
 /// A field of a product.
@@ -923,11 +935,32 @@ impl Builder {
                     });
                 }
             }
+            let deposit_roles =
+                self.id_set(&p.deposit_roles, &role_ids, "role", "deposit_roles", false);
+            for raw_role in &p.deposit_roles {
+                let held = role_ids
+                    .get(raw_role.get_ref())
+                    .and_then(|i| roles.get(usize::from(*i)))
+                    .and_then(|role: &Role| role.held_by.get(owner.index()))
+                    .copied();
+                if held == Some(false) {
+                    self.err(
+                        sp(raw_role),
+                        format!(
+                            "role `{}` may deposit product {pid}, but its owner `{}` may not hold that role",
+                            raw_role.get_ref(),
+                            p.owner.get_ref()
+                        ),
+                        "list only roles the owner holds (see the role's `held_by`), or let the owner hold the role",
+                    );
+                }
+            }
             products.push(Product {
                 id: pid.clone(),
                 owner,
                 name: p.name.clone(),
                 fields: start..fields.len(),
+                deposit_roles,
             });
         }
 

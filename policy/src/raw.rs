@@ -212,6 +212,10 @@ pub struct RawProduct {
     pub name: String,
     /// Typed, categorised fields.
     pub fields: Vec<Spanned<RawField>>,
+    /// Roles of the owner that may deposit its records (`PUT /v1/records`); none: the product
+    /// cannot be deposited (only served by the owner's own endpoint).
+    #[serde(default)]
+    pub deposit_roles: Vec<S>,
 }
 
 /// One field of a product.

@@ -36,71 +36,116 @@ pub struct Released {
     pub total: Cell,
 }
 
-/// Which entries of the table extended with its totals are suppressed. Index `r` = `rows` is the
-/// totals row, `c` = `cols` the totals column.
-pub fn suppression(cells: &[Vec<u64>], threshold: u64) -> Vec<Vec<bool>> {
-    let r = cells.len();
-    let c = cells.first().map_or(0, Vec::len);
-    // Extended matrix with totals.
-    let mut x = vec![vec![0u64; c + 1]; r + 1];
-    for i in 0..r {
-        for j in 0..c {
-            let v = cells[i][j];
-            x[i][j] = v;
-            x[i][c] += v;
-            x[r][j] += v;
-            x[r][c] += v;
+/// A table extended with its totals: `rows + 1` by `cols + 1`, the last row and column the
+/// totals. Read and written by position without panicking: out of range reads as empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Grid<T> {
+    cols: usize,
+    cells: Vec<T>,
+}
+
+impl<T: Copy + Default> Grid<T> {
+    fn new(rows: usize, cols: usize) -> Self {
+        Grid {
+            cols,
+            cells: vec![T::default(); (rows + 1) * (cols + 1)],
         }
     }
+    fn at(&self, i: usize, j: usize) -> T {
+        self.cells
+            .get(i * (self.cols + 1) + j)
+            .copied()
+            .unwrap_or_default()
+    }
+    fn set(&mut self, i: usize, j: usize, v: T) {
+        if let Some(c) = self.cells.get_mut(i * (self.cols + 1) + j) {
+            *c = v;
+        }
+    }
+}
+
+/// The value of interior cell (i, j); missing cells (ragged or empty tables) are zero.
+fn cell(cells: &[Vec<u64>], i: usize, j: usize) -> u64 {
+    cells.get(i).and_then(|r| r.get(j)).copied().unwrap_or(0)
+}
+
+/// The table of `rows` by `cols` interior cells with its totals.
+fn extended(cells: &[Vec<u64>], rows: usize, cols: usize) -> Grid<u64> {
+    let mut x = Grid::new(rows, cols);
+    for i in 0..rows {
+        for j in 0..cols {
+            let v = cell(cells, i, j);
+            x.set(i, j, v);
+            x.set(i, cols, x.at(i, cols) + v);
+            x.set(rows, j, x.at(rows, j) + v);
+            x.set(rows, cols, x.at(rows, cols) + v);
+        }
+    }
+    x
+}
+
+/// Which entries of the table of `rows` by `cols` cells, extended with its totals, are
+/// suppressed: `result[r][c]`, where index `rows` is the totals row and `cols` the totals
+/// column. An empty table (no rows or no columns) has only its totals.
+pub fn suppression(cells: &[Vec<u64>], rows: usize, cols: usize, threshold: u64) -> Vec<Vec<bool>> {
+    let x = extended(cells, rows, cols);
+    let (r, c) = (rows, cols);
     // Primary: every non-empty entry below the threshold, totals included.
-    let mut s: Vec<Vec<bool>> = x
-        .iter()
-        .map(|row| row.iter().map(|&v| v > 0 && v < threshold).collect())
-        .collect();
+    let mut s: Grid<bool> = Grid::new(r, c);
+    for i in 0..=r {
+        for j in 0..=c {
+            let v = x.at(i, j);
+            s.set(i, j, v > 0 && v < threshold);
+        }
+    }
     // Secondary, until nothing changes: along every row and column of the extended matrix (each
     // is an additive relation: the interior sums to the total), never exactly one unknown, and
     // where the total is shown, the suppressed interior together is not a small group either.
+    let lines: Vec<Vec<(usize, usize)>> = (0..=r)
+        .map(|i| (0..=c).map(|j| (i, j)).collect())
+        .chain((0..=c).map(|j| (0..=r).map(|i| (i, j)).collect()))
+        .collect();
     loop {
         let mut changed = false;
-        let lines: Vec<Vec<(usize, usize)>> = (0..=r)
-            .map(|i| (0..=c).map(|j| (i, j)).collect())
-            .chain((0..=c).map(|j| (0..=r).map(|i| (i, j)).collect()))
-            .collect();
-        for line in lines {
-            if line.len() < 2 {
+        for line in &lines {
+            let Some((&total, interior)) = line.split_last() else {
+                continue;
+            };
+            if interior.is_empty() {
                 continue;
             }
-            let (interior, total) = line.split_at(line.len() - 1);
-            let total = total[0];
-            let unknown = line.iter().filter(|&&(i, j)| s[i][j]).count();
+            let hidden = |&&(i, j): &&(usize, usize)| s.at(i, j);
+            let unknown = line.iter().filter(hidden).count();
             let hidden_sum: u64 = interior
                 .iter()
-                .filter(|&&(i, j)| s[i][j])
-                .map(|&(i, j)| x[i][j])
+                .filter(hidden)
+                .map(|&(i, j)| x.at(i, j))
                 .sum();
-            let exposed =
-                unknown == 1 || (!s[total.0][total.1] && unknown > 0 && hidden_sum < threshold);
+            let total_shown = !s.at(total.0, total.1);
+            let exposed = unknown == 1 || (total_shown && unknown > 0 && hidden_sum < threshold);
             if !exposed {
                 continue;
             }
             // Hide the smallest shown non-empty interior entry of this line; else its total; an
             // empty cell only as a last resort (an attacker may guess it is empty).
-            let shown = |&&(i, j): &&(usize, usize)| !s[i][j];
+            let shown = |&&(i, j): &&(usize, usize)| !s.at(i, j);
             let pick = interior
                 .iter()
                 .filter(shown)
-                .filter(|&&(i, j)| x[i][j] > 0)
-                .min_by_key(|&&(i, j)| x[i][j])
+                .filter(|&&(i, j)| x.at(i, j) > 0)
+                .min_by_key(|&&(i, j)| x.at(i, j))
                 .copied()
-                .or((!s[total.0][total.1]).then_some(total))
+                .or(total_shown.then_some(total))
                 .or_else(|| interior.iter().find(shown).copied());
             if let Some((i, j)) = pick {
-                s[i][j] = true;
+                s.set(i, j, true);
                 changed = true;
             }
         }
         if !changed {
-            return s;
+            return (0..=r)
+                .map(|i| (0..=c).map(|j| s.at(i, j)).collect())
+                .collect();
         }
     }
 }
@@ -113,7 +158,7 @@ pub fn round(v: u64, base: u64) -> u64 {
     (v + base / 2) / base * base
 }
 
-/// Suppresses and rounds a count table.
+/// Suppresses and rounds a count table of `rows` by `cols` (missing cells count as zero).
 pub fn release(
     rows: Vec<String>,
     cols: Vec<String>,
@@ -121,24 +166,23 @@ pub fn release(
     threshold: u64,
     base: u64,
 ) -> Released {
-    let s = suppression(cells, threshold);
     let (r, c) = (rows.len(), cols.len());
-    let value = |i: usize, j: usize, v: u64| {
-        if s[i][j] {
+    let s = suppression(cells, r, c, threshold);
+    let x = extended(cells, r, c);
+    let value = |i: usize, j: usize| {
+        if s.get(i).and_then(|row| row.get(j)).copied().unwrap_or(true) {
             Cell::SUPPRESSED
         } else {
-            Cell::Value(round(v, base))
+            Cell::Value(round(x.at(i, j), base))
         }
     };
-    let row_sum = |i: usize| cells[i].iter().sum::<u64>();
-    let col_sum = |j: usize| cells.iter().map(|row| row[j]).sum::<u64>();
     Released {
         cells: (0..r)
-            .map(|i| (0..c).map(|j| value(i, j, cells[i][j])).collect())
+            .map(|i| (0..c).map(|j| value(i, j)).collect())
             .collect(),
-        row_totals: (0..r).map(|i| value(i, c, row_sum(i))).collect(),
-        col_totals: (0..c).map(|j| value(r, j, col_sum(j))).collect(),
-        total: value(r, c, cells.iter().flatten().sum()),
+        row_totals: (0..r).map(|i| value(i, c)).collect(),
+        col_totals: (0..c).map(|j| value(r, j)).collect(),
+        total: value(r, c),
         rows,
         cols,
     }
@@ -150,8 +194,11 @@ pub fn quartiles(values: &mut [u64], threshold: u64) -> Option<(u64, u64, u64)> 
         return None;
     }
     values.sort_unstable();
-    let at =
-        |q: f64| values[((q * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
+    let n = values.len();
+    let at = |q: f64| {
+        let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+        values.get(rank - 1).copied().unwrap_or(0)
+    };
     Some((at(0.25), at(0.5), at(0.75)))
 }
 
@@ -161,9 +208,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn check(cells: &[Vec<u64>], t: u64) -> Result<(), String> {
-        let s = suppression(cells, t);
         let r = cells.len();
         let c = cells[0].len();
+        let s = suppression(cells, r, c, t);
         let mut x = vec![vec![0u64; c + 1]; r + 1];
         for i in 0..r {
             for j in 0..c {
@@ -209,10 +256,26 @@ mod tests {
     #[test]
     fn a_single_small_cell_takes_a_partner_with_it() {
         let cells = vec![vec![20, 3], vec![15, 30]];
-        let s = suppression(&cells, 10);
+        let s = suppression(&cells, 2, 2, 10);
         assert!(s[0][1], "the 3 is suppressed");
         assert!(s.iter().flatten().filter(|x| **x).count() >= 4, "{s:?}");
         check(&cells, 10).unwrap();
+    }
+
+    #[test]
+    fn an_empty_table_releases_without_panicking() {
+        // No rows at all (a view on an empty register), columns but no rows, rows but no columns.
+        let r = release(vec![], vec!["a".into(), "b".into()], &[], 10, 5);
+        assert_eq!(r.col_totals, vec![Cell::Value(0), Cell::Value(0)]);
+        assert_eq!(r.total, Cell::Value(0));
+        let r = release(vec!["x".into()], vec![], &[], 10, 5);
+        assert_eq!(
+            (r.row_totals, r.total),
+            (vec![Cell::Value(0)], Cell::Value(0))
+        );
+        let r = release(vec![], vec![], &[], 10, 5);
+        assert_eq!(r.total, Cell::Value(0));
+        assert_eq!(quartiles(&mut [], 1), None);
     }
 
     #[test]

@@ -183,6 +183,15 @@ impl serde::Serialize for AppliedRecord<'_> {
     }
 }
 
+/// What `exists` sends: `{"exists": true}` when the source holds a value, `{"exists": false}`
+/// when not. An object, so that it is never confused with the field's own value (a boolean field
+/// that holds `false` exists: `{"exists": true}`, never a bare `true` that reads as the value).
+pub fn exists_marker(present: bool) -> Value {
+    let mut m = serde_json::Map::with_capacity(1);
+    m.insert("exists".to_owned(), Value::Bool(present));
+    Value::Object(m)
+}
+
 /// Applies `action` to one value (`Null` = no value). `Ok(None)` means: leave the field out.
 pub fn transform<'a>(
     action: Action,
@@ -196,7 +205,7 @@ pub fn transform<'a>(
     if value.is_null() {
         return Ok(match action {
             Action::Omit => None,
-            Action::Exists => Some(Sent::New(Value::Bool(false))),
+            Action::Exists => Some(Sent::New(exists_marker(false))),
             Action::Withhold => Some(marker()),
             _ => Some(Sent::Same(value)),
         });
@@ -205,7 +214,7 @@ pub fn transform<'a>(
         Action::Disclose => Sent::Same(value),
         Action::Omit => return Ok(None),
         Action::Withhold => marker(),
-        Action::Exists => Sent::New(Value::Bool(match value {
+        Action::Exists => Sent::New(exists_marker(match value {
             Value::String(s) => !s.is_empty(),
             Value::Array(a) => !a.is_empty(),
             _ => true,
@@ -458,7 +467,13 @@ mod tests {
                 .map(|s| s.value().clone())
         };
         assert_eq!(t(Action::Withhold), Some(marker.clone()));
-        assert_eq!(t(Action::Exists), Some(json!(false)));
+        assert_eq!(t(Action::Exists), Some(json!({"exists": false})));
+        // A boolean field that holds `false` exists: never a bare value to mistake for it.
+        let no = json!(false);
+        let sent = transform(Action::Exists, &no, None, &[], &cx)
+            .unwrap()
+            .map(|s| s.value().clone());
+        assert_eq!(sent, Some(json!({"exists": true})));
         assert_eq!(t(Action::Omit), None);
         assert_eq!(t(Action::Disclose), Some(Value::Null));
         assert_eq!(t(Action::Pseudonymize), Some(Value::Null));

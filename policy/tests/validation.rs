@@ -760,3 +760,30 @@ fn prohibitions_bar_categories_outside_the_field_rules_too() {
         policy::Category::Gezondheid
     ));
 }
+
+#[test]
+fn deposit_roles_must_exist_and_be_held_by_the_owner() {
+    // `peer` exists but partner `a` (a core partner) may not hold it; `bron` does not exist.
+    let src = edit(
+        "name = \"Dossier\"",
+        "name = \"Dossier\"\ndeposit_roles = [\"regisseur\", \"peer\", \"bron\"]",
+    );
+    assert_errors(
+        &src,
+        &[
+            "role `peer` may deposit product a.dossier, but its owner `a` may not hold that role",
+            "unknown role `bron` in `deposit_roles`",
+        ],
+    );
+    // A valid list compiles, and is what the product lets deposit.
+    let cc = compile(&edit(
+        "name = \"Dossier\"",
+        "name = \"Dossier\"\ndeposit_roles = [\"regisseur\"]",
+    ));
+    let c = cc.covenant();
+    let p = &c.products[0];
+    assert!(p.may_deposit(c.role("regisseur").unwrap()));
+    assert!(!p.may_deposit(c.role("peer").unwrap()));
+    // Without the key, nobody deposits.
+    assert!(!compile(MINI).covenant().products[0].may_deposit(c.role("regisseur").unwrap()));
+}

@@ -231,3 +231,37 @@ async fn sqlite_and_postgres_release_the_same_table() {
         assert_protected(&x["table"], 10);
     }
 }
+
+#[tokio::test]
+async fn every_view_answers_on_an_empty_register_and_on_one_without_closed_cases() {
+    let views: Vec<String> =
+        policy::compile_toml(&std::fs::read_to_string(covenant_path()).unwrap())
+            .unwrap()
+            .covenant()
+            .aggregates
+            .views
+            .iter()
+            .map(|v| v.id.clone())
+            .collect();
+    assert!(views.iter().any(|v| v == "uitstroom-per-kwartaal"));
+    // Empty: no case at all.
+    let empty = Gateway::start();
+    for view in &views {
+        let (s, v) = ask(&empty, "oov", "analist", view).await;
+        assert_eq!(s, 200, "{view} on an empty register: {v}");
+    }
+    // One case, never included nor closed: the inflow and outflow views have no quarter.
+    let one = Gateway::start();
+    let r = client("politie")
+        .post(one.url("/v1/cases"))
+        .bearer_auth(token("politie", "vp.1", &["voorportaal"]))
+        .json(&json!({"subject": {"bsn": "999993331"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    for view in &views {
+        let (s, v) = ask(&one, "oov", "analist", view).await;
+        assert_eq!(s, 200, "{view}: {v}");
+    }
+}

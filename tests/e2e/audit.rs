@@ -543,7 +543,7 @@ async fn privacy_officers_search_the_log_and_report_to_the_subject() {
             "/v1/records/rn.toezicht/{}",
             case["subject_ref"].as_str().unwrap()
         )))
-        .bearer_auth(token("rn", "bron", &["interventiepleger"]))
+        .bearer_auth(token("rn", "bron", &["bronsysteem"]))
         .json(&json!({"records": rn}))
         .send()
         .await

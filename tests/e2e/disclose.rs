@@ -76,7 +76,7 @@ pub(crate) async fn case_with_records(gw: &Gateway, bsn: &str) -> Case {
             gw,
             owner,
             "bron",
-            "interventiepleger",
+            "bronsysteem",
             reqwest::Method::PUT,
             &format!("/v1/records/{product}/{}", case.subject_ref),
             json!({"records": recs}),
@@ -180,8 +180,16 @@ async fn every_purpose_and_relation_allowed_and_refused_with_transforms_as_recei
         "2026-08",
         "generalize to month"
     );
-    assert_eq!(rec(&p, "ggd.screening")["in_zorg"], true, "exists");
-    assert_eq!(rec(&p, "wpi.inkomen")["uitkering"], true, "exists");
+    assert_eq!(
+        rec(&p, "ggd.screening")["in_zorg"],
+        json!({"exists": true}),
+        "exists"
+    );
+    assert_eq!(
+        rec(&p, "wpi.inkomen")["uitkering"],
+        json!({"exists": true}),
+        "exists"
+    );
     assert_eq!(rec(&p, "ggd.screening")["diagnose"]["redacted"], "avg-9");
     assert!(rec(&p, "ggd.screening").get("medicatie").is_none(), "omit");
     assert!(rec(&p, "wpi.inkomen").get("iban").is_none(), "omit");
@@ -240,7 +248,7 @@ async fn every_purpose_and_relation_allowed_and_refused_with_transforms_as_recei
         rec(&p, "oov.casusdossier")["ideologie"],
         "rechts-extremistisch"
     );
-    assert_eq!(rec(&p, "ggd.screening")["zorgaanbieder"], true);
+    assert_eq!(rec(&p, "ggd.screening")["zorgaanbieder"], json!({"exists": true}));
     assert_eq!(
         rec(&p, "wpi.inkomen")["bedrag_per_maand"]["redacted"],
         "5.1.2.e"
@@ -743,7 +751,7 @@ async fn a_slow_upstream_source_is_unavailable_not_a_hang() {
         &gw,
         "ggd",
         "bron",
-        "interventiepleger",
+        "bronsysteem",
         reqwest::Method::PUT,
         &format!("/v1/records/ggd.screening/{}", case.subject_ref),
         json!({"records": []}),
@@ -754,7 +762,7 @@ async fn a_slow_upstream_source_is_unavailable_not_a_hang() {
         &gw,
         "politie",
         "bron",
-        "interventiepleger",
+        "bronsysteem",
         reqwest::Method::PUT,
         &format!("/v1/records/politie.registraties/{}", case.subject_ref),
         json!({"records": gateway::demo::records()[1].1}),
@@ -826,7 +834,7 @@ async fn records_only_by_their_owner_fitting_the_catalogue_about_known_subjects(
                 gw,
                 partner,
                 "bron",
-                "interventiepleger",
+                "bronsysteem",
                 reqwest::Method::PUT,
                 &format!("/v1/records/{product}/{subject}"),
                 body,
@@ -848,6 +856,26 @@ async fn records_only_by_their_owner_fitting_the_catalogue_about_known_subjects(
             "https://gateway.ipga-r.example/problems/product-not-owned"
         )
     );
+    // The owner's own privacy officer (or regisseur) may not overwrite its records: only the
+    // roles the covenant lists for the product deposit it.
+    for role in ["privacy-officer", "regisseur"] {
+        let (s, v, _) = call(
+            &gw,
+            "politie",
+            "p.1",
+            role,
+            reqwest::Method::PUT,
+            &format!("/v1/records/politie.registraties/{}", case.subject_ref),
+            json!({"records": []}),
+        )
+        .await;
+        assert_eq!(
+            (s, v["type"].as_str().unwrap()),
+            (403, "https://gateway.ipga-r.example/problems/deposit-role"),
+            "{role}: {v}"
+        );
+        assert!(v["detail"].as_str().unwrap().contains("bronsysteem"), "{v}");
+    }
     let (s, v, _) = put(
         "wpi",
         "wpi.inkomen",
@@ -1022,7 +1050,7 @@ async fn a_new_deposit_is_answered_at_once_not_an_opened_copy_of_the_old_one() {
         &gw,
         "ggd",
         "bron",
-        "interventiepleger",
+        "bronsysteem",
         reqwest::Method::PUT,
         &format!("/v1/records/ggd.screening/{}", case.subject_ref),
         json!({"records": recs}),

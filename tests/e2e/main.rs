@@ -4,7 +4,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::too_many_arguments
+    clippy::too_many_arguments,
+    clippy::indexing_slicing
 )]
 
 mod aggregates;

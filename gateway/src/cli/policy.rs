@@ -463,10 +463,10 @@ pub fn explain(cc: &CompiledCovenant, q: &ExplainQuery, format: Format) -> anyho
     if format == Format::Json {
         let fields: Vec<_> = rows
             .iter()
-            .map(|r| {
-                let f = &c.fields[r.field.index()];
+            .filter_map(|r| {
+                let f = c.fields.get(r.field.index())?;
                 let d = cc.decision(r.decision);
-                serde_json::json!({
+                Some(serde_json::json!({
                     "field": f.qualified,
                     "category": f.category,
                     "action": d.action.describe(),
@@ -475,9 +475,9 @@ pub fn explain(cc: &CompiledCovenant, q: &ExplainQuery, format: Format) -> anyho
                     "ground": d.ground,
                     "marker": d.marker(),
                     "other_rules": r.others.iter().map(|(rule, why)| serde_json::json!({
-                        "rule": c.rules[rule.index()].id, "why_not": why_not(cc, &a, why),
+                        "rule": rule_id(c, *rule), "why_not": why_not(cc, &a, why),
                     })).collect::<Vec<_>>(),
-                })
+                }))
             })
             .collect();
         let v = serde_json::json!({
@@ -489,7 +489,9 @@ pub fn explain(cc: &CompiledCovenant, q: &ExplainQuery, format: Format) -> anyho
         return Ok(serde_json::to_string_pretty(&v)? + "\n");
     }
     let mut o = String::new();
-    let partner = &c.partners[a.partner.index()];
+    let partner = c
+        .partner_at(a.partner)
+        .ok_or_else(|| anyhow::anyhow!("no such partner"))?;
     writeln!(
         o,
         "Covenant {} ({}), version {}",
@@ -526,15 +528,14 @@ pub fn explain(cc: &CompiledCovenant, q: &ExplainQuery, format: Format) -> anyho
     }
     let mut current_product = None;
     for r in &rows {
-        let f = &c.fields[r.field.index()];
-        if current_product != Some(f.product) {
+        let Some(f) = c.fields.get(r.field.index()) else {
+            continue;
+        };
+        if current_product != Some(f.product)
+            && let Some(p) = c.products.get(f.product.index())
+        {
             current_product = Some(f.product);
-            writeln!(
-                o,
-                "\n{}  ({})",
-                c.products[f.product.index()].id,
-                c.products[f.product.index()].name
-            )?;
+            writeln!(o, "\n{}  ({})", p.id, p.name)?;
         }
         let d = cc.decision(r.decision);
         let by = match d.source {
@@ -564,12 +565,16 @@ pub fn explain(cc: &CompiledCovenant, q: &ExplainQuery, format: Format) -> anyho
                 o,
                 "  {:<24} not applied: {} ({})",
                 "",
-                c.rules[rule.index()].id,
+                rule_id(c, *rule),
                 why_not(cc, &a, why)
             )?;
         }
     }
     Ok(o)
+}
+
+fn rule_id(c: &policy::Covenant, r: policy::RuleRef) -> &str {
+    c.rules.get(r.index()).map_or("", |r| r.id.as_str())
 }
 
 fn letter(k: ActionKind) -> char {

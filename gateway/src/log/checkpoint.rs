@@ -52,8 +52,9 @@ fn key_id(name: &str, public: &[u8]) -> [u8; 4] {
     h.update(name.as_bytes());
     h.update([0x0A, 0x01]);
     h.update(public);
-    let d = h.finalize();
-    [d[0], d[1], d[2], d[3]]
+    let d: [u8; 32] = h.finalize().into();
+    let [a, b, c, e, ..] = d;
+    [a, b, c, e]
 }
 
 /// The gateway's log signing key.

@@ -34,10 +34,11 @@ fn split(n: usize) -> usize {
 
 /// MTH(D[n]): the root of the tree over `leaves` (SHA-256 of nothing for an empty tree).
 pub fn root(leaves: &[Hash]) -> Hash {
-    match leaves.len() {
-        0 => Sha256::digest([]).into(),
-        1 => leaves[0],
-        n => {
+    match leaves {
+        [] => Sha256::digest([]).into(),
+        [one] => *one,
+        _ => {
+            let n = leaves.len();
             let (l, r) = leaves.split_at(split(n));
             node_hash(&root(l), &root(r))
         }
@@ -149,8 +150,11 @@ pub fn verify_consistency(
         fn_ >>= 1;
         sn >>= 1;
     }
-    let (mut fr, mut sr) = (path[0], path[0]);
-    for c in &path[1..] {
+    let Some((&first, rest)) = path.split_first() else {
+        return false;
+    };
+    let (mut fr, mut sr) = (first, first);
+    for c in rest {
         if sn == 0 {
             return false;
         }
@@ -445,12 +449,10 @@ impl Levels {
             let below = levels.last().map(Vec::as_slice).unwrap_or_default();
             let up: Vec<Hash> = below
                 .chunks(2)
-                .map(|p| {
-                    if p.len() == 2 {
-                        node_hash(&p[0], &p[1])
-                    } else {
-                        p[0]
-                    }
+                .filter_map(|p| match p {
+                    [l, r] => Some(node_hash(l, r)),
+                    [one] => Some(*one),
+                    _ => None,
                 })
                 .collect();
             levels.push(up);
@@ -470,7 +472,8 @@ impl Levels {
     pub fn proof(&self, index: usize) -> Vec<Hash> {
         let mut out = Vec::new();
         let mut i = index;
-        for level in &self.levels[..self.levels.len().saturating_sub(1)] {
+        let below_root = self.levels.len().saturating_sub(1);
+        for level in self.levels.iter().take(below_root) {
             if let Some(s) = level.get(i ^ 1) {
                 out.push(*s);
             }

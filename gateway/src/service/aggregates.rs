@@ -88,8 +88,10 @@ pub fn compute(view: &View, agg: &Aggregates, facts: &[CaseFacts]) -> Value {
                     Some(d) => label(d, f).and_then(|l| cols.iter().position(|x| *x == l)),
                     None => Some(0),
                 };
-                if let (Some(r), Some(c)) = (r, c) {
-                    cells[r][c] += 1;
+                if let (Some(r), Some(c)) = (r, c)
+                    && let Some(x) = cells.get_mut(r).and_then(|row| row.get_mut(c))
+                {
+                    *x += 1;
                 }
             }
             json!({ "table": sdc::release(rows, cols, &cells, t, base) })

@@ -38,18 +38,37 @@ pub async fn deposit(
     let pref = c
         .product(product)
         .ok_or_else(|| ApiError::ProductUnknown(clip(product, 64)))?;
-    let owner = c
-        .products
-        .get(pref.index())
-        .map(|p| p.owner)
-        .ok_or(ApiError::Internal)?;
-    if owner != req.partner {
+    let p = c.products.get(pref.index()).ok_or(ApiError::Internal)?;
+    if p.owner != req.partner {
         return Err(ApiError::ProductNotOwned(product.to_owned()));
     }
     if app.upstream.serves(pref) {
         return Err(ApiError::ProductUpstream(product.to_owned()));
     }
-    call.record.role = req.roles.first().and_then(|r| call.role_id(*r));
+    // Only the roles the covenant lets deposit this product: not every member of the owner.
+    let role = req
+        .roles
+        .iter()
+        .copied()
+        .find(|r| p.may_deposit(*r))
+        .ok_or_else(|| {
+            let roles: Vec<&str> = c
+                .roles
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| p.deposit_roles.get(*i).copied().unwrap_or(false))
+                .map(|(_, r)| r.id.as_str())
+                .collect();
+            ApiError::DepositRole(
+                product.to_owned(),
+                if roles.is_empty() {
+                    "none".into()
+                } else {
+                    roles.join(", ")
+                },
+            )
+        })?;
+    call.record.role = call.role_id(role);
     super::disclose::check_records(&active.covenant, pref, &body)?;
     let pseudonym = app
         .db
