@@ -2,7 +2,7 @@
 //! partner of the client certificate, bound to that certificate (RFC 8705), checked against an
 //! injected clock.
 
-use crate::problem::ApiError;
+use crate::refusal::Refusal;
 use crate::registry::{ClientIdentity, PartnerRegistry};
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
@@ -63,7 +63,7 @@ pub fn verify_cached(
     registry: &PartnerRegistry,
     policy: &TokenPolicy,
     now: i64,
-) -> Result<Requester, ApiError> {
+) -> Result<Requester, Refusal> {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(token.as_bytes());
@@ -147,11 +147,11 @@ struct UnverifiedIssuer {
     iss: Option<String>,
 }
 
-fn b64_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, ApiError> {
+fn b64_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, Refusal> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(part.trim_end_matches('='))
-        .map_err(|_| ApiError::TokenMalformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| ApiError::TokenMalformed)
+        .map_err(|_| Refusal::TokenMalformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| Refusal::TokenMalformed)
 }
 
 /// What a token says about itself before its signature is checked: only enough to pick the key
@@ -167,12 +167,12 @@ pub struct Unverified {
 }
 
 /// Splits and decodes a token's header and issuer (untrusted input).
-pub fn inspect(token: &str) -> Result<Unverified, ApiError> {
+pub fn inspect(token: &str) -> Result<Unverified, Refusal> {
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(_sig), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(ApiError::TokenMalformed);
+        return Err(Refusal::TokenMalformed);
     };
     // The algorithm is checked before anything else: `none` and HMAC never get further.
     let header: UnverifiedHeader = b64_json(h)?;
@@ -181,7 +181,7 @@ pub fn inspect(token: &str) -> Result<Unverified, ApiError> {
         "EdDSA" => Algorithm::EdDSA,
         "RS256" => Algorithm::RS256,
         other => {
-            return Err(ApiError::TokenAlgorithmRefused(
+            return Err(Refusal::TokenAlgorithmRefused(
                 other.chars().take(16).collect(),
             ));
         }
@@ -202,17 +202,17 @@ pub fn verify(
     registry: &PartnerRegistry,
     policy: &TokenPolicy,
     now: i64,
-) -> Result<Requester, ApiError> {
+) -> Result<Requester, Refusal> {
     let Unverified { alg, kid, iss } = inspect(token)?;
     let partner = covenant
         .covenant()
         .partner_at(client.partner)
-        .ok_or(ApiError::Internal)?;
+        .ok_or(Refusal::Internal)?;
     // A token of another partner is refused before its signature is tried against our keys.
     if iss.as_deref() != Some(partner.id.as_str()) {
-        return Err(ApiError::TokenIssuerMismatch);
+        return Err(Refusal::TokenIssuerMismatch);
     }
-    let keys = registry.partner(client.partner).ok_or(ApiError::Internal)?;
+    let keys = registry.partner(client.partner).ok_or(Refusal::Internal)?;
     let candidates = keys
         .token_keys
         .iter()
@@ -227,26 +227,26 @@ pub fn verify(
         .filter_map(|k| jsonwebtoken::decode::<Claims>(token, &k.key, &validation).ok())
         .map(|d| d.claims)
         .next()
-        .ok_or(ApiError::TokenInvalid)?;
+        .ok_or(Refusal::TokenInvalid)?;
     if claims.iss != partner.id {
-        return Err(ApiError::TokenIssuerMismatch);
+        return Err(Refusal::TokenIssuerMismatch);
     }
     if !claims.aud.contains(&policy.audience) {
-        return Err(ApiError::TokenAudience);
+        return Err(Refusal::TokenAudience);
     }
     if claims.exp + policy.leeway < now {
-        return Err(ApiError::TokenExpired);
+        return Err(Refusal::TokenExpired);
     }
     if claims.iat - policy.leeway > now || claims.nbf.is_some_and(|nbf| nbf - policy.leeway > now) {
-        return Err(ApiError::TokenNotYetValid);
+        return Err(Refusal::TokenNotYetValid);
     }
     if claims.exp - claims.iat > policy.max_lifetime {
-        return Err(ApiError::TokenLifetimeTooLong(policy.max_lifetime));
+        return Err(Refusal::TokenLifetimeTooLong(policy.max_lifetime));
     }
     match &claims.cnf {
-        None => return Err(ApiError::TokenNotBound),
+        None => return Err(Refusal::TokenNotBound),
         Some(cnf) if cnf.x5t_s256 != client.thumbprint => {
-            return Err(ApiError::TokenBoundToOtherCertificate);
+            return Err(Refusal::TokenBoundToOtherCertificate);
         }
         Some(_) => {}
     }
@@ -255,7 +255,7 @@ pub fn verify(
     for name in &claims.roles {
         let role = c
             .role(name)
-            .ok_or_else(|| ApiError::RoleUnknown(name.chars().take(64).collect()))?;
+            .ok_or_else(|| Refusal::RoleUnknown(name.chars().take(64).collect()))?;
         let held = c
             .roles
             .get(role.index())
@@ -263,7 +263,7 @@ pub fn verify(
             .copied()
             .unwrap_or(false);
         if !held {
-            return Err(ApiError::RoleNotHeld(name.clone()));
+            return Err(Refusal::RoleNotHeld(name.clone()));
         }
         roles.push(role);
     }
@@ -362,9 +362,9 @@ mod tests {
         let at = |now| verify(&token, &c, cc, reg, &policy, now).map(|r| r.staff_id);
         assert_eq!(at(iat), Ok("p1".into()));
         assert_eq!(at(iat + 600 + 30), Ok("p1".into()));
-        assert_eq!(at(iat + 600 + 31), Err(ApiError::TokenExpired));
+        assert_eq!(at(iat + 600 + 31), Err(Refusal::TokenExpired));
         assert_eq!(at(iat - 30), Ok("p1".into()));
-        assert_eq!(at(iat - 31), Err(ApiError::TokenNotYetValid));
+        assert_eq!(at(iat - 31), Err(Refusal::TokenNotYetValid));
         let r = verify(&token, &c, cc, reg, &policy, iat).unwrap();
         assert_eq!(r.roles, vec![cc.covenant().role("voorportaal").unwrap()]);
     }
@@ -393,7 +393,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             verify(&long, &c, cc, reg, &policy, 100).unwrap_err(),
-            ApiError::TokenLifetimeTooLong(300)
+            Refusal::TokenLifetimeTooLong(300)
         );
         let other = mint(
             &key,
@@ -409,7 +409,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             verify(&other, &c, cc, reg, &policy, 100).unwrap_err(),
-            ApiError::TokenBoundToOtherCertificate
+            Refusal::TokenBoundToOtherCertificate
         );
         // The right key id is required when one is given.
         let wrong_kid = mint(
@@ -426,7 +426,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             verify(&wrong_kid, &c, cc, reg, &policy, 100).unwrap_err(),
-            ApiError::TokenInvalid
+            Refusal::TokenInvalid
         );
     }
 
@@ -460,10 +460,10 @@ mod tests {
         assert_eq!(at(iat, &c), Ok("p1".into()));
         assert_eq!(cache.0.len(), 1);
         assert_eq!(at(iat + 630, &c), Ok("p1".into()), "from the cache");
-        assert_eq!(at(iat + 631, &c), Err(ApiError::TokenExpired));
+        assert_eq!(at(iat + 631, &c), Err(Refusal::TokenExpired));
         // The same token on another certificate is verified, and refused, not served cached.
         let mut other = c.clone();
         other.thumbprint = "another-certificate".into();
-        assert_eq!(at(iat, &other), Err(ApiError::TokenBoundToOtherCertificate));
+        assert_eq!(at(iat, &other), Err(Refusal::TokenBoundToOtherCertificate));
     }
 }

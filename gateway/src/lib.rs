@@ -14,7 +14,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod log;
 pub mod pki;
-pub mod problem;
+pub mod refusal;
 pub mod registry;
 pub mod runtime;
 pub mod service;

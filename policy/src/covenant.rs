@@ -380,6 +380,27 @@ impl CaseRegister {
     }
 }
 
+/// The ids the gateway's own rules refer to, as the covenant names them (`[governance]`).
+#[derive(Debug, Clone, Default)]
+pub struct Governance {
+    /// The programme's partner: its privacy officers see the whole log.
+    pub programme_partner: Option<PartnerRef>,
+    /// This approach's name in check answers.
+    pub approach: String,
+    /// The role that reads the log.
+    pub privacy_officer_role: Option<RoleRef>,
+    /// The role that administers the covenant.
+    pub administrator_role: Option<RoleRef>,
+    /// The purpose of `/v1/checks`.
+    pub check_purpose: Option<PurposeRef>,
+    /// The role of relation `voorportaal`.
+    pub voorportaal_role: Option<RoleRef>,
+    /// The role a regisseur holds.
+    pub regisseur_role: Option<RoleRef>,
+    /// The only role that may make a case `statisch`.
+    pub static_role: Option<RoleRef>,
+}
+
 /// The validated covenant.
 #[derive(Debug, Clone)]
 pub struct Covenant {
@@ -411,6 +432,8 @@ pub struct Covenant {
     pub case_register: CaseRegister,
     /// Aggregate views and their protection.
     pub aggregates: Aggregates,
+    /// The ids the gateway's own rules refer to.
+    pub governance: Governance,
     partner_index: HashMap<String, PartnerRef>,
     role_index: HashMap<String, RoleRef>,
     purpose_index: HashMap<String, PurposeRef>,
@@ -1040,7 +1063,8 @@ impl Builder {
             });
         }
 
-        let case_register = self.case_register(raw, &role_ids);
+        let governance = self.governance(raw, &partner_ids, &role_ids, &purpose_ids, &purposes);
+        let case_register = self.case_register(raw, &role_ids, &governance);
         let aggregates = self.aggregates(raw, &purpose_ids, &purposes);
         Covenant {
             id: raw.covenant.id.get_ref().clone(),
@@ -1071,6 +1095,7 @@ impl Builder {
             prohibitions,
             case_register,
             aggregates,
+            governance,
         }
     }
 
@@ -1156,7 +1181,138 @@ impl Builder {
         }
     }
 
-    fn case_register(&mut self, raw: &RawCovenant, roles: &HashMap<String, u16>) -> CaseRegister {
+    fn governance(
+        &mut self,
+        raw: &RawCovenant,
+        partners: &HashMap<String, u16>,
+        roles: &HashMap<String, u16>,
+        purpose_ids: &HashMap<String, u16>,
+        purposes: &[Purpose],
+    ) -> Governance {
+        let g = raw.governance.as_ref().map(|g| g.get_ref());
+        let mut one =
+            |v: Option<&S>, ids: &HashMap<String, u16>, what: &str, key: &str| -> Option<u16> {
+                let v = v?;
+                match ids.get(v.get_ref()) {
+                    Some(i) => Some(*i),
+                    None => {
+                        let mut known: Vec<&str> = ids.keys().map(String::as_str).collect();
+                        known.sort_unstable();
+                        self.err(
+                            sp(v),
+                            format!("unknown {what} `{}` in [governance] {key}", v.get_ref()),
+                            format!("known {what}s: {}", known.join(", ")),
+                        );
+                        None
+                    }
+                }
+            };
+        let gov = Governance {
+            programme_partner: one(
+                g.and_then(|g| g.programme_partner.as_ref()),
+                partners,
+                "partner",
+                "programme_partner",
+            )
+            .map(PartnerRef),
+            approach: g.and_then(|g| g.approach.as_ref()).map_or_else(
+                || raw.covenant.id.get_ref().clone(),
+                |a| a.get_ref().clone(),
+            ),
+            privacy_officer_role: one(
+                g.and_then(|g| g.privacy_officer_role.as_ref()),
+                roles,
+                "role",
+                "privacy_officer_role",
+            )
+            .map(RoleRef),
+            administrator_role: one(
+                g.and_then(|g| g.administrator_role.as_ref()),
+                roles,
+                "role",
+                "administrator_role",
+            )
+            .map(RoleRef),
+            check_purpose: one(
+                g.and_then(|g| g.check_purpose.as_ref()),
+                purpose_ids,
+                "purpose",
+                "check_purpose",
+            )
+            .map(PurposeRef),
+            voorportaal_role: one(
+                g.and_then(|g| g.voorportaal_role.as_ref()),
+                roles,
+                "role",
+                "voorportaal_role",
+            )
+            .map(RoleRef),
+            regisseur_role: one(
+                g.and_then(|g| g.regisseur_role.as_ref()),
+                roles,
+                "role",
+                "regisseur_role",
+            )
+            .map(RoleRef),
+            static_role: one(
+                g.and_then(|g| g.static_role.as_ref()),
+                roles,
+                "role",
+                "static_role",
+            )
+            .map(RoleRef),
+        };
+        if let (Some(u), Some(raw_u)) =
+            (gov.check_purpose, g.and_then(|g| g.check_purpose.as_ref()))
+        {
+            if purposes
+                .get(u.index())
+                .is_some_and(|p| p.level != Level::Case)
+            {
+                self.err(
+                    sp(raw_u),
+                    format!("the check purpose `{}` is aggregate-level", raw_u.get_ref()),
+                    "a check answers about one person: name a case-level purpose",
+                );
+            }
+        }
+        // A relation the covenant uses needs the role it is about.
+        for (p, raw_p) in purposes.iter().zip(&raw.purposes) {
+            let raw_p = raw_p.get_ref();
+            let missing = match p.relation {
+                Relation::Voorportaal if gov.voorportaal_role.is_none() => Some("voorportaal_role"),
+                Relation::IsRegisseur | Relation::OnCase if gov.regisseur_role.is_none() => {
+                    Some("regisseur_role")
+                }
+                _ => None,
+            };
+            if let Some(key) = missing {
+                self.err(
+                    sp(&raw_p.relation),
+                    format!(
+                        "purpose {} requires relation `{}`, but [governance] names no {key}",
+                        raw_p.id.get_ref(),
+                        raw_p.relation.get_ref()
+                    ),
+                    format!("add `{key} = \"…\"` to [governance], naming the role it is about"),
+                );
+            }
+        }
+        gov
+    }
+
+    fn case_register(
+        &mut self,
+        raw: &RawCovenant,
+        roles: &HashMap<String, u16>,
+        gov: &Governance,
+    ) -> CaseRegister {
+        let static_role = raw
+            .governance
+            .as_ref()
+            .and_then(|g| g.get_ref().static_role.as_ref())
+            .filter(|_| gov.static_role.is_some())
+            .map(|r| r.get_ref().clone());
         let mut reg = CaseRegister::default();
         if let Some(cr) = &raw.case_register {
             let cr = cr.get_ref();
@@ -1191,15 +1347,25 @@ impl Builder {
                     "add `roles = [...]` with the roles that may make this change",
                 );
             }
-            // The PTO-R alone decides that a case becomes static (seed 002).
+            // The PTO-R alone decides that a case becomes static (seed 002): the covenant names
+            // its role as [governance] static_role.
             if to == CaseStatus::Statisch {
-                for r in &t.roles {
-                    if r.get_ref() != "pto-lid" {
-                        self.err(
-                            sp(r),
-                            format!("only pto-lid may make a case statisch, not `{}`", r.get_ref()),
-                            "the work process reserves this decision to the PTO-R; list only \"pto-lid\"",
-                        );
+                match &static_role {
+                    None => self.err(
+                        sp(&t.to),
+                        "a transition to statisch needs [governance] static_role",
+                        "name the one role that may make a case static (the PTO-R): `static_role = \"pto-lid\"`",
+                    ),
+                    Some(only) => {
+                        for r in &t.roles {
+                            if r.get_ref() != only {
+                                self.err(
+                                    sp(r),
+                                    format!("only {only} may make a case statisch, not `{}`", r.get_ref()),
+                                    format!("the work process reserves this decision to the PTO-R; list only \"{only}\""),
+                                );
+                            }
+                        }
                     }
                 }
             }

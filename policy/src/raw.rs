@@ -50,6 +50,42 @@ pub struct RawCovenant {
     /// Aggregate views: the only phenomenon-level questions that can be asked.
     #[serde(default, rename = "view")]
     pub views: Vec<Spanned<RawView>>,
+    /// Which of the covenant's own ids the gateway's fixed rules refer to.
+    #[serde(default)]
+    pub governance: Option<Spanned<RawGovernance>>,
+}
+
+/// `[governance]`: the covenant names the ids that the gateway's own rules refer to, so that
+/// none is written in code. Every key is optional; what it enables is off without it, and the
+/// validator says where a rule of the covenant needs one that is missing.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGovernance {
+    /// The programme's own partner: its privacy officers see the whole log, and a check names it
+    /// as the contact when a case has no regisseur yet.
+    #[serde(default)]
+    pub programme_partner: Option<S>,
+    /// This approach's name in check answers (default: the covenant id).
+    #[serde(default)]
+    pub approach: Option<S>,
+    /// The role that reads the disclosure log (privacy officers).
+    #[serde(default)]
+    pub privacy_officer_role: Option<S>,
+    /// The role that administers the covenant (with the gateway's list of administrators).
+    #[serde(default)]
+    pub administrator_role: Option<S>,
+    /// The purpose under which `/v1/checks` answers known / not known.
+    #[serde(default)]
+    pub check_purpose: Option<S>,
+    /// The role of relation `voorportaal`.
+    #[serde(default)]
+    pub voorportaal_role: Option<S>,
+    /// The role a case's regisseur holds (its partner must be able to hold it).
+    #[serde(default)]
+    pub regisseur_role: Option<S>,
+    /// The only role that may make a case `statisch` (the PTO-R).
+    #[serde(default)]
+    pub static_role: Option<S>,
 }
 
 /// `[aggregates]`.

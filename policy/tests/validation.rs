@@ -689,11 +689,23 @@ fn transition_errors() {
         )),
         &["the work process does not allow a case to go from melding to uitvoering"],
     );
+    // Who may make a case static is the covenant's [governance] static_role, and only it.
     assert_errors(
         &with(&format!(
             "{REGISTER}[[transition]]\nfrom = [\"uitvoering\"]\nto = \"statisch\"\nroles = [\"regisseur\"]\n"
         )),
-        &["only pto-lid may make a case statisch, not `regisseur`"],
+        &["a transition to statisch needs [governance] static_role"],
+    );
+    let governed = with(&format!(
+        "{REGISTER}[[transition]]\nfrom = [\"uitvoering\"]\nto = \"statisch\"\nroles = [\"peer\"]\n"
+    ))
+    .replace(
+        "[governance]\n",
+        "[governance]\nstatic_role = \"regisseur\"\n",
+    );
+    assert_errors(
+        &governed,
+        &["only regisseur may make a case statisch, not `peer`"],
     );
     assert_errors(
         &with(&format!(
@@ -786,4 +798,39 @@ fn deposit_roles_must_exist_and_be_held_by_the_owner() {
     assert!(!p.may_deposit(c.role("peer").unwrap()));
     // Without the key, nobody deposits.
     assert!(!compile(MINI).covenant().products[0].may_deposit(c.role("regisseur").unwrap()));
+}
+
+#[test]
+fn governance_names_existing_ids_and_every_relation_its_role() {
+    assert_errors(
+        &MINI.replace(
+            "[governance]\n",
+            "[governance]\nprogramme_partner = \"x\"\ncheck_purpose = \"fenomeen\"\nstatic_role = \"pto\"\n",
+        ),
+        &[
+            "unknown partner `x` in [governance] programme_partner",
+            "the check purpose `fenomeen` is aggregate-level",
+            "unknown role `pto` in [governance] static_role",
+        ],
+    );
+    // A purpose whose relation needs a role the covenant does not name.
+    assert_errors(
+        &MINI.replace("[governance]\nregisseur_role = \"regisseur\"\n", ""),
+        &[
+            "purpose regie requires relation `is-regisseur`, but [governance] names no regisseur_role",
+        ],
+    );
+    let src = MINI.replace(
+        "[governance]\n",
+        "[governance]\nprogramme_partner = \"a\"\napproach = \"Mini-aanpak\"\n",
+    );
+    let cc = compile(&src);
+    let g = &cc.covenant().governance;
+    assert_eq!(g.programme_partner, cc.covenant().partner("a"));
+    assert_eq!(g.approach, "Mini-aanpak");
+    assert_eq!(
+        compile(MINI).covenant().governance.approach,
+        "mini",
+        "the covenant id by default"
+    );
 }

@@ -248,7 +248,10 @@ async fn every_purpose_and_relation_allowed_and_refused_with_transforms_as_recei
         rec(&p, "oov.casusdossier")["ideologie"],
         "rechts-extremistisch"
     );
-    assert_eq!(rec(&p, "ggd.screening")["zorgaanbieder"], json!({"exists": true}));
+    assert_eq!(
+        rec(&p, "ggd.screening")["zorgaanbieder"],
+        json!({"exists": true})
+    );
     assert_eq!(
         rec(&p, "wpi.inkomen")["bedrag_per_maand"]["redacted"],
         "5.1.2.e"

@@ -2,7 +2,7 @@
 
 use super::pipeline::{ApiPath, ApiQuery, Body, OptionalBody, TomlBody, respond};
 use crate::app::App;
-use crate::problem::ApiError;
+use crate::refusal::Refusal;
 use crate::service::audit::{SearchAnswer, SearchQuery, SubjectQuery};
 use crate::service::cases::{CasePatch, NewCase};
 use crate::service::checks::CheckRequest;
@@ -183,12 +183,12 @@ pub(super) async fn consistency(
 }
 
 /// A log failure as the partner sees it: a range it asked wrongly, or the log unavailable.
-fn log_problem(e: crate::log::LogError) -> ApiError {
+fn log_problem(e: crate::log::LogError) -> Refusal {
     match e {
-        crate::log::LogError::Range(why) => ApiError::InvalidBody(why),
+        crate::log::LogError::Range(why) => Refusal::InvalidBody(why),
         e => {
             tracing::error!(error = %e, "the disclosure log could not answer");
-            ApiError::DisclosureLogUnavailable
+            Refusal::DisclosureLogUnavailable
         }
     }
 }
@@ -274,10 +274,10 @@ pub(super) async fn activate(
     respond(call, r.map(Json))
 }
 
-pub(super) async fn not_found() -> ApiError {
-    ApiError::NotFound
+pub(super) async fn not_found() -> Refusal {
+    Refusal::NotFound
 }
 
-pub(super) async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
+pub(super) async fn method_not_allowed() -> Refusal {
+    Refusal::MethodNotAllowed
 }

@@ -3,7 +3,7 @@
 //! and the plain-HTTP health listener on loopback.
 
 use crate::app::App;
-use crate::problem::ApiError;
+use crate::refusal::Refusal;
 use crate::registry::PeerCert;
 use crate::store::Db;
 use axum::extract::State;
@@ -27,7 +27,7 @@ pub fn health_router(db: Db) -> Router {
             get(|State(db): State<Db>| async move {
                 match db.ping().await {
                     Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
-                    Err(_) => ApiError::StorageUnavailable.into_response(),
+                    Err(_) => Refusal::StorageUnavailable.into_response(),
                 }
             }),
         )

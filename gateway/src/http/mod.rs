@@ -4,6 +4,7 @@
 pub mod handlers;
 pub mod listener;
 pub mod pipeline;
+pub mod problem;
 
 use crate::app::App;
 use axum::Router;

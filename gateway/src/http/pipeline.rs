@@ -13,9 +13,10 @@
 
 use crate::app::App;
 use crate::auth::{Requester, verify_cached};
+use crate::http::problem::ProblemType;
 use crate::lifecycle::{ActivePolicy, PeerRefusal};
 use crate::log::entry::{Kind, LogEntry, Start, new_id};
-use crate::problem::{ApiError, ProblemType};
+use crate::refusal::Refusal;
 use crate::registry::{ClientIdentity, PeerCert};
 use crate::service::Call;
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
@@ -95,7 +96,7 @@ pub fn route_kind(method: &Method, path: Option<&str>) -> (Kind, bool) {
 /// (unknown paths and methods) answer 404 and 405 without one.
 #[derive(Clone)]
 struct Seed {
-    auth: Result<Requester, ApiError>,
+    auth: Result<Requester, Refusal>,
     policy: Arc<ActivePolicy>,
     record: LogEntry,
 }
@@ -114,7 +115,7 @@ fn authenticate(
     active: &ActivePolicy,
     client: &ClientIdentity,
     parts: &axum::http::HeaderMap,
-) -> Result<Requester, ApiError> {
+) -> Result<Requester, Refusal> {
     let token = parts
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -122,7 +123,7 @@ fn authenticate(
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .ok_or(ApiError::TokenMissing)?;
+        .ok_or(Refusal::TokenMissing)?;
     verify_cached(
         &active.tokens,
         token.trim(),
@@ -166,7 +167,7 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
         policy_version: active.version(),
     });
     let Some(peer) = req.extensions().get::<PeerCert>().cloned() else {
-        return ApiError::Internal.into_response();
+        return Refusal::Internal.into_response();
     };
     let identity = match active.identify(&peer) {
         Ok(i) => i,
@@ -174,8 +175,8 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
             // The partner is not known under this version: the certificate stands in for it.
             base.partner = format!("certificate:{}", peer.fingerprint);
             let e = match why {
-                PeerRefusal::Revoked => ApiError::CertificateRevoked,
-                PeerRefusal::Unknown => ApiError::CertificateUnknown,
+                PeerRefusal::Revoked => Refusal::CertificateRevoked,
+                PeerRefusal::Unknown => Refusal::CertificateUnknown,
             };
             record_refusal(&app, base, &e.slug()).await;
             return e.into_response();
@@ -210,7 +211,7 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
                 "an answer was not recorded; refused instead"
             );
             record_refusal(&app, base, "internal").await;
-            ApiError::Internal.into_response()
+            Refusal::Internal.into_response()
         }
         None => resp,
     }
@@ -219,14 +220,11 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
 /// The authenticated requester, counted against the rate limits. A refusal here is recorded by
 /// the pipeline from its entry.
 impl FromRequestParts<Arc<App>> for Call {
-    type Rejection = ApiError;
+    type Rejection = Refusal;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Refusal> {
         // Set by the pipeline for every request; its absence is a bug: fail closed.
-        let seed = parts
-            .extensions
-            .remove::<Seed>()
-            .ok_or(ApiError::Internal)?;
+        let seed = parts.extensions.remove::<Seed>().ok_or(Refusal::Internal)?;
         let requester = seed.auth?;
         app.limiter.check(&requester)?;
         Ok(Call {
@@ -239,7 +237,7 @@ impl FromRequestParts<Arc<App>> for Call {
 }
 
 /// The response to a call: the answer, or the refusal with the entry the pipeline records.
-pub fn respond<T: IntoResponse>(call: Call, result: Result<T, ApiError>) -> Response {
+pub fn respond<T: IntoResponse>(call: Call, result: Result<T, Refusal>) -> Response {
     let committed = call.committed.is_some();
     let mut resp = match result {
         Ok(t) => t.into_response(),
@@ -259,7 +257,7 @@ pub fn respond<T: IntoResponse>(call: Call, result: Result<T, ApiError>) -> Resp
 
 /// A request body, never rejected by itself: its problem (size, media type, depth, JSON) is
 /// the handler's refusal, so that it is recorded like any other.
-pub struct Body<T>(pub Result<T, ApiError>);
+pub struct Body<T>(pub Result<T, Refusal>);
 
 /// Nesting depth of a JSON document (strings are skipped), without parsing it.
 pub fn json_depth(bytes: &[u8]) -> usize {
@@ -295,10 +293,10 @@ fn content_type_is(req: &Request, accepted: &[&str]) -> bool {
         .is_some_and(|m| accepted.iter().any(|a| m.trim().eq_ignore_ascii_case(a)))
 }
 
-async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, Refusal> {
     axum::body::to_bytes(req.into_body(), limit)
         .await
-        .map_err(|_| ApiError::BodyTooLarge(limit))
+        .map_err(|_| Refusal::BodyTooLarge(limit))
 }
 
 impl<T: DeserializeOwned> FromRequest<Arc<App>> for Body<T> {
@@ -308,13 +306,13 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Body<T> {
         let limits = &app.limits;
         let parsed = async {
             if !content_type_is(&req, &["application/json"]) {
-                return Err(ApiError::UnsupportedMediaType);
+                return Err(Refusal::UnsupportedMediaType);
             }
             let bytes = read_body(req, limits.body_bytes).await?;
             if json_depth(&bytes) > limits.json_depth {
-                return Err(ApiError::JsonTooDeep(limits.json_depth));
+                return Err(Refusal::JsonTooDeep(limits.json_depth));
             }
-            serde_json::from_slice(&bytes).map_err(|e| ApiError::InvalidBody(e.to_string()))
+            serde_json::from_slice(&bytes).map_err(|e| Refusal::InvalidBody(e.to_string()))
         }
         .await;
         Ok(Body(parsed))
@@ -322,7 +320,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Body<T> {
 }
 
 /// An optional JSON body: empty (or whitespace only) is `None`.
-pub struct OptionalBody<T>(pub Result<Option<T>, ApiError>);
+pub struct OptionalBody<T>(pub Result<Option<T>, Refusal>);
 
 impl<T: DeserializeOwned> FromRequest<Arc<App>> for OptionalBody<T> {
     type Rejection = std::convert::Infallible;
@@ -335,11 +333,11 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for OptionalBody<T> {
                 return Ok(None);
             }
             if json_depth(&bytes) > limits.json_depth {
-                return Err(ApiError::JsonTooDeep(limits.json_depth));
+                return Err(Refusal::JsonTooDeep(limits.json_depth));
             }
             serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| ApiError::InvalidBody(e.to_string()))
+                .map_err(|e| Refusal::InvalidBody(e.to_string()))
         }
         .await;
         Ok(OptionalBody(parsed))
@@ -347,7 +345,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for OptionalBody<T> {
 }
 
 /// A covenant text (`application/toml` or `text/plain`, UTF-8, at most `max` bytes).
-pub struct TomlBody(pub Result<String, ApiError>);
+pub struct TomlBody(pub Result<String, Refusal>);
 
 impl FromRequest<Arc<App>> for TomlBody {
     type Rejection = std::convert::Infallible;
@@ -356,10 +354,10 @@ impl FromRequest<Arc<App>> for TomlBody {
         let max = crate::service::policy_admin::MAX_DRAFT_BYTES;
         let parsed = async {
             if !content_type_is(&req, &["application/toml", "text/plain"]) {
-                return Err(ApiError::NotToml);
+                return Err(Refusal::NotToml);
             }
             let bytes = read_body(req, max).await?;
-            String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::NotToml)
+            String::from_utf8(bytes.to_vec()).map_err(|_| Refusal::NotToml)
         }
         .await;
         Ok(TomlBody(parsed))
@@ -367,7 +365,7 @@ impl FromRequest<Arc<App>> for TomlBody {
 }
 
 /// Path parameters, never rejected by themselves (a malformed one is a recorded refusal).
-pub struct ApiPath<T>(pub Result<T, ApiError>);
+pub struct ApiPath<T>(pub Result<T, Refusal>);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
     type Rejection = std::convert::Infallible;
@@ -377,13 +375,13 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
             axum::extract::Path::<T>::from_request_parts(parts, state)
                 .await
                 .map(|p| p.0)
-                .map_err(|e| ApiError::InvalidBody(format!("path: {}", e.body_text()))),
+                .map_err(|e| Refusal::InvalidBody(format!("path: {}", e.body_text()))),
         ))
     }
 }
 
 /// Query parameters, never rejected by themselves.
-pub struct ApiQuery<T>(pub Result<T, ApiError>);
+pub struct ApiQuery<T>(pub Result<T, Refusal>);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = std::convert::Infallible;
@@ -393,7 +391,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             axum::extract::Query::<T>::from_request_parts(parts, state)
                 .await
                 .map(|q| q.0)
-                .map_err(|e| ApiError::InvalidBody(format!("query: {}", e.body_text()))),
+                .map_err(|e| Refusal::InvalidBody(format!("query: {}", e.body_text()))),
         ))
     }
 }

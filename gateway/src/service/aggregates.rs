@@ -6,7 +6,7 @@
 
 use super::{Call, clip};
 use crate::app::App;
-use crate::problem::ApiError;
+use crate::refusal::Refusal;
 use crate::store::CaseFacts;
 use policy::covenant::{Aggregates, Dimension, Measure, View};
 use policy::domain::{CaseStatus, Ideology, parse_date};
@@ -130,7 +130,7 @@ pub fn compute(view: &View, agg: &Aggregates, facts: &[CaseFacts]) -> Value {
 }
 
 /// Answers an aggregate view: the frozen figures of this quarter, encrypted to the requester.
-pub async fn aggregate(app: &App, call: &mut Call, view_id: &str) -> Result<Value, ApiError> {
+pub async fn aggregate(app: &App, call: &mut Call, view_id: &str) -> Result<Value, Refusal> {
     let active = call.policy.clone();
     let cc = &active.covenant;
     let c = cc.covenant();
@@ -139,7 +139,7 @@ pub async fn aggregate(app: &App, call: &mut Call, view_id: &str) -> Result<Valu
     let view = c
         .aggregates
         .view(view_id)
-        .ok_or_else(|| ApiError::ViewUnknown(clip(view_id, 64)))?;
+        .ok_or_else(|| Refusal::ViewUnknown(clip(view_id, 64)))?;
     // The purpose: an aggregate purpose of the view that one of the requester's roles may use.
     let (purpose, role) = c
         .purposes
@@ -160,7 +160,7 @@ pub async fn aggregate(app: &App, call: &mut Call, view_id: &str) -> Result<Valu
                 .filter(|(_, on)| **on)
                 .map(|(u, _)| u.id.as_str())
                 .collect();
-            ApiError::PurposeRole(
+            Refusal::PurposeRole(
                 view.id.clone(),
                 format!("the roles of purpose(s) {}", open.join(", ")),
             )
@@ -185,7 +185,7 @@ pub async fn aggregate(app: &App, call: &mut Call, view_id: &str) -> Result<Valu
                     json!("Groups smaller than the threshold are suppressed (null), with secondary suppression so that none can be recomputed from totals; every number is rounded; the figures are frozen for the quarter."),
                 );
             }
-            let body = serde_json::to_string(&figures).map_err(|_| ApiError::Internal)?;
+            let body = serde_json::to_string(&figures).map_err(|_| Refusal::Internal)?;
             app.db
                 .put_release(&view.id, &period, &body, app.clock.now())
                 .await?
@@ -194,9 +194,9 @@ pub async fn aggregate(app: &App, call: &mut Call, view_id: &str) -> Result<Valu
     let keys = active
         .registry
         .partner(req.partner)
-        .ok_or(ApiError::Internal)?;
+        .ok_or(Refusal::Internal)?;
     let armored =
-        age::encrypt_and_armor(&keys.recipient, body.as_bytes()).map_err(|_| ApiError::Internal)?;
+        age::encrypt_and_armor(&keys.recipient, body.as_bytes()).map_err(|_| Refusal::Internal)?;
     call.record.ciphertext_sha256 = Some(hex::encode(Sha256::digest(armored.as_bytes())));
     let appended = call.commit(app).await?;
     Ok(json!({

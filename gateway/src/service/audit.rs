@@ -10,17 +10,12 @@ use super::{Call, clip};
 use crate::app::App;
 use crate::lifecycle::PolicyBuilder;
 use crate::log::entry::{Kind, LogEntry, Outcome};
-use crate::problem::ApiError;
+use crate::refusal::Refusal;
 use crate::store::{Db, LogFilter, StoreError};
 use policy::{CompiledCovenant, OutcomeClass};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-
-/// The role that may read the log.
-pub const OFFICER_ROLE: &str = "privacy-officer";
-/// The partner whose privacy officer sees the whole log (the programme's owner).
-pub const PROGRAMME_PARTNER: &str = "oov";
 
 /// Search parameters.
 #[derive(Debug, Default, Deserialize)]
@@ -90,30 +85,38 @@ pub enum SearchAnswer {
     Csv(String),
 }
 
-fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, Refusal> {
     let Some(v) = v else { return Ok(None) };
     if let Ok(n) = v.parse::<i64>() {
         return Ok(Some(n));
     }
     time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
         .map(|t| Some(t.unix_timestamp()))
-        .map_err(|_| ApiError::InvalidBody(format!("`{name}` must be RFC 3339 or epoch seconds")))
+        .map_err(|_| Refusal::InvalidBody(format!("`{name}` must be RFC 3339 or epoch seconds")))
 }
 
-/// Requires the officer role; returns whose entries the officer sees (`None`: all).
-fn officer(call: &mut Call) -> Result<Option<String>, ApiError> {
+/// Requires the covenant's privacy officer role; returns whose entries the officer sees
+/// (`None`: all, for the officers of the programme's partner).
+fn officer(call: &mut Call) -> Result<Option<String>, Refusal> {
     let c = call.covenant();
-    let is_officer = call
-        .requester
-        .roles
-        .iter()
-        .any(|r| c.roles.get(r.index()).is_some_and(|r| r.id == OFFICER_ROLE));
-    if !is_officer {
-        return Err(ApiError::PurposeRole("audit".into(), OFFICER_ROLE.into()));
-    }
-    call.record.role = Some(OFFICER_ROLE.into());
+    let g = &c.governance;
+    let role = g
+        .privacy_officer_role
+        .filter(|r| call.requester.roles.contains(r));
+    let Some(role) = role else {
+        let name = g
+            .privacy_officer_role
+            .and_then(|r| c.roles.get(r.index()))
+            .map_or_else(
+                || "(none named in the covenant)".to_owned(),
+                |r| r.id.clone(),
+            );
+        return Err(Refusal::PurposeRole("audit".into(), name));
+    };
+    let sees_all = g.programme_partner == Some(call.requester.partner);
+    call.record.role = call.role_id(role);
     let p = &call.requester.partner_id;
-    Ok((p != PROGRAMME_PARTNER).then(|| p.clone()))
+    Ok((!sees_all).then(|| p.clone()))
 }
 
 /// The covenant versions entries name, compiled from their stored text on first use.
@@ -166,22 +169,22 @@ fn purpose_name(cc: Option<&CompiledCovenant>, purpose: Option<&str>) -> Option<
 
 fn parse_rows(
     rows: Vec<(i64, String, [u8; 32])>,
-) -> Result<Vec<(i64, LogEntry, [u8; 32])>, ApiError> {
+) -> Result<Vec<(i64, LogEntry, [u8; 32])>, Refusal> {
     rows.into_iter()
         .map(|(seq, text, leaf)| {
             LogEntry::parse(seq, &text)
                 .map(|e| (seq, e, leaf))
                 .map_err(|e| {
                     tracing::error!(error = %e, "a stored entry is unreadable");
-                    ApiError::Internal
+                    Refusal::Internal
                 })
         })
         .collect()
 }
 
-fn csv_of(items: &[Item]) -> Result<String, ApiError> {
+fn csv_of(items: &[Item]) -> Result<String, Refusal> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    let err = |_| ApiError::Internal;
+    let err = |_| Refusal::Internal;
     w.write_record([
         "seq",
         "at",
@@ -231,28 +234,27 @@ fn csv_of(items: &[Item]) -> Result<String, ApiError> {
         ])
         .map_err(err)?;
     }
-    String::from_utf8(w.into_inner().map_err(|_| ApiError::Internal)?)
-        .map_err(|_| ApiError::Internal)
+    String::from_utf8(w.into_inner().map_err(|_| Refusal::Internal)?).map_err(|_| Refusal::Internal)
 }
 
 /// Records the query (without the BSN: the pseudonym stands for the person searched); nothing
 /// is answered unless this succeeds.
-async fn record_query(app: &App, call: &mut Call, query: String) -> Result<(), ApiError> {
+async fn record_query(app: &App, call: &mut Call, query: String) -> Result<(), Refusal> {
     call.record.query = Some(query);
     call.commit(app).await.map(|_| ())
 }
 
 /// Searches the log.
-pub async fn search(app: &App, call: &mut Call, q: SearchQuery) -> Result<SearchAnswer, ApiError> {
+pub async fn search(app: &App, call: &mut Call, q: SearchQuery) -> Result<SearchAnswer, Refusal> {
     let visible_to = officer(call)?;
     let c = call.covenant();
     if let Some(p) = &q.product {
         c.product(p)
-            .ok_or_else(|| ApiError::ProductUnknown(clip(p, 64)))?;
+            .ok_or_else(|| Refusal::ProductUnknown(clip(p, 64)))?;
     }
     let kind = match &q.kind {
         Some(k) => Some(k.parse::<Kind>().map_err(|()| {
-            ApiError::InvalidBody(format!(
+            Refusal::InvalidBody(format!(
                 "`kind` is one of {}",
                 Kind::ALL.map(Kind::as_str).join(", ")
             ))
@@ -261,13 +263,13 @@ pub async fn search(app: &App, call: &mut Call, q: SearchQuery) -> Result<Search
     };
     if let Some(o) = &q.outcome {
         o.parse::<Outcome>().map_err(|()| {
-            ApiError::InvalidBody("`outcome` is answered, partly-unavailable or refused".into())
+            Refusal::InvalidBody("`outcome` is answered, partly-unavailable or refused".into())
         })?;
     }
     let csv = match q.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
-        Some(_) => return Err(ApiError::InvalidBody("`format` is json or csv".into())),
+        Some(_) => return Err(Refusal::InvalidBody("`format` is json or csv".into())),
     };
     let subject = match &q.subject {
         Some(b) => Some(app.secrets.subject_pseudonym(&parse_bsn(b)?)),
@@ -387,7 +389,7 @@ pub async fn subject_report(
     pseudonym: &str,
     include_confidential: bool,
     visible_to: Option<String>,
-) -> Result<SubjectReport, ApiError> {
+) -> Result<SubjectReport, Refusal> {
     let mut left_out: BTreeSet<String> = active
         .covenant()
         .purposes
@@ -522,14 +524,14 @@ pub async fn subject(
     call: &mut Call,
     bsn: &str,
     q: SubjectQuery,
-) -> Result<SubjectReport, ApiError> {
+) -> Result<SubjectReport, Refusal> {
     let visible_to = officer(call)?;
     let pseudonym = app.secrets.subject_pseudonym(&parse_bsn(bsn)?);
     let include_confidential = match q.confidential.as_deref() {
         None | Some("exclude") => false,
         Some("include") => true,
         Some(_) => {
-            return Err(ApiError::InvalidBody(
+            return Err(Refusal::InvalidBody(
                 "`confidential` is `include` or `exclude`".into(),
             ));
         }

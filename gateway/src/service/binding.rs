@@ -3,7 +3,7 @@
 //! case register and disclosures both use it, so the relation is checked in one place.
 
 use crate::auth::Requester;
-use crate::problem::ApiError;
+use crate::refusal::Refusal;
 use crate::store::CaseRow;
 use policy::{Covenant, Level, PurposeRef, Relation, RoleRef};
 
@@ -17,13 +17,13 @@ pub struct Binding {
 }
 
 /// The requester's role for a case-level purpose (no case needed yet).
-pub fn purpose_role(c: &Covenant, req: &Requester, purpose_id: &str) -> Result<Binding, ApiError> {
+pub fn purpose_role(c: &Covenant, req: &Requester, purpose_id: &str) -> Result<Binding, Refusal> {
     let pref = c
         .purpose(purpose_id)
-        .ok_or_else(|| ApiError::PurposeUnknown(super::clip(purpose_id, 64)))?;
-    let purpose = c.purposes.get(pref.index()).ok_or(ApiError::Internal)?;
+        .ok_or_else(|| Refusal::PurposeUnknown(super::clip(purpose_id, 64)))?;
+    let purpose = c.purposes.get(pref.index()).ok_or(Refusal::Internal)?;
     if purpose.level == Level::Aggregate {
-        return Err(ApiError::PurposeAggregateOnly(purpose.id.clone()));
+        return Err(Refusal::PurposeAggregateOnly(purpose.id.clone()));
     }
     let role = req
         .roles
@@ -38,7 +38,7 @@ pub fn purpose_role(c: &Covenant, req: &Requester, purpose_id: &str) -> Result<B
                 .filter(|(_, ok)| **ok)
                 .map(|(r, _)| r.id.as_str())
                 .collect();
-            ApiError::PurposeRole(purpose.id.clone(), open.join(", "))
+            Refusal::PurposeRole(purpose.id.clone(), open.join(", "))
         })?;
     Ok(Binding {
         purpose: pref,
@@ -53,20 +53,16 @@ pub fn case_binding(
     req: &Requester,
     b: Binding,
     case: &CaseRow,
-) -> Result<&'static str, ApiError> {
-    let purpose = c
-        .purposes
-        .get(b.purpose.index())
-        .ok_or(ApiError::Internal)?;
+) -> Result<&'static str, Refusal> {
+    let purpose = c.purposes.get(b.purpose.index()).ok_or(Refusal::Internal)?;
     if !purpose.case_status.contains(&case.status) {
-        return Err(ApiError::PurposeCaseStatus(
+        return Err(Refusal::PurposeCaseStatus(
             purpose.id.clone(),
             case.status.to_string(),
         ));
     }
-    let role_id = c.roles.get(b.role.index()).map(|r| r.id.as_str());
-    relation(purpose.relation, req, role_id, case).ok_or_else(|| {
-        ApiError::PurposeRelation(
+    relation(c, purpose.relation, req, Some(b.role), case).ok_or_else(|| {
+        Refusal::PurposeRelation(
             purpose.id.clone(),
             match purpose.relation {
                 Relation::IsRegisseur => "you are this case's own regisseur",
@@ -78,12 +74,13 @@ pub fn case_binding(
     })
 }
 
-/// Whether `relation` holds between the requester (acting in `role_id`) and the case, and
-/// what made it hold.
+/// Whether `relation` holds between the requester (acting in `role`) and the case, and what
+/// made it hold. The voorportaal's role is the one the covenant names.
 pub fn relation(
+    c: &Covenant,
     relation: Relation,
     req: &Requester,
-    role_id: Option<&str>,
+    role: Option<RoleRef>,
     case: &CaseRow,
 ) -> Option<&'static str> {
     let is_regisseur = case
@@ -100,15 +97,17 @@ pub fn relation(
         Relation::IsRegisseur => is_regisseur.then_some("regisseur"),
         Relation::OnCase if on_uvo => Some("uvo"),
         Relation::OnCase => regisseur_partner.then_some("regisseur"),
-        Relation::Voorportaal => (role_id == Some("voorportaal")).then_some("role"),
+        Relation::Voorportaal => {
+            (role.is_some() && role == c.governance.voorportaal_role).then_some("role")
+        }
     }
 }
 
 /// Whether the requester has a role in the case: its regisseur, or its partner on the UVO.
 /// Roles that do not read the whole register see only such cases.
-pub fn has_role_in_case(req: &Requester, case: &CaseRow) -> bool {
-    relation(Relation::IsRegisseur, req, None, case).is_some()
-        || relation(Relation::OnCase, req, None, case) == Some("uvo")
+pub fn has_role_in_case(c: &Covenant, req: &Requester, case: &CaseRow) -> bool {
+    relation(c, Relation::IsRegisseur, req, None, case).is_some()
+        || relation(c, Relation::OnCase, req, None, case) == Some("uvo")
 }
 
 #[cfg(test)]
@@ -167,12 +166,12 @@ mod tests {
         let other = requester(c, "rn", "reg.2", &["regisseur"]);
         assert!(matches!(
             case_binding(c, &other, b, &case(CaseStatus::Opgenomen)),
-            Err(ApiError::PurposeRelation(..))
+            Err(Refusal::PurposeRelation(..))
         ));
         // The status binds too.
         assert!(matches!(
             case_binding(c, &own, b, &case(CaseStatus::Melding)),
-            Err(ApiError::PurposeCaseStatus(..))
+            Err(Refusal::PurposeCaseStatus(..))
         ));
     }
 
@@ -183,15 +182,15 @@ mod tests {
         let vp = requester(c, "politie", "vp.1", &["voorportaal"]);
         assert!(matches!(
             purpose_role(c, &vp, "regie"),
-            Err(ApiError::PurposeRole(..))
+            Err(Refusal::PurposeRole(..))
         ));
         assert!(matches!(
             purpose_role(c, &vp, "nope"),
-            Err(ApiError::PurposeUnknown(_))
+            Err(Refusal::PurposeUnknown(_))
         ));
         assert!(matches!(
             purpose_role(c, &vp, "monitor"),
-            Err(ApiError::PurposeAggregateOnly(_))
+            Err(Refusal::PurposeAggregateOnly(_))
         ));
         let b = purpose_role(c, &vp, "duiding").unwrap();
         assert_eq!(
@@ -205,18 +204,22 @@ mod tests {
         let cc = covenant();
         let c = cc.covenant();
         assert!(has_role_in_case(
+            c,
             &requester(c, "rn", "reg.1", &["regisseur"]),
             &case(CaseStatus::Plan)
         ));
         assert!(has_role_in_case(
+            c,
             &requester(c, "politie", "x", &["interventiepleger"]),
             &case(CaseStatus::Plan)
         ));
         assert!(!has_role_in_case(
+            c,
             &requester(c, "rn", "reg.2", &["regisseur"]),
             &case(CaseStatus::Plan)
         ));
         assert!(!has_role_in_case(
+            c,
             &requester(c, "ggd", "g", &["interventiepleger"]),
             &case(CaseStatus::Plan)
         ));

@@ -7,7 +7,7 @@
 use super::{Call, binding, clip};
 use crate::app::App;
 use crate::log::entry::{CaseChange, CaseRead};
-use crate::problem::ApiError;
+use crate::refusal::Refusal;
 use crate::store::{CaseAction, CaseEventRow, CaseRow, Change, Regisseur};
 use policy::domain::{Ideology, parse_date};
 use policy::{Bsn, BsnError, CaseStatus, Covenant, RoleRef};
@@ -176,19 +176,19 @@ fn acting(call: &Call, allowed: impl Fn(RoleRef) -> bool) -> Option<RoleRef> {
     call.requester.roles.iter().copied().find(|r| allowed(*r))
 }
 
-fn check_date(field: &str, v: &Option<String>) -> Result<(), ApiError> {
+fn check_date(field: &str, v: &Option<String>) -> Result<(), Refusal> {
     match v {
-        Some(d) if parse_date(d).is_none() => Err(ApiError::InvalidBody(format!(
+        Some(d) if parse_date(d).is_none() => Err(Refusal::InvalidBody(format!(
             "`{field}` must be a date as YYYY-MM-DD"
         ))),
         _ => Ok(()),
     }
 }
 
-fn check_risk_group(v: Option<u8>) -> Result<(), ApiError> {
+fn check_risk_group(v: Option<u8>) -> Result<(), Refusal> {
     match v {
         Some(g) if !(1..=5).contains(&g) => {
-            Err(ApiError::InvalidBody("`risk_group` must be 1 to 5".into()))
+            Err(Refusal::InvalidBody("`risk_group` must be 1 to 5".into()))
         }
         _ => Ok(()),
     }
@@ -237,14 +237,14 @@ fn view(
 }
 
 /// Registers a new case.
-pub async fn create(app: &App, call: &mut Call, body: NewCase) -> Result<CaseView, ApiError> {
+pub async fn create(app: &App, call: &mut Call, body: NewCase) -> Result<CaseView, Refusal> {
     let active = call.policy.clone();
     let c = active.covenant.covenant();
     let role = acting(call, |r| c.case_register.may_create(r))
-        .ok_or(ApiError::CasePermission("register cases"))?;
+        .ok_or(Refusal::CasePermission("register cases"))?;
     call.record.role = call.role_id(role);
     let bsn = Bsn::parse(body.subject.bsn.trim()).map_err(|e| {
-        ApiError::InvalidBsn(match e {
+        Refusal::InvalidBsn(match e {
             BsnError::Format => "A BSN has exactly nine digits; check the number",
             BsnError::Checksum => "The BSN fails the 11-proef; check for a typing error",
         })
@@ -256,7 +256,7 @@ pub async fn create(app: &App, call: &mut Call, body: NewCase) -> Result<CaseVie
     let sealed = app
         .secrets
         .seal(bsn.expose().as_bytes())
-        .map_err(|_| ApiError::Internal)?;
+        .map_err(|_| Refusal::Internal)?;
     let subject_ref = match app.db.subject_ref(&pseudonym).await? {
         Some(r) => r,
         None => format!("subj-{}", uuid::Uuid::new_v4().simple()),
@@ -322,7 +322,7 @@ pub async fn create(app: &App, call: &mut Call, body: NewCase) -> Result<CaseVie
                 case: row.clone(),
                 event: event.clone(),
             },
-            ApiError::CaseConflict,
+            Refusal::CaseConflict,
         )
         .await?;
     tracing::info!(case = %row.id, seq = appended.seq, "case registered");
@@ -335,15 +335,15 @@ pub async fn create(app: &App, call: &mut Call, body: NewCase) -> Result<CaseVie
 }
 
 /// Reads a case.
-pub async fn read(app: &App, call: &mut Call, id: &str) -> Result<CaseView, ApiError> {
+pub async fn read(app: &App, call: &mut Call, id: &str) -> Result<CaseView, Refusal> {
     let active = call.policy.clone();
     let c = active.covenant.covenant();
     let reg = &c.case_register;
     call.record.case_id = Some(clip(id, 80));
     // Permission before lookup: a role that may not read learns nothing, not even existence.
-    let role = acting(call, |r| reg.may_read(r)).ok_or(ApiError::CasePermission("read cases"))?;
+    let role = acting(call, |r| reg.may_read(r)).ok_or(Refusal::CasePermission("read cases"))?;
     call.record.role = call.role_id(role);
-    let case = app.db.case(id).await?.ok_or(ApiError::CaseNotFound)?;
+    let case = app.db.case(id).await?.ok_or(Refusal::CaseNotFound)?;
     // Roles that read the register as such (voorportaal, secretaris, the overleggen) read every
     // case; the others only cases they have a role in: to them any other case does not exist.
     let reads_all = call
@@ -351,8 +351,8 @@ pub async fn read(app: &App, call: &mut Call, id: &str) -> Result<CaseView, ApiE
         .roles
         .iter()
         .any(|r| reg.may_read_classification(*r));
-    if !reads_all && !binding::has_role_in_case(&call.requester, &case) {
-        return Err(ApiError::CaseNotFound);
+    if !reads_all && !binding::has_role_in_case(c, &call.requester, &case) {
+        return Err(Refusal::CaseNotFound);
     }
     call.record.data_subject = Some(case.subject_pseudonym.clone());
     let events = app.db.case_events(id).await?;
@@ -372,7 +372,7 @@ pub async fn update(
     call: &mut Call,
     id: &str,
     patch: CasePatch,
-) -> Result<CaseView, ApiError> {
+) -> Result<CaseView, Refusal> {
     let active = call.policy.clone();
     let c = active.covenant.covenant();
     let reg = &c.case_register;
@@ -385,7 +385,7 @@ pub async fn update(
                 .any(|(_, _, roles)| roles.get(r.index()).copied().unwrap_or(false))
     });
     if !may_change_something {
-        return Err(ApiError::CasePermission("change cases"));
+        return Err(Refusal::CasePermission("change cases"));
     }
     let fields_changed: Vec<&str> = [
         ("risk_group", patch.risk_group.is_some()),
@@ -400,37 +400,37 @@ pub async fn update(
     .filter_map(|(n, p)| p.then_some(n))
     .collect();
     if patch.status.is_none() && fields_changed.is_empty() {
-        return Err(ApiError::EmptyPatch);
+        return Err(Refusal::EmptyPatch);
     }
     check_risk_group(patch.risk_group)?;
     check_date("signal_date", &patch.signal_date)?;
     check_date("decision_date", &patch.decision_date)?;
     check_date("notification_date", &patch.notification_date)?;
 
-    let old = app.db.case(id).await?.ok_or(ApiError::CaseNotFound)?;
+    let old = app.db.case(id).await?.ok_or(Refusal::CaseNotFound)?;
     call.record.data_subject = Some(old.subject_pseudonym.clone());
     let current = old.status;
     let mut acting_role = None;
     let new_status = match patch.status {
         Some(to) if to != current => {
             if !current.may_become(to) {
-                return Err(ApiError::TransitionNotAllowed(
+                return Err(Refusal::TransitionNotAllowed(
                     current.to_string(),
                     to.to_string(),
                 ));
             }
+            // Only the covenant's static role (the PTO-R) makes a case static.
+            let static_role = c.governance.static_role;
             if to == CaseStatus::Statisch
-                && !call
-                    .requester
-                    .roles
-                    .iter()
-                    .any(|r| c.roles.get(r.index()).is_some_and(|r| r.id == "pto-lid"))
+                && !call.requester.roles.iter().any(|r| Some(*r) == static_role)
             {
-                return Err(ApiError::StatischRequiresPto);
+                let name = static_role
+                    .and_then(|r| c.roles.get(r.index()))
+                    .map_or_else(|| "(none named)".to_owned(), |r| r.id.clone());
+                return Err(Refusal::StatischRequiresRole(name));
             }
-            let role = acting(call, |r| reg.may_transition(current, to, r)).ok_or_else(|| {
-                ApiError::TransitionForbidden(current.to_string(), to.to_string())
-            })?;
+            let role = acting(call, |r| reg.may_transition(current, to, r))
+                .ok_or_else(|| Refusal::TransitionForbidden(current.to_string(), to.to_string()))?;
             acting_role = Some(role);
             Some(to)
         }
@@ -438,25 +438,26 @@ pub async fn update(
     };
     if !fields_changed.is_empty() {
         let role = acting(call, |r| reg.may_update(r))
-            .ok_or(ApiError::CasePermission("change case fields"))?;
+            .ok_or(Refusal::CasePermission("change case fields"))?;
         acting_role.get_or_insert(role);
     }
     call.record.role = acting_role.and_then(|r| call.role_id(r));
     if let Some(r) = &patch.regisseur {
         let partner = c
             .partner(&r.partner)
-            .ok_or_else(|| ApiError::UnknownPartner(clip(&r.partner, 64)))?;
+            .ok_or_else(|| Refusal::UnknownPartner(clip(&r.partner, 64)))?;
         let may = c
-            .role("regisseur")
+            .governance
+            .regisseur_role
             .and_then(|role| c.roles.get(role.index()))
             .and_then(|role| role.held_by.get(partner.index()))
             .copied()
             .unwrap_or(false);
         if !may {
-            return Err(ApiError::InvalidRegisseur(r.partner.clone()));
+            return Err(Refusal::InvalidRegisseur(r.partner.clone()));
         }
         if r.staff_id.trim().is_empty() || r.staff_id.len() > 128 {
-            return Err(ApiError::InvalidBody(
+            return Err(Refusal::InvalidBody(
                 "`regisseur.staff_id` must be 1 to 128 characters".into(),
             ));
         }
@@ -467,13 +468,13 @@ pub async fn update(
         .flatten()
         .find(|p| c.partner(p).is_none())
     {
-        return Err(ApiError::UnknownPartner(clip(unknown, 64)));
+        return Err(Refusal::UnknownPartner(clip(unknown, 64)));
     }
     if new_status == Some(CaseStatus::Opgenomen)
         && patch.regisseur.is_none()
         && old.regisseur.is_none()
     {
-        return Err(ApiError::RegisseurRequired);
+        return Err(Refusal::RegisseurRequired);
     }
 
     let now = app.clock.now();
@@ -546,7 +547,7 @@ pub async fn update(
                 expected_version: old.version,
                 event,
             },
-            ApiError::CaseConflict,
+            Refusal::CaseConflict,
         )
         .await?;
     let events = app.db.case_events(id).await?;

@@ -4,12 +4,9 @@
 use super::disclose::{SubjectSelector, parse_bsn};
 use super::{Call, binding, clip};
 use crate::app::App;
-use crate::problem::ApiError;
+use crate::refusal::Refusal;
 use policy::CaseStatus;
 use serde::{Deserialize, Serialize};
-
-/// The purpose under which `/v1/checks` answers known / not known.
-pub const CHECK_PURPOSE: &str = "aanpak-check";
 
 /// `POST /v1/checks` body.
 #[derive(Debug, Deserialize)]
@@ -17,7 +14,8 @@ pub const CHECK_PURPOSE: &str = "aanpak-check";
 pub struct CheckRequest {
     /// `{"bsn": "…"}`.
     pub subject: SubjectSelector,
-    /// Must be the check purpose (the example: `aanpak-check`).
+    /// Must be the covenant's check purpose (`[governance] check_purpose`; the example:
+    /// `aanpak-check`).
     pub purpose: String,
 }
 
@@ -35,22 +33,31 @@ pub struct CheckAnswer {
 }
 
 /// Answers a check.
-pub async fn check(
-    app: &App,
-    call: &mut Call,
-    body: CheckRequest,
-) -> Result<CheckAnswer, ApiError> {
+pub async fn check(app: &App, call: &mut Call, body: CheckRequest) -> Result<CheckAnswer, Refusal> {
     let req = call.requester.clone();
     call.record.processing_activity = Some(clip(&body.purpose, 64));
     // Only the check purpose answers without a case: any other purpose would turn a check
     // into a probe of who is in the approach.
-    if body.purpose != CHECK_PURPOSE {
-        return Err(ApiError::PurposeNotForChecks(clip(&body.purpose, 64)));
+    let g = &call.covenant().governance;
+    let check = g
+        .check_purpose
+        .and_then(|u| call.covenant().purposes.get(u.index()))
+        .map(|u| u.id.clone());
+    if check.as_deref() != Some(body.purpose.as_str()) {
+        return Err(Refusal::PurposeNotForChecks(
+            clip(&body.purpose, 64),
+            check.unwrap_or_else(|| "(none named in the covenant)".into()),
+        ));
     }
+    let approach = g.approach.clone();
+    let programme = g
+        .programme_partner
+        .and_then(|p| call.covenant().partner_at(p))
+        .map(|p| p.id.clone());
     let bound = binding::purpose_role(call.covenant(), &req, &body.purpose)?;
     call.record.role = call.role_id(bound.role);
     let SubjectSelector::Bsn(bsn) = &body.subject else {
-        return Err(ApiError::InvalidBody(
+        return Err(Refusal::InvalidBody(
             "a check names the subject by `bsn`".into(),
         ));
     };
@@ -66,14 +73,15 @@ pub async fn check(
     Ok(CheckAnswer {
         known: open.is_some(),
         approaches: if open.is_some() {
-            vec!["iPGA-R".to_owned()]
+            vec![approach]
         } else {
             vec![]
         },
-        contact_partner: open.map(|k| {
+        contact_partner: open.and_then(|k| {
             k.regisseur
                 .as_ref()
-                .map_or_else(|| "oov".to_owned(), |r| r.partner.clone())
+                .map(|r| r.partner.clone())
+                .or(programme)
         }),
         audit_seq: appended.seq,
     })

@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::log::entry::{
     DecisionInputs, Outcome, ProductStatus, ProductSummary, SourceKind, SourceRef,
 };
-use crate::problem::ApiError;
+use crate::refusal::Refusal;
 use policy::{ActionKind, Audience, Bsn, CompiledCovenant, ProductRef, TransformContext};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -59,9 +59,9 @@ pub struct DisclosureAnswer {
 }
 
 /// Parses a BSN as the API takes it: exactly nine digits passing the 11-proef.
-pub fn parse_bsn(s: &str) -> Result<Bsn, ApiError> {
+pub fn parse_bsn(s: &str) -> Result<Bsn, Refusal> {
     Bsn::parse(s.trim()).map_err(|e| {
-        ApiError::InvalidBsn(match e {
+        Refusal::InvalidBsn(match e {
             policy::BsnError::Format => "A BSN has exactly nine digits; check the number",
             policy::BsnError::Checksum => "The BSN fails the 11-proef; check for a typing error",
         })
@@ -147,7 +147,7 @@ pub async fn disclose(
     app: &App,
     call: &mut Call,
     body: DisclosureRequest,
-) -> Result<DisclosureAnswer, ApiError> {
+) -> Result<DisclosureAnswer, Refusal> {
     let active = call.policy.clone();
     let cc = &active.covenant;
     let c = cc.covenant();
@@ -163,16 +163,16 @@ pub async fn disclose(
         .db
         .case_with_records(&body.case)
         .await?
-        .ok_or(ApiError::CaseNotFound)?;
+        .ok_or(Refusal::CaseNotFound)?;
     call.record.data_subject = Some(case.subject_pseudonym.clone());
     match &body.subject {
         SubjectSelector::Bsn(b) => {
             if app.secrets.subject_pseudonym(&parse_bsn(b)?) != case.subject_pseudonym {
-                return Err(ApiError::SubjectCaseMismatch);
+                return Err(Refusal::SubjectCaseMismatch);
             }
         }
         SubjectSelector::Ref(r) if *r != case.subject_ref => {
-            return Err(ApiError::SubjectCaseMismatch);
+            return Err(Refusal::SubjectCaseMismatch);
         }
         SubjectSelector::Ref(_) => {}
     }
@@ -181,7 +181,7 @@ pub async fn disclose(
     let purpose = c
         .purposes
         .get(bound.purpose.index())
-        .ok_or(ApiError::Internal)?;
+        .ok_or(Refusal::Internal)?;
     let mut inputs = DecisionInputs {
         case_version: case.version,
         case_status: case.status,
@@ -207,7 +207,7 @@ pub async fn disclose(
             .iter()
             .map(|p| {
                 c.product(p)
-                    .ok_or_else(|| ApiError::ProductUnknown(clip(p, 64)))
+                    .ok_or_else(|| Refusal::ProductUnknown(clip(p, 64)))
             })
             .collect::<Result<_, _>>()?,
         None => (0..c.products.len())
@@ -278,7 +278,7 @@ pub async fn disclose(
     let keys = active
         .registry
         .partner(req.partner)
-        .ok_or(ApiError::Internal)?;
+        .ok_or(Refusal::Internal)?;
     let cx = TransformContext {
         today: app.clock.today(),
         pseudonym_key: &keys.pseudonym_key,
@@ -286,7 +286,7 @@ pub async fn disclose(
     let mut out: BTreeMap<&str, ProductAnswer<'_>> = BTreeMap::new();
     let mut unavailable = false;
     for p in &products {
-        let product = c.products.get(p.index()).ok_or(ApiError::Internal)?;
+        let product = c.products.get(p.index()).ok_or(Refusal::Internal)?;
         let pid = product.id.as_str();
         let answer = if !allowed_p(p) {
             ProductAnswer::NotPermitted
@@ -315,7 +315,7 @@ pub async fn disclose(
         let (status, n) = answer.status();
         unavailable |= status == ProductStatus::Unavailable;
         out.insert(pid, answer);
-        let summary = summarise(cc, audience, *p, status, n).ok_or(ApiError::Internal)?;
+        let summary = summarise(cc, audience, *p, status, n).ok_or(Refusal::Internal)?;
         call.record.products.insert(pid.to_owned(), summary);
     }
     call.record.decision = Some(inputs);
@@ -334,9 +334,8 @@ pub async fn disclose(
         },
         products: &out,
     };
-    let plain = serde_json::to_vec(&payload).map_err(|_| ApiError::Internal)?;
-    let armored =
-        age::encrypt_and_armor(&keys.recipient, &plain).map_err(|_| ApiError::Internal)?;
+    let plain = serde_json::to_vec(&payload).map_err(|_| Refusal::Internal)?;
+    let armored = age::encrypt_and_armor(&keys.recipient, &plain).map_err(|_| Refusal::Internal)?;
     call.record.ciphertext_sha256 = Some(hex::encode(Sha256::digest(armored.as_bytes())));
     call.record.outcome = if unavailable {
         Outcome::PartlyUnavailable
@@ -362,10 +361,10 @@ pub fn check_records(
     cc: &CompiledCovenant,
     p: ProductRef,
     body: &RecordsBody,
-) -> Result<(), ApiError> {
+) -> Result<(), Refusal> {
     for rec in &body.records {
         cc.check_record(p, rec)
-            .map_err(|e| ApiError::InvalidRecord(e.to_string()))?;
+            .map_err(|e| Refusal::InvalidRecord(e.to_string()))?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Rate limits per partner and per staff id, applied to every authenticated request.
 
 use crate::auth::Requester;
-use crate::problem::ApiError;
+use crate::refusal::Refusal;
 
 /// Rate limits per partner and per staff id.
 pub struct Limiter {
@@ -30,10 +30,10 @@ impl Limiter {
     }
 
     /// Counts one request; `rate-limited` (with the seconds to wait) when over either limit.
-    pub fn check(&self, req: &Requester) -> Result<(), ApiError> {
+    pub fn check(&self, req: &Requester) -> Result<(), Refusal> {
         use governor::clock::{Clock, DefaultClock};
         let wait = |e: governor::NotUntil<governor::clock::QuantaInstant>| {
-            ApiError::RateLimited(
+            Refusal::RateLimited(
                 e.wait_time_from(DefaultClock::default().now())
                     .as_secs()
                     .max(1),

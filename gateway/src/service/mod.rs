@@ -23,7 +23,7 @@ use crate::auth::Requester;
 use crate::lifecycle::ActivePolicy;
 use crate::log::Appended;
 use crate::log::entry::LogEntry;
-use crate::problem::ApiError;
+use crate::refusal::Refusal;
 use crate::store::Change;
 use policy::{Covenant, RoleRef};
 use std::sync::Arc;
@@ -53,7 +53,7 @@ impl Call {
     }
 
     /// Records the entry as answered; nothing may be answered unless this succeeds.
-    pub async fn commit(&mut self, app: &App) -> Result<Appended, ApiError> {
+    pub async fn commit(&mut self, app: &App) -> Result<Appended, Refusal> {
         if self.record.outcome == crate::log::entry::Outcome::Refused {
             self.record.outcome = crate::log::entry::Outcome::Answered;
         }
@@ -68,8 +68,8 @@ impl Call {
         &mut self,
         app: &App,
         change: Change,
-        conflict: ApiError,
-    ) -> Result<Appended, ApiError> {
+        conflict: Refusal,
+    ) -> Result<Appended, Refusal> {
         debug_assert_eq!(change.conflict_problem(), conflict.slug());
         if self.record.outcome == crate::log::entry::Outcome::Refused {
             self.record.outcome = crate::log::entry::Outcome::Answered;
@@ -82,7 +82,7 @@ impl Call {
         Ok(a)
     }
 
-    fn finish(&mut self, r: Result<Appended, crate::log::LogError>) -> Result<Appended, ApiError> {
+    fn finish(&mut self, r: Result<Appended, crate::log::LogError>) -> Result<Appended, Refusal> {
         match r {
             Ok(a) => {
                 self.committed = Some(a.seq);
@@ -92,7 +92,7 @@ impl Call {
             Err(e) => {
                 tracing::error!(error = %e, kind = self.record.kind.as_str(), "the log entry could not be written; nothing answered or changed");
                 self.record.outcome = crate::log::entry::Outcome::Refused;
-                Err(ApiError::DisclosureLogUnavailable)
+                Err(Refusal::DisclosureLogUnavailable)
             }
         }
     }

@@ -7,7 +7,7 @@ use super::{Call, clip};
 use crate::app::App;
 use crate::lifecycle::{ActivePolicy, PolicyBuilder, StoredVersionError};
 use crate::log::entry::{Kind, LogEntry, Person, PolicyAction, PolicyChange};
-use crate::problem::ApiError;
+use crate::refusal::Refusal;
 use crate::store::{Change, DraftKind, DraftStatus, LogFilter, PolicyDraftRow};
 use policy::CompiledCovenant;
 use policy::replay::{PastRequest, SimulationReport};
@@ -16,10 +16,6 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The role an administrator's token must carry.
-pub const ADMIN_ROLE: &str = "beheerder";
-/// The role of privacy officers, who may read drafts too.
-const OFFICER_ROLE: &str = "privacy-officer";
 /// Largest covenant draft accepted.
 pub const MAX_DRAFT_BYTES: usize = 1 << 20;
 /// Simulation window when none is asked, and the longest one.
@@ -33,33 +29,37 @@ pub fn new_draft_id() -> String {
     format!("draft-{}", uuid::Uuid::new_v4().simple())
 }
 
-fn has_role(call: &Call, role: &str) -> bool {
-    let c = call.covenant();
-    call.requester
-        .roles
-        .iter()
-        .any(|r| c.roles.get(r.index()).is_some_and(|x| x.id == role))
+/// Whether the requester holds `role` (one the covenant names in `[governance]`).
+fn holds(call: &Call, role: Option<policy::RoleRef>) -> Option<policy::RoleRef> {
+    role.filter(|r| call.requester.roles.contains(r))
 }
 
-/// Administrators: the `beheerder` role in the token and listed in the configuration.
-fn administrator(app: &App, call: &mut Call) -> Result<(), ApiError> {
-    if has_role(call, ADMIN_ROLE) {
-        call.record.role = Some(ADMIN_ROLE.into());
+/// Administrators: the covenant's administrator role in the token, and listed in the
+/// gateway's configuration.
+fn administrator(app: &App, call: &mut Call) -> Result<(), Refusal> {
+    let role = call.covenant().governance.administrator_role;
+    let held = holds(call, role);
+    if let Some(r) = held {
+        call.record.role = call.role_id(r);
     }
-    if has_role(call, ADMIN_ROLE)
+    if held.is_some()
         && app
             .administration
             .is_administrator(&call.requester.partner_id, &call.requester.staff_id)
     {
         Ok(())
     } else {
-        Err(ApiError::NotAdministrator)
+        let name = role
+            .and_then(|r| call.role_id(r))
+            .unwrap_or_else(|| "(none named in the covenant)".to_owned());
+        Err(Refusal::NotAdministrator(name))
     }
 }
 
-fn reader(app: &App, call: &mut Call) -> Result<(), ApiError> {
-    if has_role(call, OFFICER_ROLE) {
-        call.record.role = Some(OFFICER_ROLE.into());
+/// Administrators, and privacy officers (who may read drafts too).
+fn reader(app: &App, call: &mut Call) -> Result<(), Refusal> {
+    if let Some(r) = holds(call, call.covenant().governance.privacy_officer_role) {
+        call.record.role = call.role_id(r);
         return Ok(());
     }
     administrator(app, call)
@@ -140,25 +140,22 @@ fn static_diff(old: &CompiledCovenant, new: &CompiledCovenant) -> StaticDiff {
     }
 }
 
-async fn load_draft(app: &App, id: &str) -> Result<PolicyDraftRow, ApiError> {
-    app.db
-        .policy_draft(id)
-        .await?
-        .ok_or(ApiError::DraftNotFound)
+async fn load_draft(app: &App, id: &str) -> Result<PolicyDraftRow, Refusal> {
+    app.db.policy_draft(id).await?.ok_or(Refusal::DraftNotFound)
 }
 
 /// Compiles a stored draft as it was recorded.
-fn compile_draft(d: &PolicyDraftRow) -> Result<CompiledCovenant, ApiError> {
+fn compile_draft(d: &PolicyDraftRow) -> Result<CompiledCovenant, Refusal> {
     PolicyBuilder::compile_stored(d).map_err(|e| match e {
-        StoredVersionError::KeyMaterial => ApiError::Internal,
-        e => ApiError::ActivationFailed(format!("the stored draft: {e}")),
+        StoredVersionError::KeyMaterial => Refusal::Internal,
+        e => Refusal::ActivationFailed(format!("the stored draft: {e}")),
     })
 }
 
 // ----- Reading --------------------------------------------------------------------------------
 
 /// `GET /v1/policy`: the active version and who made it active.
-pub async fn status(app: &App, call: &mut Call) -> Result<Value, ApiError> {
+pub async fn status(app: &App, call: &mut Call) -> Result<Value, Refusal> {
     change(call, PolicyAction::Read, None);
     let active = &call.policy;
     let row = app.db.policy_draft(&active.draft).await?;
@@ -188,7 +185,7 @@ pub async fn status(app: &App, call: &mut Call) -> Result<Value, ApiError> {
 }
 
 /// `GET /v1/policy/versions`: every activated version, newest first.
-pub async fn versions(app: &App, call: &mut Call) -> Result<Value, ApiError> {
+pub async fn versions(app: &App, call: &mut Call) -> Result<Value, Refusal> {
     change(call, PolicyAction::Read, None);
     let rows = app.db.policy_drafts(true, 200).await?;
     let list: Vec<Value> = rows
@@ -205,7 +202,7 @@ pub async fn versions(app: &App, call: &mut Call) -> Result<Value, ApiError> {
 }
 
 /// `GET /v1/policy/drafts`.
-pub async fn list_drafts(app: &App, call: &mut Call) -> Result<Value, ApiError> {
+pub async fn list_drafts(app: &App, call: &mut Call) -> Result<Value, Refusal> {
     change(call, PolicyAction::Read, None);
     reader(app, call)?;
     let rows = app.db.policy_drafts(false, 200).await?;
@@ -213,7 +210,7 @@ pub async fn list_drafts(app: &App, call: &mut Call) -> Result<Value, ApiError> 
 }
 
 /// `GET /v1/policy/drafts/{id}` (with its text).
-pub async fn show_draft(app: &App, call: &mut Call, id: &str) -> Result<Value, ApiError> {
+pub async fn show_draft(app: &App, call: &mut Call, id: &str) -> Result<Value, Refusal> {
     change(call, PolicyAction::Read, Some(id));
     reader(app, call)?;
     Ok(draft_json(&load_draft(app, id).await?, true))
@@ -221,7 +218,7 @@ pub async fn show_draft(app: &App, call: &mut Call, id: &str) -> Result<Value, A
 
 // ----- Drafting -------------------------------------------------------------------------------
 
-fn invalid(d: &policy::Diagnostics, source: &str) -> ApiError {
+fn invalid(d: &policy::Diagnostics, source: &str) -> Refusal {
     let lines: Vec<String> =
         d.0.iter()
             .map(|x| {
@@ -235,7 +232,7 @@ fn invalid(d: &policy::Diagnostics, source: &str) -> ApiError {
                 }
             })
             .collect();
-    ApiError::CovenantInvalid(
+    Refusal::CovenantInvalid(
         format!(
             "The draft has {} problem{}",
             lines.len(),
@@ -278,8 +275,8 @@ fn new_row(
 pub async fn create_draft(
     app: &App,
     call: &mut Call,
-    source: Result<String, ApiError>,
-) -> Result<Value, ApiError> {
+    source: Result<String, Refusal>,
+) -> Result<Value, Refusal> {
     change(call, PolicyAction::Draft, None);
     administrator(app, call)?;
     let source = source?;
@@ -288,9 +285,9 @@ pub async fn create_draft(
         .compile_from_key_dir(&source)
         .map_err(|d| invalid(&d, &source))?;
     if cc.version() == call.policy.covenant.version() {
-        return Err(ApiError::DraftUnchanged);
+        return Err(Refusal::DraftUnchanged);
     }
-    let keys = serde_json::to_string(&keys).map_err(|_| ApiError::Internal)?;
+    let keys = serde_json::to_string(&keys).map_err(|_| Refusal::Internal)?;
     let row = new_row(
         call,
         app.clock.now(),
@@ -309,7 +306,7 @@ async fn save_draft(
     call: &mut Call,
     cc: &CompiledCovenant,
     row: PolicyDraftRow,
-) -> Result<Value, ApiError> {
+) -> Result<Value, Refusal> {
     let diff = static_diff(&call.policy.covenant, cc);
     if let Some(pc) = call.record.policy_change.as_mut() {
         pc.draft = Some(row.id.clone());
@@ -323,7 +320,7 @@ async fn save_draft(
         .commit_change(
             app,
             Change::InsertDraft(row.clone()),
-            ApiError::DraftState(String::new(), "draft"),
+            Refusal::DraftState(String::new(), "draft"),
         )
         .await?
         .seq;
@@ -333,14 +330,14 @@ async fn save_draft(
         o.insert("audit_seq".into(), json!(seq));
         o.insert(
             "diff".into(),
-            serde_json::to_value(&diff).map_err(|_| ApiError::Internal)?,
+            serde_json::to_value(&diff).map_err(|_| Refusal::Internal)?,
         );
     }
     Ok(v)
 }
 
 /// `POST /v1/policy/versions/{id}/rollback`: an earlier activated version as a new draft.
-pub async fn rollback(app: &App, call: &mut Call, id: &str) -> Result<Value, ApiError> {
+pub async fn rollback(app: &App, call: &mut Call, id: &str) -> Result<Value, Refusal> {
     change(call, PolicyAction::RollbackDraft, None).restores = Some(clip(id, 80));
     administrator(app, call)?;
     // An earlier activated version: by the draft it was activated from, or by its hash among
@@ -353,10 +350,10 @@ pub async fn rollback(app: &App, call: &mut Call, id: &str) -> Result<Value, Api
             .await?
             .into_iter()
             .find(|d| d.version == id)
-            .ok_or(ApiError::VersionNotFound)?,
+            .ok_or(Refusal::VersionNotFound)?,
     };
     if target.version == call.policy.version() {
-        return Err(ApiError::DraftUnchanged);
+        return Err(Refusal::DraftUnchanged);
     }
     let cc = compile_draft(&target)?;
     let row = new_row(
@@ -408,12 +405,12 @@ pub async fn simulate(
     call: &mut Call,
     id: &str,
     days: Option<i64>,
-) -> Result<Value, ApiError> {
+) -> Result<Value, Refusal> {
     change(call, PolicyAction::Simulate, Some(id));
     administrator(app, call)?;
     let days = days.unwrap_or(DEFAULT_DAYS);
     if !(1..=MAX_DAYS).contains(&days) {
-        return Err(ApiError::InvalidBody(format!(
+        return Err(Refusal::InvalidBody(format!(
             "`days` must be 1 to {MAX_DAYS}"
         )));
     }
@@ -443,7 +440,7 @@ pub async fn simulate(
         for (seq, text, _) in &page {
             let e = LogEntry::parse(*seq, text).map_err(|e| {
                 tracing::error!(error = %e, "a stored entry is unreadable");
-                ApiError::Internal
+                Refusal::Internal
             })?;
             sim.add(&past_request(*seq, &e));
         }
@@ -479,7 +476,7 @@ pub async fn simulate(
 // ----- Approval and activation ----------------------------------------------------------------
 
 /// `POST /v1/policy/drafts/{id}/approve`: a second administrator approves.
-pub async fn approve(app: &App, call: &mut Call, id: &str) -> Result<Value, ApiError> {
+pub async fn approve(app: &App, call: &mut Call, id: &str) -> Result<Value, Refusal> {
     change(call, PolicyAction::Approve, Some(id));
     administrator(app, call)?;
     let d = load_draft(app, id).await?;
@@ -487,14 +484,14 @@ pub async fn approve(app: &App, call: &mut Call, id: &str) -> Result<Value, ApiE
         pc.version = Some(d.version.clone());
     }
     if d.status != DraftStatus::Draft {
-        return Err(ApiError::DraftState(d.status.to_string(), "draft"));
+        return Err(Refusal::DraftState(d.status.to_string(), "draft"));
     }
     let req = &call.requester;
     if d.author_partner == req.partner_id && d.author_staff == req.staff_id {
-        return Err(ApiError::ApprovalByAuthor);
+        return Err(Refusal::ApprovalByAuthor);
     }
     if app.administration.approver_from_other_partner && d.author_partner == req.partner_id {
-        return Err(ApiError::ApprovalSamePartner);
+        return Err(Refusal::ApprovalSamePartner);
     }
     if let Some(pc) = call.record.policy_change.as_mut() {
         pc.author = Some(Person {
@@ -512,7 +509,7 @@ pub async fn approve(app: &App, call: &mut Call, id: &str) -> Result<Value, ApiE
         .commit_change(
             app,
             change,
-            ApiError::DraftState("no longer a draft".into(), "draft"),
+            Refusal::DraftState("no longer a draft".into(), "draft"),
         )
         .await?
         .seq;
@@ -528,7 +525,7 @@ pub async fn approve(app: &App, call: &mut Call, id: &str) -> Result<Value, ApiE
 /// `POST /v1/policy/drafts/{id}/activate`: makes an approved draft the active version. The new
 /// version is built completely first (nothing changes if that fails), then the activation and
 /// its entry commit together, then the gateway switches.
-pub async fn activate(app: &App, call: &mut Call, id: &str) -> Result<Value, ApiError> {
+pub async fn activate(app: &App, call: &mut Call, id: &str) -> Result<Value, Refusal> {
     change(call, PolicyAction::Activate, Some(id));
     administrator(app, call)?;
     // One activation at a time on this instance; the database's compare-and-set covers others.
@@ -539,18 +536,18 @@ pub async fn activate(app: &App, call: &mut Call, id: &str) -> Result<Value, Api
         pc.kind = Some(d.kind.as_str().to_owned());
     }
     if d.status != DraftStatus::Approved {
-        return Err(ApiError::DraftState(d.status.to_string(), "approved"));
+        return Err(Refusal::DraftState(d.status.to_string(), "approved"));
     }
     let current = app
         .db
         .active_policy_draft()
         .await?
-        .ok_or(ApiError::Internal)?;
+        .ok_or(Refusal::Internal)?;
     if d.version == current.version {
-        return Err(ApiError::DraftUnchanged);
+        return Err(Refusal::DraftUnchanged);
     }
     if d.base_version.as_deref() != Some(current.version.as_str()) {
-        return Err(ApiError::DraftStale(
+        return Err(Refusal::DraftStale(
             d.base_version.clone().unwrap_or_default(),
             current.version.clone(),
         ));
@@ -559,7 +556,7 @@ pub async fn activate(app: &App, call: &mut Call, id: &str) -> Result<Value, Api
     let next = app
         .builder
         .build(cc, &d.id, &app.secrets)
-        .map_err(|es| ApiError::ActivationFailed(es.join("; ")))?;
+        .map_err(|es| Refusal::ActivationFailed(es.join("; ")))?;
     if let Some(pc) = call.record.policy_change.as_mut() {
         pc.previous_version = Some(current.version.clone());
         pc.previous_draft = Some(current.id.clone());
@@ -577,7 +574,7 @@ pub async fn activate(app: &App, call: &mut Call, id: &str) -> Result<Value, Api
         at: app.clock.now(),
     };
     let seq = call
-        .commit_change(app, change, ApiError::ActivationConflict)
+        .commit_change(app, change, Refusal::ActivationConflict)
         .await?
         .seq;
     app.policy.store(Arc::new(next));

@@ -6,7 +6,7 @@ use super::sources::RecordsBody;
 use super::{Call, clip};
 use crate::app::App;
 use crate::log::entry::{Deposit, ProductStatus, ProductSummary};
-use crate::problem::ApiError;
+use crate::refusal::Refusal;
 use crate::store::{Change, RecordsRow};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -31,19 +31,19 @@ pub async fn deposit(
     product: &str,
     subject_ref: &str,
     body: RecordsBody,
-) -> Result<DepositAnswer, ApiError> {
+) -> Result<DepositAnswer, Refusal> {
     let active = call.policy.clone();
     let c = active.covenant.covenant();
     let req = call.requester.clone();
     let pref = c
         .product(product)
-        .ok_or_else(|| ApiError::ProductUnknown(clip(product, 64)))?;
-    let p = c.products.get(pref.index()).ok_or(ApiError::Internal)?;
+        .ok_or_else(|| Refusal::ProductUnknown(clip(product, 64)))?;
+    let p = c.products.get(pref.index()).ok_or(Refusal::Internal)?;
     if p.owner != req.partner {
-        return Err(ApiError::ProductNotOwned(product.to_owned()));
+        return Err(Refusal::ProductNotOwned(product.to_owned()));
     }
     if app.upstream.serves(pref) {
-        return Err(ApiError::ProductUpstream(product.to_owned()));
+        return Err(Refusal::ProductUpstream(product.to_owned()));
     }
     // Only the roles the covenant lets deposit this product: not every member of the owner.
     let role = req
@@ -59,7 +59,7 @@ pub async fn deposit(
                 .filter(|(i, _)| p.deposit_roles.get(*i).copied().unwrap_or(false))
                 .map(|(_, r)| r.id.as_str())
                 .collect();
-            ApiError::DepositRole(
+            Refusal::DepositRole(
                 product.to_owned(),
                 if roles.is_empty() {
                     "none".into()
@@ -74,10 +74,10 @@ pub async fn deposit(
         .db
         .subject_of_ref(subject_ref)
         .await?
-        .ok_or(ApiError::SubjectNotFound)?;
+        .ok_or(Refusal::SubjectNotFound)?;
     call.record.data_subject = Some(pseudonym);
-    let plain = serde_json::to_vec(&body.records).map_err(|_| ApiError::Internal)?;
-    let sealed = app.secrets.seal(&plain).map_err(|_| ApiError::Internal)?;
+    let plain = serde_json::to_vec(&body.records).map_err(|_| Refusal::Internal)?;
+    let sealed = app.secrets.seal(&plain).map_err(|_| Refusal::Internal)?;
     let digest = hex::encode(Sha256::digest(&sealed));
     call.record.products.insert(
         product.to_owned(),
@@ -98,7 +98,7 @@ pub async fn deposit(
         updated_by: req.staff_id.clone(),
     };
     let appended = call
-        .commit_change(app, Change::PutRecords(row), ApiError::SubjectNotFound)
+        .commit_change(app, Change::PutRecords(row), Refusal::SubjectNotFound)
         .await?;
     tracing::info!(product = %product, records = body.records.len(), seq = appended.seq, "records deposited");
     Ok(DepositAnswer {

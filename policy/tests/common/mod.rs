@@ -64,6 +64,9 @@ relation = "none"
 name = "Centrum"
 postcodes = ["1011-1018"]
 
+[governance]
+regisseur_role = "regisseur"
+
 [[product]]
 id = "a.dossier"
 owner = "a"

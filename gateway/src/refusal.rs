@@ -1,16 +1,11 @@
-//! RFC 9457 problem details: one error type for the whole API, each variant with a stable `type`,
-//! an HTTP status and a one-sentence fix. The only place errors become HTTP.
-
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-
-/// Base of every problem type URI.
-pub const TYPE_BASE: &str = "https://gateway.ipga-r.example/problems/";
+//! The domain's refusals: everything a service can refuse a request with, each with a stable
+//! name (the problem type a partner programs against, and what the log records) and a
+//! one-sentence explanation of what happened and what to do. No HTTP here: the edge maps each
+//! refusal to its status and RFC 9457 document in one place (`crate::http::problem`).
 
 /// Everything the API can refuse or fail with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ApiError {
+pub enum Refusal {
     /// No bearer token.
     #[error("token-missing")]
     TokenMissing,
@@ -58,7 +53,7 @@ pub enum ApiError {
     TransitionForbidden(String, String),
     /// Only `pto-lid` may make a case static.
     #[error("statisch-requires-pto")]
-    StatischRequiresPto,
+    StatischRequiresRole(String),
     /// The work process has no such status change.
     #[error("transition-not-allowed")]
     TransitionNotAllowed(String, String),
@@ -112,7 +107,7 @@ pub enum ApiError {
     ViewUnknown(String),
     /// `/v1/checks` is for `aanpak-check` only.
     #[error("purpose-not-for-checks")]
-    PurposeNotForChecks(String),
+    PurposeNotForChecks(String, String),
     /// The purpose releases aggregates only.
     #[error("purpose-aggregate-only")]
     PurposeAggregateOnly(String),
@@ -160,7 +155,7 @@ pub enum ApiError {
     CertificateUnknown,
     /// Policy administration by someone who is not a listed administrator with `beheerder`.
     #[error("not-administrator")]
-    NotAdministrator,
+    NotAdministrator(String),
     /// A draft that is not a valid covenant; the diagnostics, rendered.
     #[error("covenant-invalid")]
     CovenantInvalid(String, Vec<String>),
@@ -199,91 +194,15 @@ pub enum ApiError {
     Internal,
 }
 
-/// The problem type of a refusal, on the response (for the pipeline, which records refusals).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProblemType(pub String);
-
-/// The problem document.
-#[derive(Debug, Serialize)]
-pub struct Problem {
-    /// Stable URI naming the problem.
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// Short summary.
-    pub title: &'static str,
-    /// HTTP status.
-    pub status: u16,
-    /// What happened and what to do, in one or two sentences.
-    pub detail: String,
-    /// Every problem found, one line each (`covenant-invalid`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<String>,
-}
-
-impl ApiError {
+impl Refusal {
     /// The short, stable name (the last part of the `type` URI).
     pub fn slug(&self) -> String {
         self.to_string()
     }
 
-    /// HTTP status.
-    pub fn status(&self) -> StatusCode {
-        use ApiError::*;
-        match self {
-            TokenMissing
-            | TokenMalformed
-            | TokenAlgorithmRefused(_)
-            | TokenInvalid
-            | TokenIssuerMismatch
-            | TokenAudience
-            | TokenExpired
-            | TokenNotYetValid
-            | TokenLifetimeTooLong(_)
-            | TokenNotBound
-            | TokenBoundToOtherCertificate => StatusCode::UNAUTHORIZED,
-            RoleUnknown(_)
-            | RoleNotHeld(_)
-            | CasePermission(_)
-            | TransitionForbidden(..)
-            | StatischRequiresPto => StatusCode::FORBIDDEN,
-            CaseNotFound | NotFound => StatusCode::NOT_FOUND,
-            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            TransitionNotAllowed(..) | CaseConflict => StatusCode::CONFLICT,
-            RegisseurRequired | InvalidRegisseur(_) | UnknownPartner(_) | InvalidBsn(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            InvalidBody(_) | JsonTooDeep(_) | EmptyPatch => StatusCode::BAD_REQUEST,
-            BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            StorageUnavailable | DisclosureLogUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            PurposeRole(..) | PurposeRelation(..) | ProductNotOwned(_) | DepositRole(..) => {
-                StatusCode::FORBIDDEN
-            }
-            PurposeCaseStatus(..) | ProductUpstream(_) => StatusCode::CONFLICT,
-            PurposeUnknown(_)
-            | PurposeNotForChecks(_)
-            | PurposeAggregateOnly(_)
-            | SubjectCaseMismatch
-            | ProductUnknown(_)
-            | InvalidRecord(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            SubjectNotFound | ViewUnknown(_) => StatusCode::NOT_FOUND,
-            RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            CertificateRevoked | CertificateUnknown => StatusCode::UNAUTHORIZED,
-            NotAdministrator | ApprovalByAuthor | ApprovalSamePartner => StatusCode::FORBIDDEN,
-            CovenantInvalid(..) => StatusCode::UNPROCESSABLE_ENTITY,
-            NotToml => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            DraftNotFound | VersionNotFound => StatusCode::NOT_FOUND,
-            DraftState(..) | DraftStale(..) | DraftUnchanged | ActivationConflict => {
-                StatusCode::CONFLICT
-            }
-            ActivationFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
     /// Title and detail (what happened, how to fix it).
     pub fn describe(&self) -> (&'static str, String) {
-        use ApiError::*;
+        use Refusal::*;
         match self {
             TokenMissing => ("Token missing", "Send `Authorization: Bearer <JWT>` issued by your organisation's identity provider.".into()),
             TokenMalformed => ("Token malformed", "The bearer token is not a JWT (three base64url parts); send the token exactly as issued.".into()),
@@ -300,7 +219,7 @@ impl ApiError {
             RoleNotHeld(r) => ("Role not held by this partner", format!("Under the covenant your organisation may not hold role `{r}`; remove it from the token.")),
             CasePermission(what) => ("Not permitted on the case register", format!("None of your roles may {what} under the covenant's [case_register].")),
             TransitionForbidden(from, to) => ("Status change not permitted", format!("None of your roles may move a case from {from} to {to}; ask a role the covenant lists for this transition.")),
-            StatischRequiresPto => ("Only the PTO-R makes a case static", "Only role `pto-lid` may set status `statisch`; bring the case to the PTO-R.".into()),
+            StatischRequiresRole(role) => ("Only the PTO-R makes a case static", format!("Only role `{role}` may set status `statisch`; bring the case to the PTO-R.")),
             TransitionNotAllowed(from, to) => ("Status change not in the work process", format!("The work process does not allow a case to go from {from} to {to}; see the allowed transitions in docs/covenant.md.")),
             RegisseurRequired => ("Regisseur required", "A case is included (`opgenomen`) with a regisseur: set `regisseur` in the same request or before.".into()),
             InvalidRegisseur(p) => ("Invalid regisseur", format!("Partner `{p}` may not deliver regisseurs under the covenant; appoint a regisseur from a partner that may.")),
@@ -318,12 +237,9 @@ impl ApiError {
             StorageUnavailable => ("Storage unavailable", "The gateway cannot reach its database; nothing was changed or disclosed. Retry later.".into()),
             PurposeUnknown(u) => ("Unknown purpose", format!("The covenant has no purpose `{u}`; name one of its purposes (e.g. regie, uitvoering, duiding).")),
             ViewUnknown(v) => ("Unknown view", format!("The covenant defines no aggregate view `{v}`; only its views can be asked.")),
-            PurposeNotForChecks(u) => (
+            PurposeNotForChecks(u, check) => (
                 "Not a check purpose",
-                format!(
-                    "A check answers only under purpose `{}`, not `{u}`; for content use /v1/disclosures with a case.",
-                    crate::service::checks::CHECK_PURPOSE
-                ),
+                format!("A check answers only under purpose `{check}`, not `{u}`; for content use /v1/disclosures with a case."),
             ),
             PurposeAggregateOnly(u) => ("Aggregate-level purpose", format!("Purpose `{u}` releases phenomenon-level figures only, never case-level data; use /v1/aggregates.")),
             PurposeRole(u, roles) => ("Purpose not open to your roles", format!("None of your roles may request under purpose `{u}`; it is open to: {roles}.")),
@@ -340,7 +256,7 @@ impl ApiError {
             DisclosureLogUnavailable => ("Disclosure log unavailable", "The disclosure could not be recorded, so nothing was disclosed. Retry later; the administrators have been alerted.".into()),
             CertificateRevoked => ("Certificate revoked", "Your client certificate is on the covenant CA's revocation list (loaded after this connection was opened); connect with a valid certificate.".into()),
             CertificateUnknown => ("Certificate no longer registered", "The active covenant version has no partner with this client certificate; ask the policy administrators which certificate your organisation is registered with.".into()),
-            NotAdministrator => ("Not a policy administrator", "Only the policy's administrators may do this: your token must carry role `beheerder` and you must be listed in the gateway's [administration] administrators.".into()),
+            NotAdministrator(role) => ("Not a policy administrator", format!("Only the policy's administrators may do this: your token must carry role `{role}` and you must be listed in the gateway's [administration] administrators.")),
             CovenantInvalid(summary, _) => ("Covenant draft invalid", format!("{summary}; see `errors` (line:column: problem, with help), fix them and submit again. `gateway policy check FILE` shows the same.")),
             DraftNotFound => ("Draft not found", "No covenant draft has this id; list them with GET /v1/policy/drafts.".into()),
             VersionNotFound => ("Version not found", "No activated version has this id or hash; list them with GET /v1/policy/versions.".into()),
@@ -355,88 +271,13 @@ impl ApiError {
             Internal => ("Internal error", "The gateway failed unexpectedly; nothing was disclosed. Report the transaction id to the administrators.".into()),
         }
     }
-
-    /// The problem document.
-    pub fn problem(&self) -> Problem {
-        let (title, detail) = self.describe();
-        Problem {
-            type_: format!("{TYPE_BASE}{}", self.slug()),
-            title,
-            status: self.status().as_u16(),
-            detail,
-            errors: match self {
-                ApiError::CovenantInvalid(_, errors) => errors.clone(),
-                _ => Vec::new(),
-            },
-        }
-    }
 }
 
-impl From<crate::store::StoreError> for ApiError {
+impl From<crate::store::StoreError> for Refusal {
     /// Storage failures become `storage-unavailable`; the cause goes to the operational log
     /// (no personal data is in it), never to the client.
     fn from(e: crate::store::StoreError) -> Self {
         tracing::error!(error = %e, "storage failed");
-        ApiError::StorageUnavailable
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        // The type, never the detail: details may echo request content.
-        tracing::info!(problem = %self.slug(), status = status.as_u16(), "refused");
-        let slug = self.slug();
-        let body = serde_json::to_vec(&self.problem()).unwrap_or_else(|_| {
-            format!(
-                r#"{{"type":"{TYPE_BASE}{slug}","status":{}}}"#,
-                status.as_u16()
-            )
-            .into_bytes()
-        });
-        let mut resp = (status, body).into_response();
-        resp.extensions_mut().insert(ProblemType(slug));
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        if let ApiError::RateLimited(secs) = &self
-            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
-        {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        resp
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_problem_has_type_status_and_a_detail() {
-        let all = [
-            ApiError::TokenMissing,
-            ApiError::TokenAlgorithmRefused("none".into()),
-            ApiError::RoleNotHeld("voorportaal".into()),
-            ApiError::TransitionNotAllowed("melding".into(), "uitvoering".into()),
-            ApiError::BodyTooLarge(10),
-            ApiError::StorageUnavailable,
-        ];
-        let statuses: Vec<u16> = all.iter().map(|e| e.status().as_u16()).collect();
-        assert_eq!(statuses, vec![401, 401, 403, 409, 413, 503]);
-        for e in all {
-            let p = e.problem();
-            assert!(p.type_.starts_with(TYPE_BASE));
-            assert!(
-                !p.detail.is_empty() && p.detail.ends_with('.'),
-                "{}",
-                p.detail
-            );
-        }
+        Refusal::StorageUnavailable
     }
 }

@@ -1,0 +1,161 @@
+//! RFC 9457 problem details: the one place where a refusal becomes HTTP, each with its status,
+//! a stable `type` URI, a title and the refusal's explanation.
+
+use crate::refusal::Refusal;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Base of every problem type URI.
+pub const TYPE_BASE: &str = "https://gateway.ipga-r.example/problems/";
+
+/// The problem type of a refusal, on the response (for the pipeline, which records refusals).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProblemType(pub String);
+
+/// The problem document.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    /// Stable URI naming the problem.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Short summary.
+    pub title: &'static str,
+    /// HTTP status.
+    pub status: u16,
+    /// What happened and what to do, in one or two sentences.
+    pub detail: String,
+    /// Every problem found, one line each (`covenant-invalid`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// The HTTP status of a refusal.
+pub fn status(r: &Refusal) -> StatusCode {
+    use Refusal::*;
+    match r {
+        TokenMissing
+        | TokenMalformed
+        | TokenAlgorithmRefused(_)
+        | TokenInvalid
+        | TokenIssuerMismatch
+        | TokenAudience
+        | TokenExpired
+        | TokenNotYetValid
+        | TokenLifetimeTooLong(_)
+        | TokenNotBound
+        | TokenBoundToOtherCertificate => StatusCode::UNAUTHORIZED,
+        RoleUnknown(_)
+        | RoleNotHeld(_)
+        | CasePermission(_)
+        | TransitionForbidden(..)
+        | StatischRequiresRole(_) => StatusCode::FORBIDDEN,
+        CaseNotFound | NotFound => StatusCode::NOT_FOUND,
+        MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        TransitionNotAllowed(..) | CaseConflict => StatusCode::CONFLICT,
+        RegisseurRequired | InvalidRegisseur(_) | UnknownPartner(_) | InvalidBsn(_) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        InvalidBody(_) | JsonTooDeep(_) | EmptyPatch => StatusCode::BAD_REQUEST,
+        BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        StorageUnavailable | DisclosureLogUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        PurposeRole(..) | PurposeRelation(..) | ProductNotOwned(_) | DepositRole(..) => {
+            StatusCode::FORBIDDEN
+        }
+        PurposeCaseStatus(..) | ProductUpstream(_) => StatusCode::CONFLICT,
+        PurposeUnknown(_)
+        | PurposeNotForChecks(..)
+        | PurposeAggregateOnly(_)
+        | SubjectCaseMismatch
+        | ProductUnknown(_)
+        | InvalidRecord(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        SubjectNotFound | ViewUnknown(_) => StatusCode::NOT_FOUND,
+        RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        CertificateRevoked | CertificateUnknown => StatusCode::UNAUTHORIZED,
+        NotAdministrator(_) | ApprovalByAuthor | ApprovalSamePartner => StatusCode::FORBIDDEN,
+        CovenantInvalid(..) => StatusCode::UNPROCESSABLE_ENTITY,
+        NotToml => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        DraftNotFound | VersionNotFound => StatusCode::NOT_FOUND,
+        DraftState(..) | DraftStale(..) | DraftUnchanged | ActivationConflict => {
+            StatusCode::CONFLICT
+        }
+        ActivationFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The problem document of a refusal.
+pub fn problem(r: &Refusal) -> Problem {
+    let (title, detail) = r.describe();
+    Problem {
+        type_: format!("{TYPE_BASE}{}", r.slug()),
+        title,
+        status: status(r).as_u16(),
+        detail,
+        errors: match r {
+            Refusal::CovenantInvalid(_, errors) => errors.clone(),
+            _ => Vec::new(),
+        },
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let status = status(&self);
+        // The type, never the detail: details may echo request content.
+        tracing::info!(problem = %self.slug(), status = status.as_u16(), "refused");
+        let slug = self.slug();
+        let body = serde_json::to_vec(&problem(&self)).unwrap_or_else(|_| {
+            format!(
+                r#"{{"type":"{TYPE_BASE}{slug}","status":{}}}"#,
+                status.as_u16()
+            )
+            .into_bytes()
+        });
+        let mut resp = (status, body).into_response();
+        resp.extensions_mut().insert(ProblemType(slug));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Refusal::RateLimited(secs) = &self
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_has_type_status_and_a_detail() {
+        let all = [
+            Refusal::TokenMissing,
+            Refusal::TokenAlgorithmRefused("none".into()),
+            Refusal::RoleNotHeld("voorportaal".into()),
+            Refusal::TransitionNotAllowed("melding".into(), "uitvoering".into()),
+            Refusal::BodyTooLarge(10),
+            Refusal::StorageUnavailable,
+        ];
+        let statuses: Vec<u16> = all.iter().map(|e| status(&e).as_u16()).collect();
+        assert_eq!(statuses, vec![401, 401, 403, 409, 413, 503]);
+        for e in all {
+            let p = problem(&e);
+            assert!(p.type_.starts_with(TYPE_BASE));
+            assert!(
+                !p.detail.is_empty() && p.detail.ends_with('.'),
+                "{}",
+                p.detail
+            );
+        }
+    }
+}
