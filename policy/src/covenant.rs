@@ -1264,17 +1264,15 @@ impl Builder {
         };
         if let (Some(u), Some(raw_u)) =
             (gov.check_purpose, g.and_then(|g| g.check_purpose.as_ref()))
-        {
-            if purposes
+            && purposes
                 .get(u.index())
                 .is_some_and(|p| p.level != Level::Case)
-            {
-                self.err(
-                    sp(raw_u),
-                    format!("the check purpose `{}` is aggregate-level", raw_u.get_ref()),
-                    "a check answers about one person: name a case-level purpose",
-                );
-            }
+        {
+            self.err(
+                sp(raw_u),
+                format!("the check purpose `{}` is aggregate-level", raw_u.get_ref()),
+                "a check answers about one person: name a case-level purpose",
+            );
         }
         // A relation the covenant uses needs the role it is about.
         for (p, raw_p) in purposes.iter().zip(&raw.purposes) {
