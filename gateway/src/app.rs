@@ -7,8 +7,8 @@ use crate::config::{AdministrationConfig, Limits};
 use crate::crypto::Secrets;
 use crate::lifecycle::{PolicyBuilder, PolicyCell};
 use crate::log::Log;
-use crate::service::limits::Limiter;
-use crate::service::sources::{OpenedRecords, Upstream};
+use crate::limits::Limiter;
+use crate::sources::{OpenedRecords, Upstream};
 use crate::store::Db;
 use std::sync::Arc;
 

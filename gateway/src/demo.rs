@@ -632,7 +632,7 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
     let health = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api_addr = api.local_addr()?.to_string();
     let (stop_gw, stop_gw_rx) = tokio::sync::oneshot::channel::<()>();
-    let gateway = tokio::spawn(crate::cli::serve::run_any(
+    let gateway = tokio::spawn(crate::startup::run_any(
         loaded,
         cfg,
         api,

@@ -35,7 +35,7 @@ pub struct Loaded {
     /// Whether the CA is the example PKI.
     pub example_pki: bool,
     /// Upstream sources.
-    pub upstream: crate::service::sources::Upstream,
+    pub upstream: crate::sources::Upstream,
     /// The checkpoint-signing key and the retired ones.
     pub log_keys: crate::log::LogKeys,
     /// The log's origin (and key name): `<gateway_id>/disclosures`.
@@ -81,9 +81,9 @@ fn upstream(
     cfg: &Config,
     covenant: &CompiledCovenant,
     problems: &mut Vec<String>,
-) -> Option<crate::service::sources::Upstream> {
+) -> Option<crate::sources::Upstream> {
     if cfg.sources.is_empty() {
-        return Some(crate::service::sources::Upstream::none());
+        return Some(crate::sources::Upstream::none());
     }
     let mut sources = std::collections::HashMap::new();
     for src in &cfg.sources {
@@ -131,7 +131,7 @@ fn upstream(
         .build()
         .map_err(|e| problems.push(format!("upstream HTTPS client: {e}")))
         .ok()?;
-    Some(crate::service::sources::Upstream::new(client, sources))
+    Some(crate::sources::Upstream::new(client, sources))
 }
 
 /// Whether the CA certificate is the example PKI's.

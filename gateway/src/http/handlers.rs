@@ -7,7 +7,7 @@ use crate::service::audit::{SearchAnswer, SearchQuery, SubjectQuery};
 use crate::service::cases::{CasePatch, NewCase};
 use crate::service::checks::CheckRequest;
 use crate::service::disclose::DisclosureRequest;
-use crate::service::sources::RecordsBody;
+use crate::sources::RecordsBody;
 use crate::service::{self, Call};
 use axum::Json;
 use axum::extract::State;

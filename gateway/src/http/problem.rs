@@ -146,7 +146,7 @@ mod tests {
             Refusal::BodyTooLarge(10),
             Refusal::StorageUnavailable,
         ];
-        let statuses: Vec<u16> = all.iter().map(|e| status(&e).as_u16()).collect();
+        let statuses: Vec<u16> = all.iter().map(|e| status(e).as_u16()).collect();
         assert_eq!(statuses, vec![401, 401, 403, 409, 413, 503]);
         for e in all {
             let p = problem(&e);

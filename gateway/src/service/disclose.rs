@@ -3,7 +3,7 @@
 //! durable. The entry records the inputs of the decision (case version and status, the
 //! relation that bound the purpose, the digest of each source it opened).
 
-use super::sources::{OpenedRecords, RecordsBody};
+use crate::sources::{OpenedRecords, RecordsBody};
 use super::{Call, binding, clip};
 use crate::app::App;
 use crate::log::entry::{

@@ -13,10 +13,10 @@ pub mod binding;
 pub mod cases;
 pub mod checks;
 pub mod disclose;
-pub mod limits;
+
 pub mod policy_admin;
 pub mod records;
-pub mod sources;
+
 
 use crate::app::App;
 use crate::auth::Requester;

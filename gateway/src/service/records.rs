@@ -2,7 +2,7 @@
 //! sources), sealed with age at rest. Each deposit is a log entry, committed with the records in
 //! one transaction; disclosures that open them name the same digest.
 
-use super::sources::RecordsBody;
+use crate::sources::RecordsBody;
 use super::{Call, clip};
 use crate::app::App;
 use crate::log::entry::{Deposit, ProductStatus, ProductSummary};

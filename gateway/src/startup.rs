@@ -1,0 +1,255 @@
+//! Wiring a running gateway: the database migrated, the log opened, the active policy version
+//! loaded (or the first one bootstrapped, recorded), the background tasks started, the
+//! listeners served until shutdown, the log drained. Used by `gateway serve` and the demo.
+
+use crate::app::App;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::http::listener::{health_router, serve_plain, serve_tls};
+use crate::http::router;
+use crate::limits::Limiter;
+use crate::log::entry::{KeyChange, Kind, Outcome, PolicyAction, PolicyChange};
+use crate::log::{Log, Signer};
+use crate::runtime::Loaded;
+use crate::service::policy_admin::{follow_database, gateway_entry, new_draft_id, reload_crls};
+use crate::store::{Change, Db, DraftKind, DraftStatus, PolicyDraftRow};
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Opens the configured database and serves until `shutdown` resolves; `ready` is called once
+/// the database is migrated, the log open and the active policy version loaded.
+pub async fn run_any(
+    loaded: Loaded,
+    cfg: Config,
+    api: tokio::net::TcpListener,
+    health: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    ready: impl FnOnce() + Send,
+) -> anyhow::Result<()> {
+    let db = Db::connect(&cfg.database_url)
+        .await
+        .with_context(|| format!("opening the {:?} database", loaded.backend))?;
+    run(db, loaded, cfg, api, health, shutdown, ready).await
+}
+
+/// Spawns a task that runs `f` every `every` (the first run after one interval).
+fn every<F, Fut>(every: Duration, f: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            f().await;
+        }
+    });
+}
+
+async fn run(
+    db: Db,
+    loaded: Loaded,
+    cfg: Config,
+    api: tokio::net::TcpListener,
+    health: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    ready: impl FnOnce() + Send,
+) -> anyhow::Result<()> {
+    db.migrate().await.context("applying database migrations")?;
+    let log = Arc::new(
+        Log::open(db.clone(), loaded.log_keys, loaded.log_origin.clone())
+            .await
+            .context("opening the disclosure log")?,
+    );
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let now = clock.now();
+    let boot = PolicyDraftRow {
+        id: new_draft_id(),
+        version: loaded.file_policy.version().to_owned(),
+        source: loaded.covenant_source.clone(),
+        key_material: serde_json::to_string(&loaded.key_material)?,
+        kind: DraftKind::Bootstrap,
+        base_version: None,
+        author_partner: "(configuration)".into(),
+        author_staff: cfg.covenant.display().to_string(),
+        created_at: now,
+        approved_partner: None,
+        approved_staff: None,
+        approved_at: None,
+        activated_partner: Some("(configuration)".into()),
+        activated_staff: Some(cfg.covenant.display().to_string()),
+        activated_at: Some(now),
+        status: DraftStatus::Active,
+    };
+    let stored = db
+        .active_policy_draft()
+        .await
+        .context("reading the active policy version")?;
+    let mut file_policy = loaded.file_policy;
+    let active = match &stored {
+        None => {
+            file_policy.draft = boot.id.clone();
+            file_policy
+        }
+        Some(row) => {
+            if row.version != file_policy.version() {
+                tracing::warn!(active = %row.version, file = %file_policy.version(), "the covenant file differs from the active version in the database; the file only starts an empty database: submit it as a draft (`gateway policy submit`) to change the active version");
+            }
+            let cc = crate::lifecycle::PolicyBuilder::compile_stored(row).with_context(|| {
+                format!(
+                    "the active policy version {} ({}) in the database",
+                    row.id, row.version
+                )
+            })?;
+            loaded
+                .builder
+                .build(Arc::new(cc), &row.id, &loaded.secrets)
+                .map_err(|es| {
+                    anyhow::anyhow!("loading the active policy version: {}", es.join("; "))
+                })?
+        }
+    };
+    let app = Arc::new(App {
+        db: db.clone(),
+        log: log.clone(),
+        policy: crate::lifecycle::PolicyCell::from_pointee(active),
+        builder: loaded.builder.clone(),
+        administration: cfg.administration.clone(),
+        activation: tokio::sync::Mutex::new(()),
+        secrets: loaded.secrets,
+        opened: crate::cache::Bounded::new(cfg.limits.opened_records_cached),
+        clock,
+        tokens: loaded.tokens,
+        limits: cfg.limits.clone(),
+        upstream: loaded.upstream,
+        limiter: Limiter::new(cfg.limits.partner_per_second, cfg.limits.staff_per_second),
+    });
+    if stored.is_none() {
+        // The first version of an empty database, activated and recorded in one transaction.
+        let mut e = gateway_entry(&app, &app.policy.load(), Kind::Policy);
+        e.policy_change = Some(PolicyChange {
+            action: Some(PolicyAction::Bootstrap),
+            draft: Some(boot.id.clone()),
+            version: Some(boot.version.clone()),
+            source: Some(boot.author_staff.clone()),
+            ..PolicyChange::default()
+        });
+        e.outcome = Outcome::Answered;
+        let a = log
+            .append_with(e, Change::Bootstrap(boot))
+            .await
+            .context("recording the first policy version in the disclosure log")?;
+        if !a.applied {
+            // Another instance bootstrapped first: its version is the active one.
+            follow_database(&app)
+                .await
+                .map_err(|e| anyhow::anyhow!("loading the active policy version: {e}"))?;
+        }
+    }
+    record_key_rotation(&app).await?;
+    let active_version = app.policy.load().version().to_owned();
+    // Versions activated by another instance sharing the database.
+    if cfg.administration.poll_secs > 0 {
+        let app = app.clone();
+        every(
+            Duration::from_secs(cfg.administration.poll_secs),
+            move || {
+                let app = app.clone();
+                async move {
+                    if let Err(e) = follow_database(&app).await {
+                        tracing::error!(error = %e, "cannot load the version active in the database; keeping the current one");
+                    }
+                }
+            },
+        );
+    }
+    // New revocation lists, without a restart.
+    if cfg.tls.crl_check_secs > 0 {
+        let app = app.clone();
+        every(Duration::from_secs(cfg.tls.crl_check_secs), move || {
+            let app = app.clone();
+            async move {
+                if let Err(e) = reload_crls(&app).await {
+                    tracing::error!(error = %e, "cannot reload the revocation lists; keeping the current ones");
+                }
+            }
+        });
+    }
+    // Rate-limit keys of staff who stopped asking are forgotten every minute.
+    {
+        let app = app.clone();
+        every(Duration::from_secs(60), move || {
+            let app = app.clone();
+            async move { app.limiter.prune() }
+        });
+    }
+    // Periodic checkpoints, so that the log is committed to even when nobody asks.
+    if cfg.audit.checkpoint_interval_secs > 0 {
+        let app = app.clone();
+        every(
+            Duration::from_secs(cfg.audit.checkpoint_interval_secs),
+            move || {
+                let app = app.clone();
+                async move {
+                    if let Err(e) = app.log.checkpoint(app.clock.now()).await {
+                        tracing::warn!(error = %e, "periodic checkpoint failed");
+                    }
+                }
+            },
+        );
+    }
+    let router = router(app.clone());
+    ready();
+    tracing::info!(api = %api.local_addr()?, health = %health.local_addr()?, covenant = %active_version, "gateway listening");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut health_stop = stop_rx.clone();
+    let health_task = tokio::spawn(serve_plain(health, health_router(db), async move {
+        let _ = health_stop.changed().await;
+    }));
+    let handshake = Duration::from_millis(cfg.tls.handshake_timeout_ms);
+    serve_tls(
+        api,
+        app.clone(),
+        router,
+        handshake,
+        shutdown,
+        Duration::from_secs(10),
+    )
+    .await;
+    // Every request accepted has finished (or the grace period ended); the entries still queued
+    // are written before the process ends.
+    log.shutdown().await;
+    let _ = stop_tx.send(true);
+    let _ = health_task.await;
+    drop(stop_rx);
+    tracing::info!("gateway stopped");
+    Ok(())
+}
+
+/// After `gateway audit rotate-key` and a restart: the latest checkpoint is signed by a
+/// retired key. The change is recorded, and the next checkpoint (signed by the new key) covers
+/// that record.
+async fn record_key_rotation(app: &App) -> anyhow::Result<()> {
+    let Signer::Retired(old) = app.log.signer().await.context("checking the log key")? else {
+        return Ok(());
+    };
+    let mut e = gateway_entry(app, &app.policy.load(), Kind::LogKey);
+    e.key_change = Some(KeyChange {
+        from: old,
+        to: app.log.vkey(),
+    });
+    e.outcome = Outcome::Answered;
+    app.log
+        .append(e)
+        .await
+        .context("recording the log key rotation")?;
+    app.log
+        .checkpoint(app.clock.now())
+        .await
+        .context("signing the first checkpoint with the new log key")?;
+    tracing::info!("the log key was rotated; recorded and a new checkpoint signed");
+    Ok(())
+}
