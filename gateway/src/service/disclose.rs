@@ -3,13 +3,13 @@
 //! durable. The entry records the inputs of the decision (case version and status, the
 //! relation that bound the purpose, the digest of each source it opened).
 
-use crate::sources::{OpenedRecords, RecordsBody};
 use super::{Call, binding, clip};
 use crate::app::App;
 use crate::log::entry::{
     DecisionInputs, Outcome, ProductStatus, ProductSummary, SourceKind, SourceRef,
 };
 use crate::refusal::Refusal;
+use crate::sources::{OpenedRecords, RecordsBody};
 use policy::{ActionKind, Audience, Bsn, CompiledCovenant, ProductRef, TransformContext};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

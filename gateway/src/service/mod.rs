@@ -17,7 +17,6 @@ pub mod disclose;
 pub mod policy_admin;
 pub mod records;
 
-
 use crate::app::App;
 use crate::auth::Requester;
 use crate::lifecycle::ActivePolicy;

@@ -2,11 +2,11 @@
 //! sources), sealed with age at rest. Each deposit is a log entry, committed with the records in
 //! one transaction; disclosures that open them name the same digest.
 
-use crate::sources::RecordsBody;
 use super::{Call, clip};
 use crate::app::App;
 use crate::log::entry::{Deposit, ProductStatus, ProductSummary};
 use crate::refusal::Refusal;
+use crate::sources::RecordsBody;
 use crate::store::{Change, RecordsRow};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
