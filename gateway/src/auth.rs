@@ -322,7 +322,7 @@ mod tests {
             let dir =
                 std::env::temp_dir().join(format!("gateway-auth-test-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
-            crate::pki::init(&dir, &cc, "test").unwrap();
+            crate::pki::init(&dir, &cc, 1_800_000_000).unwrap();
             let reg = PartnerRegistry::load(&cc, &dir, &[1u8; 32]).unwrap();
             (dir, cc, reg)
         })

@@ -533,15 +533,18 @@ pub async fn serve_source(
     stop: tokio::sync::oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
     let ca = pki::Ca::load(&dir)?;
-    let (cert, key) = ca.issue(
+    let issued = ca.issue(
         "GGD bronsysteem (demo)",
         None,
         &["127.0.0.1", "localhost"],
         false,
+        crate::clock::Clock::now(&crate::clock::SystemClock),
     )?;
     let provider = crate::tls::provider();
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls::pki_types::CertificateDer::from(ca.cert().to_der()?))?;
+    roots.add(rustls::pki_types::CertificateDer::from(
+        ca.cert_der().to_vec(),
+    ))?;
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
         provider.clone(),
@@ -551,8 +554,8 @@ pub async fn serve_source(
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
         .with_single_cert(
-            vec![cert.to_der()?.into()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.private_key_to_pkcs8()?.into()),
+            vec![issued.cert_der.into()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(issued.key_der.into()),
         )?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
@@ -615,7 +618,7 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
 
     // 1. Example PKI, configuration, the GGD's own source system.
     use crate::clock::Clock;
-    pki::init(&dir, &cc, &crate::clock::SystemClock.now().to_string())?;
+    pki::init(&dir, &cc, crate::clock::SystemClock.now())?;
     let ggd_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let ggd_addr = ggd_listener.local_addr()?;
     let mut config = pki::example_config(&dir, &covenant_path);

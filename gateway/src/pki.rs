@@ -4,23 +4,16 @@
 //! `--allow-example-pki`.
 
 use age::secrecy::ExposeSecret;
-use openssl::asn1::{Asn1Integer, Asn1Object, Asn1Time};
-use openssl::bn::{BigNum, MsbOption};
-use openssl::ec::{EcGroup, EcKey};
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::{PKey, Private};
-use openssl::x509::extension::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
-    SubjectKeyIdentifier,
-};
-use openssl::x509::{
-    X509, X509Builder, X509Crl, X509CrlBuilder, X509Extension, X509Name, X509NameRef,
-    X509RevokedBuilder,
-};
 use policy::CompiledCovenant;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevokedCertParams, SanType, SerialNumber,
+};
+use rustls::pki_types::pem::PemObject;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
 
 /// Marker file that says a directory holds the example PKI.
 pub const EXAMPLE_MARKER: &str = "EXAMPLE-PKI.txt";
@@ -30,13 +23,25 @@ pub const EXAMPLE_ORG: &str = "iPGA-R EXAMPLE PKI - NOT FOR PRODUCTION";
 pub const GATEWAY_OIN: &str = "00000099000000009999";
 /// The partner that also gets a revoked certificate, for tests.
 pub const REVOKED_PARTNER: &str = "politie";
+/// Where the example certificates say their CRL is: the gateway's plain listener serves the
+/// configured CRL there (`GET /crl`).
+pub const CRL_URL: &str = "http://127.0.0.1:8080/crl";
+/// Validity of leaf certificates: under the 398 days browsers and TLS scanners accept.
+pub const LEAF_DAYS: i64 = 397;
+/// Validity of the example CA.
+pub const CA_DAYS: i64 = 3650;
+/// A CRL is valid this long; `gateway certs revoke` makes a new one.
+pub const CRL_DAYS: i64 = 30;
+
+/// The X.500 attribute type `serialNumber` (2.5.4.5), where OINs live.
+const OID_SERIAL_NUMBER: [u64; 4] = [2, 5, 4, 5];
 
 /// Problems making the example PKI.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
-    /// OpenSSL failed.
-    #[error("OpenSSL: {0}")]
-    OpenSsl(#[from] openssl::error::ErrorStack),
+    /// Making or reading a certificate, key or CRL failed.
+    #[error("certificate: {0}")]
+    Cert(#[from] rcgen::Error),
     /// A file could not be written or read.
     #[error("{path}: {source}")]
     Io {
@@ -76,195 +81,206 @@ fn write(path: &Path, data: impl AsRef<[u8]>, private: bool) -> Result<(), PkiEr
     Ok(())
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
-    std::fs::read(path).map_err(|source| PkiError::Io {
+fn read_text(path: &Path) -> Result<String, PkiError> {
+    std::fs::read_to_string(path).map_err(|source| PkiError::Io {
         path: path.into(),
         source,
     })
 }
 
-fn ec_key() -> Result<PKey<Private>, PkiError> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-    Ok(PKey::from_ec_key(EcKey::generate(&group)?)?)
+fn at(t: i64) -> Result<OffsetDateTime, PkiError> {
+    OffsetDateTime::from_unix_timestamp(t).map_err(|e| PkiError::Other(e.to_string()))
 }
 
-fn name(common_name: &str, oin: Option<&str>) -> Result<X509Name, PkiError> {
-    let mut b = X509Name::builder()?;
-    b.append_entry_by_nid(Nid::COUNTRYNAME, "NL")?;
-    b.append_entry_by_nid(Nid::ORGANIZATIONNAME, EXAMPLE_ORG)?;
+fn random_serial() -> Result<SerialNumber, PkiError> {
+    let mut b = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| PkiError::Other("no randomness".into()))?;
+    // Positive and not too long (RFC 5280: at most 20 octets).
+    if let Some(first) = b.first_mut() {
+        *first &= 0x7f;
+    }
+    Ok(SerialNumber::from(b.to_vec()))
+}
+
+fn params(
+    common_name: &str,
+    oin: Option<&str>,
+    now: i64,
+    days: i64,
+) -> Result<CertificateParams, PkiError> {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(DnType::CountryName, "NL");
+    p.distinguished_name
+        .push(DnType::OrganizationName, EXAMPLE_ORG);
     // X.509 allows at most 64 characters in a common name.
     let cn: String = common_name.chars().take(64).collect();
-    b.append_entry_by_nid(Nid::COMMONNAME, &cn)?;
+    p.distinguished_name.push(DnType::CommonName, cn);
     if let Some(oin) = oin {
-        b.append_entry_by_nid(Nid::SERIALNUMBER, oin)?;
+        p.distinguished_name
+            .push(DnType::CustomDnType(OID_SERIAL_NUMBER.to_vec()), oin);
     }
-    Ok(b.build())
+    p.not_before = at(now - 60)?;
+    p.not_after = at(now + days * 86_400)?;
+    p.serial_number = Some(random_serial()?);
+    p.key_identifier_method = KeyIdMethod::Sha256;
+    Ok(p)
 }
 
-fn serial() -> Result<Asn1Integer, PkiError> {
-    let mut bn = BigNum::new()?;
-    bn.rand(127, MsbOption::MAYBE_ZERO, false)?;
-    Ok(bn.to_asn1_integer()?)
-}
-
-fn builder(
-    subject: &X509NameRef,
-    issuer: &X509NameRef,
-    key: &PKey<Private>,
-    days: u32,
-) -> Result<X509Builder, PkiError> {
-    let mut b = X509Builder::new()?;
-    b.set_version(2)?;
-    let serial = serial()?;
-    b.set_serial_number(&serial)?;
-    b.set_subject_name(subject)?;
-    b.set_issuer_name(issuer)?;
-    b.set_pubkey(key)?;
-    let (from, until) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(days)?);
-    b.set_not_before(&from)?;
-    b.set_not_after(&until)?;
-    Ok(b)
-}
-
-fn extension(oid: &str, der: &[u8]) -> Result<X509Extension, PkiError> {
-    let oid = Asn1Object::from_str(oid)?;
-    let value = openssl::asn1::Asn1OctetString::new_from_bytes(der)?;
-    Ok(X509Extension::new_from_der(&oid, false, &value)?)
+/// A certificate and its key, as PEM and DER.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// The certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// Its private key, PKCS#8 PEM.
+    pub key_pem: String,
+    /// Its private key, PKCS#8 DER.
+    pub key_der: Vec<u8>,
+    /// Its serial number (big-endian bytes).
+    pub serial: Vec<u8>,
 }
 
 /// A certificate authority that signs certificates and CRLs.
 pub struct Ca {
-    cert: X509,
-    key: PKey<Private>,
+    cert_pem: String,
+    cert_der: Vec<u8>,
+    issuer: Issuer<'static, KeyPair>,
+    key_pem: String,
 }
 
 impl Ca {
-    /// A fresh self-signed CA.
-    pub fn generate(common_name: &str) -> Result<Ca, PkiError> {
-        let key = ec_key()?;
-        let subject = name(common_name, None)?;
-        let mut b = builder(&subject, &subject, &key, 3650)?;
-        b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
-        b.append_extension(
-            KeyUsage::new()
-                .critical()
-                .key_cert_sign()
-                .crl_sign()
-                .build()?,
-        )?;
-        let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
-        b.append_extension(ski)?;
-        b.sign(&key, MessageDigest::sha256())?;
+    /// A fresh self-signed CA (P-256).
+    pub fn generate(common_name: &str, now: i64) -> Result<Ca, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut p = params(common_name, None, now, CA_DAYS)?;
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = p.self_signed(&key)?;
+        let key_pem = key.serialize_pem();
         Ok(Ca {
-            cert: b.build(),
-            key,
+            cert_pem: cert.pem(),
+            cert_der: cert.der().to_vec(),
+            issuer: Issuer::new(p, key),
+            key_pem,
         })
     }
 
     /// Loads a CA from its PEM files.
     pub fn load(dir: &Path) -> Result<Ca, PkiError> {
+        let cert_pem = read_text(&dir.join(layout::CA))?;
+        let key_pem = read_text(&dir.join("ca.key"))?;
+        let key = KeyPair::from_pem(&key_pem)?;
+        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
+        let cert_der = crate::tls::read_certs(&dir.join(layout::CA))
+            .ok()
+            .and_then(|c| c.first().map(|c| c.as_ref().to_vec()))
+            .ok_or_else(|| PkiError::Other("ca.pem holds no certificate".into()))?;
         Ok(Ca {
-            cert: X509::from_pem(&read(&dir.join("ca.pem"))?)?,
-            key: PKey::private_key_from_pem(&read(&dir.join("ca.key"))?)?,
+            cert_pem,
+            cert_der,
+            issuer,
+            key_pem,
         })
     }
 
-    /// The CA certificate.
-    pub fn cert(&self) -> &X509 {
-        &self.cert
+    /// The CA certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
     }
 
-    /// Issues a leaf certificate for a client (partner or gateway) or a server.
+    /// The CA certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// Issues a leaf certificate (P-256, valid [`LEAF_DAYS`], with a CRL distribution point)
+    /// for a client (partner or gateway) or a server.
     pub fn issue(
         &self,
         common_name: &str,
         oin: Option<&str>,
         server_names: &[&str],
         client: bool,
-    ) -> Result<(X509, PKey<Private>), PkiError> {
-        let key = ec_key()?;
-        let subject = name(common_name, oin)?;
-        let mut b = builder(&subject, self.cert.subject_name(), &key, 825)?;
-        b.append_extension(BasicConstraints::new().critical().build()?)?;
-        b.append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
-        let mut eku = ExtendedKeyUsage::new();
-        if client {
-            eku.client_auth();
+        now: i64,
+    ) -> Result<Issued, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut p = params(common_name, oin, now, LEAF_DAYS)?;
+        p.is_ca = IsCa::ExplicitNoCa;
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![if client {
+            ExtendedKeyUsagePurpose::ClientAuth
         } else {
-            eku.server_auth();
+            ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        for n in server_names {
+            p.subject_alt_names
+                .push(match n.parse::<std::net::IpAddr>() {
+                    Ok(ip) => SanType::IpAddress(ip),
+                    Err(_) => SanType::DnsName((*n).try_into()?),
+                });
         }
-        b.append_extension(eku.build()?)?;
-        if !server_names.is_empty() {
-            let mut san = SubjectAlternativeName::new();
-            for n in server_names {
-                if n.parse::<std::net::IpAddr>().is_ok() {
-                    san.ip(n);
-                } else {
-                    san.dns(n);
-                }
-            }
-            b.append_extension(san.build(&b.x509v3_context(Some(&self.cert), None))?)?;
-        }
-        let aki = AuthorityKeyIdentifier::new()
-            .keyid(true)
-            .build(&b.x509v3_context(Some(&self.cert), None))?;
-        b.append_extension(aki)?;
-        b.sign(&self.key, MessageDigest::sha256())?;
-        Ok((b.build(), key))
+        p.crl_distribution_points = vec![CrlDistributionPoint {
+            uris: vec![CRL_URL.into()],
+        }];
+        p.use_authority_key_identifier_extension = true;
+        let serial = p
+            .serial_number
+            .as_ref()
+            .map(|s| s.as_ref().to_vec())
+            .unwrap_or_default();
+        let cert = p.signed_by(&key, &self.issuer)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            cert_der: cert.der().to_vec(),
+            key_pem: key.serialize_pem(),
+            key_der: key.serialize_der(),
+            serial,
+        })
     }
 
-    /// A CRL listing `revoked` serial numbers, numbered `number`, valid for 30 days.
-    pub fn crl(&self, revoked: &[Asn1Integer], number: u32) -> Result<X509Crl, PkiError> {
-        let mut b = X509CrlBuilder::new()?;
-        b.set_issuer_name(self.cert.subject_name())?;
-        let (now, next) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(30)?);
-        b.set_last_update(&now)?;
-        b.set_next_update(&next)?;
-        for serial in revoked {
-            let mut r = X509RevokedBuilder::new()?;
-            r.set_serial_number(serial)?;
-            r.set_revocation_date(&now)?;
-            b.add_revoked(r.build())?;
-        }
-        // RFC 5280 §5.2 requires the CRL number and the authority key identifier; webpki too.
-        b.append_extension(extension("2.5.29.20", &der_integer(number))?)?;
-        let key_id = self
-            .cert
-            .subject_key_id()
-            .map(|k| k.as_slice().to_vec())
-            .ok_or_else(|| {
-                PkiError::Other("CA certificate has no subject key identifier".into())
-            })?;
-        b.append_extension(extension("2.5.29.35", &der_aki(&key_id))?)?;
-        b.sort()?;
-        b.sign(&self.key, MessageDigest::sha256())?;
-        Ok(b.build()?)
+    /// A CRL listing `revoked` serial numbers, numbered `number`, valid for [`CRL_DAYS`].
+    pub fn crl(&self, revoked: &[Vec<u8>], number: u64, now: i64) -> Result<String, PkiError> {
+        let this = at(now - 60)?;
+        let p = CertificateRevocationListParams {
+            this_update: this,
+            next_update: at(now + CRL_DAYS * 86_400)?,
+            crl_number: SerialNumber::from(number),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|s| RevokedCertParams {
+                    serial_number: SerialNumber::from(s.clone()),
+                    revocation_time: this,
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        Ok(p.signed_by(&self.issuer)?.pem()?)
     }
 }
 
-/// DER INTEGER for a small non-negative number.
-fn der_integer(n: u32) -> Vec<u8> {
-    let mut bytes: Vec<u8> = n
-        .to_be_bytes()
-        .iter()
-        .copied()
-        .skip_while(|b| *b == 0)
-        .collect();
-    if bytes.first().is_none_or(|b| b & 0x80 != 0) {
-        bytes.insert(0, 0);
-    }
-    let mut out = vec![0x02, bytes.len() as u8];
-    out.extend(bytes);
-    out
+/// The serial number of a PEM certificate.
+fn serial_of(pem: &str) -> Result<Vec<u8>, PkiError> {
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| PkiError::Other(e.to_string()))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&der).map_err(|e| PkiError::Other(e.to_string()))?;
+    Ok(cert.raw_serial().to_vec())
 }
 
-/// DER AuthorityKeyIdentifier with only a keyIdentifier: SEQUENCE { [0] IMPLICIT OCTET STRING }.
-fn der_aki(key_id: &[u8]) -> Vec<u8> {
-    let mut inner = vec![0x80, key_id.len() as u8];
-    inner.extend_from_slice(key_id);
-    let mut out = vec![0x30, inner.len() as u8];
-    out.extend(inner);
-    out
+/// The serial numbers a PEM CRL lists.
+fn revoked_in(pem: &str) -> Result<Vec<Vec<u8>>, PkiError> {
+    let der = rustls::pki_types::CertificateRevocationListDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| PkiError::Other(e.to_string()))?;
+    let (_, crl) = x509_parser::parse_x509_crl(&der).map_err(|e| PkiError::Other(e.to_string()))?;
+    Ok(crl
+        .iter_revoked_certificates()
+        .map(|r| r.raw_serial().to_vec())
+        .collect())
 }
 
 fn age_identity_file(identity: &age::x25519::Identity, created: &str) -> String {
@@ -320,93 +336,82 @@ pub mod layout {
     }
 }
 
-/// Makes a fresh example PKI in `dir` for the partners of `covenant`.
-pub fn init(dir: &Path, covenant: &CompiledCovenant, created: &str) -> Result<Generated, PkiError> {
+fn random_hex() -> Result<String, PkiError> {
+    let mut b = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| PkiError::Other("no randomness".into()))?;
+    Ok(hex::encode(b) + "\n")
+}
+
+fn write_issued(dir: &Path, cert: &str, key: &str, i: &Issued) -> Result<(), PkiError> {
+    write(&dir.join(cert), &i.cert_pem, false)?;
+    write(&dir.join(key), &i.key_pem, true)
+}
+
+/// Makes a fresh example PKI in `dir` for the partners of `covenant`; `now` (epoch seconds)
+/// starts the certificates' validity.
+pub fn init(dir: &Path, covenant: &CompiledCovenant, now: i64) -> Result<Generated, PkiError> {
     if dir.join(layout::CA).exists() {
         return Err(PkiError::NotEmpty(dir.into()));
     }
-    let ca = Ca::generate("iPGA-R covenant CA (EXAMPLE)")?;
-    write(&dir.join(layout::CA), ca.cert.to_pem()?, false)?;
-    write(
-        &dir.join("ca.key"),
-        ca.key.private_key_to_pem_pkcs8()?,
-        true,
-    )?;
+    let created = crate::log::entry::rfc3339::format(now).unwrap_or_default();
+    let ca = Ca::generate("iPGA-R covenant CA (EXAMPLE)", now)?;
+    write(&dir.join(layout::CA), ca.cert_pem(), false)?;
+    write(&dir.join("ca.key"), &ca.key_pem, true)?;
 
     // The gateway: server certificate, its own client certificate (for upstream sources),
-    // storage identity and pseudonym key.
-    let (server, server_key) = ca.issue(
+    // storage identity, pseudonym key and log key.
+    let server = ca.issue(
         "gateway.ipga-r.example",
         Some(GATEWAY_OIN),
         &["localhost", "127.0.0.1", "::1"],
         false,
+        now,
     )?;
-    write(&dir.join(layout::SERVER_CERT), server.to_pem()?, false)?;
-    write(
-        &dir.join(layout::SERVER_KEY),
-        server_key.private_key_to_pem_pkcs8()?,
-        true,
-    )?;
-    let (gw_client, gw_client_key) = ca.issue(
+    write_issued(dir, layout::SERVER_CERT, layout::SERVER_KEY, &server)?;
+    let gw_client = ca.issue(
         "gateway.ipga-r.example (client)",
         Some(GATEWAY_OIN),
         &[],
         true,
+        now,
     )?;
-    write(&dir.join("gateway/client.pem"), gw_client.to_pem()?, false)?;
-    write(
-        &dir.join("gateway/client.key"),
-        gw_client_key.private_key_to_pem_pkcs8()?,
-        true,
-    )?;
+    write_issued(dir, "gateway/client.pem", "gateway/client.key", &gw_client)?;
     let storage = age::x25519::Identity::generate();
     write(
         &dir.join(layout::STORAGE_IDENTITY),
-        age_identity_file(&storage, created),
+        age_identity_file(&storage, &created),
         true,
     )?;
-    let mut pseudonym = [0u8; 32];
-    openssl::rand::rand_bytes(&mut pseudonym)?;
-    write(
-        &dir.join(layout::PSEUDONYM_KEY),
-        hex::encode(pseudonym) + "\n",
-        true,
-    )?;
-    let mut log_seed = [0u8; 32];
-    openssl::rand::rand_bytes(&mut log_seed)?;
-    write(
-        &dir.join(layout::LOG_KEY),
-        hex::encode(log_seed) + "\n",
-        true,
-    )?;
+    write(&dir.join(layout::PSEUDONYM_KEY), random_hex()?, true)?;
+    write(&dir.join(layout::LOG_KEY), random_hex()?, true)?;
 
     let mut partners = Vec::new();
     let mut revoked = Vec::new();
     for p in &covenant.covenant().partners {
         let id = &p.id;
         let oin = p.oin.as_deref();
-        let (cert, key) = ca.issue(&p.name, oin, &[], true)?;
-        write(&dir.join(layout::client_cert(id)), cert.to_pem()?, false)?;
-        write(
-            &dir.join(layout::client_key(id)),
-            key.private_key_to_pem_pkcs8()?,
-            true,
+        let cert = ca.issue(&p.name, oin, &[], true, now)?;
+        write_issued(
+            dir,
+            &layout::client_cert(id),
+            &layout::client_key(id),
+            &cert,
         )?;
-        let token = ec_key()?;
+        let token = KeyPair::generate()?;
         write(
             &dir.join(layout::token_key(id)),
-            token.private_key_to_pem_pkcs8()?,
+            token.serialize_pem(),
             true,
         )?;
         write(
             &dir.join(format!("{id}/token-es256.pub.pem")),
-            token.public_key_to_pem()?,
+            token.public_key_pem(),
             false,
         )?;
         let identity = age::x25519::Identity::generate();
         write(
             &dir.join(layout::age_identity(id)),
-            age_identity_file(&identity, created),
+            age_identity_file(&identity, &created),
             true,
         )?;
         write(
@@ -415,26 +420,18 @@ pub fn init(dir: &Path, covenant: &CompiledCovenant, created: &str) -> Result<Ge
             false,
         )?;
         if id == REVOKED_PARTNER {
-            let (rc, rk) = ca.issue(&format!("{} (revoked)", p.name), oin, &[], true)?;
-            write(
-                &dir.join(format!("{id}/revoked-client.pem")),
-                rc.to_pem()?,
-                false,
+            let rc = ca.issue(&format!("{} (revoked)", p.name), oin, &[], true, now)?;
+            write_issued(
+                dir,
+                &format!("{id}/revoked-client.pem"),
+                &format!("{id}/revoked-client.key"),
+                &rc,
             )?;
-            write(
-                &dir.join(format!("{id}/revoked-client.key")),
-                rk.private_key_to_pem_pkcs8()?,
-                true,
-            )?;
-            revoked.push(rc.serial_number().to_owned()?);
+            revoked.push(rc.serial);
         }
         partners.push(id.clone());
     }
-    write(
-        &dir.join(layout::CRL),
-        ca.crl(&revoked, 1)?.to_pem()?,
-        false,
-    )?;
+    write(&dir.join(layout::CRL), ca.crl(&revoked, 1, now)?, false)?;
     write(&dir.join("crl-number.txt"), "1\n", false)?;
     write(
         &dir.join(EXAMPLE_MARKER),
@@ -447,26 +444,20 @@ pub fn init(dir: &Path, covenant: &CompiledCovenant, created: &str) -> Result<Ge
     })
 }
 
-/// Adds `partner`'s client certificate to the CRL and re-signs it.
-pub fn revoke(dir: &Path, partner: &str) -> Result<u32, PkiError> {
+/// Adds `partner`'s client certificate to the CRL and re-signs it (a new CRL number).
+pub fn revoke(dir: &Path, partner: &str, now: i64) -> Result<u64, PkiError> {
     let ca = Ca::load(dir)?;
-    let cert = X509::from_pem(&read(&dir.join(layout::client_cert(partner)))?)?;
-    let old = X509Crl::from_pem(&read(&dir.join(layout::CRL))?)?;
-    let mut serials: Vec<Asn1Integer> = Vec::new();
-    if let Some(stack) = old.get_revoked() {
-        for r in stack {
-            serials.push(r.serial_number().to_owned()?);
-        }
-    }
-    serials.push(cert.serial_number().to_owned()?);
-    let number: u32 = String::from_utf8_lossy(&read(&dir.join("crl-number.txt"))?)
+    let cert = read_text(&dir.join(layout::client_cert(partner)))?;
+    let mut serials = revoked_in(&read_text(&dir.join(layout::CRL))?)?;
+    serials.push(serial_of(&cert)?);
+    let number: u64 = read_text(&dir.join("crl-number.txt"))?
         .trim()
-        .parse()
-        .unwrap_or(1)
+        .parse::<u64>()
+        .map_err(|_| PkiError::Other("crl-number.txt does not hold a number".into()))?
         + 1;
     write(
         &dir.join(layout::CRL),
-        ca.crl(&serials, number)?.to_pem()?,
+        ca.crl(&serials, number, now)?,
         false,
     )?;
     write(&dir.join("crl-number.txt"), format!("{number}\n"), false)?;
@@ -521,30 +512,23 @@ pub fn example_config(dir: &Path, covenant: &Path) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn der_encodings() {
-        assert_eq!(der_integer(1), vec![0x02, 0x01, 0x01]);
-        assert_eq!(der_integer(128), vec![0x02, 0x02, 0x00, 0x80]);
-        assert_eq!(der_integer(0), vec![0x02, 0x01, 0x00]);
-        assert_eq!(der_aki(&[1, 2]), vec![0x30, 0x04, 0x80, 0x02, 1, 2]);
-    }
+    const NOW: i64 = 1_800_000_000;
 
     #[test]
     fn crl_parses_in_webpki_and_lists_the_serial() {
-        let ca = Ca::generate("test CA").unwrap();
-        let (leaf, _) = ca
-            .issue("leaf", Some("00000099000000000002"), &[], true)
+        let ca = Ca::generate("test CA", NOW).unwrap();
+        let leaf = ca
+            .issue("leaf", Some("00000099000000000002"), &[], true, NOW)
             .unwrap();
-        let crl = ca
-            .crl(&[leaf.serial_number().to_owned().unwrap()], 7)
+        let pem = ca.crl(std::slice::from_ref(&leaf.serial), 7, NOW).unwrap();
+        assert_eq!(revoked_in(&pem).unwrap(), vec![leaf.serial.clone()]);
+        let der = rustls::pki_types::CertificateRevocationListDer::from_pem_slice(pem.as_bytes())
             .unwrap();
-        let der = crl.to_der().unwrap();
-        let parsed = rustls::pki_types::CertificateRevocationListDer::from(der);
         // rustls builds a verifier from it only if webpki accepts the CRL.
         let mut roots = rustls::RootCertStore::empty();
         roots
             .add(rustls::pki_types::CertificateDer::from(
-                ca.cert().to_der().unwrap(),
+                ca.cert_der().to_vec(),
             ))
             .unwrap();
         let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -552,8 +536,44 @@ mod tests {
             std::sync::Arc::new(roots),
             provider,
         )
-        .with_crls([parsed])
+        .with_crls([der])
         .build()
         .unwrap();
+    }
+
+    #[test]
+    fn leaves_carry_the_oin_the_crl_point_and_live_under_398_days() {
+        let ca = Ca::generate("test CA", NOW).unwrap();
+        let leaf = ca
+            .issue(
+                "srv",
+                Some("00000099000000000002"),
+                &["localhost", "127.0.0.1"],
+                false,
+                NOW,
+            )
+            .unwrap();
+        let (_, c) = x509_parser::parse_x509_certificate(&leaf.cert_der).unwrap();
+        assert_eq!(
+            crate::registry::subject_serial_number(&leaf.cert_der).as_deref(),
+            Some("00000099000000000002")
+        );
+        let days =
+            (c.validity().not_after.timestamp() - c.validity().not_before.timestamp()) / 86_400;
+        assert!(days <= 398, "{days}");
+        let ext: Vec<String> = c
+            .extensions()
+            .iter()
+            .map(|e| e.oid.to_id_string())
+            .collect();
+        assert!(
+            ext.contains(&"2.5.29.31".to_owned()),
+            "CRL distribution points: {ext:?}"
+        );
+        assert!(
+            ext.contains(&"2.5.29.35".to_owned()),
+            "authority key id: {ext:?}"
+        );
+        assert_eq!(serial_of(&leaf.cert_pem).unwrap(), leaf.serial);
     }
 }

@@ -206,9 +206,13 @@ async fn run(
     tracing::info!(api = %api.local_addr()?, health = %health.local_addr()?, covenant = %active_version, "gateway listening");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut health_stop = stop_rx.clone();
-    let health_task = tokio::spawn(serve_plain(health, health_router(db), async move {
-        let _ = health_stop.changed().await;
-    }));
+    let health_task = tokio::spawn(serve_plain(
+        health,
+        health_router(db, cfg.tls.crl.first().cloned()),
+        async move {
+            let _ = health_stop.changed().await;
+        },
+    ));
     let handshake = Duration::from_millis(cfg.tls.handshake_timeout_ms);
     serve_tls(
         api,

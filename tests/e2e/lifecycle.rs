@@ -480,7 +480,6 @@ async fn a_revoked_certificate_is_refused_without_a_restart_even_on_an_open_conn
 
 #[tokio::test]
 async fn a_rotated_token_key_is_a_new_version_that_needs_four_eyes() {
-    use openssl::{ec, nid::Nid, pkey::PKey};
     let dir = own_pki("rotation-pki");
     let gw = Gateway::start_in(&dir, |c| c);
     let admin_call =
@@ -499,16 +498,15 @@ async fn a_rotated_token_key_is_a_new_version_that_needs_four_eyes() {
         };
     // The politie's identity provider rotates its key: the key file in the key directory is
     // replaced, the covenant text stays the same.
-    let group = ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    let new = PKey::from_ec_key(ec::EcKey::generate(&group).unwrap()).unwrap();
+    let new = rcgen::KeyPair::generate().unwrap();
     std::fs::write(
         dir.join("politie/token-es256.pub.pem"),
-        new.public_key_to_pem().unwrap(),
+        new.public_key_pem(),
     )
     .unwrap();
     std::fs::write(
         dir.join(gateway::pki::layout::token_key("politie")),
-        new.private_key_to_pem_pkcs8().unwrap(),
+        new.serialize_pem(),
     )
     .unwrap();
     // Until a version with the new key is active, the new key's tokens are refused: the active

@@ -63,13 +63,13 @@ async fn certificate_of_no_partner_fails_the_handshake() {
     let gw = Gateway::start();
     // Chains to the covenant CA, but its OIN belongs to no partner of the covenant.
     let ca = gateway::pki::Ca::load(pki()).unwrap();
-    let (cert, key) = ca
-        .issue("Stranger", Some("00000099000000077777"), &[], true)
+    let stranger = ca
+        .issue("Stranger", Some("00000099000000077777"), &[], true, now())
         .unwrap();
     let dir = std::env::temp_dir().join(format!("gateway-e2e-stranger-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("c.pem"), cert.to_pem().unwrap()).unwrap();
-    std::fs::write(dir.join("k.pem"), key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    std::fs::write(dir.join("c.pem"), &stranger.cert_pem).unwrap();
+    std::fs::write(dir.join("k.pem"), &stranger.key_pem).unwrap();
     let c = client_with(
         &pki().join("ca.pem"),
         Some((&dir.join("c.pem"), &dir.join("k.pem"))),
@@ -329,6 +329,18 @@ async fn health_and_readiness_on_the_plain_listener() {
         .await
         .unwrap();
     assert_eq!(r["status"], "ready");
+    // The CRL the example certificates point to (their CRL distribution point).
+    let r = reqwest::get(format!("http://{}/crl", gw.health))
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "application/pkix-crl");
+    let der = r.bytes().await.unwrap();
+    let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+    assert_eq!(
+        crl.iter_revoked_certificates().count(),
+        1,
+        "the example revokes one certificate"
+    );
 }
 
 #[test]

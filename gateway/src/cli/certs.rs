@@ -35,14 +35,7 @@ pub fn run(cmd: CertsCommand, now: i64) -> anyhow::Result<i32> {
             let Some(cc) = super::policy::load_or_report(&covenant)? else {
                 return Ok(1);
             };
-            let created = time::OffsetDateTime::from_unix_timestamp(now)
-                .ok()
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc3339)
-                        .ok()
-                })
-                .unwrap_or_default();
-            let generated = pki::init(&dir, &cc, &created)?;
+            let generated = pki::init(&dir, &cc, now)?;
             let covenant_abs = std::fs::canonicalize(&covenant).unwrap_or(covenant);
             std::fs::write(
                 dir.join(pki::layout::CONFIG),
@@ -80,7 +73,7 @@ pub fn run(cmd: CertsCommand, now: i64) -> anyhow::Result<i32> {
             Ok(0)
         }
         CertsCommand::Revoke { dir, partner } => {
-            let n = pki::revoke(&dir, &partner)?;
+            let n = pki::revoke(&dir, &partner, now)?;
             println!(
                 "Revoked the client certificate of {partner}; CRL number {n} written to {}",
                 dir.join(pki::layout::CRL).display()

@@ -15,9 +15,32 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-/// `/healthz` (the process runs) and `/readyz` (the database answers).
-pub fn health_router(db: Db) -> Router {
+/// `/healthz` (the process runs), `/readyz` (the database answers) and `/crl`: the covenant
+/// CA's revocation list the gateway uses (DER, `application/pkix-crl`), where the example PKI's
+/// certificates say it is (their CRL distribution point).
+pub fn health_router(db: Db, crl: Option<std::path::PathBuf>) -> Router {
+    let crl_route = get(move || {
+        let crl = crl.clone();
+        async move {
+            use rustls::pki_types::pem::PemObject;
+            let der = crl.as_deref().and_then(|p| {
+                rustls::pki_types::CertificateRevocationListDer::pem_file_iter(p)
+                    .ok()?
+                    .next()?
+                    .ok()
+            });
+            match der {
+                Some(d) => (
+                    [(axum::http::header::CONTENT_TYPE, "application/pkix-crl")],
+                    d.as_ref().to_vec(),
+                )
+                    .into_response(),
+                None => Refusal::NotFound.into_response(),
+            }
+        }
+    });
     Router::new()
+        .route("/crl", crl_route)
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
