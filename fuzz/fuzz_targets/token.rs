@@ -22,7 +22,7 @@ fn fixture() -> &'static Fixture {
         let cc = policy::compile_toml(gateway::demo::EXAMPLE_COVENANT).unwrap();
         let dir = std::env::temp_dir().join(format!("gateway-fuzz-token-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        gateway::pki::init(&dir, &cc, "fuzz").unwrap();
+        gateway::pki::init(&dir, &cc, 1_800_000_000).unwrap();
         let reg = PartnerRegistry::load(&cc, &dir, &[1u8; 32]).unwrap();
         let certs = gateway::tls::read_certs(&dir.join("politie/client.pem")).unwrap();
         let client = ClientIdentity {
