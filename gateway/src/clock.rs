@@ -19,7 +19,10 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    #[allow(clippy::disallowed_methods)]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the one place that reads the wall clock"
+    )]
     fn now(&self) -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -39,6 +42,10 @@ impl FixedClock {
     /// Sets the time.
     pub fn set(&self, now: i64) {
         self.0.store(now, Ordering::SeqCst);
+    }
+    /// Moves the time on by `secs`.
+    pub fn advance(&self, secs: i64) {
+        self.0.fetch_add(secs, Ordering::SeqCst);
     }
 }
 

@@ -3,6 +3,7 @@
 
 use hmac::{Hmac, Mac};
 use policy::{Bsn, PseudonymKey};
+use secrecy::{ExposeSecret, SecretSlice};
 use sha2::Sha256;
 use std::fmt;
 use std::io::Read;
@@ -38,7 +39,8 @@ pub struct SealError(String);
 pub struct Secrets {
     storage: age::x25519::Identity,
     storage_recipient: age::x25519::Recipient,
-    pseudonym_master: Vec<u8>,
+    /// Zeroed when dropped, never printed.
+    pseudonym_master: SecretSlice<u8>,
     subject_key: PseudonymKey,
 }
 
@@ -102,14 +104,14 @@ impl Secrets {
         Secrets {
             storage_recipient: storage.to_public(),
             storage,
-            pseudonym_master,
+            pseudonym_master: SecretSlice::from(pseudonym_master),
             subject_key,
         }
     }
 
     /// The master secret partner pseudonym keys are derived from.
     pub fn pseudonym_master(&self) -> &[u8] {
-        &self.pseudonym_master
+        self.pseudonym_master.expose_secret()
     }
 
     /// The subject pseudonym the gateway stores and logs instead of the BSN.
@@ -136,7 +138,10 @@ impl Secrets {
     }
 }
 
-#[allow(clippy::panic)]
+#[expect(
+    clippy::panic,
+    reason = "HMAC accepts keys of every length: this is unreachable"
+)]
 #[cold]
 fn unreachable_hmac() -> ! {
     panic!("HMAC rejected a key, which it never does")

@@ -23,6 +23,8 @@ pub mod sources;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod tls;
 
 /// Installs aws-lc-rs as the process-wide rustls provider (once; later calls are no-ops).

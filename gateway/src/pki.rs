@@ -229,7 +229,7 @@ impl Ca {
             .serial_number
             .as_ref()
             .map(|s| s.as_ref().to_vec())
-            .unwrap_or_default();
+            .ok_or_else(|| PkiError::Other("no serial number".into()))?;
         let cert = p.signed_by(&key, &self.issuer)?;
         Ok(Issued {
             cert_pem: cert.pem(),

@@ -59,8 +59,9 @@ pub struct PeerCert {
     pub thumbprint: String,
     /// Subject serialNumber (OIN), if any.
     pub oin: Option<String>,
-    /// Issuer (DER, hex) and serial number (hex), `issuer:serial`: what a CRL revokes.
-    pub serial: String,
+    /// Issuer (DER, hex) and serial number (hex), `issuer:serial`: what a CRL revokes. `None`
+    /// when the certificate cannot be read, which no partner's certificate is: refused.
+    pub serial: Option<String>,
 }
 
 impl PeerCert {
@@ -74,7 +75,7 @@ impl PeerCert {
                     hex::encode(c.raw_serial())
                 )
             })
-            .unwrap_or_default();
+            .ok();
         PeerCert {
             fingerprint: fingerprint(der),
             thumbprint: thumbprint(der),

@@ -30,7 +30,9 @@ pub async fn run_any(
     let db = Db::connect(&cfg.database_url)
         .await
         .with_context(|| format!("opening the {:?} database", loaded.backend))?;
-    run(db, loaded, cfg, api, health, shutdown, ready).await
+    let app = prepare(db, loaded, &cfg, Arc::new(SystemClock)).await?;
+    background(&app, &cfg);
+    serve(app, &cfg, api, health, shutdown, ready).await
 }
 
 /// Spawns a task that runs `f` every `every` (the first run after one interval).
@@ -49,22 +51,21 @@ where
     });
 }
 
-async fn run(
+/// Everything before serving: migrations, the log, the active policy version (the first one of
+/// an empty database bootstrapped and recorded), a log key rotation recorded. `clock` is the
+/// time everything after this reads.
+pub async fn prepare(
     db: Db,
     loaded: Loaded,
-    cfg: Config,
-    api: tokio::net::TcpListener,
-    health: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-    ready: impl FnOnce() + Send,
-) -> anyhow::Result<()> {
+    cfg: &Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<App>> {
     db.migrate().await.context("applying database migrations")?;
     let log = Arc::new(
         Log::open(db.clone(), loaded.log_keys, loaded.log_origin.clone())
             .await
             .context("opening the disclosure log")?,
     );
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now();
     let boot = PolicyDraftRow {
         id: new_draft_id(),
@@ -150,7 +151,12 @@ async fn run(
         }
     }
     record_key_rotation(&app).await?;
-    let active_version = app.policy.load().version().to_owned();
+    Ok(app)
+}
+
+/// The background tasks: versions activated by other instances, new CRLs, forgetting idle rate
+/// limit keys, and checkpoints when they are due by the application's clock.
+pub fn background(app: &Arc<App>, cfg: &Config) {
     // Versions activated by another instance sharing the database.
     if cfg.administration.poll_secs > 0 {
         let app = app.clone();
@@ -186,21 +192,34 @@ async fn run(
             async move { app.limiter.prune() }
         });
     }
-    // Periodic checkpoints, so that the log is committed to even when nobody asks.
+    // Periodic checkpoints, so that the log is committed to even when nobody asks: due by the
+    // application's clock (looked at every second), so that a test's clock moves them too.
     if cfg.audit.checkpoint_interval_secs > 0 {
         let app = app.clone();
-        every(
-            Duration::from_secs(cfg.audit.checkpoint_interval_secs),
-            move || {
-                let app = app.clone();
-                async move {
-                    if let Err(e) = app.log.checkpoint(app.clock.now()).await {
-                        tracing::warn!(error = %e, "periodic checkpoint failed");
-                    }
+        let interval = i64::try_from(cfg.audit.checkpoint_interval_secs).unwrap_or(i64::MAX);
+        every(Duration::from_secs(1), move || {
+            let app = app.clone();
+            async move {
+                if let Err(e) = app.log.checkpoint_if_due(app.clock.now(), interval).await {
+                    tracing::warn!(error = %e, "periodic checkpoint failed");
                 }
-            },
-        );
+            }
+        });
     }
+}
+
+/// Serves the partner API and the health listener until `shutdown`, then drains the log.
+pub async fn serve(
+    app: Arc<App>,
+    cfg: &Config,
+    api: tokio::net::TcpListener,
+    health: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+    ready: impl FnOnce() + Send,
+) -> anyhow::Result<()> {
+    let active_version = app.policy.load().version().to_owned();
+    let log = app.log.clone();
+    let db = app.db.clone();
     let router = router(app.clone());
     ready();
     tracing::info!(api = %api.local_addr()?, health = %health.local_addr()?, covenant = %active_version, "gateway listening");

@@ -1,11 +1,11 @@
 //! Property tests: transforms never release more than asked, and the compiled decision table
 //! agrees with a naive reading of the rules on randomly generated covenants.
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
     clippy::needless_range_loop,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "a test: a failure is a failed test"
 )]
 
 mod common;

@@ -1,11 +1,12 @@
 //! End-to-end tests: they run the real `gateway` binary (real TLS, real tokens, real databases).
 //! One test binary for all of them.
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     clippy::too_many_arguments,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "a test: a failure is a failed test"
 )]
 
 mod aggregates;
@@ -14,6 +15,7 @@ mod cases;
 mod disclose;
 mod durability;
 mod helpers;
+mod inproc;
 mod lifecycle;
 mod policy_cli;
 mod serve_auth;

@@ -197,7 +197,7 @@ async fn export(db: &Db, origin: &str, out: &mut dyn std::io::Write) -> anyhow::
             };
             let line = ExportLine::Entry {
                 seq,
-                entry: e.record.map(|r| r.entry).unwrap_or_default(),
+                entry: e.record.map(|r| r.entry),
                 leaf_hash: hex::encode(e.leaf.leaf_hash),
                 chain_hash: hex::encode(e.leaf.chain_hash),
                 proof_size: covered,

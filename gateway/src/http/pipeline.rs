@@ -155,8 +155,7 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
     let trace_id = req
         .extensions()
         .get::<TransactionId>()
-        .map(|t| t.0.clone())
-        .unwrap_or_default();
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), |t| t.0.clone());
     let active = app.policy.load_full();
     let mut base = LogEntry::new(Start {
         id: new_id(),

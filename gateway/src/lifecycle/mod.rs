@@ -56,7 +56,12 @@ pub enum PeerRefusal {
 impl ActivePolicy {
     /// The partner of a connection's certificate under this version.
     pub fn identify(&self, peer: &PeerCert) -> Result<ClientIdentity, PeerRefusal> {
-        if !peer.serial.is_empty() && self.revoked.contains(&peer.serial) {
+        // A certificate whose issuer and serial cannot be read cannot be checked against the
+        // CRLs: fail closed.
+        let Some(serial) = &peer.serial else {
+            return Err(PeerRefusal::Unknown);
+        };
+        if self.revoked.contains(serial) {
             return Err(PeerRefusal::Revoked);
         }
         self.registry

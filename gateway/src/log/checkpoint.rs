@@ -175,7 +175,7 @@ impl NoteVerifier {
             if name != self.name || blob.get(..4) != Some(&self.id[..]) {
                 continue; // Another key's signature: ignored, as the spec says.
             }
-            let sig = blob.get(4..).unwrap_or_default();
+            let Some(sig) = blob.get(4..) else { continue };
             UnparsedPublicKey::new(&ED25519, &self.public)
                 .verify(body.as_bytes(), sig)
                 .map_err(|_| CheckpointError::BadSignature(self.name.clone()))?;

@@ -229,10 +229,31 @@ impl Log {
         if signers.contains(&current) {
             Ok(Signer::Current)
         } else {
-            Ok(Signer::Retired(
-                signers.into_iter().next().unwrap_or_default(),
-            ))
+            signers
+                .into_iter()
+                .next()
+                .map(Signer::Retired)
+                .ok_or_else(|| LogError::Corrupt("a verified checkpoint without a signer".into()))
         }
+    }
+
+    /// Signs a checkpoint when one is due by `now`: the log grew since the latest one, and
+    /// that one is at least `interval` seconds old (or there is none). Returns it if made.
+    pub async fn checkpoint_if_due(
+        &self,
+        now: i64,
+        interval: i64,
+    ) -> Result<Option<(i64, String)>, LogError> {
+        let head = self.db.log_head().await?;
+        let latest = self.db.latest_checkpoint().await?;
+        let due = match &latest {
+            None => head.size > 0,
+            Some(c) => head.size > c.size && now - c.at >= interval,
+        };
+        if !due {
+            return Ok(None);
+        }
+        self.checkpoint(now).await.map(Some)
     }
 
     /// Signs and stores a checkpoint for the current size (or returns the stored one). Reads

@@ -386,8 +386,9 @@ pub enum ExportLine {
     Entry {
         /// Sequence number.
         seq: i64,
-        /// Canonical JSON, exactly as hashed.
-        entry: String,
+        /// Canonical JSON, exactly as hashed; absent when the entry's content is not in the log.
+        #[serde(default)]
+        entry: Option<String>,
         /// Leaf hash, hex.
         leaf_hash: String,
         /// Chain hash, hex.
@@ -453,20 +454,18 @@ pub fn verify_export(reader: impl BufRead, keys: &KeySet) -> Result<Report, Stri
                     parse_hash(&chain_hash).ok_or(format!("line {at}: chain hash is not hex"))?;
                 let p = pass
                     .get_or_insert_with(|| Pass::new(keys, std::mem::take(&mut checkpoints), None));
-                p.entry(seq, Some(&entry), leaf, chain);
+                p.entry(seq, entry.as_deref(), leaf, chain);
                 if let Some(size) = proof_size.filter(|s| *s >= seq) {
+                    let proven = entry
+                        .as_deref()
+                        .map_or(leaf, |e| super::merkle::leaf_hash(e.as_bytes()));
                     match proof
                         .iter()
                         .map(|h| parse_hash(h))
                         .collect::<Option<Vec<_>>>()
                     {
                         // The checkpoint is only known once its size is reached: check later.
-                        Some(h) => p.pending_proofs.push((
-                            seq,
-                            super::merkle::leaf_hash(entry.as_bytes()),
-                            size,
-                            h,
-                        )),
+                        Some(h) => p.pending_proofs.push((seq, proven, size, h)),
                         None => p.bad(seq, format!("entry {seq}'s proof is not hex")),
                     }
                 }

@@ -226,3 +226,72 @@ mod tests {
         assert_eq!(quarter(d(2026, 12, 31)), "2026-Q4");
     }
 }
+
+#[cfg(test)]
+mod frozen_tests {
+    use super::*;
+    use crate::log::entry::Kind;
+    use crate::service::cases::{NewCase, SubjectIn};
+    use crate::testkit;
+
+    fn figures(app: &App, v: &Value) -> Value {
+        let armored = v["payload"].as_str().unwrap();
+        let id =
+            crate::crypto::read_age_identity(&testkit::pki().join("oov/age-identity.txt")).unwrap();
+        let dec = age::Decryptor::new(age::armor::ArmoredReader::new(armored.as_bytes())).unwrap();
+        let mut r = dec
+            .decrypt(std::iter::once(&id as &dyn age::Identity))
+            .unwrap();
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut r, &mut out).unwrap();
+        let _ = app;
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[tokio::test]
+    async fn answers_are_frozen_within_a_quarter_and_move_at_its_boundary() {
+        let (app, clock) = testkit::app().await;
+        clock.set(1_798_761_540); // 2026-12-31 23:59 UTC
+        let ask = |app: &App| testkit::call(app, Kind::Aggregate, "oov", "an.1", &["analist"]);
+        let mut c = ask(&app);
+        let before = aggregate(&app, &mut c, "casussen-per-status")
+            .await
+            .unwrap();
+        assert_eq!(before["period"], "2026-Q4");
+        // A case registered now does not change this quarter's figures...
+        for bsn in ["999993331", "999992223"] {
+            let mut r = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+            crate::service::cases::create(
+                &app,
+                &mut r,
+                NewCase {
+                    subject: SubjectIn { bsn: bsn.into() },
+                    signal_date: None,
+                    risk_group: None,
+                    ideology: None,
+                },
+            )
+            .await
+            .unwrap();
+        }
+        let mut c = ask(&app);
+        let again = aggregate(&app, &mut c, "casussen-per-status")
+            .await
+            .unwrap();
+        assert_eq!(
+            figures(&app, &before)["table"],
+            figures(&app, &again)["table"]
+        );
+        // ...the next quarter's do (the clock, not a wait).
+        clock.set(1_798_761_600); // 2027-01-01 00:00 UTC
+        let mut c = ask(&app);
+        let next = aggregate(&app, &mut c, "casussen-per-status")
+            .await
+            .unwrap();
+        assert_eq!(next["period"], "2027-Q1");
+        assert_ne!(
+            figures(&app, &before)["table"]["total"],
+            figures(&app, &next)["table"]["total"]
+        );
+    }
+}

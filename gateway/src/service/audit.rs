@@ -365,6 +365,9 @@ pub struct ReportItem {
     pub legal_grounds: BTreeMap<String, String>,
     /// The covenant version that decided it.
     pub policy_version: String,
+    /// Whether the database still has that version's text (else its purpose names and grounds
+    /// cannot be shown, and the report says so instead of showing today's).
+    pub version_known: bool,
 }
 
 /// The GDPR art. 15 report of one person.
@@ -495,6 +498,7 @@ pub async fn subject_report(
                 kind: e.kind,
                 data_received: received,
                 legal_grounds: rule_grounds,
+                version_known: cc.is_some(),
                 policy_version: e.policy_version.clone(),
             });
         }
@@ -555,4 +559,92 @@ pub async fn subject(
     )
     .await?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::cases::{NewCase, SubjectIn};
+    use crate::testkit;
+
+    #[tokio::test]
+    async fn officers_see_by_partner_and_every_query_is_recorded() {
+        let (app, _) = testkit::app().await;
+        let mut c = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        crate::service::cases::create(
+            &app,
+            &mut c,
+            NewCase {
+                subject: SubjectIn {
+                    bsn: "999993331".into(),
+                },
+                signal_date: None,
+                risk_group: None,
+                ideology: None,
+            },
+        )
+        .await
+        .unwrap();
+        let q = || SearchQuery {
+            subject: Some("999993331".into()),
+            ..SearchQuery::default()
+        };
+        // The programme's officer sees the registration; another partner's officer does not.
+        let mut oov = testkit::call(&app, Kind::AuditQuery, "oov", "fg.1", &["privacy-officer"]);
+        let SearchAnswer::Json(items, _) = search(&app, &mut oov, q()).await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            items.iter().map(|i| i.entry.kind).collect::<Vec<_>>(),
+            vec![Kind::CaseChange]
+        );
+        let mut rn = testkit::call(&app, Kind::AuditQuery, "rn", "fg.2", &["privacy-officer"]);
+        let SearchAnswer::Json(items, _) = search(&app, &mut rn, q()).await.unwrap() else {
+            panic!()
+        };
+        assert!(items.is_empty());
+        // Not an officer.
+        let mut reg = testkit::call(&app, Kind::AuditQuery, "rn", "reg.1", &["regisseur"]);
+        assert!(matches!(
+            search(&app, &mut reg, q()).await,
+            Err(Refusal::PurposeRole(..))
+        ));
+        // Both searches are entries, the subject as its pseudonym, never the BSN.
+        let queries: Vec<LogEntry> = testkit::entries(&app)
+            .await
+            .into_iter()
+            .filter(|e| e.kind == Kind::AuditQuery)
+            .collect();
+        assert_eq!(queries.len(), 2);
+        assert!(
+            queries.iter().all(|e| e.data_subject.is_some()
+                && !e.query.as_deref().unwrap_or("").contains("999993331"))
+        );
+        // A filter on an unknown kind or outcome is refused, not silently empty.
+        let mut oov = testkit::call(&app, Kind::AuditQuery, "oov", "fg.1", &["privacy-officer"]);
+        assert!(matches!(
+            search(
+                &app,
+                &mut oov,
+                SearchQuery {
+                    kind: Some("nope".into()),
+                    ..SearchQuery::default()
+                }
+            )
+            .await,
+            Err(Refusal::InvalidBody(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_version_the_database_cannot_rebuild_is_said_so() {
+        let (app, _) = testkit::app().await;
+        let mut versions = Versions::new(app.db.clone(), []);
+        assert!(versions.get("sha256:unknown").await.unwrap().is_none());
+        let active = app.policy.load().version().to_owned();
+        assert!(
+            versions.get(&active).await.unwrap().is_some(),
+            "the bootstrap's stored text"
+        );
+    }
 }

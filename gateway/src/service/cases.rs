@@ -295,7 +295,7 @@ pub async fn create(app: &App, call: &mut Call, body: NewCase) -> Result<CaseVie
         at: now,
         partner: call.requester.partner_id.clone(),
         staff_id: call.requester.staff_id.clone(),
-        role: call.record.role.clone().unwrap_or_default(),
+        role: call.record.role.clone().ok_or(Refusal::Internal)?,
         action: CaseAction::Created,
         fields: fields.clone(),
         status: Some(row.status),
@@ -524,7 +524,7 @@ pub async fn update(
         at: now,
         partner: call.requester.partner_id.clone(),
         staff_id: call.requester.staff_id.clone(),
-        role: call.record.role.clone().unwrap_or_default(),
+        role: call.record.role.clone().ok_or(Refusal::Internal)?,
         action: CaseAction::Updated,
         fields: fields.clone(),
         status: new_status,
@@ -552,4 +552,191 @@ pub async fn update(
         .await?;
     let events = app.db.case_events(id).await?;
     Ok(view(new, events, classification_for(c, call), appended.seq))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::entry::{Kind, Outcome};
+    use crate::testkit;
+
+    fn new_case(bsn: &str) -> NewCase {
+        NewCase {
+            subject: SubjectIn { bsn: bsn.into() },
+            signal_date: Some("2026-11-20".into()),
+            risk_group: Some(4),
+            ideology: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_case_registered_read_and_changed_is_three_entries_with_their_values() {
+        let (app, _) = testkit::app().await;
+        let mut c = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        let v = create(&app, &mut c, new_case("999993331")).await.unwrap();
+        assert_eq!((v.status, v.version), (CaseStatus::Melding, 1));
+        let mut r = testkit::call(&app, Kind::CaseRead, "politie", "vp.1", &["voorportaal"]);
+        let read_back = read(&app, &mut r, &v.id).await.unwrap();
+        assert!(
+            read_back.classification.is_some(),
+            "the voorportaal reads the classification"
+        );
+        let mut u = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        let patch = CasePatch {
+            status: Some(CaseStatus::Duiding),
+            ..CasePatch::default()
+        };
+        let changed = update(&app, &mut u, &v.id, patch).await.unwrap();
+        assert_eq!(changed.version, 2);
+        let log = testkit::entries(&app).await;
+        let kinds: Vec<Kind> = log.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                Kind::Policy,
+                Kind::CaseChange,
+                Kind::CaseRead,
+                Kind::CaseChange
+            ]
+        );
+        let created = log[1].case_change.as_ref().unwrap();
+        assert_eq!(
+            created.fields,
+            vec!["subject", "status", "signal_date", "risk_group"]
+        );
+        assert_eq!(
+            log[2].case_read.as_ref().unwrap().classification,
+            vec!["risk_group", "ideology"]
+        );
+        let changed = log[3].case_change.as_ref().unwrap();
+        assert_eq!(
+            (changed.previous_status, changed.status),
+            (Some(CaseStatus::Melding), Some(CaseStatus::Duiding))
+        );
+        let subject = app.db.case(&v.id).await.unwrap().unwrap().subject_pseudonym;
+        assert!(
+            log[1..]
+                .iter()
+                .all(|e| e.data_subject.as_deref() == Some(subject.as_str()))
+        );
+        assert!(
+            log.iter()
+                .all(|e| !serde_json::to_string(e).unwrap().contains("999993331")),
+            "never the BSN"
+        );
+    }
+
+    #[tokio::test]
+    async fn refusals_by_the_covenant() {
+        let (app, _) = testkit::app().await;
+        let mut c = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        let v = create(&app, &mut c, new_case("999993331")).await.unwrap();
+        // A regisseur who is not this case's sees nothing: to them it does not exist.
+        let mut r = testkit::call(&app, Kind::CaseRead, "rn", "reg.x", &["regisseur"]);
+        assert_eq!(
+            read(&app, &mut r, &v.id).await.unwrap_err(),
+            Refusal::CaseNotFound
+        );
+        // Only the static role makes a case static; a step the work process lacks is refused.
+        let mut u = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        let skip = CasePatch {
+            status: Some(CaseStatus::Uitvoering),
+            ..CasePatch::default()
+        };
+        assert!(matches!(
+            update(&app, &mut u, &v.id, skip).await,
+            Err(Refusal::TransitionNotAllowed(..))
+        ));
+        // A BSN that fails the 11-proef.
+        let mut c = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        assert!(matches!(
+            create(&app, &mut c, new_case("123456789")).await,
+            Err(Refusal::InvalidBsn(_))
+        ));
+        // Including a case needs a regisseur from a partner that may deliver one.
+        let mut u = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        update(
+            &app,
+            &mut u,
+            &v.id,
+            CasePatch {
+                status: Some(CaseStatus::Duiding),
+                ..CasePatch::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut u = testkit::call(&app, Kind::CaseChange, "oov", "sec.1", &["secretaris"]);
+        let ggd = CasePatch {
+            status: Some(CaseStatus::Opgenomen),
+            regisseur: Some(Regisseur {
+                partner: "ggd".into(),
+                staff_id: "g.1".into(),
+            }),
+            ..CasePatch::default()
+        };
+        assert_eq!(
+            update(&app, &mut u, &v.id, ggd).await.unwrap_err(),
+            Refusal::InvalidRegisseur("ggd".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_change_read_at_an_old_version_is_refused_and_recorded_as_such() {
+        let (app, _) = testkit::app().await;
+        let mut c = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        let v = create(&app, &mut c, new_case("999993331")).await.unwrap();
+        // Another change lands between this change's read and its write: simulated by writing
+        // version 2 directly, then offering the same change from version 1.
+        let mut u = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        update(
+            &app,
+            &mut u,
+            &v.id,
+            CasePatch {
+                risk_group: Some(2),
+                ..CasePatch::default()
+            },
+        )
+        .await
+        .unwrap();
+        let old = app.db.case(&v.id).await.unwrap().unwrap();
+        let mut stale = old.clone();
+        stale.version = 2;
+        let mut u = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        u.record.case_id = Some(v.id.clone());
+        let event = CaseEventRow {
+            case_id: v.id.clone(),
+            version: 2,
+            at: 0,
+            partner: "politie".into(),
+            staff_id: "vp.1".into(),
+            role: "voorportaal".into(),
+            action: CaseAction::Updated,
+            fields: vec!["risk_group".into()],
+            status: None,
+        };
+        let r = u
+            .commit_change(
+                &app,
+                Change::UpdateCase {
+                    case: stale,
+                    expected_version: 1,
+                    event,
+                },
+                Refusal::CaseConflict,
+            )
+            .await;
+        assert_eq!(r.unwrap_err(), Refusal::CaseConflict);
+        let last = testkit::entries(&app).await.pop().unwrap();
+        assert_eq!(
+            (last.outcome, last.problem.as_deref()),
+            (Outcome::Refused, Some("case-conflict"))
+        );
+        assert_eq!(
+            app.db.case(&v.id).await.unwrap().unwrap().version,
+            2,
+            "nothing changed"
+        );
+    }
 }

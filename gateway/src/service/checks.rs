@@ -86,3 +86,67 @@ pub async fn check(app: &App, call: &mut Call, body: CheckRequest) -> Result<Che
         audit_seq: appended.seq,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::entry::Kind;
+    use crate::service::cases::{NewCase, SubjectIn};
+    use crate::testkit;
+
+    fn ask(bsn: &str, purpose: &str) -> CheckRequest {
+        CheckRequest {
+            subject: SubjectSelector::Bsn(bsn.into()),
+            purpose: purpose.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn known_or_not_under_the_covenants_check_purpose_only() {
+        let (app, _) = testkit::app().await;
+        let mut c = testkit::call(&app, Kind::Check, "oov", "map.1", &["melder-intake"]);
+        let a = check(&app, &mut c, ask("999993331", "aanpak-check"))
+            .await
+            .unwrap();
+        assert!(!a.known && a.approaches.is_empty() && a.contact_partner.is_none());
+        let mut c = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        crate::service::cases::create(
+            &app,
+            &mut c,
+            NewCase {
+                subject: SubjectIn {
+                    bsn: "999993331".into(),
+                },
+                signal_date: None,
+                risk_group: None,
+                ideology: None,
+            },
+        )
+        .await
+        .unwrap();
+        let mut c = testkit::call(&app, Kind::Check, "oov", "map.1", &["melder-intake"]);
+        let a = check(&app, &mut c, ask("999993331", "aanpak-check"))
+            .await
+            .unwrap();
+        // Known; no regisseur yet, so the programme's partner is the contact.
+        assert_eq!(
+            (a.known, a.approaches, a.contact_partner.as_deref()),
+            (true, vec!["iPGA-R".to_owned()], Some("oov"))
+        );
+        assert!(c.record.case_id.is_some() && c.record.data_subject.is_some());
+        // Any other purpose would make a check a probe.
+        let mut c = testkit::call(&app, Kind::Check, "oov", "map.1", &["melder-intake"]);
+        assert_eq!(
+            check(&app, &mut c, ask("999993331", "regie"))
+                .await
+                .unwrap_err(),
+            Refusal::PurposeNotForChecks("regie".into(), "aanpak-check".into())
+        );
+        // And a role the check purpose is not open to.
+        let mut c = testkit::call(&app, Kind::Check, "rn", "reg.1", &["regisseur"]);
+        assert!(matches!(
+            check(&app, &mut c, ask("999993331", "aanpak-check")).await,
+            Err(Refusal::PurposeRole(..))
+        ));
+    }
+}

@@ -368,3 +368,128 @@ pub fn check_records(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::entry::Kind;
+    use crate::service::cases::{CasePatch, NewCase, SubjectIn};
+    use crate::store::Regisseur;
+    use crate::testkit;
+    use policy::CaseStatus;
+
+    fn open(partner: &str, armored: &str) -> Value {
+        let id = crate::crypto::read_age_identity(
+            &testkit::pki().join(format!("{partner}/age-identity.txt")),
+        )
+        .unwrap();
+        let dec = age::Decryptor::new(age::armor::ArmoredReader::new(armored.as_bytes())).unwrap();
+        let mut r = dec
+            .decrypt(std::iter::once(&id as &dyn age::Identity))
+            .unwrap();
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut r, &mut out).unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_regisseur_gets_what_the_covenant_allows_and_another_regisseur_nothing() {
+        let (app, _) = testkit::app().await;
+        let mut c = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        let case = crate::service::cases::create(
+            &app,
+            &mut c,
+            NewCase {
+                subject: SubjectIn {
+                    bsn: "999993331".into(),
+                },
+                signal_date: None,
+                risk_group: None,
+                ideology: None,
+            },
+        )
+        .await
+        .unwrap();
+        for (partner, staff, role, patch) in [
+            (
+                "politie",
+                "vp.1",
+                "voorportaal",
+                CasePatch {
+                    status: Some(CaseStatus::Duiding),
+                    ..CasePatch::default()
+                },
+            ),
+            (
+                "oov",
+                "sec.1",
+                "secretaris",
+                CasePatch {
+                    status: Some(CaseStatus::Opgenomen),
+                    regisseur: Some(Regisseur {
+                        partner: "rn".into(),
+                        staff_id: "reg.1".into(),
+                    }),
+                    ..CasePatch::default()
+                },
+            ),
+        ] {
+            let mut u = testkit::call(&app, Kind::CaseChange, partner, staff, &[role]);
+            crate::service::cases::update(&app, &mut u, &case.id, patch)
+                .await
+                .unwrap();
+        }
+        let mut dep = testkit::call(&app, Kind::Deposit, "ggd", "bron", &["bronsysteem"]);
+        let recs = serde_json::from_value(serde_json::json!({"records": [{"screeningsdatum": "2026-09-30", "in_zorg": false, "zorgaanbieder": "GGZ", "diagnose": "x", "medicatie": "y", "contactpersoon": "GGD Team"}]})).unwrap();
+        crate::service::records::deposit(&app, &mut dep, "ggd.screening", &case.subject_ref, recs)
+            .await
+            .unwrap();
+        let ask = |staff: &str| testkit::call(&app, Kind::Disclosure, "rn", staff, &["regisseur"]);
+        let req = || DisclosureRequest {
+            subject: SubjectSelector::Bsn("999993331".into()),
+            purpose: "regie".into(),
+            case: case.id.clone(),
+            products: Some(vec!["ggd.screening".into()]),
+        };
+        let mut d = ask("reg.1");
+        let a = disclose(&app, &mut d, req()).await.unwrap();
+        let p = open("rn", &a.payload);
+        let rec = &p["products"]["ggd.screening"]["records"][0];
+        assert_eq!(
+            rec["diagnose"]["redacted"], "avg-9",
+            "health detail stays with the GGD"
+        );
+        assert!(rec.get("medicatie").is_none(), "omitted");
+        assert_eq!(
+            rec["in_zorg"],
+            serde_json::json!({"exists": true}),
+            "`false` in care exists: never a bare value"
+        );
+        assert_eq!(
+            d.record.ciphertext_sha256.as_deref(),
+            Some(hex::encode(Sha256::digest(a.payload.as_bytes())).as_str())
+        );
+        let summary = &d.record.products["ggd.screening"];
+        assert_eq!(
+            (summary.status, summary.owner.as_deref()),
+            (ProductStatus::Ok, Some("ggd"))
+        );
+        // Another regisseur of the same partner: refused on the relation, after the case was read.
+        let mut d = ask("reg.2");
+        assert!(matches!(
+            disclose(&app, &mut d, req()).await,
+            Err(Refusal::PurposeRelation(..))
+        ));
+        assert!(d.record.data_subject.is_some() && d.committed.is_none());
+        // The wrong subject for the case.
+        let mut d = ask("reg.1");
+        let wrong = DisclosureRequest {
+            subject: SubjectSelector::Bsn("999992223".into()),
+            ..req()
+        };
+        assert_eq!(
+            disclose(&app, &mut d, wrong).await.unwrap_err(),
+            Refusal::SubjectCaseMismatch
+        );
+    }
+}

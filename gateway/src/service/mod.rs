@@ -51,8 +51,12 @@ impl Call {
         self.covenant().roles.get(r.index()).map(|r| r.id.clone())
     }
 
-    /// Records the entry as answered; nothing may be answered unless this succeeds.
+    /// Records the entry as answered; nothing may be answered unless this succeeds. A call has
+    /// one entry: committing twice is a bug, refused.
     pub async fn commit(&mut self, app: &App) -> Result<Appended, Refusal> {
+        if self.committed.is_some() {
+            return Err(Refusal::Internal);
+        }
         if self.record.outcome == crate::log::entry::Outcome::Refused {
             self.record.outcome = crate::log::entry::Outcome::Answered;
         }
@@ -70,6 +74,9 @@ impl Call {
         conflict: Refusal,
     ) -> Result<Appended, Refusal> {
         debug_assert_eq!(change.conflict_problem(), conflict.slug());
+        if self.committed.is_some() {
+            return Err(Refusal::Internal);
+        }
         if self.record.outcome == crate::log::entry::Outcome::Refused {
             self.record.outcome = crate::log::entry::Outcome::Answered;
         }

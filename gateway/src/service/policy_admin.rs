@@ -664,3 +664,79 @@ pub async fn reload_crls(app: &App) -> Result<bool, String> {
     app.policy.store(Arc::new(next));
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit;
+
+    fn text(title: &str) -> Result<String, Refusal> {
+        Ok(crate::demo::EXAMPLE_COVENANT.replace("title = \"", &format!("title = \"{title} ")))
+    }
+
+    #[tokio::test]
+    async fn four_eyes_then_activation_and_every_step_on_the_record() {
+        let (app, _) = testkit::app().await;
+        let admin = |staff: &str| testkit::call(&app, Kind::Policy, "oov", staff, &["beheerder"]);
+        // Not an administrator: a regisseur, and a beheerder the configuration does not list.
+        let mut c = testkit::call(&app, Kind::Policy, "rn", "reg.1", &["regisseur"]);
+        assert_eq!(
+            create_draft(&app, &mut c, text("x")).await.unwrap_err(),
+            Refusal::NotAdministrator("beheerder".into())
+        );
+        let mut c = admin("beheerder-9");
+        assert!(matches!(
+            create_draft(&app, &mut c, text("x")).await,
+            Err(Refusal::NotAdministrator(_))
+        ));
+        // The same text as the active version is nothing to draft.
+        let mut c = admin("beheerder-1");
+        assert_eq!(
+            create_draft(&app, &mut c, Ok(crate::demo::EXAMPLE_COVENANT.into()))
+                .await
+                .unwrap_err(),
+            Refusal::DraftUnchanged
+        );
+        let mut c = admin("beheerder-1");
+        let d = create_draft(&app, &mut c, text("Gewijzigd")).await.unwrap();
+        let id = d["id"].as_str().unwrap().to_owned();
+        let mut c = admin("beheerder-1");
+        assert_eq!(
+            activate(&app, &mut c, &id).await.unwrap_err(),
+            Refusal::DraftState("draft".into(), "approved")
+        );
+        let mut c = admin("beheerder-1");
+        assert_eq!(
+            approve(&app, &mut c, &id).await.unwrap_err(),
+            Refusal::ApprovalByAuthor
+        );
+        let mut c = admin("beheerder-2");
+        approve(&app, &mut c, &id).await.unwrap();
+        let before = app.policy.load().version().to_owned();
+        let mut c = admin("beheerder-1");
+        let v = activate(&app, &mut c, &id).await.unwrap();
+        assert_ne!(app.policy.load().version(), before, "in force");
+        assert_eq!(v["previous_version"], before.as_str());
+        let done: Vec<PolicyAction> = testkit::entries(&app)
+            .await
+            .into_iter()
+            .filter(|e| e.outcome.answered())
+            .filter_map(|e| e.policy_change.and_then(|p| p.action))
+            .collect();
+        assert_eq!(
+            done,
+            vec![
+                PolicyAction::Bootstrap,
+                PolicyAction::Draft,
+                PolicyAction::Approve,
+                PolicyAction::Activate
+            ]
+        );
+        // A second activation of the same draft finds it active already.
+        let mut c = admin("beheerder-2");
+        assert!(matches!(
+            activate(&app, &mut c, &id).await,
+            Err(Refusal::DraftState(..))
+        ));
+    }
+}

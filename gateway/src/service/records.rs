@@ -108,3 +108,126 @@ pub async fn deposit(
         audit_seq: appended.seq,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::entry::{Kind, SourceKind};
+    use crate::service::cases::{NewCase, SubjectIn};
+    use crate::service::disclose::{DisclosureRequest, SubjectSelector};
+    use crate::testkit;
+    use serde_json::json;
+
+    fn body(v: serde_json::Value) -> RecordsBody {
+        serde_json::from_value(json!({ "records": v })).unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_the_products_deposit_roles_deposit_and_a_disclosure_names_the_digest() {
+        let (app, _) = testkit::app().await;
+        let mut c = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        let case = crate::service::cases::create(
+            &app,
+            &mut c,
+            NewCase {
+                subject: SubjectIn {
+                    bsn: "999993331".into(),
+                },
+                signal_date: None,
+                risk_group: None,
+                ideology: None,
+            },
+        )
+        .await
+        .unwrap();
+        let recs = json!([{"registratienummer": "PL-1", "datum": "2026-08-02", "incidentsoort": "x", "rol": "verdachte", "omschrijving": "y", "locatie_postcode": "1055 XK", "signaleringen": [], "contacten": []}]);
+        // The owner's privacy officer may not overwrite the police's records.
+        let mut po = testkit::call(&app, Kind::Deposit, "politie", "fg.1", &["privacy-officer"]);
+        assert!(matches!(
+            deposit(
+                &app,
+                &mut po,
+                "politie.registraties",
+                &case.subject_ref,
+                body(recs.clone())
+            )
+            .await,
+            Err(Refusal::DepositRole(..))
+        ));
+        // Another partner's source system neither.
+        let mut other = testkit::call(&app, Kind::Deposit, "rn", "bron", &["bronsysteem"]);
+        assert!(matches!(
+            deposit(
+                &app,
+                &mut other,
+                "politie.registraties",
+                &case.subject_ref,
+                body(recs.clone())
+            )
+            .await,
+            Err(Refusal::ProductNotOwned(_))
+        ));
+        // A subject no case has.
+        let mut src = testkit::call(&app, Kind::Deposit, "politie", "bron", &["bronsysteem"]);
+        assert_eq!(
+            deposit(
+                &app,
+                &mut src,
+                "politie.registraties",
+                "subj-nobody",
+                body(recs.clone())
+            )
+            .await
+            .unwrap_err(),
+            Refusal::SubjectNotFound
+        );
+        let mut src = testkit::call(&app, Kind::Deposit, "politie", "bron", &["bronsysteem"]);
+        let a = deposit(
+            &app,
+            &mut src,
+            "politie.registraties",
+            &case.subject_ref,
+            body(recs),
+        )
+        .await
+        .unwrap();
+        assert_eq!(a.records, 1);
+        let dep = src.record.deposit.clone().unwrap();
+        // The voorportaal's duiding opens the deposit, and its entry names the same digest.
+        let mut u = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        crate::service::cases::update(
+            &app,
+            &mut u,
+            &case.id,
+            crate::service::cases::CasePatch {
+                status: Some(policy::CaseStatus::Duiding),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut d = testkit::call(&app, Kind::Disclosure, "politie", "vp.1", &["voorportaal"]);
+        crate::service::disclose::disclose(
+            &app,
+            &mut d,
+            DisclosureRequest {
+                subject: SubjectSelector::Ref(case.subject_ref.clone()),
+                purpose: "duiding".into(),
+                case: case.id.clone(),
+                products: None,
+            },
+        )
+        .await
+        .unwrap();
+        let inputs = d.record.decision.clone().unwrap();
+        let source = &inputs.sources["politie.registraties"];
+        assert_eq!(
+            (source.from, source.sha256.as_str()),
+            (SourceKind::Deposit, dep.sealed_sha256.as_str())
+        );
+        assert_eq!(
+            (inputs.case_version, inputs.satisfied_by.as_str()),
+            (2, "role")
+        );
+    }
+}

@@ -1,0 +1,92 @@
+//! For the crate's own unit tests: a complete application (example PKI, covenant, SQLite
+//! database, log) on a controllable clock, without HTTP, and calls as a requester would make
+//! them.
+
+use crate::app::App;
+use crate::auth::Requester;
+use crate::clock::FixedClock;
+use crate::log::entry::{Kind, LogEntry, Start, new_id};
+use crate::service::Call;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+/// 2026-12-01 12:00 UTC.
+pub const T0: i64 = 1_796_126_400;
+
+/// One example PKI for all unit tests of this process.
+pub fn pki() -> &'static PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        crate::install_crypto_provider();
+        let dir = std::env::temp_dir().join(format!("gateway-unit-pki-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cc = policy::compile_toml(crate::demo::EXAMPLE_COVENANT).unwrap();
+        crate::pki::init(&dir, &cc, T0).unwrap();
+        let covenant = dir.join("ipga-r.toml");
+        std::fs::write(&covenant, crate::demo::EXAMPLE_COVENANT).unwrap();
+        std::fs::write(
+            dir.join(crate::pki::layout::CONFIG),
+            crate::pki::example_config(&dir, &covenant),
+        )
+        .unwrap();
+        dir
+    })
+}
+
+/// A fresh application on its own SQLite database, its clock at [`T0`].
+pub async fn app() -> (Arc<App>, Arc<FixedClock>) {
+    let dir = pki();
+    let db = dir.join(format!("unit-{}.db", uuid::Uuid::new_v4().simple()));
+    let env = [(
+        "GATEWAY_DATABASE_URL".to_owned(),
+        format!("sqlite://{}", db.display()),
+    )];
+    let cfg = crate::config::Config::load(&dir.join(crate::pki::layout::CONFIG), env).unwrap();
+    let loaded = crate::runtime::load(&cfg, true).unwrap_or_else(|p| panic!("{p:?}"));
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = crate::store::Db::connect(&cfg.database_url).await.unwrap();
+    let app = crate::startup::prepare(store, loaded, &cfg, clock.clone())
+        .await
+        .unwrap();
+    (app, clock)
+}
+
+/// A call by `staff` of `partner` acting in `roles`, for an endpoint of `kind`.
+pub fn call(app: &App, kind: Kind, partner: &str, staff: &str, roles: &[&str]) -> Call {
+    let policy = app.policy.load_full();
+    let c = policy.covenant.covenant();
+    let requester = Requester {
+        partner: c.partner(partner).unwrap(),
+        partner_id: partner.into(),
+        staff_id: staff.into(),
+        roles: roles.iter().map(|r| c.role(r).unwrap()).collect(),
+        expires: i64::MAX,
+    };
+    let mut record = LogEntry::new(Start {
+        id: new_id(),
+        at: app.clock.now(),
+        trace_id: "unit-test-0001",
+        kind,
+        partner: partner.into(),
+        policy_version: policy.version(),
+    });
+    record.staff_id = Some(staff.into());
+    Call {
+        requester,
+        policy,
+        record,
+        committed: None,
+    }
+}
+
+/// Every entry of the log, typed, oldest first.
+pub async fn entries(app: &App) -> Vec<LogEntry> {
+    app.db
+        .entries(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| e.record)
+        .map(|r| LogEntry::parse(r.seq, &r.entry).unwrap())
+        .collect()
+}
