@@ -40,4 +40,6 @@ pub struct App {
     pub upstream: Upstream,
     /// Rate limits.
     pub limiter: Limiter,
+    /// Requests handled at once (`limits.concurrent_requests` permits).
+    pub in_flight: tokio::sync::Semaphore,
 }

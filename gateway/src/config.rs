@@ -238,6 +238,14 @@ pub struct Limits {
     /// request; 0 keeps none.
     #[serde(default = "default_opened_records")]
     pub opened_records_cached: usize,
+    /// The longest a request may take from arriving to its answer (its refusal when it takes
+    /// longer: `request-timeout`).
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Requests handled at once; one more is refused at once (`overloaded`, with `Retry-After`)
+    /// rather than queued.
+    #[serde(default = "default_concurrent_requests")]
+    pub concurrent_requests: usize,
 }
 
 fn default_body() -> usize {
@@ -258,6 +266,12 @@ fn default_opened_records() -> usize {
 fn default_source_ms() -> u64 {
     2_000
 }
+fn default_request_timeout_ms() -> u64 {
+    30_000
+}
+fn default_concurrent_requests() -> usize {
+    512
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -268,6 +282,8 @@ impl Default for Limits {
             staff_per_second: default_staff_rps(),
             source_timeout_ms: default_source_ms(),
             opened_records_cached: default_opened_records(),
+            request_timeout_ms: default_request_timeout_ms(),
+            concurrent_requests: default_concurrent_requests(),
         }
     }
 }

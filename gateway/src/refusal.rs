@@ -144,6 +144,12 @@ pub enum Refusal {
     /// Too many requests.
     #[error("rate-limited")]
     RateLimited(u64),
+    /// The gateway is handling as many requests as it may at once.
+    #[error("overloaded")]
+    Overloaded,
+    /// The request took longer than the gateway allows.
+    #[error("request-timeout")]
+    RequestTimeout(u64),
     /// The disclosure record could not be written: nothing is disclosed.
     #[error("disclosure-log-unavailable")]
     DisclosureLogUnavailable,
@@ -252,6 +258,8 @@ impl Refusal {
             DepositRole(p, roles) => ("Not a role that deposits this product", format!("None of your roles may deposit `{p}` under the covenant; it lists: {roles}. Deposit from your organisation's source system with that role.")),
             ProductUpstream(p) => ("Product served upstream", format!("`{p}` is served by its owner's own endpoint; update it there.")),
             InvalidRecord(why) => ("Record does not fit the catalogue", format!("{why}; send only the catalogue's fields, with their types.")),
+            Overloaded => ("Gateway busy", "The gateway is handling as many requests as it may at once; nothing was done. Retry in a second.".into()),
+            RequestTimeout(ms) => ("Request took too long", format!("The request was not answered within {ms} ms and was given up; if it was a change, read the state before retrying.")),
             RateLimited(secs) => ("Too many requests", format!("Your organisation or you sent too many requests; retry after {secs} second(s).")),
             DisclosureLogUnavailable => ("Disclosure log unavailable", "The disclosure could not be recorded, so nothing was disclosed. Retry later; the administrators have been alerted.".into()),
             CertificateRevoked => ("Certificate revoked", "Your client certificate is on the covenant CA's revocation list (loaded after this connection was opened); connect with a valid certificate.".into()),

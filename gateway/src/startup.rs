@@ -127,6 +127,7 @@ pub async fn prepare(
         limits: cfg.limits.clone(),
         upstream: loaded.upstream,
         limiter: Limiter::new(cfg.limits.partner_per_second, cfg.limits.staff_per_second),
+        in_flight: tokio::sync::Semaphore::new(cfg.limits.concurrent_requests.max(1)),
     });
     if stored.is_none() {
         // The first version of an empty database, activated and recorded in one transaction.

@@ -1063,3 +1063,92 @@ async fn a_new_deposit_is_answered_at_once_not_an_opened_copy_of_the_old_one() {
     let p = answered(&gw, "rn", "reg.mulder", "regisseur", "regie", &case).await;
     assert_eq!(rec(&p, "ggd.screening")["contactpersoon"], "GGD Nieuw Team");
 }
+
+#[tokio::test]
+async fn a_request_longer_than_allowed_is_given_up_and_more_than_allowed_at_once_are_refused() {
+    // A source that takes 5 s, its own timeout 10 s: the request's bound (1 s) decides.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel();
+    let ggd = gateway::demo::records()
+        .into_iter()
+        .find(|(p, _)| *p == "ggd.screening")
+        .unwrap()
+        .1;
+    let server = tokio::spawn(gateway::demo::serve_source(
+        pki().to_path_buf(),
+        listener,
+        "/screening",
+        ggd,
+        std::time::Duration::from_secs(5),
+        stop_rx,
+    ));
+    let gw = Gateway::start_with_config(
+        |c| {
+            format!(
+                "{c}\n[limits]\nrequest_timeout_ms = 1000\nconcurrent_requests = 1\n\n[[source]]\nproduct = \"ggd.screening\"\nurl = \"https://{addr}/screening\"\ntimeout_ms = 10000\n"
+            )
+        },
+        &[],
+    );
+    let (s, v, _) = call(
+        &gw,
+        "politie",
+        "vp.1",
+        "voorportaal",
+        reqwest::Method::POST,
+        "/v1/cases",
+        json!({"subject": {"bsn": "123456782"}}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let case = Case {
+        id: v["id"].as_str().unwrap().into(),
+        subject_ref: v["subject_ref"].as_str().unwrap().into(),
+    };
+    patch(
+        &gw,
+        &case,
+        "politie",
+        "voorportaal",
+        json!({"status": "duiding"}),
+    )
+    .await;
+    let slow = ask(&gw, "politie", "vp.1", "voorportaal", "duiding", &case);
+    // While the slow one holds the only place, another request is refused at once.
+    let other = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        let r = client("oov")
+            .post(gw.url("/v1/checks"))
+            .bearer_auth(token("oov", "map.1", &["melder-intake"]))
+            .json(&json!({"subject": {"bsn": "123456782"}, "purpose": "aanpak-check"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["retry-after"], "1");
+        (problem(r, 503, "overloaded").await, started.elapsed())
+    };
+    let ((s, v), (_, waited)) = tokio::join!(slow, other);
+    assert!(
+        waited < std::time::Duration::from_millis(500),
+        "refused at once, not queued: {waited:?}"
+    );
+    assert_eq!(s, 503, "{v}");
+    assert_eq!(
+        v["type"],
+        "https://gateway.ipga-r.example/problems/request-timeout"
+    );
+    let rows = log_rows(&gw).await;
+    assert!(
+        rows.iter()
+            .any(|r| r.1.as_deref() == Some("request-timeout")),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter().any(|r| r.1.as_deref() == Some("overloaded")),
+        "{rows:?}"
+    );
+    let _ = stop.send(());
+    let _ = server.await;
+}

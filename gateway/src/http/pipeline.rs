@@ -25,7 +25,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 /// The header that carries the transaction id across organisations (FSC).
@@ -194,7 +194,24 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
         policy: active,
         record: base.clone(),
     });
-    let mut resp = next.run(req).await;
+    // At most so many at once, each within its time: refused (and recorded) otherwise.
+    let Ok(_permit) = app.in_flight.try_acquire() else {
+        let e = Refusal::Overloaded;
+        record_refusal(&app, base, &e.slug()).await;
+        return e.into_response();
+    };
+    let limit = app.limits.request_timeout_ms;
+    let mut resp = match tokio::time::timeout(Duration::from_millis(limit), next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => {
+            // The request's own entry may already be durable (an answer that could not be
+            // sent in time); this entry says that it was given up.
+            let e = Refusal::RequestTimeout(limit);
+            base.id = new_id();
+            record_refusal(&app, base, &e.slug()).await;
+            return e.into_response();
+        }
+    };
     let recorded = resp.extensions().get::<Recorded>().is_some();
     let pending = resp.extensions_mut().remove::<PendingRefusal>();
     match resp.extensions().get::<ProblemType>().cloned() {

@@ -72,6 +72,7 @@ pub fn status(r: &Refusal) -> StatusCode {
         | InvalidRecord(_) => StatusCode::UNPROCESSABLE_ENTITY,
         SubjectNotFound | ViewUnknown(_) => StatusCode::NOT_FOUND,
         RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        Overloaded | RequestTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
         CertificateRevoked | CertificateUnknown => StatusCode::UNAUTHORIZED,
         NotAdministrator(_) | ApprovalByAuthor | ApprovalSamePartner => StatusCode::FORBIDDEN,
         CovenantInvalid(..) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -119,7 +120,12 @@ impl IntoResponse for Refusal {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Refusal::RateLimited(secs) = &self
+        let retry = match &self {
+            Refusal::RateLimited(secs) => Some(*secs),
+            Refusal::Overloaded => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
