@@ -281,11 +281,178 @@ impl Refusal {
     }
 }
 
+impl Refusal {
+    /// One refusal of every kind (with placeholder details): for the API document and the
+    /// tests that check it and `docs/problems.md` against this enum.
+    pub fn examples() -> Vec<Refusal> {
+        vec![
+            Refusal::TokenMissing,
+            Refusal::TokenMalformed,
+            Refusal::TokenAlgorithmRefused(String::new()),
+            Refusal::TokenInvalid,
+            Refusal::TokenIssuerMismatch,
+            Refusal::TokenAudience,
+            Refusal::TokenExpired,
+            Refusal::TokenNotYetValid,
+            Refusal::TokenLifetimeTooLong(0),
+            Refusal::TokenNotBound,
+            Refusal::TokenBoundToOtherCertificate,
+            Refusal::RoleUnknown(String::new()),
+            Refusal::RoleNotHeld(String::new()),
+            Refusal::CasePermission(""),
+            Refusal::TransitionForbidden(String::new(), String::new()),
+            Refusal::StatischRequiresRole(String::new()),
+            Refusal::TransitionNotAllowed(String::new(), String::new()),
+            Refusal::RegisseurRequired,
+            Refusal::InvalidRegisseur(String::new()),
+            Refusal::UnknownPartner(String::new()),
+            Refusal::CaseNotFound,
+            Refusal::CaseConflict,
+            Refusal::InvalidBsn(""),
+            Refusal::InvalidBody(String::new()),
+            Refusal::JsonTooDeep(0),
+            Refusal::BodyTooLarge(0),
+            Refusal::UnsupportedMediaType,
+            Refusal::EmptyPatch,
+            Refusal::NotFound,
+            Refusal::MethodNotAllowed,
+            Refusal::StorageUnavailable,
+            Refusal::PurposeUnknown(String::new()),
+            Refusal::ViewUnknown(String::new()),
+            Refusal::PurposeNotForChecks(String::new(), String::new()),
+            Refusal::PurposeAggregateOnly(String::new()),
+            Refusal::PurposeRole(String::new(), String::new()),
+            Refusal::PurposeCaseStatus(String::new(), String::new()),
+            Refusal::PurposeRelation(String::new(), ""),
+            Refusal::SubjectCaseMismatch,
+            Refusal::SubjectNotFound,
+            Refusal::ProductUnknown(String::new()),
+            Refusal::ProductNotOwned(String::new()),
+            Refusal::DepositRole(String::new(), String::new()),
+            Refusal::ProductUpstream(String::new()),
+            Refusal::InvalidRecord(String::new()),
+            Refusal::RateLimited(0),
+            Refusal::Overloaded,
+            Refusal::RequestTimeout(0),
+            Refusal::DisclosureLogUnavailable,
+            Refusal::CertificateRevoked,
+            Refusal::CertificateUnknown,
+            Refusal::NotAdministrator(String::new()),
+            Refusal::CovenantInvalid(String::new(), Vec::new()),
+            Refusal::DraftNotFound,
+            Refusal::VersionNotFound,
+            Refusal::ApprovalByAuthor,
+            Refusal::ApprovalSamePartner,
+            Refusal::DraftState(String::new(), ""),
+            Refusal::DraftStale(String::new(), String::new()),
+            Refusal::DraftUnchanged,
+            Refusal::ActivationConflict,
+            Refusal::ActivationFailed(String::new()),
+            Refusal::NotToml,
+            Refusal::Internal,
+        ]
+    }
+
+    /// A distinct number per kind; exhaustive, so that a new kind cannot be left out of
+    /// [`Refusal::examples`] unnoticed (a test checks that every number is there).
+    pub fn kind_index(&self) -> usize {
+        match self {
+            Refusal::TokenMissing => 0,
+            Refusal::TokenMalformed => 1,
+            Refusal::TokenAlgorithmRefused(..) => 2,
+            Refusal::TokenInvalid => 3,
+            Refusal::TokenIssuerMismatch => 4,
+            Refusal::TokenAudience => 5,
+            Refusal::TokenExpired => 6,
+            Refusal::TokenNotYetValid => 7,
+            Refusal::TokenLifetimeTooLong(..) => 8,
+            Refusal::TokenNotBound => 9,
+            Refusal::TokenBoundToOtherCertificate => 10,
+            Refusal::RoleUnknown(..) => 11,
+            Refusal::RoleNotHeld(..) => 12,
+            Refusal::CasePermission(..) => 13,
+            Refusal::TransitionForbidden(..) => 14,
+            Refusal::StatischRequiresRole(..) => 15,
+            Refusal::TransitionNotAllowed(..) => 16,
+            Refusal::RegisseurRequired => 17,
+            Refusal::InvalidRegisseur(..) => 18,
+            Refusal::UnknownPartner(..) => 19,
+            Refusal::CaseNotFound => 20,
+            Refusal::CaseConflict => 21,
+            Refusal::InvalidBsn(..) => 22,
+            Refusal::InvalidBody(..) => 23,
+            Refusal::JsonTooDeep(..) => 24,
+            Refusal::BodyTooLarge(..) => 25,
+            Refusal::UnsupportedMediaType => 26,
+            Refusal::EmptyPatch => 27,
+            Refusal::NotFound => 28,
+            Refusal::MethodNotAllowed => 29,
+            Refusal::StorageUnavailable => 30,
+            Refusal::PurposeUnknown(..) => 31,
+            Refusal::ViewUnknown(..) => 32,
+            Refusal::PurposeNotForChecks(..) => 33,
+            Refusal::PurposeAggregateOnly(..) => 34,
+            Refusal::PurposeRole(..) => 35,
+            Refusal::PurposeCaseStatus(..) => 36,
+            Refusal::PurposeRelation(..) => 37,
+            Refusal::SubjectCaseMismatch => 38,
+            Refusal::SubjectNotFound => 39,
+            Refusal::ProductUnknown(..) => 40,
+            Refusal::ProductNotOwned(..) => 41,
+            Refusal::DepositRole(..) => 42,
+            Refusal::ProductUpstream(..) => 43,
+            Refusal::InvalidRecord(..) => 44,
+            Refusal::RateLimited(..) => 45,
+            Refusal::Overloaded => 46,
+            Refusal::RequestTimeout(..) => 47,
+            Refusal::DisclosureLogUnavailable => 48,
+            Refusal::CertificateRevoked => 49,
+            Refusal::CertificateUnknown => 50,
+            Refusal::NotAdministrator(..) => 51,
+            Refusal::CovenantInvalid(..) => 52,
+            Refusal::DraftNotFound => 53,
+            Refusal::VersionNotFound => 54,
+            Refusal::ApprovalByAuthor => 55,
+            Refusal::ApprovalSamePartner => 56,
+            Refusal::DraftState(..) => 57,
+            Refusal::DraftStale(..) => 58,
+            Refusal::DraftUnchanged => 59,
+            Refusal::ActivationConflict => 60,
+            Refusal::ActivationFailed(..) => 61,
+            Refusal::NotToml => 62,
+            Refusal::Internal => 63,
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for Refusal {
     /// Storage failures become `storage-unavailable`; the cause goes to the operational log
     /// (no personal data is in it), never to the client.
     fn from(e: crate::store::StoreError) -> Self {
         tracing::error!(error = %e, "storage failed");
         Refusal::StorageUnavailable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_examples_hold_every_kind_once() {
+        let mut seen: Vec<usize> = Refusal::examples()
+            .iter()
+            .map(Refusal::kind_index)
+            .collect();
+        let n = seen.len();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, (0..n).collect::<Vec<_>>());
+        // Two kinds share a problem type: a covenant draft of the wrong media type is the
+        // same `unsupported-media-type` as a body that is not JSON.
+        let mut slugs: Vec<String> = Refusal::examples().iter().map(Refusal::slug).collect();
+        slugs.sort();
+        slugs.dedup();
+        assert_eq!(slugs.len(), n - 1);
     }
 }

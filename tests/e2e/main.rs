@@ -17,6 +17,7 @@ mod durability;
 mod helpers;
 mod inproc;
 mod lifecycle;
+mod openapi;
 mod policy_cli;
 mod serve_auth;
 mod store_story;

@@ -281,3 +281,8 @@ pub(super) async fn not_found() -> Refusal {
 pub(super) async fn method_not_allowed() -> Refusal {
     Refusal::MethodNotAllowed
 }
+
+/// The OpenAPI document: the connection's certificate suffices, no token (it holds no data).
+pub(super) async fn openapi() -> Json<serde_json::Value> {
+    Json(super::openapi::document().clone())
+}

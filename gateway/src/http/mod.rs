@@ -3,42 +3,57 @@
 
 pub mod handlers;
 pub mod listener;
+pub mod openapi;
 pub mod pipeline;
 pub mod problem;
 
 use crate::app::App;
 use axum::Router;
-use axum::routing::{get, post, put};
 use std::sync::Arc;
+
+/// Declares the routes once: the router adds them, and `ROUTES` lists them so tests can hold
+/// the OpenAPI document and the pipeline's classification to exactly this set.
+macro_rules! routes {
+    ($($method:ident $path:literal => $handler:path),* $(,)?) => {
+        /// Every route of the partner API: method (lower case) and path.
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        fn add_routes(r: Router<Arc<App>>) -> Router<Arc<App>> {
+            r$(.route($path, axum::routing::$method($handler)))*
+        }
+    };
+}
+
+routes! {
+    post "/v1/cases" => handlers::create_case,
+    get "/v1/cases/{id}" => handlers::read_case,
+    patch "/v1/cases/{id}" => handlers::update_case,
+    put "/v1/records/{product}/{subject_ref}" => handlers::put_records,
+    post "/v1/disclosures" => handlers::disclose,
+    post "/v1/checks" => handlers::check,
+    get "/v1/aggregates/{view}" => handlers::aggregate,
+    get "/v1/audit/disclosures" => handlers::search,
+    get "/v1/audit/subjects/{bsn}" => handlers::subject,
+    get "/v1/audit/checkpoint" => handlers::checkpoint,
+    get "/v1/audit/proof/{seq}" => handlers::proof,
+    get "/v1/audit/consistency" => handlers::consistency,
+    get "/v1/policy" => handlers::policy_status,
+    get "/v1/policy/versions" => handlers::policy_versions,
+    post "/v1/policy/versions/{id}/rollback" => handlers::rollback,
+    post "/v1/policy/drafts" => handlers::create_draft,
+    get "/v1/policy/drafts" => handlers::list_drafts,
+    get "/v1/policy/drafts/{id}" => handlers::show_draft,
+    post "/v1/policy/drafts/{id}/simulate" => handlers::simulate,
+    post "/v1/policy/drafts/{id}/approve" => handlers::approve,
+    post "/v1/policy/drafts/{id}/activate" => handlers::activate,
+    get "/v1/openapi.json" => handlers::openapi,
+}
 
 /// The partner API router.
 pub fn router(app: Arc<App>) -> Router {
-    use handlers as h;
-    Router::new()
-        .route("/v1/cases", post(h::create_case))
-        .route("/v1/cases/{id}", get(h::read_case).patch(h::update_case))
-        .route("/v1/records/{product}/{subject_ref}", put(h::put_records))
-        .route("/v1/disclosures", post(h::disclose))
-        .route("/v1/checks", post(h::check))
-        .route("/v1/aggregates/{view}", get(h::aggregate))
-        .route("/v1/audit/disclosures", get(h::search))
-        .route("/v1/audit/subjects/{bsn}", get(h::subject))
-        .route("/v1/audit/checkpoint", get(h::checkpoint))
-        .route("/v1/audit/proof/{seq}", get(h::proof))
-        .route("/v1/audit/consistency", get(h::consistency))
-        .route("/v1/policy", get(h::policy_status))
-        .route("/v1/policy/versions", get(h::policy_versions))
-        .route("/v1/policy/versions/{id}/rollback", post(h::rollback))
-        .route(
-            "/v1/policy/drafts",
-            post(h::create_draft).get(h::list_drafts),
-        )
-        .route("/v1/policy/drafts/{id}", get(h::show_draft))
-        .route("/v1/policy/drafts/{id}/simulate", post(h::simulate))
-        .route("/v1/policy/drafts/{id}/approve", post(h::approve))
-        .route("/v1/policy/drafts/{id}/activate", post(h::activate))
-        .fallback(h::not_found)
-        .method_not_allowed_fallback(h::method_not_allowed)
+    add_routes(Router::new())
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             pipeline::pipeline,
