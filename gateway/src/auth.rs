@@ -339,29 +339,40 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_injected_clock_decides_expiry_at_the_leeway_boundary() {
-        let (dir, cc, reg) = fixture();
-        let c = client(dir, "politie");
+    /// A police voorportaal token of ten minutes from `iat`, and a policy allowing 15 minutes
+    /// with 30 seconds leeway.
+    fn ten_minutes_from(
+        dir: &std::path::Path,
+        c: &ClientIdentity,
+        iat: i64,
+    ) -> (TokenPolicy, String) {
         let key = std::fs::read(dir.join("politie/token-es256.pem")).unwrap();
         let policy = TokenPolicy {
             audience: "gw".into(),
             max_lifetime: 900,
             leeway: 30,
         };
-        let iat = 1_800_000_000;
+        let roles = ["voorportaal".into()];
         let token = mint(
             &key,
             "politie-1",
             "politie",
             "p1",
-            &["voorportaal".into()],
+            &roles,
             &c.thumbprint,
             "gw",
             iat,
             600,
-        )
-        .unwrap();
+        );
+        (policy, token.unwrap())
+    }
+
+    #[test]
+    fn the_injected_clock_decides_expiry_at_the_leeway_boundary() {
+        let (dir, cc, reg) = fixture();
+        let c = client(dir, "politie");
+        let iat = 1_800_000_000;
+        let (policy, token) = ten_minutes_from(dir, &c, iat);
         let at = |now| verify(&token, &c, cc, reg, &policy, now).map(|r| r.staff_id);
         assert_eq!(at(iat), Ok("p1".into()));
         assert_eq!(at(iat + 600 + 30), Ok("p1".into()));
@@ -437,25 +448,8 @@ mod tests {
     fn a_cached_token_still_expires_and_never_serves_another_certificate() {
         let (dir, cc, reg) = fixture();
         let c = client(dir, "politie");
-        let key = std::fs::read(dir.join("politie/token-es256.pem")).unwrap();
-        let policy = TokenPolicy {
-            audience: "gw".into(),
-            max_lifetime: 900,
-            leeway: 30,
-        };
         let iat = 1_800_000_000;
-        let token = mint(
-            &key,
-            "politie-1",
-            "politie",
-            "p1",
-            &["voorportaal".into()],
-            &c.thumbprint,
-            "gw",
-            iat,
-            600,
-        )
-        .unwrap();
+        let (policy, token) = ten_minutes_from(dir, &c, iat);
         let cache = TokenCache::new(10);
         let at = |now, c: &ClientIdentity| {
             verify_cached(&cache, &token, c, cc, reg, &policy, now).map(|r| r.staff_id)

@@ -359,12 +359,7 @@ impl Demo {
             self.note(&format!(
                 "{} asks for purpose `{purpose}`: REFUSED {status} {}\n  {}",
                 a.label,
-                v["type"]
-                    .as_str()
-                    .unwrap_or("")
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or(""),
+                problem_slug(&v),
                 v["detail"].as_str().unwrap_or("")
             ));
             Ok(None)
@@ -451,12 +446,7 @@ async fn policy_change(
     d.note(&format!(
         "{} approves the own draft: REFUSED {st} {}: a second administrator must approve.",
         b1.label,
-        v["type"]
-            .as_str()
-            .unwrap_or("")
-            .rsplit('/')
-            .next()
-            .unwrap_or("")
+        problem_slug(&v)
     ));
     let (st1, st2, v) = d.approve_and_activate(&b2, &b1, &id).await?;
     d.note(&format!(
@@ -901,12 +891,7 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
     d.note(&format!(
         "{} asks the monitor-only view `doorlooptijd-melding-besluit`: REFUSED {st} {}",
         peer.label,
-        v["type"]
-            .as_str()
-            .unwrap_or("")
-            .rsplit('/')
-            .next()
-            .unwrap_or("")
+        problem_slug(&v)
     ));
 
     policy_change(&mut d, &src, &regisseur, &case_id, &subject_ref).await?;
@@ -943,4 +928,12 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
     let _ = stop_gw.send(());
     gateway.await.context("gateway task")??;
     Ok(d.out)
+}
+
+/// The last segment of a problem's `type` URI: what the demo prints of a refusal.
+fn problem_slug(v: &serde_json::Value) -> &str {
+    v["type"]
+        .as_str()
+        .and_then(|t| t.rsplit('/').next())
+        .unwrap_or("")
 }

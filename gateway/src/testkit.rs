@@ -90,3 +90,31 @@ pub async fn entries(app: &App) -> Vec<LogEntry> {
         .map(|r| LogEntry::parse(r.seq, &r.entry).unwrap())
         .collect()
 }
+
+/// A case registered for `bsn` by the police's voorportaal, as a signal arrives.
+pub async fn register(app: &App, bsn: &str) -> crate::service::cases::CaseView {
+    use crate::service::cases::{NewCase, SubjectIn};
+    let mut c = call(app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+    let body = NewCase {
+        subject: SubjectIn { bsn: bsn.into() },
+        signal_date: None,
+        risk_group: None,
+        ideology: None,
+    };
+    crate::service::cases::create(app, &mut c, body)
+        .await
+        .unwrap()
+}
+
+/// An age payload opened with `partner`'s identity of the example PKI, as the partner would.
+pub fn decrypt(partner: &str, armored: &str) -> serde_json::Value {
+    let id = crate::crypto::read_age_identity(&pki().join(format!("{partner}/age-identity.txt")))
+        .unwrap();
+    let dec = age::Decryptor::new(age::armor::ArmoredReader::new(armored.as_bytes())).unwrap();
+    let mut r = dec
+        .decrypt(std::iter::once(&id as &dyn age::Identity))
+        .unwrap();
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut r, &mut out).unwrap();
+    serde_json::from_slice(&out).unwrap()
+}

@@ -231,21 +231,10 @@ mod tests {
 mod frozen_tests {
     use super::*;
     use crate::log::entry::Kind;
-    use crate::service::cases::{NewCase, SubjectIn};
     use crate::testkit;
 
-    fn figures(app: &App, v: &Value) -> Value {
-        let armored = v["payload"].as_str().unwrap();
-        let id =
-            crate::crypto::read_age_identity(&testkit::pki().join("oov/age-identity.txt")).unwrap();
-        let dec = age::Decryptor::new(age::armor::ArmoredReader::new(armored.as_bytes())).unwrap();
-        let mut r = dec
-            .decrypt(std::iter::once(&id as &dyn age::Identity))
-            .unwrap();
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut r, &mut out).unwrap();
-        let _ = app;
-        serde_json::from_slice(&out).unwrap()
+    fn figures(v: &Value) -> Value {
+        testkit::decrypt("oov", v["payload"].as_str().unwrap())
     }
 
     #[tokio::test]
@@ -260,28 +249,13 @@ mod frozen_tests {
         assert_eq!(before["period"], "2026-Q4");
         // A case registered now does not change this quarter's figures...
         for bsn in ["999993331", "999992223"] {
-            let mut r = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
-            crate::service::cases::create(
-                &app,
-                &mut r,
-                NewCase {
-                    subject: SubjectIn { bsn: bsn.into() },
-                    signal_date: None,
-                    risk_group: None,
-                    ideology: None,
-                },
-            )
-            .await
-            .unwrap();
+            testkit::register(&app, bsn).await;
         }
         let mut c = ask(&app);
         let again = aggregate(&app, &mut c, "casussen-per-status")
             .await
             .unwrap();
-        assert_eq!(
-            figures(&app, &before)["table"],
-            figures(&app, &again)["table"]
-        );
+        assert_eq!(figures(&before)["table"], figures(&again)["table"]);
         // ...the next quarter's do (the clock, not a wait).
         clock.set(1_798_761_600); // 2027-01-01 00:00 UTC
         let mut c = ask(&app);
@@ -290,8 +264,8 @@ mod frozen_tests {
             .unwrap();
         assert_eq!(next["period"], "2027-Q1");
         assert_ne!(
-            figures(&app, &before)["table"]["total"],
-            figures(&app, &next)["table"]["total"]
+            figures(&before)["table"]["total"],
+            figures(&next)["table"]["total"]
         );
     }
 }

@@ -564,27 +564,12 @@ pub async fn subject(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::cases::{NewCase, SubjectIn};
     use crate::testkit;
 
     #[tokio::test]
     async fn officers_see_by_partner_and_every_query_is_recorded() {
         let (app, _) = testkit::app().await;
-        let mut c = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
-        crate::service::cases::create(
-            &app,
-            &mut c,
-            NewCase {
-                subject: SubjectIn {
-                    bsn: "999993331".into(),
-                },
-                signal_date: None,
-                risk_group: None,
-                ideology: None,
-            },
-        )
-        .await
-        .unwrap();
+        testkit::register(&app, "999993331").await;
         let q = || SearchQuery {
             subject: Some("999993331".into()),
             ..SearchQuery::default()

@@ -91,7 +91,6 @@ pub async fn check(app: &App, call: &mut Call, body: CheckRequest) -> Result<Che
 mod tests {
     use super::*;
     use crate::log::entry::Kind;
-    use crate::service::cases::{NewCase, SubjectIn};
     use crate::testkit;
 
     fn ask(bsn: &str, purpose: &str) -> CheckRequest {
@@ -109,21 +108,7 @@ mod tests {
             .await
             .unwrap();
         assert!(!a.known && a.approaches.is_empty() && a.contact_partner.is_none());
-        let mut c = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
-        crate::service::cases::create(
-            &app,
-            &mut c,
-            NewCase {
-                subject: SubjectIn {
-                    bsn: "999993331".into(),
-                },
-                signal_date: None,
-                risk_group: None,
-                ideology: None,
-            },
-        )
-        .await
-        .unwrap();
+        testkit::register(&app, "999993331").await;
         let mut c = testkit::call(&app, Kind::Check, "oov", "map.1", &["melder-intake"]);
         let a = check(&app, &mut c, ask("999993331", "aanpak-check"))
             .await

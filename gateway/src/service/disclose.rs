@@ -373,43 +373,15 @@ pub fn check_records(
 mod tests {
     use super::*;
     use crate::log::entry::Kind;
-    use crate::service::cases::{CasePatch, NewCase, SubjectIn};
+    use crate::service::cases::CasePatch;
     use crate::store::Regisseur;
     use crate::testkit;
     use policy::CaseStatus;
 
-    fn open(partner: &str, armored: &str) -> Value {
-        let id = crate::crypto::read_age_identity(
-            &testkit::pki().join(format!("{partner}/age-identity.txt")),
-        )
-        .unwrap();
-        let dec = age::Decryptor::new(age::armor::ArmoredReader::new(armored.as_bytes())).unwrap();
-        let mut r = dec
-            .decrypt(std::iter::once(&id as &dyn age::Identity))
-            .unwrap();
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut r, &mut out).unwrap();
-        serde_json::from_slice(&out).unwrap()
-    }
-
     #[tokio::test]
     async fn the_regisseur_gets_what_the_covenant_allows_and_another_regisseur_nothing() {
         let (app, _) = testkit::app().await;
-        let mut c = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
-        let case = crate::service::cases::create(
-            &app,
-            &mut c,
-            NewCase {
-                subject: SubjectIn {
-                    bsn: "999993331".into(),
-                },
-                signal_date: None,
-                risk_group: None,
-                ideology: None,
-            },
-        )
-        .await
-        .unwrap();
+        let case = testkit::register(&app, "999993331").await;
         for (partner, staff, role, patch) in [
             (
                 "politie",
@@ -453,7 +425,7 @@ mod tests {
         };
         let mut d = ask("reg.1");
         let a = disclose(&app, &mut d, req()).await.unwrap();
-        let p = open("rn", &a.payload);
+        let p = testkit::decrypt("rn", &a.payload);
         let rec = &p["products"]["ggd.screening"]["records"][0];
         assert_eq!(
             rec["diagnose"]["redacted"], "avg-9",

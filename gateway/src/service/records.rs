@@ -113,7 +113,6 @@ pub async fn deposit(
 mod tests {
     use super::*;
     use crate::log::entry::{Kind, SourceKind};
-    use crate::service::cases::{NewCase, SubjectIn};
     use crate::service::disclose::{DisclosureRequest, SubjectSelector};
     use crate::testkit;
     use serde_json::json;
@@ -125,21 +124,7 @@ mod tests {
     #[tokio::test]
     async fn only_the_products_deposit_roles_deposit_and_a_disclosure_names_the_digest() {
         let (app, _) = testkit::app().await;
-        let mut c = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
-        let case = crate::service::cases::create(
-            &app,
-            &mut c,
-            NewCase {
-                subject: SubjectIn {
-                    bsn: "999993331".into(),
-                },
-                signal_date: None,
-                risk_group: None,
-                ideology: None,
-            },
-        )
-        .await
-        .unwrap();
+        let case = testkit::register(&app, "999993331").await;
         let recs = json!([{"registratienummer": "PL-1", "datum": "2026-08-02", "incidentsoort": "x", "rol": "verdachte", "omschrijving": "y", "locatie_postcode": "1055 XK", "signaleringen": [], "contacten": []}]);
         // The owner's privacy officer may not overwrite the police's records.
         let mut po = testkit::call(&app, Kind::Deposit, "politie", "fg.1", &["privacy-officer"]);

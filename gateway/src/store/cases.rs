@@ -238,22 +238,13 @@ impl Tx {
         c: &CaseRow,
         e: &CaseEventRow,
     ) -> Result<bool, StoreError> {
-        let (rp, rs) = regisseur_columns(c);
         on_tx!(self, t => {
-            sqlx::query(INSERT_CASE)
+            let q = sqlx::query(INSERT_CASE)
                 .bind(&c.id)
                 .bind(&c.subject_ref)
                 .bind(&c.subject_pseudonym)
-                .bind(&c.subject_sealed)
-                .bind(c.status.as_str())
-                .bind(c.risk_group.map(i64::from))
-                .bind(c.ideology.map(|i| i.as_str()))
-                .bind(rp)
-                .bind(rs)
-                .bind(json_list(&c.uvo_partners))
-                .bind(&c.signal_date)
-                .bind(&c.decision_date)
-                .bind(&c.notification_date)
+                .bind(&c.subject_sealed);
+            bind_changeable!(q, c)
                 .bind(c.created_at)
                 .bind(c.updated_at)
                 .bind(c.version)
@@ -270,19 +261,9 @@ impl Tx {
         expected: i64,
         e: &CaseEventRow,
     ) -> Result<bool, StoreError> {
-        let (rp, rs) = regisseur_columns(c);
         on_tx!(self, t => {
-            let done = sqlx::query(UPDATE_CASE)
-                .bind(&c.id)
-                .bind(c.status.as_str())
-                .bind(c.risk_group.map(i64::from))
-                .bind(c.ideology.map(|i| i.as_str()))
-                .bind(rp)
-                .bind(rs)
-                .bind(json_list(&c.uvo_partners))
-                .bind(&c.signal_date)
-                .bind(&c.decision_date)
-                .bind(&c.notification_date)
+            let q = sqlx::query(UPDATE_CASE).bind(&c.id);
+            let done = bind_changeable!(q, c)
                 .bind(c.updated_at)
                 .bind(c.version)
                 .bind(expected)
@@ -296,6 +277,23 @@ impl Tx {
         Ok(true)
     }
 }
+
+/// Binds the columns a case update may change, in the order both statements list them.
+macro_rules! bind_changeable {
+    ($q:expr, $c:expr) => {{
+        let (rp, rs) = regisseur_columns($c);
+        $q.bind($c.status.as_str())
+            .bind($c.risk_group.map(i64::from))
+            .bind($c.ideology.map(|i| i.as_str()))
+            .bind(rp)
+            .bind(rs)
+            .bind(json_list(&$c.uvo_partners))
+            .bind(&$c.signal_date)
+            .bind(&$c.decision_date)
+            .bind(&$c.notification_date)
+    }};
+}
+use bind_changeable;
 
 fn regisseur_columns(c: &CaseRow) -> (Option<&str>, Option<&str>) {
     match &c.regisseur {
