@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(token) = std::str::from_utf8(data) else { return };
     let f = fixture();
     let _ = inspect(token);
-    let policy = TokenPolicy { audience: "gw".into(), max_lifetime: 900, leeway: 30 };
+    let policy = TokenPolicy { audience: "gw".into(), max_lifetime: 900, leeway: 30, max_bytes: 8192 };
     if let Ok(r) = verify(token, &f.client, &f.cc, &f.reg, &policy, 1_800_000_100) {
         assert_eq!(r.partner_id, "politie");
     }

@@ -19,6 +19,8 @@ pub struct TokenPolicy {
     pub max_lifetime: i64,
     /// Tolerated clock skew.
     pub leeway: i64,
+    /// Largest token accepted, in bytes (a larger one is refused before it is decoded).
+    pub max_bytes: usize,
 }
 
 /// An authenticated requester: a partner (from the certificate) and a person (from the token).
@@ -134,6 +136,62 @@ pub struct Claims {
     pub cnf: Option<Confirmation>,
 }
 
+impl Claims {
+    /// The claims of a token whose signature verified, each checked for presence and type, so
+    /// that the problem names the claim that is wrong (never "the signature").
+    fn from_verified(v: &serde_json::Value) -> Result<Claims, Refusal> {
+        use serde_json::Value;
+        let text = |name: &'static str| match v.get(name) {
+            None => Err(Refusal::TokenClaim(name, "is missing")),
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            Some(_) => Err(Refusal::TokenClaim(name, "must be a non-empty string")),
+        };
+        let seconds = |name: &'static str| match v.get(name) {
+            None => Err(Refusal::TokenClaim(name, "is missing")),
+            Some(n) => n.as_i64().ok_or(Refusal::TokenClaim(
+                name,
+                "must be an integer number of seconds since 1970",
+            )),
+        };
+        let aud = match v.get("aud") {
+            None => return Err(Refusal::TokenAudience),
+            Some(a) => Aud::deserialize(a)
+                .map_err(|_| Refusal::TokenClaim("aud", "must be a string or a list of strings"))?,
+        };
+        let roles = match v.get("roles") {
+            None => Vec::new(),
+            Some(r) => Vec::<String>::deserialize(r)
+                .map_err(|_| Refusal::TokenClaim("roles", "must be a list of role names"))?,
+        };
+        // A `cnf` without `x5t#S256` (e.g. `x5t`, SHA-1) binds to no certificate we check.
+        let cnf = match v.get("cnf").map(|c| c.get("x5t#S256")) {
+            None | Some(None) => None,
+            Some(Some(Value::String(t))) => Some(Confirmation {
+                x5t_s256: t.clone(),
+            }),
+            Some(Some(_)) => {
+                return Err(Refusal::TokenClaim(
+                    "cnf.x5t#S256",
+                    "must be the base64url SHA-256 thumbprint of the certificate",
+                ));
+            }
+        };
+        Ok(Claims {
+            iss: text("iss")?,
+            sub: text("sub")?,
+            aud,
+            exp: seconds("exp")?,
+            iat: seconds("iat")?,
+            nbf: match v.get("nbf") {
+                None => None,
+                Some(_) => Some(seconds("nbf")?),
+            },
+            roles,
+            cnf,
+        })
+    }
+}
+
 #[derive(Deserialize)]
 struct UnverifiedHeader {
     alg: String,
@@ -203,6 +261,9 @@ pub fn verify(
     policy: &TokenPolicy,
     now: i64,
 ) -> Result<Requester, Refusal> {
+    if token.len() > policy.max_bytes {
+        return Err(Refusal::TokenTooLarge(policy.max_bytes));
+    }
     let Unverified { alg, kid, iss } = inspect(token)?;
     let partner = covenant
         .covenant()
@@ -218,16 +279,22 @@ pub fn verify(
         .iter()
         .filter(|k| k.alg == alg && kid.as_ref().is_none_or(|kid| *kid == k.kid));
     let mut validation = Validation::new(alg);
-    // Time and audience are checked below against the injected clock and the covenant.
+    // Only the signature here: every claim is checked below, each with its own problem, against
+    // the injected clock and the covenant.
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims = HashSet::new();
-    let claims = candidates
-        .filter_map(|k| jsonwebtoken::decode::<Claims>(token, &k.key, &validation).ok())
+    let mut candidates = candidates.peekable();
+    if candidates.peek().is_none() {
+        return Err(Refusal::TokenKeyUnknown);
+    }
+    let verified = candidates
+        .filter_map(|k| jsonwebtoken::decode::<serde_json::Value>(token, &k.key, &validation).ok())
         .map(|d| d.claims)
         .next()
         .ok_or(Refusal::TokenInvalid)?;
+    let claims = Claims::from_verified(&verified)?;
     if claims.iss != partner.id {
         return Err(Refusal::TokenIssuerMismatch);
     }
@@ -351,6 +418,7 @@ mod tests {
             audience: "gw".into(),
             max_lifetime: 900,
             leeway: 30,
+            max_bytes: 8192,
         };
         let roles = ["voorportaal".into()];
         let token = mint(
@@ -365,6 +433,90 @@ mod tests {
             600,
         );
         (policy, token.unwrap())
+    }
+
+    #[test]
+    fn each_claim_problem_names_the_claim_not_the_signature() {
+        let (dir, cc, reg) = fixture();
+        let c = client(dir, "politie");
+        let (policy, _) = ten_minutes_from(dir, &c, 100);
+        let pem = std::fs::read(dir.join("politie/token-es256.pem")).unwrap();
+        let key = EncodingKey::from_ec_pem(&pem).unwrap();
+        let sign = |claims: &serde_json::Value, kid: &str| {
+            let mut h = Header::new(Algorithm::ES256);
+            h.kid = Some(kid.into());
+            jsonwebtoken::encode(&h, claims, &key).unwrap()
+        };
+        let good = serde_json::json!({
+            "iss": "politie", "sub": "p1", "aud": "gw", "exp": 400, "iat": 100,
+            "roles": ["voorportaal"], "cnf": {"x5t#S256": c.thumbprint},
+        });
+        let with = |edit: &dyn Fn(&mut serde_json::Map<String, serde_json::Value>)| {
+            let mut v = good.clone();
+            edit(v.as_object_mut().unwrap());
+            verify(&sign(&v, "politie-1"), &c, cc, reg, &policy, 100)
+        };
+        assert!(with(&|_| {}).is_ok());
+        assert_eq!(
+            with(&|m| {
+                m.remove("aud");
+            })
+            .unwrap_err(),
+            Refusal::TokenAudience
+        );
+        assert_eq!(
+            with(&|m| {
+                m.remove("exp");
+            })
+            .unwrap_err(),
+            Refusal::TokenClaim("exp", "is missing")
+        );
+        assert_eq!(
+            with(&|m| {
+                m.remove("iat");
+            })
+            .unwrap_err(),
+            Refusal::TokenClaim("iat", "is missing")
+        );
+        assert_eq!(
+            with(&|m| {
+                m.remove("sub");
+            })
+            .unwrap_err(),
+            Refusal::TokenClaim("sub", "is missing")
+        );
+        assert!(matches!(
+            with(&|m| {
+                m.insert("roles".into(), "voorportaal".into());
+            })
+            .unwrap_err(),
+            Refusal::TokenClaim("roles", _)
+        ));
+        assert!(matches!(
+            with(&|m| {
+                m.insert("exp".into(), "tomorrow".into());
+            })
+            .unwrap_err(),
+            Refusal::TokenClaim("exp", _)
+        ));
+        // `x5t` (SHA-1) instead of `x5t#S256` binds to nothing the gateway checks.
+        let x5t = serde_json::json!({"x5t": c.thumbprint});
+        assert_eq!(
+            with(&|m| {
+                m.insert("cnf".into(), x5t.clone());
+            })
+            .unwrap_err(),
+            Refusal::TokenNotBound
+        );
+        // A key id the partner does not register, and a token above the size limit.
+        assert_eq!(
+            verify(&sign(&good, "politie-9"), &c, cc, reg, &policy, 100).unwrap_err(),
+            Refusal::TokenKeyUnknown
+        );
+        let big = with(&|m| {
+            m.insert("pad".into(), "x".repeat(65_536).into());
+        });
+        assert_eq!(big.unwrap_err(), Refusal::TokenTooLarge(8192));
     }
 
     #[test]
@@ -392,6 +544,7 @@ mod tests {
             audience: "gw".into(),
             max_lifetime: 300,
             leeway: 0,
+            max_bytes: 8192,
         };
         let long = mint(
             &key,
@@ -440,7 +593,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             verify(&wrong_kid, &c, cc, reg, &policy, 100).unwrap_err(),
-            Refusal::TokenInvalid
+            Refusal::TokenKeyUnknown
         );
     }
 

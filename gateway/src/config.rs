@@ -168,6 +168,13 @@ pub struct TokenConfig {
     /// Clock skew tolerated on `exp`, `iat` and `nbf`.
     #[serde(default = "default_leeway")]
     pub leeway_secs: i64,
+    /// Largest bearer token accepted, in bytes (`token-too-large` above it).
+    #[serde(default = "default_token_bytes")]
+    pub max_bytes: usize,
+}
+
+fn default_token_bytes() -> usize {
+    8 * 1024
 }
 
 fn default_lifetime() -> i64 {
@@ -182,6 +189,7 @@ impl Default for TokenConfig {
         TokenConfig {
             max_lifetime_secs: default_lifetime(),
             leeway_secs: default_leeway(),
+            max_bytes: default_token_bytes(),
         }
     }
 }
@@ -246,6 +254,59 @@ pub struct Limits {
     /// rather than queued.
     #[serde(default = "default_concurrent_requests")]
     pub concurrent_requests: usize,
+    /// The longest a client may take to send a request's headers (HTTP/1.1; the same bound
+    /// closes a keep-alive connection that sends no next request).
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// The longest the gateway waits for each next piece of a request body
+    /// (`body-timeout` after it).
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// A connection on which no byte moves for this long is closed (HTTP/1.1 and HTTP/2). Must
+    /// exceed `request_timeout_ms`, so that a request being answered is never cut.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Most request header fields (`headers-too-large` above it).
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+    /// Most bytes of request header names and values together (`headers-too-large` above it).
+    #[serde(default = "default_header_bytes")]
+    pub header_bytes: usize,
+    /// HTTP/2: most streams a client may have open at once on one connection.
+    #[serde(default = "default_h2_streams")]
+    pub h2_max_concurrent_streams: u32,
+    /// Most connections open at once; one more is closed before its TLS handshake.
+    #[serde(default = "default_connections")]
+    pub connections: usize,
+    /// Most connections one partner may hold at once; a request on one more is refused
+    /// (`too-many-connections`) and that connection closed.
+    #[serde(default = "default_connections_per_partner")]
+    pub connections_per_partner: usize,
+}
+
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_body_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_idle_timeout_ms() -> u64 {
+    60_000
+}
+fn default_max_headers() -> usize {
+    64
+}
+fn default_header_bytes() -> usize {
+    16 * 1024
+}
+fn default_h2_streams() -> u32 {
+    32
+}
+fn default_connections() -> usize {
+    1024
+}
+fn default_connections_per_partner() -> usize {
+    128
 }
 
 fn default_body() -> usize {
@@ -284,6 +345,14 @@ impl Default for Limits {
             opened_records_cached: default_opened_records(),
             request_timeout_ms: default_request_timeout_ms(),
             concurrent_requests: default_concurrent_requests(),
+            header_read_timeout_ms: default_header_read_timeout_ms(),
+            body_read_timeout_ms: default_body_read_timeout_ms(),
+            idle_timeout_ms: default_idle_timeout_ms(),
+            max_headers: default_max_headers(),
+            header_bytes: default_header_bytes(),
+            h2_max_concurrent_streams: default_h2_streams(),
+            connections: default_connections(),
+            connections_per_partner: default_connections_per_partner(),
         }
     }
 }
@@ -361,6 +430,14 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// Values that do not fit together.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
     /// An environment override has a bad value.
     #[error("environment variable {var}: {message}")]
     Env {
@@ -396,6 +473,16 @@ impl Config {
         cfg.resolve(&base);
         for (k, v) in env {
             cfg.apply_env(&k, v)?;
+        }
+        let l = &cfg.limits;
+        if l.idle_timeout_ms <= l.request_timeout_ms {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                message: format!(
+                    "limits.idle_timeout_ms ({}) must exceed limits.request_timeout_ms ({}), or a request being answered could be cut",
+                    l.idle_timeout_ms, l.request_timeout_ms
+                ),
+            });
         }
         Ok(cfg)
     }

@@ -18,6 +18,15 @@ pub enum Refusal {
     /// Signature does not verify with the partner's registered keys.
     #[error("token-invalid")]
     TokenInvalid,
+    /// The partner registers no key of the token's `alg` (and `kid`).
+    #[error("token-key-unknown")]
+    TokenKeyUnknown,
+    /// Longer than the gateway accepts (the limit in bytes).
+    #[error("token-too-large")]
+    TokenTooLarge(usize),
+    /// A signed claim missing or of the wrong type: the claim and what is wrong.
+    #[error("token-claim")]
+    TokenClaim(&'static str, &'static str),
     /// `iss` is not the partner of the client certificate.
     #[error("token-issuer-mismatch")]
     TokenIssuerMismatch,
@@ -72,6 +81,9 @@ pub enum Refusal {
     /// The case changed between read and write.
     #[error("case-conflict")]
     CaseConflict,
+    /// An identifier in the path or body that is not one (the parameter named).
+    #[error("invalid-identifier")]
+    InvalidIdentifier(String),
     /// BSN fails format or 11-proef.
     #[error("invalid-bsn")]
     InvalidBsn(&'static str),
@@ -84,6 +96,15 @@ pub enum Refusal {
     /// Body larger than allowed.
     #[error("body-too-large")]
     BodyTooLarge(usize),
+    /// The request's headers: more fields or bytes than allowed (the limits).
+    #[error("headers-too-large")]
+    HeadersTooLarge(usize, usize),
+    /// The body's next piece did not arrive in time (the bound in ms).
+    #[error("body-timeout")]
+    BodyTimeout(u64),
+    /// The partner holds as many connections as it may (the limit).
+    #[error("too-many-connections")]
+    TooManyConnections(usize),
     /// Not `application/json`.
     #[error("unsupported-media-type")]
     UnsupportedMediaType,
@@ -214,6 +235,9 @@ impl Refusal {
             TokenMalformed => ("Token malformed", "The bearer token is not a JWT (three base64url parts); send the token exactly as issued.".into()),
             TokenAlgorithmRefused(alg) => ("Token algorithm refused", format!("Tokens signed with `{alg}` are refused; sign with ES256, EdDSA or RS256 using a key registered in the covenant.")),
             TokenInvalid => ("Token signature invalid", "The signature does not verify with any key the covenant registers for your organisation; check the `kid` and the signing key.".into()),
+            TokenKeyUnknown => ("Token key unknown", "Your organisation registers no key with this token's `alg` and `kid` in the covenant; sign with a registered key or have the key registered.".into()),
+            TokenTooLarge(max) => ("Token too large", format!("A bearer token may be at most {max} bytes; issue tokens with only the claims the gateway reads (iss, sub, aud, exp, iat, roles, cnf).")),
+            TokenClaim(claim, what) => ("Token claim missing or malformed", format!("The signature verifies, but the token's `{claim}` {what}; fix the token your identity provider issues.")),
             TokenIssuerMismatch => ("Token from another organisation", "The token's `iss` must be the partner of the client certificate on this connection; use a token of your own identity provider.".into()),
             TokenAudience => ("Token for another audience", "The token's `aud` must name this gateway; request a token for it.".into()),
             TokenExpired => ("Token expired", "Request a fresh token and retry.".into()),
@@ -233,9 +257,13 @@ impl Refusal {
             CaseNotFound => ("Case not found", "No case has this id; check the id returned when the case was created.".into()),
             CaseConflict => ("Case changed meanwhile", "Another change to this case was saved first; fetch the case again and retry.".into()),
             InvalidBsn(why) => ("Invalid BSN", format!("{why}.")),
+            InvalidIdentifier(what) => ("Invalid identifier", format!("`{what}` must be 1 to 128 characters of A-Z a-z 0-9 . _ - ~ : exactly as the gateway issued it (nothing is trimmed).")),
             InvalidBody(why) => ("Invalid request body", format!("{why}; see the API documentation for the expected fields.")),
             JsonTooDeep(max) => ("JSON nested too deeply", format!("Request bodies may nest at most {max} levels; flatten the document.")),
             BodyTooLarge(max) => ("Request body too large", format!("Request bodies may be at most {max} bytes.")),
+            HeadersTooLarge(n, bytes) => ("Request headers too large", format!("A request may carry at most {n} header fields of at most {bytes} bytes together; send only the headers the API uses.")),
+            BodyTimeout(ms) => ("Request body too slow", format!("The next part of the request body did not arrive within {ms} ms; nothing was done. Send the body at once.")),
+            TooManyConnections(n) => ("Too many connections", format!("Your organisation holds {n} connections to the gateway already; this one is closed. Reuse connections (keep-alive, HTTP/2) instead of opening more.")),
             UnsupportedMediaType => ("Unsupported media type", "Send the body as `Content-Type: application/json`.".into()),
             EmptyPatch => ("Nothing to change", "Name at least one field to change.".into()),
             NotFound => ("Not found", "There is no such endpoint; see the API documentation.".into()),
@@ -290,6 +318,9 @@ impl Refusal {
             Refusal::TokenMalformed,
             Refusal::TokenAlgorithmRefused(String::new()),
             Refusal::TokenInvalid,
+            Refusal::TokenKeyUnknown,
+            Refusal::TokenTooLarge(0),
+            Refusal::TokenClaim("", ""),
             Refusal::TokenIssuerMismatch,
             Refusal::TokenAudience,
             Refusal::TokenExpired,
@@ -309,9 +340,13 @@ impl Refusal {
             Refusal::CaseNotFound,
             Refusal::CaseConflict,
             Refusal::InvalidBsn(""),
+            Refusal::InvalidIdentifier(String::new()),
             Refusal::InvalidBody(String::new()),
             Refusal::JsonTooDeep(0),
             Refusal::BodyTooLarge(0),
+            Refusal::HeadersTooLarge(0, 0),
+            Refusal::BodyTimeout(0),
+            Refusal::TooManyConnections(0),
             Refusal::UnsupportedMediaType,
             Refusal::EmptyPatch,
             Refusal::NotFound,
@@ -421,6 +456,13 @@ impl Refusal {
             Refusal::ActivationFailed(..) => 61,
             Refusal::NotToml => 62,
             Refusal::Internal => 63,
+            Refusal::TokenKeyUnknown => 64,
+            Refusal::TokenTooLarge(..) => 65,
+            Refusal::TokenClaim(..) => 66,
+            Refusal::InvalidIdentifier(..) => 67,
+            Refusal::HeadersTooLarge(..) => 68,
+            Refusal::BodyTimeout(..) => 69,
+            Refusal::TooManyConnections(..) => 70,
         }
     }
 }

@@ -282,6 +282,7 @@ pub fn load(cfg: &Config, allow_example_pki: bool) -> Result<Loaded, Vec<String>
                 audience: cfg.gateway_id.clone(),
                 max_lifetime: cfg.tokens.max_lifetime_secs,
                 leeway: cfg.tokens.leeway_secs,
+                max_bytes: cfg.tokens.max_bytes,
             },
             listen,
             health_listen,

@@ -57,9 +57,194 @@ pub fn health_router(db: Db, crl: Option<std::path::PathBuf>) -> Router {
         .with_state(db)
 }
 
+/// A connection over its partner's connection limit: every request on it is refused
+/// (`too-many-connections`, recorded) and the connection closed.
+#[derive(Debug, Clone, Copy)]
+pub struct OverConnectionLimit(pub usize);
+
+/// Open connections per partner (by the partner's id under the policy version active when the
+/// connection was accepted; certificates no partner has count under their fingerprint).
+#[derive(Default)]
+struct PerPartner(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+/// One connection counted for its partner while it lives.
+struct Counted {
+    map: Arc<PerPartner>,
+    key: String,
+}
+
+impl PerPartner {
+    /// Counts one more connection for `key`; `None` when it would exceed `limit`.
+    fn admit(self: &Arc<Self>, key: String, limit: usize) -> Option<Counted> {
+        let mut m = self.0.lock().ok()?;
+        let n = m.entry(key.clone()).or_insert(0);
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(Counted {
+            map: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.map.0.lock()
+            && let Some(n) = m.get_mut(&self.key)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// The connection's bytes, closed when none move for `idle` in either direction: bounds a
+/// connection that holds a socket without using it (an HTTP/2 client that opens no stream, a
+/// keep-alive connection that sends nothing).
+struct Idle<S> {
+    inner: S,
+    idle: Duration,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<S> Idle<S> {
+    fn new(inner: S, idle: Duration) -> Self {
+        Idle {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+
+    fn touch(&mut self) {
+        let at = tokio::time::Instant::now() + self.idle;
+        self.deadline.as_mut().reset(at);
+    }
+
+    fn expired(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        std::future::Future::poll(self.deadline.as_mut(), cx).is_ready()
+    }
+}
+
+fn idle_error() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "connection idle")
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Idle<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match std::pin::Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    this.touch();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending if this.expired(cx) => Poll::Ready(Err(idle_error())),
+            other => other,
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Idle<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        match std::pin::Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    this.touch();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending if this.expired(cx) => Poll::Ready(Err(idle_error())),
+            other => other,
+        }
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        match std::pin::Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    this.touch();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending if this.expired(cx) => Poll::Ready(Err(idle_error())),
+            other => other,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// The HTTP/1.1 and HTTP/2 server with the configured bounds. hyper's own limits sit above the
+/// gateway's (which the pipeline applies, with a recorded problem), so that a client meets
+/// hyper's bare refusal only far beyond what the gateway documents.
+fn http_builder(
+    limits: &crate::config::Limits,
+) -> hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor> {
+    let mut b = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    b.http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        .max_headers(limits.max_headers.saturating_mul(2).max(100))
+        .max_buf_size(limits.header_bytes.saturating_mul(4).max(8192));
+    b.http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(
+            u32::try_from(limits.header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
+        )
+        // Rapid reset (CVE-2023-44487) and streams the client makes the server reset.
+        .max_pending_accept_reset_streams(Some(20))
+        .max_local_error_reset_streams(Some(256))
+        .keep_alive_interval(Some(Duration::from_millis(limits.idle_timeout_ms / 2)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    b
+}
+
 /// Serves `app` on `listener` over TLS until `shutdown` resolves, then lets requests in flight
 /// finish (at most `grace`). Each new connection is accepted under the TLS configuration of the
-/// policy version active at that moment.
+/// policy version active at that moment, within the bounds of `[limits]`: at most so many
+/// connections (one more is closed before its handshake), so many per partner, each handshake,
+/// header read and idle spell bounded in time.
 pub async fn serve_tls(
     listener: TcpListener,
     app_state: Arc<App>,
@@ -69,8 +254,12 @@ pub async fn serve_tls(
     grace: Duration,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder =
-        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    let limits = app_state.limits.clone();
+    let builder = http_builder(&limits);
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.connections.max(1)));
+    let per_partner = Arc::new(PerPartner::default());
+    let idle = Duration::from_millis(limits.idle_timeout_ms);
+    let over_limit_lifetime = Duration::from_millis(limits.header_read_timeout_ms);
     tokio::pin!(shutdown);
     loop {
         let (tcp, _peer) = tokio::select! {
@@ -84,11 +273,22 @@ pub async fn serve_tls(
             },
             () = &mut shutdown => break,
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(app_state.policy.load().tls.clone());
+        let Ok(slot) = open.clone().try_acquire_owned() else {
+            tracing::warn!(
+                limit = limits.connections,
+                "connection limit reached; closed"
+            );
+            continue;
+        };
+        let active = app_state.policy.load_full();
+        let acceptor = tokio_rustls::TlsAcceptor::from(active.tls.clone());
         let app = app.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let per_partner = per_partner.clone();
+        let per_partner_limit = limits.connections_per_partner.max(1);
         tokio::spawn(async move {
+            let _slot = slot;
             let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
@@ -111,16 +311,45 @@ pub async fn serve_tls(
             else {
                 return;
             };
+            let key = active
+                .identify(&peer)
+                .ok()
+                .and_then(|i| {
+                    active
+                        .covenant
+                        .covenant()
+                        .partner_at(i.partner)
+                        .map(|p| p.id.clone())
+                })
+                .unwrap_or_else(|| format!("certificate:{}", peer.fingerprint));
+            drop(active);
+            let counted = per_partner.admit(key, per_partner_limit);
+            let over = counted
+                .is_none()
+                .then_some(OverConnectionLimit(per_partner_limit));
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let mut req = req.map(axum::body::Body::new);
                     req.extensions_mut().insert(peer.clone());
+                    if let Some(o) = over {
+                        req.extensions_mut().insert(o);
+                    }
                     app.clone().oneshot(req)
                 });
-            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
+            let io = hyper_util::rt::TokioIo::new(Idle::new(stream, idle));
+            let conn = watcher.watch(builder.serve_connection(io, service).into_owned());
+            let result = if over.is_some() {
+                // Long enough to refuse a request with a problem, no longer.
+                tokio::time::timeout(over_limit_lifetime, conn)
+                    .await
+                    .unwrap_or(Ok(()))
+            } else {
+                conn.await
+            };
+            if let Err(e) = result {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(counted);
         });
     }
     if tokio::time::timeout(grace, graceful.shutdown())

@@ -142,6 +142,10 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
 fn s(t: &str) -> Value {
     json!({"type": t})
 }
+/// An identifier as `crate::service::Ident` takes it.
+fn ident() -> Value {
+    json!({"type": "string", "pattern": "^[A-Za-z0-9._~:-]{1,128}$"})
+}
 fn nullable(t: &str) -> Value {
     json!({"type": [t, "null"]})
 }
@@ -231,11 +235,11 @@ fn schemas() -> Value {
         })),
         "Subject": {"oneOf": [
             strict(&["bsn"], json!({"bsn": bsn})),
-            strict(&["ref"], json!({"ref": s("string")})),
+            strict(&["ref"], json!({"ref": ident()})),
         ]},
         "DisclosureRequest": strict(&["subject", "purpose", "case"], json!({
-            "subject": reference("Subject"), "purpose": s("string"), "case": s("string"),
-            "products": {"type": "array", "items": s("string")},
+            "subject": reference("Subject"), "purpose": s("string"), "case": ident(),
+            "products": {"type": "array", "items": ident()},
         })),
         "Disclosure": object(&["disclosure_id", "audit_seq", "audit_leaf_hash", "policy_version", "recipient", "payload"], json!({
             "disclosure_id": s("string"), "audit_seq": s("integer"), "audit_leaf_hash": s("string"),
@@ -349,15 +353,15 @@ fn operation(method: &str, path: &str) -> (Vec<Value>, Option<Value>, (u16, Valu
     };
     let body =
         |schema: &str| Some(json!({"required": true, "content": json_content(reference(schema))}));
-    let id = || path_param("id", s("string"));
+    let id = || path_param("id", ident());
     match (method, path) {
         ("post", "/v1/cases") => (vec![], body("NewCase"), created("Case")),
         ("get", "/v1/cases/{id}") => (vec![id()], None, ok("Case")),
         ("patch", "/v1/cases/{id}") => (vec![id()], body("CasePatch"), ok("Case")),
         ("put", "/v1/records/{product}/{subject_ref}") => (
             vec![
-                path_param("product", s("string")),
-                path_param("subject_ref", s("string")),
+                path_param("product", ident()),
+                path_param("subject_ref", ident()),
             ],
             body("Records"),
             ok("Deposited"),
@@ -365,7 +369,7 @@ fn operation(method: &str, path: &str) -> (Vec<Value>, Option<Value>, (u16, Valu
         ("post", "/v1/disclosures") => (vec![], body("DisclosureRequest"), ok("Disclosure")),
         ("post", "/v1/checks") => (vec![], body("CheckRequest"), ok("Check")),
         ("get", "/v1/aggregates/{view}") => {
-            (vec![path_param("view", s("string"))], None, ok("Aggregate"))
+            (vec![path_param("view", ident())], None, ok("Aggregate"))
         }
         ("get", "/v1/audit/disclosures") => (
             [

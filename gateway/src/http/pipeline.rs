@@ -13,7 +13,8 @@
 
 use crate::app::App;
 use crate::auth::{Requester, verify_cached};
-use crate::http::problem::ProblemType;
+use crate::http::listener::OverConnectionLimit;
+use crate::http::problem::{CloseConnection, ProblemType};
 use crate::lifecycle::{ActivePolicy, PeerRefusal};
 use crate::log::entry::{Kind, LogEntry, Start, new_id};
 use crate::refusal::Refusal;
@@ -56,6 +57,7 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         .to_owned();
     let span = tracing::info_span!("request", method = %req.method(), route = %route, transaction_id = %id, partner = tracing::field::Empty);
     req.extensions_mut().insert(TransactionId(id.clone()));
+    let version = req.version();
     let started = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
     span.in_scope(|| {
@@ -68,7 +70,37 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(TRANSACTION_HEADER, v);
     }
+    security_headers(resp.headers_mut());
+    if resp.extensions().get::<CloseConnection>().is_some()
+        && version == axum::http::Version::HTTP_11
+    {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     resp
+}
+
+/// On every answer of the API: nothing is cached (answers carry personal data or decisions
+/// about it), nothing is sniffed, framed or referred, and clients keep to HTTPS.
+pub fn security_headers(h: &mut axum::http::HeaderMap) {
+    use axum::http::header;
+    for (name, value) in [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::PRAGMA, "no-cache"),
+        (
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
 }
 
 /// What a route records: its entry kind, and whether an answer must have committed an entry.
@@ -185,6 +217,15 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
         tracing::Span::current().record("partner", p.id.as_str());
         base.partner = p.id.clone();
     }
+    // Bounds of the connection and the request head, before the token is read.
+    let early = match req.extensions().get::<OverConnectionLimit>() {
+        Some(OverConnectionLimit(n)) => Some(Refusal::TooManyConnections(*n)),
+        None => header_bounds(req.headers(), &app.limits).err(),
+    };
+    if let Some(e) = early {
+        record_refusal(&app, base, &e.slug()).await;
+        return e.into_response();
+    }
     let auth = authenticate(&app, &active, &identity, req.headers());
     if let Ok(r) = &auth {
         base.staff_id = Some(r.staff_id.clone());
@@ -231,6 +272,18 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
         }
         None => resp,
     }
+}
+
+/// The request head within `[limits] max_headers` and `header_bytes`.
+fn header_bounds(h: &axum::http::HeaderMap, limits: &crate::config::Limits) -> Result<(), Refusal> {
+    let bytes: usize = h.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
+    if h.len() > limits.max_headers || bytes > limits.header_bytes {
+        return Err(Refusal::HeadersTooLarge(
+            limits.max_headers,
+            limits.header_bytes,
+        ));
+    }
+    Ok(())
 }
 
 /// The authenticated requester, counted against the rate limits. A refusal here is recorded by
@@ -309,10 +362,48 @@ fn content_type_is(req: &Request, accepted: &[&str]) -> bool {
         .is_some_and(|m| accepted.iter().any(|a| m.trim().eq_ignore_ascii_case(a)))
 }
 
-async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, Refusal> {
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| Refusal::BodyTooLarge(limit))
+/// Reads a body of at most `limit` bytes, each piece within `per_piece`. A body that announces
+/// more than `limit` is refused before a byte of it is read.
+async fn read_body(
+    req: Request,
+    limit: usize,
+    per_piece: Duration,
+) -> Result<axum::body::Bytes, Refusal> {
+    use futures::StreamExt;
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(Refusal::BodyTooLarge(limit));
+    }
+    let mut stream = req.into_body().into_data_stream();
+    let mut out = Vec::new();
+    loop {
+        match tokio::time::timeout(per_piece, stream.next()).await {
+            Err(_) => {
+                let ms = u64::try_from(per_piece.as_millis()).unwrap_or(u64::MAX);
+                return Err(Refusal::BodyTimeout(ms));
+            }
+            Ok(None) => return Ok(out.into()),
+            Ok(Some(Err(_))) => {
+                return Err(Refusal::InvalidBody(
+                    "the request body could not be read".into(),
+                ));
+            }
+            Ok(Some(Ok(piece))) => {
+                if out.len() + piece.len() > limit {
+                    return Err(Refusal::BodyTooLarge(limit));
+                }
+                out.extend_from_slice(&piece);
+            }
+        }
+    }
+}
+
+fn body_piece_timeout(app: &App) -> Duration {
+    Duration::from_millis(app.limits.body_read_timeout_ms)
 }
 
 impl<T: DeserializeOwned> FromRequest<Arc<App>> for Body<T> {
@@ -324,7 +415,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Body<T> {
             if !content_type_is(&req, &["application/json"]) {
                 return Err(Refusal::UnsupportedMediaType);
             }
-            let bytes = read_body(req, limits.body_bytes).await?;
+            let bytes = read_body(req, limits.body_bytes, body_piece_timeout(app)).await?;
             if json_depth(&bytes) > limits.json_depth {
                 return Err(Refusal::JsonTooDeep(limits.json_depth));
             }
@@ -344,7 +435,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for OptionalBody<T> {
     async fn from_request(req: Request, app: &Arc<App>) -> Result<Self, Self::Rejection> {
         let limits = &app.limits;
         let parsed = async {
-            let bytes = read_body(req, limits.body_bytes).await?;
+            let bytes = read_body(req, limits.body_bytes, body_piece_timeout(app)).await?;
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 return Ok(None);
             }
@@ -366,13 +457,13 @@ pub struct TomlBody(pub Result<String, Refusal>);
 impl FromRequest<Arc<App>> for TomlBody {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request(req: Request, _: &Arc<App>) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, app: &Arc<App>) -> Result<Self, Self::Rejection> {
         let max = crate::service::policy_admin::MAX_DRAFT_BYTES;
         let parsed = async {
             if !content_type_is(&req, &["application/toml", "text/plain"]) {
                 return Err(Refusal::NotToml);
             }
-            let bytes = read_body(req, max).await?;
+            let bytes = read_body(req, max, body_piece_timeout(app)).await?;
             String::from_utf8(bytes.to_vec()).map_err(|_| Refusal::NotToml)
         }
         .await;
@@ -380,13 +471,24 @@ impl FromRequest<Arc<App>> for TomlBody {
     }
 }
 
-/// Path parameters, never rejected by themselves (a malformed one is a recorded refusal).
+/// Path parameters, never rejected by themselves (a malformed one is a recorded refusal). Every
+/// parameter is an identifier ([`crate::service::Ident`]) but the BSN, which its own parser
+/// checks as strictly with its own problem.
 pub struct ApiPath<T>(pub Result<T, Refusal>);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Ok(raw) = axum::extract::RawPathParams::from_request_parts(parts, state).await {
+            for (name, value) in &raw {
+                if name != "bsn"
+                    && let Err(e) = crate::service::Ident::parse(name, value)
+                {
+                    return Ok(ApiPath(Err(e)));
+                }
+            }
+        }
         Ok(ApiPath(
             axum::extract::Path::<T>::from_request_parts(parts, state)
                 .await

@@ -13,6 +13,10 @@ pub const TYPE_BASE: &str = "https://gateway.ipga-r.example/problems/";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProblemType(pub String);
 
+/// The answer ends its connection (HTTP/1.1: `Connection: close` is added at the edge).
+#[derive(Debug, Clone, Copy)]
+pub struct CloseConnection;
+
 /// The problem document.
 #[derive(Debug, Serialize)]
 pub struct Problem {
@@ -38,6 +42,9 @@ pub fn status(r: &Refusal) -> StatusCode {
         | TokenMalformed
         | TokenAlgorithmRefused(_)
         | TokenInvalid
+        | TokenKeyUnknown
+        | TokenTooLarge(_)
+        | TokenClaim(..)
         | TokenIssuerMismatch
         | TokenAudience
         | TokenExpired
@@ -56,8 +63,13 @@ pub fn status(r: &Refusal) -> StatusCode {
         RegisseurRequired | InvalidRegisseur(_) | UnknownPartner(_) | InvalidBsn(_) => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
-        InvalidBody(_) | JsonTooDeep(_) | EmptyPatch => StatusCode::BAD_REQUEST,
+        InvalidBody(_) | JsonTooDeep(_) | EmptyPatch | InvalidIdentifier(_) => {
+            StatusCode::BAD_REQUEST
+        }
         BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        HeadersTooLarge(..) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+        TooManyConnections(_) => StatusCode::SERVICE_UNAVAILABLE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         StorageUnavailable | DisclosureLogUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         PurposeRole(..) | PurposeRelation(..) | ProductNotOwned(_) | DepositRole(..) => {
@@ -122,9 +134,20 @@ impl IntoResponse for Refusal {
         );
         let retry = match &self {
             Refusal::RateLimited(secs) => Some(*secs),
-            Refusal::Overloaded => Some(1),
+            Refusal::Overloaded | Refusal::TooManyConnections(_) => Some(1),
             _ => None,
         };
+        // The connection is not reused after these: its state (an unread body, a partner over
+        // its connections) ends with this answer. HTTP/1.1 only; HTTP/2 has no such header.
+        if matches!(
+            self,
+            Refusal::TooManyConnections(_)
+                | Refusal::BodyTimeout(_)
+                | Refusal::BodyTooLarge(_)
+                | Refusal::HeadersTooLarge(..)
+        ) {
+            resp.extensions_mut().insert(CloseConnection);
+        }
         if let Some(secs) = retry
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {

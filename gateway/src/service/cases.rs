@@ -10,7 +10,7 @@ use crate::log::entry::{CaseChange, CaseRead};
 use crate::refusal::Refusal;
 use crate::store::{CaseAction, CaseEventRow, CaseRow, Change, Regisseur};
 use policy::domain::{Ideology, parse_date};
-use policy::{Bsn, BsnError, CaseStatus, Covenant, RoleRef};
+use policy::{CaseStatus, Covenant, RoleRef};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -243,12 +243,7 @@ pub async fn create(app: &App, call: &mut Call, body: NewCase) -> Result<CaseVie
     let role = acting(call, |r| c.case_register.may_create(r))
         .ok_or(Refusal::CasePermission("register cases"))?;
     call.record.role = call.role_id(role);
-    let bsn = Bsn::parse(body.subject.bsn.trim()).map_err(|e| {
-        Refusal::InvalidBsn(match e {
-            BsnError::Format => "A BSN has exactly nine digits; check the number",
-            BsnError::Checksum => "The BSN fails the 11-proef; check for a typing error",
-        })
-    })?;
+    let bsn = super::disclose::parse_bsn(&body.subject.bsn)?;
     check_date("signal_date", &body.signal_date)?;
     check_risk_group(body.risk_group)?;
     let pseudonym = app.secrets.subject_pseudonym(&bsn);

@@ -25,10 +25,10 @@ pub struct DisclosureRequest {
     /// Purpose id.
     pub purpose: String,
     /// Case id.
-    pub case: String,
+    pub case: super::Ident,
     /// Products wanted (default: every product the purpose permits).
     #[serde(default)]
-    pub products: Option<Vec<String>>,
+    pub products: Option<Vec<super::Ident>>,
 }
 
 /// The subject of a request.
@@ -38,7 +38,7 @@ pub enum SubjectSelector {
     /// By BSN (11-proef checked).
     Bsn(String),
     /// By the case's subject reference.
-    Ref(String),
+    Ref(super::Ident),
 }
 
 /// The answer to a disclosure.
@@ -58,11 +58,14 @@ pub struct DisclosureAnswer {
     pub payload: String,
 }
 
-/// Parses a BSN as the API takes it: exactly nine digits passing the 11-proef.
+/// Parses a BSN as the API takes it: exactly nine ASCII digits passing the 11-proef; nothing
+/// is trimmed or normalised, so what the log records is what the partner sent.
 pub fn parse_bsn(s: &str) -> Result<Bsn, Refusal> {
-    Bsn::parse(s.trim()).map_err(|e| {
+    Bsn::parse(s).map_err(|e| {
         Refusal::InvalidBsn(match e {
-            policy::BsnError::Format => "A BSN has exactly nine digits; check the number",
+            policy::BsnError::Format => {
+                "A BSN is exactly nine ASCII digits, without spaces, dots or other characters; send the number as it is"
+            }
             policy::BsnError::Checksum => "The BSN fails the 11-proef; check for a typing error",
         })
     })
@@ -171,7 +174,7 @@ pub async fn disclose(
                 return Err(Refusal::SubjectCaseMismatch);
             }
         }
-        SubjectSelector::Ref(r) if *r != case.subject_ref => {
+        SubjectSelector::Ref(r) if r.as_str() != case.subject_ref => {
             return Err(Refusal::SubjectCaseMismatch);
         }
         SubjectSelector::Ref(_) => {}
@@ -373,6 +376,7 @@ pub fn check_records(
 mod tests {
     use super::*;
     use crate::log::entry::Kind;
+    use crate::service::Ident;
     use crate::service::cases::CasePatch;
     use crate::store::Regisseur;
     use crate::testkit;
@@ -420,8 +424,8 @@ mod tests {
         let req = || DisclosureRequest {
             subject: SubjectSelector::Bsn("999993331".into()),
             purpose: "regie".into(),
-            case: case.id.clone(),
-            products: Some(vec!["ggd.screening".into()]),
+            case: Ident::parse("case", &case.id).unwrap(),
+            products: Some(vec![Ident::parse("product", "ggd.screening").unwrap()]),
         };
         let mut d = ask("reg.1");
         let a = disclose(&app, &mut d, req()).await.unwrap();

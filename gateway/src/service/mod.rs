@@ -108,3 +108,91 @@ impl Call {
 pub fn clip(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
+
+/// An identifier as the API takes it in paths and bodies (a case, a subject reference, a
+/// product, a draft): 1 to 128 characters of `A-Z a-z 0-9 . _ - ~ :`, never trimmed. Parsed
+/// once at the edge; anything else is refused before it reaches a query or a log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ident(String);
+
+impl Ident {
+    /// Longest identifier accepted.
+    pub const MAX: usize = 128;
+
+    /// Checks `s`; the refusal names `what`.
+    pub fn parse(what: &str, s: &str) -> Result<Ident, Refusal> {
+        let ok = !s.is_empty()
+            && s.len() <= Self::MAX
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-~:".contains(&b));
+        if ok {
+            Ok(Ident(s.to_owned()))
+        } else {
+            Err(Refusal::InvalidIdentifier(clip(what, 32)))
+        }
+    }
+
+    /// The identifier.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Ident {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Ident {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Ident {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ident::parse("identifier", &s).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "an identifier is 1 to {} characters of A-Z a-z 0-9 . _ - ~ :",
+                Ident::MAX
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod ident_tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_strict_and_never_trimmed() {
+        for ok in [
+            "case-3f2c9a4e",
+            "politie.registraties",
+            "subj-AbC_1",
+            "v1:abc~2",
+        ] {
+            assert!(Ident::parse("id", ok).is_ok(), "{ok}");
+        }
+        let long = "x".repeat(129);
+        for bad in [
+            "",
+            " case-1",
+            "case-1 ",
+            "a/b",
+            "é",
+            "a\u{0}",
+            "a%20b",
+            long.as_str(),
+        ] {
+            assert_eq!(
+                Ident::parse("case", bad).unwrap_err(),
+                Refusal::InvalidIdentifier("case".into()),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -113,6 +113,7 @@ pub async fn deposit(
 mod tests {
     use super::*;
     use crate::log::entry::{Kind, SourceKind};
+    use crate::service::Ident;
     use crate::service::disclose::{DisclosureRequest, SubjectSelector};
     use crate::testkit;
     use serde_json::json;
@@ -196,9 +197,9 @@ mod tests {
             &app,
             &mut d,
             DisclosureRequest {
-                subject: SubjectSelector::Ref(case.subject_ref.clone()),
+                subject: SubjectSelector::Ref(Ident::parse("ref", &case.subject_ref).unwrap()),
                 purpose: "duiding".into(),
-                case: case.id.clone(),
+                case: Ident::parse("case", &case.id).unwrap(),
                 products: None,
             },
         )
