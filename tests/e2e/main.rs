@@ -15,6 +15,7 @@ mod cases;
 mod disclose;
 mod durability;
 mod helpers;
+mod hostile;
 mod inproc;
 mod lifecycle;
 mod openapi;

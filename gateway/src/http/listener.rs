@@ -214,6 +214,12 @@ impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Idle<S> {
     }
 }
 
+/// hyper's own bound on a request head: eight times the gateway's (at least 64 KiB), so that a
+/// head the gateway refuses with a recorded problem (a 64 KB token included) reaches it.
+fn hard_header_bytes(limits: &crate::config::Limits) -> usize {
+    limits.header_bytes.saturating_mul(8).max(64 * 1024)
+}
+
 /// The HTTP/1.1 and HTTP/2 server with the configured bounds. hyper's own limits sit above the
 /// gateway's (which the pipeline applies, with a recorded problem), so that a client meets
 /// hyper's bare refusal only far beyond what the gateway documents.
@@ -225,18 +231,16 @@ fn http_builder(
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
         .max_headers(limits.max_headers.saturating_mul(2).max(100))
-        .max_buf_size(limits.header_bytes.saturating_mul(4).max(8192));
+        .max_buf_size(hard_header_bytes(limits));
     b.http2()
         .timer(hyper_util::rt::TokioTimer::new())
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
-        .max_header_list_size(
-            u32::try_from(limits.header_bytes.saturating_mul(2)).unwrap_or(u32::MAX),
-        )
+        .max_header_list_size(u32::try_from(hard_header_bytes(limits)).unwrap_or(u32::MAX))
         // Rapid reset (CVE-2023-44487) and streams the client makes the server reset.
         .max_pending_accept_reset_streams(Some(20))
-        .max_local_error_reset_streams(Some(256))
-        .keep_alive_interval(Some(Duration::from_millis(limits.idle_timeout_ms / 2)))
-        .keep_alive_timeout(Duration::from_secs(20));
+        .max_local_error_reset_streams(Some(256));
+    // No keep-alive pings of the gateway's own: they would keep an unused connection from ever
+    // becoming idle. A dead peer is closed by the idle bound like an unused one.
     b
 }
 

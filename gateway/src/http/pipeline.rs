@@ -220,7 +220,7 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
     // Bounds of the connection and the request head, before the token is read.
     let early = match req.extensions().get::<OverConnectionLimit>() {
         Some(OverConnectionLimit(n)) => Some(Refusal::TooManyConnections(*n)),
-        None => header_bounds(req.headers(), &app.limits).err(),
+        None => header_bounds(req.headers(), &app.limits, app.tokens.max_bytes).err(),
     };
     if let Some(e) = early {
         record_refusal(&app, base, &e.slug()).await;
@@ -274,8 +274,17 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
     }
 }
 
-/// The request head within `[limits] max_headers` and `header_bytes`.
-fn header_bounds(h: &axum::http::HeaderMap, limits: &crate::config::Limits) -> Result<(), Refusal> {
+/// The request head within `[limits] max_headers` and `header_bytes`; a token above its own
+/// limit is named as such first (it is what the integrator must fix).
+fn header_bounds(
+    h: &axum::http::HeaderMap,
+    limits: &crate::config::Limits,
+    token_bytes: usize,
+) -> Result<(), Refusal> {
+    let auth = h.get(header::AUTHORIZATION).map_or(0, HeaderValue::len);
+    if auth > token_bytes.saturating_add("Bearer ".len()) {
+        return Err(Refusal::TokenTooLarge(token_bytes));
+    }
     let bytes: usize = h.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
     if h.len() > limits.max_headers || bytes > limits.header_bytes {
         return Err(Refusal::HeadersTooLarge(
