@@ -26,8 +26,9 @@ pub const REVOKED_PARTNER: &str = "politie";
 /// Where the example certificates say their CRL is: the gateway's plain listener serves the
 /// configured CRL there (`GET /crl`).
 pub const CRL_URL: &str = "http://127.0.0.1:8080/crl";
-/// Validity of leaf certificates: under the 398 days browsers and TLS scanners accept.
-pub const LEAF_DAYS: i64 = 397;
+/// Validity of leaf certificates: a year, under the 398 days browsers accept and the 366 that
+/// Mozilla's "intermediate" TLS configuration (and so sslyze) asks for.
+pub const LEAF_DAYS: i64 = 365;
 /// Validity of the example CA.
 pub const CA_DAYS: i64 = 3650;
 /// A CRL is valid this long; `gateway certs revoke` makes a new one.

@@ -22,4 +22,5 @@ mod openapi;
 mod policy_cli;
 mod serve_auth;
 mod store_story;
+mod tls_scan;
 mod truthful;
