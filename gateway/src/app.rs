@@ -42,4 +42,16 @@ pub struct App {
     pub limiter: Limiter,
     /// Requests handled at once (`limits.concurrent_requests` permits).
     pub in_flight: tokio::sync::Semaphore,
+    /// What readiness checks beyond the database.
+    pub health: HealthBounds,
+}
+
+/// What `/readyz` holds the running gateway to.
+#[derive(Debug, Clone)]
+pub struct HealthBounds {
+    /// The checkpoint signing key's file: it must still be there (a restart needs it).
+    pub log_key_file: std::path::PathBuf,
+    /// A log that grew must have a checkpoint at most this old (seconds); `None`: no
+    /// periodic checkpoints are configured, so none is expected.
+    pub checkpoint_max_age: Option<i64>,
 }

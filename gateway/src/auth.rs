@@ -76,10 +76,12 @@ pub fn verify_cached(
     if let Some(r) = cache.0.get(&key) {
         // Everything but time was checked when it was cached; `iat` and `nbf` only get older.
         if r.expires + policy.leeway >= now {
+            crate::metrics::metrics().token_cache_hits.inc();
             return Ok(r);
         }
         cache.0.remove(&key);
     }
+    crate::metrics::metrics().token_cache_misses.inc();
     let r = verify(token, client, covenant, registry, policy, now)?;
     cache.0.insert(key, r.clone());
     Ok(r)

@@ -14,6 +14,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod limits;
 pub mod log;
+pub mod metrics;
 pub mod pki;
 pub mod refusal;
 pub mod registry;

@@ -39,10 +39,21 @@ impl Limiter {
                     .max(1),
             )
         };
-        self.partners.check_key(&req.partner_id).map_err(wait)?;
+        let counted = |scope: &'static str| {
+            move |e| {
+                crate::metrics::metrics()
+                    .rate_limited
+                    .get_or_create(&crate::metrics::ReasonLabel { reason: scope })
+                    .inc();
+                wait(e)
+            }
+        };
+        self.partners
+            .check_key(&req.partner_id)
+            .map_err(counted("partner"))?;
         self.staff
             .check_key(&format!("{}/{}", req.partner_id, req.staff_id))
-            .map_err(wait)?;
+            .map_err(counted("staff"))?;
         Ok(())
     }
 }

@@ -66,9 +66,23 @@ impl Upstream {
         let (url, timeout) = self.sources.get(&p)?;
         let client = self.client.as_ref()?;
         let url = format!("{}/{}", url.trim_end_matches('/'), subject_ref);
+        let m = crate::metrics::metrics();
+        let failed = |kind: &'static str| {
+            m.upstream_errors
+                .get_or_create(&crate::metrics::UpstreamErrorLabels {
+                    product: product.to_owned(),
+                    kind,
+                })
+                .inc();
+        };
+        let started = std::time::Instant::now();
         let call = async {
-            let mut resp = client.get(&url).send().await.ok()?;
+            let Ok(mut resp) = client.get(&url).send().await else {
+                failed("unavailable");
+                return None;
+            };
             if !resp.status().is_success() {
+                failed("unavailable");
                 return None;
             }
             // A source is a partner's system, not trusted with our memory: the answer is capped.
@@ -76,22 +90,33 @@ impl Upstream {
             while let Some(chunk) = resp.chunk().await.ok()? {
                 if bytes.len() + chunk.len() > MAX_SOURCE_BYTES {
                     tracing::warn!(product, "upstream answer too large");
+                    failed("invalid");
                     return None;
                 }
                 bytes.extend_from_slice(&chunk);
             }
-            let body: RecordsBody = serde_json::from_slice(&bytes).ok()?;
+            let Ok(body) = serde_json::from_slice::<RecordsBody>(&bytes) else {
+                failed("invalid");
+                return None;
+            };
             Some(Fetched {
                 records: Arc::new(body.records),
                 sha256: Sha256::digest(&bytes).into(),
             })
         };
-        match tokio::time::timeout(*timeout, call).await {
+        let r = match tokio::time::timeout(*timeout, call).await {
             Ok(r) => r,
             Err(_) => {
                 tracing::warn!(product, "upstream source timed out");
+                failed("timeout");
                 None
             }
-        }
+        };
+        m.upstream_seconds
+            .get_or_create(&crate::metrics::ProductLabel {
+                product: product.to_owned(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        r
     }
 }

@@ -128,6 +128,15 @@ pub async fn prepare(
         upstream: loaded.upstream,
         limiter: Limiter::new(cfg.limits.partner_per_second, cfg.limits.staff_per_second),
         in_flight: tokio::sync::Semaphore::new(cfg.limits.concurrent_requests.max(1)),
+        health: crate::app::HealthBounds {
+            log_key_file: cfg.secrets.log_key_file.clone(),
+            // Three intervals and a minute: one missed round is not yet an alarm.
+            checkpoint_max_age: (cfg.audit.checkpoint_interval_secs > 0).then(|| {
+                i64::try_from(cfg.audit.checkpoint_interval_secs.saturating_mul(3))
+                    .unwrap_or(i64::MAX)
+                    .saturating_add(60)
+            }),
+        },
     });
     if stored.is_none() {
         // The first version of an empty database, activated and recorded in one transaction.
@@ -220,7 +229,6 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let active_version = app.policy.load().version().to_owned();
     let log = app.log.clone();
-    let db = app.db.clone();
     let router = router(app.clone());
     ready();
     tracing::info!(api = %api.local_addr()?, health = %health.local_addr()?, covenant = %active_version, "gateway listening");
@@ -228,7 +236,7 @@ pub async fn serve(
     let mut health_stop = stop_rx.clone();
     let health_task = tokio::spawn(serve_plain(
         health,
-        health_router(db, cfg.tls.crl.first().cloned()),
+        health_router(app.clone(), cfg.tls.crl.first().cloned()),
         async move {
             let _ = health_stop.changed().await;
         },

@@ -19,6 +19,7 @@ mod hostile;
 mod inproc;
 mod lifecycle;
 mod openapi;
+mod ops;
 mod policy_cli;
 mod serve_auth;
 mod store_story;

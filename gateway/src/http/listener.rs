@@ -5,7 +5,6 @@
 use crate::app::App;
 use crate::refusal::Refusal;
 use crate::registry::PeerCert;
-use crate::store::Db;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -15,10 +14,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-/// `/healthz` (the process runs), `/readyz` (the database answers) and `/crl`: the covenant
-/// CA's revocation list the gateway uses (DER, `application/pkix-crl`), where the example PKI's
+/// The plain loopback listener: `/healthz` (the process runs), `/readyz` (it can do its work:
+/// 503 naming each failed check), `/metrics` (OpenMetrics text) and `/crl`: the covenant CA's
+/// revocation list the gateway uses (DER, `application/pkix-crl`), where the example PKI's
 /// certificates say it is (their CRL distribution point).
-pub fn health_router(db: Db, crl: Option<std::path::PathBuf>) -> Router {
+pub fn health_router(app: Arc<App>, crl: Option<std::path::PathBuf>) -> Router {
     let crl_route = get(move || {
         let crl = crl.clone();
         async move {
@@ -45,16 +45,86 @@ pub fn health_router(db: Db, crl: Option<std::path::PathBuf>) -> Router {
             "/healthz",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
-        .route(
-            "/readyz",
-            get(|State(db): State<Db>| async move {
-                match db.ping().await {
-                    Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
-                    Err(_) => Refusal::StorageUnavailable.into_response(),
-                }
-            }),
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(app)
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> axum::response::Response {
+    let r = crate::service::health::readiness(&app).await;
+    let status = if r.ready() {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(r)).into_response()
+}
+
+async fn metrics(
+    State(app): State<Arc<App>>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    let m = crate::metrics::metrics();
+    // What is a state rather than an event is read now, at the scrape.
+    let active = app.policy.load();
+    m.set_policy_version(active.version());
+    if let Some(t) = active.crl_validity.next_update {
+        m.crl_next_update.set(t);
+    }
+    if let Some(t) = active.crl_validity.this_update {
+        m.crl_this_update.set(t);
+    }
+    // Prometheus asks for OpenMetrics; anything else gets the classic text format.
+    let open_metrics = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let (text, content_type) = if open_metrics {
+        (
+            m.encode(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )
-        .with_state(db)
+    } else {
+        (
+            m.encode_prometheus(),
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+    };
+    match text {
+        Ok(text) => ([(axum::http::header::CONTENT_TYPE, content_type)], text).into_response(),
+        Err(_) => Refusal::Internal.into_response(),
+    }
+}
+
+/// Counts a connection as open while it lives.
+struct ActiveConnection;
+
+impl ActiveConnection {
+    fn new() -> Self {
+        crate::metrics::metrics().connections_active.inc();
+        ActiveConnection
+    }
+}
+
+impl Drop for ActiveConnection {
+    fn drop(&mut self) {
+        crate::metrics::metrics().connections_active.dec();
+    }
+}
+
+/// Why a handshake failed, in a word fit for a metric label (never the peer's data).
+fn handshake_reason(e: &std::io::Error) -> &'static str {
+    use rustls::Error as E;
+    match e.get_ref().and_then(|i| i.downcast_ref::<E>()) {
+        Some(E::NoCertificatesPresented) => "no-client-certificate",
+        Some(E::InvalidCertificate(rustls::CertificateError::Revoked)) => "certificate-revoked",
+        Some(E::InvalidCertificate(rustls::CertificateError::Expired)) => "certificate-expired",
+        Some(E::InvalidCertificate(_)) => "certificate-invalid",
+        Some(E::PeerIncompatible(_)) => "incompatible",
+        Some(E::AlertReceived(_)) => "alert-received",
+        Some(_) => "tls-error",
+        None => "io-error",
+    }
 }
 
 /// A connection over its partner's connection limit: every request on it is refused
@@ -282,6 +352,12 @@ pub async fn serve_tls(
                 limit = limits.connections,
                 "connection limit reached; closed"
             );
+            crate::metrics::metrics()
+                .connections_refused
+                .get_or_create(&crate::metrics::ReasonLabel {
+                    reason: "connections",
+                })
+                .inc();
             continue;
         };
         let active = app_state.policy.load_full();
@@ -293,14 +369,23 @@ pub async fn serve_tls(
         let per_partner_limit = limits.connections_per_partner.max(1);
         tokio::spawn(async move {
             let _slot = slot;
+            let _open = ActiveConnection::new();
+            let handshake_failed = |reason: &'static str| {
+                crate::metrics::metrics()
+                    .handshake_failures
+                    .get_or_create(&crate::metrics::ReasonLabel { reason })
+                    .inc();
+            };
             let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     tracing::info!(error = %e, "TLS handshake refused");
+                    handshake_failed(handshake_reason(&e));
                     return;
                 }
                 Err(_) => {
                     tracing::info!("TLS handshake timed out");
+                    handshake_failed("timeout");
                     return;
                 }
             };
@@ -328,6 +413,14 @@ pub async fn serve_tls(
                 .unwrap_or_else(|| format!("certificate:{}", peer.fingerprint));
             drop(active);
             let counted = per_partner.admit(key, per_partner_limit);
+            if counted.is_none() {
+                crate::metrics::metrics()
+                    .connections_refused
+                    .get_or_create(&crate::metrics::ReasonLabel {
+                        reason: "per-partner",
+                    })
+                    .inc();
+            }
             let over = counted
                 .is_none()
                 .then_some(OverConnectionLimit(per_partner_limit));

@@ -60,6 +60,11 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     let version = req.version();
     let started = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;
+    crate::metrics::metrics().request(
+        &route,
+        resp.extensions().get::<ProblemType>().map(|p| p.0.as_str()),
+        started.elapsed().as_secs_f64(),
+    );
     span.in_scope(|| {
         tracing::info!(
             status = resp.status().as_u16(),

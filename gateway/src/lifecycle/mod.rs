@@ -33,6 +33,8 @@ pub struct ActivePolicy {
     /// Tokens verified under this version (a new version starts empty: keys may have changed).
     pub tokens: crate::auth::TokenCache,
     crl_stamp: Vec<Option<(std::time::SystemTime, u64)>>,
+    /// When the CRLs of this version were issued and expire.
+    pub crl_validity: CrlValidity,
 }
 
 impl std::fmt::Debug for ActivePolicy {
@@ -103,11 +105,21 @@ fn crl_stamp(files: &[PathBuf]) -> Vec<Option<(std::time::SystemTime, u64)>> {
         .collect()
 }
 
-/// Every certificate on the CRL files, as `issuer:serial` (hex).
-fn revoked_serials(files: &[PathBuf]) -> Result<HashSet<String>, String> {
+/// When the loaded CRLs were issued and must be replaced (unix seconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CrlValidity {
+    /// The latest `thisUpdate` of them.
+    pub this_update: Option<i64>,
+    /// The earliest `nextUpdate` of them: after it, revocations may be missing.
+    pub next_update: Option<i64>,
+}
+
+/// Every certificate on the CRL files, as `issuer:serial` (hex), and their validity.
+fn revoked_serials(files: &[PathBuf]) -> Result<(HashSet<String>, CrlValidity), String> {
     use rustls::pki_types::CertificateRevocationListDer;
     use rustls::pki_types::pem::PemObject;
     let mut out = HashSet::new();
+    let mut validity = CrlValidity::default();
     for path in files {
         let iter = CertificateRevocationListDer::pem_file_iter(path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -115,13 +127,18 @@ fn revoked_serials(files: &[PathBuf]) -> Result<HashSet<String>, String> {
             let crl = crl.map_err(|e| format!("{}: {e}", path.display()))?;
             let (_, parsed) = x509_parser::parse_x509_crl(crl.as_ref())
                 .map_err(|e| format!("{}: {e}", path.display()))?;
+            let this = parsed.last_update().timestamp();
+            validity.this_update = Some(validity.this_update.map_or(this, |t| t.max(this)));
+            if let Some(next) = parsed.next_update().map(|n| n.timestamp()) {
+                validity.next_update = Some(validity.next_update.map_or(next, |t| t.min(next)));
+            }
             let issuer = hex::encode(parsed.issuer().as_raw());
             for r in parsed.iter_revoked_certificates() {
                 out.insert(format!("{issuer}:{}", hex::encode(r.raw_serial())));
             }
         }
     }
-    Ok(out)
+    Ok((out, validity))
 }
 
 /// A `file:` key path must stay inside the key directory.
@@ -202,7 +219,7 @@ impl PolicyBuilder {
             registry.clone(),
         )
         .map_err(|e| vec![e.to_string()])?;
-        let revoked = revoked_serials(&self.tls.crl).map_err(|e| vec![e])?;
+        let (revoked, crl_validity) = revoked_serials(&self.tls.crl).map_err(|e| vec![e])?;
         Ok(ActivePolicy {
             covenant,
             registry,
@@ -211,6 +228,7 @@ impl PolicyBuilder {
             draft: draft.to_owned(),
             tokens: crate::auth::TokenCache::new(TOKEN_CACHE_ENTRIES),
             crl_stamp: stamp,
+            crl_validity,
         })
     }
 }

@@ -263,6 +263,7 @@ impl Log {
         if let Some(latest) = self.db.latest_checkpoint().await?
             && latest.size == head.size
         {
+            checkpoint_metrics(latest.size, latest.at);
             return Ok((latest.size, latest.note));
         }
         let root = head
@@ -283,6 +284,7 @@ impl Log {
                 at: now,
             })
             .await?;
+        checkpoint_metrics(head.size, now);
         Ok((head.size, stored))
     }
 
@@ -438,6 +440,13 @@ async fn build_tree(db: &Db) -> Result<(), LogError> {
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The latest checkpoint, for the metrics.
+fn checkpoint_metrics(size: i64, at: i64) {
+    let m = crate::metrics::metrics();
+    m.checkpoint_size.set(size);
+    m.checkpoint_timestamp.set(at);
 }
 
 #[cfg(test)]

@@ -91,7 +91,18 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
+        let m = crate::metrics::metrics();
+        m.log_queue
+            .set(i64::try_from(rx.len() + batch.len()).unwrap_or(i64::MAX));
+        m.writer.waiting_since.store(
+            crate::metrics::uptime_ms(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         write_batch(&db, &mut state, std::mem::take(&mut batch)).await;
+        m.writer
+            .waiting_since
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        m.log_queue.set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
     }
 }
 
@@ -110,8 +121,11 @@ async fn write_batch(db: &Db, state: &mut TreeState, jobs: Vec<Job>) {
     if ready.is_empty() {
         return;
     }
+    let started = std::time::Instant::now();
+    let m = crate::metrics::metrics();
     match commit(db, state, &mut ready).await {
         Ok((next, done)) => {
+            m.committed(ready.len(), started.elapsed().as_secs_f64());
             *state = next;
             for ((job, _), (seq, leaf, applied)) in ready.into_iter().zip(done) {
                 let _ = job.reply.send(Ok(Appended {
@@ -123,6 +137,7 @@ async fn write_batch(db: &Db, state: &mut TreeState, jobs: Vec<Job>) {
             }
         }
         Err(e) => {
+            m.commit_failed();
             tracing::error!(error = %e, entries = ready.len(), "disclosure log batch failed; nothing of it was written");
             let msg = e.to_string();
             for (job, _) in ready {

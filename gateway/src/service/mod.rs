@@ -13,6 +13,7 @@ pub mod binding;
 pub mod cases;
 pub mod checks;
 pub mod disclose;
+pub mod health;
 
 pub mod policy_admin;
 pub mod records;
