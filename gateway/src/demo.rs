@@ -511,9 +511,12 @@ pub fn render_table(t: &Value) -> String {
     o
 }
 
+/// What a demo source was sent: per request, its `Fsc-Transaction-Id` and `traceparent`.
+pub type SeenHeaders = Arc<std::sync::Mutex<Vec<(Option<String>, Option<String>)>>>;
+
 /// A tiny HTTPS server standing in for a partner's own system (an upstream source): it requires
 /// a client certificate of the covenant CA in `dir` and answers `GET {path}/{subject_ref}` with
-/// `records`, after `delay`.
+/// `records`, after `delay`, noting in `seen` the trace headers each request came with.
 pub async fn serve_source(
     dir: PathBuf,
     listener: tokio::net::TcpListener,
@@ -521,6 +524,7 @@ pub async fn serve_source(
     records: Value,
     delay: std::time::Duration,
     stop: tokio::sync::oneshot::Receiver<()>,
+    seen: SeenHeaders,
 ) -> anyhow::Result<()> {
     let ca = pki::Ca::load(&dir)?;
     let issued = ca.issue(
@@ -551,9 +555,19 @@ pub async fn serve_source(
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let app = axum::Router::new().route(
         &format!("{path}/{{subject_ref}}"),
-        axum::routing::get(move || {
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
             let records = records.clone();
+            let seen = seen.clone();
             async move {
+                let header = |n: &str| {
+                    headers
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                };
+                if let Ok(mut s) = seen.lock() {
+                    s.push((header("fsc-transaction-id"), header("traceparent")));
+                }
                 tokio::time::sleep(delay).await;
                 axum::Json(json!({"records": records}))
             }
@@ -648,6 +662,7 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
         ggd_records,
         std::time::Duration::ZERO,
         stop_ggd_rx,
+        SeenHeaders::default(),
     ));
 
     let mut d = Demo {

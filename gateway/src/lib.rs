@@ -27,6 +27,7 @@ pub mod telemetry;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub mod tls;
+pub mod trace;
 
 /// Installs aws-lc-rs as the process-wide rustls provider (once; later calls are no-ops).
 pub fn install_crypto_provider() {

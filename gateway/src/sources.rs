@@ -62,7 +62,13 @@ impl Upstream {
 
     /// Fetches one product's records; `None` means unavailable (error, timeout, too large or
     /// not the expected JSON). `product` names it in operational logs.
-    pub async fn fetch(&self, p: ProductRef, product: &str, subject_ref: &str) -> Option<Fetched> {
+    pub async fn fetch(
+        &self,
+        p: ProductRef,
+        product: &str,
+        subject_ref: &str,
+        trace: &crate::trace::Propagation,
+    ) -> Option<Fetched> {
         let (url, timeout) = self.sources.get(&p)?;
         let client = self.client.as_ref()?;
         let url = format!("{}/{}", url.trim_end_matches('/'), subject_ref);
@@ -77,7 +83,15 @@ impl Upstream {
         };
         let started = std::time::Instant::now();
         let call = async {
-            let Ok(mut resp) = client.get(&url).send().await else {
+            let mut req = client
+                .get(&url)
+                .header("fsc-transaction-id", &trace.transaction_id);
+            if let Some(tp) = &trace.traceparent {
+                let mut span = [0u8; 8];
+                let _ = aws_lc_rs::rand::fill(&mut span);
+                req = req.header("traceparent", tp.child(span).to_string());
+            }
+            let Ok(mut resp) = req.send().await else {
                 failed("unavailable");
                 return None;
             };

@@ -717,6 +717,7 @@ async fn a_slow_upstream_source_is_unavailable_not_a_hang() {
         ggd,
         std::time::Duration::from_secs(30),
         stop_rx,
+        Default::default(),
     ));
     let gw = Gateway::start_with_config(
         |c| {
@@ -1082,6 +1083,7 @@ async fn a_request_longer_than_allowed_is_given_up_and_more_than_allowed_at_once
         ggd,
         std::time::Duration::from_secs(5),
         stop_rx,
+        Default::default(),
     ));
     let gw = Gateway::start_with_config(
         |c| {

@@ -125,3 +125,103 @@ async fn readiness_names_a_missing_signing_key() {
         .unwrap();
     assert_eq!(h.status(), 200);
 }
+
+#[tokio::test]
+async fn trace_context_goes_to_the_log_and_on_to_the_sources() {
+    use crate::disclose::{Case, call};
+    use serde_json::json;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel();
+    let seen = gateway::demo::SeenHeaders::default();
+    let ggd = gateway::demo::records()
+        .into_iter()
+        .find(|(p, _)| *p == "ggd.screening")
+        .unwrap()
+        .1;
+    let server = tokio::spawn(gateway::demo::serve_source(
+        pki().to_path_buf(),
+        listener,
+        "/screening",
+        ggd,
+        std::time::Duration::ZERO,
+        stop_rx,
+        seen.clone(),
+    ));
+    let gw = Gateway::start_with_config(
+        |c| {
+            format!(
+                "{c}\n[[source]]\nproduct = \"ggd.screening\"\nurl = \"https://{addr}/screening\"\n"
+            )
+        },
+        &[],
+    );
+    let (s, v, h) = call(
+        &gw,
+        "politie",
+        "vp.1",
+        "voorportaal",
+        reqwest::Method::POST,
+        "/v1/cases",
+        json!({"subject": {"bsn": "123456782"}}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    // Made here: a UUID v7 (version nibble 7).
+    let made = h["fsc-transaction-id"].to_str().unwrap().to_owned();
+    assert_eq!(uuid::Uuid::parse_str(&made).unwrap().get_version_num(), 7);
+    let case = Case {
+        id: v["id"].as_str().unwrap().into(),
+        subject_ref: v["subject_ref"].as_str().unwrap().into(),
+    };
+    let r = client("politie")
+        .patch(gw.url(&format!("/v1/cases/{}", case.id)))
+        .bearer_auth(token("politie", "vp.1", &["voorportaal"]))
+        .json(&json!({"status": "duiding"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The partner's own transaction and trace.
+    let tx = "0192b6a0-7c1e-7d4a-9f00-3c5a2b1d4e6f";
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let r = client("politie")
+        .post(gw.url("/v1/disclosures"))
+        .bearer_auth(token("politie", "vp.1", &["voorportaal"]))
+        .header("fsc-transaction-id", tx)
+        .header("traceparent", tp)
+        .json(&json!({"subject": {"ref": case.subject_ref}, "purpose": "duiding", "case": case.id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["fsc-transaction-id"], tx);
+    // The source was asked within the same transaction and trace, as a child span.
+    let (got_tx, got_tp) = seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(got_tx.as_deref(), Some(tx));
+    let got_tp = got_tp.unwrap();
+    assert!(
+        got_tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{got_tp}"
+    );
+    assert!(
+        !got_tp.contains("00f067aa0ba902b7"),
+        "a span of its own: {got_tp}"
+    );
+    // And the log entry records both.
+    use sqlx::Connection;
+    let mut db = sqlx::SqliteConnection::connect(&gw.database_url)
+        .await
+        .unwrap();
+    let entry: String = sqlx::query_scalar(
+        "SELECT entry FROM log_records WHERE kind = 'disclosure' ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    let e: serde_json::Value = serde_json::from_str(&entry).unwrap();
+    assert_eq!(e["trace_id"], tx);
+    assert_eq!(e["traceparent"], tp);
+    let _ = stop.send(());
+    let _ = server.await;
+}

@@ -20,6 +20,7 @@ use crate::log::entry::{Kind, LogEntry, Start, new_id};
 use crate::refusal::Refusal;
 use crate::registry::{ClientIdentity, PeerCert};
 use crate::service::Call;
+use crate::trace::TraceParent;
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, header, request::Parts};
 use axum::middleware::Next;
@@ -49,7 +50,20 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         .get(TRANSACTION_HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|v| valid_transaction_id(v))
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        // The FSC logging standard's transaction ids are UUID v7 (time-ordered).
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+    let traceparent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse)
+        .unwrap_or_else(|| {
+            let mut r = [0u8; 24];
+            // Without randomness the trace is still valid (its ids are made non-zero).
+            let _ = aws_lc_rs::rand::fill(&mut r);
+            TraceParent::new_root(r)
+        });
+    req.extensions_mut().insert(traceparent);
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -202,6 +216,10 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
         partner: String::new(),
         policy_version: active.version(),
     });
+    base.traceparent = req
+        .extensions()
+        .get::<TraceParent>()
+        .map(ToString::to_string);
     let Some(peer) = req.extensions().get::<PeerCert>().cloned() else {
         return Refusal::Internal.into_response();
     };

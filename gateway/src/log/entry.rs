@@ -411,6 +411,10 @@ pub struct LogEntry {
     pub at: i64,
     /// The transaction id (`Fsc-Transaction-Id`) that links records across organisations.
     pub trace_id: String,
+    /// The W3C `traceparent` the request came with (or the gateway began), so that a partner's
+    /// own processing log can correlate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// What the entry records.
     pub kind: Kind,
     /// The requesting partner (`certificate:<fingerprint>` when no partner has the
@@ -508,6 +512,7 @@ impl LogEntry {
             id: s.id,
             at: s.at,
             trace_id: s.trace_id.to_owned(),
+            traceparent: None,
             kind: s.kind,
             partner: s.partner,
             staff_id: None,
