@@ -39,6 +39,46 @@ pub enum Command {
     Certs(certs::CertsCommand),
     /// Mint a token from the example keys, bound to a certificate, for trying the API with curl.
     Token(certs::TokenArgs),
+    /// Print shell completions for bash, zsh, fish, elvish or PowerShell.
+    Completions(CompletionsArgs),
+    /// Write the manual pages (gateway.1 and one per command) to a directory.
+    Man(ManArgs),
+}
+
+/// `gateway completions` options.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
+
+/// `gateway man` options.
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// Where to write the pages.
+    pub dir: std::path::PathBuf,
+}
+
+fn completions(args: CompletionsArgs) -> anyhow::Result<i32> {
+    use clap::CommandFactory;
+    use std::io::Write;
+    let mut cmd = Cli::command();
+    // Into memory first: writing to a closed pipe is then an error here, not a panic there.
+    let mut out = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "gateway", &mut out);
+    match std::io::stdout().write_all(&out) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        r => r.map(|()| 0).map_err(Into::into),
+    }
+}
+
+fn man(args: ManArgs) -> anyhow::Result<i32> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(&args.dir)?;
+    clap_mangen::generate_to(Cli::command(), &args.dir)?;
+    let pages = std::fs::read_dir(&args.dir)?.count();
+    eprintln!("wrote {pages} manual pages to {}", args.dir.display());
+    Ok(0)
 }
 
 /// `gateway demo` options.
@@ -89,6 +129,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Certs(cmd) => certs::run(cmd, now),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Token(args) => certs::token(args, now),
+        Command::Completions(args) => completions(args),
+        Command::Man(args) => man(args),
     }
 }
 
