@@ -39,10 +39,46 @@ pub enum Command {
     Certs(certs::CertsCommand),
     /// Mint a token from the example keys, bound to a certificate, for trying the API with curl.
     Token(certs::TokenArgs),
+    /// Ask a running gateway whether it is ready (exit 0) or not (exit 1, with what is wrong):
+    /// for container health checks and scripts.
+    Health(HealthArgs),
     /// Print shell completions for bash, zsh, fish, elvish or PowerShell.
     Completions(CompletionsArgs),
     /// Write the manual pages (gateway.1 and one per command) to a directory.
     Man(ManArgs),
+}
+
+/// `gateway health` options.
+#[derive(Debug, clap::Args)]
+pub struct HealthArgs {
+    /// The readiness URL of the gateway's plain loopback listener.
+    #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
+    pub url: String,
+}
+
+fn health(args: HealthArgs) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()?;
+        match client.get(&args.url).send().await {
+            Ok(r) => {
+                let ready = r.status().is_success();
+                match r.text().await {
+                    Ok(body) => println!("{body}"),
+                    Err(e) => eprintln!("error: reading the answer: {e}"),
+                }
+                Ok(if ready { 0 } else { 1 })
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", args.url);
+                Ok(1)
+            }
+        }
+    })
 }
 
 /// `gateway completions` options.
@@ -129,6 +165,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Certs(cmd) => certs::run(cmd, now),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Token(args) => certs::token(args, now),
+        Command::Health(args) => health(args),
         Command::Completions(args) => completions(args),
         Command::Man(args) => man(args),
     }
