@@ -2,6 +2,7 @@
 //! files. Relative paths are relative to the configuration file's directory.
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The configuration file.
@@ -43,6 +44,9 @@ pub struct Config {
     /// Who maintains the covenant through the API.
     #[serde(default)]
     pub administration: AdministrationConfig,
+    /// Where each key's value came from (for `gateway config check`).
+    #[serde(skip)]
+    pub value_sources: BTreeMap<String, Source>,
 }
 
 /// `[administration]`: the administrators (`beheerders`) of the sharing policy.
@@ -395,23 +399,211 @@ impl Default for LogConfig {
     }
 }
 
-/// Environment variables that override the file, and what they set.
-pub const ENV_OVERRIDES: &[(&str, &str)] = &[
-    ("GATEWAY_ID", "gateway_id"),
-    ("GATEWAY_LISTEN", "listen"),
-    ("GATEWAY_HEALTH_LISTEN", "health_listen"),
-    ("GATEWAY_DATABASE_URL", "database_url"),
-    ("GATEWAY_COVENANT", "covenant"),
-    ("GATEWAY_KEY_DIR", "key_dir"),
-    ("GATEWAY_LOG_FORMAT", "log.format"),
-    ("GATEWAY_LOG_LEVEL", "log.level"),
+/// Every key of the configuration that is a single value (the `[[source]]` tables are not).
+/// Each can be set by the environment variable `GATEWAY_` + its path in upper case with `.`
+/// as `_` (`limits.body_bytes`: `GATEWAY_LIMITS_BODY_BYTES`), and read from a file by the same
+/// name with `_FILE` appended (`GATEWAY_DATABASE_URL_FILE=/run/secrets/db`), or in the file by
+/// the key with `_file` appended (`database_url_file = "…"`), for secrets such as a database
+/// password. A test holds this list to the configuration's fields and docs/configuration.md.
+pub const KEYS: &[&str] = &[
+    "gateway_id",
+    "listen",
+    "health_listen",
+    "database_url",
+    "covenant",
+    "key_dir",
+    "tls.ca",
+    "tls.crl",
+    "tls.cert",
+    "tls.key",
+    "tls.handshake_timeout_ms",
+    "tls.crl_check_secs",
+    "tls.client_cert",
+    "tls.client_key",
+    "tokens.max_lifetime_secs",
+    "tokens.leeway_secs",
+    "tokens.max_bytes",
+    "secrets.storage_identity_file",
+    "secrets.pseudonym_key_file",
+    "secrets.log_key_file",
+    "secrets.retired_log_vkeys_file",
+    "limits.body_bytes",
+    "limits.json_depth",
+    "limits.partner_per_second",
+    "limits.staff_per_second",
+    "limits.source_timeout_ms",
+    "limits.opened_records_cached",
+    "limits.request_timeout_ms",
+    "limits.concurrent_requests",
+    "limits.header_read_timeout_ms",
+    "limits.body_read_timeout_ms",
+    "limits.idle_timeout_ms",
+    "limits.max_headers",
+    "limits.header_bytes",
+    "limits.h2_max_concurrent_streams",
+    "limits.connections",
+    "limits.connections_per_partner",
+    "log.format",
+    "log.level",
+    "audit.checkpoint_interval_secs",
+    "administration.administrators",
+    "administration.approver_from_other_partner",
+    "administration.poll_secs",
 ];
+
+/// Older names kept working: `GATEWAY_ID` for `GATEWAY_GATEWAY_ID`.
+const ENV_ALIASES: &[(&str, &str)] = &[("GATEWAY_ID", "gateway_id")];
+
+/// The environment variable of a key.
+pub fn env_var(key: &str) -> String {
+    format!("GATEWAY_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+/// Where a value of the configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The configuration file.
+    File,
+    /// A file named in the configuration file (`key_file = …`).
+    FileReference(PathBuf),
+    /// An environment variable.
+    Env(String),
+    /// A file named by an environment variable (`…_FILE`).
+    EnvFile(String, PathBuf),
+    /// Not set: the default.
+    Default,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File => f.write_str("file"),
+            Source::FileReference(p) => write!(f, "file, read from {}", p.display()),
+            Source::Env(v) => write!(f, "environment {v}"),
+            Source::EnvFile(v, p) => write!(f, "environment {v}, read from {}", p.display()),
+            Source::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// A value as the environment gives it: TOML if it reads as a TOML value (numbers, booleans,
+/// arrays), a string otherwise.
+fn env_value(text: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_owned()))
+}
+
+/// Sets `key` (a dotted path of [`KEYS`]) in `doc`.
+fn set_key(doc: &mut toml::Table, key: &str, value: toml::Value) {
+    match key.split_once('.') {
+        Some((section, name)) => {
+            let entry = doc
+                .entry(section.to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                t.insert(name.to_owned(), value);
+            }
+        }
+        None => {
+            doc.insert(key.to_owned(), value);
+        }
+    }
+}
+
+fn has_key(doc: &toml::Table, key: &str) -> bool {
+    match key.split_once('.') {
+        Some((section, name)) => doc
+            .get(section)
+            .and_then(toml::Value::as_table)
+            .is_some_and(|t| t.contains_key(name)),
+        None => doc.contains_key(key),
+    }
+}
+
+/// Reads a secret from a file: its text without the final line break.
+fn read_secret(path: &Path, var: &str) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(|t| t.trim_end_matches(['\n', '\r']).to_owned())
+        .map_err(|e| ConfigError::Secret {
+            name: var.to_owned(),
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+}
+
+/// Applies `key_file` references of the file and the environment to `doc`; returns where each
+/// key's value came from.
+fn apply_sources(
+    doc: &mut toml::Table,
+    base: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<BTreeMap<String, Source>, ConfigError> {
+    let mut sources = BTreeMap::new();
+    for key in KEYS {
+        let source = if has_key(doc, key) {
+            Source::File
+        } else {
+            Source::Default
+        };
+        sources.insert((*key).to_owned(), source);
+    }
+    // `key_file = "…"` in the file, for keys that are not themselves `…_file`.
+    for key in KEYS {
+        let reference = format!("{key}_file");
+        if KEYS.contains(&reference.as_str()) {
+            continue;
+        }
+        let path = match reference.split_once('.') {
+            Some((section, name)) => doc
+                .get_mut(section)
+                .and_then(toml::Value::as_table_mut)
+                .and_then(|t| t.remove(name)),
+            None => doc.remove(&reference),
+        };
+        if let Some(path) = path {
+            let Some(path) = path.as_str().map(|p| base.join(p)) else {
+                return Err(ConfigError::Secret {
+                    name: reference,
+                    path: PathBuf::new(),
+                    message: "must be a file path".into(),
+                });
+            };
+            let text = read_secret(&path, &reference)?;
+            set_key(doc, key, toml::Value::String(text));
+            sources.insert((*key).to_owned(), Source::FileReference(path));
+        }
+    }
+    for (var, text) in env {
+        let direct = KEYS
+            .iter()
+            .find(|k| env_var(k) == var)
+            .or_else(|| ENV_ALIASES.iter().find(|(a, _)| *a == var).map(|(_, k)| k));
+        if let Some(key) = direct {
+            set_key(doc, key, env_value(&text));
+            sources.insert((*key).to_owned(), Source::Env(var));
+            continue;
+        }
+        let from_file = var
+            .strip_suffix("_FILE")
+            .and_then(|v| KEYS.iter().find(|k| env_var(k) == v));
+        if let Some(key) = from_file {
+            let path = PathBuf::from(&text);
+            let secret = read_secret(&path, &var)?;
+            set_key(doc, key, toml::Value::String(secret));
+            sources.insert((*key).to_owned(), Source::EnvFile(var, path));
+        }
+        // Any other GATEWAY_ variable is not the configuration's (the CLI's GATEWAY_URL, …).
+    }
+    Ok(sources)
+}
 
 /// Problems reading the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file cannot be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {source}{}", if source.kind() == std::io::ErrorKind::NotFound { " (give the configuration with --config FILE; without it the gateway reads /etc/gateway/gateway.toml when it exists, else certs-example/generated/gateway.toml, which `gateway certs init` makes)" } else { "" })]
     Read {
         /// The file.
         path: PathBuf,
@@ -438,11 +630,13 @@ pub enum ConfigError {
         /// What is wrong and how to fix it.
         message: String,
     },
-    /// An environment override has a bad value.
-    #[error("environment variable {var}: {message}")]
-    Env {
-        /// The variable.
-        var: &'static str,
+    /// A secret file named by the configuration or the environment cannot be read.
+    #[error("{name} = {path}: {message}")]
+    Secret {
+        /// The key or variable that names it.
+        name: String,
+        /// The file.
+        path: PathBuf,
         /// What is wrong.
         message: String,
     },
@@ -458,7 +652,7 @@ impl Config {
             path: path.into(),
             source,
         })?;
-        let mut cfg: Config = toml::from_str(&text).map_err(|e| {
+        let position = |e: &toml::de::Error| {
             let (line, column) = e
                 .span()
                 .map_or((0, 0), |s| policy::diag::line_col(&text, s.start));
@@ -468,12 +662,41 @@ impl Config {
                 column,
                 message: e.message().trim().replace('\n', " "),
             }
-        })?;
+        };
+        let mut doc: toml::Table = toml::from_str(&text).map_err(|e| position(&e))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let sources = apply_sources(&mut doc, &base, env)?;
+        // Errors in the file keep their line and column; those of overridden values name the
+        // key (the environment has no lines).
+        let mut cfg: Config = match Config::deserialize(toml::Value::Table(doc)) {
+            Ok(c) => c,
+            Err(e) => {
+                // The file's own mistakes first, with their position (but not what the
+                // environment or a `key_file` reference supplies).
+                let supplied = |m: &str| {
+                    m.starts_with("missing field")
+                        || (m.contains("_file`") && m.starts_with("unknown field"))
+                };
+                return Err(match toml::from_str::<Config>(&text) {
+                    Err(in_file)
+                        if in_file.message() == e.message() || !supplied(in_file.message()) =>
+                    {
+                        position(&in_file)
+                    }
+                    _ => ConfigError::Parse {
+                        path: path.into(),
+                        line: 0,
+                        column: 0,
+                        message: format!(
+                            "{} (a value from the environment or a referenced file)",
+                            e.message().trim().replace('\n', " ")
+                        ),
+                    },
+                });
+            }
+        };
+        cfg.value_sources = sources;
         cfg.resolve(&base);
-        for (k, v) in env {
-            cfg.apply_env(&k, v)?;
-        }
         let l = &cfg.limits;
         if l.idle_timeout_ms <= l.request_timeout_ms {
             return Err(ConfigError::Invalid {
@@ -518,32 +741,6 @@ impl Config {
                 self.database_url = format!("sqlite://{}", base.join(rest).display());
             }
         }
-    }
-
-    fn apply_env(&mut self, key: &str, value: String) -> Result<(), ConfigError> {
-        match key {
-            "GATEWAY_ID" => self.gateway_id = value,
-            "GATEWAY_LISTEN" => self.listen = value,
-            "GATEWAY_HEALTH_LISTEN" => self.health_listen = value,
-            "GATEWAY_DATABASE_URL" => self.database_url = value,
-            "GATEWAY_COVENANT" => self.covenant = value.into(),
-            "GATEWAY_KEY_DIR" => self.key_dir = value.into(),
-            "GATEWAY_LOG_LEVEL" => self.log.level = value,
-            "GATEWAY_LOG_FORMAT" => {
-                self.log.format = match value.as_str() {
-                    "json" => LogFormat::Json,
-                    "pretty" => LogFormat::Pretty,
-                    _ => {
-                        return Err(ConfigError::Env {
-                            var: "GATEWAY_LOG_FORMAT",
-                            message: format!("`{value}` is neither `json` nor `pretty`"),
-                        });
-                    }
-                }
-            }
-            _ => {}
-        }
-        Ok(())
     }
 }
 
@@ -592,6 +789,114 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("verify"), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn every_key_by_one_naming_rule_and_secrets_from_files() {
+        let dir = std::env::temp_dir().join(format!("gw-config-env-{}", std::process::id()));
+        let p = write(&dir, MIN);
+        let secret = dir.join("db-url");
+        std::fs::write(&secret, "postgres://gw:s3cret@db/gw\n").unwrap();
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let cfg = Config::load(
+            &p,
+            env(&[
+                ("GATEWAY_LIMITS_BODY_BYTES", "1024"),
+                ("GATEWAY_TLS_CRL", r#"["a.pem", "b.pem"]"#),
+                ("GATEWAY_ADMINISTRATION_APPROVER_FROM_OTHER_PARTNER", "true"),
+                ("GATEWAY_DATABASE_URL_FILE", secret.to_str().unwrap()),
+                ("GATEWAY_URL", "https://not-the-configuration"),
+                ("GATEWAY_ID", "gw-by-alias"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.limits.body_bytes, 1024);
+        assert_eq!(cfg.tls.crl, vec![dir.join("a.pem"), dir.join("b.pem")]);
+        assert!(cfg.administration.approver_from_other_partner);
+        assert_eq!(cfg.database_url, "postgres://gw:s3cret@db/gw");
+        assert_eq!(cfg.gateway_id, "gw-by-alias");
+        assert_eq!(
+            cfg.value_sources["database_url"],
+            Source::EnvFile("GATEWAY_DATABASE_URL_FILE".into(), secret.clone())
+        );
+        assert_eq!(cfg.value_sources["listen"], Source::File);
+        assert_eq!(cfg.value_sources["limits.json_depth"], Source::Default);
+        assert_eq!(
+            cfg.value_sources["limits.body_bytes"],
+            Source::Env("GATEWAY_LIMITS_BODY_BYTES".into())
+        );
+        // In the file: `key_file` for a key.
+        let p2 = write(
+            &dir.join("ref"),
+            &MIN.replace(
+                "database_url = \"sqlite://db.sqlite\"\n",
+                &format!("database_url_file = {:?}\n", secret.to_str().unwrap()),
+            ),
+        );
+        let cfg = Config::load(&p2, []).unwrap();
+        assert_eq!(cfg.database_url, "postgres://gw:s3cret@db/gw");
+        // A wrong type from the environment names the problem, not a line.
+        let e = Config::load(&p, env(&[("GATEWAY_LIMITS_BODY_BYTES", "lots")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("environment"), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_key_list_is_the_configurations_and_the_documented_one() {
+        let dir = std::env::temp_dir().join(format!("gw-config-keys-{}", std::process::id()));
+        let p = write(&dir, MIN);
+        for key in KEYS {
+            // A string where a number is wanted is a type error; an unknown key would be named
+            // as unknown.
+            let r = Config::load(&p, [(env_var(key), "x".to_string())]);
+            if let Err(e) = r {
+                assert!(!e.to_string().contains("unknown field"), "{key}: {e}");
+            }
+        }
+        let doc = include_str!("../../docs/configuration.md");
+        let block = doc
+            .split("```toml")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        let mut section = String::new();
+        let mut documented = Vec::new();
+        for line in block.lines() {
+            if let Some(rest) = line.strip_prefix('[') {
+                section = rest.split(']').next().unwrap().trim_matches('[').to_owned();
+                continue;
+            }
+            if section == "source" {
+                continue;
+            }
+            if let Some((k, _)) = line.split_once(" = ") {
+                let k = k.trim();
+                if !k.is_empty() && !k.starts_with('#') {
+                    documented.push(if section.is_empty() {
+                        k.to_owned()
+                    } else {
+                        format!("{section}.{k}")
+                    });
+                }
+            }
+        }
+        documented.sort();
+        let mut keys: Vec<String> = KEYS.iter().map(|k| k.to_string()).collect();
+        keys.sort();
+        assert_eq!(
+            documented, keys,
+            "docs/configuration.md documents exactly KEYS"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }

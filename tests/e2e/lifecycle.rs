@@ -64,16 +64,23 @@ async fn regie(gw: &Gateway, case: &Case) -> Value {
 
 fn cli(gw: &Gateway, staff: &str, args: &[&str]) -> (i32, String, String) {
     let d = pki();
-    let out = std::process::Command::new(BIN)
-        .arg("policy")
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("policy")
         .args(args)
         .env("GATEWAY_URL", format!("https://{}", gw.api))
         .env("GATEWAY_CA", d.join("ca.pem"))
         .env("GATEWAY_CLIENT_CERT", d.join("oov/client.pem"))
-        .env("GATEWAY_CLIENT_KEY", d.join("oov/client.key"))
-        .env("GATEWAY_TOKEN", token("oov", staff, &["beheerder"]))
-        .output()
-        .unwrap();
+        .env("GATEWAY_CLIENT_KEY", d.join("oov/client.key"));
+    let t = token("oov", staff, &["beheerder"]);
+    if staff == "beheerder-2" {
+        // The second administrator keeps the token in a file, as on a shared machine.
+        let f = std::env::temp_dir().join(format!("gw-token-{}-{staff}", std::process::id()));
+        std::fs::write(&f, format!("{t}\n")).unwrap();
+        cmd.arg("--token-file").arg(f);
+    } else {
+        cmd.env("GATEWAY_TOKEN", t);
+    }
+    let out = cmd.output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

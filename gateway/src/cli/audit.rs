@@ -18,7 +18,7 @@ pub enum AuditCommand {
     /// the first bad sequence number.
     Verify {
         /// Configuration file (for the database URL and the log keys).
-        #[arg(long, default_value = super::serve::DEFAULT_CONFIG)]
+        #[arg(long, default_value_os_t = super::serve::default_config())]
         config: PathBuf,
         /// The log's verifier keys (`name+id+key`, one per line: the current key and every
         /// retired one), instead of those of the configuration.
@@ -36,7 +36,7 @@ pub enum AuditCommand {
     /// `gateway audit verify --export FILE`.
     Export {
         /// Configuration file.
-        #[arg(long, default_value = super::serve::DEFAULT_CONFIG)]
+        #[arg(long, default_value_os_t = super::serve::default_config())]
         config: PathBuf,
         /// Export this database instead of the configured one.
         #[arg(long)]
@@ -49,7 +49,7 @@ pub enum AuditCommand {
     /// grounds as the version that decided each one names them (read from the database).
     Report {
         /// Configuration file (for the database and the pseudonym key).
-        #[arg(long, default_value = super::serve::DEFAULT_CONFIG)]
+        #[arg(long, default_value_os_t = super::serve::default_config())]
         config: PathBuf,
         /// The person's BSN.
         #[arg(long)]
@@ -67,7 +67,7 @@ pub enum AuditCommand {
     /// Print the log's verifier keys (current first, then retired), for partners to pin.
     Vkey {
         /// Configuration file.
-        #[arg(long, default_value = super::serve::DEFAULT_CONFIG)]
+        #[arg(long, default_value_os_t = super::serve::default_config())]
         config: PathBuf,
     },
     /// Replace the log's signing key: a new key is written to `secrets.log_key_file`, the old
@@ -75,7 +75,7 @@ pub enum AuditCommand {
     /// and signs with the new key from its next start.
     RotateKey {
         /// Configuration file.
-        #[arg(long, default_value = super::serve::DEFAULT_CONFIG)]
+        #[arg(long, default_value_os_t = super::serve::default_config())]
         config: PathBuf,
     },
 }

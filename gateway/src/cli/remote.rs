@@ -31,9 +31,19 @@ pub struct RemoteArgs {
     /// Its private key (PEM).
     #[arg(long, env = "GATEWAY_CLIENT_KEY")]
     pub key: PathBuf,
-    /// Your token (a JWT with role `beheerder`, bound to the certificate).
-    #[arg(long, env = "GATEWAY_TOKEN", hide_env_values = true)]
-    pub token: String,
+    /// Your token (a JWT with role `beheerder`, bound to the certificate). On a shared
+    /// machine prefer --token-file: a command line is visible to other users.
+    #[arg(
+        long,
+        env = "GATEWAY_TOKEN",
+        hide_env_values = true,
+        required_unless_present = "token_file",
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<String>,
+    /// A file holding your token.
+    #[arg(long, env = "GATEWAY_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     /// Print the API's JSON answer instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -88,7 +98,13 @@ pub fn run(args: RemoteArgs, call: Call) -> anyhow::Result<i32> {
         let http = client(&args)?;
         let base = args.gateway.trim_end_matches('/');
         let url = |p: &str| format!("{base}/v1/policy{p}");
-        let auth = format!("Bearer {}", args.token.trim());
+        let token = match (&args.token, &args.token_file) {
+            (Some(t), _) => t.clone(),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .with_context(|| format!("reading --token-file {}", f.display()))?,
+            (None, None) => anyhow::bail!("give --token or --token-file"),
+        };
+        let auth = format!("Bearer {}", token.trim());
         let req = match &call {
             Call::Submit(file) => {
                 let text = std::fs::read_to_string(file)

@@ -1,20 +1,31 @@
 //! `gateway serve` and `gateway config check`.
 
-use crate::config::Config;
+use crate::config::{Config, Source};
 use crate::runtime::load;
 use crate::startup::run_any;
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 
-/// Default configuration path: the example PKI's.
-pub const DEFAULT_CONFIG: &str = "certs-example/generated/gateway.toml";
+/// Where the Debian package puts the configuration.
+pub const PACKAGED_CONFIG: &str = "/etc/gateway/gateway.toml";
+/// Where `gateway certs init` puts the example's, in a checkout.
+pub const EXAMPLE_CONFIG: &str = "certs-example/generated/gateway.toml";
+
+/// The default `--config`: the packaged path when it exists, else the example's.
+pub fn default_config() -> PathBuf {
+    if std::path::Path::new(PACKAGED_CONFIG).exists() {
+        PathBuf::from(PACKAGED_CONFIG)
+    } else {
+        PathBuf::from(EXAMPLE_CONFIG)
+    }
+}
 
 /// `gateway serve` options.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Configuration file (TOML). Environment variables GATEWAY_* override it.
-    #[arg(long, default_value = DEFAULT_CONFIG)]
+    #[arg(long, default_value_os_t = default_config())]
     pub config: PathBuf,
     /// Accept the example PKI made by `gateway certs init` (demonstrations and tests only).
     #[arg(long)]
@@ -25,11 +36,14 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct ConfigCheckArgs {
     /// Configuration file (TOML).
-    #[arg(long, default_value = DEFAULT_CONFIG)]
+    #[arg(long, default_value_os_t = default_config())]
     pub config: PathBuf,
     /// Do not report the example PKI as a problem.
     #[arg(long)]
     pub allow_example_pki: bool,
+    /// List every key with where its value came from (file, environment, a secret file, default).
+    #[arg(long)]
+    pub sources: bool,
 }
 
 /// Checks a configuration and everything it points to; prints each problem; exit 1 if any.
@@ -58,6 +72,22 @@ pub fn config_check(args: ConfigCheckArgs) -> anyhow::Result<i32> {
             );
             if l.example_pki {
                 println!("  WARNING       the CA is the EXAMPLE PKI: for demonstrations only");
+            }
+            if args.sources {
+                println!("  where each value came from:");
+                for (key, source) in &cfg.value_sources {
+                    println!("    {key:<44} {source}");
+                }
+            } else {
+                let overridden: Vec<String> = cfg
+                    .value_sources
+                    .iter()
+                    .filter(|(_, s)| !matches!(s, Source::File | Source::Default))
+                    .map(|(k, s)| format!("{k} ({s})"))
+                    .collect();
+                if !overridden.is_empty() {
+                    println!("  not from the file: {}", overridden.join(", "));
+                }
             }
             Ok(0)
         }
