@@ -225,3 +225,61 @@ async fn trace_context_goes_to_the_log_and_on_to_the_sources() {
     let _ = stop.send(());
     let _ = server.await;
 }
+
+#[tokio::test]
+async fn commands_print_json_for_scripts() {
+    let gw = Gateway::start();
+    let r = client("politie")
+        .post(gw.url("/v1/cases"))
+        .bearer_auth(token("politie", "vp.1", &["voorportaal"]))
+        .json(&serde_json::json!({"subject": {"bsn": "999993331"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let config = pki().join("gateway.toml");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN).args(args).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+        (out.status.code(), v)
+    };
+    let c = config.to_str().unwrap();
+    let (code, v) = run(&[
+        "config",
+        "check",
+        "--config",
+        c,
+        "--allow-example-pki",
+        "--format",
+        "json",
+    ]);
+    assert_eq!((code, &v["ok"]), (Some(0), &serde_json::json!(true)), "{v}");
+    assert_eq!(v["sources"]["listen"], "file");
+    let (code, v) = run(&["config", "check", "--config", c, "--format", "json"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        v["problems"][0].as_str().unwrap().contains("EXAMPLE"),
+        "{v}"
+    );
+    let (code, v) = run(&[
+        "audit",
+        "verify",
+        "--config",
+        c,
+        "--database-url",
+        &gw.database_url,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["ok"], true);
+    assert!(v["entries"].as_i64().unwrap() >= 2);
+    let (_, v) = run(&["audit", "vkey", "--config", c, "--format", "json"]);
+    assert!(
+        v["current"]
+            .as_str()
+            .unwrap()
+            .starts_with("gateway.ipga-r.example/disclosures+")
+    );
+}

@@ -1,5 +1,6 @@
 //! `gateway audit verify|export|report|vkey|rotate-key`.
 
+use super::OutputFormat;
 use crate::config::Config;
 use crate::log::checkpoint::{KeySet, LogKey};
 use crate::log::merkle::{Hash, Levels};
@@ -30,6 +31,9 @@ pub enum AuditCommand {
         /// Verify an export file (from `gateway audit export`) instead of a database.
         #[arg(long, conflicts_with = "database_url")]
         export: Option<PathBuf>,
+        /// `text` or `json` (`{"ok": …, "entries": …, "first_bad": {"seq": …, "problem": …}}`).
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
     },
     /// Write the whole log as JSON lines: header, signed checkpoints, then every entry with its
     /// inclusion proof against the latest checkpoint that covers it. Verify it with
@@ -60,15 +64,18 @@ pub enum AuditCommand {
         /// Report from this database instead of the configured one.
         #[arg(long)]
         database_url: Option<String>,
-        /// `text` (default) or `json`.
-        #[arg(long, default_value = "text")]
-        format: String,
+        /// `text` or `json`.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
     },
     /// Print the log's verifier keys (current first, then retired), for partners to pin.
     Vkey {
         /// Configuration file.
         #[arg(long, default_value_os_t = super::serve::default_config())]
         config: PathBuf,
+        /// `text` (one per line) or `json` (`{"current": …, "retired": […]}`).
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
     },
     /// Replace the log's signing key: a new key is written to `secrets.log_key_file`, the old
     /// key's verifier key is added to the retired keys, and the gateway records the rotation
@@ -97,7 +104,20 @@ fn key_set(cfg: &Config, vkey: Option<&PathBuf>) -> anyhow::Result<KeySet> {
     }
 }
 
-fn print_report(report: &Report, secs: f64) -> i32 {
+fn print_report(report: &Report, secs: f64, format: OutputFormat) -> i32 {
+    if format == OutputFormat::Json {
+        let doc = serde_json::json!({
+            "ok": report.first_bad.is_none(),
+            "entries": report.entries,
+            "nodes": report.nodes,
+            "checkpoints": report.checkpoints,
+            "proofs": report.proofs,
+            "seconds": secs,
+            "first_bad": report.first_bad.as_ref().map(|(seq, why)| serde_json::json!({"seq": seq, "problem": why})),
+        });
+        println!("{doc}");
+        return i32::from(report.first_bad.is_some());
+    }
     match &report.first_bad {
         None => {
             println!(
@@ -341,10 +361,15 @@ fn rotate_key(cfg: &Config) -> anyhow::Result<i32> {
 /// Runs an audit command.
 pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
     match cmd {
-        AuditCommand::Vkey { config } => {
+        AuditCommand::Vkey { config, format } => {
             let cfg = Config::load(&config, std::env::vars())?;
-            for k in key_set(&cfg, None)?.vkeys() {
-                println!("{k}");
+            let keys = key_set(&cfg, None)?.vkeys();
+            match format {
+                OutputFormat::Json => super::print_json(&serde_json::json!({
+                    "current": keys.first(),
+                    "retired": keys.get(1..).unwrap_or_default(),
+                }))?,
+                OutputFormat::Text => keys.iter().for_each(|k| println!("{k}")),
             }
             Ok(0)
         }
@@ -356,6 +381,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             config,
             vkey,
             export: Some(file),
+            format,
             ..
         } => {
             let cfg = Config::load(&config, std::env::vars())?;
@@ -367,13 +393,18 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             let started = std::time::Instant::now();
             let report =
                 crate::log::verify::verify_export(reader, &keys).map_err(anyhow::Error::msg)?;
-            Ok(print_report(&report, started.elapsed().as_secs_f64()))
+            Ok(print_report(
+                &report,
+                started.elapsed().as_secs_f64(),
+                format,
+            ))
         }
         AuditCommand::Verify {
             config,
             vkey,
             database_url,
             export: None,
+            format,
         } => {
             let cfg = Config::load(&config, std::env::vars())?;
             let keys = key_set(&cfg, vkey.as_ref())?;
@@ -383,7 +414,11 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 let started = std::time::Instant::now();
                 let report = crate::log::verify::verify(&db, &keys, progress("verified")).await?;
                 end_progress();
-                Ok(print_report(&report, started.elapsed().as_secs_f64()))
+                Ok(print_report(
+                    &report,
+                    started.elapsed().as_secs_f64(),
+                    format,
+                ))
             })
         }
         AuditCommand::Export {
@@ -457,9 +492,9 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.describe().1))
             })?;
-            match format.as_str() {
-                "json" => println!("{}", serde_json::to_string_pretty(&report)?),
-                _ => print!("{}", readable(&report)),
+            match format {
+                OutputFormat::Json => super::print_json(&report)?,
+                OutputFormat::Text => print!("{}", readable(&report)),
             }
             Ok(0)
         }

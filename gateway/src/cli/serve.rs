@@ -44,18 +44,58 @@ pub struct ConfigCheckArgs {
     /// List every key with where its value came from (file, environment, a secret file, default).
     #[arg(long)]
     pub sources: bool,
+    /// `text` or `json` (`{"ok": …, "problems": […], "sources": {key: source}, …}`).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: super::OutputFormat,
 }
 
 /// Checks a configuration and everything it points to; prints each problem; exit 1 if any.
 pub fn config_check(args: ConfigCheckArgs) -> anyhow::Result<i32> {
     crate::install_crypto_provider();
+    let json = args.format == super::OutputFormat::Json;
     let cfg = match Config::load(&args.config, std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            if json {
+                super::print_json(&serde_json::json!({
+                    "config": args.config, "ok": false, "problems": [e.to_string()],
+                }))?;
+            } else {
+                eprintln!("error: {e}");
+            }
             return Ok(1);
         }
     };
+    if json {
+        let sources: std::collections::BTreeMap<&String, String> = cfg
+            .value_sources
+            .iter()
+            .map(|(k, s)| (k, s.to_string()))
+            .collect();
+        let (ok, problems, detail) = match load(&cfg, args.allow_example_pki) {
+            Ok(l) => (
+                true,
+                Vec::new(),
+                serde_json::json!({
+                    "gateway_id": cfg.gateway_id,
+                    "listen": l.listen.to_string(),
+                    "health_listen": l.health_listen.to_string(),
+                    "database": format!("{:?}", l.backend),
+                    "covenant_file_version": l.file_policy.version(),
+                    "example_pki": l.example_pki,
+                }),
+            ),
+            Err(problems) => (
+                false,
+                problems.iter().map(ToString::to_string).collect(),
+                serde_json::Value::Null,
+            ),
+        };
+        super::print_json(&serde_json::json!({
+            "config": args.config, "ok": ok, "problems": problems, "loaded": detail, "sources": sources,
+        }))?;
+        return Ok(i32::from(!ok));
+    }
     match load(&cfg, args.allow_example_pki) {
         Ok(l) => {
             println!("{}: ok", args.config.display());
