@@ -6,6 +6,7 @@
 //! shutdown. The record type is [`entry::LogEntry`]; `audit verify` is [`verify`].
 
 pub mod checkpoint;
+pub mod cosign;
 pub mod entry;
 pub mod merkle;
 pub mod tree;
