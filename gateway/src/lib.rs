@@ -28,6 +28,7 @@ pub mod telemetry;
 pub(crate) mod testkit;
 pub mod tls;
 pub mod trace;
+pub mod witness;
 
 /// Installs aws-lc-rs as the process-wide rustls provider (once; later calls are no-ops).
 pub fn install_crypto_provider() {

@@ -6,7 +6,7 @@ use gateway::log::checkpoint::{Checkpoint, LogKey, NoteVerifier};
 use gateway::log::merkle::{Hash, verify_consistency, verify_inclusion};
 use serde_json::{Value, json};
 
-fn log_key() -> LogKey {
+pub(crate) fn log_key() -> LogKey {
     let seed = hex::decode(
         std::fs::read_to_string(pki().join("gateway/log-ed25519.key"))
             .unwrap()
@@ -16,13 +16,13 @@ fn log_key() -> LogKey {
     LogKey::from_seed("gateway.ipga-r.example/disclosures", &seed).unwrap()
 }
 
-fn h(s: &str) -> Hash {
+pub(crate) fn h(s: &str) -> Hash {
     hex::decode(s).unwrap().try_into().unwrap()
 }
 
 /// Adds `n` entries to the log (aanpak-checks: each is recorded). A fresh gateway's log starts
 /// with one entry of its own: the activation of its first policy version.
-async fn entries(gw: &Gateway, n: usize) -> Vec<Value> {
+pub(crate) async fn entries(gw: &Gateway, n: usize) -> Vec<Value> {
     let c = client("oov");
     // Several staff ids, so that a long run stays under the per-staff rate limit.
     let tokens: Vec<String> = (0..10)
@@ -43,7 +43,7 @@ async fn entries(gw: &Gateway, n: usize) -> Vec<Value> {
     out
 }
 
-async fn checkpoint(gw: &Gateway) -> String {
+pub(crate) async fn checkpoint(gw: &Gateway) -> String {
     let r = client("politie")
         .get(gw.url("/v1/audit/checkpoint"))
         .bearer_auth(token("politie", "p1", &["voorportaal"]))
@@ -54,7 +54,7 @@ async fn checkpoint(gw: &Gateway) -> String {
     r.text().await.unwrap()
 }
 
-async fn get(gw: &Gateway, path: &str) -> Value {
+pub(crate) async fn get(gw: &Gateway, path: &str) -> Value {
     let r = client("politie")
         .get(gw.url(path))
         .bearer_auth(token("politie", "p1", &["voorportaal"]))

@@ -25,3 +25,4 @@ mod serve_auth;
 mod store_story;
 mod tls_scan;
 mod truthful;
+mod witness;

@@ -8,6 +8,7 @@ pub mod certs;
 pub mod policy;
 pub mod remote;
 pub mod serve;
+pub mod witness;
 
 /// Secure multi-party information-sharing gateway for the iPGA-R covenant.
 #[derive(Debug, Parser)]
@@ -39,6 +40,9 @@ pub enum Command {
     Certs(certs::CertsCommand),
     /// Mint a token from the example keys, bound to a certificate, for trying the API with curl.
     Token(certs::TokenArgs),
+    /// Witness the gateway's log (what a covenant partner runs).
+    #[command(subcommand)]
+    Witness(witness::WitnessCommand),
     /// Ask a running gateway whether it is ready (exit 0) or not (exit 1, with what is wrong):
     /// for container health checks and scripts.
     Health(HealthArgs),
@@ -182,6 +186,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Audit(cmd) => audit::run(cmd),
         Command::Token(args) => certs::token(args, now),
         Command::Health(args) => health(args),
+        Command::Witness(cmd) => witness::run(cmd),
         Command::Completions(args) => completions(args),
         Command::Man(args) => man(args),
     }

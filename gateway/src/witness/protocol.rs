@@ -1,0 +1,257 @@
+//! The C2SP `tlog-witness` protocol's `add-checkpoint` decision, pure: the request parsed, the
+//! log's signature checked, consistency with the last cosigned checkpoint checked. The server
+//! around it persists the outcome atomically.
+
+use crate::log::checkpoint::{Checkpoint, CheckpointError, NoteVerifier};
+use crate::log::merkle::{Hash, verify_consistency};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use sha2::{Digest, Sha256};
+
+/// At most this many proof lines (the protocol's bound).
+const MAX_PROOF: usize = 63;
+
+/// An `add-checkpoint` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddCheckpoint {
+    /// The size the submitter believes the witness last cosigned.
+    pub old: u64,
+    /// The consistency proof from `old` to the checkpoint's size.
+    pub proof: Vec<Hash>,
+    /// The signed checkpoint note.
+    pub note: String,
+}
+
+/// Why a checkpoint is not cosigned, with the protocol's status for each.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The body is not an `add-checkpoint` request (400).
+    #[error("malformed request: {0}")]
+    Malformed(&'static str),
+    /// The old size exceeds the checkpoint's (400).
+    #[error("the old size {0} exceeds the checkpoint's size {1}")]
+    OldAboveNew(u64, u64),
+    /// The witness does not follow this log (404).
+    #[error("unknown log origin")]
+    UnknownOrigin,
+    /// No valid signature of a key the witness trusts for the origin (403).
+    #[error("not signed by the log: {0}")]
+    NotSigned(String),
+    /// The old size is not what this witness last cosigned (409, with that size).
+    #[error("the witness last cosigned size {0}")]
+    Conflict(u64),
+    /// The proof does not verify, or a same-size checkpoint has another root (422): evidence
+    /// of a fork when the log signed it.
+    #[error("not consistent with the checkpoint of size {0} this witness cosigned")]
+    Inconsistent(u64),
+}
+
+impl Refused {
+    /// The HTTP status the protocol gives this refusal.
+    pub fn status(&self) -> u16 {
+        match self {
+            Refused::Malformed(_) | Refused::OldAboveNew(..) => 400,
+            Refused::UnknownOrigin => 404,
+            Refused::NotSigned(_) => 403,
+            Refused::Conflict(_) => 409,
+            Refused::Inconsistent(_) => 422,
+        }
+    }
+}
+
+/// Parses the request body: `old N\n`, proof lines, an empty line, the checkpoint.
+pub fn parse(body: &str) -> Result<AddCheckpoint, Refused> {
+    let (head, note) = body
+        .split_once("\n\n")
+        .ok_or(Refused::Malformed("no empty line before the checkpoint"))?;
+    let mut lines = head.split('\n');
+    let old = lines
+        .next()
+        .and_then(|l| l.strip_prefix("old "))
+        .filter(|n| n == &"0" || !n.starts_with('0'))
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or(Refused::Malformed("the first line is `old <size>`"))?;
+    let mut proof = Vec::new();
+    for l in lines {
+        if proof.len() == MAX_PROOF {
+            return Err(Refused::Malformed("more than 63 proof lines"));
+        }
+        let h: Hash =
+            B64.decode(l)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or(Refused::Malformed(
+                    "a proof line is one base64 SHA-256 hash",
+                ))?;
+        proof.push(h);
+    }
+    Ok(AddCheckpoint {
+        old,
+        proof,
+        note: note.to_owned(),
+    })
+}
+
+/// The origin line of a note, before any signature is checked (to find the log's keys).
+pub fn origin(note: &str) -> Option<&str> {
+    note.split('\n').next().filter(|o| !o.is_empty())
+}
+
+/// The SHA-256 of an origin, lower-case hex: the monitoring URL's path segment.
+pub fn origin_hash(origin: &str) -> String {
+    hex::encode(Sha256::digest(origin.as_bytes()))
+}
+
+/// Decides a request against the log's keys and what this witness last cosigned for it
+/// (`None`: nothing yet). Returns the checkpoint to cosign and persist.
+pub fn decide(
+    req: &AddCheckpoint,
+    log_keys: &[NoteVerifier],
+    last: Option<(u64, Hash)>,
+) -> Result<Checkpoint, Refused> {
+    let mut checked = None;
+    let mut last_error = None;
+    for k in log_keys {
+        match k.verify(&req.note) {
+            Ok(c) => {
+                checked = Some(c);
+                break;
+            }
+            // A line of a trusted key that does not verify makes the note malformed: refused
+            // even if another trusted key's line would verify.
+            Err(e @ CheckpointError::BadSignature(_)) => {
+                return Err(Refused::NotSigned(e.to_string()));
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let c = checked.ok_or_else(|| {
+        Refused::NotSigned(last_error.map_or_else(|| "no key".into(), |e| e.to_string()))
+    })?;
+    if req.old > c.size {
+        return Err(Refused::OldAboveNew(req.old, c.size));
+    }
+    let (last_size, last_root) = last.unwrap_or((0, empty_root()));
+    if req.old != last_size {
+        return Err(Refused::Conflict(last_size));
+    }
+    if c.size == 0 && c.root != empty_root() {
+        return Err(Refused::Inconsistent(0));
+    }
+    if req.old == 0 {
+        if !req.proof.is_empty() {
+            return Err(Refused::Inconsistent(0));
+        }
+        return Ok(c);
+    }
+    if !verify_consistency(req.old, c.size, &last_root, &c.root, &req.proof) {
+        return Err(Refused::Inconsistent(last_size));
+    }
+    Ok(c)
+}
+
+/// The root of the empty tree: SHA-256 of nothing (RFC 6962).
+pub fn empty_root() -> Hash {
+    Sha256::digest([]).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::checkpoint::LogKey;
+    use crate::log::merkle::{consistency_proof, leaf_hash, root};
+
+    const ORIGIN: &str = "gw.example/disclosures";
+
+    fn leaves(n: usize) -> Vec<Hash> {
+        (0..n)
+            .map(|i| leaf_hash(format!("entry {i}").as_bytes()))
+            .collect()
+    }
+
+    fn note(key: &LogKey, l: &[Hash]) -> String {
+        key.sign(&Checkpoint {
+            origin: ORIGIN.into(),
+            size: l.len() as u64,
+            root: root(l),
+        })
+    }
+
+    fn request(old: usize, l: &[Hash], key: &LogKey) -> String {
+        let mut body = format!("old {old}\n");
+        if old > 0 {
+            for h in consistency_proof(l, old) {
+                body.push_str(&B64.encode(h));
+                body.push('\n');
+            }
+        }
+        body.push('\n');
+        body.push_str(&note(key, l));
+        body
+    }
+
+    #[test]
+    fn the_protocol_from_first_checkpoint_to_fork() {
+        let key = LogKey::from_seed(ORIGIN, &[1; 32]).unwrap();
+        let keys = [NoteVerifier::from_vkey(&key.vkey()).unwrap()];
+        let l = leaves(10);
+        // First contact: old 0, no proof.
+        let first = &l[..4];
+        let r = parse(&request(0, first, &key)).unwrap();
+        let c = decide(&r, &keys, None).unwrap();
+        assert_eq!(c.size, 4);
+        // Growing with a valid proof.
+        let r = parse(&request(4, &l, &key)).unwrap();
+        assert_eq!(decide(&r, &keys, Some((4, c.root))).unwrap().size, 10);
+        // The wrong old size: 409 with the size the witness holds.
+        let r = parse(&request(3, &l, &key)).unwrap();
+        assert_eq!(
+            decide(&r, &keys, Some((4, c.root))),
+            Err(Refused::Conflict(4))
+        );
+        assert_eq!(Refused::Conflict(4).status(), 409);
+        // A fork: an entry changed and every hash recomputed, signed by the log: 422.
+        let mut forked = l.clone();
+        forked[2] = leaf_hash(b"changed");
+        let r = parse(&request(4, &forked, &key)).unwrap();
+        assert_eq!(
+            decide(&r, &keys, Some((4, c.root))),
+            Err(Refused::Inconsistent(4))
+        );
+        // Same size, other root: 422.
+        let r = parse(&request(4, &forked[..4], &key)).unwrap();
+        assert!(decide(&r, &keys, Some((4, c.root))).is_err());
+        // Another key: 403.
+        let other = LogKey::from_seed(ORIGIN, &[2; 32]).unwrap();
+        let r = parse(&request(0, first, &other)).unwrap();
+        assert_eq!(decide(&r, &keys, None).unwrap_err().status(), 403);
+        // Old above new: 400.
+        let r = parse(&format!("old 11\n\n{}", note(&key, &l))).unwrap();
+        assert_eq!(
+            decide(&r, &keys, Some((4, c.root))).unwrap_err().status(),
+            400
+        );
+    }
+
+    #[test]
+    fn malformed_requests() {
+        for bad in [
+            "",
+            "old 1\n",
+            "new 1\n\nx",
+            "old 01\n\nx",
+            "old 1\nnot-base64\n\nx",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        let many = format!(
+            "old 1\n{}\nx",
+            format!("{}\n", B64.encode([0u8; 32])).repeat(64)
+        );
+        assert_eq!(
+            parse(&many),
+            Err(Refused::Malformed("more than 63 proof lines"))
+        );
+        assert_eq!(origin("o.example/log\n1\n"), Some("o.example/log"));
+    }
+}
