@@ -434,6 +434,8 @@ pub struct Covenant {
     pub aggregates: Aggregates,
     /// The ids the gateway's own rules refer to.
     pub governance: Governance,
+    /// The partners' witnesses of the log.
+    pub witnessing: Witnessing,
     partner_index: HashMap<String, PartnerRef>,
     role_index: HashMap<String, RoleRef>,
     purpose_index: HashMap<String, PurposeRef>,
@@ -480,6 +482,43 @@ pub struct View {
     pub dimensions: Vec<Dimension>,
     /// Measure.
     pub measure: Measure,
+}
+
+/// A partner's witness of the log, as the covenant names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Witness {
+    /// The partner that runs it.
+    pub partner: PartnerRef,
+    /// Its name (the key name of its cosignatures).
+    pub name: String,
+    /// Its verifier key, C2SP note format.
+    pub vkey: String,
+    /// Its base URL.
+    pub url: String,
+}
+
+/// The covenant's witnesses and what counts as a witnessed log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Witnessing {
+    /// The witnesses, in file order.
+    pub witnesses: Vec<Witness>,
+    /// How many must cosign a checkpoint (0 when there are no witnesses).
+    pub quorum: usize,
+    /// Seconds without a witnessed checkpoint after which disclosures stop.
+    pub blind_after_secs: u64,
+}
+
+/// Four hours: X-Road's rule for how long messages may go without a timestamp.
+pub const DEFAULT_BLIND_AFTER_SECS: u64 = 4 * 3600;
+
+impl Default for Witnessing {
+    fn default() -> Self {
+        Witnessing {
+            witnesses: Vec::new(),
+            quorum: 0,
+            blind_after_secs: DEFAULT_BLIND_AFTER_SECS,
+        }
+    }
 }
 
 /// Small-cell protection and the views.
@@ -598,6 +637,29 @@ impl Covenant {
         }
         None
     }
+}
+
+/// Checks the shape of a C2SP note verifier key (`name+keyid+key`) and that its name is the
+/// witness's; the key itself is checked where it is used.
+fn vkey_shape(name: &str, vkey: &str) -> Result<(), String> {
+    let mut parts = vkey.splitn(3, '+');
+    let (Some(n), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("is not NAME+KEYID+KEY".into());
+    };
+    if n != name {
+        return Err(format!("names `{n}`, not the witness"));
+    }
+    if id.len() != 8 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("has no 8-digit hex key id".into());
+    }
+    if key.is_empty()
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    {
+        return Err("has no base64 key".into());
+    }
+    Ok(())
 }
 
 /// Builds the validated model, collecting every problem rather than stopping at the first.
@@ -1066,6 +1128,7 @@ impl Builder {
         let governance = self.governance(raw, &partner_ids, &role_ids, &purpose_ids, &purposes);
         let case_register = self.case_register(raw, &role_ids, &governance);
         let aggregates = self.aggregates(raw, &purpose_ids, &purposes);
+        let witnessing = self.witnessing(raw, &partner_ids);
         Covenant {
             id: raw.covenant.id.get_ref().clone(),
             title: raw.covenant.title.clone(),
@@ -1096,7 +1159,112 @@ impl Builder {
             case_register,
             aggregates,
             governance,
+            witnessing,
         }
+    }
+
+    fn witnessing(&mut self, raw: &RawCovenant, partners: &HashMap<String, u16>) -> Witnessing {
+        self.unique("witness", raw.witnesses.iter().map(|w| &w.get_ref().name));
+        let mut by_partner: HashMap<&str, Range<usize>> = HashMap::new();
+        let mut witnesses = Vec::new();
+        for w in &raw.witnesses {
+            let w = w.get_ref();
+            let partner = match partners.get(w.partner.get_ref()) {
+                Some(p) => PartnerRef(*p),
+                None => {
+                    self.err(
+                        sp(&w.partner),
+                        format!(
+                            "unknown partner `{}` of witness {}",
+                            w.partner.get_ref(),
+                            w.name.get_ref()
+                        ),
+                        "name the [[partner]] id of the partner that runs this witness",
+                    );
+                    continue;
+                }
+            };
+            if let Some(first) = by_partner.insert(w.partner.get_ref(), sp(&w.partner)) {
+                self.diags.push(
+                    Diagnostic::at(sp(&w.partner), format!("partner {} runs two witnesses", w.partner.get_ref()))
+                        .help(format!("one witness per partner (the first at bytes {}..{}): a quorum of one partner's witnesses holds nobody to the log", first.start, first.end)),
+                );
+            }
+            if let Err(why) = vkey_shape(w.name.get_ref(), w.vkey.get_ref()) {
+                self.err(
+                    sp(&w.vkey),
+                    format!("the vkey of witness {} {why}", w.name.get_ref()),
+                    "paste the line `gateway witness init` printed: NAME+KEYID+BASE64, with the witness's name",
+                );
+            }
+            let url = w.url.get_ref();
+            if !(url.starts_with("https://") || url.starts_with("http://"))
+                || url.contains(char::is_whitespace)
+            {
+                self.err(
+                    sp(&w.url),
+                    format!(
+                        "the url of witness {} is not an http(s) URL",
+                        w.name.get_ref()
+                    ),
+                    "write the witness's base URL, e.g. \"https://witness.politie.example/\"",
+                );
+            }
+            witnesses.push(Witness {
+                partner,
+                name: w.name.get_ref().clone(),
+                vkey: w.vkey.get_ref().clone(),
+                url: url.clone(),
+            });
+        }
+        let mut out = Witnessing {
+            witnesses,
+            ..Witnessing::default()
+        };
+        let n = raw.witnesses.len();
+        let settings = raw.witnessing.as_ref();
+        match settings.and_then(|s| s.get_ref().quorum.as_ref()) {
+            Some(q) => {
+                let want = usize::try_from(*q.get_ref()).unwrap_or(usize::MAX);
+                if n > 0 && (want == 0 || want > n) {
+                    self.err(
+                        sp(q),
+                        format!("a quorum of {want} with {n} witness(es)"),
+                        format!("the quorum is 1 to {n}, the number of [[witness]] entries; a majority ({}) is usual", n / 2 + 1),
+                    );
+                }
+                out.quorum = want.min(n);
+            }
+            None if n > 0 => {
+                let at = raw.witnesses.first().map(sp).unwrap_or_default();
+                self.err(
+                    at,
+                    format!("{n} witness(es) but no quorum"),
+                    format!("add [witnessing] with `quorum = {}` (a majority) or the number the partners agreed", n / 2 + 1),
+                );
+            }
+            None => {}
+        }
+        if let Some(b) = settings.and_then(|s| s.get_ref().blind_after_secs.as_ref()) {
+            if *b.get_ref() == 0 {
+                self.err(
+                    sp(b),
+                    "blind_after_secs = 0 stops every disclosure",
+                    "leave it out for the default of four hours (14400)",
+                );
+            }
+            out.blind_after_secs = *b.get_ref();
+        }
+        if n == 0
+            && let Some(s) = settings
+        {
+            self.err(
+                sp(s),
+                "[witnessing] without any [[witness]]",
+                "add the partners' [[witness]] entries, or remove [witnessing]",
+            );
+        }
+        out
     }
 
     fn aggregates(

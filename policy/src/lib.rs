@@ -25,6 +25,7 @@ pub use compile::{
 };
 pub use covenant::{
     Action, ActionKind, Covenant, FieldRef, PartnerRef, ProductRef, PurposeRef, RoleRef, RuleRef,
+    Witness, Witnessing,
 };
 pub use diag::{Diagnostic, Diagnostics};
 pub use domain::{Bsn, BsnError, CaseStatus, Category, FieldType, Level, PartnerKind, Relation};

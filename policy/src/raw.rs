@@ -53,6 +53,40 @@ pub struct RawCovenant {
     /// Which of the covenant's own ids the gateway's fixed rules refer to.
     #[serde(default)]
     pub governance: Option<Spanned<RawGovernance>>,
+    /// The partners' witnesses, which cosign the log's checkpoints. Left out of the canonical
+    /// form when absent, so that versions written before witnesses keep their hash.
+    #[serde(default, rename = "witness", skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<Spanned<RawWitness>>,
+    /// How many witnesses must cosign, and how long the log may go unwitnessed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witnessing: Option<Spanned<RawWitnessing>>,
+}
+
+/// `[[witness]]`: a partner's witness of the log (C2SP tlog-witness).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWitness {
+    /// The partner that runs it.
+    pub partner: S,
+    /// The witness's name: the key name of its cosignatures.
+    pub name: S,
+    /// Its verifier key, C2SP note format (`name+keyid+base64`, type 0x04 cosignature/v1).
+    pub vkey: S,
+    /// Where it listens (`https://…`), the base of `add-checkpoint`.
+    pub url: S,
+}
+
+/// `[witnessing]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWitnessing {
+    /// Witnesses that must cosign a checkpoint before it counts as witnessed.
+    #[serde(default)]
+    pub quorum: Option<Spanned<u64>>,
+    /// Seconds the log may go without a witnessed checkpoint before disclosures stop
+    /// (default 14400, four hours).
+    #[serde(default)]
+    pub blind_after_secs: Option<Spanned<u64>>,
 }
 
 /// `[governance]`: the covenant names the ids that the gateway's own rules refer to, so that

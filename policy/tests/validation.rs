@@ -834,3 +834,55 @@ fn governance_names_existing_ids_and_every_relation_its_role() {
         "the covenant id by default"
     );
 }
+
+const WITNESS_KEY: &str = "w.politie+0a1b2c3d+BAvalidlookingbase64keymaterialAAAAAAAAAAAAAAAAA=";
+
+fn with_witnesses(extra: &str) -> String {
+    format!("{MINI}\n{extra}")
+}
+
+#[test]
+fn witnesses_and_their_quorum_are_read() {
+    let src = with_witnesses(&format!(
+        "[[witness]]\npartner = \"a\"\nname = \"w.politie\"\nvkey = \"{WITNESS_KEY}\"\nurl = \"https://w.politie.example/\"\n\n[witnessing]\nquorum = 1\nblind_after_secs = 600\n"
+    ));
+    let cc = compile(&src);
+    let w = &cc.covenant().witnessing;
+    assert_eq!(w.witnesses.len(), 1);
+    assert_eq!(w.quorum, 1);
+    assert_eq!(w.blind_after_secs, 600);
+    assert_eq!(w.witnesses[0].name, "w.politie");
+    // Without witnesses: none, and the canonical form (the version hash) is as before.
+    let plain = compile(MINI);
+    assert!(plain.covenant().witnessing.witnesses.is_empty());
+    assert_eq!(plain.covenant().witnessing.blind_after_secs, 4 * 3600);
+}
+
+#[test]
+fn witness_mistakes_are_named() {
+    let src = with_witnesses(&format!(
+        "[[witness]]\npartner = \"a\"\nname = \"w.politie\"\nvkey = \"{WITNESS_KEY}\"\nurl = \"https://w.politie.example/\"\n\n\
+         [[witness]]\npartner = \"a\"\nname = \"w.two\"\nvkey = \"w.other+0a1b2c3d+AAAA\"\nurl = \"ftp://x\"\n\n\
+         [[witness]]\npartner = \"nobody\"\nname = \"w.three\"\nvkey = \"w.three+zz+AAAA\"\nurl = \"https://x/\"\n\n\
+         [witnessing]\nquorum = 4\nblind_after_secs = 0\n"
+    ));
+    assert_errors(
+        &src,
+        &[
+            "partner a runs two witnesses",
+            "the vkey of witness w.two names `w.other`, not the witness",
+            "the url of witness w.two is not an http(s) URL",
+            "unknown partner `nobody` of witness w.three",
+            "a quorum of 4 with 3 witness(es)",
+            "blind_after_secs = 0 stops every disclosure",
+        ],
+    );
+    let no_quorum = with_witnesses(&format!(
+        "[[witness]]\npartner = \"a\"\nname = \"w.politie\"\nvkey = \"{WITNESS_KEY}\"\nurl = \"https://w.politie.example/\"\n"
+    ));
+    assert_errors(&no_quorum, &["1 witness(es) but no quorum"]);
+    assert_errors(
+        &with_witnesses("[witnessing]\nquorum = 1\n"),
+        &["[witnessing] without any [[witness]]"],
+    );
+}

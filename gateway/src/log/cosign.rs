@@ -213,7 +213,12 @@ mod tests {
         let cosigned = format!("{signed}{}", w.cosign(&body, 1_796_126_400));
         let v = CosignVerifier::from_vkey(&w.vkey()).unwrap();
         assert_eq!(v.verify(&cosigned), Ok(Some(1_796_126_400)));
-        assert_eq!(witnessed(&cosigned, std::slice::from_ref(&v)).unwrap().len(), 1);
+        assert_eq!(
+            witnessed(&cosigned, std::slice::from_ref(&v))
+                .unwrap()
+                .len(),
+            1
+        );
         // The log's own signature still verifies on the cosigned note.
         let log = LogKey::from_seed("gw.example/disclosures", &[1; 32]).unwrap();
         assert!(
