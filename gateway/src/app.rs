@@ -44,6 +44,8 @@ pub struct App {
     pub in_flight: tokio::sync::Semaphore,
     /// What readiness checks beyond the database.
     pub health: HealthBounds,
+    /// What the gateway knows of its witnesses.
+    pub witnesses: crate::witnessing::Witnesses,
 }
 
 /// What `/readyz` holds the running gateway to.

@@ -47,6 +47,10 @@ pub struct Config {
     /// Where each key's value came from (for `gateway config check`).
     #[serde(skip)]
     pub value_sources: BTreeMap<String, Source>,
+    /// `gateway serve --without-witnesses REASON`: start although no witness can be asked
+    /// (recorded in the log). Never from a file: it is a decision for one start.
+    #[serde(skip)]
+    pub without_witnesses: Option<String>,
 }
 
 /// `[administration]`: the administrators (`beheerders`) of the sharing policy.

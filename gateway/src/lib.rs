@@ -29,6 +29,7 @@ pub(crate) mod testkit;
 pub mod tls;
 pub mod trace;
 pub mod witness;
+pub mod witnessing;
 
 /// Installs aws-lc-rs as the process-wide rustls provider (once; later calls are no-ops).
 pub fn install_crypto_provider() {

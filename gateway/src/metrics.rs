@@ -93,6 +93,10 @@ pub struct Metrics {
     pub checkpoint_size: Gauge,
     /// Unix time of the latest signed checkpoint.
     pub checkpoint_timestamp: Gauge,
+    /// Witnesses that cosigned the latest checkpoint.
+    pub witnesses_cosigned: Gauge,
+    /// 1 while the log is blind (fewer than the quorum cosigned within the bound).
+    pub log_blind: Gauge,
     /// Unix time of the earliest `nextUpdate` of the loaded CRLs.
     pub crl_next_update: Gauge,
     /// Unix time of the latest `thisUpdate` of the loaded CRLs.
@@ -150,6 +154,8 @@ impl Metrics {
             log_appended: Counter::default(),
             checkpoint_size: Gauge::default(),
             checkpoint_timestamp: Gauge::default(),
+            witnesses_cosigned: Gauge::default(),
+            log_blind: Gauge::default(),
             crl_next_update: Gauge::default(),
             crl_this_update: Gauge::default(),
             upstream_seconds: Family::new_with_constructor(latency as fn() -> Histogram),
@@ -221,6 +227,16 @@ impl Metrics {
             "log_checkpoint_timestamp_seconds",
             "Unix time of the latest signed checkpoint",
             m.checkpoint_timestamp.clone(),
+        );
+        r.register(
+            "log_witnesses_cosigned",
+            "Witnesses that cosigned the latest checkpoint",
+            m.witnesses_cosigned.clone(),
+        );
+        r.register(
+            "log_blind",
+            "1 while fewer than the covenant's quorum of witnesses cosigned within its bound: disclosures stop",
+            m.log_blind.clone(),
         );
         r.register(
             "crl_next_update_timestamp_seconds",

@@ -216,6 +216,10 @@ pub enum Refusal {
     /// Not the expected body type for a covenant draft.
     #[error("unsupported-media-type")]
     NotToml,
+    /// Too few witnesses have cosigned the log for longer than the covenant allows: the log is
+    /// blind, so nothing is disclosed (cosigned by, needed, blind for seconds).
+    #[error("log-unwitnessed")]
+    LogUnwitnessed(usize, usize, u64),
     /// A bug; nothing was disclosed.
     #[error("internal")]
     Internal,
@@ -304,6 +308,7 @@ impl Refusal {
             ActivationConflict => ("Another activation came first", "The active version changed while this activation ran; nothing changed. Check GET /v1/policy and draft again if needed.".into()),
             ActivationFailed(why) => ("Activation failed", format!("The version could not be loaded ({why}); nothing changed and the active version stays. Fix the key directory or TLS files and retry.")),
             NotToml => ("Unsupported media type", "Send the covenant as `Content-Type: application/toml` (or text/plain), UTF-8.".into()),
+            LogUnwitnessed(have, need, secs) => ("Disclosure log not witnessed", format!("Only {have} of the {need} witnesses the covenant requires have cosigned the disclosure log in the last {secs} seconds, so nothing is disclosed: the partners could not hold the gateway to this answer. Disclosures resume by themselves when the witnesses cosign again; retry later. Operators: see docs/operations.md, \"Witnesses\".")),
             Internal => ("Internal error", "The gateway failed unexpectedly; nothing was disclosed. Report the transaction id to the administrators.".into()),
         }
     }
@@ -384,6 +389,7 @@ impl Refusal {
             Refusal::ActivationConflict,
             Refusal::ActivationFailed(String::new()),
             Refusal::NotToml,
+            Refusal::LogUnwitnessed(0, 0, 0),
             Refusal::Internal,
         ]
     }
@@ -463,6 +469,7 @@ impl Refusal {
             Refusal::HeadersTooLarge(..) => 68,
             Refusal::BodyTimeout(..) => 69,
             Refusal::TooManyConnections(..) => 70,
+            Refusal::LogUnwitnessed(..) => 71,
         }
     }
 }

@@ -137,6 +137,11 @@ pub async fn prepare(
                     .saturating_add(60)
             }),
         },
+        witnesses: crate::witnessing::Witnesses::new(
+            &db.latest_cosignatures()
+                .await
+                .context("reading the stored cosignatures")?,
+        ),
     });
     if stored.is_none() {
         // The first version of an empty database, activated and recorded in one transaction.
@@ -161,7 +166,44 @@ pub async fn prepare(
         }
     }
     record_key_rotation(&app).await?;
+    check_witnesses(&app, cfg.without_witnesses.as_deref()).await?;
     Ok(app)
+}
+
+/// Before serving: the witnesses' latest cosigned checkpoints against the database (a restored
+/// old backup, a rewound or forked database is refused), then a first round of cosignatures.
+/// `without`: the operator's reason to start although no witness can be asked, recorded.
+async fn check_witnesses(app: &Arc<App>, without: Option<&str>) -> anyhow::Result<()> {
+    let active = app.policy.load_full();
+    let set = active.witnesses.clone();
+    if !set.enabled() {
+        return Ok(());
+    }
+    match app.witnesses.check_at_start(&app.log, &set).await {
+        Ok(_) => {}
+        Err(crate::witnessing::StartRefusal::NoWitness(..)) if without.is_some() => {
+            let reason = without.unwrap_or_default().to_owned();
+            let mut e = gateway_entry(app, &active, Kind::WitnessOverride);
+            e.witness_override = Some(crate::log::entry::WitnessOverride {
+                reason: reason.clone(),
+                unreachable: set.members.iter().map(|m| m.name.clone()).collect(),
+            });
+            e.outcome = Outcome::Answered;
+            app.log
+                .append(e)
+                .await
+                .context("recording the start without witnesses")?;
+            tracing::warn!(%reason, "started without the witnesses' word (--without-witnesses); recorded in the disclosure log");
+        }
+        Err(e) => return Err(anyhow::anyhow!("refusing to serve: {e}")),
+    }
+    let now = app.clock.now();
+    app.log
+        .checkpoint(now)
+        .await
+        .context("signing a checkpoint for the witnesses")?;
+    app.witnesses.round(&app.log, &set, now, 0).await;
+    Ok(())
 }
 
 /// The background tasks: versions activated by other instances, new CRLs, forgetting idle rate
@@ -200,6 +242,29 @@ pub fn background(app: &Arc<App>, cfg: &Config) {
         every(Duration::from_secs(60), move || {
             let app = app.clone();
             async move { app.limiter.prune() }
+        });
+    }
+    // The witnesses: every second, the newest checkpoint to those that have not cosigned it, and
+    // a fresh cosignature of it at a third of the blind bound (at most every checkpoint
+    // interval), so that a log that does not grow stays witnessed. Each round in its own task:
+    // a slow witness holds up nothing.
+    {
+        let app = app.clone();
+        let interval = i64::try_from(cfg.audit.checkpoint_interval_secs).unwrap_or(i64::MAX);
+        every(Duration::from_secs(1), move || {
+            let app = app.clone();
+            async move {
+                let set = app.policy.load().witnesses.clone();
+                if set.enabled() {
+                    let refresh = (set.blind_after / 3).min(interval.max(1)).max(1);
+                    tokio::spawn(async move {
+                        let now = app.clock.now();
+                        app.witnesses.round(&app.log, &set, now, refresh).await;
+                        let blind = app.witnesses.blind(&set, app.clock.now()).is_some();
+                        crate::metrics::metrics().log_blind.set(i64::from(blind));
+                    });
+                }
+            }
         });
     }
     // Periodic checkpoints, so that the log is committed to even when nobody asks: due by the

@@ -94,6 +94,16 @@ impl Gateway {
     }
 
     fn spawn(config: &str, env: &[(&str, &str)]) -> Gateway {
+        Self::spawn_args(config, env, &[])
+    }
+
+    /// Starts a gateway on a configuration file with this environment.
+    pub fn spawn_on(config: &str, env: &[(&str, &str)]) -> Gateway {
+        Self::spawn_args(config, env, &[])
+    }
+
+    /// Starts a gateway with extra `serve` arguments.
+    pub fn spawn_args(config: &str, env: &[(&str, &str)], args: &[&str]) -> Gateway {
         gateway::install_crypto_provider();
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let stderr = scratch().join(format!("gw-{n}.stderr"));
@@ -105,6 +115,7 @@ impl Gateway {
             .unwrap_or_default();
         let mut child = Command::new(BIN)
             .args(["serve", "--config", config, "--allow-example-pki"])
+            .args(args)
             .env("GATEWAY_LISTEN", "127.0.0.1:0")
             .env("GATEWAY_HEALTH_LISTEN", "127.0.0.1:0")
             .env("GATEWAY_LOG_FORMAT", "json")

@@ -48,6 +48,10 @@ fn start_witness(dir: &Path) -> WitnessProcess {
 }
 
 fn init_witness(dir: &Path, name: &str) -> String {
+    init_witness_on(dir, name, "127.0.0.1:0")
+}
+
+fn init_witness_on(dir: &Path, name: &str, listen: &str) -> String {
     let out = Command::new(BIN)
         .args(["witness", "init"])
         .arg(dir)
@@ -57,7 +61,7 @@ fn init_witness(dir: &Path, name: &str) -> String {
             "--log-vkey",
             &log_key().vkey(),
             "--listen",
-            "127.0.0.1:0",
+            listen,
         ])
         .output()
         .unwrap();
@@ -238,4 +242,304 @@ async fn a_witness_cosigns_only_what_is_consistent_and_never_goes_back() {
         .execute(&mut db)
         .await;
     assert!(back.is_err(), "a witness never goes back");
+}
+
+/// A free loopback port (bound and released), so that a witness restarts on the same address.
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// Three partners' witnesses in the covenant, quorum two, blind after `bound` seconds.
+fn covenant_with_witnesses(dir: &Path, witnesses: &[(&str, String, String)], bound: u64) -> String {
+    let mut text = std::fs::read_to_string(covenant_path()).unwrap();
+    for (partner, name_vkey, addr) in witnesses {
+        let name = name_vkey.split('+').next().unwrap();
+        text.push_str(&format!(
+            "\n[[witness]]\npartner = \"{partner}\"\nname = \"{name}\"\nvkey = \"{name_vkey}\"\nurl = \"http://{addr}/\"\n"
+        ));
+    }
+    text.push_str(&format!(
+        "\n[witnessing]\nquorum = 2\nblind_after_secs = {bound}\n"
+    ));
+    let path = dir.join("covenant-witnessed.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// The served checkpoint's cosigners among `verifiers`.
+async fn cosigners(gw: &Gateway, verifiers: &[CosignVerifier]) -> Vec<String> {
+    let note = checkpoint(gw).await;
+    gateway::log::cosign::witnessed(&note, verifiers)
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// Polls until `cond` holds (at most `secs` seconds).
+async fn eventually<F, Fut>(secs: u64, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !cond().await {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+async fn check_status(gw: &Gateway) -> (u16, String) {
+    let r = client("oov")
+        .post(gw.url("/v1/checks"))
+        .bearer_auth(token("oov", "map.w", &["melder-intake"]))
+        .json(&serde_json::json!({"subject": {"bsn": "111222333"}, "purpose": "aanpak-check"}))
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    (s, r.text().await.unwrap())
+}
+
+/// SIGTERM, off the test's runtime thread, so that its clients can close when the gateway says
+/// goodbye; the gateway must end cleanly.
+async fn stop(mut gw: Gateway) {
+    let status =
+        tokio::task::spawn_blocking(move || gw.terminate(std::time::Duration::from_secs(20)))
+            .await
+            .unwrap();
+    assert_eq!(status.map(|s| s.success()), Some(true));
+}
+
+/// Runs `gateway serve` expecting it to refuse to start; returns its stderr.
+fn refused_start(config: &str, database_url: &str, extra: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(["serve", "--config", config, "--allow-example-pki"])
+        .args(extra)
+        .env("GATEWAY_LISTEN", "127.0.0.1:0")
+        .env("GATEWAY_HEALTH_LISTEN", "127.0.0.1:0")
+        .env("GATEWAY_DATABASE_URL", database_url)
+        .env("GATEWAY_LOG_LEVEL", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the gateway started");
+    assert!(out.stdout.is_empty(), "it printed a ready line");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn three_partners_witness_the_log_with_a_quorum_of_two() {
+    let root = std::env::temp_dir().join(format!("gw-witnesses-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let mut ws = Vec::new();
+    for partner in ["politie", "om", "rn"] {
+        let dir = root.join(partner);
+        let addr = free_addr();
+        let vkey = init_witness_on(&dir, &format!("witness.{partner}.ipga-r.example"), &addr);
+        ws.push((partner, vkey, addr, dir));
+    }
+    let verifiers: Vec<CosignVerifier> = ws
+        .iter()
+        .map(|w| CosignVerifier::from_vkey(&w.1).unwrap())
+        .collect();
+    let spec: Vec<(&str, String, String)> =
+        ws.iter().map(|w| (w.0, w.1.clone(), w.2.clone())).collect();
+    let covenant = covenant_with_witnesses(&root, &spec, 4);
+    let mut procs: Vec<Option<WitnessProcess>> =
+        ws.iter().map(|w| Some(start_witness(&w.3))).collect();
+
+    let db = sqlite_url("witnessed");
+    let config = {
+        let text = std::fs::read_to_string(pki().join("gateway.toml")).unwrap();
+        let text = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("covenant = ") {
+                    format!("covenant = {covenant:?}")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let path = pki().join(format!("gateway-witnessed-{}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let env = [
+        ("GATEWAY_DATABASE_URL", db.as_str()),
+        ("GATEWAY_AUDIT_CHECKPOINT_INTERVAL_SECS", "1"),
+    ];
+    let gw = Gateway::spawn_on(&config, &env);
+
+    // All three cosign; the served checkpoint carries the log's signature and theirs.
+    entries(&gw, 2).await;
+    eventually(10, "three cosignatures", || async {
+        cosigners(&gw, &verifiers).await.len() == 3
+    })
+    .await;
+    let note = checkpoint(&gw).await;
+    let body = note.split_once("\n\n").unwrap().0.to_owned() + "\n";
+    for w in &ws {
+        let name = w.1.split('+').next().unwrap();
+        let line = note
+            .lines()
+            .find(|l| l.starts_with(&format!("\u{2014} {name} ")))
+            .unwrap();
+        if let Some(ok) = python_verifies(&w.1, &body, line) {
+            assert!(ok, "Python's cryptography verifies {line}");
+        }
+    }
+    // The database as it is now, for the restore later.
+    stop(gw).await;
+    let db_path = db.strip_prefix("sqlite://").unwrap();
+    let old_backup = format!("{db_path}.old");
+    std::fs::copy(db_path, &old_backup).unwrap();
+    let gw = Gateway::spawn_on(&config, &env);
+
+    // One witness down: still witnessed by two, disclosures go on.
+    procs[0] = None;
+    entries(&gw, 2).await;
+    eventually(10, "two cosignatures of the new checkpoint", || async {
+        cosigners(&gw, &verifiers).await.len() == 2
+    })
+    .await;
+    assert_eq!(check_status(&gw).await.0, 200);
+
+    // Two down: answers go on until the bound, then stop with the documented problem.
+    procs[1] = None;
+    let (s, _) = check_status(&gw).await;
+    assert_eq!(s, 200, "within the bound the log is not blind yet");
+    eventually(15, "the log is blind", || async {
+        check_status(&gw).await.0 == 503
+    })
+    .await;
+    let (s, body) = check_status(&gw).await;
+    assert_eq!(s, 503);
+    let p: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        p["type"].as_str().unwrap().ends_with("/log-unwitnessed"),
+        "{p}"
+    );
+    assert!(
+        p["detail"].as_str().unwrap().contains("Only 1 of the 2"),
+        "{p}"
+    );
+    let ready = reqwest::get(format!("http://{}/readyz", gw.health))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    let failed: Vec<&str> = ready["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, vec!["witnesses"], "{ready}");
+
+    // One returns: the quorum is back, and so are the answers, by themselves.
+    procs[1] = Some(start_witness(&ws[1].3));
+    eventually(15, "answers resume", || async {
+        check_status(&gw).await.0 == 200
+    })
+    .await;
+    let ready = reqwest::get(format!("http://{}/readyz", gw.health))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    stop(gw).await;
+
+    // The old backup restored: the witnesses know a later checkpoint, so it does not serve.
+    let err = refused_start(&config, &format!("sqlite://{old_backup}"), &[]);
+    assert!(
+        err.contains("a restored old backup or a rewound database"),
+        "{err}"
+    );
+    // The override is for unreachable witnesses only: it does not let a rewound log serve.
+    let err = refused_start(
+        &config,
+        &format!("sqlite://{old_backup}"),
+        &["--without-witnesses", "drill"],
+    );
+    assert!(err.contains("a restored old backup"), "{err}");
+
+    // No witness reachable: refused, unless the operator says why (and that is recorded).
+    procs = vec![None, None, None];
+    drop(procs);
+    let err = refused_start(&config, &db, &[]);
+    assert!(err.contains("--without-witnesses"), "{err}");
+    let gw = Gateway::spawn_args(
+        &config,
+        &[("GATEWAY_DATABASE_URL", db.as_str())],
+        &[
+            "--without-witnesses",
+            "network to all partners down (drill)",
+        ],
+    );
+    // Started, and blind: nothing is disclosed without witnesses beyond the bound.
+    eventually(15, "blind without witnesses", || async {
+        check_status(&gw).await.0 == 503
+    })
+    .await;
+    stop(gw).await;
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&db).await.unwrap();
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT entry FROM log_records WHERE kind = 'witness-override'")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(
+        rows[0].0.contains("network to all partners down (drill)"),
+        "{}",
+        rows[0].0
+    );
+    drop(conn);
+
+    // `audit verify` with the witnesses' keys says which checkpoints whom cosigned; a changed
+    // cosignature fails it.
+    let mut args: Vec<String> = [
+        "audit",
+        "verify",
+        "--config",
+        &config,
+        "--database-url",
+        &db,
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    for w in &ws {
+        args.extend(["--witness".to_owned(), w.1.clone()]);
+    }
+    args.extend(["--quorum".to_owned(), "2".to_owned()]);
+    let out = Command::new(BIN).args(&args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("cosigned by 3 of 2 (witness.om.ipga-r.example, witness.politie.ipga-r.example, witness.rn.ipga-r.example)"), "{text}");
+    assert!(text.contains("witnessed: "), "{text}");
+    let handle = gateway::store::Db::connect(&db).await.unwrap();
+    handle
+        .execute_unchecked("DROP TRIGGER log_cosignatures_append_only_u")
+        .await
+        .unwrap();
+    handle
+        .execute_unchecked(
+            "UPDATE log_cosignatures SET line = substr(line, 1, length(line) - 9) || 'AAAAAAAA' || substr(line, -1) WHERE rowid = (SELECT MIN(rowid) FROM log_cosignatures)",
+        )
+        .await
+        .unwrap();
+    let out = Command::new(BIN).args(&args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("does not verify"), "{err}");
 }

@@ -34,6 +34,14 @@ pub enum AuditCommand {
         /// `text` or `json` (`{"ok": …, "entries": …, "first_bad": {"seq": …, "problem": …}}`).
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
+        /// A witness's verifier key (repeat for each, as in the covenant's `[[witness]]`): say
+        /// which checkpoints each cosigned, and fail on a cosignature that does not verify.
+        #[arg(long = "witness", value_name = "VKEY")]
+        witnesses: Vec<String>,
+        /// How many of the witnesses must have cosigned a checkpoint for it to count as
+        /// witnessed (default: all of them); fail when none is.
+        #[arg(long, requires = "witnesses")]
+        quorum: Option<usize>,
     },
     /// Write the whole log as JSON lines: header, signed checkpoints, then every entry with its
     /// inclusion proof against the latest checkpoint that covers it. Verify it with
@@ -102,6 +110,68 @@ fn key_set(cfg: &Config, vkey: Option<&PathBuf>) -> anyhow::Result<KeySet> {
             .map_err(anyhow::Error::msg)?
             .key_set()?),
     }
+}
+
+/// The log's report and the witnesses' (when keys were given); exit 1 when either fails.
+fn print_report_witnessed(
+    report: &Report,
+    witnessed: Option<&crate::log::verify::WitnessReport>,
+    secs: f64,
+    format: OutputFormat,
+) -> i32 {
+    let Some(w) = witnessed else {
+        return print_report(report, secs, format);
+    };
+    let failed = !w.bad.is_empty() || w.latest_witnessed().is_none();
+    if format == OutputFormat::Json {
+        let doc = serde_json::json!({
+            "ok": report.first_bad.is_none() && !failed,
+            "entries": report.entries,
+            "nodes": report.nodes,
+            "checkpoints": report.checkpoints,
+            "proofs": report.proofs,
+            "seconds": secs,
+            "first_bad": report.first_bad.as_ref().map(|(seq, why)| serde_json::json!({"seq": seq, "problem": why})),
+            "witnesses": w,
+        });
+        println!("{doc}");
+        return i32::from(report.first_bad.is_some() || failed);
+    }
+    let code = print_report(report, secs, format);
+    for c in &w.checkpoints {
+        let names: Vec<&str> = c.by.iter().map(|(n, _)| n.as_str()).collect();
+        println!(
+            "  checkpoint {:>8}: cosigned by {} of {} ({}){}",
+            c.size,
+            c.by.len(),
+            w.quorum,
+            names.join(", "),
+            if c.by.len() >= w.quorum {
+                ""
+            } else {
+                " (below the quorum)"
+            }
+        );
+    }
+    for b in &w.bad {
+        eprintln!("FAILED: {b}");
+    }
+    match w.latest_witnessed() {
+        Some(c) => println!(
+            "witnessed: {} of {} cosigned checkpoints reach the quorum of {}; the latest is of size {} ({} of {} entries)",
+            w.quorum_met,
+            w.checkpoints.len(),
+            w.quorum,
+            c.size,
+            c.size,
+            report.entries
+        ),
+        None => eprintln!(
+            "FAILED: no checkpoint is cosigned by {} of the given witnesses: nothing holds this log to what the partners saw",
+            w.quorum
+        ),
+    }
+    if failed { 1 } else { code }
 }
 
 fn print_report(report: &Report, secs: f64, format: OutputFormat) -> i32 {
@@ -405,17 +475,40 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             database_url,
             export: None,
             format,
+            witnesses,
+            quorum,
         } => {
             let cfg = Config::load(&config, std::env::vars())?;
             let keys = key_set(&cfg, vkey.as_ref())?;
+            let verifiers = witnesses
+                .iter()
+                .map(|k| {
+                    crate::log::cosign::CosignVerifier::from_vkey(k)
+                        .map_err(|e| anyhow::anyhow!("--witness {k}: {e}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let quorum = quorum.unwrap_or(verifiers.len());
+            if quorum > verifiers.len() || (quorum == 0 && !verifiers.is_empty()) {
+                anyhow::bail!(
+                    "--quorum {quorum} with {} --witness key(s): give 1 to {}",
+                    verifiers.len(),
+                    verifiers.len()
+                );
+            }
             let url = database_url.unwrap_or_else(|| cfg.database_url.clone());
             runtime()?.block_on(async move {
                 let db = Db::connect(&url).await?;
                 let started = std::time::Instant::now();
                 let report = crate::log::verify::verify(&db, &keys, progress("verified")).await?;
                 end_progress();
-                Ok(print_report(
+                let witnessed = if verifiers.is_empty() {
+                    None
+                } else {
+                    Some(crate::log::verify::witnesses(&db, &verifiers, quorum).await?)
+                };
+                Ok(print_report_witnessed(
                     &report,
+                    witnessed.as_ref(),
                     started.elapsed().as_secs_f64(),
                     format,
                 ))

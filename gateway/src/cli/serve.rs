@@ -30,6 +30,11 @@ pub struct ServeArgs {
     /// Accept the example PKI made by `gateway certs init` (demonstrations and tests only).
     #[arg(long)]
     pub allow_example_pki: bool,
+    /// Start although none of the covenant's witnesses can be asked whether this database is
+    /// the log they cosigned (a disaster where the network to every partner is down). The start
+    /// and REASON are recorded in the disclosure log; a rewound or forked log is refused anyway.
+    #[arg(long, value_name = "REASON")]
+    pub without_witnesses: Option<String>,
 }
 
 /// `gateway config check` options.
@@ -149,7 +154,8 @@ pub fn config_check(args: ConfigCheckArgs) -> anyhow::Result<i32> {
 /// Runs the gateway until SIGINT or SIGTERM.
 pub fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     crate::install_crypto_provider();
-    let cfg = Config::load(&args.config, std::env::vars())?;
+    let mut cfg = Config::load(&args.config, std::env::vars())?;
+    cfg.without_witnesses = args.without_witnesses.filter(|r| !r.trim().is_empty());
     crate::telemetry::init(&cfg.log);
     let loaded = match load(&cfg, args.allow_example_pki) {
         Ok(l) => l,

@@ -127,14 +127,12 @@ pub(super) async fn subject(
 }
 
 pub(super) async fn checkpoint(State(app): St, call: Call) -> Response {
-    let r = app
-        .log
-        .checkpoint(app.clock.now())
+    let r = service::audit::cosigned_checkpoint(&app)
         .await
         .map_err(log_problem);
     respond(
         call,
-        r.map(|(_, note)| ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note)),
+        r.map(|note| ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note)),
     )
 }
 

@@ -253,6 +253,16 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
     if let Ok(r) = &auth {
         base.staff_id = Some(r.staff_id.clone());
     }
+    // A blind log discloses nothing: the partners could not hold the gateway to the answer.
+    if matches!(
+        kind,
+        Kind::Disclosure | Kind::Check | Kind::Aggregate | Kind::CaseRead
+    ) && let Some(b) = app.witnesses.blind(&active.witnesses, app.clock.now())
+    {
+        let e = Refusal::LogUnwitnessed(b.have, b.need, b.bound);
+        record_refusal(&app, base, &e.slug()).await;
+        return e.into_response();
+    }
     req.extensions_mut().insert(Seed {
         auth,
         policy: active,

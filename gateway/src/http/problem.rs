@@ -84,7 +84,7 @@ pub fn status(r: &Refusal) -> StatusCode {
         | InvalidRecord(_) => StatusCode::UNPROCESSABLE_ENTITY,
         SubjectNotFound | ViewUnknown(_) => StatusCode::NOT_FOUND,
         RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-        Overloaded | RequestTimeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Overloaded | RequestTimeout(_) | LogUnwitnessed(..) => StatusCode::SERVICE_UNAVAILABLE,
         CertificateRevoked | CertificateUnknown => StatusCode::UNAUTHORIZED,
         NotAdministrator(_) | ApprovalByAuthor | ApprovalSamePartner => StatusCode::FORBIDDEN,
         CovenantInvalid(..) => StatusCode::UNPROCESSABLE_ENTITY,

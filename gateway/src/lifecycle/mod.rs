@@ -35,6 +35,8 @@ pub struct ActivePolicy {
     crl_stamp: Vec<Option<(std::time::SystemTime, u64)>>,
     /// When the CRLs of this version were issued and expire.
     pub crl_validity: CrlValidity,
+    /// The covenant's witnesses of the log and their quorum.
+    pub witnesses: Arc<crate::witnessing::WitnessSet>,
 }
 
 impl std::fmt::Debug for ActivePolicy {
@@ -220,7 +222,11 @@ impl PolicyBuilder {
         )
         .map_err(|e| vec![e.to_string()])?;
         let (revoked, crl_validity) = revoked_serials(&self.tls.crl).map_err(|e| vec![e])?;
+        let witnesses = crate::witnessing::WitnessSet::from_covenant(covenant.covenant())
+            .map(Arc::new)
+            .map_err(|e| vec![e])?;
         Ok(ActivePolicy {
+            witnesses,
             covenant,
             registry,
             tls: Arc::new(tls),

@@ -35,6 +35,8 @@ pub enum Kind {
     Deposit,
     /// The log's signing key changed.
     LogKey,
+    /// The gateway started without its witnesses' word (the operator's logged override).
+    WitnessOverride,
     /// A request no endpoint took (unknown path, certificate no longer accepted).
     Request,
 }
@@ -53,12 +55,13 @@ impl Kind {
             Kind::CaseRead => "case-read",
             Kind::Deposit => "deposit",
             Kind::LogKey => "log-key",
+            Kind::WitnessOverride => "witness-override",
             Kind::Request => "request",
         }
     }
 
     /// Every kind.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Disclosure,
         Kind::Check,
         Kind::Aggregate,
@@ -69,6 +72,7 @@ impl Kind {
         Kind::CaseRead,
         Kind::Deposit,
         Kind::LogKey,
+        Kind::WitnessOverride,
         Kind::Request,
     ];
 
@@ -309,6 +313,15 @@ pub struct KeyChange {
     pub to: String,
 }
 
+/// The operator started the gateway although it could not check its log against the witnesses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessOverride {
+    /// The operator's reason, as given on the command line.
+    pub reason: String,
+    /// The witnesses that could not be asked, by name.
+    pub unreachable: Vec<String>,
+}
+
 /// A step of the policy lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -461,6 +474,9 @@ pub struct LogEntry {
     /// For a change of the log's key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_change: Option<KeyChange>,
+    /// For a start without the witnesses' word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness_override: Option<WitnessOverride>,
 }
 
 /// What an entry starts from: who asked what, when, under which version.
@@ -532,6 +548,7 @@ impl LogEntry {
             case_read: None,
             deposit: None,
             key_change: None,
+            witness_override: None,
         }
     }
 

@@ -300,6 +300,87 @@ fn differing_column(a: &RecordRow, b: &RecordRow) -> Option<&'static str> {
     checks.into_iter().find(|(_, same)| !same).map(|(c, _)| c)
 }
 
+/// Which stored checkpoints which witnesses cosigned, checked against their keys.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct WitnessReport {
+    /// Per cosigned checkpoint: its size and the witnesses whose cosignature verifies.
+    pub checkpoints: Vec<WitnessedCheckpoint>,
+    /// How many of them reach the quorum.
+    pub quorum_met: usize,
+    /// The quorum asked for.
+    pub quorum: usize,
+    /// Cosignatures that do not verify, or of a checkpoint the log does not have: tampering.
+    pub bad: Vec<String>,
+}
+
+/// One checkpoint's witnesses.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WitnessedCheckpoint {
+    /// Tree size.
+    pub size: i64,
+    /// Witnesses (by name) with a valid cosignature, and its timestamp.
+    pub by: Vec<(String, u64)>,
+}
+
+impl WitnessReport {
+    /// The largest checkpoint cosigned by a quorum.
+    pub fn latest_witnessed(&self) -> Option<&WitnessedCheckpoint> {
+        self.checkpoints
+            .iter()
+            .rev()
+            .find(|c| c.by.len() >= self.quorum)
+    }
+}
+
+/// Checks every stored cosignature against the witnesses' keys and the checkpoint it cosigns.
+/// Cosignatures of witnesses not among `verifiers` are ignored (not the caller's witnesses).
+pub async fn witnesses(
+    db: &Db,
+    verifiers: &[crate::log::cosign::CosignVerifier],
+    quorum: usize,
+) -> Result<WitnessReport, StoreError> {
+    let notes: HashMap<i64, String> = db
+        .checkpoints()
+        .await?
+        .into_iter()
+        .map(|c| (c.size, c.note))
+        .collect();
+    let mut report = WitnessReport {
+        quorum,
+        ..WitnessReport::default()
+    };
+    let mut by_size: std::collections::BTreeMap<i64, Vec<(String, u64)>> = Default::default();
+    for c in db.cosignatures(None).await? {
+        let Some(v) = verifiers.iter().find(|v| v.name() == c.witness) else {
+            continue;
+        };
+        let Some(note) = notes.get(&c.size) else {
+            report.bad.push(format!(
+                "a cosignature by {} of size {}, but the log has no checkpoint of that size",
+                c.witness, c.size
+            ));
+            continue;
+        };
+        match v.verify(&format!("{note}{}", c.line)) {
+            Ok(Some(ts)) => by_size.entry(c.size).or_default().push((c.witness, ts)),
+            _ => report.bad.push(format!(
+                "the cosignature by {} of the checkpoint of size {} does not verify",
+                c.witness, c.size
+            )),
+        }
+    }
+    report.checkpoints = by_size
+        .into_iter()
+        .map(|(size, by)| WitnessedCheckpoint { size, by })
+        .collect();
+    report.quorum_met = report
+        .checkpoints
+        .iter()
+        .filter(|c| c.by.len() >= quorum)
+        .count();
+    Ok(report)
+}
+
 /// Entries read per page.
 const PAGE: i64 = 20_000;
 

@@ -244,6 +244,14 @@ async fn record_query(app: &App, call: &mut Call, query: String) -> Result<(), R
     call.commit(app).await.map(|_| ())
 }
 
+/// The latest checkpoint (signed now if the log grew), with the cosignature of every witness
+/// that cosigned it: the note a partner or monitor checks against the witnesses' keys.
+pub async fn cosigned_checkpoint(app: &App) -> Result<String, crate::log::LogError> {
+    let (size, note) = app.log.checkpoint(app.clock.now()).await?;
+    let lines = app.db.cosignatures(Some(size)).await?;
+    Ok(crate::witnessing::with_cosignatures(&note, &lines))
+}
+
 /// Searches the log.
 pub async fn search(app: &App, call: &mut Call, q: SearchQuery) -> Result<SearchAnswer, Refusal> {
     let visible_to = officer(call)?;

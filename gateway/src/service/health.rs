@@ -68,6 +68,29 @@ fn signing_key_problem(file: &std::path::Path) -> Option<String> {
     })
 }
 
+/// The log is blind: too few witnesses cosigned within the covenant's bound.
+fn witness_problem(app: &App, now: i64) -> Option<String> {
+    let set = app.policy.load().witnesses.clone();
+    let b = app.witnesses.blind(&set, now)?;
+    let down: Vec<String> = app
+        .witnesses
+        .status(&set)
+        .into_iter()
+        .filter_map(|w| w.error.map(|e| format!("{}: {e}", w.name)))
+        .collect();
+    Some(format!(
+        "only {} of the {} witnesses the covenant requires cosigned the log in the last {} s: disclosures are refused (`log-unwitnessed`) until they do{}",
+        b.have,
+        b.need,
+        b.bound,
+        if down.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", down.join("; "))
+        }
+    ))
+}
+
 /// Runs every check.
 pub async fn readiness(app: &App) -> Readiness {
     let now = app.clock.now();
@@ -115,6 +138,7 @@ pub async fn readiness(app: &App) -> Readiness {
         check("signing-key", key),
         check("crl", crl),
         check("checkpoint", checkpoint),
+        check("witnesses", witness_problem(app, now)),
     ];
     let ready = checks.iter().all(|c| c.ok);
     Readiness {

@@ -108,6 +108,21 @@ pub struct StoredCheckpoint {
     pub at: i64,
 }
 
+/// A witness's cosignature of a checkpoint, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredCosignature {
+    /// The size of the checkpoint it cosigns.
+    pub size: i64,
+    /// The witness's name.
+    pub witness: String,
+    /// The signature line, as the witness sent it (`— name base64`).
+    pub line: String,
+    /// The witness's timestamp (epoch seconds).
+    pub cosigned_at: i64,
+    /// When the gateway received it (its clock, epoch seconds).
+    pub received_at: i64,
+}
+
 /// What a privacy officer searches the log for. All conditions are combined with AND.
 #[derive(Debug, Clone, Default)]
 pub struct LogFilter {
@@ -559,5 +574,44 @@ impl Db {
         .fetch_all(p)
         .await)?;
         rows.into_iter().map(StoredCheckpoint::try_from).collect()
+    }
+
+    /// Stores a witness's cosignature of the checkpoint of `size` unless that witness already
+    /// cosigned that size (the first one is kept).
+    pub async fn put_cosignature(&self, c: &StoredCosignature) -> Result<(), StoreError> {
+        on_pool!(self, p => sqlx::query("INSERT INTO log_cosignatures (size, witness, line, cosigned_at, received_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (size, witness) DO NOTHING")
+            .bind(c.size)
+            .bind(&c.witness)
+            .bind(&c.line)
+            .bind(c.cosigned_at)
+            .bind(c.received_at)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// The cosignatures of checkpoints of `size` (all sizes when `None`), by size and witness.
+    pub async fn cosignatures(
+        &self,
+        size: Option<i64>,
+    ) -> Result<Vec<StoredCosignature>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "SELECT size, witness, line, cosigned_at, received_at FROM log_cosignatures WHERE $1 IS NULL OR size = $1 ORDER BY size, witness",
+        )
+        .bind(size)
+        .fetch_all(p)
+        .await)?)
+    }
+
+    /// Each witness's newest cosignature (the largest size it cosigned).
+    pub async fn latest_cosignatures(&self) -> Result<Vec<StoredCosignature>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "SELECT c.size, c.witness, c.line, c.cosigned_at, c.received_at FROM log_cosignatures c \
+             JOIN (SELECT witness, MAX(size) AS size FROM log_cosignatures GROUP BY witness) m \
+             ON m.witness = c.witness AND m.size = c.size ORDER BY c.witness",
+        )
+        .fetch_all(p)
+        .await)?)
     }
 }

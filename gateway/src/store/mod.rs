@@ -16,7 +16,8 @@ mod records;
 pub use aggregates::CaseFacts;
 pub use cases::{CaseAction, CaseEventRow, CaseRow, Regisseur};
 pub use log::{
-    HeadRow, LeafRow, LogFilter, NodeRow, ProductRow, RecordRow, StoredCheckpoint, StoredEntry,
+    HeadRow, LeafRow, LogFilter, NodeRow, ProductRow, RecordRow, StoredCheckpoint,
+    StoredCosignature, StoredEntry,
 };
 pub use policy::{DraftKind, DraftStatus, PolicyDraftRow};
 pub use records::RecordsRow;
