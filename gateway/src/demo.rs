@@ -612,28 +612,46 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
         std::fs::write(&p, EXAMPLE_COVENANT)?;
         p
     };
-    let src = std::fs::read_to_string(&covenant_path)
+    let plain = std::fs::read_to_string(&covenant_path)
         .with_context(|| format!("reading {}", covenant_path.display()))?;
-    let cc = Arc::new(
-        policy::compile_toml(&src).map_err(|d| anyhow::anyhow!(d.render("ipga-r.toml", &src)))?,
-    );
+    let plain_cc = policy::compile_toml(&plain)
+        .map_err(|d| anyhow::anyhow!(d.render("ipga-r.toml", &plain)))?;
     println!("iPGA-R gateway demo — all people and data are fictitious.");
     println!("   working directory {}", dir.display());
 
-    // 1. Example PKI, configuration, the GGD's own source system.
+    // 1. Example PKI, configuration, the GGD's own source system, three partners' witnesses.
     use crate::clock::Clock;
-    pki::init(&dir, &cc, crate::clock::SystemClock.now())?;
+    pki::init(&dir, &plain_cc, crate::clock::SystemClock.now())?;
     let ggd_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let ggd_addr = ggd_listener.local_addr()?;
-    let mut config = pki::example_config(&dir, &covenant_path);
-    config = config.replace(
-        "database_url = \"sqlite://gateway.db\"",
-        "database_url = \"sqlite://demo.db\"",
+    let write_config = |covenant: &Path| -> anyhow::Result<Config> {
+        let mut config = pki::example_config(&dir, covenant);
+        config = config.replace(
+            "database_url = \"sqlite://gateway.db\"",
+            "database_url = \"sqlite://demo.db\"",
+        );
+        config.push_str(&format!("\n[[source]]\nproduct = \"ggd.screening\"\nurl = \"https://{ggd_addr}/screening\"\ntimeout_ms = 1500\n"));
+        let config_path = dir.join(pki::layout::CONFIG);
+        std::fs::write(&config_path, &config)?;
+        Ok(Config::load(&config_path, std::iter::empty())?)
+    };
+    let cfg = write_config(&covenant_path)?;
+    let (witnesses, stop_witnesses) = start_witnesses(&dir, &cfg).await?;
+    let mut src = plain;
+    for w in &witnesses {
+        let _ = write!(
+            src,
+            "\n[[witness]]\npartner = \"{}\"\nname = \"{}\"\nvkey = \"{}\"\nurl = \"http://{}/\"\n",
+            w.partner, w.name, w.vkey, w.addr
+        );
+    }
+    src.push_str("\n[witnessing]\nquorum = 2\n");
+    let witnessed_path = dir.join("ipga-r-witnessed.toml");
+    std::fs::write(&witnessed_path, &src)?;
+    let cc = Arc::new(
+        policy::compile_toml(&src).map_err(|d| anyhow::anyhow!(d.render("ipga-r.toml", &src)))?,
     );
-    config.push_str(&format!("\n[[source]]\nproduct = \"ggd.screening\"\nurl = \"https://{ggd_addr}/screening\"\ntimeout_ms = 1500\n"));
-    let config_path = dir.join(pki::layout::CONFIG);
-    std::fs::write(&config_path, &config)?;
-    let cfg = Config::load(&config_path, std::iter::empty())?;
+    let cfg = write_config(&witnessed_path)?;
     let loaded = crate::runtime::load(&cfg, true).map_err(|p| anyhow::anyhow!(p.join("\n")))?;
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let health = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -674,6 +692,14 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
     };
     d.say("Set-up");
     d.note(&format!("Example PKI, gateway on https://{api_addr} (SQLite), GGD source system on https://{ggd_addr} (served upstream)."));
+    d.note(&format!(
+        "Witnesses of the log, run by three partners (`gateway witness serve`), quorum 2: {}.",
+        witnesses
+            .iter()
+            .map(|w| format!("{} (http://{})", w.name, w.addr))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
 
     let vp = d.actor(
         "politie",
@@ -918,10 +944,33 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
         .bearer_auth(&regisseur.token)
         .send()
         .await?;
-    let note = resp.text().await?;
-    d.note(&format!("Every answer and refusal above is an entry of the tamper-evident log. Checkpoint (C2SP signed note):\n{}", note.trim_end()));
+    let mut note = resp.text().await?;
+    // The witnesses cosign within a second or two of a new checkpoint.
+    let verifiers: Vec<_> = witnesses.iter().map(|w| w.verifier.clone()).collect();
+    for _ in 0..50 {
+        if crate::log::cosign::witnessed(&note, &verifiers).map_or(0, |w| w.len())
+            == witnesses.len()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        note = regisseur
+            .client
+            .get(format!("https://{api_addr}/v1/audit/checkpoint"))
+            .bearer_auth(&regisseur.token)
+            .send()
+            .await?
+            .text()
+            .await?;
+    }
+    let cosigned = crate::log::cosign::witnessed(&note, &verifiers).unwrap_or_default();
+    d.note(&format!("Every answer and refusal above is an entry of the tamper-evident log. Checkpoint (C2SP signed note), signed by the gateway and cosigned by {} of the partners' witnesses:\n{}", cosigned.len(), note.trim_end()));
+    let witness_args: String = witnesses
+        .iter()
+        .map(|w| format!(" --witness {}", w.vkey))
+        .collect();
     d.note(&format!(
-        "Verify it offline: gateway audit verify --config {}",
+        "Verify it offline: gateway audit verify --config {}{witness_args} --quorum 2",
         dir.join(pki::layout::CONFIG).display()
     ));
 
@@ -942,7 +991,70 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
     }
     let _ = stop_gw.send(());
     gateway.await.context("gateway task")??;
+    let _ = stop_witnesses.send(true);
     Ok(d.out)
+}
+
+/// A witness the demo runs for a partner.
+struct DemoWitness {
+    partner: &'static str,
+    name: String,
+    vkey: String,
+    addr: std::net::SocketAddr,
+    verifier: crate::log::cosign::CosignVerifier,
+}
+
+/// Starts the witnesses of politie, om and rn in this process, each with its own key and state
+/// in `dir/witness-<partner>/`, following the log of `cfg`; stopped when the sender sends.
+async fn start_witnesses(
+    dir: &Path,
+    cfg: &Config,
+) -> anyhow::Result<(Vec<DemoWitness>, tokio::sync::watch::Sender<bool>)> {
+    use crate::witness::server::{Witness, WitnessConfig, WitnessedLog, router};
+    let origin = format!("{}/disclosures", cfg.gateway_id);
+    let log_vkey = crate::runtime::load_log_key(&cfg.secrets.log_key_file, &origin)
+        .map_err(anyhow::Error::msg)?
+        .vkey();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut out = Vec::new();
+    for partner in ["politie", "om", "rn"] {
+        let base = dir.join(format!("witness-{partner}"));
+        std::fs::create_dir_all(&base)?;
+        let mut seed = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut seed).map_err(|_| anyhow::anyhow!("no randomness"))?;
+        std::fs::write(base.join("witness-ed25519.key"), hex::encode(seed))?;
+        let name = format!("witness.{partner}.ipga-r.example");
+        let wcfg = WitnessConfig {
+            name: name.clone(),
+            key_file: "witness-ed25519.key".into(),
+            listen: "127.0.0.1:0".into(),
+            database: "sqlite://witness.db".into(),
+            logs: vec![WitnessedLog {
+                origin: origin.clone(),
+                vkeys: vec![log_vkey.clone()],
+            }],
+        };
+        let w = Arc::new(Witness::open(&wcfg, &base, Arc::new(crate::clock::SystemClock)).await?);
+        let vkey = w.vkey();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router(w))
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.changed().await;
+                })
+                .await;
+        });
+        out.push(DemoWitness {
+            partner,
+            name,
+            verifier: crate::log::cosign::CosignVerifier::from_vkey(&vkey)?,
+            vkey,
+            addr,
+        });
+    }
+    Ok((out, stop))
 }
 
 /// The last segment of a problem's `type` URI: what the demo prints of a refusal.

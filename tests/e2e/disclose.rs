@@ -976,6 +976,8 @@ fn the_demo_runs_and_its_operational_log_holds_no_personal_value() {
         "WITHHELD [avg-9]",
         "known = true",
         "known = false",
+        "cosigned by 3 of the partners' witnesses",
+        "\u{2014} witness.politie.ipga-r.example ",
     ] {
         assert!(
             stdout.contains(expected),

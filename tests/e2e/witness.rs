@@ -525,7 +525,7 @@ async fn three_partners_witness_the_log_with_a_quorum_of_two() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("cosigned by 3 of 2 (witness.om.ipga-r.example, witness.politie.ipga-r.example, witness.rn.ipga-r.example)"), "{text}");
+    assert!(text.contains("cosigned by 3 (quorum 2): witness.om.ipga-r.example, witness.politie.ipga-r.example, witness.rn.ipga-r.example"), "{text}");
     assert!(text.contains("witnessed: "), "{text}");
     let handle = gateway::store::Db::connect(&db).await.unwrap();
     handle

@@ -141,7 +141,7 @@ fn print_report_witnessed(
     for c in &w.checkpoints {
         let names: Vec<&str> = c.by.iter().map(|(n, _)| n.as_str()).collect();
         println!(
-            "  checkpoint {:>8}: cosigned by {} of {} ({}){}",
+            "  checkpoint {:>8}: cosigned by {} (quorum {}): {}{}",
             c.size,
             c.by.len(),
             w.quorum,
