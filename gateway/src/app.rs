@@ -46,6 +46,17 @@ pub struct App {
     pub health: HealthBounds,
     /// What the gateway knows of its witnesses.
     pub witnesses: crate::witnessing::Witnesses,
+    /// Seconds within which a periodic checkpoint includes a new entry (the promise of a
+    /// receipt); `None` without periodic checkpoints, and then no receipts are given.
+    pub receipt_within: Option<i64>,
+}
+
+impl App {
+    /// The signed receipt of an entry that records an answer, when receipts are given.
+    pub fn receipt(&self, a: &crate::log::Appended) -> Option<String> {
+        self.receipt_within
+            .map(|w| self.log.receipt(a, self.clock.now().saturating_add(w)))
+    }
 }
 
 /// What `/readyz` holds the running gateway to.

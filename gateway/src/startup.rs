@@ -137,6 +137,12 @@ pub async fn prepare(
                     .saturating_add(60)
             }),
         },
+        // The periodic task looks every second; a few seconds' margin on the interval.
+        receipt_within: (cfg.audit.checkpoint_interval_secs > 0).then(|| {
+            i64::try_from(cfg.audit.checkpoint_interval_secs)
+                .unwrap_or(i64::MAX)
+                .saturating_add(5)
+        }),
         witnesses: crate::witnessing::Witnesses::new(
             &db.latest_cosignatures()
                 .await

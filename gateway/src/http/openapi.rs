@@ -243,6 +243,7 @@ fn schemas() -> Value {
         })),
         "Disclosure": object(&["disclosure_id", "audit_seq", "audit_leaf_hash", "policy_version", "recipient", "payload"], json!({
             "disclosure_id": s("string"), "audit_seq": s("integer"), "audit_leaf_hash": s("string"),
+            "audit_receipt": {"type": "string", "description": "the gateway's signed receipt (C2SP signed note): this record is leaf audit_seq and will be in a checkpoint by its due time"},
             "policy_version": s("string"), "recipient": s("string"),
             "payload": {"type": "string", "description": "ASCII-armored age file; decrypted, the JSON answer"},
         })),
@@ -250,9 +251,11 @@ fn schemas() -> Value {
         "Check": object(&["known", "approaches", "contact_partner", "audit_seq"], json!({
             "known": s("boolean"), "approaches": {"type": "array", "items": s("string")},
             "contact_partner": nullable("string"), "audit_seq": s("integer"),
+            "audit_receipt": s("string"),
         })),
         "Aggregate": object(&["disclosure_id", "audit_seq", "audit_leaf_hash", "view", "period", "policy_version", "recipient", "payload"], json!({
             "disclosure_id": s("string"), "audit_seq": s("integer"), "audit_leaf_hash": s("string"),
+            "audit_receipt": nullable("string"),
             "view": s("string"), "period": s("string"), "policy_version": s("string"),
             "recipient": s("string"), "payload": s("string"),
         })),

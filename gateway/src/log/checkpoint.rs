@@ -97,7 +97,11 @@ impl LogKey {
 
     /// Signs a checkpoint; returns the complete signed note.
     pub fn sign(&self, c: &Checkpoint) -> String {
-        let body = c.body();
+        self.sign_body(&c.body())
+    }
+
+    /// Signs any note body (lines ending in a newline) as a C2SP signed note.
+    pub fn sign_body(&self, body: &str) -> String {
         let sig = self.pair.sign(body.as_bytes());
         let mut blob = self.id.to_vec();
         blob.extend_from_slice(sig.as_ref());
@@ -155,6 +159,11 @@ impl NoteVerifier {
 
     /// Parses and verifies a checkpoint note.
     pub fn verify(&self, note: &str) -> Result<Checkpoint, CheckpointError> {
+        parse_checkpoint(&self.verify_body(note)?)
+    }
+
+    /// Verifies any signed note by this key; returns its body (with the final newline).
+    pub fn verify_body(&self, note: &str) -> Result<String, CheckpointError> {
         let (body, sigs) = note.split_once("\n\n").ok_or(CheckpointError::Malformed(
             "no blank line before the signatures",
         ))?;
@@ -184,26 +193,31 @@ impl NoteVerifier {
         if !verified {
             return Err(CheckpointError::NotSigned(self.name.clone()));
         }
-        let mut lines = body.lines();
-        let origin = lines
-            .next()
-            .filter(|o| !o.is_empty())
-            .ok_or(CheckpointError::Malformed("no origin line"))?;
-        let size = lines
-            .next()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or(CheckpointError::Malformed("no tree size line"))?;
-        let root: Hash = lines
-            .next()
-            .and_then(|r| B64.decode(r).ok())
-            .and_then(|r| r.try_into().ok())
-            .ok_or(CheckpointError::Malformed("no root hash line"))?;
-        Ok(Checkpoint {
-            origin: origin.into(),
-            size,
-            root,
-        })
+        Ok(body)
     }
+}
+
+/// A checkpoint's body: origin, size, root.
+fn parse_checkpoint(body: &str) -> Result<Checkpoint, CheckpointError> {
+    let mut lines = body.lines();
+    let origin = lines
+        .next()
+        .filter(|o| !o.is_empty())
+        .ok_or(CheckpointError::Malformed("no origin line"))?;
+    let size = lines
+        .next()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or(CheckpointError::Malformed("no tree size line"))?;
+    let root: Hash = lines
+        .next()
+        .and_then(|r| B64.decode(r).ok())
+        .and_then(|r| r.try_into().ok())
+        .ok_or(CheckpointError::Malformed("no root hash line"))?;
+    Ok(Checkpoint {
+        origin: origin.into(),
+        size,
+        root,
+    })
 }
 
 #[cfg(test)]
@@ -295,6 +309,27 @@ impl KeySet {
     /// Whether `vkey` is one of the set.
     pub fn contains(&self, vkey: &str) -> bool {
         self.keys.iter().any(|k| k.vkey_string() == vkey.trim())
+    }
+
+    /// Verifies any note (a receipt) signed by a key of the set; returns its body.
+    pub fn verify_body(&self, note: &str) -> Result<String, CheckpointError> {
+        let mut last = None;
+        for k in &self.keys {
+            match k.verify_body(note) {
+                Ok(b) => return Ok(b),
+                Err(CheckpointError::NotSigned(_)) => {}
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            CheckpointError::NotSigned(
+                self.keys
+                    .iter()
+                    .map(|k| k.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            )
+        }))
     }
 
     /// Verifies a note signed by at least one key of the set; a signature of a key of the set

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod cosign;
 pub mod entry;
 pub mod merkle;
+pub mod receipt;
 pub mod tree;
 pub mod verify;
 pub mod writer;
@@ -212,6 +213,18 @@ impl Log {
         {
             tracing::error!(error = %e, "the log writer ended abnormally");
         }
+    }
+
+    /// The signed receipt of an appended entry: the promise that a checkpoint includes it by
+    /// `due` (unix seconds).
+    pub fn receipt(&self, a: &Appended, due: i64) -> String {
+        receipt::Receipt {
+            origin: self.origin.clone(),
+            seq: u64::try_from(a.seq).unwrap_or(0),
+            leaf: a.leaf_hash,
+            due,
+        }
+        .sign(&self.keys.current)
     }
 
     /// Which key signed the latest checkpoint.

@@ -203,6 +203,7 @@ pub async fn aggregate(app: &App, call: &mut Call, view_id: &str) -> Result<Valu
         "disclosure_id": call.record.id,
         "audit_seq": appended.seq,
         "audit_leaf_hash": hex::encode(appended.leaf_hash),
+        "audit_receipt": app.receipt(&appended),
         "view": view.id,
         "period": period,
         "policy_version": cc.version().as_str(),

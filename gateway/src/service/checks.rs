@@ -30,6 +30,9 @@ pub struct CheckAnswer {
     pub contact_partner: Option<String>,
     /// Sequence number of the check's record in the disclosure log.
     pub audit_seq: i64,
+    /// The gateway's signed receipt of that record (docs/audit.md, "Receipts").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_receipt: Option<String>,
 }
 
 /// Answers a check.
@@ -84,6 +87,7 @@ pub async fn check(app: &App, call: &mut Call, body: CheckRequest) -> Result<Che
                 .or(programme)
         }),
         audit_seq: appended.seq,
+        audit_receipt: app.receipt(&appended),
     })
 }
 

@@ -50,6 +50,10 @@ pub struct DisclosureAnswer {
     pub audit_seq: i64,
     /// Merkle leaf hash of that record (hex), for `GET /v1/audit/proof/{seq}`.
     pub audit_leaf_hash: String,
+    /// The gateway's signed promise that this record is leaf `audit_seq` and will be in a
+    /// checkpoint by its `due` time (a C2SP signed note; see docs/audit.md, "Receipts").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_receipt: Option<String>,
     /// Covenant version that decided it.
     pub policy_version: String,
     /// The age recipient the payload is encrypted to.
@@ -362,6 +366,7 @@ pub async fn disclose(
         disclosure_id: call.record.id.clone(),
         audit_seq: appended.seq,
         audit_leaf_hash: hex::encode(appended.leaf_hash),
+        audit_receipt: app.receipt(&appended),
         policy_version: call.record.policy_version.clone(),
         recipient: keys.recipient.to_string(),
         payload: armored,
