@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod log;
 pub mod metrics;
+pub mod monitor;
 pub mod pki;
 pub mod refusal;
 pub mod registry;

@@ -328,9 +328,13 @@ fn refused_start(config: &str, database_url: &str, extra: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-#[tokio::test]
-async fn three_partners_witness_the_log_with_a_quorum_of_two() {
-    let root = std::env::temp_dir().join(format!("gw-witnesses-{}", std::process::id()));
+/// A partner's witness in a test: partner, vkey, address, directory.
+type W = (&'static str, String, String, std::path::PathBuf);
+
+/// Three witnesses (politie, om, rn) initialised, a covenant naming them with quorum two and
+/// blind bound `bound`, and a gateway configuration using it.
+fn witnessed_setup(tag: &str, bound: u64) -> (std::path::PathBuf, Vec<W>, String) {
+    let root = std::env::temp_dir().join(format!("gw-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
     let mut ws = Vec::new();
@@ -340,34 +344,36 @@ async fn three_partners_witness_the_log_with_a_quorum_of_two() {
         let vkey = init_witness_on(&dir, &format!("witness.{partner}.ipga-r.example"), &addr);
         ws.push((partner, vkey, addr, dir));
     }
+    let spec: Vec<(&str, String, String)> =
+        ws.iter().map(|w| (w.0, w.1.clone(), w.2.clone())).collect();
+    let covenant = covenant_with_witnesses(&root, &spec, bound);
+    let text = std::fs::read_to_string(pki().join("gateway.toml")).unwrap();
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("covenant = ") {
+                format!("covenant = {covenant:?}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = pki().join(format!("gateway-{tag}-{}.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    (root, ws, path.to_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn three_partners_witness_the_log_with_a_quorum_of_two() {
+    let (_root, ws, config) = witnessed_setup("witnesses", 4);
     let verifiers: Vec<CosignVerifier> = ws
         .iter()
         .map(|w| CosignVerifier::from_vkey(&w.1).unwrap())
         .collect();
-    let spec: Vec<(&str, String, String)> =
-        ws.iter().map(|w| (w.0, w.1.clone(), w.2.clone())).collect();
-    let covenant = covenant_with_witnesses(&root, &spec, 4);
     let mut procs: Vec<Option<WitnessProcess>> =
         ws.iter().map(|w| Some(start_witness(&w.3))).collect();
-
     let db = sqlite_url("witnessed");
-    let config = {
-        let text = std::fs::read_to_string(pki().join("gateway.toml")).unwrap();
-        let text = text
-            .lines()
-            .map(|l| {
-                if l.starts_with("covenant = ") {
-                    format!("covenant = {covenant:?}")
-                } else {
-                    l.to_owned()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let path = pki().join(format!("gateway-witnessed-{}.toml", std::process::id()));
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_owned()
-    };
     let env = [
         ("GATEWAY_DATABASE_URL", db.as_str()),
         ("GATEWAY_AUDIT_CHECKPOINT_INTERVAL_SECS", "1"),
@@ -542,4 +548,220 @@ async fn three_partners_witness_the_log_with_a_quorum_of_two() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("does not verify"), "{err}");
+}
+
+/// Runs `gateway monitor --once`; returns its exit code and output.
+fn monitor_once(config: &Path) -> (i32, String) {
+    let out = Command::new(BIN)
+        .args(["monitor", "--once", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Takes the stopped gateway's SQLite log back to the checkpoint of size `to`, consistently:
+/// entries, checkpoints and cosignatures after it removed, the head set to it. What someone
+/// with the database's owner rights can do; `audit verify` alone cannot tell.
+async fn rewind(url: &str, to: i64) {
+    let db = gateway::store::Db::connect(url).await.unwrap();
+    for t in [
+        "log_leaves_append_only_d",
+        "log_records_append_only_d",
+        "log_products_append_only_d",
+        "log_checkpoints_append_only_d",
+        "log_cosignatures_append_only_d",
+        "log_tree_head_only_grows",
+    ] {
+        db.execute_unchecked(&format!("DROP TRIGGER IF EXISTS {t}"))
+            .await
+            .unwrap();
+    }
+    for sql in [
+        format!("DELETE FROM log_products WHERE seq > {to}"),
+        format!("DELETE FROM log_records WHERE seq > {to}"),
+        format!("DELETE FROM log_leaves WHERE seq > {to}"),
+        format!("DELETE FROM log_checkpoints WHERE size > {to}"),
+        format!("DELETE FROM log_cosignatures WHERE size > {to}"),
+        format!("DELETE FROM log_nodes WHERE (idx + 1) << height > {to}"),
+        format!(
+            "UPDATE log_tree_head SET size = {to}, chain_hash = (SELECT chain_hash FROM log_leaves WHERE seq = {to}), root = (SELECT root FROM log_checkpoints WHERE size = {to})"
+        ),
+    ] {
+        db.execute_unchecked(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn a_partners_monitor_checks_receipts_and_reports_a_rewind_and_a_fork() {
+    let (root, ws, config) = witnessed_setup("monitor", 3600);
+    let mut procs: Vec<Option<WitnessProcess>> =
+        ws.iter().map(|w| Some(start_witness(&w.3))).collect();
+    let db = sqlite_url("monitored");
+    let env = [
+        ("GATEWAY_DATABASE_URL", db.as_str()),
+        ("GATEWAY_AUDIT_CHECKPOINT_INTERVAL_SECS", "1"),
+    ];
+    let gw = Gateway::spawn_on(&config, &env);
+    let verifiers: Vec<CosignVerifier> = ws
+        .iter()
+        .map(|w| CosignVerifier::from_vkey(&w.1).unwrap())
+        .collect();
+
+    // The partner keeps the receipt of every answer it gets.
+    let receipts = root.join("receipts");
+    std::fs::create_dir_all(&receipts).unwrap();
+    for (i, a) in entries(&gw, 3).await.iter().enumerate() {
+        let r = a["audit_receipt"]
+            .as_str()
+            .expect("a receipt with every check");
+        assert!(r.contains("/receipt/v1\nseq "), "{r}");
+        std::fs::write(receipts.join(format!("check-{i}.receipt")), r).unwrap();
+    }
+    eventually(10, "the quorum cosigns", || async {
+        cosigners(&gw, &verifiers).await.len() >= 2
+    })
+    .await;
+
+    // The monitor: the partner's certificate and token, the pinned keys, the receipts.
+    let token_file = root.join("token.jwt");
+    std::fs::write(&token_file, token("politie", "monitor", &["voorportaal"])).unwrap();
+    let mon_path = root.join("monitor.toml");
+    let write_monitor = |api: &str| {
+        let mut mon = format!(
+            "gateway = \"https://{}\"\nca = {:?}\ncert = {:?}\nkey = {:?}\ntoken_file = {:?}\nlog_vkeys = [{:?}]\nquorum = 2\nstate = \"monitor-state.json\"\nreceipts = \"receipts\"\n",
+            api,
+            pki().join("ca.pem"),
+            pki().join("politie/client.pem"),
+            pki().join("politie/client.key"),
+            token_file,
+            log_key().vkey(),
+        );
+        for w in &ws {
+            let name = w.1.split('+').next().unwrap();
+            mon.push_str(&format!(
+                "\n[[witness]]\nname = \"{name}\"\nvkey = \"{}\"\nurl = \"http://{}/\"\n",
+                w.1, w.2
+            ));
+        }
+        std::fs::write(&mon_path, mon).unwrap();
+    };
+    write_monitor(&gw.api);
+    let (code, out) = monitor_once(&mon_path);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("receipts: 3 included"), "{out}");
+    assert!(out.contains("OK: the log only grew"), "{out}");
+    let before: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("monitor-state.json")).unwrap())
+            .unwrap();
+    let seen = before["size"].as_i64().unwrap();
+
+    // A receipt the gateway did not sign is reported.
+    std::fs::write(
+        receipts.join("forged.receipt"),
+        std::fs::read_to_string(receipts.join("check-0.receipt"))
+            .unwrap()
+            .replace("\nseq ", "\nseq 1"),
+    )
+    .unwrap();
+    let (code, out) = monitor_once(&mon_path);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("BAD RECEIPT: forged.receipt"), "{out}");
+    std::fs::remove_file(receipts.join("forged.receipt")).unwrap();
+
+    // The operator rewinds the database to its first checkpoint while the witnesses are out of
+    // reach, and starts it with the override: `audit verify` alone says intact, the monitor
+    // does not.
+    stop(gw).await;
+    let witness_size: u64 = {
+        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            "gateway.ipga-r.example/disclosures",
+        ));
+        let note = reqwest::get(format!("http://{}/{hash}/checkpoint", ws[0].2))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        note.lines().nth(1).unwrap().parse().unwrap()
+    };
+    procs.iter_mut().for_each(|p| *p = None);
+    rewind(&db, 1).await;
+    let verify = Command::new(BIN)
+        .args([
+            "audit",
+            "verify",
+            "--config",
+            &config,
+            "--database-url",
+            &db,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let gw = Gateway::spawn_args(&config, &env, &["--without-witnesses", "rewind drill"]);
+    write_monitor(&gw.api);
+    let (code, out) = monitor_once(&mon_path);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("REWIND: this monitor saw the log at size {seen}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("MISSING ENTRY") || out.contains("LATE INCLUSION"),
+        "{out}"
+    );
+    println!("monitor on a rewound log:\n{out}");
+
+    // The rewound log grows past what the witnesses saw: a fork. They refuse to cosign it, and
+    // the monitor reports it.
+    let grow = usize::try_from(witness_size).unwrap() + 2;
+    entries(&gw, grow).await;
+    let _ = checkpoint(&gw).await;
+    procs = ws.iter().map(|w| Some(start_witness(&w.3))).collect();
+    let log = gw.wait_log(&["inconsistent with the one it cosigned"]);
+    assert!(
+        log.contains("inconsistent with the one it cosigned"),
+        "{log}"
+    );
+    assert!(cosigners(&gw, &verifiers).await.is_empty());
+    let (code, out) = monitor_once(&mon_path);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FORK: the served log is not an extension of the checkpoint of size"),
+        "{out}"
+    );
+    assert!(
+        out.contains("witness witness.politie.ipga-r.example saw"),
+        "{out}"
+    );
+    println!("monitor on a forked log:\n{out}");
+    // The witness kept the forked checkpoint as evidence.
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!(
+        "sqlite://{}",
+        ws[0].3.join("witness.db").display()
+    ))
+    .await
+    .unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM witness_evidence")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(n >= 1);
+    drop(procs);
+    stop(gw).await;
 }

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 pub mod audit;
 pub mod certs;
+pub mod monitor;
 pub mod policy;
 pub mod remote;
 pub mod serve;
@@ -43,6 +44,8 @@ pub enum Command {
     /// Witness the gateway's log (what a covenant partner runs).
     #[command(subcommand)]
     Witness(witness::WitnessCommand),
+    /// Monitor the gateway's log for a partner: forks, rewinds, and receipts not included.
+    Monitor(monitor::MonitorArgs),
     /// Ask a running gateway whether it is ready (exit 0) or not (exit 1, with what is wrong):
     /// for container health checks and scripts.
     Health(HealthArgs),
@@ -187,6 +190,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Token(args) => certs::token(args, now),
         Command::Health(args) => health(args),
         Command::Witness(cmd) => witness::run(cmd),
+        Command::Monitor(args) => monitor::run(args),
         Command::Completions(args) => completions(args),
         Command::Man(args) => man(args),
     }

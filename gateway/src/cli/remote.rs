@@ -73,18 +73,24 @@ pub enum Call {
 }
 
 fn client(args: &RemoteArgs) -> anyhow::Result<reqwest::Client> {
-    let mut pem = std::fs::read(&args.cert)
-        .with_context(|| format!("reading --cert {}", args.cert.display()))?;
-    pem.extend(
-        std::fs::read(&args.key)
-            .with_context(|| format!("reading --key {}", args.key.display()))?,
-    );
-    let ca =
-        std::fs::read(&args.ca).with_context(|| format!("reading --ca {}", args.ca.display()))?;
+    mtls_client(&args.ca, &args.cert, &args.key)
+}
+
+/// An HTTPS-only client that trusts only `ca` and presents `cert` with `key`.
+pub fn mtls_client(
+    ca: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<reqwest::Client> {
+    let mut pem = std::fs::read(cert)
+        .with_context(|| format!("reading the certificate {}", cert.display()))?;
+    pem.extend(std::fs::read(key).with_context(|| format!("reading the key {}", key.display()))?);
+    let ca = std::fs::read(ca).with_context(|| format!("reading the CA {}", ca.display()))?;
     Ok(reqwest::Client::builder()
         .tls_certs_only(reqwest::Certificate::from_pem_bundle(&ca)?)
         .identity(reqwest::Identity::from_pem(&pem)?)
         .https_only(true)
+        .timeout(std::time::Duration::from_secs(30))
         .build()?)
 }
 
