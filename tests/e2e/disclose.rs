@@ -476,8 +476,22 @@ async fn every_purpose_and_relation_allowed_and_refused_with_transforms_as_recei
     );
     assert_eq!(
         v.as_object().unwrap().keys().collect::<Vec<_>>(),
-        vec!["approaches", "audit_seq", "contact_partner", "known"]
+        vec![
+            "approaches",
+            "audit_receipt",
+            "audit_seq",
+            "contact_partner",
+            "known"
+        ]
     );
+    // The receipt holds no content: the log's promise about seq and leaf hash, nothing else.
+    let receipt = v["audit_receipt"].as_str().unwrap();
+    assert_eq!(
+        receipt.split("\n\n").next().unwrap().lines().count(),
+        4,
+        "{receipt}"
+    );
+    assert!(!receipt.contains("999993331"), "{receipt}");
     let (_, v, _) = call(
         &gw,
         "oov",

@@ -398,12 +398,86 @@ async fn three_partners_witness_the_log_with_a_quorum_of_two() {
             assert!(ok, "Python's cryptography verifies {line}");
         }
     }
-    // The database as it is now, for the restore later.
-    stop(gw).await;
-    let db_path = db.strip_prefix("sqlite://").unwrap();
-    let old_backup = format!("{db_path}.old");
-    std::fs::copy(db_path, &old_backup).unwrap();
-    let gw = Gateway::spawn_on(&config, &env);
+    // An online backup now (the gateway keeps serving), encrypted to the operator's age key.
+    let operator = age::x25519::Identity::generate();
+    let backup_dir = _root.join("backup");
+    std::fs::create_dir_all(&backup_dir).unwrap();
+    let identity_file = backup_dir.join("operator.key");
+    {
+        use age::secrecy::ExposeSecret;
+        std::fs::write(&identity_file, operator.to_string().expose_secret()).unwrap();
+    }
+    let backup_file = backup_dir.join("gateway.db.age");
+    let out = Command::new(BIN)
+        .args([
+            "backup",
+            "--config",
+            &config,
+            "--database-url",
+            &db,
+            "--output",
+        ])
+        .arg(&backup_file)
+        .args(["--recipient", &operator.to_public().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(backup_dir.join("gateway.db.age.manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(manifest["log_size"].as_i64().unwrap() >= 3, "{manifest}");
+    assert!(
+        manifest["checkpoint"]
+            .as_str()
+            .unwrap()
+            .contains("\u{2014} witness."),
+        "{manifest}"
+    );
+    // The standard age tool decrypts it to a SQLite database.
+    if let Ok(o) = Command::new("age")
+        .args(["--decrypt", "--identity"])
+        .arg(&identity_file)
+        .arg(&backup_file)
+        .output()
+    {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(o.stdout.starts_with(b"SQLite format 3\0"));
+    }
+    let old_backup = backup_dir.join("restored.db");
+    let out = Command::new(BIN)
+        .args(["restore", "--config", &config, "--identity"])
+        .arg(&identity_file)
+        .arg("--to")
+        .arg(&old_backup)
+        .arg(&backup_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("the log matches its manifest"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A second restore to the same place is refused: nothing is overwritten.
+    let again = Command::new(BIN)
+        .args(["restore", "--config", &config, "--identity"])
+        .arg(&identity_file)
+        .arg("--to")
+        .arg(&old_backup)
+        .arg(&backup_file)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let old_backup = old_backup.display().to_string();
 
     // One witness down: still witnessed by two, disclosures go on.
     procs[0] = None;

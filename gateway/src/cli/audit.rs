@@ -95,11 +95,11 @@ pub enum AuditCommand {
     },
 }
 
-fn origin(cfg: &Config) -> String {
+pub(super) fn origin(cfg: &Config) -> String {
     format!("{}/disclosures", cfg.gateway_id)
 }
 
-fn key_set(cfg: &Config, vkey: Option<&PathBuf>) -> anyhow::Result<KeySet> {
+pub(super) fn key_set(cfg: &Config, vkey: Option<&PathBuf>) -> anyhow::Result<KeySet> {
     match vkey {
         Some(p) => {
             let text =
@@ -356,7 +356,7 @@ fn readable(report: &crate::service::audit::SubjectReport) -> String {
     o
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)

@@ -4,6 +4,7 @@ use crate::clock::{Clock, SystemClock};
 use clap::{Parser, Subcommand};
 
 pub mod audit;
+pub mod backup;
 pub mod certs;
 pub mod monitor;
 pub mod policy;
@@ -46,6 +47,12 @@ pub enum Command {
     Witness(witness::WitnessCommand),
     /// Monitor the gateway's log for a partner: forks, rewinds, and receipts not included.
     Monitor(monitor::MonitorArgs),
+    /// A consistent online backup of the SQLite database, encrypted with age, with a manifest
+    /// of the log it holds (PostgreSQL: the manifest beside a pg_dump).
+    Backup(backup::BackupArgs),
+    /// Restore a SQLite backup to a new database file, checked against its manifest and
+    /// verified like `audit verify`.
+    Restore(backup::RestoreArgs),
     /// Ask a running gateway whether it is ready (exit 0) or not (exit 1, with what is wrong):
     /// for container health checks and scripts.
     Health(HealthArgs),
@@ -191,6 +198,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Health(args) => health(args),
         Command::Witness(cmd) => witness::run(cmd),
         Command::Monitor(args) => monitor::run(args),
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
         Command::Completions(args) => completions(args),
         Command::Man(args) => man(args),
     }

@@ -169,6 +169,29 @@ impl Db {
         }
     }
 
+    /// A consistent copy of a SQLite database at `path` (`VACUUM INTO`: one read snapshot,
+    /// while writers go on). PostgreSQL is backed up with `pg_dump`.
+    pub async fn snapshot_into(&self, path: &std::path::Path) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                sqlx::query("VACUUM INTO $1")
+                    .bind(path.to_string_lossy().into_owned())
+                    .execute(p)
+                    .await?;
+                Ok(())
+            }
+            Pool::Postgres(_) => Err(StoreError::Corrupt(
+                "a PostgreSQL database is backed up with pg_dump (docs/operations.md, \"Backup\")"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Closes the pool (waits for its connections to end).
+    pub async fn close(&self) {
+        on_pool!(self, p => p.close().await);
+    }
+
     /// Applies pending migrations (the folder of this backend).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.pool {
