@@ -28,8 +28,8 @@ pub struct BackupArgs {
     /// Back up this database instead of the configured one.
     #[arg(long)]
     pub database_url: Option<String>,
-    /// PostgreSQL: write only the manifest of the log as it is now, next to the `pg_dump`
-    /// file taken just before (docs/operations.md, "Backup").
+    /// PostgreSQL: write only the manifest of the log as it is now, for the `pg_dump` file
+    /// taken right after (docs/operations.md, "Backup").
     #[arg(long)]
     pub manifest_only: bool,
     /// `text` or `json` (the manifest).
@@ -98,7 +98,7 @@ pub fn backup(args: BackupArgs) -> anyhow::Result<i32> {
                 crate::backup::manifest_postgres(&db, &origin, &args.output, now()).await?
             }
             (Backend::Postgres, false) => anyhow::bail!(
-                "a PostgreSQL database is backed up with pg_dump: `pg_dump --format=custom --file={} …`, then `gateway backup --manifest-only --output {}` (docs/operations.md, \"Backup\")",
+                "a PostgreSQL database is backed up with pg_dump: first `gateway backup --manifest-only --output {}`, then `pg_dump --format=custom --file={} …` (docs/operations.md, \"Backup\")",
                 args.output.display(),
                 args.output.display()
             ),
