@@ -839,3 +839,49 @@ async fn a_partners_monitor_checks_receipts_and_reports_a_rewind_and_a_fork() {
     drop(procs);
     stop(gw).await;
 }
+
+#[tokio::test]
+async fn a_postgres_backup_is_a_pg_dump_with_the_same_manifest() {
+    let Some(url) = postgres_database().await else {
+        return;
+    };
+    let gw = Gateway::start_with(&url, &[]);
+    entries(&gw, 2).await;
+    let dir = std::env::temp_dir().join(format!("gw-pg-backup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dump = dir.join("gateway.dump");
+    let config = pki().join("gateway.toml");
+    // The copy itself is pg_dump's: the gateway says so rather than half-doing it.
+    let out = Command::new(BIN)
+        .args(["backup", "--config"])
+        .arg(&config)
+        .args([
+            "--database-url",
+            &url,
+            "--recipient",
+            &age::x25519::Identity::generate().to_public().to_string(),
+            "--output",
+        ])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pg_dump"));
+    let out = Command::new(BIN)
+        .args(["backup", "--manifest-only", "--format", "json", "--config"])
+        .arg(&config)
+        .args(["--database-url", &url, "--output"])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["database"], "postgres");
+    assert!(m["log_size"].as_i64().unwrap() >= 3, "{m}");
+    assert!(dir.join("gateway.dump.manifest.json").exists());
+    drop(gw);
+}
