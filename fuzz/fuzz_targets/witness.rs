@@ -1,0 +1,52 @@
+//! What witnesses and monitors read from the network: the `add-checkpoint` request (parsed and
+//! decided against a log key and a last cosigned state), cosignature lines, and receipts. Never
+//! a panic; nothing is cosigned that the log did not sign and that is not consistent.
+#![no_main]
+
+use gateway::log::checkpoint::{Checkpoint, KeySet, LogKey, NoteVerifier};
+use gateway::log::cosign::{CosignVerifier, Cosigner};
+use gateway::log::receipt::Receipt;
+use gateway::witness::protocol::{decide, parse};
+use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
+
+struct Keys {
+    log: Vec<NoteVerifier>,
+    set: KeySet,
+    witness: CosignVerifier,
+    sample: String,
+}
+
+fn keys() -> &'static Keys {
+    static K: OnceLock<Keys> = OnceLock::new();
+    K.get_or_init(|| {
+        let log = LogKey::from_seed("fuzz.example/disclosures", &[1; 32]).unwrap();
+        let w = Cosigner::from_seed("witness.fuzz.example", &[2; 32]).unwrap();
+        let sample = log.sign(&Checkpoint { origin: "fuzz.example/disclosures".into(), size: 7, root: [3; 32] });
+        let v = NoteVerifier::from_vkey(&log.vkey()).unwrap();
+        Keys {
+            log: vec![v.clone()],
+            set: KeySet::new(vec![v]).unwrap(),
+            witness: CosignVerifier::from_vkey(&w.vkey()).unwrap(),
+            sample,
+        }
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let k = keys();
+    if let Ok(req) = parse(text) {
+        for last in [None, Some((3, [3; 32])), Some((7, [3; 32]))] {
+            if let Ok(c) = decide(&req, &k.log, last) {
+                // Cosigned only what the log signed, and never below what was cosigned.
+                assert!(k.set.verify(&req.note).is_ok());
+                assert!(c.size >= last.map_or(0, |l| l.0));
+            }
+        }
+    }
+    let _ = k.witness.verify(text);
+    let _ = k.witness.verify(&format!("{}{text}", k.sample));
+    let _ = CosignVerifier::from_vkey(text);
+    let _ = Receipt::verify(text, &k.set);
+});
