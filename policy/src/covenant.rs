@@ -436,6 +436,8 @@ pub struct Covenant {
     pub governance: Governance,
     /// The partners' witnesses of the log.
     pub witnessing: Witnessing,
+    /// The aanpak-check across approaches.
+    pub checks: Checks,
     partner_index: HashMap<String, PartnerRef>,
     role_index: HashMap<String, RoleRef>,
     purpose_index: HashMap<String, PurposeRef>,
@@ -507,6 +509,31 @@ pub struct Witnessing {
     /// Seconds without a witnessed checkpoint after which disclosures stop.
     pub blind_after_secs: u64,
 }
+
+/// Another approach the aanpak-check asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approach {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The partner that runs it.
+    pub partner: PartnerRef,
+    /// Whom to call.
+    pub contact: String,
+}
+
+/// The aanpak-check's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checks {
+    /// The other approaches, in file order.
+    pub approaches: Vec<Approach>,
+    /// Checks per staff member per minute.
+    pub per_staff_per_minute: u32,
+}
+
+/// Checks a staff member may make per minute unless the covenant says otherwise.
+pub const DEFAULT_CHECKS_PER_MINUTE: u32 = 30;
 
 /// Four hours: X-Road's rule for how long messages may go without a timestamp.
 pub const DEFAULT_BLIND_AFTER_SECS: u64 = 4 * 3600;
@@ -1129,6 +1156,7 @@ impl Builder {
         let case_register = self.case_register(raw, &role_ids, &governance);
         let aggregates = self.aggregates(raw, &purpose_ids, &purposes);
         let witnessing = self.witnessing(raw, &partner_ids);
+        let checks = self.checks(raw, &partner_ids, &governance);
         Covenant {
             id: raw.covenant.id.get_ref().clone(),
             title: raw.covenant.title.clone(),
@@ -1160,6 +1188,71 @@ impl Builder {
             aggregates,
             governance,
             witnessing,
+            checks,
+        }
+    }
+
+    fn checks(
+        &mut self,
+        raw: &RawCovenant,
+        partners: &HashMap<String, u16>,
+        governance: &Governance,
+    ) -> Checks {
+        self.unique("approach", raw.approaches.iter().map(|a| &a.get_ref().id));
+        let mut approaches = Vec::new();
+        for a in &raw.approaches {
+            let a = a.get_ref();
+            if a.id.get_ref() == &governance.approach {
+                self.err(
+                    sp(&a.id),
+                    format!("approach {} is this approach itself", a.id.get_ref()),
+                    "[[approach]] lists the other approaches; this one answers from its own case register",
+                );
+            }
+            if a.name.trim().is_empty() || a.contact.trim().is_empty() {
+                self.err(
+                    sp(&a.id),
+                    format!("approach {} needs a name and a contact", a.id.get_ref()),
+                    "a check that finds the person says whom to call: `contact = \"Regieteam Top600, 020 …\"`",
+                );
+            }
+            let Some(p) = partners.get(a.partner.get_ref()) else {
+                self.err(
+                    sp(&a.partner),
+                    format!(
+                        "unknown partner `{}` of approach {}",
+                        a.partner.get_ref(),
+                        a.id.get_ref()
+                    ),
+                    "name the [[partner]] id of the partner that runs this approach",
+                );
+                continue;
+            };
+            approaches.push(Approach {
+                id: a.id.get_ref().clone(),
+                name: a.name.clone(),
+                partner: PartnerRef(*p),
+                contact: a.contact.clone(),
+            });
+        }
+        let mut per_minute = DEFAULT_CHECKS_PER_MINUTE;
+        if let Some(n) = raw
+            .checks
+            .as_ref()
+            .and_then(|c| c.get_ref().per_staff_per_minute.as_ref())
+        {
+            match u32::try_from(*n.get_ref()) {
+                Ok(v) if v > 0 => per_minute = v,
+                _ => self.err(
+                    sp(n),
+                    "per_staff_per_minute must be 1 or more",
+                    "leave it out for the default of 30 checks per staff member per minute",
+                ),
+            }
+        }
+        Checks {
+            approaches,
+            per_staff_per_minute: per_minute,
         }
     }
 

@@ -60,6 +60,35 @@ pub struct RawCovenant {
     /// How many witnesses must cosign, and how long the log may go unwitnessed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub witnessing: Option<Spanned<RawWitnessing>>,
+    /// Other person-centred approaches the aanpak-check asks (Top600, …).
+    #[serde(default, rename = "approach", skip_serializing_if = "Vec::is_empty")]
+    pub approaches: Vec<Spanned<RawApproach>>,
+    /// Limits of the aanpak-check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Spanned<RawChecks>>,
+}
+
+/// `[[approach]]`: another approach whose register the aanpak-check asks.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApproach {
+    /// Short id (`top600`); the gateway's `[[approach]]` with this id says where to ask.
+    pub id: S,
+    /// Its name in check answers (`Top600`).
+    pub name: String,
+    /// The partner that runs it.
+    pub partner: S,
+    /// Whom to call when it knows the person.
+    pub contact: String,
+}
+
+/// `[checks]`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChecks {
+    /// Checks one staff member may make per minute (default 30): a check is a probe by nature.
+    #[serde(default)]
+    pub per_staff_per_minute: Option<Spanned<u64>>,
 }
 
 /// `[[witness]]`: a partner's witness of the log (C2SP tlog-witness).

@@ -886,3 +886,25 @@ fn witness_mistakes_are_named() {
         &["[witnessing] without any [[witness]]"],
     );
 }
+
+#[test]
+fn other_approaches_and_the_check_limit_are_read_and_checked() {
+    let cc = compile(&with_witnesses(
+        "[[approach]]\nid = \"top600\"\nname = \"Top600\"\npartner = \"a\"\ncontact = \"Regieteam Top600\"\n\n[checks]\nper_staff_per_minute = 5\n",
+    ));
+    let c = &cc.covenant().checks;
+    assert_eq!(c.approaches.len(), 1);
+    assert_eq!(c.approaches[0].name, "Top600");
+    assert_eq!(c.per_staff_per_minute, 5);
+    assert_eq!(compile(MINI).covenant().checks.per_staff_per_minute, 30);
+    assert_errors(
+        &with_witnesses(
+            "[[approach]]\nid = \"top600\"\nname = \"Top600\"\npartner = \"nobody\"\ncontact = \"\"\n\n[checks]\nper_staff_per_minute = 0\n",
+        ),
+        &[
+            "approach top600 needs a name and a contact",
+            "unknown partner `nobody` of approach top600",
+            "per_staff_per_minute must be 1 or more",
+        ],
+    );
+}
