@@ -41,6 +41,9 @@ pub struct Config {
     /// Products served by a partner's own HTTPS endpoint instead of the gateway's store.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
+    /// Where the other approaches of the covenant's `[[approach]]` are asked.
+    #[serde(default, rename = "approach")]
+    pub approaches: Vec<ApproachConfig>,
     /// Who maintains the covenant through the API.
     #[serde(default)]
     pub administration: AdministrationConfig,
@@ -111,6 +114,22 @@ impl Default for AuditConfig {
             checkpoint_interval_secs: default_checkpoint_interval(),
         }
     }
+}
+
+/// `[[approach]]`: where another approach's register answers the aanpak-check.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproachConfig {
+    /// The covenant's `[[approach]] id`.
+    pub id: String,
+    /// Its check endpoint; the gateway sends `POST {url}` with `{"subject": "<pseudonym>"}`
+    /// and expects `{"known": true|false, "contact": "…"|null}`.
+    pub url: String,
+    /// The key shared with that approach only (64 hex digits): the subject's pseudonym for it.
+    pub key_file: PathBuf,
+    /// Overrides `limits.source_timeout_ms` for this approach.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 /// `[[source]]`: an upstream source for one product.
@@ -738,6 +757,9 @@ impl Config {
         if let Some(p) = self.secrets.retired_log_vkeys_file.as_mut() {
             abs(p);
         }
+        self.approaches
+            .iter_mut()
+            .for_each(|a| abs(&mut a.key_file));
         // A relative SQLite path is relative to the configuration too.
         if let Some(rest) = self.database_url.strip_prefix("sqlite://") {
             let p = Path::new(rest.split('?').next().unwrap_or(rest));

@@ -147,6 +147,21 @@ fn unreachable_hmac() -> ! {
     panic!("HMAC rejected a key, which it never does")
 }
 
+/// The pseudonym of a subject for one other approach's check: HMAC-SHA256 under the key shared
+/// with that approach only, over a domain label and the BSN, hex. Different approaches get
+/// unlinkable values; an approach computes the same for the people it holds
+/// (`gateway approach-index`).
+pub fn approach_pseudonym(key: &[u8], bsn: &policy::Bsn) -> String {
+    let mut mac = match <Hmac<Sha256>>::new_from_slice(key) {
+        Ok(m) => m,
+        // HMAC takes keys of any length; this branch cannot be taken.
+        Err(_) => return String::new(),
+    };
+    mac.update(b"ipga-r approach-check v1\n");
+    mac.update(bsn.expose().as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -526,9 +526,80 @@ pub async fn serve_source(
     stop: tokio::sync::oneshot::Receiver<()>,
     seen: SeenHeaders,
 ) -> anyhow::Result<()> {
-    let ca = pki::Ca::load(&dir)?;
+    let acceptor = partner_tls(&dir, "GGD bronsysteem (demo)")?;
+    let app = axum::Router::new().route(
+        &format!("{path}/{{subject_ref}}"),
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let records = records.clone();
+            let seen = seen.clone();
+            async move {
+                let header = |n: &str| {
+                    headers
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                };
+                if let Ok(mut s) = seen.lock() {
+                    s.push((header("fsc-transaction-id"), header("traceparent")));
+                }
+                tokio::time::sleep(delay).await;
+                axum::Json(json!({"records": records}))
+            }
+        }),
+    );
+    serve_partner(listener, acceptor, app, stop).await
+}
+
+/// What an approach register saw: each request's path and body, so a test can check that no
+/// BSN ever reached it.
+pub type SeenRequests = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A tiny HTTPS register of another approach (Top600 in the demo): it requires a client
+/// certificate of the covenant CA in `dir`, holds the pseudonyms of the people it knows
+/// (`gateway approach-index`), and answers `POST /check` `{"subject": "<pseudonym>"}` with
+/// `{"known": …, "contact": …}`.
+pub async fn serve_approach(
+    dir: PathBuf,
+    listener: tokio::net::TcpListener,
+    known: std::collections::HashSet<String>,
+    contact: String,
+    stop: tokio::sync::oneshot::Receiver<()>,
+    seen: SeenRequests,
+) -> anyhow::Result<()> {
+    let acceptor = partner_tls(&dir, "Top600 register (demo)")?;
+    let known = Arc::new(known);
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let known = known.clone();
+        let seen = seen.clone();
+        let contact = contact.clone();
+        async move {
+            let uri = req.uri().to_string();
+            let body = axum::body::to_bytes(req.into_body(), 4096)
+                .await
+                .unwrap_or_default();
+            let text = String::from_utf8_lossy(&body).into_owned();
+            if let Ok(mut s) = seen.lock() {
+                s.push(format!("{uri} {text}"));
+            }
+            let subject = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["subject"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            if known.contains(&subject) {
+                axum::Json(json!({"known": true, "contact": contact}))
+            } else {
+                axum::Json(json!({"known": false}))
+            }
+        }
+    });
+    serve_partner(listener, acceptor, app, stop).await
+}
+
+/// A server certificate from the example CA in `dir`, requiring client certificates of it.
+fn partner_tls(dir: &Path, name: &str) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    let ca = pki::Ca::load(dir)?;
     let issued = ca.issue(
-        "GGD bronsysteem (demo)",
+        name,
         None,
         &["127.0.0.1", "localhost"],
         false,
@@ -552,27 +623,16 @@ pub async fn serve_source(
             rustls::pki_types::PrivateKeyDer::Pkcs8(issued.key_der.into()),
         )?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let app = axum::Router::new().route(
-        &format!("{path}/{{subject_ref}}"),
-        axum::routing::get(move |headers: axum::http::HeaderMap| {
-            let records = records.clone();
-            let seen = seen.clone();
-            async move {
-                let header = |n: &str| {
-                    headers
-                        .get(n)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned)
-                };
-                if let Ok(mut s) = seen.lock() {
-                    s.push((header("fsc-transaction-id"), header("traceparent")));
-                }
-                tokio::time::sleep(delay).await;
-                axum::Json(json!({"records": records}))
-            }
-        }),
-    );
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves `app` over TLS on `listener` until `stop`.
+async fn serve_partner(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: axum::Router,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> anyhow::Result<()> {
     tokio::pin!(stop);
     // Connections are tracked so that "going down" also ends the open keep-alive connections.
     let mut connections = tokio::task::JoinSet::new();

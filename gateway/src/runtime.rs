@@ -82,8 +82,50 @@ fn upstream(
     covenant: &CompiledCovenant,
     problems: &mut Vec<String>,
 ) -> Option<crate::sources::Upstream> {
-    if cfg.sources.is_empty() {
+    if cfg.sources.is_empty() && cfg.approaches.is_empty() {
         return Some(crate::sources::Upstream::none());
+    }
+    let mut approaches = std::collections::HashMap::new();
+    for a in &cfg.approaches {
+        if !covenant
+            .covenant()
+            .checks
+            .approaches
+            .iter()
+            .any(|c| c.id == a.id)
+        {
+            problems.push(format!(
+                "[[approach]] id = \"{}\": the covenant names no such approach",
+                a.id
+            ));
+            continue;
+        }
+        if !a.url.starts_with("https://") {
+            problems.push(format!("[[approach]] {}: url must be https:// (the gateway calls it with its client certificate)", a.id));
+            continue;
+        }
+        let key = std::fs::read_to_string(&a.key_file)
+            .ok()
+            .and_then(|t| hex::decode(t.trim()).ok())
+            .filter(|k| k.len() >= 32);
+        let Some(key) = key else {
+            problems.push(format!(
+                "[[approach]] {}: key_file {} must hold the shared key as at least 64 hex digits",
+                a.id,
+                a.key_file.display()
+            ));
+            continue;
+        };
+        let timeout =
+            std::time::Duration::from_millis(a.timeout_ms.unwrap_or(cfg.limits.source_timeout_ms));
+        let endpoint = crate::sources::ApproachEndpoint {
+            url: a.url.clone(),
+            key,
+            timeout,
+        };
+        if approaches.insert(a.id.clone(), endpoint).is_some() {
+            problems.push(format!("[[approach]] {}: declared twice", a.id));
+        }
     }
     let mut sources = std::collections::HashMap::new();
     for src in &cfg.sources {
@@ -106,7 +148,7 @@ fn upstream(
         }
     }
     let (Some(cert), Some(key)) = (&cfg.tls.client_cert, &cfg.tls.client_key) else {
-        problems.push("[[source]] needs the gateway's own client certificate: set tls.client_cert and tls.client_key".into());
+        problems.push("[[source]] and [[approach]] need the gateway's own client certificate: set tls.client_cert and tls.client_key".into());
         return None;
     };
     let mut pem = std::fs::read(cert)
@@ -131,7 +173,7 @@ fn upstream(
         .build()
         .map_err(|e| problems.push(format!("upstream HTTPS client: {e}")))
         .ok()?;
-    Some(crate::sources::Upstream::new(client, sources))
+    Some(crate::sources::Upstream::new(client, sources).with_approaches(approaches))
 }
 
 /// Whether the CA certificate is the example PKI's.

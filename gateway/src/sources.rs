@@ -36,7 +36,50 @@ pub struct Fetched {
 pub struct Upstream {
     client: Option<reqwest::Client>,
     sources: HashMap<ProductRef, (String, Duration)>,
+    approaches: HashMap<String, ApproachEndpoint>,
 }
+
+/// Where another approach's register answers the aanpak-check, and the key shared with it.
+#[derive(Clone)]
+pub struct ApproachEndpoint {
+    /// `POST` here.
+    pub url: String,
+    /// The pseudonym key shared with that approach only.
+    pub key: Vec<u8>,
+    /// How long it may take.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for ApproachEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApproachEndpoint")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What another approach answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApproachAnswer {
+    /// It knows the person; whom to call, if it said.
+    Known(Option<String>),
+    /// It does not.
+    NotKnown,
+    /// It did not answer in time or not as agreed (never taken for "not known").
+    Unavailable,
+}
+
+/// The body an approach answers with.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproachBody {
+    known: bool,
+    #[serde(default)]
+    contact: Option<String>,
+}
+
+/// Largest answer read from an approach: a yes/no and a contact.
+const MAX_APPROACH_BYTES: usize = 4096;
 
 impl Upstream {
     /// No upstream sources.
@@ -44,6 +87,7 @@ impl Upstream {
         Upstream {
             client: None,
             sources: HashMap::new(),
+            approaches: HashMap::new(),
         }
     }
 
@@ -52,7 +96,85 @@ impl Upstream {
         Upstream {
             client: Some(client),
             sources,
+            approaches: HashMap::new(),
         }
+    }
+
+    /// The same, asking these approaches' registers too.
+    pub fn with_approaches(mut self, approaches: HashMap<String, ApproachEndpoint>) -> Self {
+        self.approaches = approaches;
+        self
+    }
+
+    /// Asks approach `id` whether it knows the person: only the pseudonym under the key shared
+    /// with it leaves, in the body (never in the URL).
+    pub async fn ask_approach(
+        &self,
+        id: &str,
+        bsn: &policy::Bsn,
+        trace: &crate::trace::Propagation,
+    ) -> ApproachAnswer {
+        let (Some(ep), Some(client)) = (self.approaches.get(id), self.client.as_ref()) else {
+            return ApproachAnswer::Unavailable;
+        };
+        let subject = crate::crypto::approach_pseudonym(&ep.key, bsn);
+        let m = crate::metrics::metrics();
+        let label = format!("approach:{id}");
+        let failed = |kind: &'static str| {
+            m.upstream_errors
+                .get_or_create(&crate::metrics::UpstreamErrorLabels {
+                    product: label.clone(),
+                    kind,
+                })
+                .inc();
+        };
+        let call = async {
+            let Ok(mut resp) = client
+                .post(&ep.url)
+                .header("fsc-transaction-id", &trace.transaction_id)
+                .json(&serde_json::json!({ "subject": subject }))
+                .send()
+                .await
+            else {
+                failed("unavailable");
+                return ApproachAnswer::Unavailable;
+            };
+            if !resp.status().is_success() {
+                failed("unavailable");
+                return ApproachAnswer::Unavailable;
+            }
+            let mut bytes = Vec::new();
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                if bytes.len() + chunk.len() > MAX_APPROACH_BYTES {
+                    failed("invalid");
+                    return ApproachAnswer::Unavailable;
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            match serde_json::from_slice::<ApproachBody>(&bytes) {
+                Ok(ApproachBody {
+                    known: true,
+                    contact,
+                }) => ApproachAnswer::Known(contact.map(|c| c.chars().take(200).collect())),
+                Ok(ApproachBody { known: false, .. }) => ApproachAnswer::NotKnown,
+                Err(_) => {
+                    failed("invalid");
+                    ApproachAnswer::Unavailable
+                }
+            }
+        };
+        let started = std::time::Instant::now();
+        let r = tokio::time::timeout(ep.timeout, call)
+            .await
+            .unwrap_or_else(|_| {
+                tracing::warn!(approach = id, "approach register timed out");
+                failed("timeout");
+                ApproachAnswer::Unavailable
+            });
+        m.upstream_seconds
+            .get_or_create(&crate::metrics::ProductLabel { product: label })
+            .observe(started.elapsed().as_secs_f64());
+        r
     }
 
     /// Whether a product is served upstream.

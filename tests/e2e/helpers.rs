@@ -13,7 +13,25 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The example covenant as the tests run it: with the aanpak-check's per-staff limit lifted,
+/// since many tests use checks as cheap load (the limit has its own test, with its own file).
 pub fn covenant_path() -> PathBuf {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let text = std::fs::read_to_string(example_covenant_path()).unwrap();
+        let p = scratch().join("ipga-r-tests.toml");
+        std::fs::write(
+            &p,
+            format!("{text}\n[checks]\nper_staff_per_minute = 1000000\n"),
+        )
+        .unwrap();
+        p
+    })
+    .clone()
+}
+
+/// The repository's example covenant, as shipped.
+pub fn example_covenant_path() -> PathBuf {
     repo().join("ops/covenant/ipga-r.toml")
 }
 

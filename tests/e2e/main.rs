@@ -10,6 +10,7 @@
 )]
 
 mod aggregates;
+mod approaches;
 mod audit;
 mod cases;
 mod disclose;

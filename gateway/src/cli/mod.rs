@@ -3,6 +3,7 @@
 use crate::clock::{Clock, SystemClock};
 use clap::{Parser, Subcommand};
 
+pub mod approach;
 pub mod audit;
 pub mod backup;
 pub mod certs;
@@ -47,6 +48,9 @@ pub enum Command {
     Witness(witness::WitnessCommand),
     /// Monitor the gateway's log for a partner: forks, rewinds, and receipts not included.
     Monitor(monitor::MonitorArgs),
+    /// For another approach's register: turn its BSNs into the pseudonyms the aanpak-check
+    /// sends it (so no BSN ever reaches it).
+    ApproachIndex(approach::ApproachIndexArgs),
     /// A consistent online backup of the SQLite database, encrypted with age, with a manifest
     /// of the log it holds (PostgreSQL: the manifest beside a pg_dump).
     Backup(backup::BackupArgs),
@@ -198,6 +202,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Health(args) => health(args),
         Command::Witness(cmd) => witness::run(cmd),
         Command::Monitor(args) => monitor::run(args),
+        Command::ApproachIndex(args) => approach::run(args),
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
         Command::Completions(args) => completions(args),

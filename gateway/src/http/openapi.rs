@@ -248,8 +248,14 @@ fn schemas() -> Value {
             "payload": {"type": "string", "description": "ASCII-armored age file; decrypted, the JSON answer"},
         })),
         "CheckRequest": strict(&["subject", "purpose"], json!({"subject": reference("Subject"), "purpose": s("string")})),
-        "Check": object(&["known", "approaches", "contact_partner", "audit_seq"], json!({
+        "Check": object(&["known", "approaches", "across", "complete", "contact_partner", "audit_seq"], json!({
             "known": s("boolean"), "approaches": {"type": "array", "items": s("string")},
+            "across": {"type": "array", "items": object(&["approach", "name", "status"], json!({
+                "approach": s("string"), "name": s("string"),
+                "status": {"type": "string", "enum": ["known", "not-known", "unavailable"]},
+                "contact": s("string"),
+            }))},
+            "complete": {"type": "boolean", "description": "false when an approach did not answer: then known = false is not the whole answer"},
             "contact_partner": nullable("string"), "audit_seq": s("integer"),
             "audit_receipt": s("string"),
         })),

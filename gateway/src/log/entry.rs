@@ -313,6 +313,25 @@ pub struct KeyChange {
     pub to: String,
 }
 
+/// What one approach answered to a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApproachStatus {
+    /// It knows the person.
+    Known,
+    /// It does not.
+    NotKnown,
+    /// It did not answer (never counted as "not known").
+    Unavailable,
+}
+
+/// The outcome of a check per approach, by approach id (this approach under its own name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckOutcome {
+    /// Each approach asked and what it answered.
+    pub approaches: std::collections::BTreeMap<String, ApproachStatus>,
+}
+
 /// The operator started the gateway although it could not check its log against the witnesses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WitnessOverride {
@@ -477,6 +496,9 @@ pub struct LogEntry {
     /// For a start without the witnesses' word.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub witness_override: Option<WitnessOverride>,
+    /// For a check: what each approach answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckOutcome>,
 }
 
 /// What an entry starts from: who asked what, when, under which version.
@@ -549,6 +571,7 @@ impl LogEntry {
             deposit: None,
             key_change: None,
             witness_override: None,
+            check: None,
         }
     }
 

@@ -4,7 +4,9 @@
 use super::disclose::{SubjectSelector, parse_bsn};
 use super::{Call, binding, clip};
 use crate::app::App;
+use crate::log::entry::{ApproachStatus, CheckOutcome};
 use crate::refusal::Refusal;
+use crate::sources::ApproachAnswer;
 use policy::CaseStatus;
 use serde::{Deserialize, Serialize};
 
@@ -19,13 +21,31 @@ pub struct CheckRequest {
     pub purpose: String,
 }
 
+/// One approach's answer to a check.
+#[derive(Debug, Serialize)]
+pub struct ApproachResult {
+    /// The approach's id (this approach: its name).
+    pub approach: String,
+    /// Its name.
+    pub name: String,
+    /// `known`, `not-known` or `unavailable`.
+    pub status: ApproachStatus,
+    /// Whom to call, when it knows the person.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+}
+
 /// The answer to a check: no content.
 #[derive(Debug, Serialize)]
 pub struct CheckAnswer {
-    /// Is the person in an approach?
+    /// Is the person known in any approach that answered?
     pub known: bool,
-    /// Which approaches.
+    /// The names of the approaches that know the person.
     pub approaches: Vec<String>,
+    /// Every approach asked (this one first) and what it answered.
+    pub across: Vec<ApproachResult>,
+    /// Whether every approach answered (`false`: `known = false` is not the whole answer).
+    pub complete: bool,
     /// Which partner to call (the regisseur's, else the programme team).
     pub contact_partner: Option<String>,
     /// Sequence number of the check's record in the disclosure log.
@@ -59,33 +79,92 @@ pub async fn check(app: &App, call: &mut Call, body: CheckRequest) -> Result<Che
         .map(|p| p.id.clone());
     let bound = binding::purpose_role(call.covenant(), &req, &body.purpose)?;
     call.record.role = call.role_id(bound.role);
+    app.limiter
+        .check_probe(&req, call.covenant().checks.per_staff_per_minute)?;
     let SubjectSelector::Bsn(bsn) = &body.subject else {
         return Err(Refusal::InvalidBody(
             "a check names the subject by `bsn`".into(),
         ));
     };
-    let pseudonym = app.secrets.subject_pseudonym(&parse_bsn(bsn)?);
+    let bsn = parse_bsn(bsn)?;
+    let pseudonym = app.secrets.subject_pseudonym(&bsn);
     call.record.data_subject = Some(pseudonym.clone());
-    let cases = app.db.subject_cases(&pseudonym).await?;
+    // The other approaches, concurrently, each within its timeout, with the case register.
+    let others = call.covenant().checks.approaches.clone();
+    let trace = crate::trace::Propagation {
+        transaction_id: call.record.trace_id.clone(),
+        traceparent: call
+            .record
+            .traceparent
+            .as_deref()
+            .and_then(crate::trace::TraceParent::parse),
+    };
+    let (cases, answers) = tokio::join!(
+        app.db.subject_cases(&pseudonym),
+        futures::future::join_all(
+            others
+                .iter()
+                .map(|a| app.upstream.ask_approach(&a.id, &bsn, &trace))
+        )
+    );
+    let cases = cases?;
     let open = cases
         .iter()
         .rev()
         .find(|k| !matches!(k.status, CaseStatus::Afgesloten | CaseStatus::NietOpgenomen));
     call.record.case_id = open.map(|k| k.id.clone());
-    let appended = call.commit(app).await?;
-    Ok(CheckAnswer {
-        known: open.is_some(),
-        approaches: if open.is_some() {
-            vec![approach]
+    let contact_partner = open.and_then(|k| {
+        k.regisseur
+            .as_ref()
+            .map(|r| r.partner.clone())
+            .or(programme)
+    });
+    let mut across = vec![ApproachResult {
+        approach: approach.clone(),
+        name: approach.clone(),
+        status: if open.is_some() {
+            ApproachStatus::Known
         } else {
-            vec![]
+            ApproachStatus::NotKnown
         },
-        contact_partner: open.and_then(|k| {
-            k.regisseur
-                .as_ref()
-                .map(|r| r.partner.clone())
-                .or(programme)
-        }),
+        contact: open.and(contact_partner.clone()),
+    }];
+    for (a, answer) in others.iter().zip(answers) {
+        let (status, contact) = match answer {
+            ApproachAnswer::Known(c) => (
+                ApproachStatus::Known,
+                Some(c.unwrap_or_else(|| a.contact.clone())),
+            ),
+            ApproachAnswer::NotKnown => (ApproachStatus::NotKnown, None),
+            ApproachAnswer::Unavailable => (ApproachStatus::Unavailable, None),
+        };
+        across.push(ApproachResult {
+            approach: a.id.clone(),
+            name: a.name.clone(),
+            status,
+            contact,
+        });
+    }
+    call.record.check = Some(CheckOutcome {
+        approaches: across
+            .iter()
+            .map(|r| (r.approach.clone(), r.status))
+            .collect(),
+    });
+    let appended = call.commit(app).await?;
+    let approaches: Vec<String> = across
+        .iter()
+        .filter(|r| r.status == ApproachStatus::Known)
+        .map(|r| r.name.clone())
+        .collect();
+    Ok(CheckAnswer {
+        known: !approaches.is_empty(),
+        approaches,
+        complete: across
+            .iter()
+            .all(|r| r.status != ApproachStatus::Unavailable),
+        across,
+        contact_partner,
         audit_seq: appended.seq,
         audit_receipt: app.receipt(&appended),
     })
