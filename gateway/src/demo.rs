@@ -684,19 +684,21 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
     pki::init(&dir, &plain_cc, crate::clock::SystemClock.now())?;
     let ggd_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let ggd_addr = ggd_listener.local_addr()?;
-    let write_config = |covenant: &Path| -> anyhow::Result<Config> {
+    let write_config = |covenant: &Path, extra: &str| -> anyhow::Result<Config> {
         let mut config = pki::example_config(&dir, covenant);
         config = config.replace(
             "database_url = \"sqlite://gateway.db\"",
             "database_url = \"sqlite://demo.db\"",
         );
         config.push_str(&format!("\n[[source]]\nproduct = \"ggd.screening\"\nurl = \"https://{ggd_addr}/screening\"\ntimeout_ms = 1500\n"));
+        config.push_str(extra);
         let config_path = dir.join(pki::layout::CONFIG);
         std::fs::write(&config_path, &config)?;
         Ok(Config::load(&config_path, std::iter::empty())?)
     };
-    let cfg = write_config(&covenant_path)?;
+    let cfg = write_config(&covenant_path, "")?;
     let (witnesses, stop_witnesses) = start_witnesses(&dir, &cfg).await?;
+    let (registers, approach_config) = start_registers(&dir).await?;
     let mut src = plain;
     for w in &witnesses {
         let _ = write!(
@@ -706,12 +708,13 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
         );
     }
     src.push_str("\n[witnessing]\nquorum = 2\n");
+    src.push_str(APPROACHES);
     let witnessed_path = dir.join("ipga-r-witnessed.toml");
     std::fs::write(&witnessed_path, &src)?;
     let cc = Arc::new(
         policy::compile_toml(&src).map_err(|d| anyhow::anyhow!(d.render("ipga-r.toml", &src)))?,
     );
-    let cfg = write_config(&witnessed_path)?;
+    let cfg = write_config(&witnessed_path, &approach_config)?;
     let loaded = crate::runtime::load(&cfg, true).map_err(|p| anyhow::anyhow!(p.join("\n")))?;
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let health = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -846,20 +849,53 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
         ));
     }
 
-    // 4. aanpak-check.
-    d.say("Aanpak-check: known in another approach?");
-    for (who, bsn) in [(&mapintake, SUBJECT_BSN), (&mapintake, UNKNOWN_BSN)] {
+    // 4. aanpak-check, across approaches.
+    d.say("Aanpak-check: known in this or another approach (Top600, Criminele Families)?");
+    let mut registers = registers;
+    for (bsn, top600_down) in [
+        (SUBJECT_BSN, false),
+        (UNKNOWN_BSN, false),
+        (SUBJECT_BSN, true),
+    ] {
+        if top600_down {
+            if let Some(stop) = registers.pop() {
+                let _ = stop.send(());
+            }
+            d.note("The Top600 register goes down.");
+        }
         let (_, v) = d
             .call(
-                who,
+                &mapintake,
                 reqwest::Method::POST,
                 "/v1/checks",
                 Some(json!({"subject": {"bsn": bsn}, "purpose": "aanpak-check"})),
             )
             .await?;
+        let across: Vec<String> = v["across"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| match x["contact"].as_str() {
+                        Some(c) => format!(
+                            "{}: {} (call {c})",
+                            x["name"].as_str().unwrap_or(""),
+                            x["status"].as_str().unwrap_or("")
+                        ),
+                        None => format!(
+                            "{}: {}",
+                            x["name"].as_str().unwrap_or(""),
+                            x["status"].as_str().unwrap_or("")
+                        ),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         d.note(&format!(
-            "{} checks a person: known = {}, approaches = {}, call = {} (no content)",
-            who.label, v["known"], v["approaches"], v["contact_partner"]
+            "{} checks a person: known = {}, complete = {}; {} (no content; each approach got its own pseudonym, never the BSN)",
+            mapintake.label,
+            v["known"],
+            v["complete"],
+            across.join("; ")
         ));
     }
 
@@ -1053,6 +1089,56 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
     gateway.await.context("gateway task")??;
     let _ = stop_witnesses.send(true);
     Ok(d.out)
+}
+
+/// The other approaches in the demo's covenant.
+const APPROACHES: &str = "\n[[approach]]\nid = \"top600\"\nname = \"Top600\"\npartner = \"oov\"\ncontact = \"Regieteam Top600 (gemeente)\"\n\n[[approach]]\nid = \"criminele-families\"\nname = \"Criminele Families\"\npartner = \"politie\"\ncontact = \"Programmabureau Criminele Families\"\n";
+
+/// Starts the registers of Criminele Families (knows nobody of the demo) and Top600 (knows the
+/// demo's subject), each with its own key; returns their stop senders (Top600 last) and the
+/// configuration's `[[approach]]` tables.
+async fn start_registers(
+    dir: &Path,
+) -> anyhow::Result<(Vec<tokio::sync::oneshot::Sender<()>>, String)> {
+    let mut stops = Vec::new();
+    let mut config = String::new();
+    for (id, knows, contact) in [
+        ("criminele-families", vec![], "Programmabureau CF"),
+        (
+            "top600",
+            vec![SUBJECT_BSN],
+            "Regieteam Top600, 020-555 0600",
+        ),
+    ] {
+        let mut key = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut key).map_err(|_| anyhow::anyhow!("no randomness"))?;
+        let key_file = dir.join(format!("approach-{id}.key"));
+        std::fs::write(&key_file, hex::encode(key))?;
+        // What `gateway approach-index` makes from the register's own list of BSNs.
+        let index = knows
+            .iter()
+            .map(|b| policy::Bsn::parse(b).map(|b| crate::crypto::approach_pseudonym(&key, &b)))
+            .collect::<Result<std::collections::HashSet<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(serve_approach(
+            dir.to_path_buf(),
+            listener,
+            index,
+            contact.to_owned(),
+            rx,
+            SeenRequests::default(),
+        ));
+        stops.push(tx);
+        let _ = write!(
+            config,
+            "\n[[approach]]\nid = \"{id}\"\nurl = \"https://{addr}/check\"\nkey_file = {:?}\ntimeout_ms = 1500\n",
+            key_file.display().to_string()
+        );
+    }
+    Ok((stops, config))
 }
 
 /// A witness the demo runs for a partner.

@@ -477,9 +477,11 @@ async fn every_purpose_and_relation_allowed_and_refused_with_transforms_as_recei
     assert_eq!(
         v.as_object().unwrap().keys().collect::<Vec<_>>(),
         vec![
+            "across",
             "approaches",
             "audit_receipt",
             "audit_seq",
+            "complete",
             "contact_partner",
             "known"
         ]
@@ -990,6 +992,8 @@ fn the_demo_runs_and_its_operational_log_holds_no_personal_value() {
         "WITHHELD [avg-9]",
         "known = true",
         "known = false",
+        "Top600: known (call Regieteam Top600",
+        "Top600: unavailable",
         "cosigned by 3 of the partners' witnesses",
         "\u{2014} witness.politie.ipga-r.example ",
     ] {
