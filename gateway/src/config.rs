@@ -902,7 +902,7 @@ mod tests {
                 section = rest.split(']').next().unwrap().trim_matches('[').to_owned();
                 continue;
             }
-            if section == "source" {
+            if section == "source" || section == "approach" {
                 continue;
             }
             if let Some((k, _)) = line.split_once(" = ") {
