@@ -220,6 +220,13 @@ pub enum Refusal {
     /// blind, so nothing is disclosed (cosigned by, needed, blind for seconds).
     #[error("log-unwitnessed")]
     LogUnwitnessed(usize, usize, u64),
+    /// A check by another approach's pseudonym names an approach the covenant (or this
+    /// gateway's configuration) does not have.
+    #[error("approach-unknown")]
+    ApproachUnknown(String),
+    /// A check by an approach's pseudonym from a partner that does not run that approach.
+    #[error("approach-not-yours")]
+    ApproachNotYours(String, String),
     /// A bug; nothing was disclosed.
     #[error("internal")]
     Internal,
@@ -309,6 +316,8 @@ impl Refusal {
             ActivationFailed(why) => ("Activation failed", format!("The version could not be loaded ({why}); nothing changed and the active version stays. Fix the key directory or TLS files and retry.")),
             NotToml => ("Unsupported media type", "Send the covenant as `Content-Type: application/toml` (or text/plain), UTF-8.".into()),
             LogUnwitnessed(have, need, secs) => ("Disclosure log not witnessed", format!("Only {have} of the {need} witnesses the covenant requires have cosigned the disclosure log in the last {secs} seconds, so nothing is disclosed: the partners could not hold the gateway to this answer. Disclosures resume by themselves when the witnesses cosign again; retry later. Operators: see docs/operations.md, \"Witnesses\".")),
+            ApproachUnknown(a) => ("Unknown approach", format!("The covenant names no other approach `{a}` with a key configured at this gateway; ask by a pseudonym of an approach of the covenant's [[approach]].")),
+            ApproachNotYours(a, p) => ("Not this approach's partner", format!("Only partner `{p}`, which runs approach `{a}` under the covenant, may ask by its pseudonyms.")),
             Internal => ("Internal error", "The gateway failed unexpectedly; nothing was disclosed. Report the transaction id to the administrators.".into()),
         }
     }
@@ -390,6 +399,8 @@ impl Refusal {
             Refusal::ActivationFailed(String::new()),
             Refusal::NotToml,
             Refusal::LogUnwitnessed(0, 0, 0),
+            Refusal::ApproachUnknown(String::new()),
+            Refusal::ApproachNotYours(String::new(), String::new()),
             Refusal::Internal,
         ]
     }
@@ -470,6 +481,8 @@ impl Refusal {
             Refusal::BodyTimeout(..) => 69,
             Refusal::TooManyConnections(..) => 70,
             Refusal::LogUnwitnessed(..) => 71,
+            Refusal::ApproachUnknown(..) => 72,
+            Refusal::ApproachNotYours(..) => 73,
         }
     }
 }

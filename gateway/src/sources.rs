@@ -100,6 +100,11 @@ impl Upstream {
         }
     }
 
+    /// The key shared with approach `id`, when one is configured.
+    pub fn approach_key(&self, id: &str) -> Option<&[u8]> {
+        self.approaches.get(id).map(|e| e.key.as_slice())
+    }
+
     /// The same, asking these approaches' registers too.
     pub fn with_approaches(mut self, approaches: HashMap<String, ApproachEndpoint>) -> Self {
         self.approaches = approaches;

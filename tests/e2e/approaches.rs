@@ -254,6 +254,68 @@ async fn a_check_asks_every_approach_with_its_own_pseudonym_and_never_a_bsn() {
     for (e,) in &rows {
         assert!(!e.contains(KNOWN) && !e.contains(NOBODY), "{e}");
     }
+    drop(conn);
+
+    // Top600's register asks us the same, by its own pseudonym: hit / no-hit for iPGA-R only.
+    let ask = |partner: &'static str, approach: &'static str, value: String| {
+        let url = gw.url("/v1/checks");
+        async move {
+            let r = client(partner)
+                .post(url)
+                .bearer_auth(token(
+                    partner,
+                    "top600.register",
+                    &[if partner == "oov" { "melder-intake" } else { "voorportaal" }],
+                ))
+                .json(&json!({"subject": {"pseudonym": {"approach": approach, "value": value}}, "purpose": "aanpak-check"}))
+                .send()
+                .await
+                .unwrap();
+            let s = r.status().as_u16();
+            (s, r.json::<Value>().await.unwrap())
+        }
+    };
+    let pseudonym = |bsn: &str| {
+        let out = Command::new(BIN)
+            .args(["approach-index", "--key"])
+            .arg(&k1)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin
+                    .take()
+                    .unwrap()
+                    .write_all(format!("{bsn}\n").as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let (s, v) = ask("oov", "top600", pseudonym(KNOWN)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["known"], true, "{v}");
+    assert_eq!(
+        v["across"].as_array().unwrap().len(),
+        1,
+        "only iPGA-R answers: {v}"
+    );
+    let (s, v) = ask("oov", "top600", pseudonym(NOBODY)).await;
+    assert_eq!((s, v["known"].clone()), (200, json!(false)), "{v}");
+    // Only the partner that runs the approach may ask by its pseudonyms.
+    let (s, v) = ask("politie", "top600", pseudonym(KNOWN)).await;
+    assert_eq!(s, 403, "{v}");
+    assert!(
+        v["type"].as_str().unwrap().ends_with("/approach-not-yours"),
+        "{v}"
+    );
+    let (s, v) = ask("oov", "top400", pseudonym(KNOWN)).await;
+    assert_eq!(s, 422, "{v}");
+    assert!(
+        v["type"].as_str().unwrap().ends_with("/approach-unknown"),
+        "{v}"
+    );
 }
 
 async fn call_case(gw: &Gateway) -> (u16, Value) {

@@ -247,7 +247,13 @@ fn schemas() -> Value {
             "policy_version": s("string"), "recipient": s("string"),
             "payload": {"type": "string", "description": "ASCII-armored age file; decrypted, the JSON answer"},
         })),
-        "CheckRequest": strict(&["subject", "purpose"], json!({"subject": reference("Subject"), "purpose": s("string")})),
+        "CheckRequest": strict(&["subject", "purpose"], json!({"subject": {"oneOf": [
+            strict(&["bsn"], json!({"bsn": bsn})),
+            strict(&["pseudonym"], json!({"pseudonym": strict(&["approach", "value"], json!({
+                "approach": s("string"),
+                "value": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            }))})),
+        ]}, "purpose": s("string")})),
         "Check": object(&["known", "approaches", "across", "complete", "contact_partner", "audit_seq"], json!({
             "known": s("boolean"), "approaches": {"type": "array", "items": s("string")},
             "across": {"type": "array", "items": object(&["approach", "name", "status"], json!({

@@ -72,9 +72,9 @@ pub fn status(r: &Refusal) -> StatusCode {
         TooManyConnections(_) => StatusCode::SERVICE_UNAVAILABLE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         StorageUnavailable | DisclosureLogUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        PurposeRole(..) | PurposeRelation(..) | ProductNotOwned(_) | DepositRole(..) => {
-            StatusCode::FORBIDDEN
-        }
+        ApproachUnknown(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        PurposeRole(..) | PurposeRelation(..) | ProductNotOwned(_) | DepositRole(..)
+        | ApproachNotYours(..) => StatusCode::FORBIDDEN,
         PurposeCaseStatus(..) | ProductUpstream(_) => StatusCode::CONFLICT,
         PurposeUnknown(_)
         | PurposeNotForChecks(..)

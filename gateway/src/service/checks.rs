@@ -1,7 +1,7 @@
 //! The aanpak-check: is this person known in an approach? Known / not known and whom to call,
 //! never content.
 
-use super::disclose::{SubjectSelector, parse_bsn};
+use super::disclose::parse_bsn;
 use super::{Call, binding, clip};
 use crate::app::App;
 use crate::log::entry::{ApproachStatus, CheckOutcome};
@@ -10,12 +10,33 @@ use crate::sources::ApproachAnswer;
 use policy::CaseStatus;
 use serde::{Deserialize, Serialize};
 
+/// Whom a check is about.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum CheckSubject {
+    /// By BSN (11-proef checked): this approach and every other one is asked.
+    Bsn(String),
+    /// By another approach's pseudonym (that approach's register asking us): only this
+    /// approach's case register is asked.
+    Pseudonym(ApproachPseudonym),
+}
+
+/// A subject as another approach knows it: its pseudonym under the key shared with it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproachPseudonym {
+    /// The approach's id in the covenant's `[[approach]]`.
+    pub approach: String,
+    /// The pseudonym, 64 lower-case hex digits.
+    pub value: String,
+}
+
 /// `POST /v1/checks` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckRequest {
-    /// `{"bsn": "…"}`.
-    pub subject: SubjectSelector,
+    /// `{"bsn": "…"}`, or `{"pseudonym": {"approach": "top600", "value": "…"}}`.
+    pub subject: CheckSubject,
     /// Must be the covenant's check purpose (`[governance] check_purpose`; the example:
     /// `aanpak-check`).
     pub purpose: String,
@@ -81,12 +102,12 @@ pub async fn check(app: &App, call: &mut Call, body: CheckRequest) -> Result<Che
     call.record.role = call.role_id(bound.role);
     app.limiter
         .check_probe(&req, call.covenant().checks.per_staff_per_minute)?;
-    let SubjectSelector::Bsn(bsn) = &body.subject else {
-        return Err(Refusal::InvalidBody(
-            "a check names the subject by `bsn`".into(),
-        ));
+    let bsn = match &body.subject {
+        CheckSubject::Bsn(b) => parse_bsn(b)?,
+        CheckSubject::Pseudonym(p) => {
+            return by_pseudonym(app, call, p, approach, programme).await;
+        }
     };
-    let bsn = parse_bsn(bsn)?;
     let pseudonym = app.secrets.subject_pseudonym(&bsn);
     call.record.data_subject = Some(pseudonym.clone());
     // The other approaches, concurrently, each within its timeout, with the case register.
@@ -170,6 +191,93 @@ pub async fn check(app: &App, call: &mut Call, body: CheckRequest) -> Result<Che
     })
 }
 
+/// Another approach asks whether this approach knows a person it knows by its pseudonym: the
+/// open cases' sealed BSNs are opened and compared under the key shared with that approach
+/// (O(open cases); the register of an approach holds hundreds, not millions).
+async fn by_pseudonym(
+    app: &App,
+    call: &mut Call,
+    p: &ApproachPseudonym,
+    approach: String,
+    programme: Option<String>,
+) -> Result<CheckAnswer, Refusal> {
+    let c = call.covenant();
+    let other = c
+        .checks
+        .approaches
+        .iter()
+        .find(|a| a.id == p.approach)
+        .ok_or_else(|| Refusal::ApproachUnknown(clip(&p.approach, 64)))?;
+    let runner = c
+        .partner_at(other.partner)
+        .map(|x| x.id.clone())
+        .unwrap_or_default();
+    if call.requester.partner_id != runner {
+        return Err(Refusal::ApproachNotYours(other.id.clone(), runner));
+    }
+    let key = app
+        .upstream
+        .approach_key(&other.id)
+        .ok_or_else(|| Refusal::ApproachUnknown(other.id.clone()))?
+        .to_vec();
+    if p.value.len() != 64
+        || !p
+            .value
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(Refusal::InvalidBody(
+            "`pseudonym.value` is 64 lower-case hex digits".into(),
+        ));
+    }
+    let mut found = None;
+    for s in app.db.open_case_subjects().await? {
+        let Ok(plain) = app.secrets.open(&s.subject_sealed) else {
+            tracing::error!(case = %s.id, "a sealed subject cannot be opened");
+            return Err(Refusal::Internal);
+        };
+        let Ok(bsn) = policy::Bsn::parse(&String::from_utf8_lossy(&plain)) else {
+            continue;
+        };
+        if crate::crypto::approach_pseudonym(&key, &bsn) == p.value {
+            found = Some(s);
+            break;
+        }
+    }
+    call.record.data_subject = found.as_ref().map(|s| s.subject_pseudonym.clone());
+    call.record.case_id = found.as_ref().map(|s| s.id.clone());
+    let contact = found
+        .as_ref()
+        .and_then(|s| s.regisseur_partner.clone().or(programme));
+    let status = if found.is_some() {
+        ApproachStatus::Known
+    } else {
+        ApproachStatus::NotKnown
+    };
+    call.record.check = Some(CheckOutcome {
+        approaches: [(approach.clone(), status)].into_iter().collect(),
+    });
+    let appended = call.commit(app).await?;
+    Ok(CheckAnswer {
+        known: found.is_some(),
+        approaches: if found.is_some() {
+            vec![approach.clone()]
+        } else {
+            vec![]
+        },
+        across: vec![ApproachResult {
+            approach: approach.clone(),
+            name: approach,
+            status,
+            contact: contact.clone(),
+        }],
+        complete: true,
+        contact_partner: contact,
+        audit_seq: appended.seq,
+        audit_receipt: app.receipt(&appended),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,7 +286,7 @@ mod tests {
 
     fn ask(bsn: &str, purpose: &str) -> CheckRequest {
         CheckRequest {
-            subject: SubjectSelector::Bsn(bsn.into()),
+            subject: CheckSubject::Bsn(bsn.into()),
             purpose: purpose.into(),
         }
     }

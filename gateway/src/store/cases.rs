@@ -15,6 +15,19 @@ pub struct Regisseur {
     pub staff_id: String,
 }
 
+/// An open case's subject, for checks by another approach's pseudonym.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OpenSubject {
+    /// Case id.
+    pub id: String,
+    /// The subject pseudonym.
+    pub subject_pseudonym: String,
+    /// The sealed BSN.
+    pub subject_sealed: Vec<u8>,
+    /// The regisseur's partner, if one is appointed.
+    pub regisseur_partner: Option<String>,
+}
+
 /// A case as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseRow {
@@ -340,6 +353,16 @@ impl Db {
         )
         .bind(subject_ref)
         .fetch_optional(p)
+        .await)?)
+    }
+
+    /// Every case that is not closed (`afgesloten`, `niet-opgenomen`): id, subject pseudonym,
+    /// sealed BSN and regisseur's partner; for checks by another approach's pseudonym.
+    pub async fn open_case_subjects(&self) -> Result<Vec<OpenSubject>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "SELECT id, subject_pseudonym, subject_sealed, regisseur_partner FROM cases WHERE status NOT IN ('afgesloten', 'niet-opgenomen') ORDER BY created_at, id",
+        )
+        .fetch_all(p)
         .await)?)
     }
 

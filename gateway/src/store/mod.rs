@@ -14,7 +14,7 @@ mod policy;
 mod records;
 
 pub use aggregates::CaseFacts;
-pub use cases::{CaseAction, CaseEventRow, CaseRow, Regisseur};
+pub use cases::{CaseAction, CaseEventRow, CaseRow, OpenSubject, Regisseur};
 pub use log::{
     HeadRow, LeafRow, LogFilter, NodeRow, ProductRow, RecordRow, StoredCheckpoint,
     StoredCosignature, StoredEntry,
