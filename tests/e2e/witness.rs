@@ -823,6 +823,50 @@ async fn a_partners_monitor_checks_receipts_and_reports_a_rewind_and_a_fork() {
         "{out}"
     );
     println!("monitor on a forked log:\n{out}");
+
+    // Continuously: the same finding as an error log line and as a metric.
+    let metrics_addr = free_addr();
+    let text = std::fs::read_to_string(&mon_path).unwrap();
+    std::fs::write(
+        &mon_path,
+        text.replacen(
+            "quorum = 2\n",
+            &format!("quorum = 2\ninterval_secs = 1\nmetrics_listen = \"{metrics_addr}\"\n"),
+            1,
+        ),
+    )
+    .unwrap();
+    let mut cont = Command::new(BIN)
+        .args(["monitor", "--config"])
+        .arg(&mon_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut fork_gauge = None;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let Ok(r) = reqwest::get(format!("http://{metrics_addr}/metrics")).await else {
+            continue;
+        };
+        let body = r.text().await.unwrap();
+        if let Some(l) = body
+            .lines()
+            .find(|l| l.starts_with("gateway_monitor_findings{kind=\"fork\"}"))
+            .filter(|l| !l.ends_with(" 0"))
+        {
+            fork_gauge = Some(l.to_owned());
+            break;
+        }
+    }
+    let _ = cont.kill();
+    let out = cont.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(fork_gauge.is_some(), "no fork metric; monitor log:\n{log}");
+    assert!(
+        log.contains("FORK: the served log is not an extension"),
+        "{log}"
+    );
     // The witness kept the forked checkpoint as evidence.
     use sqlx::Connection;
     let mut conn = sqlx::SqliteConnection::connect(&format!(
