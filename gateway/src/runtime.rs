@@ -82,6 +82,11 @@ fn upstream(
     covenant: &CompiledCovenant,
     problems: &mut Vec<String>,
 ) -> Option<crate::sources::Upstream> {
+    for c in &covenant.covenant().checks.approaches {
+        if !cfg.approaches.iter().any(|a| a.id == c.id) {
+            tracing::warn!(approach = %c.id, "the covenant names this approach but the configuration has no [[approach]] for it: checks report it unavailable");
+        }
+    }
     if cfg.sources.is_empty() && cfg.approaches.is_empty() {
         return Some(crate::sources::Upstream::none());
     }

@@ -147,7 +147,8 @@ pub async fn prepare(
             &db.latest_cosignatures()
                 .await
                 .context("reading the stored cosignatures")?,
-        ),
+        )
+        .context("the HTTP client for the witnesses")?,
     });
     if stored.is_none() {
         // The first version of an empty database, activated and recorded in one transaction.
@@ -262,7 +263,9 @@ pub fn background(app: &Arc<App>, cfg: &Config) {
             async move {
                 let set = app.policy.load().witnesses.clone();
                 if set.enabled() {
-                    let refresh = (set.blind_after / 3).min(interval.max(1)).max(1);
+                    // Without periodic checkpoints, a third of the bound alone.
+                    let cap = if interval > 0 { interval } else { i64::MAX };
+                    let refresh = (set.blind_after / 3).min(cap).max(1);
                     tokio::spawn(async move {
                         let now = app.clock.now();
                         app.witnesses.round(&app.log, &set, now, refresh).await;

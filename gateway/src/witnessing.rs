@@ -192,12 +192,11 @@ enum Latest {
 impl Witnesses {
     /// No calls yet; `known` are the stored cosignatures (each witness's newest), so that a
     /// restart continues from what the witnesses hold.
-    pub fn new(known: &[StoredCosignature]) -> Witnesses {
+    pub fn new(known: &[StoredCosignature]) -> Result<Witnesses, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(WITNESS_TIMEOUT)
             .connect_timeout(WITNESS_TIMEOUT)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+            .build()?;
         let seen = known
             .iter()
             .map(|c| {
@@ -211,10 +210,10 @@ impl Witnesses {
                 )
             })
             .collect();
-        Witnesses {
+        Ok(Witnesses {
             client,
             seen: Mutex::new(seen),
-        }
+        })
     }
 
     fn with_seen<T>(&self, f: impl FnOnce(&mut HashMap<String, Seen>) -> T) -> T {
@@ -268,8 +267,13 @@ impl Witnesses {
     /// last asked `refresh` seconds ago or more (a fresh cosignature of the same checkpoint
     /// keeps the log witnessed while it does not grow). Waits for the calls it starts.
     pub async fn round(&self, log: &Log, set: &WitnessSet, now: i64, refresh: i64) {
-        let Ok(Some(latest)) = log.db().latest_checkpoint().await else {
-            return;
+        let latest = match log.db().latest_checkpoint().await {
+            Ok(Some(c)) => c,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the latest checkpoint for the witnesses");
+                return;
+            }
         };
         let Ok(size) = u64::try_from(latest.size) else {
             return;
