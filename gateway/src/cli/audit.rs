@@ -57,6 +57,28 @@ pub enum AuditCommand {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Write a closed range of the log (entries 1 to the last checkpoint at or below --until,
+    /// their inclusion proofs against it, and the checkpoints) as a self-contained file that
+    /// `gateway audit verify --export` checks offline; with --recipient, encrypted with age.
+    Archive {
+        /// Configuration file.
+        #[arg(long, default_value_os_t = super::serve::default_config())]
+        config: PathBuf,
+        /// Archive this database instead of the configured one.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// The last sequence number wanted; the archive ends at the largest checkpoint size at
+        /// or below it, so that a signed checkpoint covers every entry in it.
+        #[arg(long)]
+        until: i64,
+        /// The archive file.
+        #[arg(long)]
+        output: PathBuf,
+        /// An archivist's age recipient (`age1…`): the file is encrypted to it (`age --decrypt`
+        /// opens it).
+        #[arg(long)]
+        recipient: Option<String>,
+    },
     /// A readable GDPR art. 15 report: every disclosure about one person, with purposes and
     /// grounds as the version that decided each one names them (read from the database).
     Report {
@@ -231,16 +253,41 @@ fn end_progress() {
     }
 }
 
-async fn export(db: &Db, origin: &str, out: &mut dyn std::io::Write) -> anyhow::Result<i64> {
+async fn export(
+    db: &Db,
+    origin: &str,
+    until: Option<i64>,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<i64> {
     let head = db.log_head().await?;
-    let checkpoints = db.checkpoints().await?;
+    let mut checkpoints = db.checkpoints().await?;
+    // An archive ends at a checkpoint: its "head" is that checkpoint's size and the chain
+    // hash of its last entry.
+    let (head_size, head_chain) = match until {
+        None => (head.size, head.chain_hash),
+        Some(u) => {
+            checkpoints.retain(|c| c.size <= u);
+            let Some(end) = checkpoints.last().map(|c| c.size) else {
+                anyhow::bail!(
+                    "no signed checkpoint at or below sequence number {u}: nothing can be archived yet"
+                );
+            };
+            let last = db
+                .entries(end - 1, 1)
+                .await?
+                .into_iter()
+                .next()
+                .context("the archive's last entry")?;
+            (end, last.leaf.chain_hash)
+        }
+    };
     writeln!(
         out,
         "{}",
         serde_json::to_string(&ExportLine::Header {
             origin: origin.into(),
-            head_size: head.size,
-            head_chain: hex::encode(head.chain_hash),
+            head_size,
+            head_chain: hex::encode(head_chain),
         })?
     )?;
     let proof_size = checkpoints.last().map(|c| c.size);
@@ -272,8 +319,8 @@ async fn export(db: &Db, origin: &str, out: &mut dyn std::io::Write) -> anyhow::
     };
     let mut report = progress("exported");
     let (mut after, mut n) = (0i64, 0i64);
-    loop {
-        let page = db.entries(after, 20_000).await?;
+    while after < head_size {
+        let page = db.entries(after, 20_000.min(head_size - after)).await?;
         let Some(last) = page.last().map(|e| e.leaf.seq) else {
             break;
         };
@@ -529,12 +576,50 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 None => Box::new(std::io::BufWriter::new(std::io::stdout())),
             };
             let origin = origin(&cfg);
-            let n = runtime()?
-                .block_on(async { export(&Db::connect(&url).await?, &origin, &mut out).await })?;
+            let n = runtime()?.block_on(async {
+                export(&Db::connect(&url).await?, &origin, None, &mut out).await
+            })?;
             out.flush()?;
             if let Some(p) = output {
                 eprintln!("exported {n} entries to {}", p.display());
             }
+            Ok(0)
+        }
+        AuditCommand::Archive {
+            config,
+            database_url,
+            until,
+            output,
+            recipient,
+        } => {
+            let cfg = Config::load(&config, std::env::vars())?;
+            let url = database_url.unwrap_or_else(|| cfg.database_url.clone());
+            let origin = origin(&cfg);
+            let recipient = recipient
+                .map(|r| {
+                    <age::x25519::Recipient as std::str::FromStr>::from_str(r.trim())
+                        .map_err(|e| anyhow::anyhow!("--recipient: {e}"))
+                })
+                .transpose()?;
+            let mut plain = Vec::new();
+            let n = runtime()?.block_on(async {
+                export(&Db::connect(&url).await?, &origin, Some(until), &mut plain).await
+            })?;
+            let bytes = match &recipient {
+                None => plain,
+                Some(r) => age::encrypt(r, &plain).map_err(|e| anyhow::anyhow!("age: {e}"))?,
+            };
+            std::fs::write(&output, bytes)
+                .with_context(|| format!("writing {}", output.display()))?;
+            eprintln!(
+                "archived entries 1 to {n} with their proofs to {}{}; check it with `gateway audit verify --export`",
+                output.display(),
+                if recipient.is_some() {
+                    " (encrypted with age: decrypt it first)"
+                } else {
+                    ""
+                }
+            );
             Ok(0)
         }
         AuditCommand::Report {
