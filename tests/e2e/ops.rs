@@ -283,3 +283,23 @@ async fn commands_print_json_for_scripts() {
             .starts_with("gateway.ipga-r.example/disclosures+")
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_a_command_quietly() {
+    // `gateway policy matrix … | head -c 10`: the pipe closes long before the 100 KB are written.
+    use std::io::Read;
+    let mut child = std::process::Command::new(BIN)
+        .args(["policy", "matrix"])
+        .arg(covenant_path())
+        .args(["--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 10];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_ne!(out.status.code(), Some(101), "{err}");
+}
