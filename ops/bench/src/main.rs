@@ -426,6 +426,9 @@ struct Sample {
     p50_ms: f64,
     p99_ms: f64,
     cpu_us_per_req: f64,
+    /// The load generator's own CPU per request (this process), beside the server's: on two
+    /// shared cores, how much each side had.
+    gen_cpu_us_per_req: f64,
     requests: u64,
     unexpected: u64,
     errors: u64,
@@ -438,8 +441,10 @@ async fn measure(
     s: Settings,
 ) -> anyhow::Result<Sample> {
     let before = procstat::tree_cpu_micros(server.pid());
+    let gen_before = procstat::cpu_micros(std::process::id())?;
     let o = load::run(&server.base, tls, Arc::new(plan), s).await?;
     let cpu = procstat::tree_cpu_micros(server.pid()).saturating_sub(before);
+    let gen_cpu = procstat::cpu_micros(std::process::id())?.saturating_sub(gen_before);
     if let Some(x) = &o.sample_unexpected {
         eprintln!(
             "  {}: {} unexpected, {} errors, e.g. {x}",
@@ -451,6 +456,7 @@ async fn measure(
         p50_ms: o.ms(0.5),
         p99_ms: o.ms(0.99),
         cpu_us_per_req: cpu as f64 / o.requests.max(1) as f64,
+        gen_cpu_us_per_req: gen_cpu as f64 / o.requests.max(1) as f64,
         requests: o.requests,
         unexpected: o.unexpected,
         errors: o.errors,
@@ -577,8 +583,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         for (name, server, plan) in targets {
             let s = measure(server, &tls, plan, closed).await?;
             eprintln!(
-                "  {name}: {:.0} req/s, p99 {:.2} ms, {:.0} µs CPU/req",
-                s.rps, s.p99_ms, s.cpu_us_per_req
+                "  {name}: {:.0} req/s, p99 {:.2} ms, {:.0} µs CPU/req (generator {:.0})",
+                s.rps, s.p99_ms, s.cpu_us_per_req, s.gen_cpu_us_per_req
             );
             results.entry(name).or_default().push(s);
         }
@@ -654,15 +660,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     use std::fmt::Write as _;
     let _ = writeln!(
         table,
-        "| target | req/s (median of {}) | p50 ms | p99 ms | server CPU µs/req |",
+        "| target | req/s (median of {}) | p50 ms | p99 ms | server CPU µs/req | generator CPU µs/req |",
         args.repeats
     );
-    let _ = writeln!(table, "|---|---:|---:|---:|---:|");
+    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|");
     for (k, s) in &m {
         let _ = writeln!(
             table,
-            "| {k} | {:.0} | {:.2} | {:.2} | {:.0} |",
-            s.rps, s.p50_ms, s.p99_ms, s.cpu_us_per_req
+            "| {k} | {:.0} | {:.2} | {:.2} | {:.0} | {:.0} |",
+            s.rps, s.p50_ms, s.p99_ms, s.cpu_us_per_req, s.gen_cpu_us_per_req
         );
     }
     let ratio = |a: &str, b: &str| match (m.get(a), m.get(b)) {
