@@ -96,6 +96,16 @@ pub struct Propagation {
     pub traceparent: Option<TraceParent>,
 }
 
+impl Propagation {
+    /// What a request's log entry carries on to its sources: its transaction id and trace.
+    pub fn of(entry: &crate::log::entry::LogEntry) -> Propagation {
+        Propagation {
+            transaction_id: entry.trace_id.clone(),
+            traceparent: entry.traceparent.as_deref().and_then(TraceParent::parse),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

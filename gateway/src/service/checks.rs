@@ -112,14 +112,7 @@ pub async fn check(app: &App, call: &mut Call, body: CheckRequest) -> Result<Che
     call.record.data_subject = Some(pseudonym.clone());
     // The other approaches, concurrently, each within its timeout, with the case register.
     let others = call.covenant().checks.approaches.clone();
-    let trace = crate::trace::Propagation {
-        transaction_id: call.record.trace_id.clone(),
-        traceparent: call
-            .record
-            .traceparent
-            .as_deref()
-            .and_then(crate::trace::TraceParent::parse),
-    };
+    let trace = crate::trace::Propagation::of(&call.record);
     let (cases, answers) = tokio::join!(
         app.db.subject_cases(&pseudonym),
         futures::future::join_all(

@@ -230,14 +230,7 @@ pub async fn disclose(
         .filter(|p| app.upstream.serves(*p) && allowed_p(p))
         .collect();
     // The partner's transaction and trace go on to the sources, so their logs correlate.
-    let trace = crate::trace::Propagation {
-        transaction_id: call.record.trace_id.clone(),
-        traceparent: call
-            .record
-            .traceparent
-            .as_deref()
-            .and_then(crate::trace::TraceParent::parse),
-    };
+    let trace = crate::trace::Propagation::of(&call.record);
     let fetched = futures::future::join_all(wanted_upstream.iter().map(|p| {
         let name = c.products.get(p.index()).map_or("", |x| x.id.as_str());
         app.upstream.fetch(*p, name, &case.subject_ref, &trace)
