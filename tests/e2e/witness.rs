@@ -366,7 +366,7 @@ fn witnessed_setup(tag: &str, bound: u64) -> (std::path::PathBuf, Vec<W>, String
 
 #[tokio::test]
 async fn three_partners_witness_the_log_with_a_quorum_of_two() {
-    let (_root, ws, config) = witnessed_setup("witnesses", 4);
+    let (root, ws, config) = witnessed_setup("witnesses", 4);
     let verifiers: Vec<CosignVerifier> = ws
         .iter()
         .map(|w| CosignVerifier::from_vkey(&w.1).unwrap())
@@ -400,7 +400,7 @@ async fn three_partners_witness_the_log_with_a_quorum_of_two() {
     }
     // An online backup now (the gateway keeps serving), encrypted to the operator's age key.
     let operator = age::x25519::Identity::generate();
-    let backup_dir = _root.join("backup");
+    let backup_dir = root.join("backup");
     std::fs::create_dir_all(&backup_dir).unwrap();
     let identity_file = backup_dir.join("operator.key");
     {
