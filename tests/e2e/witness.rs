@@ -929,3 +929,75 @@ async fn a_postgres_backup_is_a_pg_dump_with_the_same_manifest() {
     assert!(dir.join("gateway.dump.manifest.json").exists());
     drop(gw);
 }
+
+#[tokio::test]
+async fn cosignatures_are_stored_and_read_alike_on_sqlite_and_postgres() {
+    let mut urls = vec![sqlite_url("cosignatures")];
+    if let Some(pg) = postgres_database().await {
+        urls.push(pg);
+    }
+    for url in urls {
+        let db = gateway::store::Db::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        for size in [1i64, 2] {
+            db.put_checkpoint(&gateway::store::StoredCheckpoint {
+                size,
+                root: [u8::try_from(size).unwrap(); 32],
+                note: format!("note {size}\n"),
+                at: size,
+            })
+            .await
+            .unwrap();
+        }
+        let c = |size: i64, witness: &str, line: &str| gateway::store::StoredCosignature {
+            size,
+            witness: witness.into(),
+            line: line.into(),
+            cosigned_at: 100 + size,
+            received_at: 200 + size,
+        };
+        db.put_cosignature(&c(1, "w.a", "— w.a first\n"))
+            .await
+            .unwrap();
+        db.put_cosignature(&c(1, "w.b", "— w.b one\n"))
+            .await
+            .unwrap();
+        db.put_cosignature(&c(2, "w.a", "— w.a two\n"))
+            .await
+            .unwrap();
+        // The first cosignature of a size by a witness is kept.
+        db.put_cosignature(&c(1, "w.a", "— w.a again\n"))
+            .await
+            .unwrap();
+        let all = db.cosignatures(None).await.unwrap();
+        assert_eq!(all.len(), 3, "{url}");
+        let one = db.cosignatures(Some(1)).await.unwrap();
+        assert_eq!(
+            one.iter().map(|x| x.line.as_str()).collect::<Vec<_>>(),
+            vec!["— w.a first\n", "— w.b one\n"],
+            "{url}"
+        );
+        let latest = db.latest_cosignatures().await.unwrap();
+        assert_eq!(
+            latest
+                .iter()
+                .map(|x| (x.witness.as_str(), x.size))
+                .collect::<Vec<_>>(),
+            vec![("w.a", 2), ("w.b", 1)],
+            "{url}"
+        );
+        // Append-only, like the log.
+        assert!(
+            db.execute_unchecked("DELETE FROM log_cosignatures")
+                .await
+                .is_err(),
+            "{url}"
+        );
+        assert!(
+            db.execute_unchecked("UPDATE log_cosignatures SET line = 'x'")
+                .await
+                .is_err(),
+            "{url}"
+        );
+    }
+}
