@@ -463,6 +463,57 @@ async fn measure(
     })
 }
 
+/// B0 measured by an independent load generator, `oha`, when it is installed: its req/s, the
+/// server's CPU per request and oha's own, for the table beside the harness's B0.
+struct OhaB0 {
+    version: String,
+    rps: f64,
+    server_us: f64,
+    oha_us: f64,
+}
+
+fn oha_b0(b0: &Server, dir: &std::path::Path, s: Settings) -> Option<OhaB0> {
+    let version = Command::new("oha").arg("--version").output().ok()?;
+    if !version.status.success() {
+        return None;
+    }
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
+    let before = procstat::tree_cpu_micros(b0.pid());
+    let children_before = procstat::waited_children_cpu_micros(std::process::id()).ok()?;
+    let out = Command::new("oha")
+        .args(["-z", &format!("{}s", s.duration.as_secs().max(1))])
+        .args(["-c", &s.connections.to_string()])
+        .args(["--no-tui", "--output-format", "json"])
+        .arg("--cacert")
+        .arg(dir.join("ca.pem"))
+        .arg("--cert")
+        .arg(dir.join("politie/client.pem"))
+        .arg("--key")
+        .arg(dir.join("politie/client.key"))
+        .arg(format!("{}/", b0.base))
+        .output()
+        .ok()?;
+    let server = procstat::tree_cpu_micros(b0.pid()).saturating_sub(before);
+    let oha = procstat::waited_children_cpu_micros(std::process::id())
+        .ok()?
+        .saturating_sub(children_before);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let summary = v.get("summary")?;
+    let rps = summary.get("requestsPerSec")?.as_f64()?;
+    let total = summary.get("total")?.as_f64()?;
+    if summary.get("successRate")?.as_f64()? < 1.0 {
+        eprintln!("  oha against B0: not every request succeeded; left out");
+        return None;
+    }
+    let requests = (rps * total).max(1.0);
+    Some(OhaB0 {
+        version,
+        rps,
+        server_us: server as f64 / requests,
+        oha_us: oha as f64 / requests,
+    })
+}
+
 fn median(samples: &[Sample]) -> Sample {
     let mut v = samples.to_vec();
     v.sort_by(|a, b| a.rps.total_cmp(&b.rps));
@@ -590,6 +641,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
 
+    // B0 once more, by an independent generator, in the same run.
+    let oha = oha_b0(&b0, &dir, closed);
+    match &oha {
+        Some(o) => eprintln!(
+            "  B0 by {}: {:.0} req/s, {:.0} µs CPU/req (oha {:.0})",
+            o.version, o.rps, o.server_us, o.oha_us
+        ),
+        None => eprintln!("  oha not installed (cargo install oha --locked): no B0 cross-check"),
+    }
+
     eprintln!("latency at {} req/s", args.rate);
     let p = plans(&dir, &cases)?;
     let rated = Settings {
@@ -675,6 +736,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         (Some(x), Some(y)) => format!("{:.2}", x.rps / y.rps),
         _ => "-".into(),
     };
+    if let (Some(o), Some(ours)) = (&oha, m.get("B0")) {
+        let _ = writeln!(
+            table,
+            "\nB0 by two generators: ours {:.0} req/s (server {:.0} + generator {:.0} µs CPU/req), {} {:.0} req/s (server {:.0} + oha {:.0} µs CPU/req)",
+            ours.rps,
+            ours.cpu_us_per_req,
+            ours.gen_cpu_us_per_req,
+            o.version,
+            o.rps,
+            o.server_us,
+            o.oha_us
+        );
+    }
     let _ = writeln!(
         table,
         "\nS1/B1 {}   S1/B0 {}   S1/B2 {}",

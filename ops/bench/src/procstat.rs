@@ -1,5 +1,19 @@
 //! A server process's CPU time and memory, from `/proc`.
 
+/// User + system CPU time of a process's children that it has waited for, in microseconds
+/// (`cutime` + `cstime`): how an external load generator's CPU is read once it has ended.
+pub fn waited_children_cpu_micros(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow::anyhow!("unreadable /proc/{pid}/stat"))?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let cutime: u64 = f.get(13).map_or(Ok(0), |v| v.parse())?;
+    let cstime: u64 = f.get(14).map_or(Ok(0), |v| v.parse())?;
+    Ok((cutime + cstime) * 1_000_000 / clock_ticks())
+}
+
 /// User + system CPU time of a process so far, in microseconds.
 pub fn cpu_micros(pid: u32) -> anyhow::Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
