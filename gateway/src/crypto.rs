@@ -147,6 +147,17 @@ fn unreachable_hmac() -> ! {
     panic!("HMAC rejected a key, which it never does")
 }
 
+/// Reads the key shared with another approach: at least 64 hex digits (32 bytes).
+pub fn read_approach_key(path: &Path) -> Result<Vec<u8>, KeyFileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| KeyFileError::new(path, e.to_string()))?;
+    hex::decode(text.trim())
+        .ok()
+        .filter(|k| k.len() >= 32)
+        .ok_or_else(|| {
+            KeyFileError::new(path, "must hold the shared key as at least 64 hex digits")
+        })
+}
+
 /// The pseudonym of a subject for one other approach's check: HMAC-SHA256 under the key shared
 /// with that approach only, over a domain label and the BSN, hex. Different approaches get
 /// unlinkable values; an approach computes the same for the people it holds

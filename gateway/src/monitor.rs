@@ -8,7 +8,7 @@ use crate::log::checkpoint::{Checkpoint, KeySet};
 use crate::log::cosign::CosignVerifier;
 use crate::log::merkle::{Hash, verify_consistency, verify_inclusion};
 use crate::log::receipt::Receipt;
-use crate::witness::protocol::origin_hash;
+use crate::witnessing::{error_chain, witness_latest};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -307,7 +307,7 @@ impl Monitor {
             .bearer_auth(token.trim())
             .send()
             .await
-            .map_err(|e| MonitorError::Gateway(format!("GET {path}: {}", chain(&e))))?;
+            .map_err(|e| MonitorError::Gateway(format!("GET {path}: {}", error_chain(&e))))?;
         let status = r.status();
         let text = r
             .text()
@@ -412,9 +412,8 @@ impl Monitor {
             }
         }
         // Against what each witness last cosigned.
-        let hash = origin_hash(&self.origin);
         for (w, v) in &self.witnesses {
-            match self.witness_latest(w, v, &hash).await {
+            match witness_latest(&self.plain, &w.url, &self.origin, &self.keys, v).await {
                 Err(why) => round.unreachable.push(format!("{}: {why}", w.name)),
                 Ok(None) => {}
                 Ok(Some(wc)) => {
@@ -443,35 +442,6 @@ impl Monitor {
             })?;
         }
         Ok(round)
-    }
-
-    async fn witness_latest(
-        &self,
-        w: &MonitorWitness,
-        v: &CosignVerifier,
-        hash: &str,
-    ) -> Result<Option<Checkpoint>, String> {
-        let r = self
-            .plain
-            .get(format!("{}/{hash}/checkpoint", w.url.trim_end_matches('/')))
-            .send()
-            .await
-            .map_err(|e| chain(&e))?;
-        if r.status().as_u16() == 404 {
-            return Ok(None);
-        }
-        if !r.status().is_success() {
-            return Err(format!("status {}", r.status()));
-        }
-        let note = r.text().await.map_err(|e| e.to_string())?;
-        let (c, _) = self
-            .keys
-            .verify(&note)
-            .map_err(|e| format!("its checkpoint: {e}"))?;
-        match v.verify(&note) {
-            Ok(Some(_)) if c.origin == self.origin => Ok(Some(c)),
-            _ => Err("its checkpoint does not carry its own valid cosignature".into()),
-        }
     }
 
     async fn receipts(
@@ -586,18 +556,6 @@ impl Monitor {
             .and_then(|()| std::fs::rename(&tmp, &p))
             .map_err(|e| MonitorError::State(p, e.to_string()))
     }
-}
-
-/// An error with its causes, for a message that says what actually failed.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cur = c.source();
-    }
-    out
 }
 
 fn parse_hex(s: &str) -> Option<Hash> {

@@ -109,17 +109,12 @@ fn upstream(
             problems.push(format!("[[approach]] {}: url must be https:// (the gateway calls it with its client certificate)", a.id));
             continue;
         }
-        let key = std::fs::read_to_string(&a.key_file)
-            .ok()
-            .and_then(|t| hex::decode(t.trim()).ok())
-            .filter(|k| k.len() >= 32);
-        let Some(key) = key else {
-            problems.push(format!(
-                "[[approach]] {}: key_file {} must hold the shared key as at least 64 hex digits",
-                a.id,
-                a.key_file.display()
-            ));
-            continue;
+        let key = match crate::crypto::read_approach_key(&a.key_file) {
+            Ok(k) => k,
+            Err(e) => {
+                problems.push(format!("[[approach]] {}: key_file {e}", a.id));
+                continue;
+            }
         };
         let timeout =
             std::time::Duration::from_millis(a.timeout_ms.unwrap_or(cfg.limits.source_timeout_ms));

@@ -186,10 +186,10 @@ async fn check_witnesses(app: &Arc<App>, without: Option<&str>) -> anyhow::Resul
     if !set.enabled() {
         return Ok(());
     }
-    match app.witnesses.check_at_start(&app.log, &set).await {
-        Ok(_) => {}
-        Err(crate::witnessing::StartRefusal::NoWitness(..)) if without.is_some() => {
-            let reason = without.unwrap_or_default().to_owned();
+    match (app.witnesses.check_at_start(&app.log, &set).await, without) {
+        (Ok(_), _) => {}
+        (Err(crate::witnessing::StartRefusal::NoWitness(..)), Some(reason)) => {
+            let reason = reason.to_owned();
             let mut e = gateway_entry(app, &active, Kind::WitnessOverride);
             e.witness_override = Some(crate::log::entry::WitnessOverride {
                 reason: reason.clone(),
@@ -202,7 +202,7 @@ async fn check_witnesses(app: &Arc<App>, without: Option<&str>) -> anyhow::Resul
                 .context("recording the start without witnesses")?;
             tracing::warn!(%reason, "started without the witnesses' word (--without-witnesses); recorded in the disclosure log");
         }
-        Err(e) => return Err(anyhow::anyhow!("refusing to serve: {e}")),
+        (Err(e), _) => return Err(anyhow::anyhow!("refusing to serve: {e}")),
     }
     let now = app.clock.now();
     app.log

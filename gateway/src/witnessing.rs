@@ -178,15 +178,52 @@ pub enum StartRefusal {
     Log(#[from] crate::log::LogError),
 }
 
-/// What one witness said on start.
-#[derive(Debug)]
-enum Latest {
-    /// It holds this cosigned checkpoint.
-    Checkpoint(Checkpoint),
-    /// It holds nothing for this log yet.
-    Nothing,
-    /// It could not be asked, or its answer does not verify.
-    Unreachable(String),
+/// The checkpoint a witness last cosigned for the log `origin`
+/// (`GET <url>/<sha256(origin)>/checkpoint`), checked: signed by a key of `keys`, of that
+/// origin, and carrying the witness's own valid cosignature. `Ok(None)`: it holds nothing for
+/// this log yet; `Err`: it could not be asked, or its answer does not verify.
+pub async fn witness_latest(
+    client: &reqwest::Client,
+    url: &str,
+    origin: &str,
+    keys: &KeySet,
+    witness: &CosignVerifier,
+) -> Result<Option<Checkpoint>, String> {
+    let r = client
+        .get(format!(
+            "{}/{}/checkpoint",
+            url.trim_end_matches('/'),
+            origin_hash(origin)
+        ))
+        .send()
+        .await
+        .map_err(|e| error_chain(&e))?;
+    if r.status().as_u16() == 404 {
+        return Ok(None);
+    }
+    if !r.status().is_success() {
+        return Err(format!("status {}", r.status()));
+    }
+    let note = r.text().await.map_err(|e| error_chain(&e))?;
+    let (c, _) = keys
+        .verify(&note)
+        .map_err(|e| format!("its checkpoint: {e}"))?;
+    match witness.verify(&note) {
+        Ok(Some(_)) if c.origin == origin => Ok(Some(c)),
+        _ => Err("its checkpoint does not carry its own valid cosignature".into()),
+    }
+}
+
+/// An error with its causes, for a message that says what actually failed.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
 }
 
 impl Witnesses {
@@ -441,22 +478,21 @@ impl Witnesses {
         let keys = log
             .key_set()
             .map_err(|e| StartRefusal::Log(crate::log::LogError::Key(e)))?;
-        let hash = origin_hash(log.origin());
         let asks = set
             .members
             .iter()
-            .map(|m| self.latest(m, &hash, &keys, log.origin()));
+            .map(|m| witness_latest(&self.client, &m.url, log.origin(), &keys, &m.verifier));
         let answers = futures::future::join_all(asks).await;
         let head = log.db().log_head().await?;
         let mut unreachable = Vec::new();
         for (m, a) in set.members.iter().zip(answers) {
             match a {
-                Latest::Unreachable(why) => {
+                Err(why) => {
                     tracing::warn!(witness = %m.name, error = %why, "cannot ask a witness on start");
                     unreachable.push(m.name.clone());
                 }
-                Latest::Nothing => {}
-                Latest::Checkpoint(c) => {
+                Ok(None) => {}
+                Ok(Some(c)) => {
                     if to_i64(c.size) > head.size {
                         return Err(StartRefusal::Rewound {
                             witness: m.name.clone(),
@@ -489,35 +525,6 @@ impl Witnesses {
             ));
         }
         Ok(unreachable)
-    }
-
-    async fn latest(&self, m: &Member, hash: &str, keys: &KeySet, origin: &str) -> Latest {
-        let resp = match self
-            .client
-            .get(format!("{}/{hash}/checkpoint", m.url))
-            .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => return Latest::Unreachable(e.to_string()),
-        };
-        if resp.status().as_u16() == 404 {
-            return Latest::Nothing;
-        }
-        if !resp.status().is_success() {
-            return Latest::Unreachable(format!("status {}", resp.status()));
-        }
-        let note = match resp.text().await {
-            Ok(t) => t,
-            Err(e) => return Latest::Unreachable(e.to_string()),
-        };
-        let Ok((c, _)) = keys.verify(&note) else {
-            return Latest::Unreachable("its checkpoint is not signed by this log's key".into());
-        };
-        if c.origin != origin || !matches!(m.verifier.verify(&note), Ok(Some(_))) {
-            return Latest::Unreachable("its checkpoint does not carry its cosignature".into());
-        }
-        Latest::Checkpoint(c)
     }
 }
 

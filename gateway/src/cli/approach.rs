@@ -20,12 +20,8 @@ pub struct ApproachIndexArgs {
 
 /// Prints the pseudonym of every BSN, sorted and without duplicates, one per line.
 pub fn run(args: ApproachIndexArgs) -> anyhow::Result<i32> {
-    let key = std::fs::read_to_string(&args.key)
-        .with_context(|| format!("reading --key {}", args.key.display()))?;
-    let key = hex::decode(key.trim())
-        .ok()
-        .filter(|k| k.len() >= 32)
-        .context("--key must hold at least 64 hex digits")?;
+    let key =
+        crate::crypto::read_approach_key(&args.key).map_err(|e| anyhow::anyhow!("--key {e}"))?;
     let reader: Box<dyn BufRead> = match &args.input {
         Some(p) => Box::new(std::io::BufReader::new(
             std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,

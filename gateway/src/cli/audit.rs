@@ -601,15 +601,41 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                         .map_err(|e| anyhow::anyhow!("--recipient: {e}"))
                 })
                 .transpose()?;
-            let mut plain = Vec::new();
+            // Streamed to a partial file (encrypted on the way when asked), renamed when done.
+            let partial = output.with_extension("partial");
+            let file = std::io::BufWriter::new(
+                std::fs::File::create(&partial)
+                    .with_context(|| format!("writing {}", partial.display()))?,
+            );
             let n = runtime()?.block_on(async {
-                export(&Db::connect(&url).await?, &origin, Some(until), &mut plain).await
-            })?;
-            let bytes = match &recipient {
-                None => plain,
-                Some(r) => age::encrypt(r, &plain).map_err(|e| anyhow::anyhow!("age: {e}"))?,
+                let db = Db::connect(&url).await?;
+                match &recipient {
+                    None => {
+                        let mut w = file;
+                        let n = export(&db, &origin, Some(until), &mut w).await?;
+                        std::io::Write::flush(&mut w)?;
+                        Ok::<_, anyhow::Error>(n)
+                    }
+                    Some(r) => {
+                        let mut w = age::Encryptor::with_recipients(std::iter::once(
+                            r as &dyn age::Recipient,
+                        ))
+                        .and_then(|e| e.wrap_output(file).map_err(Into::into))
+                        .map_err(|e| anyhow::anyhow!("age: {e}"))?;
+                        let n = export(&db, &origin, Some(until), &mut w).await?;
+                        std::io::Write::flush(&mut w.finish()?)?;
+                        Ok(n)
+                    }
+                }
+            });
+            let n = match n {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&partial);
+                    return Err(e);
+                }
             };
-            std::fs::write(&output, bytes)
+            std::fs::rename(&partial, &output)
                 .with_context(|| format!("writing {}", output.display()))?;
             eprintln!(
                 "archived entries 1 to {n} with their proofs to {}{}; check it with `gateway audit verify --export`",
