@@ -102,16 +102,25 @@ pub struct AuditConfig {
     /// Seconds between periodic checkpoints (when the log grew); 0 turns them off.
     #[serde(default = "default_checkpoint_interval")]
     pub checkpoint_interval_secs: u64,
+    /// Seconds between retention runs while serving (what the covenant's `[retention]` says
+    /// has expired is removed); 0: only by `gateway retention run`.
+    #[serde(default = "default_retention_interval")]
+    pub retention_interval_secs: u64,
 }
 
 fn default_checkpoint_interval() -> u64 {
     60
 }
 
+fn default_retention_interval() -> u64 {
+    86_400
+}
+
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             checkpoint_interval_secs: default_checkpoint_interval(),
+            retention_interval_secs: default_retention_interval(),
         }
     }
 }
@@ -469,6 +478,7 @@ pub const KEYS: &[&str] = &[
     "log.format",
     "log.level",
     "audit.checkpoint_interval_secs",
+    "audit.retention_interval_secs",
     "administration.administrators",
     "administration.approver_from_other_partner",
     "administration.poll_secs",

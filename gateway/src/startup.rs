@@ -276,6 +276,17 @@ pub fn background(app: &Arc<App>, cfg: &Config) {
             }
         });
     }
+    // Retention runs: what the active covenant says has expired is removed, each step logged.
+    if cfg.audit.retention_interval_secs > 0 {
+        let app = app.clone();
+        every(
+            Duration::from_secs(cfg.audit.retention_interval_secs),
+            move || {
+                let app = app.clone();
+                async move { retention_round(&app).await }
+            },
+        );
+    }
     // Periodic checkpoints, so that the log is committed to even when nobody asks: due by the
     // application's clock (looked at every second), so that a test's clock moves them too.
     if cfg.audit.checkpoint_interval_secs > 0 {
@@ -289,6 +300,43 @@ pub fn background(app: &Arc<App>, cfg: &Config) {
                 }
             }
         });
+    }
+}
+
+/// One retention run while serving: the removed deposits' opened copies are forgotten and the
+/// write-ahead log emptied (the file is not rewritten while serving: `gateway retention run`
+/// does that).
+pub async fn retention_round(app: &App) {
+    let active = app.policy.load_full();
+    let cc = &active.covenant;
+    match crate::service::retention::run(
+        &app.log,
+        cc.covenant(),
+        active.version(),
+        app.clock.now(),
+        false,
+    )
+    .await
+    {
+        Ok(report) => {
+            for key in &report.forgotten {
+                app.opened.remove(key);
+            }
+            if report.removed_any() {
+                let removed: u64 = report.rules.values().map(|r| r.removed).sum();
+                tracing::info!(
+                    removed,
+                    steps = report.entries.len(),
+                    "retention run removed expired data"
+                );
+                if let Err(e) = app.db.reclaim(false).await {
+                    tracing::warn!(error = %e, "retention: reclaiming the space failed; the next run tries again");
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "retention run failed; what it committed before stays, the next run goes on")
+        }
     }
 }
 

@@ -438,6 +438,8 @@ pub struct Covenant {
     pub witnessing: Witnessing,
     /// The aanpak-check across approaches.
     pub checks: Checks,
+    /// How long deposits, cases and log entries are kept.
+    pub retention: Retention,
     partner_index: HashMap<String, PartnerRef>,
     role_index: HashMap<String, RoleRef>,
     purpose_index: HashMap<String, PurposeRef>,
@@ -530,6 +532,98 @@ pub struct Checks {
     pub approaches: Vec<Approach>,
     /// Checks per staff member per minute.
     pub per_staff_per_minute: u32,
+}
+
+crate::domain::vocabulary! {
+    /// The log entry kinds whose content may expire under a retention rule. The log's own
+    /// history (policy steps, key changes, witness overrides, retention runs) never expires.
+    ExpiringKind {
+        /// Disclosures.
+        Disclosure => "disclosure",
+        /// Checks (known / not known).
+        Check => "check",
+        /// Aggregate figures.
+        Aggregate => "aggregate",
+        /// Privacy officers' searches and reports.
+        AuditQuery => "audit-query",
+        /// Refused checkpoint or proof requests.
+        AuditProof => "audit-proof",
+        /// Case-register changes.
+        CaseChange => "case-change",
+        /// Case-register reads.
+        CaseRead => "case-read",
+        /// Deposits.
+        Deposit => "deposit",
+        /// Requests no endpoint took.
+        Request => "request",
+    }
+}
+
+/// Log entry kinds that are kept as long as the log: retention never removes them, because
+/// `audit verify` and the art. 15 report rely on them.
+pub const LASTING_KINDS: [&str; 4] = ["policy", "log-key", "witness-override", "retention"];
+
+/// Longest retention period the covenant may state (a century), so that days stay in range.
+pub const MAX_RETENTION_DAYS: u64 = 36_500;
+
+/// A retention period and its ground.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Period {
+    /// Days kept.
+    pub days: u32,
+    /// The legal ground or covenant article.
+    pub ground: String,
+}
+
+impl Period {
+    /// The period in seconds.
+    pub fn secs(&self) -> i64 {
+        i64::from(self.days) * 86_400
+    }
+}
+
+/// How long log entries of some kinds (and purposes) are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRetention {
+    /// Rule id (named by the tombstones it leaves).
+    pub id: String,
+    /// Kinds it covers.
+    pub kinds: Vec<ExpiringKind>,
+    /// Only these purposes; empty: the kinds' default rule for any purpose.
+    pub purposes: Vec<PurposeRef>,
+    /// How long, and on which ground.
+    pub period: Period,
+}
+
+/// The covenant's retention periods; what it does not name is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Deposits, from the closing of the subject's last case.
+    pub deposits: Option<Period>,
+    /// Closed cases, from their closing.
+    pub cases: Option<Period>,
+    /// Log entries, from their time.
+    pub log: Vec<LogRetention>,
+}
+
+impl Retention {
+    /// The rule that decides how long an entry of `kind` for `purpose` is kept: the rule that
+    /// names the purpose, else the kind's default rule, else none (kept).
+    pub fn log_rule(
+        &self,
+        kind: ExpiringKind,
+        purpose: Option<PurposeRef>,
+    ) -> Option<&LogRetention> {
+        let of_kind = || self.log.iter().filter(move |r| r.kinds.contains(&kind));
+        purpose
+            .and_then(|u| of_kind().find(|r| r.purposes.contains(&u)))
+            .or_else(|| of_kind().find(|r| r.purposes.is_empty()))
+    }
+
+    /// Whether the covenant removes anything at all.
+    pub fn is_empty(&self) -> bool {
+        self.deposits.is_none() && self.cases.is_none() && self.log.is_empty()
+    }
 }
 
 /// Checks a staff member may make per minute unless the covenant says otherwise.
@@ -1157,6 +1251,7 @@ impl Builder {
         let aggregates = self.aggregates(raw, &purpose_ids, &purposes);
         let witnessing = self.witnessing(raw, &partner_ids);
         let checks = self.checks(raw, &partner_ids, &governance);
+        let retention = self.retention(raw, &purpose_ids);
         Covenant {
             id: raw.covenant.id.get_ref().clone(),
             title: raw.covenant.title.clone(),
@@ -1189,6 +1284,139 @@ impl Builder {
             governance,
             witnessing,
             checks,
+            retention,
+        }
+    }
+
+    fn period(&mut self, what: &str, days_at: &Spanned<u64>, ground: &S) -> Option<Period> {
+        let days = *days_at.get_ref();
+        let mut ok = true;
+        if days > MAX_RETENTION_DAYS {
+            self.err(
+                sp(days_at),
+                format!("{what}: {days} days is more than a century"),
+                format!("state the period in days, at most {MAX_RETENTION_DAYS}; leave the rule out to keep without end"),
+            );
+            ok = false;
+        }
+        if ground.get_ref().trim().is_empty() {
+            self.err(
+                sp(ground),
+                format!("{what} has no ground"),
+                "name the legal ground or covenant article that sets the period: it is shown wherever data went under it",
+            );
+            ok = false;
+        }
+        let days = u32::try_from(days).ok().filter(|_| ok)?;
+        Some(Period {
+            days,
+            ground: ground.get_ref().clone(),
+        })
+    }
+
+    fn retention(&mut self, raw: &RawCovenant, purposes: &HashMap<String, u16>) -> Retention {
+        let Some(r) = raw.retention.as_ref().map(Spanned::get_ref) else {
+            return Retention::default();
+        };
+        let deposits = r
+            .deposits
+            .as_ref()
+            .map(Spanned::get_ref)
+            .and_then(|p| self.period("[retention] deposits", &p.days, &p.ground));
+        let cases = r
+            .cases
+            .as_ref()
+            .map(Spanned::get_ref)
+            .and_then(|p| self.period("[retention] cases", &p.days, &p.ground));
+        self.unique("retention rule", r.log.iter().map(|l| &l.get_ref().id));
+        // Which rule already covers (kind, purpose); `None` for the kind's default rule.
+        let mut covered: HashMap<(ExpiringKind, Option<u16>), String> = HashMap::new();
+        let mut log = Vec::new();
+        for rule in &r.log {
+            let rule = rule.get_ref();
+            let id = rule.id.get_ref();
+            if id == "cases" || id == "deposits" {
+                self.err(
+                    sp(&rule.id),
+                    format!("retention rule id `{id}` is the name of [retention] {id}"),
+                    "give the log rule another id: retention entries and reports name rules by id",
+                );
+            }
+            let mut kinds = Vec::new();
+            for k in &rule.kinds {
+                match k.get_ref().parse::<ExpiringKind>() {
+                    Ok(kind) => kinds.push(kind),
+                    Err(()) if LASTING_KINDS.contains(&k.get_ref().as_str()) => self.err(
+                        sp(k),
+                        format!("retention rule {id}: `{}` entries are never removed", k.get_ref()),
+                        "the log's own history (policy steps, key changes, witness overrides, retention runs) is what `audit verify` and the art. 15 report rest on; remove the kind",
+                    ),
+                    Err(()) => self.err(
+                        sp(k),
+                        format!("retention rule {id}: unknown kind `{}`", k.get_ref()),
+                        format!("one of {}", ExpiringKind::names()),
+                    ),
+                }
+            }
+            if rule.kinds.is_empty() {
+                self.err(
+                    sp(&rule.id),
+                    format!("retention rule {id} names no kinds"),
+                    format!("list the entry kinds it keeps: {}", ExpiringKind::names()),
+                );
+            }
+            let mut refs = Vec::new();
+            for u in &rule.purposes {
+                match purposes.get(u.get_ref()) {
+                    Some(i) => refs.push(*i),
+                    None => self.err(
+                        sp(u),
+                        format!("retention rule {id}: unknown purpose `{}`", u.get_ref()),
+                        "name a [[purpose]] id, or leave `purposes` out for any purpose",
+                    ),
+                }
+            }
+            let scopes: Vec<Option<u16>> = if rule.purposes.is_empty() {
+                vec![None]
+            } else {
+                refs.iter().copied().map(Some).collect()
+            };
+            for kind in &kinds {
+                for scope in &scopes {
+                    if let Some(first) = covered.insert((*kind, *scope), id.clone()) {
+                        let which = scope
+                            .and_then(|u| {
+                                rule.purposes
+                                    .iter()
+                                    .find(|p| purposes.get(p.get_ref()) == Some(&u))
+                            })
+                            .map_or_else(
+                                || "any purpose".to_owned(),
+                                |p| format!("purpose {}", p.get_ref()),
+                            );
+                        self.err(
+                            sp(&rule.id),
+                            format!("retention rules {first} and {id} both keep `{kind}` entries for {which}"),
+                            "one rule per kind and purpose: a rule with `purposes` overrides the kind's rule without them",
+                        );
+                    }
+                }
+            }
+            if let Some(period) =
+                self.period(&format!("retention rule {id}"), &rule.days, &rule.ground)
+            {
+                log.push(LogRetention {
+                    id: id.clone(),
+                    kinds,
+                    purposes: refs.into_iter().map(PurposeRef).collect(),
+                    period,
+                });
+            }
+        }
+        Retention {
+            deposits,
+            cases,
+            log,
         }
     }
 

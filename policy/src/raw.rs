@@ -66,6 +66,53 @@ pub struct RawCovenant {
     /// Limits of the aanpak-check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<Spanned<RawChecks>>,
+    /// How long deposits, cases and log entries are kept. Left out of the canonical form when
+    /// absent, so that versions written before retention keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Spanned<RawRetention>>,
+}
+
+/// `[retention]`: the covenant's retention periods (GDPR art. 5(1)(e), Archiefwet).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// Deposits of a subject, counted from the closing of the subject's last case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deposits: Option<Spanned<RawPeriod>>,
+    /// A closed case in the register, counted from its closing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cases: Option<Spanned<RawPeriod>>,
+    /// Log entries by kind (and purpose), counted from the entry's time.
+    #[serde(default, rename = "log", skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<Spanned<RawLogRetention>>,
+}
+
+/// A retention period and the ground it rests on.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPeriod {
+    /// Days kept (0: removed at the first run after the period starts).
+    pub days: Spanned<u64>,
+    /// The legal ground or covenant article, shown in the retention entry and the art. 15
+    /// report.
+    pub ground: S,
+}
+
+/// `[[retention.log]]`: how long log entries of some kinds (and purposes) are kept.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogRetention {
+    /// Rule id, named by every tombstone it leaves.
+    pub id: S,
+    /// Entry kinds it covers.
+    pub kinds: Vec<S>,
+    /// Only entries of these purposes (empty: any purpose, the kinds' default rule).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub purposes: Vec<S>,
+    /// Days kept.
+    pub days: Spanned<u64>,
+    /// The ground.
+    pub ground: S,
 }
 
 /// `[[approach]]`: another approach whose register the aanpak-check asks.

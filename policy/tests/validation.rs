@@ -908,3 +908,64 @@ fn other_approaches_and_the_check_limit_are_read_and_checked() {
         ],
     );
 }
+
+const RETENTION: &str = "[retention]\n\
+deposits = { days = 90, ground = \"convenant art. 12\" }\n\
+cases = { days = 1826, ground = \"convenant art. 12\" }\n\n\
+[[retention.log]]\nid = \"log-verstrekkingen\"\nkinds = [\"disclosure\", \"check\"]\ndays = 2557\nground = \"Archiefwet\"\n\n\
+[[retention.log]]\nid = \"log-regie\"\nkinds = [\"disclosure\"]\npurposes = [\"regie\"]\ndays = 365\nground = \"convenant art. 12\"\n";
+
+#[test]
+fn retention_periods_are_read_and_the_purpose_rule_overrides_the_kind_rule() {
+    use policy::covenant::ExpiringKind;
+    let cc = compile(&with_witnesses(RETENTION));
+    let c = cc.covenant();
+    let r = &c.retention;
+    assert_eq!(r.deposits.as_ref().map(|p| p.days), Some(90));
+    assert_eq!(r.cases.as_ref().map(|p| p.secs()), Some(1826 * 86_400));
+    let regie = c.purpose("regie");
+    assert_eq!(
+        r.log_rule(ExpiringKind::Disclosure, regie)
+            .map(|x| x.id.as_str()),
+        Some("log-regie")
+    );
+    assert_eq!(
+        r.log_rule(ExpiringKind::Disclosure, None)
+            .map(|x| x.id.as_str()),
+        Some("log-verstrekkingen")
+    );
+    assert_eq!(
+        r.log_rule(ExpiringKind::Check, regie)
+            .map(|x| x.id.as_str()),
+        Some("log-verstrekkingen")
+    );
+    assert!(r.log_rule(ExpiringKind::CaseChange, None).is_none(), "kept");
+    // Without [retention]: nothing is removed.
+    assert!(compile(MINI).covenant().retention.is_empty());
+    assert_ne!(
+        compile(MINI).version().as_str(),
+        cc.version().as_str(),
+        "retention is part of the reviewed text"
+    );
+}
+
+#[test]
+fn retention_mistakes_are_named() {
+    let src = with_witnesses(
+        "[retention]\ncases = { days = 99999, ground = \"\" }\n\n\
+         [[retention.log]]\nid = \"a\"\nkinds = [\"disclosure\", \"policy\", \"nonsense\"]\ndays = 10\nground = \"g\"\n\n\
+         [[retention.log]]\nid = \"b\"\nkinds = [\"disclosure\"]\npurposes = [\"nergens\"]\ndays = 10\nground = \"g\"\n\n\
+         [[retention.log]]\nid = \"c\"\nkinds = [\"disclosure\"]\ndays = 10\nground = \"g\"\n",
+    );
+    assert_errors(
+        &src,
+        &[
+            "[retention] cases: 99999 days is more than a century",
+            "[retention] cases has no ground",
+            "retention rule a: `policy` entries are never removed",
+            "retention rule a: unknown kind `nonsense`",
+            "retention rule b: unknown purpose `nergens`",
+            "retention rules a and c both keep `disclosure` entries for any purpose",
+        ],
+    );
+}

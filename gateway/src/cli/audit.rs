@@ -152,6 +152,8 @@ fn print_report_witnessed(
             "nodes": report.nodes,
             "checkpoints": report.checkpoints,
             "proofs": report.proofs,
+            "removed": report.removed,
+            "removed_ranges": report.removed_ranges,
             "seconds": secs,
             "first_bad": report.first_bad.as_ref().map(|(seq, why)| serde_json::json!({"seq": seq, "problem": why})),
             "witnesses": w,
@@ -204,6 +206,8 @@ fn print_report(report: &Report, secs: f64, format: OutputFormat) -> i32 {
             "nodes": report.nodes,
             "checkpoints": report.checkpoints,
             "proofs": report.proofs,
+            "removed": report.removed,
+            "removed_ranges": report.removed_ranges,
             "seconds": secs,
             "first_bad": report.first_bad.as_ref().map(|(seq, why)| serde_json::json!({"seq": seq, "problem": why})),
         });
@@ -224,6 +228,25 @@ fn print_report(report: &Report, secs: f64, format: OutputFormat) -> i32 {
                 },
                 report.entries as f64 / secs.max(1e-9) * 60.0
             );
+            if report.removed > 0 {
+                let ranges: Vec<String> = report
+                    .removed_ranges
+                    .iter()
+                    .take(10)
+                    .map(|r| format!("{}..={} ({})", r.first, r.last, r.rule))
+                    .collect();
+                let more = report.removed_ranges.len().saturating_sub(10);
+                println!(
+                    "  {} of them removed by retention, as the retention entries record (hashes verified, content gone): {}{}",
+                    report.removed,
+                    ranges.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more ranges")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
             0
         }
         Some((seq, why)) => {
@@ -317,6 +340,14 @@ async fn export(
         }
         None => None,
     };
+    let tombstones = db.tombstones().await?;
+    let removed_under = |seq: i64| {
+        let i = tombstones.partition_point(|t| t.last_seq < seq);
+        tombstones
+            .get(i)
+            .filter(|t| t.first_seq <= seq)
+            .map(|t| t.rule.clone())
+    };
     let mut report = progress("exported");
     let (mut after, mut n) = (0i64, 0i64);
     while after < head_size {
@@ -334,6 +365,7 @@ async fn export(
             };
             let line = ExportLine::Entry {
                 seq,
+                removed: e.record.is_none().then(|| removed_under(seq)).flatten(),
                 entry: e.record.map(|r| r.entry),
                 leaf_hash: hex::encode(e.leaf.leaf_hash),
                 chain_hash: hex::encode(e.leaf.chain_hash),
@@ -367,6 +399,21 @@ fn readable(report: &crate::service::audit::SubjectReport) -> String {
     }
     if report.disclosures.is_empty() {
         let _ = writeln!(o, "\nNo disclosures.");
+    }
+    for n in &report.removed_under_retention {
+        let _ = writeln!(
+            o,
+            "Removed under retention rule {} ({}): {} entries{} from before {}; those about this person are no longer listed",
+            n.rule,
+            n.ground,
+            n.kinds.join(", "),
+            if n.purposes.is_empty() {
+                String::new()
+            } else {
+                format!(" for {}", n.purposes.join(", "))
+            },
+            n.removed_before
+        );
     }
     for d in &report.disclosures {
         let _ = writeln!(

@@ -10,6 +10,7 @@ pub mod certs;
 pub mod monitor;
 pub mod policy;
 pub mod remote;
+pub mod retention;
 pub mod serve;
 pub mod witness;
 
@@ -57,6 +58,9 @@ pub enum Command {
     /// Restore a SQLite backup to a new database file, checked against its manifest and
     /// verified like `audit verify`.
     Restore(backup::RestoreArgs),
+    /// Remove what the covenant's retention periods say has been kept long enough.
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
     /// Ask a running gateway whether it is ready (exit 0) or not (exit 1, with what is wrong):
     /// for container health checks and scripts.
     Health(HealthArgs),
@@ -205,6 +209,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::ApproachIndex(args) => approach::run(args),
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
+        Command::Retention(cmd) => retention::run(cmd),
         Command::Completions(args) => completions(args),
         Command::Man(args) => man(args),
     }

@@ -39,6 +39,8 @@ pub enum Kind {
     WitnessOverride,
     /// A request no endpoint took (unknown path, certificate no longer accepted).
     Request,
+    /// A retention run removed expired data: deposits, cases, the content of log entries.
+    Retention,
 }
 
 impl Kind {
@@ -57,11 +59,12 @@ impl Kind {
             Kind::LogKey => "log-key",
             Kind::WitnessOverride => "witness-override",
             Kind::Request => "request",
+            Kind::Retention => "retention",
         }
     }
 
     /// Every kind.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Disclosure,
         Kind::Check,
         Kind::Aggregate,
@@ -74,12 +77,19 @@ impl Kind {
         Kind::LogKey,
         Kind::WitnessOverride,
         Kind::Request,
+        Kind::Retention,
     ];
 
     /// Kinds whose answered entries are disclosures in the sense of GDPR art. 15: personal data
     /// about the subject reached a recipient.
     pub fn reaches_recipient(self) -> bool {
         matches!(self, Kind::Disclosure | Kind::Check | Kind::CaseRead)
+    }
+
+    /// The covenant's name for this kind when its entries may expire (`None`: kept as long as
+    /// the log, see `policy::covenant::LASTING_KINDS`).
+    pub fn expiring(self) -> Option<policy::covenant::ExpiringKind> {
+        self.as_str().parse().ok()
     }
 }
 
@@ -341,6 +351,64 @@ pub struct WitnessOverride {
     pub unreachable: Vec<String>,
 }
 
+/// Entries whose content a retention run removed: `first..=last`, under one rule. Their hashes
+/// stay in the log; the store's tombstone says the same, and `audit verify` checks both.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RemovedRange {
+    /// First sequence number.
+    pub first: i64,
+    /// Last sequence number (inclusive).
+    pub last: i64,
+    /// The covenant's retention rule.
+    pub rule: String,
+}
+
+/// What a retention run removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetentionTarget {
+    /// Deposited records (and, of a removed case, its deposits).
+    Deposits,
+    /// Closed cases in the register, with their history and sealed BSN.
+    Cases,
+    /// The content of log entries.
+    Log,
+}
+
+/// One rule a retention step applied: what it covers, from when, on which ground, how much.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleApplied {
+    /// The rule: a `[[retention.log]]` id, or `deposits` / `cases`.
+    pub rule: String,
+    /// What it removes.
+    pub target: RetentionTarget,
+    /// For log rules: the kinds it covers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
+    /// For log rules: only these purposes (empty: any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub purposes: Vec<String>,
+    /// The period in days.
+    pub days: u32,
+    /// The ground the covenant gives.
+    pub ground: String,
+    /// What is older than this went (entries by their time, cases and deposits by the closing).
+    #[serde(with = "rfc3339")]
+    pub before: i64,
+    /// How many entries, cases or deposits this step removed.
+    pub removed: u64,
+}
+
+/// A retention step: what was removed, under which rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionStep {
+    /// The rules applied in this step, with counts.
+    pub rules: Vec<RuleApplied>,
+    /// The log entries whose content went (their hashes stay).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<RemovedRange>,
+}
+
 /// A step of the policy lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -499,6 +567,9 @@ pub struct LogEntry {
     /// For a check: what each approach answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckOutcome>,
+    /// For a retention run: what it removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionStep>,
 }
 
 /// What an entry starts from: who asked what, when, under which version.
@@ -572,6 +643,7 @@ impl LogEntry {
             key_change: None,
             witness_override: None,
             check: None,
+            retention: None,
         }
     }
 

@@ -5,10 +5,12 @@
 //! embedded proofs it checks too.
 
 use super::checkpoint::KeySet;
-use super::entry::LogEntry;
+use super::entry::{Kind, LogEntry, RemovedRange};
 use super::merkle::{Frontier, Hash, leaf_hash, verify_inclusion};
 use super::{GENESIS, chain_hash, tree};
-use crate::store::{Db, NodeRow, ProductRow, RecordRow, StoreError, StoredCheckpoint};
+use crate::store::{
+    Db, NodeRow, ProductRow, RecordRow, StoreError, StoredCheckpoint, TombstoneRow,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
 
@@ -23,8 +25,39 @@ pub struct Report {
     pub nodes: usize,
     /// Inclusion proofs checked (exports only).
     pub proofs: usize,
+    /// Entries whose content a retention run removed (their hashes verified all the same).
+    pub removed: i64,
+    /// Those entries as ranges, with the rule that removed them.
+    pub removed_ranges: Vec<RemovedRange>,
     /// The first problem: sequence number and what is wrong.
     pub first_bad: Option<(i64, String)>,
+}
+
+/// An entry's content as verification meets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content<'a> {
+    /// The canonical entry.
+    Present(&'a str),
+    /// Removed under this retention rule (a tombstone says so).
+    Removed(&'a str),
+    /// Not there, and nothing says why: tampering.
+    Missing,
+}
+
+/// Adds `seq` under `rule` to ranges kept in order, extending the last one when it continues it.
+fn extend_ranges(ranges: &mut Vec<RemovedRange>, first: i64, last: i64, rule: &str) {
+    if let Some(r) = ranges.last_mut()
+        && r.last + 1 == first
+        && r.rule == rule
+    {
+        r.last = last;
+        return;
+    }
+    ranges.push(RemovedRange {
+        first,
+        last,
+        rule: rule.to_owned(),
+    });
 }
 
 /// Verification in one pass over the entries, in sequence order.
@@ -41,6 +74,8 @@ pub struct Pass<'a> {
     report: Report,
     /// Embedded proofs waiting for their checkpoint's size to be reached.
     pending_proofs: Vec<(i64, Hash, i64, Vec<Hash>)>,
+    /// The ranges retention entries say they removed.
+    listed: Vec<RemovedRange>,
 }
 
 impl<'a> Pass<'a> {
@@ -76,9 +111,12 @@ impl<'a> Pass<'a> {
                 checkpoints: 0,
                 nodes: 0,
                 proofs: 0,
+                removed: 0,
+                removed_ranges: Vec::new(),
                 first_bad: None,
             },
             pending_proofs: Vec::new(),
+            listed: Vec::new(),
         }
     }
 
@@ -88,9 +126,8 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// One entry: its sequence number, canonical bytes (`None`: the content is missing) and
-    /// stored hashes.
-    pub fn entry(&mut self, seq: i64, entry: Option<&str>, stored_leaf: Hash, stored_chain: Hash) {
+    /// One entry: its sequence number, its content and stored hashes.
+    pub fn entry(&mut self, seq: i64, content: Content<'_>, stored_leaf: Hash, stored_chain: Hash) {
         if seq != self.expected {
             let e = self.expected;
             self.bad(
@@ -99,8 +136,8 @@ impl<'a> Pass<'a> {
             );
             self.expected = seq;
         }
-        let leaf = match entry {
-            Some(text) => {
+        let leaf = match content {
+            Content::Present(text) => {
                 let leaf = leaf_hash(text.as_bytes());
                 if stored_leaf != leaf {
                     self.bad(
@@ -109,11 +146,23 @@ impl<'a> Pass<'a> {
                             "entry {seq} was changed: its content does not match its leaf hash"
                         ),
                     );
+                } else if text.contains(r#""kind":"retention""#) {
+                    self.retention_listing(seq, text);
                 }
                 leaf
             }
-            None => {
-                self.bad(seq, format!("entry {seq}'s content was removed"));
+            Content::Removed(rule) => {
+                // The hash cannot be recomputed; the chain, the tree and the checkpoints still
+                // check it, and the retention entry that removed the content must list it.
+                self.report.removed += 1;
+                extend_ranges(&mut self.report.removed_ranges, seq, seq, rule);
+                stored_leaf
+            }
+            Content::Missing => {
+                self.bad(
+                    seq,
+                    format!("entry {seq}'s content was removed, and no retention run removed it"),
+                );
                 stored_leaf
             }
         };
@@ -152,6 +201,29 @@ impl<'a> Pass<'a> {
             }
             self.checkpoint(&c);
             self.next_checkpoint += 1;
+        }
+    }
+
+    /// Collects what a (verified) retention entry says it removed: only entries before it.
+    fn retention_listing(&mut self, seq: i64, text: &str) {
+        let Ok(e) = LogEntry::parse(seq, text) else {
+            return;
+        };
+        if e.kind != Kind::Retention {
+            return;
+        }
+        for r in e.retention.map(|r| r.log).unwrap_or_default() {
+            if r.first > r.last || r.first < 1 || r.last >= seq {
+                self.bad(
+                    seq,
+                    format!(
+                        "retention entry {seq} lists entries {}..={}, which are not entries before it",
+                        r.first, r.last
+                    ),
+                );
+                continue;
+            }
+            self.listed.push(r);
         }
     }
 
@@ -229,8 +301,53 @@ impl<'a> Pass<'a> {
         }
     }
 
+    /// What was found removed against what the retention entries say they removed.
+    fn check_removals(&mut self) {
+        let mut listed = std::mem::take(&mut self.listed);
+        listed.sort();
+        let mut want: Vec<RemovedRange> = Vec::new();
+        for r in listed {
+            if want.last().is_some_and(|w| r.first <= w.last) {
+                self.bad(
+                    r.first,
+                    format!(
+                        "entry {} is listed as removed by two retention entries",
+                        r.first
+                    ),
+                );
+                continue;
+            }
+            extend_ranges(&mut want, r.first, r.last, &r.rule);
+        }
+        let found = &self.report.removed_ranges;
+        let show = |r: Option<&RemovedRange>| {
+            r.map_or_else(
+                || "nothing".to_owned(),
+                |r| format!("entries {}..={} under rule {}", r.first, r.last, r.rule),
+            )
+        };
+        let first_difference = (0..want.len().max(found.len()))
+            .map(|i| (want.get(i), found.get(i)))
+            .find(|(w, f)| w != f);
+        if let Some((w, f)) = first_difference {
+            let seq = [w, f]
+                .into_iter()
+                .flatten()
+                .map(|r| r.first)
+                .min()
+                .unwrap_or(0);
+            let why = format!(
+                "removed content does not match the retention entries: the log shows {} removed where the retention entries list {}",
+                show(f),
+                show(w)
+            );
+            self.bad(seq, why);
+        }
+    }
+
     /// Ends the pass against the recorded log head.
     pub fn finish(mut self, head_size: i64, head_chain: &Hash, head_root: Option<&Hash>) -> Report {
+        self.check_removals();
         for (seq, _, size, _) in std::mem::take(&mut self.pending_proofs) {
             self.bad(
                 seq,
@@ -392,6 +509,8 @@ pub async fn verify(
     mut progress: impl FnMut(i64),
 ) -> Result<Report, StoreError> {
     let mut pass = Pass::new(keys, db.checkpoints().await?, Some(db.all_nodes().await?));
+    let tombstones = db.tombstones().await?;
+    let mut stones = tombstones.iter().peekable();
     let mut after = 0i64;
     loop {
         let page = db.entries(after, PAGE).await?;
@@ -405,12 +524,19 @@ pub async fn verify(
         }
         for e in &page {
             let seq = e.leaf.seq;
-            pass.entry(
-                seq,
-                e.record.as_ref().map(|r| r.entry.as_str()),
-                e.leaf.leaf_hash,
-                e.leaf.chain_hash,
-            );
+            while stones.next_if(|t| t.last_seq < seq).is_some() {}
+            let stone: Option<&TombstoneRow> =
+                stones.peek().copied().filter(|t| t.first_seq <= seq);
+            let content = match (&e.record, stone) {
+                (Some(r), None) => Content::Present(&r.entry),
+                (Some(r), Some(t)) => {
+                    pass.bad(seq, format!("entry {seq} was removed under retention rule {}, but its content is back", t.rule));
+                    Content::Present(&r.entry)
+                }
+                (None, Some(t)) => Content::Removed(&t.rule),
+                (None, None) => Content::Missing,
+            };
+            pass.entry(seq, content, e.leaf.leaf_hash, e.leaf.chain_hash);
             let products = by_seq.remove(&seq).unwrap_or_default();
             match &e.record {
                 Some(r) => pass.columns(seq, r, &products),
@@ -438,6 +564,15 @@ pub async fn verify(
         );
     }
     let head = db.log_head().await?;
+    if let Some(t) = tombstones.iter().find(|t| t.last_seq > head.size) {
+        pass.bad(
+            t.first_seq,
+            format!(
+                "a tombstone covers entries {}..={}, beyond the log's {} entries",
+                t.first_seq, t.last_seq, head.size
+            ),
+        );
+    }
     Ok(pass.finish(head.size, &head.chain_hash, head.root.as_ref()))
 }
 
@@ -470,6 +605,10 @@ pub enum ExportLine {
         /// Canonical JSON, exactly as hashed; absent when the entry's content is not in the log.
         #[serde(default)]
         entry: Option<String>,
+        /// When a retention run removed the content: the rule (a retention entry in the same
+        /// file must list it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removed: Option<String>,
         /// Leaf hash, hex.
         leaf_hash: String,
         /// Chain hash, hex.
@@ -524,6 +663,7 @@ pub fn verify_export(reader: impl BufRead, keys: &KeySet) -> Result<Report, Stri
             ExportLine::Entry {
                 seq,
                 entry,
+                removed,
                 leaf_hash,
                 chain_hash,
                 proof_size,
@@ -535,7 +675,12 @@ pub fn verify_export(reader: impl BufRead, keys: &KeySet) -> Result<Report, Stri
                     parse_hash(&chain_hash).ok_or(format!("line {at}: chain hash is not hex"))?;
                 let p = pass
                     .get_or_insert_with(|| Pass::new(keys, std::mem::take(&mut checkpoints), None));
-                p.entry(seq, entry.as_deref(), leaf, chain);
+                let content = match (entry.as_deref(), removed.as_deref()) {
+                    (Some(text), _) => Content::Present(text),
+                    (None, Some(rule)) => Content::Removed(rule),
+                    (None, None) => Content::Missing,
+                };
+                p.entry(seq, content, leaf, chain);
                 if let Some(size) = proof_size.filter(|s| *s >= seq) {
                     let proven = entry
                         .as_deref()

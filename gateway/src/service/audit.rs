@@ -387,6 +387,88 @@ pub struct SubjectReport {
     pub confidential_purposes_left_out: Vec<String>,
     /// Every disclosure about the person, oldest first.
     pub disclosures: Vec<ReportItem>,
+    /// Older disclosures the log no longer holds: removed under the covenant's retention rules,
+    /// so that a short list is not mistaken for a complete one.
+    pub removed_under_retention: Vec<RemovedNotice>,
+}
+
+/// Disclosures of some kinds older than a date removed under a retention rule (of anyone: a
+/// removed entry no longer says whom it was about).
+#[derive(Debug, Clone, Serialize)]
+pub struct RemovedNotice {
+    /// The rule.
+    pub rule: String,
+    /// The kinds of entries it removes that the report would list.
+    pub kinds: Vec<String>,
+    /// Only these purposes (empty: any).
+    pub purposes: Vec<String>,
+    /// The ground the covenant gives.
+    pub ground: String,
+    /// Entries from before this were removed (RFC 3339; the latest run's cut-off).
+    pub removed_before: String,
+}
+
+/// What retention entries say was removed of the kinds an art. 15 report lists.
+async fn removed_notices(db: &Db) -> Result<Vec<RemovedNotice>, Refusal> {
+    let listed: Vec<&str> = Kind::ALL
+        .into_iter()
+        .filter(|k| k.reaches_recipient())
+        .map(Kind::as_str)
+        .collect();
+    let mut by_rule: BTreeMap<String, (RemovedNotice, i64)> = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let filter = LogFilter {
+            kinds: vec![Kind::Retention.as_str()],
+            after_seq: after,
+            limit: 1000,
+            ..LogFilter::default()
+        };
+        let page = parse_rows(db.search(&filter).await?)?;
+        let Some((last, _, _)) = page.last() else {
+            break;
+        };
+        after = *last;
+        let done = page.len() < 1000;
+        for (_, e, _) in page {
+            let rules = e.retention.map(|r| r.rules).unwrap_or_default();
+            for r in rules
+                .into_iter()
+                .filter(|r| r.target == crate::log::entry::RetentionTarget::Log && r.removed > 0)
+            {
+                let kinds: Vec<String> = r
+                    .kinds
+                    .iter()
+                    .filter(|k| listed.contains(&k.as_str()))
+                    .cloned()
+                    .collect();
+                if kinds.is_empty() {
+                    continue;
+                }
+                let slot = by_rule.entry(r.rule.clone()).or_insert_with(|| {
+                    (
+                        RemovedNotice {
+                            rule: r.rule.clone(),
+                            kinds: kinds.clone(),
+                            purposes: r.purposes.clone(),
+                            ground: r.ground.clone(),
+                            removed_before: String::new(),
+                        },
+                        i64::MIN,
+                    )
+                });
+                if r.before > slot.1 {
+                    slot.1 = r.before;
+                    slot.0.removed_before =
+                        crate::log::entry::rfc3339::format(r.before).unwrap_or_default();
+                }
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    Ok(by_rule.into_values().map(|(n, _)| n).collect())
 }
 
 /// The art. 15 report for one subject pseudonym: every answered entry whose data reached a
@@ -518,6 +600,7 @@ pub async fn subject_report(
         data_subject: pseudonym.to_owned(),
         confidential_purposes_left_out: left_out.into_iter().collect(),
         disclosures: out,
+        removed_under_retention: removed_notices(db).await?,
     })
 }
 

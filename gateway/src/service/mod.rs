@@ -17,6 +17,7 @@ pub mod health;
 
 pub mod policy_admin;
 pub mod records;
+pub mod retention;
 
 use crate::app::App;
 use crate::auth::Requester;

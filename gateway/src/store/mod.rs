@@ -12,6 +12,7 @@ mod cases;
 mod log;
 mod policy;
 mod records;
+mod retention;
 
 pub use aggregates::CaseFacts;
 pub use cases::{CaseAction, CaseEventRow, CaseRow, OpenSubject, Regisseur};
@@ -21,6 +22,7 @@ pub use log::{
 };
 pub use policy::{DraftKind, DraftStatus, PolicyDraftRow};
 pub use records::RecordsRow;
+pub use retention::{ClosedCase, DepositKey, ExpiringEntry, Removal, TombstoneRow};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
@@ -142,6 +144,9 @@ impl Db {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
                     .foreign_keys(true)
+                    // What is deleted (retention, a replaced deposit) is overwritten, not
+                    // left in free pages.
+                    .pragma("secure_delete", "ON")
                     .busy_timeout(Duration::from_secs(5));
                 Pool::Sqlite(
                     SqlitePoolOptions::new()
@@ -275,6 +280,8 @@ pub enum Change {
     },
     /// The first version of an empty database (if no version is active yet).
     Bootstrap(PolicyDraftRow),
+    /// Expired data removed by a retention run (if all of it is still as read).
+    RemoveExpired(Removal),
 }
 
 impl Change {
@@ -286,6 +293,7 @@ impl Change {
             Change::PutRecords(_) => "subject-not-found",
             Change::InsertDraft(_) | Change::ApproveDraft { .. } => "draft-state",
             Change::ActivateDraft { .. } | Change::Bootstrap(_) => "activation-conflict",
+            Change::RemoveExpired(_) => "retention-conflict",
         }
     }
 }
@@ -321,6 +329,7 @@ impl Tx {
                     .await
             }
             Change::Bootstrap(d) => self.bootstrap(d).await,
+            Change::RemoveExpired(r) => self.remove_expired(r).await,
         }
     }
 }
