@@ -250,7 +250,7 @@ async fn tamper(url: &str, sql: &str) {
     }
 }
 
-async fn scalar(url: &str, sql: &str) -> String {
+pub(crate) async fn scalar(url: &str, sql: &str) -> String {
     let db = gateway::store::Db::connect(url).await.unwrap();
     let _ = &db;
     use sqlx::Connection;

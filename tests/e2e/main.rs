@@ -22,6 +22,7 @@ mod lifecycle;
 mod openapi;
 mod ops;
 mod policy_cli;
+mod retention;
 mod serve_auth;
 mod store_story;
 mod tls_scan;
