@@ -720,6 +720,7 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
     let health = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api_addr = api.local_addr()?.to_string();
     let (stop_gw, stop_gw_rx) = tokio::sync::oneshot::channel::<()>();
+    let database_url = cfg.database_url.clone();
     let gateway = tokio::spawn(crate::startup::run_any(
         loaded,
         cfg,
@@ -1070,6 +1071,8 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
         dir.join(pki::layout::CONFIG).display()
     ));
 
+    retention_preview(&mut d, &database_url, &cc).await?;
+
     d.say("Done");
     if keep {
         let token_cmd = format!(
@@ -1089,6 +1092,61 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
     gateway.await.context("gateway task")??;
     let _ = stop_witnesses.send(true);
     Ok(d.out)
+}
+
+/// What the covenant keeps how long, and a dry run of retention years on: what would go.
+async fn retention_preview(
+    d: &mut Demo,
+    database_url: &str,
+    cc: &policy::CompiledCovenant,
+) -> anyhow::Result<()> {
+    use crate::clock::Clock;
+    d.say("Retention: how long the covenant keeps what the gateway holds");
+    let r = &cc.covenant().retention;
+    let mut lines = Vec::new();
+    if let Some(p) = &r.deposits {
+        lines.push(format!(
+            "deposits: {} days after the subject's last case closed ({})",
+            p.days, p.ground
+        ));
+    }
+    if let Some(p) = &r.cases {
+        lines.push(format!(
+            "closed cases: {} days after closing ({})",
+            p.days, p.ground
+        ));
+    }
+    for l in &r.log {
+        let kinds: Vec<&str> = l.kinds.iter().map(|k| k.as_str()).collect();
+        lines.push(format!(
+            "log entries {}: {} days ({}; rule {})",
+            kinds.join(", "),
+            l.period.days,
+            l.period.ground,
+            l.id
+        ));
+    }
+    d.note(&lines.join("\n"));
+    let later = crate::clock::SystemClock.now() + 8 * 365 * 86_400;
+    let db = crate::store::Db::connect(database_url).await?;
+    let dry = crate::service::retention::dry_run(&db, cc.covenant(), later).await?;
+    db.close().await;
+    let when = crate::log::entry::rfc3339::format(later).unwrap_or_default();
+    let mut out = vec![format!(
+        "A dry run as of {} (nothing is removed now) would remove:",
+        when.get(..10).unwrap_or(&when)
+    )];
+    for (rule, t) in &dry.rules {
+        let what = match t.target {
+            crate::log::entry::RetentionTarget::Log => "log entries' content (their hashes stay)",
+            crate::log::entry::RetentionTarget::Cases => "closed cases",
+            crate::log::entry::RetentionTarget::Deposits => "deposits",
+        };
+        out.push(format!("  {:>4} {what} under {rule}", t.removed));
+    }
+    out.push("`gateway retention run` removes what is due (a serving gateway runs it daily); each step is a log entry, and `gateway audit verify` still passes after it.".into());
+    d.note(&out.join("\n"));
+    Ok(())
 }
 
 /// The other approaches in the demo's covenant.

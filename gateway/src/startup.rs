@@ -309,14 +309,8 @@ pub fn background(app: &Arc<App>, cfg: &Config) {
 pub async fn retention_round(app: &App) {
     let active = app.policy.load_full();
     let cc = &active.covenant;
-    match crate::service::retention::run(
-        &app.log,
-        cc.covenant(),
-        active.version(),
-        app.clock.now(),
-        false,
-    )
-    .await
+    match crate::service::retention::run(&app.log, cc.covenant(), active.version(), app.clock.now())
+        .await
     {
         Ok(report) => {
             for key in &report.forgotten {

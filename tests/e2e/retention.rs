@@ -23,9 +23,15 @@ ground = "convenant art. 12 lid 3"
 "#;
 
 fn covenant() -> String {
-    let text = std::fs::read_to_string(covenant_path()).unwrap();
+    // The example's own periods (years) replaced by the test's.
+    let text = std::fs::read_to_string(example_covenant_path()).unwrap();
+    let text = text.split("\n[retention]").next().unwrap();
     let p = std::env::temp_dir().join(format!("gateway-e2e-retention-{}.toml", std::process::id()));
-    std::fs::write(&p, format!("{text}\n{RETENTION}")).unwrap();
+    std::fs::write(
+        &p,
+        format!("{text}\n{RETENTION}\n[checks]\nper_staff_per_minute = 1000000\n"),
+    )
+    .unwrap();
     p.to_str().unwrap().to_owned()
 }
 

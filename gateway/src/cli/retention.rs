@@ -61,14 +61,11 @@ pub fn run(cmd: RetentionCommand) -> anyhow::Result<i32> {
         let log = Log::open(db.clone(), keys, origin)
             .await
             .context("opening the disclosure log")?;
-        let report = retention::run(
-            &log,
-            cc.covenant(),
-            cc.version().as_str(),
-            now,
-            args.dry_run,
-        )
-        .await;
+        let report = if args.dry_run {
+            retention::dry_run(&db, cc.covenant(), now).await
+        } else {
+            retention::run(&log, cc.covenant(), cc.version().as_str(), now).await
+        };
         let mut reclaimed = None;
         if let Ok(r) = &report
             && !r.entries.is_empty()
