@@ -234,7 +234,8 @@ impl Default for TokenConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretsConfig {
-    /// The gateway's age identity for data at rest.
+    /// The gateway's age identities for data at rest, one `AGE-SECRET-KEY-…` line each: the
+    /// first seals, every one opens (`gateway keys rotate-storage` puts a new one first).
     pub storage_identity_file: PathBuf,
     /// 32 random bytes (hex) from which pseudonym keys are derived.
     pub pseudonym_key_file: PathBuf,
@@ -245,6 +246,14 @@ pub struct SecretsConfig {
     /// the log key file (it need not exist).
     #[serde(default)]
     pub retired_log_vkeys_file: Option<PathBuf>,
+    /// Seconds between looks at the storage identity file while serving (a rotation is picked
+    /// up, and rows sealed with older keys are sealed again); 0: at start only.
+    #[serde(default = "default_secrets_reload")]
+    pub reload_secs: u64,
+}
+
+fn default_secrets_reload() -> u64 {
+    10
 }
 
 impl SecretsConfig {
@@ -459,6 +468,7 @@ pub const KEYS: &[&str] = &[
     "secrets.pseudonym_key_file",
     "secrets.log_key_file",
     "secrets.retired_log_vkeys_file",
+    "secrets.reload_secs",
     "limits.body_bytes",
     "limits.json_depth",
     "limits.partner_per_second",

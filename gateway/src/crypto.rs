@@ -35,10 +35,88 @@ impl KeyFileError {
 #[error("encryption at rest failed: {0}")]
 pub struct SealError(String);
 
+/// The storage key ring: the first key of the identity file seals, every key in it opens. A
+/// rotation puts a new key first; the old ones stay until nothing sealed with them is left.
+pub struct StorageKeys {
+    identities: Vec<age::x25519::Identity>,
+    ids: Vec<String>,
+    recipient: age::x25519::Recipient,
+}
+
+impl StorageKeys {
+    /// A ring of these identities, the first one current; `None` when there is none.
+    pub fn new(identities: Vec<age::x25519::Identity>) -> Option<StorageKeys> {
+        let recipient = identities.first()?.to_public();
+        let ids = identities
+            .iter()
+            .map(|i| storage_key_id(&i.to_public()))
+            .collect();
+        Some(StorageKeys {
+            identities,
+            ids,
+            recipient,
+        })
+    }
+
+    /// The id of the key that seals.
+    pub fn current(&self) -> &str {
+        self.ids.first().map_or("", String::as_str)
+    }
+
+    /// Every key's id, the current one first.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+
+    /// Every key's public half (`age1…`), in the ring's order.
+    pub fn recipients(&self) -> Vec<String> {
+        self.identities
+            .iter()
+            .map(|i| i.to_public().to_string())
+            .collect()
+    }
+}
+
+/// A storage key's id: `st-` and 12 hex digits of the SHA-256 of its public key, stored beside
+/// every row it seals (never the key itself).
+pub fn storage_key_id(recipient: &age::x25519::Recipient) -> String {
+    use sha2::Digest;
+    let d = Sha256::digest(recipient.to_string().as_bytes());
+    format!("st-{}", hex::encode(d.get(..6).unwrap_or_default()))
+}
+
+/// Sealed bytes and the id of the key that sealed them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// The age ciphertext.
+    pub bytes: Vec<u8>,
+    /// The storage key's id.
+    pub key: String,
+}
+
+/// Reads every age X25519 identity of a file, in order (the storage key ring).
+pub fn read_age_identities(path: &Path) -> Result<Vec<age::x25519::Identity>, KeyFileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| KeyFileError::new(path, e.to_string()))?;
+    let keys = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .map(|l| {
+            age::x25519::Identity::from_str(l).map_err(|e| KeyFileError::new(path, e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.is_empty() {
+        return Err(KeyFileError::new(
+            path,
+            "no AGE-SECRET-KEY line; make one with `age-keygen -o FILE`",
+        ));
+    }
+    Ok(keys)
+}
+
 /// The gateway's own secrets.
 pub struct Secrets {
-    storage: age::x25519::Identity,
-    storage_recipient: age::x25519::Recipient,
+    storage: arc_swap::ArcSwap<StorageKeys>,
     /// Zeroed when dropped, never printed.
     pseudonym_master: SecretSlice<u8>,
     subject_key: PseudonymKey,
@@ -70,9 +148,10 @@ impl Secrets {
     /// Loads both secret files.
     pub fn load(storage_identity: &Path, pseudonym_key: &Path) -> Result<Self, Vec<KeyFileError>> {
         let mut problems = Vec::new();
-        let storage = read_age_identity(storage_identity)
+        let storage = read_age_identities(storage_identity)
             .map_err(|e| problems.push(e))
-            .ok();
+            .ok()
+            .and_then(StorageKeys::new);
         let master = std::fs::read_to_string(pseudonym_key)
             .map_err(|e| KeyFileError::new(pseudonym_key, e.to_string()))
             .and_then(|t| {
@@ -85,14 +164,22 @@ impl Secrets {
             .ok();
         match (storage, master) {
             (Some(storage), Some(master)) if problems.is_empty() => {
-                Ok(Self::from_parts(storage, master))
+                Ok(Self::from_ring(storage, master))
             }
             _ => Err(problems),
         }
     }
 
-    /// From loaded parts (tests).
+    /// From loaded parts (tests): one storage key.
     pub fn from_parts(storage: age::x25519::Identity, pseudonym_master: Vec<u8>) -> Self {
+        match StorageKeys::new(vec![storage]) {
+            Some(ring) => Self::from_ring(ring, pseudonym_master),
+            None => unreachable_ring(),
+        }
+    }
+
+    /// From a storage key ring and the pseudonym master secret.
+    pub fn from_ring(storage: StorageKeys, pseudonym_master: Vec<u8>) -> Self {
         let mut mac = match <Hmac<Sha256>>::new_from_slice(&pseudonym_master) {
             Ok(m) => m,
             Err(_) => {
@@ -102,8 +189,7 @@ impl Secrets {
         mac.update(b"ipga-r/subject/v1");
         let subject_key = PseudonymKey::from_secret(&mac.finalize().into_bytes());
         Secrets {
-            storage_recipient: storage.to_public(),
-            storage,
+            storage: arc_swap::ArcSwap::from_pointee(storage),
             pseudonym_master: SecretSlice::from(pseudonym_master),
             subject_key,
         }
@@ -119,16 +205,23 @@ impl Secrets {
         self.subject_key.pseudonym(bsn.expose().as_bytes())
     }
 
-    /// Encrypts data at rest to the storage identity.
-    pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
-        age::encrypt(&self.storage_recipient, plaintext).map_err(|e| SealError(e.to_string()))
+    /// Encrypts data at rest to the current storage key; says which key that was.
+    pub fn seal(&self, plaintext: &[u8]) -> Result<Sealed, SealError> {
+        let ring = self.storage.load();
+        let bytes =
+            age::encrypt(&ring.recipient, plaintext).map_err(|e| SealError(e.to_string()))?;
+        Ok(Sealed {
+            bytes,
+            key: ring.current().to_owned(),
+        })
     }
 
-    /// Decrypts data at rest.
+    /// Decrypts data at rest with whichever key of the ring sealed it.
     pub fn open(&self, ciphertext: &[u8]) -> Result<Vec<u8>, SealError> {
+        let ring = self.storage.load();
         let decryptor = age::Decryptor::new(ciphertext).map_err(|e| SealError(e.to_string()))?;
         let mut reader = decryptor
-            .decrypt(std::iter::once(&self.storage as &dyn age::Identity))
+            .decrypt(ring.identities.iter().map(|i| i as &dyn age::Identity))
             .map_err(|e| SealError(e.to_string()))?;
         let mut out = Vec::new();
         reader
@@ -136,6 +229,27 @@ impl Secrets {
             .map_err(|e| SealError(e.to_string()))?;
         Ok(out)
     }
+}
+
+impl Secrets {
+    /// The storage key ring in use.
+    pub fn storage(&self) -> arc_swap::Guard<std::sync::Arc<StorageKeys>> {
+        self.storage.load()
+    }
+
+    /// Replaces the storage key ring (a rotation picked up while serving).
+    pub fn replace_storage(&self, ring: StorageKeys) {
+        self.storage.store(std::sync::Arc::new(ring));
+    }
+}
+
+#[expect(
+    clippy::panic,
+    reason = "a ring of one given key is never empty: this is unreachable"
+)]
+#[cold]
+fn unreachable_ring() -> ! {
+    panic!("a storage key ring of one key was empty")
 }
 
 #[expect(
@@ -180,7 +294,7 @@ mod tests {
     #[test]
     fn seal_round_trip_and_pseudonyms() {
         let s = Secrets::from_parts(age::x25519::Identity::generate(), vec![7u8; 32]);
-        let sealed = s.seal(b"111222333").unwrap();
+        let sealed = s.seal(b"111222333").unwrap().bytes;
         assert!(!sealed.windows(9).any(|w| w == b"111222333"));
         assert_eq!(s.open(&sealed).unwrap(), b"111222333");
         let bsn = Bsn::parse("111222333").unwrap();

@@ -173,6 +173,14 @@ pub async fn prepare(
         }
     }
     record_key_rotation(&app).await?;
+    crate::service::keys::record_storage_key(
+        &app.log,
+        &app.secrets,
+        app.policy.load().version(),
+        app.clock.now(),
+    )
+    .await
+    .context("recording the storage key in use")?;
     check_witnesses(&app, cfg.without_witnesses.as_deref()).await?;
     Ok(app)
 }
@@ -276,6 +284,17 @@ pub fn background(app: &Arc<App>, cfg: &Config) {
             }
         });
     }
+    // The storage key ring: a rotation picked up from the identity file, then the rows sealed
+    // with older keys sealed again, a step at a time, while requests are served.
+    if cfg.secrets.reload_secs > 0 {
+        let app = app.clone();
+        let path = cfg.secrets.storage_identity_file.clone();
+        every(Duration::from_secs(cfg.secrets.reload_secs), move || {
+            let app = app.clone();
+            let path = path.clone();
+            async move { storage_key_round(&app, &path).await }
+        });
+    }
     // Retention runs: what the active covenant says has expired is removed, each step logged.
     if cfg.audit.retention_interval_secs > 0 {
         let app = app.clone();
@@ -300,6 +319,36 @@ pub fn background(app: &Arc<App>, cfg: &Config) {
                 }
             }
         });
+    }
+}
+
+/// One look at the storage key ring: reload it if the file changed, then re-seal what older
+/// keys sealed (at most ten steps of 200 rows each, so that a round stays short).
+pub async fn storage_key_round(app: &App, path: &std::path::Path) {
+    use crate::service::keys::{reload_storage, reseal_step};
+    let version = app.policy.load().version().to_owned();
+    match reload_storage(&app.log, &app.secrets, &version, app.clock.now(), path).await {
+        Ok(true) => {
+            tracing::info!(current = %app.secrets.storage().current(), "storage key ring reloaded")
+        }
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = %e, "storage key ring not reloaded"),
+    }
+    for _ in 0..10 {
+        match reseal_step(&app.log, &app.secrets, &version, app.clock.now(), 200).await {
+            Ok((0, 0)) => break,
+            Ok((deposits, cases)) => {
+                tracing::info!(
+                    deposits,
+                    cases,
+                    "rows sealed again with the current storage key"
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "re-sealing with the current storage key failed");
+                break;
+            }
+        }
     }
 }
 

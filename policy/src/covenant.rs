@@ -536,7 +536,8 @@ pub struct Checks {
 
 crate::domain::vocabulary! {
     /// The log entry kinds whose content may expire under a retention rule. The log's own
-    /// history (policy steps, key changes, witness overrides, retention runs) never expires.
+    /// history (policy steps, key changes and steps, witness overrides, retention runs) never
+    /// expires.
     ExpiringKind {
         /// Disclosures.
         Disclosure => "disclosure",
@@ -561,7 +562,7 @@ crate::domain::vocabulary! {
 
 /// Log entry kinds that are kept as long as the log: retention never removes them, because
 /// `audit verify` and the art. 15 report rely on them.
-pub const LASTING_KINDS: [&str; 4] = ["policy", "log-key", "witness-override", "retention"];
+pub const LASTING_KINDS: [&str; 5] = ["policy", "log-key", "witness-override", "retention", "keys"];
 
 /// Longest retention period the covenant may state (a century), so that days stay in range.
 pub const MAX_RETENTION_DAYS: u64 = 36_500;

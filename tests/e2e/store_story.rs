@@ -30,6 +30,7 @@ fn case(id: &str, pseudonym: &str) -> CaseRow {
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,
         version: 1,
+        sealed_key: None,
     }
 }
 
@@ -272,6 +273,8 @@ async fn story(db: Db) {
         sealed: vec![7; 40],
         updated_at: 1_700_000_300,
         updated_by: "bron".into(),
+        sealed_key: None,
+        deposit_sha256: None,
     };
     assert!(
         log.append_with(

@@ -458,7 +458,7 @@ pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Writes `text` to `path` via a temporary file in the same directory, so that a crash leaves
 /// either the old or the new content (owner-only permissions for secrets).
-fn write_atomically(path: &Path, text: &str, secret: bool) -> anyhow::Result<()> {
+pub(super) fn write_atomically(path: &Path, text: &str, secret: bool) -> anyhow::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     {

@@ -7,6 +7,7 @@ pub mod approach;
 pub mod audit;
 pub mod backup;
 pub mod certs;
+pub mod keys;
 pub mod monitor;
 pub mod policy;
 pub mod remote;
@@ -58,6 +59,9 @@ pub enum Command {
     /// Restore a SQLite backup to a new database file, checked against its manifest and
     /// verified like `audit verify`.
     Restore(backup::RestoreArgs),
+    /// The gateway's keys: which storage key seals how many rows; a new storage key.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Remove what the covenant's retention periods say has been kept long enough.
     #[command(subcommand)]
     Retention(retention::RetentionCommand),
@@ -210,6 +214,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
         Command::Retention(cmd) => retention::run(cmd),
+        Command::Keys(cmd) => keys::run(cmd),
         Command::Completions(args) => completions(args),
         Command::Man(args) => man(args),
     }

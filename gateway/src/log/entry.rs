@@ -41,6 +41,8 @@ pub enum Kind {
     Request,
     /// A retention run removed expired data: deposits, cases, the content of log entries.
     Retention,
+    /// A step in the life of the gateway's own keys: in use, rotated, rows re-sealed, retired.
+    Keys,
 }
 
 impl Kind {
@@ -60,11 +62,12 @@ impl Kind {
             Kind::WitnessOverride => "witness-override",
             Kind::Request => "request",
             Kind::Retention => "retention",
+            Kind::Keys => "keys",
         }
     }
 
     /// Every kind.
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Disclosure,
         Kind::Check,
         Kind::Aggregate,
@@ -78,6 +81,7 @@ impl Kind {
         Kind::WitnessOverride,
         Kind::Request,
         Kind::Retention,
+        Kind::Keys,
     ];
 
     /// Kinds whose answered entries are disclosures in the sense of GDPR art. 15: personal data
@@ -409,6 +413,47 @@ pub struct RetentionStep {
     pub log: Vec<RemovedRange>,
 }
 
+/// Which of the gateway's own keys a key step is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyName {
+    /// The storage key ring: deposits and sealed BSNs.
+    Storage,
+}
+
+/// What happened to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyAction {
+    /// A new key became current; the previous one still opens what it sealed.
+    Rotated,
+    /// Rows sealed with older keys were sealed again with the current one.
+    Resealed,
+    /// Keys nothing is sealed with any more left the ring.
+    Retired,
+}
+
+/// A step in the life of a key: ids only, never key material or personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyStep {
+    /// Which key.
+    pub key: KeyName,
+    /// What happened.
+    pub action: KeyAction,
+    /// The key that is current after the step (its id).
+    pub current: String,
+    /// Rotated: the previous current key; re-sealed: the keys rows moved from (`unrecorded` for
+    /// rows from before key ids); retired: the keys removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
+    /// Re-sealed: deposits moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deposits: Option<u64>,
+    /// Re-sealed: sealed BSNs of cases moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cases: Option<u64>,
+}
+
 /// A step of the policy lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -570,6 +615,9 @@ pub struct LogEntry {
     /// For a retention run: what it removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<RetentionStep>,
+    /// For a step of a key's life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<KeyStep>,
 }
 
 /// What an entry starts from: who asked what, when, under which version.
@@ -644,6 +692,7 @@ impl LogEntry {
             witness_override: None,
             check: None,
             retention: None,
+            keys: None,
         }
     }
 

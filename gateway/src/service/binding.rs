@@ -150,6 +150,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             version: 3,
+            sealed_key: None,
         }
     }
 

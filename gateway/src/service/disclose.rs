@@ -276,7 +276,7 @@ pub async fn disclose(
             };
             let source = SourceRef {
                 from: SourceKind::Deposit,
-                sha256: hex::encode(key),
+                sha256: hex::encode(row.deposit_digest()),
             };
             sources.insert(p, records.map(|r| (r, source)));
         }

@@ -14,6 +14,7 @@ pub mod cases;
 pub mod checks;
 pub mod disclose;
 pub mod health;
+pub mod keys;
 
 pub mod policy_admin;
 pub mod records;

@@ -78,7 +78,7 @@ pub async fn deposit(
     call.record.data_subject = Some(pseudonym);
     let plain = serde_json::to_vec(&body.records).map_err(|_| Refusal::Internal)?;
     let sealed = app.secrets.seal(&plain).map_err(|_| Refusal::Internal)?;
-    let digest = hex::encode(Sha256::digest(&sealed));
+    let digest: [u8; 32] = Sha256::digest(&sealed.bytes).into();
     call.record.products.insert(
         product.to_owned(),
         ProductSummary::new(ProductStatus::Ok, &req.partner_id, body.records.len()),
@@ -87,15 +87,17 @@ pub async fn deposit(
         product: product.to_owned(),
         subject_ref: subject_ref.to_owned(),
         records: body.records.len(),
-        sealed_sha256: digest,
+        sealed_sha256: hex::encode(digest),
     });
     let row = RecordsRow {
         product: product.to_owned(),
         subject_ref: subject_ref.to_owned(),
         owner: req.partner_id.clone(),
-        sealed,
+        sealed: sealed.bytes,
         updated_at: app.clock.now(),
         updated_by: req.staff_id.clone(),
+        sealed_key: Some(sealed.key),
+        deposit_sha256: Some(digest),
     };
     let appended = call
         .commit_change(app, Change::PutRecords(row), Refusal::SubjectNotFound)

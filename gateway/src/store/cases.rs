@@ -61,6 +61,8 @@ pub struct CaseRow {
     pub updated_at: i64,
     /// Incremented on every change.
     pub version: i64,
+    /// The storage key that sealed the BSN (`None`: before key ids were recorded).
+    pub sealed_key: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -81,6 +83,7 @@ struct CaseDto {
     created_at: i64,
     updated_at: i64,
     version: i64,
+    sealed_key: Option<String>,
 }
 
 impl TryFrom<CaseDto> for CaseRow {
@@ -114,6 +117,7 @@ impl TryFrom<CaseDto> for CaseRow {
             created_at: d.created_at,
             updated_at: d.updated_at,
             version: d.version,
+            sealed_key: d.sealed_key,
         })
     }
 }
@@ -212,10 +216,10 @@ fn json_list(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-const INSERT_CASE: &str = "INSERT INTO cases (id, subject_ref, subject_pseudonym, subject_sealed, status, risk_group, ideology, regisseur_partner, regisseur_staff, uvo_partners, signal_date, decision_date, notification_date, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+const INSERT_CASE: &str = "INSERT INTO cases (id, subject_ref, subject_pseudonym, subject_sealed, status, risk_group, ideology, regisseur_partner, regisseur_staff, uvo_partners, signal_date, decision_date, notification_date, created_at, updated_at, version, sealed_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
 const UPDATE_CASE: &str = "UPDATE cases SET status = $2, risk_group = $3, ideology = $4, regisseur_partner = $5, regisseur_staff = $6, uvo_partners = $7, signal_date = $8, decision_date = $9, notification_date = $10, updated_at = $11, version = $12 WHERE id = $1 AND version = $13";
 const INSERT_EVENT: &str = "INSERT INTO case_events (case_id, version, at, partner, staff_id, role, action, fields, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-const CASE_WITH_RECORDS: &str = "SELECT c.*, r.product AS r_product, r.owner AS r_owner, r.sealed AS r_sealed, r.updated_at AS r_updated_at, r.updated_by AS r_updated_by FROM cases c LEFT JOIN records r ON r.subject_ref = c.subject_ref WHERE c.id = $1";
+const CASE_WITH_RECORDS: &str = "SELECT c.*, r.product AS r_product, r.owner AS r_owner, r.sealed AS r_sealed, r.updated_at AS r_updated_at, r.updated_by AS r_updated_by, r.sealed_key AS r_sealed_key, r.deposit_sha256 AS r_deposit_sha256 FROM cases c LEFT JOIN records r ON r.subject_ref = c.subject_ref WHERE c.id = $1";
 
 #[derive(sqlx::FromRow)]
 struct CaseWithRecordDto {
@@ -226,6 +230,8 @@ struct CaseWithRecordDto {
     r_sealed: Option<Vec<u8>>,
     r_updated_at: Option<i64>,
     r_updated_by: Option<String>,
+    r_sealed_key: Option<String>,
+    r_deposit_sha256: Option<Vec<u8>>,
 }
 
 macro_rules! insert_event {
@@ -261,6 +267,7 @@ impl Tx {
                 .bind(c.created_at)
                 .bind(c.updated_at)
                 .bind(c.version)
+                .bind(&c.sealed_key)
                 .execute(&mut **t)
                 .await?;
             insert_event!(t, e);
@@ -403,6 +410,11 @@ impl Db {
                     sealed,
                     updated_at,
                     updated_by,
+                    sealed_key: r.r_sealed_key,
+                    deposit_sha256: r
+                        .r_deposit_sha256
+                        .map(|h| super::hash32(h, "a deposit's SHA-256"))
+                        .transpose()?,
                 });
             }
             if case.is_none() {

@@ -9,6 +9,7 @@
 
 mod aggregates;
 mod cases;
+mod keys;
 mod log;
 mod policy;
 mod records;
@@ -16,6 +17,7 @@ mod retention;
 
 pub use aggregates::CaseFacts;
 pub use cases::{CaseAction, CaseEventRow, CaseRow, OpenSubject, Regisseur};
+pub use keys::{KeyUse, Reseal, ResealedCase, ResealedDeposit, StaleCase, StaleDeposit};
 pub use log::{
     HeadRow, LeafRow, LogFilter, NodeRow, ProductRow, RecordRow, StoredCheckpoint,
     StoredCosignature, StoredEntry,
@@ -282,6 +284,8 @@ pub enum Change {
     Bootstrap(PolicyDraftRow),
     /// Expired data removed by a retention run (if all of it is still as read).
     RemoveExpired(Removal),
+    /// Rows sealed again with the current storage key (if all of them are still as read).
+    Reseal(Reseal),
 }
 
 impl Change {
@@ -294,6 +298,7 @@ impl Change {
             Change::InsertDraft(_) | Change::ApproveDraft { .. } => "draft-state",
             Change::ActivateDraft { .. } | Change::Bootstrap(_) => "activation-conflict",
             Change::RemoveExpired(_) => "retention-conflict",
+            Change::Reseal(_) => "reseal-conflict",
         }
     }
 }
@@ -330,6 +335,7 @@ impl Tx {
             }
             Change::Bootstrap(d) => self.bootstrap(d).await,
             Change::RemoveExpired(r) => self.remove_expired(r).await,
+            Change::Reseal(r) => self.reseal(r).await,
         }
     }
 }
