@@ -35,7 +35,7 @@ pub fn example_covenant_path() -> PathBuf {
     repo().join("ops/covenant/ipga-r.toml")
 }
 
-fn scratch() -> PathBuf {
+pub fn scratch() -> PathBuf {
     let d = std::env::temp_dir().join(format!("gateway-e2e-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d

@@ -18,6 +18,7 @@ mod durability;
 mod helpers;
 mod hostile;
 mod inproc;
+mod keys;
 mod lifecycle;
 mod openapi;
 mod ops;

@@ -1,0 +1,229 @@
+//! The storage key rotated while a load runs, through the real binary: `gateway keys
+//! rotate-storage`, the serving gateway picking it up, re-sealing every row in logged steps and
+//! retiring the old key once unused, with no request failing; on SQLite and PostgreSQL.
+
+use crate::audit::scalar;
+use crate::disclose::{call, case_with_records, include};
+use crate::helpers::*;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+fn cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn status(config: &str, url: &str, env: &[(&str, &str)]) -> (i32, Value) {
+    let (code, out, err) = cli(
+        &[
+            "keys",
+            "status",
+            "--config",
+            config,
+            "--database-url",
+            url,
+            "--format",
+            "json",
+        ],
+        env,
+    );
+    (
+        code,
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}")),
+    )
+}
+
+async fn count(url: &str, sql: &str) -> i64 {
+    scalar(url, &format!("SELECT CAST(({sql}) AS TEXT)"))
+        .await
+        .parse()
+        .unwrap()
+}
+
+async fn rotation_under_load(url: String) {
+    let config = pki().join("gateway.toml").to_str().unwrap().to_owned();
+    // A ring of the test's own: the shared PKI's file stays as it is.
+    let ring = scratch().join(format!("ring-{}.txt", uuid::Uuid::new_v4().simple()));
+    std::fs::copy(pki().join("gateway/storage-identity.txt"), &ring).unwrap();
+    let ring_s = ring.to_str().unwrap().to_owned();
+    let env = [
+        ("GATEWAY_DATABASE_URL", url.as_str()),
+        ("GATEWAY_SECRETS_STORAGE_IDENTITY_FILE", ring_s.as_str()),
+        ("GATEWAY_SECRETS_RELOAD_SECS", "1"),
+    ];
+    let gw = Gateway::spawn_on(&config, &env);
+    let case = case_with_records(&gw, "999990081").await;
+    include(&gw, &case).await;
+    let (_, before) = status(&config, &url, &env);
+    let old = before["storage"]["keys"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        before["storage"]["keys"][0]["deposits"].as_i64().unwrap() > 0,
+        "{before}"
+    );
+
+    // The load: the regisseur's disclosures, paced under the per-staff limit.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let load = {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        let url = gw.url("/v1/disclosures");
+        let body =
+            json!({"subject": {"ref": case.subject_ref}, "purpose": "regie", "case": case.id});
+        tokio::spawn(async move {
+            let c = client("rn");
+            let t = token("rn", "reg.mulder", &["regisseur"]);
+            while !stop.load(Ordering::SeqCst) {
+                let r = c.post(&url).bearer_auth(&t).json(&body).send().await;
+                match r {
+                    Ok(r) if r.status() == 200 => {
+                        let v: Value = r.json().await.unwrap();
+                        // Every answer opens for its receiver, whichever key sealed the deposits.
+                        let p = decrypt("rn", v["payload"].as_str().unwrap());
+                        assert!(p["products"].as_object().is_some_and(|m| !m.is_empty()));
+                        ok.fetch_add(1, Ordering::SeqCst);
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let (code, out, err) = cli(&["keys", "rotate-storage", "--config", &config], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    // Picked up, and every row re-sealed with the new key, while the load runs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let new = loop {
+        let (_, s) = status(&config, &url, &env);
+        let keys = s["storage"]["keys"].as_array().unwrap().clone();
+        let moved = keys.len() == 2
+            && keys[1]["id"] == old.as_str()
+            && keys[1]["deposits"] == 0
+            && keys[1]["cases"] == 0
+            && keys[0]["deposits"].as_i64().unwrap() > 0;
+        if moved {
+            break keys[0]["id"].as_str().unwrap().to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "not re-sealed: {s}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // A deposit now is sealed with the new key at once.
+    let (s, v, _) = call(
+        &gw,
+        "politie",
+        "bron",
+        "bronsysteem",
+        reqwest::Method::PUT,
+        &format!("/v1/records/politie.registraties/{}", case.subject_ref),
+        json!({"records": gateway::demo::records().into_iter().find(|(p, _)| *p == "politie.registraties").unwrap().1}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        scalar(&url, &format!("SELECT sealed_key FROM records WHERE subject_ref = '{}' AND product = 'politie.registraties'", case.subject_ref)).await,
+        new
+    );
+    // The old key leaves the file; the gateway records its retirement.
+    let text = std::fs::read_to_string(&ring).unwrap();
+    let first_key = text
+        .lines()
+        .position(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap();
+    let kept: Vec<&str> = text.lines().take(first_key + 1).collect();
+    std::fs::write(&ring, kept.join("\n") + "\n").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count(&url, "SELECT COUNT(*) FROM log_records WHERE kind = 'keys' AND entry LIKE '%\"action\":\"retired\"%'").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "the old key was not retired:\n{}", gw.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    load.await.unwrap();
+    let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+    assert_eq!(failed, 0, "{ok} answered, {failed} failed");
+    assert!(ok > 20, "{ok} answered");
+
+    // One key left, sealing everything; the steps are in the log, which verifies.
+    let (code, s) = status(&config, &url, &env);
+    assert_eq!(code, 0, "{s}");
+    assert_eq!(s["storage"]["keys"].as_array().unwrap().len(), 1, "{s}");
+    let actions: Vec<String> = {
+        let db = gateway::store::Db::connect(&url).await.unwrap();
+        let mut v: Vec<String> = db
+            .latest_key_entries(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                serde_json::from_str::<Value>(&e).unwrap()["keys"]["action"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        v.reverse();
+        v
+    };
+    assert_eq!(
+        actions.first().map(String::as_str),
+        Some("rotated"),
+        "{actions:?}"
+    );
+    assert!(actions.iter().any(|a| a == "resealed"), "{actions:?}");
+    assert_eq!(
+        actions.last().map(String::as_str),
+        Some("retired"),
+        "{actions:?}"
+    );
+    // A disclosure after the re-seal still names the digest its deposit entry recorded.
+    let deposit = scalar(&url, "SELECT entry FROM log_records WHERE kind = 'deposit' AND entry LIKE '%ggd.screening%' ORDER BY seq DESC LIMIT 1").await;
+    let disclosure = scalar(&url, "SELECT entry FROM log_records WHERE kind = 'disclosure' AND outcome = 'answered' ORDER BY seq DESC LIMIT 1").await;
+    let deposit: Value = serde_json::from_str(&deposit).unwrap();
+    let disclosure: Value = serde_json::from_str(&disclosure).unwrap();
+    assert_eq!(
+        disclosure["decision"]["sources"]["ggd.screening"]["sha256"],
+        deposit["deposit"]["sealed_sha256"]
+    );
+    drop(gw);
+    let (code, out, err) = cli(
+        &[
+            "audit",
+            "verify",
+            "--config",
+            &config,
+            "--database-url",
+            &url,
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[tokio::test]
+async fn the_storage_key_rotates_under_load_on_sqlite() {
+    rotation_under_load(sqlite_url("keys")).await;
+}
+
+#[tokio::test]
+async fn the_storage_key_rotates_under_load_on_postgres() {
+    let Some(url) = postgres_database().await else {
+        return;
+    };
+    rotation_under_load(url).await;
+}
