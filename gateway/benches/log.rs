@@ -164,7 +164,7 @@ async fn bench(name: &str, db: Db, large: usize) {
     for k in 0..21 {
         let subject = format!("{:032x}", ((k * 40_000 + 17) % next) * 7919);
         let filter = LogFilter {
-            subject: Some(subject),
+            subjects: vec![subject],
             limit: 1_000,
             ..Default::default()
         };

@@ -114,12 +114,111 @@ pub fn read_age_identities(path: &Path) -> Result<Vec<age::x25519::Identity>, Ke
     Ok(keys)
 }
 
+/// Most pseudonym keys in use at once: each search looks a person up under every one.
+pub const MAX_PSEUDONYM_KEYS: usize = 4;
+
+/// One pseudonym key: the master secret partner keys are derived from, and the subject key.
+struct PseudonymEntry {
+    id: String,
+    /// Zeroed when dropped, never printed.
+    master: SecretSlice<u8>,
+    subject: PseudonymKey,
+}
+
+/// The pseudonym key ring: the first key makes new pseudonyms (subjects, and what partners
+/// receive from `pseudonymize`); every key still finds a person in the log and the register.
+pub struct PseudonymKeys {
+    entries: Vec<PseudonymEntry>,
+}
+
+fn hmac_of(key: &[u8], label: &[u8]) -> [u8; 32] {
+    let mut mac = match <Hmac<Sha256>>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => <Hmac<Sha256>>::new_from_slice(&[0u8; 32]).unwrap_or_else(|_| unreachable_hmac()),
+    };
+    mac.update(label);
+    mac.finalize().into_bytes().into()
+}
+
+impl PseudonymKeys {
+    /// A ring of these master secrets, the first one current; `None` when there is none.
+    pub fn new(masters: Vec<Vec<u8>>) -> Option<PseudonymKeys> {
+        if masters.is_empty() {
+            return None;
+        }
+        let entries = masters
+            .into_iter()
+            .map(|m| {
+                let id = format!(
+                    "ps-{}",
+                    hex::encode(
+                        hmac_of(&m, b"ipga-r/key-id/v1")
+                            .get(..6)
+                            .unwrap_or_default()
+                    )
+                );
+                let subject = PseudonymKey::from_secret(&hmac_of(&m, b"ipga-r/subject/v1"));
+                PseudonymEntry {
+                    id,
+                    master: SecretSlice::from(m),
+                    subject,
+                }
+            })
+            .collect();
+        Some(PseudonymKeys { entries })
+    }
+
+    /// The id of the key that makes new pseudonyms (`ps-` and 12 hex digits of a keyed hash:
+    /// it names the key without revealing it).
+    pub fn current(&self) -> &str {
+        self.entries.first().map_or("", |e| e.id.as_str())
+    }
+
+    /// Every key's id, the current one first.
+    pub fn ids(&self) -> Vec<String> {
+        self.entries.iter().map(|e| e.id.clone()).collect()
+    }
+}
+
+/// Reads the pseudonym key ring: one key per line (at least 32 bytes as hex), the first
+/// current; `#` lines are comments.
+pub fn read_pseudonym_keys(path: &Path) -> Result<Vec<Vec<u8>>, KeyFileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| KeyFileError::new(path, e.to_string()))?;
+    let keys = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            hex::decode(l).ok().filter(|k| k.len() >= 32).ok_or_else(|| {
+                KeyFileError::new(
+                    path,
+                    "expected at least 32 bytes as hex per line; make one with `openssl rand -hex 32`",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.is_empty() {
+        return Err(KeyFileError::new(
+            path,
+            "no key; make one with `openssl rand -hex 32`",
+        ));
+    }
+    if keys.len() > MAX_PSEUDONYM_KEYS {
+        return Err(KeyFileError::new(
+            path,
+            format!(
+                "{} keys; at most {MAX_PSEUDONYM_KEYS} are in use at once: remove the oldest once `gateway keys status` shows it unused",
+                keys.len()
+            ),
+        ));
+    }
+    Ok(keys)
+}
+
 /// The gateway's own secrets.
 pub struct Secrets {
     storage: arc_swap::ArcSwap<StorageKeys>,
-    /// Zeroed when dropped, never printed.
-    pseudonym_master: SecretSlice<u8>,
-    subject_key: PseudonymKey,
+    pseudonyms: arc_swap::ArcSwap<PseudonymKeys>,
 }
 
 impl fmt::Debug for Secrets {
@@ -152,57 +251,90 @@ impl Secrets {
             .map_err(|e| problems.push(e))
             .ok()
             .and_then(StorageKeys::new);
-        let master = std::fs::read_to_string(pseudonym_key)
-            .map_err(|e| KeyFileError::new(pseudonym_key, e.to_string()))
-            .and_then(|t| {
-                hex::decode(t.trim())
-                    .ok()
-                    .filter(|k| k.len() >= 32)
-                    .ok_or_else(|| KeyFileError::new(pseudonym_key, "expected at least 32 bytes as hex; make one with `openssl rand -hex 32`"))
-            })
+        let pseudonyms = read_pseudonym_keys(pseudonym_key)
             .map_err(|e| problems.push(e))
-            .ok();
-        match (storage, master) {
-            (Some(storage), Some(master)) if problems.is_empty() => {
-                Ok(Self::from_ring(storage, master))
-            }
+            .ok()
+            .and_then(PseudonymKeys::new);
+        match (storage, pseudonyms) {
+            (Some(storage), Some(pseudonyms)) if problems.is_empty() => Ok(Secrets {
+                storage: arc_swap::ArcSwap::from_pointee(storage),
+                pseudonyms: arc_swap::ArcSwap::from_pointee(pseudonyms),
+            }),
             _ => Err(problems),
         }
     }
 
-    /// From loaded parts (tests): one storage key.
+    /// From loaded parts (tests): one storage key, one pseudonym key.
     pub fn from_parts(storage: age::x25519::Identity, pseudonym_master: Vec<u8>) -> Self {
-        match StorageKeys::new(vec![storage]) {
-            Some(ring) => Self::from_ring(ring, pseudonym_master),
-            None => unreachable_ring(),
+        match (
+            StorageKeys::new(vec![storage]),
+            PseudonymKeys::new(vec![pseudonym_master]),
+        ) {
+            (Some(storage), Some(pseudonyms)) => Secrets {
+                storage: arc_swap::ArcSwap::from_pointee(storage),
+                pseudonyms: arc_swap::ArcSwap::from_pointee(pseudonyms),
+            },
+            _ => unreachable_ring(),
         }
     }
 
-    /// From a storage key ring and the pseudonym master secret.
-    pub fn from_ring(storage: StorageKeys, pseudonym_master: Vec<u8>) -> Self {
-        let mut mac = match <Hmac<Sha256>>::new_from_slice(&pseudonym_master) {
-            Ok(m) => m,
-            Err(_) => {
-                <Hmac<Sha256>>::new_from_slice(&[0u8; 32]).unwrap_or_else(|_| unreachable_hmac())
-            }
-        };
-        mac.update(b"ipga-r/subject/v1");
-        let subject_key = PseudonymKey::from_secret(&mac.finalize().into_bytes());
-        Secrets {
-            storage: arc_swap::ArcSwap::from_pointee(storage),
-            pseudonym_master: SecretSlice::from(pseudonym_master),
-            subject_key,
-        }
+    /// The current master secret partner pseudonym keys are derived from (a copy, zeroed when
+    /// dropped).
+    pub fn pseudonym_master(&self) -> SecretSlice<u8> {
+        let ring = self.pseudonyms.load();
+        SecretSlice::from(
+            ring.entries
+                .first()
+                .map(|e| e.master.expose_secret().to_vec())
+                .unwrap_or_default(),
+        )
     }
 
-    /// The master secret partner pseudonym keys are derived from.
-    pub fn pseudonym_master(&self) -> &[u8] {
-        self.pseudonym_master.expose_secret()
-    }
-
-    /// The subject pseudonym the gateway stores and logs instead of the BSN.
+    /// The subject pseudonym the gateway stores and logs instead of the BSN (current key).
     pub fn subject_pseudonym(&self, bsn: &Bsn) -> String {
-        self.subject_key.pseudonym(bsn.expose().as_bytes())
+        let ring = self.pseudonyms.load();
+        ring.entries
+            .first()
+            .map(|e| e.subject.pseudonym(bsn.expose().as_bytes()))
+            .unwrap_or_default()
+    }
+
+    /// The subject's pseudonym under every key of the ring, the current one first: what a
+    /// search for the person looks for.
+    pub fn subject_pseudonyms(&self, bsn: &Bsn) -> Vec<String> {
+        let ring = self.pseudonyms.load();
+        ring.entries
+            .iter()
+            .map(|e| e.subject.pseudonym(bsn.expose().as_bytes()))
+            .collect()
+    }
+
+    /// The subject's pseudonym under the current key, and that key's id.
+    pub fn subject_pseudonym_keyed(&self, bsn: &Bsn) -> (String, String) {
+        let ring = self.pseudonyms.load();
+        (
+            ring.entries
+                .first()
+                .map(|e| e.subject.pseudonym(bsn.expose().as_bytes()))
+                .unwrap_or_default(),
+            ring.current().to_owned(),
+        )
+    }
+
+    /// The pseudonym key ring in use.
+    pub fn pseudonyms(&self) -> arc_swap::Guard<std::sync::Arc<PseudonymKeys>> {
+        self.pseudonyms.load()
+    }
+
+    /// Puts a new pseudonym key ring in place; returns the one it replaces (to put back if
+    /// what depends on it cannot follow).
+    pub fn swap_pseudonyms(&self, ring: PseudonymKeys) -> std::sync::Arc<PseudonymKeys> {
+        self.pseudonyms.swap(std::sync::Arc::new(ring))
+    }
+
+    /// Puts a ring returned by [`Secrets::swap_pseudonyms`] back.
+    pub fn restore_pseudonyms(&self, ring: std::sync::Arc<PseudonymKeys>) {
+        self.pseudonyms.store(ring);
     }
 
     /// Encrypts data at rest to the current storage key; says which key that was.
@@ -306,7 +438,8 @@ mod tests {
         // Subject pseudonyms differ from what any partner would receive for the same BSN.
         assert_ne!(
             s.subject_pseudonym(&bsn),
-            PseudonymKey::derive(s.pseudonym_master(), "politie").pseudonym(b"111222333")
+            PseudonymKey::derive(s.pseudonym_master().expose_secret(), "politie")
+                .pseudonym(b"111222333")
         );
     }
 }

@@ -337,7 +337,8 @@ pub mod layout {
     }
 }
 
-fn random_hex() -> Result<String, PkiError> {
+/// 32 random bytes as hex and a newline: a new secret key file's content.
+pub fn random_hex() -> Result<String, PkiError> {
     let mut b = [0u8; 32];
     aws_lc_rs::rand::fill(&mut b).map_err(|_| PkiError::Other("no randomness".into()))?;
     Ok(hex::encode(b) + "\n")

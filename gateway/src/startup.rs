@@ -181,6 +181,14 @@ pub async fn prepare(
     )
     .await
     .context("recording the storage key in use")?;
+    crate::service::keys::record_pseudonym_key(
+        &app.log,
+        &app.secrets,
+        app.policy.load().version(),
+        app.clock.now(),
+    )
+    .await
+    .context("recording the pseudonym key in use")?;
     check_witnesses(&app, cfg.without_witnesses.as_deref()).await?;
     Ok(app)
 }
@@ -284,15 +292,19 @@ pub fn background(app: &Arc<App>, cfg: &Config) {
             }
         });
     }
-    // The storage key ring: a rotation picked up from the identity file, then the rows sealed
-    // with older keys sealed again, a step at a time, while requests are served.
+    // The key rings: a rotation picked up from the key files, then the rows made with older
+    // keys made again (re-sealed, re-keyed), a step at a time, while requests are served.
     if cfg.secrets.reload_secs > 0 {
         let app = app.clone();
-        let path = cfg.secrets.storage_identity_file.clone();
+        let storage = cfg.secrets.storage_identity_file.clone();
+        let pseudonyms = cfg.secrets.pseudonym_key_file.clone();
         every(Duration::from_secs(cfg.secrets.reload_secs), move || {
             let app = app.clone();
-            let path = path.clone();
-            async move { storage_key_round(&app, &path).await }
+            let (storage, pseudonyms) = (storage.clone(), pseudonyms.clone());
+            async move {
+                storage_key_round(&app, &storage).await;
+                pseudonym_key_round(&app, &pseudonyms).await;
+            }
         });
     }
     // Retention runs: what the active covenant says has expired is removed, each step logged.
@@ -346,6 +358,30 @@ pub async fn storage_key_round(app: &App, path: &std::path::Path) {
             }
             Err(e) => {
                 tracing::error!(error = %e, "re-sealing with the current storage key failed");
+                break;
+            }
+        }
+    }
+}
+
+/// One look at the pseudonym key ring: reload it if the file changed, then re-key the cases
+/// an older key made (at most ten steps of 200).
+pub async fn pseudonym_key_round(app: &App, path: &std::path::Path) {
+    use crate::service::keys::{rekey_step, reload_pseudonyms};
+    match reload_pseudonyms(app, path).await {
+        Ok(true) => {
+            tracing::info!(current = %app.secrets.pseudonyms().current(), "pseudonym key ring reloaded")
+        }
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = %e, "pseudonym key ring not reloaded"),
+    }
+    let version = app.policy.load().version().to_owned();
+    for _ in 0..10 {
+        match rekey_step(&app.log, &app.secrets, &version, app.clock.now(), 200).await {
+            Ok(0) => break,
+            Ok(cases) => tracing::info!(cases, "case pseudonyms made again with the current key"),
+            Err(e) => {
+                tracing::error!(error = %e, "re-keying case pseudonyms failed");
                 break;
             }
         }

@@ -31,6 +31,7 @@ fn case(id: &str, pseudonym: &str) -> CaseRow {
         updated_at: 1_700_000_000,
         version: 1,
         sealed_key: None,
+        pseudonym_key: None,
     }
 }
 
@@ -216,10 +217,12 @@ async fn story(db: Db) {
     assert_eq!(db.case("case-a").await.unwrap(), Some(a.clone()));
     assert_eq!(db.case("case-b").await.unwrap(), None);
     assert_eq!(
-        db.subject_ref("pseudo-a").await.unwrap(),
+        db.subject_ref(&["pseudo-old".into(), "pseudo-a".into()])
+            .await
+            .unwrap(),
         Some("subj-case-a".into())
     );
-    assert_eq!(db.subject_ref("pseudo-x").await.unwrap(), None);
+    assert_eq!(db.subject_ref(&["pseudo-x".into()]).await.unwrap(), None);
     assert_eq!(
         db.subject_of_ref("subj-case-a").await.unwrap(),
         Some("pseudo-a".into())
@@ -263,7 +266,10 @@ async fn story(db: Db) {
             .collect::<Vec<_>>(),
         vec![(1, CaseAction::Created), (2, CaseAction::Updated)]
     );
-    assert_eq!(db.subject_cases("pseudo-a").await.unwrap(), vec![b.clone()]);
+    assert_eq!(
+        db.subject_cases(&["pseudo-a".into()]).await.unwrap(),
+        vec![b.clone()]
+    );
 
     // Deposits: only for a registered subject.
     let rec = |subject: &str| RecordsRow {
@@ -328,7 +334,7 @@ async fn story(db: Db) {
     assert_eq!(head.size, 13);
     let found = db
         .search(&LogFilter {
-            subject: Some("pseudo-a".into()),
+            subjects: vec!["pseudo-a".into()],
             limit: 100,
             ..Default::default()
         })

@@ -718,7 +718,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             })?;
             let bsn =
                 policy::Bsn::parse(&subject).map_err(|e| anyhow::anyhow!("--subject: {e}"))?;
-            let pseudonym = secrets.subject_pseudonym(&bsn);
+            let pseudonyms = secrets.subject_pseudonyms(&bsn);
             let report = runtime()?.block_on(async {
                 let db = Db::connect(&url).await?;
                 // The database's versions, not the covenant file: each entry is reported as the
@@ -736,7 +736,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                     &db,
                     &mut versions,
                     &cc,
-                    &pseudonym,
+                    &pseudonyms,
                     include_confidential,
                     None,
                 )

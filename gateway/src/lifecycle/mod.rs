@@ -210,9 +210,14 @@ impl PolicyBuilder {
         secrets: &Secrets,
     ) -> Result<ActivePolicy, Vec<String>> {
         let stamp = crl_stamp(&self.tls.crl);
-        let registry = PartnerRegistry::load(&covenant, &self.key_dir, secrets.pseudonym_master())
-            .map(Arc::new)
-            .map_err(|es| es.into_iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+        let master = secrets.pseudonym_master();
+        let registry = PartnerRegistry::load(
+            &covenant,
+            &self.key_dir,
+            secrecy::ExposeSecret::expose_secret(&master),
+        )
+        .map(Arc::new)
+        .map_err(|es| es.into_iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
         let tls = crate::tls::server_config(
             &self.tls.ca,
             &self.tls.crl,

@@ -419,6 +419,9 @@ pub struct RetentionStep {
 pub enum KeyName {
     /// The storage key ring: deposits and sealed BSNs.
     Storage,
+    /// The pseudonym key ring: subject pseudonyms and what partners receive from
+    /// `pseudonymize`.
+    Pseudonym,
 }
 
 /// What happened to a key.
@@ -429,6 +432,8 @@ pub enum KeyAction {
     Rotated,
     /// Rows sealed with older keys were sealed again with the current one.
     Resealed,
+    /// Cases' subject pseudonyms made by older keys were made again with the current one.
+    Rekeyed,
     /// Keys nothing is sealed with any more left the ring.
     Retired,
 }
@@ -449,7 +454,7 @@ pub struct KeyStep {
     /// Re-sealed: deposits moved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deposits: Option<u64>,
-    /// Re-sealed: sealed BSNs of cases moved.
+    /// Re-sealed: sealed BSNs of cases moved; re-keyed: cases whose pseudonym was made again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cases: Option<u64>,
 }

@@ -279,12 +279,13 @@ pub async fn search(app: &App, call: &mut Call, q: SearchQuery) -> Result<Search
         Some("csv") => true,
         Some(_) => return Err(Refusal::InvalidBody("`format` is json or csv".into())),
     };
-    let subject = match &q.subject {
-        Some(b) => Some(app.secrets.subject_pseudonym(&parse_bsn(b)?)),
-        None => None,
+    // The person under every pseudonym key still in use: entries made before a rotation too.
+    let subjects = match &q.subject {
+        Some(b) => app.secrets.subject_pseudonyms(&parse_bsn(b)?),
+        None => Vec::new(),
     };
     let filter = LogFilter {
-        subject: subject.clone(),
+        subjects: subjects.clone(),
         partner: q.partner.clone(),
         staff_id: q.staff_id.clone(),
         purpose: q.purpose.clone(),
@@ -298,7 +299,7 @@ pub async fn search(app: &App, call: &mut Call, q: SearchQuery) -> Result<Search
         after_seq: q.after.unwrap_or(0),
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
     };
-    call.record.data_subject = subject;
+    call.record.data_subject = subjects.into_iter().next();
     call.record.case_id = q.case.as_deref().map(|c| clip(c, 80));
     let described = format!(
         "search partner={:?} staff_id={:?} purpose={:?} case={:?} product={:?} outcome={:?} kind={:?} from={:?} to={:?} subject={}",
@@ -381,7 +382,8 @@ pub struct ReportItem {
 /// The GDPR art. 15 report of one person.
 #[derive(Debug, Clone, Serialize)]
 pub struct SubjectReport {
-    /// The person, as the gateway's pseudonym.
+    /// The person, as the gateway's pseudonym (under the current key; entries made before a
+    /// rotation are found under the earlier keys' pseudonyms as well).
     pub data_subject: String,
     /// Purposes the covenant marks confidential from the subject, left out of this report.
     pub confidential_purposes_left_out: Vec<String>,
@@ -471,7 +473,8 @@ async fn removed_notices(db: &Db) -> Result<Vec<RemovedNotice>, Refusal> {
     Ok(by_rule.into_values().map(|(n, _)| n).collect())
 }
 
-/// The art. 15 report for one subject pseudonym: every answered entry whose data reached a
+/// The art. 15 report for one subject (its pseudonyms under every key in use, the current one
+/// first): every answered entry whose data reached a
 /// recipient, to whom, when, for which purpose, which fields, on which grounds, all as the
 /// version that decided it names them. Purposes that version marks confidential are left out
 /// unless `include_confidential`.
@@ -479,7 +482,7 @@ pub async fn subject_report(
     db: &Db,
     versions: &mut Versions,
     active: &CompiledCovenant,
-    pseudonym: &str,
+    pseudonyms: &[String],
     include_confidential: bool,
     visible_to: Option<String>,
 ) -> Result<SubjectReport, Refusal> {
@@ -497,7 +500,7 @@ pub async fn subject_report(
     let mut after = 0;
     loop {
         let filter = LogFilter {
-            subject: Some(pseudonym.to_owned()),
+            subjects: pseudonyms.to_vec(),
             visible_to: visible_to.clone(),
             kinds: Kind::ALL
                 .into_iter()
@@ -597,7 +600,7 @@ pub async fn subject_report(
         }
     }
     Ok(SubjectReport {
-        data_subject: pseudonym.to_owned(),
+        data_subject: pseudonyms.first().cloned().unwrap_or_default(),
         confidential_purposes_left_out: left_out.into_iter().collect(),
         disclosures: out,
         removed_under_retention: removed_notices(db).await?,
@@ -621,7 +624,7 @@ pub async fn subject(
     q: SubjectQuery,
 ) -> Result<SubjectReport, Refusal> {
     let visible_to = officer(call)?;
-    let pseudonym = app.secrets.subject_pseudonym(&parse_bsn(bsn)?);
+    let pseudonyms = app.secrets.subject_pseudonyms(&parse_bsn(bsn)?);
     let include_confidential = match q.confidential.as_deref() {
         None | Some("exclude") => false,
         Some("include") => true,
@@ -631,14 +634,14 @@ pub async fn subject(
             ));
         }
     };
-    call.record.data_subject = Some(pseudonym.clone());
+    call.record.data_subject = pseudonyms.first().cloned();
     let active = call.policy.covenant.clone();
     let mut versions = Versions::new(app.db.clone(), [active.clone()]);
     let report = subject_report(
         &app.db,
         &mut versions,
         &active,
-        &pseudonym,
+        &pseudonyms,
         include_confidential,
         visible_to,
     )

@@ -151,6 +151,7 @@ mod tests {
             updated_at: 0,
             version: 3,
             sealed_key: None,
+            pseudonym_key: None,
         }
     }
 

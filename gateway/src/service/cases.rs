@@ -246,13 +246,17 @@ pub async fn create(app: &App, call: &mut Call, body: NewCase) -> Result<CaseVie
     let bsn = super::disclose::parse_bsn(&body.subject.bsn)?;
     check_date("signal_date", &body.signal_date)?;
     check_risk_group(body.risk_group)?;
-    let pseudonym = app.secrets.subject_pseudonym(&bsn);
+    let (pseudonym, pseudonym_key) = app.secrets.subject_pseudonym_keyed(&bsn);
     call.record.data_subject = Some(pseudonym.clone());
     let sealed = app
         .secrets
         .seal(bsn.expose().as_bytes())
         .map_err(|_| Refusal::Internal)?;
-    let subject_ref = match app.db.subject_ref(&pseudonym).await? {
+    let subject_ref = match app
+        .db
+        .subject_ref(&app.secrets.subject_pseudonyms(&bsn))
+        .await?
+    {
         Some(r) => r,
         None => format!("subj-{}", uuid::Uuid::new_v4().simple()),
     };
@@ -263,6 +267,7 @@ pub async fn create(app: &App, call: &mut Call, body: NewCase) -> Result<CaseVie
         subject_pseudonym: pseudonym,
         subject_sealed: sealed.bytes,
         sealed_key: Some(sealed.key),
+        pseudonym_key: Some(pseudonym_key),
         status: CaseStatus::INITIAL,
         risk_group: body.risk_group,
         ideology: body.ideology,

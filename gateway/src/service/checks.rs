@@ -108,13 +108,13 @@ pub async fn check(app: &App, call: &mut Call, body: CheckRequest) -> Result<Che
             return by_pseudonym(app, call, p, approach, programme).await;
         }
     };
-    let pseudonym = app.secrets.subject_pseudonym(&bsn);
-    call.record.data_subject = Some(pseudonym.clone());
+    let pseudonyms = app.secrets.subject_pseudonyms(&bsn);
+    call.record.data_subject = pseudonyms.first().cloned();
     // The other approaches, concurrently, each within its timeout, with the case register.
     let others = call.covenant().checks.approaches.clone();
     let trace = crate::trace::Propagation::of(&call.record);
     let (cases, answers) = tokio::join!(
-        app.db.subject_cases(&pseudonym),
+        app.db.subject_cases(&pseudonyms),
         futures::future::join_all(
             others
                 .iter()

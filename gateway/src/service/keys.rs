@@ -1,12 +1,19 @@
-//! The gateway's own storage keys over their life: the ring's current key recorded when it
-//! changes, rows sealed with older keys sealed again while the gateway serves, and old keys
-//! retired only when nothing is sealed with them. Every step is a log entry (ids and counts,
-//! never key material or personal data); a re-seal commits with the rows it moves.
+//! The gateway's own key rings over their life: the storage keys (deposits and sealed BSNs) and
+//! the pseudonym keys (subject pseudonyms, and what partners receive from `pseudonymize`). A
+//! ring's current key is recorded when it changes; rows made with older keys are made again
+//! with the current one while the gateway serves (re-sealed, re-keyed); old keys are retired
+//! only when nothing is made with them. Every step is a log entry (ids and counts, never key
+//! material or personal data), committed with the rows it moves.
 
-use crate::crypto::{Secrets, StorageKeys, read_age_identities};
+use crate::app::App;
+use crate::crypto::{
+    PseudonymKeys, Secrets, StorageKeys, read_age_identities, read_pseudonym_keys,
+};
 use crate::log::entry::{KeyAction, KeyName, KeyStep, Kind, LogEntry, Outcome, Start, new_id};
 use crate::log::{Log, LogError};
-use crate::store::{Change, Db, Reseal, ResealedCase, ResealedDeposit, StoreError};
+use crate::store::{
+    Change, Db, Rekey, RekeyedCase, Reseal, ResealedCase, ResealedDeposit, StoreError,
+};
 use sha2::Digest;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -49,8 +56,12 @@ fn entry(version: &str, now: i64, step: KeyStep) -> LogEntry {
 }
 
 fn step(action: KeyAction, current: &str, from: Vec<String>) -> KeyStep {
+    keyed_step(KeyName::Storage, action, current, from)
+}
+
+fn keyed_step(key: KeyName, action: KeyAction, current: &str, from: Vec<String>) -> KeyStep {
     KeyStep {
-        key: KeyName::Storage,
+        key,
         action,
         current: current.to_owned(),
         from,
@@ -59,16 +70,21 @@ fn step(action: KeyAction, current: &str, from: Vec<String>) -> KeyStep {
     }
 }
 
-/// The storage key the log last recorded as current.
-pub async fn recorded_storage_key(db: &Db) -> Result<Option<String>, StoreError> {
+/// The key of a ring the log last recorded as current.
+pub async fn recorded_key(db: &Db, ring: KeyName) -> Result<Option<String>, StoreError> {
     for text in db.latest_key_entries(100).await? {
         if let Ok(e) = LogEntry::parse(0, &text)
-            && let Some(k) = e.keys.filter(|k| k.key == KeyName::Storage)
+            && let Some(k) = e.keys.filter(|k| k.key == ring)
         {
             return Ok(Some(k.current));
         }
     }
     Ok(None)
+}
+
+/// The storage key the log last recorded as current.
+pub async fn recorded_storage_key(db: &Db) -> Result<Option<String>, StoreError> {
+    recorded_key(db, KeyName::Storage).await
 }
 
 /// At start: records a rotation made while the gateway was stopped: the ring's current key is
@@ -239,6 +255,173 @@ pub async fn reseal_step(
     Ok(if a.applied { moved } else { (0, 0) })
 }
 
+/// At start: records a pseudonym key rotation made while the gateway was stopped (as
+/// [`record_storage_key`] does for the storage ring).
+pub async fn record_pseudonym_key(
+    log: &Log,
+    secrets: &Secrets,
+    version: &str,
+    now: i64,
+) -> Result<bool, KeysError> {
+    let current = secrets.pseudonyms().current().to_owned();
+    let previous = match recorded_key(log.db(), KeyName::Pseudonym).await? {
+        Some(p) if p == current => return Ok(false),
+        Some(p) => vec![p],
+        None => log
+            .db()
+            .pseudonym_key_use()
+            .await?
+            .into_iter()
+            .filter_map(|(k, n)| k.filter(|k| *k != current && n > 0))
+            .collect(),
+    };
+    if previous.is_empty() {
+        return Ok(false);
+    }
+    let s = keyed_step(KeyName::Pseudonym, KeyAction::Rotated, &current, previous);
+    log.append(entry(version, now, s)).await?;
+    Ok(true)
+}
+
+/// Reloads the pseudonym ring from `path`, as [`reload_storage`] does the storage ring: a new
+/// first key is a rotation (new subject pseudonyms, and new partner pseudonyms from
+/// `pseudonymize`: the active version is rebuilt with the new partner keys); a key leaves only
+/// when no case's pseudonym is made with it. Entries made with a retired key are no longer
+/// found by BSN.
+pub async fn reload_pseudonyms(app: &App, path: &Path) -> Result<bool, KeysError> {
+    let ring = read_pseudonym_keys(path)
+        .ok()
+        .and_then(PseudonymKeys::new)
+        .ok_or_else(|| {
+            KeysError::File(format!(
+                "{}: no usable pseudonym key (or more than four); keeping the keys in use",
+                path.display()
+            ))
+        })?;
+    let old = app.secrets.pseudonyms();
+    if ring.ids() == old.ids() {
+        return Ok(false);
+    }
+    let removed: Vec<String> = old
+        .ids()
+        .into_iter()
+        .filter(|id| !ring.ids().contains(id))
+        .collect();
+    if removed.iter().any(|id| id == old.current()) {
+        return Err(KeysError::Refused(format!(
+            "the pseudonym key file drops the current key {}: rotate first (`gateway keys rotate-pseudonym` keeps it below the new one)",
+            old.current()
+        )));
+    }
+    for (key, n) in app.db.pseudonym_key_use().await? {
+        if n > 0 && key.as_ref().is_none_or(|k| removed.contains(k)) && !removed.is_empty() {
+            return Err(KeysError::Refused(format!(
+                "the pseudonym key file drops {} while {n} cases have a pseudonym made with key {}: keep it until the re-key moved them (`gateway keys status`)",
+                removed.join(", "),
+                key.unwrap_or_else(|| UNRECORDED.into())
+            )));
+        }
+    }
+    let version = app.policy.load().version().to_owned();
+    let now = app.clock.now();
+    let (current, previous) = (ring.current().to_owned(), old.current().to_owned());
+    drop(old);
+    // The active version's partner keys come from the current key: rebuilt under the
+    // activation lock, so that an activation meanwhile is not undone.
+    let _one = app.activation.lock().await;
+    let before = app.secrets.swap_pseudonyms(ring);
+    let active = app.policy.load_full();
+    let next = match app
+        .builder
+        .build(active.covenant.clone(), &active.draft, &app.secrets)
+    {
+        Ok(n) => n,
+        Err(es) => {
+            app.secrets.restore_pseudonyms(before);
+            return Err(KeysError::File(es.join("; ")));
+        }
+    };
+    let mut steps = Vec::new();
+    if current != previous {
+        steps.push(keyed_step(
+            KeyName::Pseudonym,
+            KeyAction::Rotated,
+            &current,
+            vec![previous],
+        ));
+    }
+    if !removed.is_empty() {
+        steps.push(keyed_step(
+            KeyName::Pseudonym,
+            KeyAction::Retired,
+            &current,
+            removed,
+        ));
+    }
+    for s in steps {
+        if let Err(e) = app.log.append(entry(&version, now, s)).await {
+            app.secrets.restore_pseudonyms(before);
+            return Err(e.into());
+        }
+    }
+    app.policy.store(std::sync::Arc::new(next));
+    Ok(true)
+}
+
+/// Makes the pseudonyms of up to `limit` cases an older key made again with the current one
+/// (from their sealed BSNs), in one logged step. Returns the cases moved (0 when nothing is
+/// left, or the step met a change made meanwhile).
+pub async fn rekey_step(
+    log: &Log,
+    secrets: &Secrets,
+    version: &str,
+    now: i64,
+    limit: i64,
+) -> Result<u64, KeysError> {
+    let current = secrets.pseudonyms().current().to_owned();
+    let stale = log.db().stale_pseudonyms(&current, limit).await?;
+    if stale.is_empty() {
+        return Ok(0);
+    }
+    let mut from = BTreeSet::new();
+    let mut change = Rekey {
+        key: current.clone(),
+        cases: Vec::new(),
+    };
+    for c in stale {
+        let plain = secrets
+            .open(&c.subject_sealed)
+            .map_err(|_| KeysError::Unopenable("a case's BSN".into()))?;
+        let bsn = std::str::from_utf8(&plain)
+            .ok()
+            .and_then(|t| policy::Bsn::parse(t).ok())
+            .ok_or_else(|| KeysError::Unopenable("a case's BSN is not a BSN".into()))?;
+        let (new, key) = secrets.subject_pseudonym_keyed(&bsn);
+        if key != current {
+            // A reload between reading the ring and making the pseudonym: the next round.
+            return Ok(0);
+        }
+        from.insert(c.pseudonym_key.unwrap_or_else(|| UNRECORDED.into()));
+        change.cases.push(RekeyedCase {
+            id: c.id,
+            old: c.subject_pseudonym,
+            new,
+        });
+    }
+    let moved = change.cases.len() as u64;
+    let mut s = keyed_step(
+        KeyName::Pseudonym,
+        KeyAction::Rekeyed,
+        &current,
+        from.into_iter().collect(),
+    );
+    s.cases = Some(moved);
+    let a = log
+        .append_with(entry(version, now, s), Change::Rekey(change))
+        .await?;
+    Ok(if a.applied { moved } else { 0 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,5 +532,118 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+}
+
+#[cfg(test)]
+mod pseudonym_tests {
+    use super::*;
+    use crate::testkit;
+
+    fn key_file(lines: &[&str]) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("pseud-{}.key", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+        p
+    }
+
+    fn partner_pseudonym(app: &App) -> String {
+        let active = app.policy.load_full();
+        let rn = active.covenant.covenant().partner("rn").unwrap();
+        active
+            .registry
+            .partner(rn)
+            .unwrap()
+            .pseudonym_key
+            .pseudonym(b"999990093")
+    }
+
+    #[tokio::test]
+    async fn a_pseudonym_rotation_rekeys_the_register_and_still_finds_the_person() {
+        let (app, _) = testkit::app().await;
+        let version = app.policy.load().version().to_owned();
+        let case = testkit::register(&app, "999990093").await;
+        let bsn = policy::Bsn::parse("999990093").unwrap();
+        let before = app.secrets.subject_pseudonym(&bsn);
+        let old_id = app.secrets.pseudonyms().current().to_owned();
+        let partner_before = partner_pseudonym(&app);
+        let old_key =
+            std::fs::read_to_string(testkit::pki().join(crate::pki::layout::PSEUDONYM_KEY))
+                .unwrap();
+        let new_key = "ab".repeat(32);
+
+        // The current key cannot leave the file.
+        let without_current = key_file(&[&new_key]);
+        assert!(matches!(
+            reload_pseudonyms(&app, &without_current).await,
+            Err(KeysError::Refused(_))
+        ));
+        let rotated = key_file(&[&new_key, old_key.trim()]);
+        assert!(reload_pseudonyms(&app, &rotated).await.unwrap());
+        let after = app.secrets.subject_pseudonym(&bsn);
+        assert_ne!(after, before);
+        assert_eq!(
+            app.secrets.subject_pseudonyms(&bsn),
+            vec![after.clone(), before.clone()]
+        );
+        // What partners receive from `pseudonymize` changes with it.
+        assert_ne!(partner_pseudonym(&app), partner_before);
+        // The register still finds the person, under the old pseudonym until re-keyed.
+        let found = app
+            .db
+            .subject_cases(&app.secrets.subject_pseudonyms(&bsn))
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        assert!(matches!(
+            reload_pseudonyms(&app, &without_current).await,
+            Err(KeysError::Refused(_))
+        ));
+        assert_eq!(
+            rekey_step(&app.log, &app.secrets, &version, testkit::T0, 200)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            rekey_step(&app.log, &app.secrets, &version, testkit::T0, 200)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            app.db
+                .case(&case.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .subject_pseudonym,
+            after
+        );
+        // The log entry made before the rotation is found by BSN under the old key.
+        let filter = crate::store::LogFilter {
+            subjects: app.secrets.subject_pseudonyms(&bsn),
+            kinds: vec![Kind::CaseChange.as_str()],
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(app.db.search(&filter).await.unwrap().len(), 1);
+        // Retired once the register no longer uses it; then only the new pseudonym is looked for.
+        assert!(reload_pseudonyms(&app, &without_current).await.unwrap());
+        assert_eq!(app.secrets.subject_pseudonyms(&bsn), vec![after]);
+        let steps: Vec<(KeyName, KeyAction)> = testkit::entries(&app)
+            .await
+            .into_iter()
+            .filter_map(|e| e.keys)
+            .map(|k| (k.key, k.action))
+            .collect();
+        assert_eq!(
+            steps,
+            vec![
+                (KeyName::Pseudonym, KeyAction::Rotated),
+                (KeyName::Pseudonym, KeyAction::Rekeyed),
+                (KeyName::Pseudonym, KeyAction::Retired)
+            ]
+        );
+        let _ = old_id;
     }
 }

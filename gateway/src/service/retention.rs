@@ -511,7 +511,7 @@ ground = "convenant art. 12 lid 3"
             &app.db,
             &mut versions,
             &active.covenant,
-            &pseudonym,
+            &[pseudonym],
             false,
             None,
         )

@@ -63,6 +63,8 @@ pub struct CaseRow {
     pub version: i64,
     /// The storage key that sealed the BSN (`None`: before key ids were recorded).
     pub sealed_key: Option<String>,
+    /// The pseudonym key that made `subject_pseudonym` (`None`: before key ids were recorded).
+    pub pseudonym_key: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -84,6 +86,7 @@ struct CaseDto {
     updated_at: i64,
     version: i64,
     sealed_key: Option<String>,
+    pseudonym_key: Option<String>,
 }
 
 impl TryFrom<CaseDto> for CaseRow {
@@ -118,6 +121,7 @@ impl TryFrom<CaseDto> for CaseRow {
             updated_at: d.updated_at,
             version: d.version,
             sealed_key: d.sealed_key,
+            pseudonym_key: d.pseudonym_key,
         })
     }
 }
@@ -211,12 +215,19 @@ impl TryFrom<EventDto> for CaseEventRow {
     }
 }
 
+/// A subject's pseudonyms (at most four keys are in use at once) as four query parameters, the
+/// missing ones repeating the first.
+fn four(p: &[String]) -> [&str; 4] {
+    let at = |i: usize| p.get(i).or_else(|| p.first()).map_or("", String::as_str);
+    [at(0), at(1), at(2), at(3)]
+}
+
 fn json_list(v: &[String]) -> String {
     // A list of strings always serialises.
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-const INSERT_CASE: &str = "INSERT INTO cases (id, subject_ref, subject_pseudonym, subject_sealed, status, risk_group, ideology, regisseur_partner, regisseur_staff, uvo_partners, signal_date, decision_date, notification_date, created_at, updated_at, version, sealed_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+const INSERT_CASE: &str = "INSERT INTO cases (id, subject_ref, subject_pseudonym, subject_sealed, status, risk_group, ideology, regisseur_partner, regisseur_staff, uvo_partners, signal_date, decision_date, notification_date, created_at, updated_at, version, sealed_key, pseudonym_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 const UPDATE_CASE: &str = "UPDATE cases SET status = $2, risk_group = $3, ideology = $4, regisseur_partner = $5, regisseur_staff = $6, uvo_partners = $7, signal_date = $8, decision_date = $9, notification_date = $10, updated_at = $11, version = $12 WHERE id = $1 AND version = $13";
 const INSERT_EVENT: &str = "INSERT INTO case_events (case_id, version, at, partner, staff_id, role, action, fields, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 const CASE_WITH_RECORDS: &str = "SELECT c.*, r.product AS r_product, r.owner AS r_owner, r.sealed AS r_sealed, r.updated_at AS r_updated_at, r.updated_by AS r_updated_by, r.sealed_key AS r_sealed_key, r.deposit_sha256 AS r_deposit_sha256 FROM cases c LEFT JOIN records r ON r.subject_ref = c.subject_ref WHERE c.id = $1";
@@ -268,6 +279,7 @@ impl Tx {
                 .bind(c.updated_at)
                 .bind(c.version)
                 .bind(&c.sealed_key)
+                .bind(&c.pseudonym_key)
                 .execute(&mut **t)
                 .await?;
             insert_event!(t, e);
@@ -343,12 +355,17 @@ impl Db {
         rows.into_iter().map(CaseEventRow::try_from).collect()
     }
 
-    /// The subject reference already used for this subject pseudonym, if any.
-    pub async fn subject_ref(&self, pseudonym: &str) -> Result<Option<String>, StoreError> {
+    /// The subject reference already used for this subject (its pseudonyms under every key of
+    /// the ring), if any.
+    pub async fn subject_ref(&self, pseudonyms: &[String]) -> Result<Option<String>, StoreError> {
+        let [a, b, c, d] = four(pseudonyms);
         Ok(on_pool!(self, p => sqlx::query_scalar(
-            "SELECT subject_ref FROM cases WHERE subject_pseudonym = $1 ORDER BY created_at LIMIT 1",
+            "SELECT subject_ref FROM cases WHERE subject_pseudonym IN ($1, $2, $3, $4) ORDER BY created_at LIMIT 1",
         )
-        .bind(pseudonym)
+        .bind(a)
+        .bind(b)
+        .bind(c)
+        .bind(d)
         .fetch_optional(p)
         .await)?)
     }
@@ -373,12 +390,16 @@ impl Db {
         .await)?)
     }
 
-    /// Every case of a subject (by pseudonym), oldest first.
-    pub async fn subject_cases(&self, pseudonym: &str) -> Result<Vec<CaseRow>, StoreError> {
+    /// Every case of a subject (by its pseudonyms under every key of the ring), oldest first.
+    pub async fn subject_cases(&self, pseudonyms: &[String]) -> Result<Vec<CaseRow>, StoreError> {
+        let [a, b, c, d] = four(pseudonyms);
         let rows: Vec<CaseDto> = on_pool!(self, p => sqlx::query_as(
-            "SELECT * FROM cases WHERE subject_pseudonym = $1 ORDER BY created_at, id",
+            "SELECT * FROM cases WHERE subject_pseudonym IN ($1, $2, $3, $4) ORDER BY created_at, id",
         )
-        .bind(pseudonym)
+        .bind(a)
+        .bind(b)
+        .bind(c)
+        .bind(d)
         .fetch_all(p)
         .await)?;
         rows.into_iter().map(CaseRow::try_from).collect()

@@ -78,7 +78,65 @@ pub struct Reseal {
     pub cases: Vec<ResealedCase>,
 }
 
+/// A case whose subject pseudonym another key than the current one made.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StalePseudonym {
+    /// Case id.
+    pub id: String,
+    /// The pseudonym now.
+    pub subject_pseudonym: String,
+    /// The sealed BSN, to make the new one from.
+    pub subject_sealed: Vec<u8>,
+    /// The key that made it (`None`: unrecorded).
+    pub pseudonym_key: Option<String>,
+}
+
+/// A case's subject pseudonym made again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RekeyedCase {
+    /// Case id.
+    pub id: String,
+    /// The pseudonym it was made from (the change is refused if it changed meanwhile).
+    pub old: String,
+    /// The new pseudonym.
+    pub new: String,
+}
+
+/// Cases' pseudonyms made again with `key`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rekey {
+    /// The current pseudonym key's id.
+    pub key: String,
+    /// The cases.
+    pub cases: Vec<RekeyedCase>,
+}
+
 impl Db {
+    /// Cases per pseudonym key.
+    pub async fn pseudonym_key_use(&self) -> Result<Vec<(Option<String>, i64)>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "SELECT pseudonym_key, COUNT(*) FROM cases GROUP BY pseudonym_key ORDER BY pseudonym_key",
+        )
+        .fetch_all(p)
+        .await)?)
+    }
+
+    /// Up to `limit` cases whose pseudonym another key than `current` made.
+    pub async fn stale_pseudonyms(
+        &self,
+        current: &str,
+        limit: i64,
+    ) -> Result<Vec<StalePseudonym>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "SELECT id, subject_pseudonym, subject_sealed, pseudonym_key FROM cases \
+             WHERE pseudonym_key IS NULL OR pseudonym_key <> $1 ORDER BY id LIMIT $2",
+        )
+        .bind(current)
+        .bind(limit)
+        .fetch_all(p)
+        .await)?)
+    }
+
     /// Rows per storage key, deposits and cases.
     pub async fn storage_key_use(&self) -> Result<Vec<KeyUse>, StoreError> {
         let deposits: Vec<(Option<String>, i64)> = on_pool!(self, p => sqlx::query_as(
@@ -181,6 +239,34 @@ impl Db {
 }
 
 impl Tx {
+    /// Replaces each case's pseudonym if it is still the one re-keyed; `false` (nothing changed)
+    /// when any changed meanwhile.
+    pub(super) async fn rekey(&mut self, r: &Rekey) -> Result<bool, StoreError> {
+        for c in &r.cases {
+            let now: Option<String> = on_tx!(self, x => sqlx::query_scalar(
+                "SELECT subject_pseudonym FROM cases WHERE id = $1",
+            )
+            .bind(&c.id)
+            .fetch_optional(&mut **x)
+            .await)?;
+            if now.as_ref() != Some(&c.old) {
+                return Ok(false);
+            }
+        }
+        for c in &r.cases {
+            on_tx!(self, x => sqlx::query(
+                "UPDATE cases SET subject_pseudonym = $2, pseudonym_key = $3 WHERE id = $1",
+            )
+            .bind(&c.id)
+            .bind(&c.new)
+            .bind(&r.key)
+            .execute(&mut **x)
+            .await
+            .map(|d| d.rows_affected()))?;
+        }
+        Ok(true)
+    }
+
     /// Replaces each row's sealed bytes if they are still the ones re-sealed; `false` (nothing
     /// changed) when any row changed meanwhile.
     pub(super) async fn reseal(&mut self, r: &Reseal) -> Result<bool, StoreError> {

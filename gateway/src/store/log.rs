@@ -126,8 +126,8 @@ pub struct StoredCosignature {
 /// What a privacy officer searches the log for. All conditions are combined with AND.
 #[derive(Debug, Clone, Default)]
 pub struct LogFilter {
-    /// Subject pseudonym.
-    pub subject: Option<String>,
+    /// The subject, by its pseudonyms under every key in use (empty: any subject).
+    pub subjects: Vec<String>,
     /// Requesting partner.
     pub partner: Option<String>,
     /// Staff id.
@@ -481,8 +481,15 @@ impl Db {
         let rows: Vec<(i64, String, Vec<u8>)> = on_pool!(self, p => {
             let mut q = sqlx::QueryBuilder::new("SELECT r.seq, r.entry, l.leaf_hash FROM log_records r JOIN log_leaves l ON l.seq = r.seq WHERE r.seq > ");
             q.push_bind(f.after_seq);
+            if !f.subjects.is_empty() {
+                q.push(" AND r.subject_pseudonym IN (");
+                let mut sep = q.separated(", ");
+                for s in &f.subjects {
+                    sep.push_bind(s.clone());
+                }
+                q.push(")");
+            }
             for (col, v) in [
-                ("r.subject_pseudonym", &f.subject),
                 ("r.partner", &f.partner),
                 ("r.staff_id", &f.staff_id),
                 ("r.purpose", &f.purpose),

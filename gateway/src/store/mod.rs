@@ -17,7 +17,10 @@ mod retention;
 
 pub use aggregates::CaseFacts;
 pub use cases::{CaseAction, CaseEventRow, CaseRow, OpenSubject, Regisseur};
-pub use keys::{KeyUse, Reseal, ResealedCase, ResealedDeposit, StaleCase, StaleDeposit};
+pub use keys::{
+    KeyUse, Rekey, RekeyedCase, Reseal, ResealedCase, ResealedDeposit, StaleCase, StaleDeposit,
+    StalePseudonym,
+};
 pub use log::{
     HeadRow, LeafRow, LogFilter, NodeRow, ProductRow, RecordRow, StoredCheckpoint,
     StoredCosignature, StoredEntry,
@@ -286,6 +289,8 @@ pub enum Change {
     RemoveExpired(Removal),
     /// Rows sealed again with the current storage key (if all of them are still as read).
     Reseal(Reseal),
+    /// Cases' subject pseudonyms made again with the current key (if all are still as read).
+    Rekey(Rekey),
 }
 
 impl Change {
@@ -299,6 +304,7 @@ impl Change {
             Change::ActivateDraft { .. } | Change::Bootstrap(_) => "activation-conflict",
             Change::RemoveExpired(_) => "retention-conflict",
             Change::Reseal(_) => "reseal-conflict",
+            Change::Rekey(_) => "rekey-conflict",
         }
     }
 }
@@ -336,6 +342,7 @@ impl Tx {
             Change::Bootstrap(d) => self.bootstrap(d).await,
             Change::RemoveExpired(r) => self.remove_expired(r).await,
             Change::Reseal(r) => self.reseal(r).await,
+            Change::Rekey(r) => self.rekey(r).await,
         }
     }
 }
