@@ -227,3 +227,187 @@ async fn the_storage_key_rotates_under_load_on_postgres() {
     };
     rotation_under_load(url).await;
 }
+
+async fn officer(gw: &Gateway, path: &str) -> Value {
+    let r = client("oov")
+        .get(gw.url(path))
+        .bearer_auth(token("oov", "fg.1", &["privacy-officer"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+async fn pseudonym_rotation_under_load(url: String) {
+    let config = pki().join("gateway.toml").to_str().unwrap().to_owned();
+    let keyfile = scratch().join(format!("pseudonym-{}.key", uuid::Uuid::new_v4().simple()));
+    std::fs::copy(pki().join("gateway/pseudonym.key"), &keyfile).unwrap();
+    let keyfile_s = keyfile.to_str().unwrap().to_owned();
+    let env = [
+        ("GATEWAY_DATABASE_URL", url.as_str()),
+        ("GATEWAY_SECRETS_PSEUDONYM_KEY_FILE", keyfile_s.as_str()),
+        ("GATEWAY_SECRETS_RELOAD_SECS", "1"),
+    ];
+    let bsn = "999990111";
+    let gw = Gateway::spawn_on(&config, &env);
+    let case = case_with_records(&gw, bsn).await;
+    include(&gw, &case).await;
+    let (_, before) = status(&config, &url, &env);
+    let old = before["pseudonym"]["keys"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let old_subject = scalar(
+        &url,
+        &format!(
+            "SELECT subject_pseudonym FROM cases WHERE id = '{}'",
+            case.id
+        ),
+    )
+    .await;
+
+    // The load: disclosures by the regisseur and checks by BSN, which must keep finding the
+    // person while the register is re-keyed.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let load = {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        let (disclosures, checks) = (gw.url("/v1/disclosures"), gw.url("/v1/checks"));
+        let body =
+            json!({"subject": {"ref": case.subject_ref}, "purpose": "regie", "case": case.id});
+        tokio::spawn(async move {
+            let (rn, oov) = (client("rn"), client("oov"));
+            let t = token("rn", "reg.mulder", &["regisseur"]);
+            let m = token("oov", "map.1", &["melder-intake"]);
+            while !stop.load(Ordering::SeqCst) {
+                let d = rn
+                    .post(&disclosures)
+                    .bearer_auth(&t)
+                    .json(&body)
+                    .send()
+                    .await;
+                let c = oov
+                    .post(&checks)
+                    .bearer_auth(&m)
+                    .json(&json!({"subject": {"bsn": bsn}, "purpose": "aanpak-check"}))
+                    .send()
+                    .await;
+                let d_ok = d.is_ok_and(|r| r.status() == 200);
+                let c_ok = match c {
+                    Ok(r) if r.status() == 200 => {
+                        let v: Value = r.json().await.unwrap();
+                        v["known"] == true
+                    }
+                    _ => false,
+                };
+                for good in [d_ok, c_ok] {
+                    if good {
+                        ok.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(60)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (code, out, err) = cli(&["keys", "rotate-pseudonym", "--config", &config], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, s) = status(&config, &url, &env);
+        let keys = s["pseudonym"]["keys"].as_array().unwrap().clone();
+        if keys.len() == 2
+            && keys[1]["id"] == old.as_str()
+            && keys[1]["cases"] == 0
+            && keys[0]["cases"] == 1
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not re-keyed: {s}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let new_subject = scalar(
+        &url,
+        &format!(
+            "SELECT subject_pseudonym FROM cases WHERE id = '{}'",
+            case.id
+        ),
+    )
+    .await;
+    assert_ne!(new_subject, old_subject);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The officer's search by BSN finds the person's entries under both keys, and so does the
+    // art. 15 report.
+    let found = officer(
+        &gw,
+        &format!("/v1/audit/disclosures?subject={bsn}&limit=1000"),
+    )
+    .await;
+    let subjects: std::collections::BTreeSet<String> = found["items"]
+        .as_array()
+        .or_else(|| found.as_array())
+        .unwrap()
+        .iter()
+        .filter_map(|i| {
+            i["entry"]["data_subject"]
+                .as_str()
+                .or(i["data_subject"].as_str())
+                .map(str::to_owned)
+        })
+        .collect();
+    assert!(
+        subjects.contains(&old_subject) && subjects.contains(&new_subject),
+        "{subjects:?}"
+    );
+    let letter = officer(&gw, &format!("/v1/audit/subjects/{bsn}")).await;
+    let n = letter["disclosures"].as_array().unwrap().len();
+    assert!(n > 4, "{letter}");
+
+    // The old key leaves the file once the register no longer uses it: recorded as retired.
+    let text = std::fs::read_to_string(&keyfile).unwrap();
+    let kept: Vec<&str> = text.lines().take(2).collect();
+    std::fs::write(&keyfile, kept.join("\n") + "\n").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count(&url, "SELECT COUNT(*) FROM log_records WHERE kind = 'keys' AND entry LIKE '%\"pseudonym\"%' AND entry LIKE '%\"retired\"%'").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "the old key was not retired:\n{}", gw.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    load.await.unwrap();
+    let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+    assert_eq!(failed, 0, "{ok} answered, {failed} failed");
+    assert!(ok > 20, "{ok} answered");
+    let (code, s) = status(&config, &url, &env);
+    assert_eq!(code, 0, "{s}");
+    assert_eq!(s["pseudonym"]["keys"].as_array().unwrap().len(), 1, "{s}");
+    drop(gw);
+    let (code, out, err) = cli(
+        &[
+            "audit",
+            "verify",
+            "--config",
+            &config,
+            "--database-url",
+            &url,
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[tokio::test]
+async fn the_pseudonym_key_rotates_under_load_on_sqlite() {
+    pseudonym_rotation_under_load(sqlite_url("pseudonym-keys")).await;
+}
+
+#[tokio::test]
+async fn the_pseudonym_key_rotates_under_load_on_postgres() {
+    let Some(url) = postgres_database().await else {
+        return;
+    };
+    pseudonym_rotation_under_load(url).await;
+}
