@@ -158,6 +158,7 @@ async fn rotation_under_load(url: String) {
     let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
     assert_eq!(failed, 0, "{ok} answered, {failed} failed");
     assert!(ok > 20, "{ok} answered");
+    eprintln!("storage key rotation under load: {ok} requests answered, {failed} failed");
 
     // One key left, sealing everything; the steps are in the log, which verifies.
     let (code, s) = status(&config, &url, &env);
@@ -381,6 +382,7 @@ async fn pseudonym_rotation_under_load(url: String) {
     let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
     assert_eq!(failed, 0, "{ok} answered, {failed} failed");
     assert!(ok > 20, "{ok} answered");
+    eprintln!("pseudonym key rotation under load: {ok} requests answered, {failed} failed");
     let (code, s) = status(&config, &url, &env);
     assert_eq!(code, 0, "{s}");
     assert_eq!(s["pseudonym"]["keys"].as_array().unwrap().len(), 1, "{s}");
