@@ -298,10 +298,13 @@ pub fn background(app: &Arc<App>, cfg: &Config) {
         let app = app.clone();
         let storage = cfg.secrets.storage_identity_file.clone();
         let pseudonyms = cfg.secrets.pseudonym_key_file.clone();
+        let secrets = cfg.secrets.clone();
         every(Duration::from_secs(cfg.secrets.reload_secs), move || {
             let app = app.clone();
             let (storage, pseudonyms) = (storage.clone(), pseudonyms.clone());
+            let secrets = secrets.clone();
             async move {
+                log_key_round(&app, &secrets).await;
                 storage_key_round(&app, &storage).await;
                 pseudonym_key_round(&app, &pseudonyms).await;
             }
@@ -332,6 +335,42 @@ pub fn background(app: &Arc<App>, cfg: &Config) {
             }
         });
     }
+}
+
+/// A log key rotated by `gateway audit rotate-key` while serving: the change is recorded (the
+/// entry is covered by the old key's checkpoints), then the new key signs, starting with a
+/// checkpoint over that entry. Refused (the old key kept) when the old key is not among the
+/// retired verifier keys, since its checkpoints would no longer verify.
+pub async fn log_key_round(app: &App, secrets: &crate::config::SecretsConfig) {
+    let keys = match crate::runtime::load_log_keys(secrets, app.log.origin()) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "log keys not reloaded; keeping the key in use");
+            return;
+        }
+    };
+    let (from, to) = (app.log.vkey(), keys.current.vkey());
+    if from == to {
+        return;
+    }
+    if !keys.key_set().is_ok_and(|s| s.contains(&from)) {
+        tracing::error!(
+            "the new log key's retired keys do not list the key in use: keeping it (use `gateway audit rotate-key`, which lists it)"
+        );
+        return;
+    }
+    let mut e = gateway_entry(app, &app.policy.load(), Kind::LogKey);
+    e.key_change = Some(KeyChange { from, to });
+    e.outcome = Outcome::Answered;
+    if let Err(e) = app.log.append(e).await {
+        tracing::error!(error = %e, "the log key rotation could not be recorded; keeping the key in use");
+        return;
+    }
+    app.log.replace_keys(keys);
+    if let Err(e) = app.log.checkpoint(app.clock.now()).await {
+        tracing::warn!(error = %e, "the first checkpoint with the new log key failed; the next one is due soon");
+    }
+    tracing::info!("the log key was rotated while serving; recorded and a new checkpoint signed");
 }
 
 /// One look at the storage key ring: reload it if the file changed, then re-seal what older

@@ -413,3 +413,110 @@ async fn the_pseudonym_key_rotates_under_load_on_postgres() {
     };
     pseudonym_rotation_under_load(url).await;
 }
+
+async fn log_key_rotation_under_load(url: String) {
+    let config = pki().join("gateway.toml").to_str().unwrap().to_owned();
+    let dir = scratch().join(format!("logkey-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("log-ed25519.key");
+    std::fs::copy(pki().join("gateway/log-ed25519.key"), &key).unwrap();
+    let retired = dir.join("log-retired.vkeys");
+    let (key_s, retired_s) = (
+        key.to_str().unwrap().to_owned(),
+        retired.to_str().unwrap().to_owned(),
+    );
+    let env = [
+        ("GATEWAY_DATABASE_URL", url.as_str()),
+        ("GATEWAY_SECRETS_LOG_KEY_FILE", key_s.as_str()),
+        ("GATEWAY_SECRETS_RETIRED_LOG_VKEYS_FILE", retired_s.as_str()),
+        ("GATEWAY_SECRETS_RELOAD_SECS", "1"),
+        ("GATEWAY_AUDIT_CHECKPOINT_INTERVAL_SECS", "1"),
+    ];
+    let gw = Gateway::spawn_on(&config, &env);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let load = {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        let checks = gw.url("/v1/checks");
+        tokio::spawn(async move {
+            let oov = client("oov");
+            let m = token("oov", "map.2", &["melder-intake"]);
+            while !stop.load(Ordering::SeqCst) {
+                let r = oov
+                    .post(&checks)
+                    .bearer_auth(&m)
+                    .json(&json!({"subject": {"bsn": "111222333"}, "purpose": "aanpak-check"}))
+                    .send()
+                    .await;
+                if r.is_ok_and(|r| r.status() == 200) {
+                    ok.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    failed.fetch_add(1, Ordering::SeqCst);
+                }
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (code, out, err) = cli(&["audit", "rotate-key", "--config", &config], &env);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, vkeys, _) = cli(
+        &["audit", "vkey", "--config", &config, "--format", "json"],
+        &env,
+    );
+    let vkeys: Value = serde_json::from_str(&vkeys).unwrap();
+    let new = gateway::log::checkpoint::KeySet::parse(vkeys["current"].as_str().unwrap()).unwrap();
+    // Recorded, and the served checkpoint is signed with the new key, while the load runs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let recorded = count(
+            &url,
+            "SELECT COUNT(*) FROM log_records WHERE kind = 'log-key'",
+        )
+        .await;
+        let note = crate::audit::checkpoint(&gw).await;
+        if recorded == 1 && new.verify(&note).is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not rotated:\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    load.await.unwrap();
+    let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+    assert_eq!(failed, 0, "{ok} answered, {failed} failed");
+    assert!(ok > 20, "{ok} answered");
+    eprintln!("log key rotation under load: {ok} requests answered, {failed} failed");
+    drop(gw);
+    // Every checkpoint verifies: those before with the retired key, those after with the new.
+    let (code, out, err) = cli(
+        &[
+            "audit",
+            "verify",
+            "--config",
+            &config,
+            "--database-url",
+            &url,
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[tokio::test]
+async fn the_log_key_rotates_under_load_on_sqlite() {
+    log_key_rotation_under_load(sqlite_url("log-keys")).await;
+}
+
+#[tokio::test]
+async fn the_log_key_rotates_under_load_on_postgres() {
+    let Some(url) = postgres_database().await else {
+        return;
+    };
+    log_key_rotation_under_load(url).await;
+}

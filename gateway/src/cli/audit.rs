@@ -108,8 +108,9 @@ pub enum AuditCommand {
         format: OutputFormat,
     },
     /// Replace the log's signing key: a new key is written to `secrets.log_key_file`, the old
-    /// key's verifier key is added to the retired keys, and the gateway records the rotation
-    /// and signs with the new key from its next start.
+    /// key's verifier key is added to the retired keys, and a serving gateway records the
+    /// rotation and signs with the new key within `secrets.reload_secs` (a stopped one from its
+    /// next start).
     RotateKey {
         /// Configuration file.
         #[arg(long, default_value_os_t = super::serve::default_config())]
@@ -517,7 +518,7 @@ fn rotate_key(cfg: &Config) -> anyhow::Result<i32> {
     );
     println!("  new      {}", new.vkey());
     println!(
-        "Restart the gateway: it records the rotation in the log and signs every checkpoint from then on with the new key. Give partners the new verifier key (`gateway audit vkey`)."
+        "A serving gateway picks it up within secrets.reload_secs (a stopped one at its next start): it records the rotation in the log and signs every checkpoint from then on with the new key. Give partners and their witnesses the new verifier key (`gateway audit vkey`): a witness cosigns only checkpoints of the key it was given."
     );
     Ok(0)
 }

@@ -124,7 +124,7 @@ pub struct ConsistencyProof {
 pub struct Log {
     db: Db,
     queue: mpsc::Sender<writer::Job>,
-    keys: LogKeys,
+    keys: arc_swap::ArcSwap<LogKeys>,
     origin: String,
     stop: Arc<Notify>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -153,7 +153,7 @@ impl Log {
         Ok(Log {
             db,
             queue,
-            keys,
+            keys: arc_swap::ArcSwap::from_pointee(keys),
             origin,
             stop,
             task: Mutex::new(Some(task)),
@@ -167,12 +167,18 @@ impl Log {
 
     /// The verifier keys (current first, then retired).
     pub fn key_set(&self) -> Result<KeySet, CheckpointError> {
-        self.keys.key_set()
+        self.keys.load().key_set()
     }
 
     /// The current key's `vkey`.
     pub fn vkey(&self) -> String {
-        self.keys.current.vkey()
+        self.keys.load().current.vkey()
+    }
+
+    /// Puts new keys in place (a rotation picked up while serving): checkpoints and receipts
+    /// are signed with the new current key from now on.
+    pub fn replace_keys(&self, keys: LogKeys) {
+        self.keys.store(Arc::new(keys));
     }
 
     /// The database the log is in.
@@ -224,7 +230,7 @@ impl Log {
             leaf: a.leaf_hash,
             due,
         }
-        .sign(&self.keys.current)
+        .sign(&self.keys.load().current)
     }
 
     /// Which key signed the latest checkpoint.
@@ -232,14 +238,15 @@ impl Log {
         let Some(latest) = self.db.latest_checkpoint().await? else {
             return Ok(Signer::Current);
         };
-        let set = self.keys.key_set()?;
+        let keys = self.keys.load();
+        let set = keys.key_set()?;
         let (_, signers) = set.verify(&latest.note).map_err(|_| {
             LogError::Key(CheckpointError::Key(format!(
                 "the latest checkpoint (size {}) is signed by none of the log's keys: the current key or a retired one in secrets.retired_log_vkeys_file; if you rotated the key, add the old key's vkey there",
                 latest.size
             )))
         })?;
-        let current = self.keys.current.vkey();
+        let current = keys.current.vkey();
         if signers.contains(&current) {
             Ok(Signer::Current)
         } else {
@@ -284,7 +291,7 @@ impl Log {
             .root
             .ok_or_else(|| LogError::Corrupt("the log head has no root".into()))?;
         let size = u64::try_from(head.size).map_err(|_| LogError::Corrupt("size".into()))?;
-        let note = self.keys.current.sign(&Checkpoint {
+        let note = self.keys.load().current.sign(&Checkpoint {
             origin: self.origin.clone(),
             size,
             root,
