@@ -9,6 +9,7 @@ pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod demo;
 pub mod http;

@@ -13,6 +13,7 @@ mod aggregates;
 mod approaches;
 mod audit;
 mod cases;
+mod console;
 mod disclose;
 mod durability;
 mod helpers;

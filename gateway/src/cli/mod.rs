@@ -7,6 +7,7 @@ pub mod approach;
 pub mod audit;
 pub mod backup;
 pub mod certs;
+pub mod console;
 pub mod keys;
 pub mod monitor;
 pub mod policy;
@@ -48,6 +49,9 @@ pub enum Command {
     /// Witness the gateway's log (what a covenant partner runs).
     #[command(subcommand)]
     Witness(witness::WitnessCommand),
+    /// The privacy officer's web console, a partner-side companion that reaches the gateway
+    /// through its API with the officer's token (loopback, one-time login link).
+    Console(console::ConsoleArgs),
     /// Monitor the gateway's log for a partner: forks, rewinds, and receipts not included.
     Monitor(monitor::MonitorArgs),
     /// For another approach's register: turn its BSNs into the pseudonyms the aanpak-check
@@ -210,6 +214,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Health(args) => health(args),
         Command::Witness(cmd) => witness::run(cmd),
         Command::Monitor(args) => monitor::run(args),
+        Command::Console(args) => console::run(args),
         Command::ApproachIndex(args) => approach::run(args),
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),

@@ -1,0 +1,586 @@
+//! `gateway console`: the privacy officer's web console. A partner-side companion: it runs in
+//! the partner's network (loopback by default), holds that partner's client certificate, and
+//! reaches the gateway only through the public API with the officer's certificate-bound token,
+//! so the gateway's surface and contract do not change.
+//!
+//! Safe by default: a one-time login link (256-bit secret) exchanged for an `HttpOnly`,
+//! `SameSite=Strict` session cookie that expires; the `Host` header checked against the
+//! console's own names (DNS rebinding); a CSRF token in every form that posts; a strict
+//! Content-Security-Policy with no script at all; every asset embedded; no BSN in any URL (a
+//! search is a POST). Its operational log lines carry routes and statuses, never a value.
+
+mod pages;
+
+use crate::clock::Clock;
+use crate::log::checkpoint::KeySet;
+use crate::log::entry::LogEntry;
+use crate::log::merkle::{leaf_hash, verify_inclusion};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// The console's configuration (`console.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Where the console listens (keep it on loopback unless a proxy in front terminates TLS).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The gateway's API base URL.
+    pub gateway_url: String,
+    /// The covenant CA (the gateway's server certificate chains to it).
+    pub ca: PathBuf,
+    /// The partner's client certificate and key.
+    pub client_cert: PathBuf,
+    /// The client key.
+    pub client_key: PathBuf,
+    /// The log's verifier key (`gateway audit vkey`): inclusion proofs are checked against
+    /// checkpoints it signed.
+    pub log_vkey: String,
+    /// A command that prints the officer's token on standard output (the example PKI:
+    /// `gateway token …`); an OpenID Connect login can take its place later.
+    pub token_command: Vec<String>,
+    /// Seconds a session lasts.
+    #[serde(default = "default_session")]
+    pub session_secs: i64,
+    /// Host names (with port) the console answers to besides its listen address.
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+/// A member of a JSON object, `null` when absent.
+fn at<'a>(v: &'a serde_json::Value, k: &str) -> &'a serde_json::Value {
+    static NULL: serde_json::Value = serde_json::Value::Null;
+    v.get(k).unwrap_or(&NULL)
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8090".into()
+}
+
+fn default_session() -> i64 {
+    3600
+}
+
+/// The console could not start or reach what it needs.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// The configuration cannot be used.
+    #[error("{0}")]
+    Config(String),
+    /// The gateway did not answer as expected.
+    #[error("the gateway: {0}")]
+    Gateway(String),
+    /// The token command failed.
+    #[error("the token command: {0}")]
+    Token(String),
+}
+
+impl ConsoleConfig {
+    /// Reads `console.toml`; relative paths are relative to its directory.
+    pub fn load(path: &std::path::Path) -> Result<ConsoleConfig, ConsoleError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConsoleError::Config(format!("{}: {e}", path.display())))?;
+        let mut c: ConsoleConfig = toml::from_str(&text)
+            .map_err(|e| ConsoleError::Config(format!("{}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(std::path::Path::new("."));
+        for p in [&mut c.ca, &mut c.client_cert, &mut c.client_key] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if c.token_command.is_empty() {
+            return Err(ConsoleError::Config(
+                "token_command is empty: name a command that prints the officer's token".into(),
+            ));
+        }
+        Ok(c)
+    }
+}
+
+struct Session {
+    expires: i64,
+    csrf: String,
+}
+
+struct Console {
+    cfg: ConsoleConfig,
+    client: reqwest::Client,
+    keys: KeySet,
+    hosts: Vec<String>,
+    clock: Arc<dyn Clock>,
+    login: Mutex<Option<String>>,
+    sessions: Mutex<HashMap<String, Session>>,
+    token: tokio::sync::Mutex<Option<(String, i64)>>,
+}
+
+type St = State<Arc<Console>>;
+
+/// 256 random bits, hex.
+fn secret() -> Result<String, ConsoleError> {
+    let mut b = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| ConsoleError::Config("no randomness".into()))?;
+    Ok(hex::encode(b))
+}
+
+fn same(a: &str, b: &str) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
+}
+
+/// Serves the console on `listener` until `shutdown`; `ready` gets the one-time login link.
+pub async fn serve(
+    cfg: ConsoleConfig,
+    listener: tokio::net::TcpListener,
+    clock: Arc<dyn Clock>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(&str),
+) -> Result<(), ConsoleError> {
+    let ca = std::fs::read(&cfg.ca)
+        .map_err(|e| ConsoleError::Config(format!("{}: {e}", cfg.ca.display())))?;
+    let mut identity = std::fs::read(&cfg.client_cert)
+        .map_err(|e| ConsoleError::Config(format!("{}: {e}", cfg.client_cert.display())))?;
+    identity.extend(
+        std::fs::read(&cfg.client_key)
+            .map_err(|e| ConsoleError::Config(format!("{}: {e}", cfg.client_key.display())))?,
+    );
+    let client = reqwest::Client::builder()
+        .tls_certs_only([
+            reqwest::Certificate::from_pem(&ca).map_err(|e| ConsoleError::Config(e.to_string()))?
+        ])
+        .identity(
+            reqwest::Identity::from_pem(&identity)
+                .map_err(|e| ConsoleError::Config(e.to_string()))?,
+        )
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| ConsoleError::Config(e.to_string()))?;
+    let keys =
+        KeySet::parse(&cfg.log_vkey).map_err(|e| ConsoleError::Config(format!("log_vkey: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ConsoleError::Config(e.to_string()))?;
+    let mut hosts = vec![
+        addr.to_string(),
+        format!("localhost:{}", addr.port()),
+        format!("127.0.0.1:{}", addr.port()),
+    ];
+    hosts.extend(cfg.names.iter().cloned());
+    let login = secret()?;
+    let link = format!("http://{addr}/login?t={login}");
+    let state = Arc::new(Console {
+        cfg,
+        client,
+        keys,
+        hosts,
+        clock,
+        login: Mutex::new(Some(login)),
+        sessions: Mutex::new(HashMap::new()),
+        token: tokio::sync::Mutex::new(None),
+    });
+    let app = axum::Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_with))
+        .route("/logout", post(logout))
+        .route("/search", post(search))
+        .route("/entry/{seq}", get(entry))
+        .route("/console.css", get(css))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state);
+    ready(&link);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| ConsoleError::Config(e.to_string()))
+}
+
+/// Every answer: the `Host` checked, strict security headers, nothing cached.
+async fn guard(
+    State(c): St,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if !c.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+        tracing::warn!(route = %req.uri().path(), "console: a request for another host name was refused");
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            "This console does not answer to that host name.\n",
+        )
+            .into_response();
+    }
+    let route = req.uri().path().to_owned();
+    let mut resp = next.run(req).await;
+    tracing::info!(%route, status = resp.status().as_u16(), "console request");
+    let h = resp.headers_mut();
+    for (k, v) in [
+        (
+            "content-security-policy",
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+        ("cross-origin-opener-policy", "same-origin"),
+        ("cross-origin-resource-policy", "same-origin"),
+    ] {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+    resp
+}
+
+const COOKIE: &str = "console_session";
+
+/// The session of this request, if it has a live one: its id and CSRF token.
+fn session(c: &Console, headers: &HeaderMap) -> Option<(String, String)> {
+    let id = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_owned())?;
+    let now = c.clock.now();
+    let mut s = c.sessions.lock().ok()?;
+    s.retain(|_, v| v.expires > now);
+    s.get(&id).map(|v| (id.clone(), v.csrf.clone()))
+}
+
+fn login_needed() -> Response {
+    (StatusCode::UNAUTHORIZED, pages::login_needed()).into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    t: Option<String>,
+}
+
+async fn login_with(State(c): St, Query(q): Query<LoginQuery>) -> Response {
+    let offered = q.t.unwrap_or_default();
+    let ok = match c.login.lock() {
+        Ok(mut l) => match l.as_deref() {
+            Some(secret) if same(secret, &offered) => {
+                // One time only.
+                *l = None;
+                true
+            }
+            _ => false,
+        },
+        Err(_) => false,
+    };
+    if !ok {
+        return (StatusCode::UNAUTHORIZED, pages::login_used()).into_response();
+    }
+    let (Ok(id), Ok(csrf)) = (secret(), secret()) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let expires = c.clock.now() + c.cfg.session_secs;
+    if let Ok(mut s) = c.sessions.lock() {
+        s.insert(id.clone(), Session { expires, csrf });
+    }
+    let cookie = format!(
+        "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        c.cfg.session_secs
+    );
+    let mut resp = Redirect::to("/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+async fn home(State(c): St, headers: HeaderMap) -> Response {
+    match session(&c, &headers) {
+        Some((_, csrf)) => pages::search_form(&csrf, &SearchForm::default()).into_response(),
+        None => login_needed(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(State(c): St, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Response {
+    let Some((id, csrf)) = session(&c, &headers) else {
+        return login_needed();
+    };
+    if !same(&csrf, &f.csrf) {
+        return (StatusCode::FORBIDDEN, pages::csrf_refused()).into_response();
+    }
+    if let Ok(mut s) = c.sessions.lock() {
+        s.remove(&id);
+    }
+    let mut resp = (StatusCode::OK, pages::logged_out()).into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("console_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+    );
+    resp
+}
+
+/// What an officer searches for (posted, so that a BSN never stands in a URL).
+#[derive(Debug, Default, Deserialize)]
+pub struct SearchForm {
+    /// CSRF token.
+    #[serde(default)]
+    pub csrf: String,
+    /// BSN (the gateway turns it into the pseudonym).
+    #[serde(default)]
+    pub bsn: String,
+    /// Requesting partner.
+    #[serde(default)]
+    pub partner: String,
+    /// Purpose.
+    #[serde(default)]
+    pub purpose: String,
+    /// Outcome.
+    #[serde(default)]
+    pub outcome: String,
+    /// Kind.
+    #[serde(default)]
+    pub kind: String,
+}
+
+impl Console {
+    /// The officer's token, from the token command (kept for a minute).
+    async fn token(&self) -> Result<String, ConsoleError> {
+        let mut cached = self.token.lock().await;
+        let now = self.clock.now();
+        if let Some((t, at)) = cached.as_ref()
+            && now - at < 60
+        {
+            return Ok(t.clone());
+        }
+        let (cmd, args) = self
+            .cfg
+            .token_command
+            .split_first()
+            .ok_or_else(|| ConsoleError::Token("empty".into()))?;
+        let out = tokio::process::Command::new(cmd)
+            .args(args)
+            .output()
+            .await
+            .map_err(|e| ConsoleError::Token(e.to_string()))?;
+        if !out.status.success() {
+            return Err(ConsoleError::Token(format!("exit status {}", out.status)));
+        }
+        let t = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        *cached = Some((t.clone(), now));
+        Ok(t)
+    }
+
+    async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<(u16, String), ConsoleError> {
+        let base = format!("{}{path}", self.cfg.gateway_url.trim_end_matches('/'));
+        let url = reqwest::Url::parse_with_params(&base, query)
+            .map_err(|e| ConsoleError::Gateway(e.to_string()))?;
+        let r = self
+            .client
+            .get(url)
+            .bearer_auth(self.token().await?)
+            .send()
+            .await
+            .map_err(|e| ConsoleError::Gateway(e.to_string()))?;
+        let status = r.status().as_u16();
+        let body = r
+            .text()
+            .await
+            .map_err(|e| ConsoleError::Gateway(e.to_string()))?;
+        Ok((status, body))
+    }
+}
+
+async fn search(State(c): St, headers: HeaderMap, Form(f): Form<SearchForm>) -> Response {
+    let Some((_, csrf)) = session(&c, &headers) else {
+        return login_needed();
+    };
+    if !same(&csrf, &f.csrf) {
+        return (StatusCode::FORBIDDEN, pages::csrf_refused()).into_response();
+    }
+    let mut q: Vec<(&str, String)> = vec![("limit", "200".into())];
+    for (k, v) in [
+        ("subject", &f.bsn),
+        ("partner", &f.partner),
+        ("purpose", &f.purpose),
+        ("outcome", &f.outcome),
+        ("kind", &f.kind),
+    ] {
+        if !v.trim().is_empty() {
+            q.push((k, v.trim().to_owned()));
+        }
+    }
+    match c.get("/v1/audit/disclosures", &q).await {
+        Ok((200, body)) => {
+            let items: Vec<serde_json::Value> = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("items").and_then(|i| i.as_array()).cloned())
+                .unwrap_or_default();
+            pages::results(&csrf, &f, &items).into_response()
+        }
+        Ok((status, body)) => (
+            StatusCode::BAD_GATEWAY,
+            pages::gateway_refused(&csrf, status, &problem_detail(&body)),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            pages::gateway_refused(&csrf, 0, &e.to_string()),
+        )
+            .into_response(),
+    }
+}
+
+fn problem_detail(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| "no detail".into())
+}
+
+/// Whether an entry's inclusion proof holds, checked by the console itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proven {
+    /// The entry's bytes hash to its leaf, the leaf is in the tree of a checkpoint the log key
+    /// signed, at this size.
+    Verified(u64),
+    /// Why not.
+    Failed(String),
+}
+
+/// Checks an entry (as the search answered it) against an inclusion proof and its checkpoint.
+pub fn prove(item: &serde_json::Value, proof: &serde_json::Value, keys: &KeySet) -> Proven {
+    let fail = |s: &str| Proven::Failed(s.to_owned());
+    let Ok(entry) = serde_json::from_value::<LogEntry>(item.clone()) else {
+        return fail("the entry is not a log entry");
+    };
+    let Ok(text) = entry.canonical() else {
+        return fail("the entry cannot be serialised");
+    };
+    let leaf = leaf_hash(text.as_bytes());
+    let hex_of = |v: &serde_json::Value| v.as_str().and_then(crate::log::verify::parse_hash);
+    if hex_of(at(item, "leaf_hash")) != Some(leaf) || hex_of(at(proof, "leaf_hash")) != Some(leaf) {
+        return fail("the entry does not hash to its leaf");
+    }
+    let Some(note) = at(proof, "checkpoint").as_str() else {
+        return fail("the proof comes without a checkpoint");
+    };
+    let cp = match keys.verify(note) {
+        Ok((cp, _)) => cp,
+        Err(e) => {
+            return Proven::Failed(format!(
+                "the checkpoint does not verify with the log key: {e}"
+            ));
+        }
+    };
+    let path: Option<Vec<_>> = at(proof, "proof")
+        .as_array()
+        .map(|a| a.iter().filter_map(hex_of).collect());
+    let (Some(path), Some(index)) = (path, at(proof, "leaf_index").as_u64()) else {
+        return fail("the proof is not readable");
+    };
+    if at(proof, "tree_size").as_u64() != Some(cp.size) {
+        return fail("the proof is for another size than its checkpoint");
+    }
+    if verify_inclusion(&leaf, index, cp.size, &path, &cp.root) {
+        Proven::Verified(cp.size)
+    } else {
+        fail("the inclusion proof does not lead to the checkpoint's root")
+    }
+}
+
+async fn entry(State(c): St, headers: HeaderMap, Path(seq): Path<String>) -> Response {
+    let Some((_, csrf)) = session(&c, &headers) else {
+        return login_needed();
+    };
+    let Ok(seq) = seq.parse::<i64>() else {
+        return (StatusCode::NOT_FOUND, pages::not_found(&csrf)).into_response();
+    };
+    let found = c
+        .get(
+            "/v1/audit/disclosures",
+            &[("after", (seq - 1).to_string()), ("limit", "1".into())],
+        )
+        .await;
+    let item = match found {
+        Ok((200, body)) => serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| at(&v, "items").as_array().and_then(|a| a.first().cloned()))
+            .filter(|i| at(i, "seq").as_i64() == Some(seq)),
+        _ => None,
+    };
+    let Some(item) = item else {
+        return (StatusCode::NOT_FOUND, pages::not_found(&csrf)).into_response();
+    };
+    let proven = match c.get(&format!("/v1/audit/proof/{seq}"), &[]).await {
+        Ok((200, body)) => match serde_json::from_str::<serde_json::Value>(&body) {
+            Ok(p) => prove(&item, &p, &c.keys),
+            Err(_) => Proven::Failed("the proof is not JSON".into()),
+        },
+        Ok((status, body)) => Proven::Failed(format!(
+            "the gateway answered {status}: {}",
+            problem_detail(&body)
+        )),
+        Err(e) => Proven::Failed(e.to_string()),
+    };
+    pages::entry(&csrf, &item, &proven).into_response()
+}
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        pages::CSS,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit;
+
+    #[tokio::test]
+    async fn the_console_verifies_a_proof_and_catches_a_changed_entry_or_a_foreign_key() {
+        let (app, _) = testkit::app().await;
+        testkit::register(&app, "999990135").await;
+        let seq = app.db.log_head().await.unwrap().size;
+        let text = app.db.entry(seq).await.unwrap().unwrap();
+        let proof =
+            serde_json::to_value(app.log.inclusion(seq, None, testkit::T0).await.unwrap()).unwrap();
+        let mut item: serde_json::Value = serde_json::from_str(&text).unwrap();
+        item["seq"] = seq.into();
+        item["leaf_hash"] = proof["leaf_hash"].clone();
+        let keys = app.log.key_set().unwrap();
+        assert!(
+            matches!(prove(&item, &proof, &keys), Proven::Verified(n) if n == u64::try_from(seq).unwrap())
+        );
+        let mut changed = item.clone();
+        changed["outcome"] = "refused".into();
+        assert_eq!(
+            prove(&changed, &proof, &keys),
+            Proven::Failed("the entry does not hash to its leaf".into())
+        );
+        let other = crate::log::checkpoint::LogKey::from_seed(
+            "gateway.ipga-r.example/disclosures",
+            &[9; 32],
+        )
+        .unwrap();
+        let foreign = KeySet::parse(&other.vkey()).unwrap();
+        assert!(
+            matches!(prove(&item, &proof, &foreign), Proven::Failed(w) if w.contains("does not verify"))
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! The console's pages: server-rendered HTML (maud escapes every value), Dutch text, no
+//! script, one embedded stylesheet; labels, landmarks and table headers for screen readers.
+
+use super::{Proven, SearchForm};
+use maud::{DOCTYPE, Markup, html};
+use serde_json::Value;
+
+/// The one stylesheet (high contrast, visible focus).
+pub const CSS: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#111;background:#fff;line-height:1.5}\
+header,main,footer{padding:0 1.5rem}header{background:#01689b;color:#fff;display:flex;gap:1.5rem;align-items:center}\
+header a{color:#fff}a{color:#01689b}a:focus,button:focus,input:focus,select:focus{outline:3px solid #ffb612;outline-offset:2px}\
+table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #767676;padding:.25rem .5rem;text-align:left}\
+label{display:block;margin-top:.5rem}input,select{font-size:1rem;padding:.25rem}button{font-size:1rem;padding:.35rem .9rem;margin-top:.75rem}\
+.ok{color:#0b6b0b;font-weight:bold}.bad{color:#b00020;font-weight:bold}.note{background:#f3f3f3;padding:.5rem}\
+@media print{header,nav,form{display:none}}";
+
+/// A member of a JSON object, `null` when absent.
+fn at<'a>(v: &'a serde_json::Value, k: &str) -> &'a serde_json::Value {
+    static NULL: serde_json::Value = serde_json::Value::Null;
+    v.get(k).unwrap_or(&NULL)
+}
+
+fn page(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="nl" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " — iPGA-R console" }
+                link rel="stylesheet" href="/console.css";
+            }
+            body {
+                header {
+                    p { strong { "iPGA-R console" } }
+                    @if let Some(csrf) = csrf {
+                        nav aria-label="Hoofdmenu" {
+                            a href="/" { "Zoeken in het logboek" }
+                        }
+                        form method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button type="submit" { "Uitloggen" }
+                        }
+                    }
+                }
+                main { h1 { (title) } (body) }
+                footer { p { small { "Alle zoekopdrachten worden gelogd in het logboek van de gateway." } } }
+            }
+        }
+    }
+}
+
+/// No (live) session.
+pub fn login_needed() -> Markup {
+    page(
+        "Inloggen",
+        None,
+        html! { p { "U bent niet (meer) ingelogd. Open de eenmalige inloglink die de console bij het starten toonde, of start de console opnieuw voor een nieuwe link." } },
+    )
+}
+
+/// A login link that is wrong or used.
+pub fn login_used() -> Markup {
+    page(
+        "Inloglink ongeldig",
+        None,
+        html! { p { "Deze inloglink is ongeldig of al gebruikt. Een link werkt één keer; start de console opnieuw voor een nieuwe." } },
+    )
+}
+
+/// Logged out.
+pub fn logged_out() -> Markup {
+    page("Uitgelogd", None, html! { p { "U bent uitgelogd." } })
+}
+
+/// A form posted without the right CSRF token.
+pub fn csrf_refused() -> Markup {
+    page(
+        "Geweigerd",
+        None,
+        html! { p { "Dit formulier kwam niet van deze console (het CSRF-token ontbreekt of klopt niet). Er is niets gedaan." } },
+    )
+}
+
+/// Nothing at that sequence number for this officer.
+pub fn not_found(csrf: &str) -> Markup {
+    page(
+        "Niet gevonden",
+        Some(csrf),
+        html! { p { "Deze logregel bestaat niet, is door de bewaartermijn verwijderd, of valt buiten wat u mag zien." } },
+    )
+}
+
+/// The gateway refused or failed.
+pub fn gateway_refused(csrf: &str, status: u16, detail: &str) -> Markup {
+    page(
+        "De gateway weigerde",
+        Some(csrf),
+        html! { p { "De gateway antwoordde " (status) ": " (detail) } },
+    )
+}
+
+fn field(label: &str, name: &str, value: &str, hint: Option<&str>) -> Markup {
+    html! {
+        label for=(name) { (label) }
+        @if let Some(h) = hint { small id={(name) "-hint"} { (h) } br; }
+        input id=(name) name=(name) value=(value) autocomplete="off" aria-describedby=[hint.map(|_| format!("{name}-hint"))];
+    }
+}
+
+/// The search form.
+pub fn search_form(csrf: &str, f: &SearchForm) -> Markup {
+    page(
+        "Zoeken in het logboek",
+        Some(csrf),
+        html! {
+            p class="note" { "Uw zoekopdrachten worden gelogd: het logboek toont wie naar wie zocht." }
+            (form(csrf, f))
+        },
+    )
+}
+
+fn form(csrf: &str, f: &SearchForm) -> Markup {
+    html! {
+        form method="post" action="/search" {
+            input type="hidden" name="csrf" value=(csrf);
+            (field("BSN", "bsn", &f.bsn, Some("De gateway zet het om in een pseudoniem; het BSN wordt nergens teruggetoond of gelogd.")))
+            (field("Partner (aanvrager)", "partner", &f.partner, None))
+            (field("Doel", "purpose", &f.purpose, None))
+            label for="outcome" { "Uitkomst" }
+            select id="outcome" name="outcome" {
+                @for (v, t) in [("", "alle"), ("answered", "beantwoord"), ("partly-unavailable", "deels onbeschikbaar"), ("refused", "geweigerd")] {
+                    option value=(v) selected[f.outcome == v] { (t) }
+                }
+            }
+            (field("Soort (disclosure, check, case-read, …)", "kind", &f.kind, None))
+            button type="submit" { "Zoeken" }
+        }
+    }
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Search results.
+pub fn results(csrf: &str, f: &SearchForm, items: &[Value]) -> Markup {
+    page(
+        "Zoekresultaat",
+        Some(csrf),
+        html! {
+            p class="note" { "Uw zoekopdrachten worden gelogd." }
+            @if !f.bsn.is_empty() { p { "Gezocht op een BSN (als pseudoniem; het BSN wordt niet teruggetoond)." } }
+            (form(csrf, &SearchForm { bsn: String::new(), csrf: String::new(), partner: f.partner.clone(), purpose: f.purpose.clone(), outcome: f.outcome.clone(), kind: f.kind.clone() }))
+            p { (items.len()) " logregels" }
+            @if !items.is_empty() {
+                table {
+                    caption { "Logregels, oudste eerst" }
+                    thead { tr { th scope="col" { "Nr." } th scope="col" { "Tijd" } th scope="col" { "Soort" } th scope="col" { "Aanvrager" } th scope="col" { "Doel" } th scope="col" { "Uitkomst" } th scope="col" { "Weigering" } } }
+                    tbody {
+                        @for i in items {
+                            tr {
+                                td { a href={"/entry/" (at(i, "seq"))} { (at(i, "seq")) } }
+                                td { (s(i, "at")) }
+                                td { (s(i, "kind")) }
+                                td { (s(i, "partner")) " " (s(i, "staff_id")) }
+                                td { (s(i, "purpose_name")) }
+                                td { (s(i, "outcome")) }
+                                td { (s(i, "problem")) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn fields(list: &Value) -> String {
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    format!(
+                        "{} ({})",
+                        p.get(0).and_then(Value::as_str).unwrap_or(""),
+                        p.get(1).and_then(Value::as_str).unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+/// One entry: what went how to whom, the decision's inputs, and whether its proof holds.
+pub fn entry(csrf: &str, item: &Value, proven: &Proven) -> Markup {
+    page(
+        &format!("Logregel {}", at(item, "seq")),
+        Some(csrf),
+        html! {
+            @match proven {
+                Proven::Verified(size) => p class="ok" { "Bewijs van opname geverifieerd door deze console: de regel zit in het logboek dat het checkpoint van grootte " (size) " vastlegt (ondertekend met de logsleutel)." },
+                Proven::Failed(why) => p class="bad" { "Bewijs van opname NIET geverifieerd: " (why) },
+            }
+            table {
+                caption { "Gegevens van de regel" }
+                tbody {
+                    @for (k, label) in [("at", "Tijd"), ("kind", "Soort"), ("partner", "Aanvrager (partner)"), ("staff_id", "Medewerker"), ("role", "Rol"), ("processing_activity", "Doel"), ("purpose_name", "Naam van het doel"), ("case_id", "Casus"), ("outcome", "Uitkomst"), ("problem", "Weigering"), ("policy_version", "Convenantversie")] {
+                        tr { th scope="row" { (label) } td { (s(item, k)) } }
+                    }
+                }
+            }
+            @if let Some(d) = item.get("decision").filter(|d| !d.is_null()) {
+                h2 { "Invoer van het besluit" }
+                p { "Casusversie " (at(d, "case_version")) ", status " (s(d, "case_status")) ", relatie " (s(d, "relation")) " (voldaan door " (s(d, "satisfied_by")) ")" }
+            }
+            @if let Some(products) = item.get("products").and_then(Value::as_object).filter(|p| !p.is_empty()) {
+                h2 { "Per product" }
+                table {
+                    thead { tr { th scope="col" { "Product" } th scope="col" { "Status" } th scope="col" { "Verstrekt" } th scope="col" { "Bewerkt" } th scope="col" { "Achtergehouden" } th scope="col" { "Weggelaten" } } }
+                    tbody {
+                        @for (p, v) in products {
+                            tr {
+                                th scope="row" { (p) }
+                                td { (s(v, "status")) }
+                                td { (fields(at(v, "disclosed"))) }
+                                td { (fields(at(v, "transformed"))) }
+                                td { (fields(at(v, "withheld"))) }
+                                td { (fields(at(v, "omitted"))) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,244 @@
+//! The privacy officer's console through the real binaries: a gateway and a console, the
+//! console reaching the gateway only through its API. Login by the one-time link, search by BSN
+//! (posted, never in a URL, never shown back), an entry with its proof verified by the console,
+//! CSRF and Host refused, strict headers, logout.
+
+use crate::helpers::*;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+struct Console {
+    child: std::process::Child,
+    addr: String,
+    login: String,
+    stderr: std::path::PathBuf,
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_console(gw: &Gateway) -> Console {
+    let dir = scratch().join(format!("console-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = |s: &str| pki().join(s).to_str().unwrap().to_owned();
+    let vkey = crate::audit::log_key().vkey();
+    let token = json!([
+        BIN,
+        "token",
+        "--dir",
+        p(""),
+        "--covenant",
+        covenant_path().to_str().unwrap(),
+        "--partner",
+        "oov",
+        "--sub",
+        "fg.1",
+        "--roles",
+        "privacy-officer",
+        "--cert",
+        p("oov/client.pem")
+    ]);
+    let cfg = format!(
+        "listen = \"127.0.0.1:0\"\ngateway_url = \"https://{}\"\nca = {:?}\nclient_cert = {:?}\nclient_key = {:?}\nlog_vkey = {:?}\ntoken_command = {token}\n",
+        gw.api,
+        p("ca.pem"),
+        p("oov/client.pem"),
+        p("oov/client.key"),
+        vkey
+    );
+    let path = dir.join("console.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let stderr = dir.join("console.stderr");
+    let mut child = Command::new(BIN)
+        .args(["console", "--config", path.to_str().unwrap()])
+        .env("GATEWAY_LOG_LEVEL", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {line}{}",
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        )
+    });
+    Console {
+        child,
+        addr: v["console"].as_str().unwrap().to_owned(),
+        login: v["login"].as_str().unwrap().to_owned(),
+        stderr,
+    }
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A form body, URL-encoded.
+fn encoded(pairs: &[(&str, &str)]) -> String {
+    reqwest::Url::parse_with_params("http://form/", pairs)
+        .unwrap()
+        .query()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+    html[at..at + 64].to_owned()
+}
+
+#[tokio::test]
+async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
+    let gw = Gateway::start();
+    let bsn = "999990123";
+    let (s, v, _) = crate::disclose::call(
+        &gw,
+        "politie",
+        "vp.1",
+        "voorportaal",
+        reqwest::Method::POST,
+        "/v1/cases",
+        json!({"subject": {"bsn": bsn}}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let console = start_console(&gw);
+    let b = browser();
+    let base = format!("http://{}", console.addr);
+
+    // Without a session: the login page, nothing else.
+    let r = b.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let h = r.headers().clone();
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'none'")
+    );
+    assert_eq!(h["x-frame-options"], "DENY");
+    // The link logs in once.
+    let r = b.get(&console.login).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    assert_eq!(b.get(&console.login).send().await.unwrap().status(), 401);
+    let home = b
+        .get(format!("{base}/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status(), 200);
+    let html = home.text().await.unwrap();
+    assert!(html.contains("Uw zoekopdrachten worden gelogd"));
+    assert!(
+        !html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http")
+    );
+    let csrf = csrf_of(&html);
+
+    // Search by BSN: posted, answered with the subject's entries, the BSN not shown back.
+    let r = b
+        .post(format!("{base}/search"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encoded(&[("csrf", csrf.as_str()), ("bsn", bsn)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("case-change"), "{html}");
+    assert!(!html.contains(bsn), "the BSN is never shown back");
+    let at = html.find("href=\"/entry/").unwrap() + "href=\"/entry/".len();
+    let seq: String = html[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    // One entry, its inclusion proof checked by the console against the signed checkpoint.
+    let r = b
+        .get(format!("{base}/entry/{seq}"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("Bewijs van opname geverifieerd door deze console"),
+        "{html}"
+    );
+
+    // A post without the CSRF token, and a foreign Host, are refused.
+    let r = b
+        .post(format!("{base}/search"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encoded(&[("bsn", bsn)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = b
+        .get(format!("{base}/"))
+        .header("cookie", &cookie)
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 421);
+
+    // Logged out: the session is gone.
+    let r = b
+        .post(format!("{base}/logout"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encoded(&[("csrf", csrf.as_str())]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = b
+        .get(format!("{base}/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // The search is on the record, by the officer; the console's own log holds no BSN.
+    let db = gateway::store::Db::connect(&gw.database_url).await.unwrap();
+    let queries = db
+        .search(&gateway::store::LogFilter {
+            kinds: vec!["audit-query"],
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        queries
+            .iter()
+            .any(|(_, e, _)| e.contains("\"staff_id\":\"fg.1\"")),
+        "{queries:?}"
+    );
+    let log = std::fs::read_to_string(&console.stderr).unwrap();
+    assert!(!log.contains(bsn), "{log}");
+}
