@@ -716,6 +716,7 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
     );
     let cfg = write_config(&witnessed_path, &approach_config)?;
     let loaded = crate::runtime::load(&cfg, true).map_err(|p| anyhow::anyhow!(p.join("\n")))?;
+    let log_vkey = loaded.log_keys.current.vkey();
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let health = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api_addr = api.local_addr()?.to_string();
@@ -1075,6 +1076,10 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
 
     d.say("Done");
     if keep {
+        let link = start_console(&dir, &api_addr, &log_vkey, &witnessed_path).await?;
+        d.note(&format!(
+            "The privacy officer's console for oov (staff fg.1) runs beside it: open {link} once to log in (docs/console.md)."
+        ));
         let token_cmd = format!(
             "TOKEN=$(gateway token --dir {} --partner rn --sub reg.mulder --roles regisseur --cert {}/rn/client.pem)",
             dir.display(),
@@ -1092,6 +1097,61 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
     gateway.await.context("gateway task")??;
     let _ = stop_witnesses.send(true);
     Ok(d.out)
+}
+
+/// Starts the oov privacy officer's console against the demo's gateway; returns its login link.
+async fn start_console(
+    dir: &Path,
+    api_addr: &str,
+    log_vkey: &str,
+    covenant: &Path,
+) -> anyhow::Result<String> {
+    let exe = std::env::current_exe()?.display().to_string();
+    let path = |p: &str| dir.join(p).display().to_string();
+    let cfg = crate::console::ConsoleConfig {
+        listen: "127.0.0.1:0".into(),
+        gateway_url: format!("https://{api_addr}"),
+        ca: dir.join("ca.pem"),
+        client_cert: dir.join("oov/client.pem"),
+        client_key: dir.join("oov/client.key"),
+        log_vkey: log_vkey.to_owned(),
+        token_command: vec![
+            exe,
+            "token".into(),
+            "--dir".into(),
+            dir.display().to_string(),
+            "--covenant".into(),
+            covenant.display().to_string(),
+            "--partner".into(),
+            "oov".into(),
+            "--sub".into(),
+            "fg.1".into(),
+            "--roles".into(),
+            "privacy-officer".into(),
+            "--cert".into(),
+            path("oov/client.pem"),
+        ],
+        session_secs: 8 * 3600,
+        names: Vec::new(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    tokio::spawn(async move {
+        let served = crate::console::serve(
+            cfg,
+            listener,
+            Arc::new(crate::clock::SystemClock),
+            std::future::pending(),
+            move |link| {
+                let _ = tx.send(link.to_owned());
+            },
+        )
+        .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the demo's console stopped");
+        }
+    });
+    Ok(rx.await?)
 }
 
 /// What the covenant keeps how long, and a dry run of retention years on: what would go.

@@ -186,6 +186,31 @@ async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
         "{html}"
     );
 
+    // The art. 15 letter: printable, the BSN not in it, the registration's reading listed.
+    let r = b
+        .get(format!("{base}/report"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = b
+        .post(format!("{base}/report"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encoded(&[("csrf", csrf.as_str()), ("bsn", bsn)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let letter = r.text().await.unwrap();
+    assert!(
+        letter.contains("Overzicht van verstrekkingen (AVG art. 15)"),
+        "{letter}"
+    );
+    assert!(letter.contains("@media print") || letter.contains("console.css"));
+    assert!(!letter.contains(bsn));
+
     // A post without the CSRF token, and a foreign Host, are refused.
     let r = b
         .post(format!("{base}/search"))

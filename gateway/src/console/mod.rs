@@ -188,6 +188,7 @@ pub async fn serve(
         .route("/logout", post(logout))
         .route("/search", post(search))
         .route("/entry/{seq}", get(entry))
+        .route("/report", get(report_form).post(report))
         .route("/console.css", get(css))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state);
@@ -537,6 +538,65 @@ async fn entry(State(c): St, headers: HeaderMap, Path(seq): Path<String>) -> Res
         Err(e) => Proven::Failed(e.to_string()),
     };
     pages::entry(&csrf, &item, &proven).into_response()
+}
+
+async fn report_form(State(c): St, headers: HeaderMap) -> Response {
+    match session(&c, &headers) {
+        Some((_, csrf)) => pages::report_form(&csrf).into_response(),
+        None => login_needed(),
+    }
+}
+
+/// An art. 15 request: the BSN, and whether confidential purposes are listed too.
+#[derive(Debug, Deserialize)]
+struct ReportForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    bsn: String,
+    #[serde(default)]
+    confidential: Option<String>,
+}
+
+async fn report(State(c): St, headers: HeaderMap, Form(f): Form<ReportForm>) -> Response {
+    let Some((_, csrf)) = session(&c, &headers) else {
+        return login_needed();
+    };
+    if !same(&csrf, &f.csrf) {
+        return (StatusCode::FORBIDDEN, pages::csrf_refused()).into_response();
+    }
+    let bsn: String = f.bsn.chars().filter(char::is_ascii_digit).collect();
+    let confidential = if f.confidential.is_some() {
+        "include"
+    } else {
+        "exclude"
+    };
+    match c
+        .get(
+            &format!("/v1/audit/subjects/{bsn}"),
+            &[("confidential", confidential.into())],
+        )
+        .await
+    {
+        Ok((200, body)) => match serde_json::from_str::<serde_json::Value>(&body) {
+            Ok(v) => pages::letter(&csrf, &v, c.clock.today()).into_response(),
+            Err(_) => (
+                StatusCode::BAD_GATEWAY,
+                pages::gateway_refused(&csrf, 200, "not JSON"),
+            )
+                .into_response(),
+        },
+        Ok((status, body)) => (
+            StatusCode::BAD_GATEWAY,
+            pages::gateway_refused(&csrf, status, &problem_detail(&body)),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            pages::gateway_refused(&csrf, 0, &e.to_string()),
+        )
+            .into_response(),
+    }
 }
 
 async fn css() -> Response {

@@ -36,6 +36,8 @@ fn page(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
                     @if let Some(csrf) = csrf {
                         nav aria-label="Hoofdmenu" {
                             a href="/" { "Zoeken in het logboek" }
+                            " · "
+                            a href="/report" { "Inzageverzoek (AVG art. 15)" }
                         }
                         form method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(csrf);
@@ -232,6 +234,77 @@ pub fn entry(csrf: &str, item: &Value, proven: &Proven) -> Markup {
                         }
                     }
                 }
+            }
+        },
+    )
+}
+
+/// The art. 15 request form.
+pub fn report_form(csrf: &str) -> Markup {
+    page(
+        "Inzageverzoek (AVG art. 15)",
+        Some(csrf),
+        html! {
+            p class="note" { "Het overzicht is zelf een logregel: het logboek toont wie het opvroeg." }
+            form method="post" action="/report" {
+                input type="hidden" name="csrf" value=(csrf);
+                (field("BSN van de betrokkene", "bsn", "", Some("Het BSN wordt niet teruggetoond; de gateway zoekt op het pseudoniem onder elke sleutel in gebruik.")))
+                label for="confidential" {
+                    input type="checkbox" id="confidential" name="confidential" value="include";
+                    " Ook doelen die het convenant vertrouwelijk houdt voor de betrokkene (niet voor de brief aan de betrokkene)"
+                }
+                button type="submit" { "Overzicht maken" }
+            }
+        },
+    )
+}
+
+/// The art. 15 report as a printable letter.
+pub fn letter(csrf: &str, report: &Value, today: time::Date) -> Markup {
+    let items = at(report, "disclosures")
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let left_out: Vec<&str> = at(report, "confidential_purposes_left_out")
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let removed = at(report, "removed_under_retention")
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    page(
+        "Overzicht van verstrekkingen (AVG art. 15)",
+        Some(csrf),
+        html! {
+            p { "Datum: " (today) }
+            p { "U vroeg welke gegevens over u de iPGA-R-gateway aan wie heeft verstrekt. Hieronder staat elke verstrekking: wanneer, aan wie, voor welk doel, welke gegevens en op welke grondslag." }
+            @if items.is_empty() { p { "Er zijn geen verstrekkingen over u vastgelegd." } }
+            @for d in &items {
+                section {
+                    h2 { (s(d, "at")) " — " (s(d, "to")) }
+                    p { "Doel: " (s(d, "purpose_name")) " (" (s(d, "purpose")) "), rol van de ontvanger: " (s(d, "role")) }
+                    @if let Some(data) = at(d, "data_received").as_object() {
+                        ul {
+                            @for (product, fields) in data {
+                                li { (product) ": "
+                                    (fields.as_array().map(|f| f.iter().map(|x| s(x, "field").to_owned()).collect::<Vec<_>>().join(", ")).unwrap_or_default())
+                                }
+                            }
+                        }
+                    }
+                    @if let Some(grounds) = at(d, "legal_grounds").as_object() {
+                        @for (rule, ground) in grounds {
+                            p { small { "Grondslag (" (rule) "): " (ground.as_str().unwrap_or("")) } }
+                        }
+                    }
+                }
+            }
+            @if !left_out.is_empty() {
+                p class="note" { "Niet in dit overzicht: verstrekkingen voor doelen die het convenant vertrouwelijk houdt (" (left_out.join(", ")) ")." }
+            }
+            @for n in &removed {
+                p class="note" { "Verwijderd volgens de bewaartermijn " (s(n, "rule")) " (" (s(n, "ground")) "): vastleggingen van vóór " (s(n, "removed_before")) "; die staan niet meer in dit overzicht." }
             }
         },
     )
