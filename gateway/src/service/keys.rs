@@ -564,7 +564,6 @@ mod pseudonym_tests {
         let case = testkit::register(&app, "999990093").await;
         let bsn = policy::Bsn::parse("999990093").unwrap();
         let before = app.secrets.subject_pseudonym(&bsn);
-        let old_id = app.secrets.pseudonyms().current().to_owned();
         let partner_before = partner_pseudonym(&app);
         let old_key =
             std::fs::read_to_string(testkit::pki().join(crate::pki::layout::PSEUDONYM_KEY))
@@ -644,6 +643,5 @@ mod pseudonym_tests {
                 (KeyName::Pseudonym, KeyAction::Retired)
             ]
         );
-        let _ = old_id;
     }
 }

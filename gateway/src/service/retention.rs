@@ -528,7 +528,7 @@ ground = "convenant art. 12 lid 3"
         let mut stray = testkit::call(&app, Kind::Request, "rn", "reg.1", &["regisseur"]);
         stray.record.refuse("not-found");
         let gone = app.log.append(stray.record).await.unwrap();
-        let kept = testkit::register(&app, "999990020").await;
+        testkit::register(&app, "999990020").await;
         run_at(&app, &cc, T0 + 91 * DAY).await;
         let seq = gone.seq;
         let insert = format!(
@@ -554,7 +554,7 @@ ground = "convenant art. 12 lid 3"
 
         // A tombstone no retention entry backs: content "removed" to hide an entry.
         let (app, _) = testkit::app().await;
-        let c = testkit::register(&app, "999990032").await;
+        testkit::register(&app, "999990032").await;
         let seq = app.db.log_head().await.unwrap().size;
         app.db
             .execute_unchecked(&format!(
@@ -570,6 +570,5 @@ ground = "convenant art. 12 lid 3"
             why.contains("does not match the retention entries"),
             "{why}"
         );
-        let _ = (kept, c);
     }
 }
