@@ -211,6 +211,17 @@ async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
     assert!(letter.contains("@media print") || letter.contains("console.css"));
     assert!(!letter.contains(bsn));
 
+    // The log's state: the served checkpoint checked with the log key.
+    let r = b
+        .get(format!("{base}/log"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("ondertekend met de logsleutel"), "{html}");
+
     // A post without the CSRF token, and a foreign Host, are refused.
     let r = b
         .post(format!("{base}/search"))

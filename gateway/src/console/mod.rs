@@ -189,6 +189,7 @@ pub async fn serve(
         .route("/search", post(search))
         .route("/entry/{seq}", get(entry))
         .route("/report", get(report_form).post(report))
+        .route("/log", get(log_health))
         .route("/console.css", get(css))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state);
@@ -586,6 +587,38 @@ async fn report(State(c): St, headers: HeaderMap, Form(f): Form<ReportForm>) -> 
             )
                 .into_response(),
         },
+        Ok((status, body)) => (
+            StatusCode::BAD_GATEWAY,
+            pages::gateway_refused(&csrf, status, &problem_detail(&body)),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            pages::gateway_refused(&csrf, 0, &e.to_string()),
+        )
+            .into_response(),
+    }
+}
+
+/// The log's state as the console sees it: the latest checkpoint, checked with the log key.
+async fn log_health(State(c): St, headers: HeaderMap) -> Response {
+    let Some((_, csrf)) = session(&c, &headers) else {
+        return login_needed();
+    };
+    match c.get("/v1/audit/checkpoint", &[]).await {
+        Ok((200, note)) => {
+            let verified = c
+                .keys
+                .verify(&note)
+                .map(|(cp, _)| (cp.size, hex::encode(cp.root)));
+            let cosignatures = note
+                .lines()
+                .filter(|l| l.starts_with("\u{2014} "))
+                .count()
+                .saturating_sub(1);
+            pages::log_health(&csrf, verified.map_err(|e| e.to_string()), cosignatures)
+                .into_response()
+        }
         Ok((status, body)) => (
             StatusCode::BAD_GATEWAY,
             pages::gateway_refused(&csrf, status, &problem_detail(&body)),

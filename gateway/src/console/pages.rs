@@ -38,6 +38,8 @@ fn page(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
                             a href="/" { "Zoeken in het logboek" }
                             " · "
                             a href="/report" { "Inzageverzoek (AVG art. 15)" }
+                            " · "
+                            a href="/log" { "Staat van het logboek" }
                         }
                         form method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(csrf);
@@ -305,6 +307,34 @@ pub fn letter(csrf: &str, report: &Value, today: time::Date) -> Markup {
             }
             @for n in &removed {
                 p class="note" { "Verwijderd volgens de bewaartermijn " (s(n, "rule")) " (" (s(n, "ground")) "): vastleggingen van vóór " (s(n, "removed_before")) "; die staan niet meer in dit overzicht." }
+            }
+        },
+    )
+}
+
+/// The log's state: the latest checkpoint and whether the log key signed it.
+pub fn log_health(
+    csrf: &str,
+    verified: Result<(u64, String), String>,
+    cosignatures: usize,
+) -> Markup {
+    page(
+        "Staat van het logboek",
+        Some(csrf),
+        html! {
+            @match &verified {
+                Ok((size, root)) => {
+                    p class="ok" { "Het laatste checkpoint is ondertekend met de logsleutel (door deze console gecontroleerd)." }
+                    table {
+                        caption { "Laatste checkpoint" }
+                        tbody {
+                            tr { th scope="row" { "Aantal regels" } td { (size) } }
+                            tr { th scope="row" { "Wortel van de boom" } td { code { (root) } } }
+                            tr { th scope="row" { "Medeondertekeningen van getuigen" } td { (cosignatures) " (hun sleutels controleert " code { "gateway monitor" } ")" } }
+                        }
+                    }
+                }
+                Err(why) => p class="bad" { "Het checkpoint is NIET te verifiëren met de logsleutel: " (why) },
             }
         },
     )
