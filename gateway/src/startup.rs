@@ -41,9 +41,17 @@ where
     F: Fn() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
+    every_from(every, every, f);
+}
+
+/// Spawns a task that runs `f` after `first`, then every `every`.
+fn every_from<F, Fut>(first: Duration, every: Duration, f: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.tick().await;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
         loop {
             tick.tick().await;
             f().await;
@@ -311,15 +319,15 @@ pub fn background(app: &Arc<App>, cfg: &Config) {
         });
     }
     // Retention runs: what the active covenant says has expired is removed, each step logged.
+    // The first a minute after the start, so that a gateway restarted more often than the
+    // interval still runs it.
     if cfg.audit.retention_interval_secs > 0 {
         let app = app.clone();
-        every(
-            Duration::from_secs(cfg.audit.retention_interval_secs),
-            move || {
-                let app = app.clone();
-                async move { retention_round(&app).await }
-            },
-        );
+        let interval = Duration::from_secs(cfg.audit.retention_interval_secs);
+        every_from(interval.min(Duration::from_secs(60)), interval, move || {
+            let app = app.clone();
+            async move { retention_round(&app).await }
+        });
     }
     // Periodic checkpoints, so that the log is committed to even when nobody asks: due by the
     // application's clock (looked at every second), so that a test's clock moves them too.
