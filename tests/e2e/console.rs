@@ -186,6 +186,35 @@ async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
         "{html}"
     );
 
+    // The CSV of the same search is the gateway's own (each column as the API gives it).
+    let r = b
+        .post(format!("{base}/search.csv"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encoded(&[("csrf", csrf.as_str()), ("kind", "case-change")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let from_console = r.text().await.unwrap();
+    let from_api = client("oov")
+        .get(gw.url("/v1/audit/disclosures?kind=case-change&limit=200&format=csv"))
+        .bearer_auth(token("oov", "fg.1", &["privacy-officer"]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(from_console, from_api);
+    assert!(from_console.lines().count() >= 2, "{from_console}");
+
     // The art. 15 letter: printable, the BSN not in it, the registration's reading listed.
     let r = b
         .get(format!("{base}/report"))

@@ -187,6 +187,7 @@ pub async fn serve(
         .route("/login", get(login_with))
         .route("/logout", post(logout))
         .route("/search", post(search))
+        .route("/search.csv", post(search_csv))
         .route("/entry/{seq}", get(entry))
         .route("/report", get(report_form).post(report))
         .route("/log", get(log_health))
@@ -406,14 +407,9 @@ impl Console {
     }
 }
 
-async fn search(State(c): St, headers: HeaderMap, Form(f): Form<SearchForm>) -> Response {
-    let Some((_, csrf)) = session(&c, &headers) else {
-        return login_needed();
-    };
-    if !same(&csrf, &f.csrf) {
-        return (StatusCode::FORBIDDEN, pages::csrf_refused()).into_response();
-    }
-    let mut q: Vec<(&str, String)> = vec![("limit", "200".into())];
+/// The gateway's query for a search form.
+fn search_query(f: &SearchForm) -> Vec<(&'static str, String)> {
+    let mut q: Vec<(&'static str, String)> = vec![("limit", "200".into())];
     for (k, v) in [
         ("subject", &f.bsn),
         ("partner", &f.partner),
@@ -425,7 +421,17 @@ async fn search(State(c): St, headers: HeaderMap, Form(f): Form<SearchForm>) -> 
             q.push((k, v.trim().to_owned()));
         }
     }
-    match c.get("/v1/audit/disclosures", &q).await {
+    q
+}
+
+async fn search(State(c): St, headers: HeaderMap, Form(f): Form<SearchForm>) -> Response {
+    let Some((_, csrf)) = session(&c, &headers) else {
+        return login_needed();
+    };
+    if !same(&csrf, &f.csrf) {
+        return (StatusCode::FORBIDDEN, pages::csrf_refused()).into_response();
+    }
+    match c.get("/v1/audit/disclosures", &search_query(&f)).await {
         Ok((200, body)) => {
             let items: Vec<serde_json::Value> = serde_json::from_str::<serde_json::Value>(&body)
                 .ok()
@@ -433,6 +439,41 @@ async fn search(State(c): St, headers: HeaderMap, Form(f): Form<SearchForm>) -> 
                 .unwrap_or_default();
             pages::results(&csrf, &f, &items).into_response()
         }
+        Ok((status, body)) => (
+            StatusCode::BAD_GATEWAY,
+            pages::gateway_refused(&csrf, status, &problem_detail(&body)),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            pages::gateway_refused(&csrf, 0, &e.to_string()),
+        )
+            .into_response(),
+    }
+}
+
+/// The same search as CSV, as the gateway writes it (and logs it), for download.
+async fn search_csv(State(c): St, headers: HeaderMap, Form(f): Form<SearchForm>) -> Response {
+    let Some((_, csrf)) = session(&c, &headers) else {
+        return login_needed();
+    };
+    if !same(&csrf, &f.csrf) {
+        return (StatusCode::FORBIDDEN, pages::csrf_refused()).into_response();
+    }
+    let mut q = search_query(&f);
+    q.push(("format", "csv".into()));
+    match c.get("/v1/audit/disclosures", &q).await {
+        Ok((200, body)) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"logboek.csv\"",
+                ),
+            ],
+            body,
+        )
+            .into_response(),
         Ok((status, body)) => (
             StatusCode::BAD_GATEWAY,
             pages::gateway_refused(&csrf, status, &problem_detail(&body)),

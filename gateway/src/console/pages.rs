@@ -137,8 +137,10 @@ fn form(csrf: &str, f: &SearchForm) -> Markup {
                     option value=(v) selected[f.outcome == v] { (t) }
                 }
             }
-            (field("Soort (disclosure, check, case-read, …)", "kind", &f.kind, None))
+            (field("Soort (disclosure, check, case-read, audit-query voor wie naar wie zocht, …)", "kind", &f.kind, None))
             button type="submit" { "Zoeken" }
+            " "
+            button type="submit" formaction="/search.csv" { "Download als CSV" }
         }
     }
 }
