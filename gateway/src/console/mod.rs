@@ -433,22 +433,19 @@ async fn search(State(c): St, headers: HeaderMap, Form(f): Form<SearchForm>) -> 
     }
     match c.get("/v1/audit/disclosures", &search_query(&f)).await {
         Ok((200, body)) => {
-            let items: Vec<serde_json::Value> = serde_json::from_str::<serde_json::Value>(&body)
+            let items = serde_json::from_str::<serde_json::Value>(&body)
                 .ok()
-                .and_then(|v| v.get("items").and_then(|i| i.as_array()).cloned())
-                .unwrap_or_default();
-            pages::results(&csrf, &f, &items).into_response()
+                .and_then(|v| v.get("items").and_then(|i| i.as_array()).cloned());
+            match items {
+                Some(items) => pages::results(&csrf, &f, &items).into_response(),
+                // Never "no entries" for an answer the console cannot read.
+                None => failed(
+                    &csrf,
+                    Ok((200, "{\"detail\":\"an answer without items\"}".into())),
+                ),
+            }
         }
-        Ok((status, body)) => (
-            StatusCode::BAD_GATEWAY,
-            pages::gateway_refused(&csrf, status, &problem_detail(&body)),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::BAD_GATEWAY,
-            pages::gateway_refused(&csrf, 0, &e.to_string()),
-        )
-            .into_response(),
+        other => failed(&csrf, other),
     }
 }
 
@@ -474,17 +471,17 @@ async fn search_csv(State(c): St, headers: HeaderMap, Form(f): Form<SearchForm>)
             body,
         )
             .into_response(),
-        Ok((status, body)) => (
-            StatusCode::BAD_GATEWAY,
-            pages::gateway_refused(&csrf, status, &problem_detail(&body)),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::BAD_GATEWAY,
-            pages::gateway_refused(&csrf, 0, &e.to_string()),
-        )
-            .into_response(),
+        other => failed(&csrf, other),
     }
+}
+
+/// The page for a gateway that refused, failed or answered what the console cannot read.
+fn failed(csrf: &str, answer: Result<(u16, String), ConsoleError>) -> Response {
+    let page = match answer {
+        Ok((status, body)) => pages::gateway_refused(csrf, status, &problem_detail(&body)),
+        Err(e) => pages::gateway_refused(csrf, 0, &e.to_string()),
+    };
+    (StatusCode::BAD_GATEWAY, page).into_response()
 }
 
 fn problem_detail(body: &str) -> String {
@@ -622,22 +619,9 @@ async fn report(State(c): St, headers: HeaderMap, Form(f): Form<ReportForm>) -> 
     {
         Ok((200, body)) => match serde_json::from_str::<serde_json::Value>(&body) {
             Ok(v) => pages::letter(&csrf, &v, c.clock.today()).into_response(),
-            Err(_) => (
-                StatusCode::BAD_GATEWAY,
-                pages::gateway_refused(&csrf, 200, "not JSON"),
-            )
-                .into_response(),
+            Err(_) => failed(&csrf, Ok((200, "{\"detail\":\"not JSON\"}".into()))),
         },
-        Ok((status, body)) => (
-            StatusCode::BAD_GATEWAY,
-            pages::gateway_refused(&csrf, status, &problem_detail(&body)),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::BAD_GATEWAY,
-            pages::gateway_refused(&csrf, 0, &e.to_string()),
-        )
-            .into_response(),
+        other => failed(&csrf, other),
     }
 }
 
@@ -660,16 +644,7 @@ async fn log_health(State(c): St, headers: HeaderMap) -> Response {
             pages::log_health(&csrf, verified.map_err(|e| e.to_string()), cosignatures)
                 .into_response()
         }
-        Ok((status, body)) => (
-            StatusCode::BAD_GATEWAY,
-            pages::gateway_refused(&csrf, status, &problem_detail(&body)),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::BAD_GATEWAY,
-            pages::gateway_refused(&csrf, 0, &e.to_string()),
-        )
-            .into_response(),
+        other => failed(&csrf, other),
     }
 }
 

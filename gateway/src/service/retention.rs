@@ -311,17 +311,11 @@ pub async fn dry_run(db: &Db, covenant: &Covenant, now: i64) -> Result<RunReport
         ..RunReport::default()
     };
     // Nothing is removed, so cases and deposits are counted in the first step, in one query
-    // each, and the log's cursor moves on through the rest.
+    // each, and the log's cursor moves on through the rest without asking for them again.
     let mut planner = Planner::new(covenant, now, i64::MAX);
-    let mut first = true;
-    while let Some((removal, mut rules)) = planner.step(db).await? {
-        if !first {
-            rules.retain(|r| r.target == RetentionTarget::Log);
-        }
-        if rules.is_empty() {
-            break;
-        }
-        first = false;
+    while let Some((removal, rules)) = planner.step(db).await? {
+        planner.cases = None;
+        planner.deposits = None;
         add_totals(&mut report, &rules);
         if removal.tombstones.is_empty() {
             break;
