@@ -8,11 +8,11 @@ use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-struct Console {
+pub(crate) struct Console {
     child: std::process::Child,
-    addr: String,
-    login: String,
-    stderr: std::path::PathBuf,
+    pub(crate) addr: String,
+    pub(crate) login: String,
+    pub(crate) stderr: std::path::PathBuf,
 }
 
 impl Drop for Console {
@@ -23,6 +23,11 @@ impl Drop for Console {
 }
 
 fn start_console(gw: &Gateway) -> Console {
+    start_console_as(gw, "fg.1", "privacy-officer")
+}
+
+/// A console for one member of oov's staff with these roles (comma-separated).
+pub(crate) fn start_console_as(gw: &Gateway, staff: &str, roles: &str) -> Console {
     let dir = scratch().join(format!("console-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = |s: &str| pki().join(s).to_str().unwrap().to_owned();
@@ -37,9 +42,9 @@ fn start_console(gw: &Gateway) -> Console {
         "--partner",
         "oov",
         "--sub",
-        "fg.1",
+        staff,
         "--roles",
-        "privacy-officer",
+        roles,
         "--cert",
         p("oov/client.pem")
     ]);
@@ -306,4 +311,185 @@ async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
     );
     let log = std::fs::read_to_string(&console.stderr).unwrap();
     assert!(!log.contains(bsn), "{log}");
+}
+
+/// Logs in by the link: the session cookie and the CSRF token of the home page.
+async fn log_in(b: &reqwest::Client, console: &Console) -> (String, String) {
+    let r = b.get(&console.login).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let html = b
+        .get(format!("http://{}/", console.addr))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (cookie.clone(), csrf_of(&html))
+}
+
+async fn post_form(
+    b: &reqwest::Client,
+    console: &Console,
+    cookie: &str,
+    path: &str,
+    pairs: &[(&str, &str)],
+) -> reqwest::Response {
+    b.post(format!("http://{}{path}", console.addr))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encoded(pairs))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn administrators_draft_approve_activate_and_roll_back_through_the_console() {
+    let gw = Gateway::start();
+    let author = start_console_as(&gw, "beheerder-1", "beheerder");
+    let second = start_console_as(&gw, "beheerder-2", "beheerder");
+    let b = browser();
+    let (ac, acsrf) = log_in(&b, &author).await;
+    let (sc, scsrf) = log_in(&b, &second).await;
+    let b2 = b.clone();
+    let get = move |console: &Console, cookie: &str, path: &str| {
+        let r = b2
+            .get(format!("http://{}{path}", console.addr))
+            .header("cookie", cookie.to_owned())
+            .send();
+        async move { r.await.unwrap().text().await.unwrap() }
+    };
+
+    // The active version, its approval, and a new draft prefilled with its text.
+    let html = get(&author, &ac, "/policy").await;
+    assert!(
+        html.contains("Actieve versie") && html.contains("bootstrap"),
+        "{html}"
+    );
+    let html = get(&author, &ac, "/policy/new").await;
+    assert!(
+        html.contains("[[rule]]"),
+        "the active text to start from: {html}"
+    );
+
+    // An invalid draft: its errors with line and column, the text kept.
+    let broken = crate::lifecycle::draft_text()
+        .replace("action = \"withhold\"\ncode", "action = \"shred\"\ncode");
+    let r = post_form(
+        &b,
+        &author,
+        &ac,
+        "/policy/new",
+        &[("csrf", &acsrf), ("source", &broken)],
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("shred") && html.contains("id=\"errors\""),
+        "{html}"
+    );
+
+    // The draft, submitted with the browser's CR LF line ends.
+    let text = crate::lifecycle::draft_text().replace('\n', "\r\n");
+    let r = post_form(
+        &b,
+        &author,
+        &ac,
+        "/policy/new",
+        &[("csrf", &acsrf), ("source", &text)],
+    )
+    .await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    let id = to.trim_start_matches("/policy/drafts/").to_owned();
+
+    // Its author sees why approval is not theirs; posting anyway, the gateway refuses.
+    let html = get(&author, &ac, &to).await;
+    assert!(
+        html.contains("U bent de auteur") && html.contains("disabled"),
+        "{html}"
+    );
+    let r = post_form(
+        &b,
+        &author,
+        &ac,
+        &format!("{to}/approve"),
+        &[("csrf", &acsrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 502);
+    assert!(r.text().await.unwrap().contains("Approval by the author"));
+
+    // The simulation (on an empty history here), then the second administrator approves and
+    // activates.
+    let r = post_form(
+        &b,
+        &second,
+        &sc,
+        &format!("{to}/simulate"),
+        &[("csrf", &scsrf), ("days", "30")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("Statisch verschil") && html.contains("ggd.screening.contactpersoon"),
+        "{html}"
+    );
+    let html = get(&second, &sc, &to).await;
+    assert!(!html.contains("U bent de auteur"), "{html}");
+    let r = post_form(
+        &b,
+        &second,
+        &sc,
+        &format!("{to}/approve"),
+        &[("csrf", &scsrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let r = post_form(
+        &b,
+        &second,
+        &sc,
+        &format!("{to}/activate"),
+        &[("csrf", &scsrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let html = get(&second, &sc, "/policy").await;
+    assert!(
+        html.contains(&format!("href=\"/policy/drafts/{id}\"")),
+        "{html}"
+    );
+    let status: serde_json::Value = client("oov")
+        .get(gw.url("/v1/policy"))
+        .bearer_auth(token("oov", "beheerder-1", &["beheerder"]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["draft"], id.as_str());
+    assert_eq!(status["approver"]["staff_id"], "beheerder-2");
+
+    // A rollback is a new draft, for a second administrator again.
+    let at = html.find("action=\"/policy/versions/").unwrap() + "action=\"".len();
+    let path: String = html[at..].chars().take_while(|c| *c != '"').collect();
+    let r = post_form(&b, &second, &sc, &path, &[("csrf", &scsrf)]).await;
+    assert_eq!(r.status(), 303);
+    let html = get(&second, &sc, r.headers()["location"].to_str().unwrap()).await;
+    assert!(
+        html.contains("rollback") && html.contains("U bent de auteur"),
+        "{html}"
+    );
+
+    // Without the CSRF token, nothing happens.
+    let r = post_form(&b, &second, &sc, &format!("{to}/activate"), &[]).await;
+    assert_eq!(r.status(), 403);
 }

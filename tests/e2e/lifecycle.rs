@@ -36,7 +36,7 @@ fn slug(v: &Value) -> &str {
 }
 
 /// The example covenant plus a rule that withholds FIELD from `rn`'s regisseur under `regie`.
-fn draft_text() -> String {
+pub(crate) fn draft_text() -> String {
     let src = std::fs::read_to_string(covenant_path()).unwrap();
     let cc = policy::compile_toml(&src).unwrap();
     let c = cc.covenant();

@@ -10,6 +10,7 @@
 //! search is a POST). Its operational log lines carry routes and statuses, never a value.
 
 mod pages;
+mod policy;
 
 use crate::clock::Clock;
 use crate::log::checkpoint::KeySet;
@@ -19,6 +20,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use pages::at;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -51,12 +53,6 @@ pub struct ConsoleConfig {
     /// Host names (with port) the console answers to besides its listen address.
     #[serde(default)]
     pub names: Vec<String>,
-}
-
-/// A member of a JSON object, `null` when absent.
-fn at<'a>(v: &'a serde_json::Value, k: &str) -> &'a serde_json::Value {
-    static NULL: serde_json::Value = serde_json::Value::Null;
-    v.get(k).unwrap_or(&NULL)
 }
 
 fn default_listen() -> String {
@@ -191,6 +187,16 @@ pub async fn serve(
         .route("/entry/{seq}", get(entry))
         .route("/report", get(report_form).post(report))
         .route("/log", get(log_health))
+        .route("/policy", get(policy::home))
+        .route(
+            "/policy/new",
+            get(policy::new_form).post(policy::new_submit),
+        )
+        .route("/policy/drafts/{id}", get(policy::draft))
+        .route("/policy/drafts/{id}/simulate", post(policy::simulate))
+        .route("/policy/drafts/{id}/{step}", post(policy::draft_step))
+        .route("/policy/versions/{id}/rollback", post(policy::rollback))
+        .route("/policy/version/{hash}", get(policy::version))
         .route("/console.css", get(css))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state);
@@ -388,13 +394,36 @@ impl Console {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<(u16, String), ConsoleError> {
+        self.call(reqwest::Method::GET, path, query, None).await
+    }
+
+    /// Posts to the gateway: a body with its media type, or none.
+    async fn post(
+        &self,
+        path: &str,
+        body: Option<(&'static str, String)>,
+    ) -> Result<(u16, String), ConsoleError> {
+        self.call(reqwest::Method::POST, path, &[], body).await
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<(&'static str, String)>,
+    ) -> Result<(u16, String), ConsoleError> {
         let base = format!("{}{path}", self.cfg.gateway_url.trim_end_matches('/'));
         let url = reqwest::Url::parse_with_params(&base, query)
             .map_err(|e| ConsoleError::Gateway(e.to_string()))?;
-        let r = self
+        let mut req = self
             .client
-            .get(url)
-            .bearer_auth(self.token().await?)
+            .request(method, url)
+            .bearer_auth(self.token().await?);
+        if let Some((media, body)) = body {
+            req = req.header(header::CONTENT_TYPE, media).body(body);
+        }
+        let r = req
             .send()
             .await
             .map_err(|e| ConsoleError::Gateway(e.to_string()))?;
@@ -405,6 +434,60 @@ impl Console {
             .map_err(|e| ConsoleError::Gateway(e.to_string()))?;
         Ok((status, body))
     }
+
+    /// Who the token says the user is (read for the pages' hints only: the gateway decides).
+    async fn me(&self) -> Option<Me> {
+        let token = self.token().await.ok()?;
+        let payload = token.split('.').nth(1)?;
+        let bytes =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+/// The user as the token names them: partner, staff id, roles.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Me {
+    /// Partner id.
+    pub iss: String,
+    /// Staff id.
+    pub sub: String,
+    /// Covenant roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// Why a request gets no page: no live session, or a form without the session's CSRF token.
+#[derive(Debug, Clone, Copy)]
+enum Denied {
+    Login,
+    Csrf,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        match self {
+            Denied::Login => login_needed(),
+            Denied::Csrf => (StatusCode::FORBIDDEN, pages::csrf_refused()).into_response(),
+        }
+    }
+}
+
+/// The session's CSRF token if the request has a live session and the form carries that token.
+fn posted(c: &Console, headers: &HeaderMap, offered: &str) -> Result<String, Denied> {
+    let (_, csrf) = session(c, headers).ok_or(Denied::Login)?;
+    if !same(&csrf, offered) {
+        return Err(Denied::Csrf);
+    }
+    Ok(csrf)
+}
+
+/// The session's CSRF token, if the request has a live session.
+fn signed_in(c: &Console, headers: &HeaderMap) -> Result<String, Denied> {
+    session(c, headers)
+        .map(|(_, csrf)| csrf)
+        .ok_or(Denied::Login)
 }
 
 /// The gateway's query for a search form.
@@ -425,12 +508,10 @@ fn search_query(f: &SearchForm) -> Vec<(&'static str, String)> {
 }
 
 async fn search(State(c): St, headers: HeaderMap, Form(f): Form<SearchForm>) -> Response {
-    let Some((_, csrf)) = session(&c, &headers) else {
-        return login_needed();
+    let csrf = match posted(&c, &headers, &f.csrf) {
+        Ok(t) => t,
+        Err(d) => return d.into_response(),
     };
-    if !same(&csrf, &f.csrf) {
-        return (StatusCode::FORBIDDEN, pages::csrf_refused()).into_response();
-    }
     match c.get("/v1/audit/disclosures", &search_query(&f)).await {
         Ok((200, body)) => {
             let items = serde_json::from_str::<serde_json::Value>(&body)
@@ -451,12 +532,10 @@ async fn search(State(c): St, headers: HeaderMap, Form(f): Form<SearchForm>) -> 
 
 /// The same search as CSV, as the gateway writes it (and logs it), for download.
 async fn search_csv(State(c): St, headers: HeaderMap, Form(f): Form<SearchForm>) -> Response {
-    let Some((_, csrf)) = session(&c, &headers) else {
-        return login_needed();
+    let csrf = match posted(&c, &headers, &f.csrf) {
+        Ok(t) => t,
+        Err(d) => return d.into_response(),
     };
-    if !same(&csrf, &f.csrf) {
-        return (StatusCode::FORBIDDEN, pages::csrf_refused()).into_response();
-    }
     let mut q = search_query(&f);
     q.push(("format", "csv".into()));
     match c.get("/v1/audit/disclosures", &q).await {
@@ -478,17 +557,43 @@ async fn search_csv(State(c): St, headers: HeaderMap, Form(f): Form<SearchForm>)
 /// The page for a gateway that refused, failed or answered what the console cannot read.
 fn failed(csrf: &str, answer: Result<(u16, String), ConsoleError>) -> Response {
     let page = match answer {
-        Ok((status, body)) => pages::gateway_refused(csrf, status, &problem_detail(&body)),
-        Err(e) => pages::gateway_refused(csrf, 0, &e.to_string()),
+        Ok((status, body)) => pages::gateway_refused(csrf, status, &problem(&body)),
+        Err(e) => pages::gateway_refused(
+            csrf,
+            0,
+            &Problem {
+                title: "De gateway is niet bereikbaar".into(),
+                detail: e.to_string(),
+                errors: Vec::new(),
+            },
+        ),
     };
     (StatusCode::BAD_GATEWAY, page).into_response()
 }
 
+/// What the console shows of a gateway's RFC 9457 problem.
+#[derive(Debug, Default, Deserialize)]
+pub struct Problem {
+    /// Short summary.
+    #[serde(default)]
+    pub title: String,
+    /// What happened and what to do.
+    #[serde(default)]
+    pub detail: String,
+    /// Every problem found (a covenant draft's, with line and column).
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+fn problem(body: &str) -> Problem {
+    serde_json::from_str(body).unwrap_or_else(|_| Problem {
+        detail: "no detail".into(),
+        ..Problem::default()
+    })
+}
+
 fn problem_detail(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| "no detail".into())
+    problem(body).detail
 }
 
 /// Whether an entry's inclusion proof holds, checked by the console itself.
@@ -543,8 +648,9 @@ pub fn prove(item: &serde_json::Value, proof: &serde_json::Value, keys: &KeySet)
 }
 
 async fn entry(State(c): St, headers: HeaderMap, Path(seq): Path<String>) -> Response {
-    let Some((_, csrf)) = session(&c, &headers) else {
-        return login_needed();
+    let csrf = match signed_in(&c, &headers) {
+        Ok(t) => t,
+        Err(d) => return d.into_response(),
     };
     let Ok(seq) = seq.parse::<i64>() else {
         return (StatusCode::NOT_FOUND, pages::not_found(&csrf)).into_response();
@@ -598,12 +704,10 @@ struct ReportForm {
 }
 
 async fn report(State(c): St, headers: HeaderMap, Form(f): Form<ReportForm>) -> Response {
-    let Some((_, csrf)) = session(&c, &headers) else {
-        return login_needed();
+    let csrf = match posted(&c, &headers, &f.csrf) {
+        Ok(t) => t,
+        Err(d) => return d.into_response(),
     };
-    if !same(&csrf, &f.csrf) {
-        return (StatusCode::FORBIDDEN, pages::csrf_refused()).into_response();
-    }
     let bsn: String = f.bsn.chars().filter(char::is_ascii_digit).collect();
     let confidential = if f.confidential.is_some() {
         "include"
@@ -627,8 +731,9 @@ async fn report(State(c): St, headers: HeaderMap, Form(f): Form<ReportForm>) -> 
 
 /// The log's state as the console sees it: the latest checkpoint, checked with the log key.
 async fn log_health(State(c): St, headers: HeaderMap) -> Response {
-    let Some((_, csrf)) = session(&c, &headers) else {
-        return login_needed();
+    let csrf = match signed_in(&c, &headers) {
+        Ok(t) => t,
+        Err(d) => return d.into_response(),
     };
     match c.get("/v1/audit/checkpoint", &[]).await {
         Ok((200, note)) => {

@@ -15,12 +15,12 @@ label{display:block;margin-top:.5rem}input,select{font-size:1rem;padding:.25rem}
 @media print{header,nav,form{display:none}}";
 
 /// A member of a JSON object, `null` when absent.
-fn at<'a>(v: &'a serde_json::Value, k: &str) -> &'a serde_json::Value {
+pub(super) fn at<'a>(v: &'a serde_json::Value, k: &str) -> &'a serde_json::Value {
     static NULL: serde_json::Value = serde_json::Value::Null;
     v.get(k).unwrap_or(&NULL)
 }
 
-fn page(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
+pub(super) fn page(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="nl" {
@@ -40,6 +40,8 @@ fn page(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
                             a href="/report" { "Inzageverzoek (AVG art. 15)" }
                             " · "
                             a href="/log" { "Staat van het logboek" }
+                            " · "
+                            a href="/policy" { "Convenantbeheer" }
                         }
                         form method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(csrf);
@@ -95,12 +97,18 @@ pub fn not_found(csrf: &str) -> Markup {
     )
 }
 
-/// The gateway refused or failed.
-pub fn gateway_refused(csrf: &str, status: u16, detail: &str) -> Markup {
+/// The gateway refused or failed: its problem's title, detail and errors.
+pub fn gateway_refused(csrf: &str, status: u16, p: &super::Problem) -> Markup {
     page(
         "De gateway weigerde",
         Some(csrf),
-        html! { p { "De gateway antwoordde " (status) ": " (detail) } },
+        html! {
+            div role="alert" {
+                p { "De gateway antwoordde " (status) ": " strong { (p.title) } }
+                p id="detail" { (p.detail) }
+                @if !p.errors.is_empty() { ul { @for e in &p.errors { li { code { (e) } } } } }
+            }
+        },
     )
 }
 
@@ -145,7 +153,7 @@ fn form(csrf: &str, f: &SearchForm) -> Markup {
     }
 }
 
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+pub(super) fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
@@ -212,9 +220,10 @@ pub fn entry(csrf: &str, item: &Value, proven: &Proven) -> Markup {
             table {
                 caption { "Gegevens van de regel" }
                 tbody {
-                    @for (k, label) in [("at", "Tijd"), ("kind", "Soort"), ("partner", "Aanvrager (partner)"), ("staff_id", "Medewerker"), ("role", "Rol"), ("processing_activity", "Doel"), ("purpose_name", "Naam van het doel"), ("case_id", "Casus"), ("outcome", "Uitkomst"), ("problem", "Weigering"), ("policy_version", "Convenantversie")] {
+                    @for (k, label) in [("at", "Tijd"), ("kind", "Soort"), ("partner", "Aanvrager (partner)"), ("staff_id", "Medewerker"), ("role", "Rol"), ("processing_activity", "Doel"), ("purpose_name", "Naam van het doel"), ("case_id", "Casus"), ("outcome", "Uitkomst"), ("problem", "Weigering")] {
                         tr { th scope="row" { (label) } td { (s(item, k)) } }
                     }
+                    tr { th scope="row" { "Convenantversie die besliste" } td { a href={"/policy/version/" (s(item, "policy_version"))} { code { (s(item, "policy_version")) } } " (tekst en goedkeuring)" } }
                 }
             }
             @if let Some(d) = item.get("decision").filter(|d| !d.is_null()) {
