@@ -1076,9 +1076,38 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
 
     d.say("Done");
     if keep {
-        let link = start_console(&dir, &api_addr, &log_vkey, &witnessed_path).await?;
+        let witness_vkeys: Vec<String> = witnesses.iter().map(|w| w.vkey.clone()).collect();
+        let officer = ConsoleUser {
+            staff: "fg.1",
+            roles: "privacy-officer",
+        };
+        let link = start_console(
+            &dir,
+            &api_addr,
+            &log_vkey,
+            &witnessed_path,
+            &witness_vkeys,
+            officer,
+        )
+        .await?;
         d.note(&format!(
             "The privacy officer's console for oov (staff fg.1) runs beside it: open {link} once to log in (docs/console.md)."
+        ));
+        let admin = ConsoleUser {
+            staff: "beheerder-2",
+            roles: "beheerder,privacy-officer",
+        };
+        let link = start_console(
+            &dir,
+            &api_addr,
+            &log_vkey,
+            &witnessed_path,
+            &witness_vkeys,
+            admin,
+        )
+        .await?;
+        d.note(&format!(
+            "A second administrator's console (oov, staff beheerder-2) reviews, approves and activates covenant drafts: open {link} once to log in."
         ));
         let token_cmd = format!(
             "TOKEN=$(gateway token --dir {} --partner rn --sub reg.mulder --roles regisseur --cert {}/rn/client.pem)",
@@ -1099,12 +1128,20 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
     Ok(d.out)
 }
 
-/// Starts the oov privacy officer's console against the demo's gateway; returns its login link.
+/// Who a demo console is for: an oov staff member and their roles.
+struct ConsoleUser {
+    staff: &'static str,
+    roles: &'static str,
+}
+
+/// Starts an oov console against the demo's gateway; returns its login link.
 async fn start_console(
     dir: &Path,
     api_addr: &str,
     log_vkey: &str,
     covenant: &Path,
+    witnesses: &[String],
+    user: ConsoleUser,
 ) -> anyhow::Result<String> {
     let exe = std::env::current_exe()?.display().to_string();
     let path = |p: &str| dir.join(p).display().to_string();
@@ -1125,14 +1162,15 @@ async fn start_console(
             "--partner".into(),
             "oov".into(),
             "--sub".into(),
-            "fg.1".into(),
+            user.staff.into(),
             "--roles".into(),
-            "privacy-officer".into(),
+            user.roles.into(),
             "--cert".into(),
             path("oov/client.pem"),
         ],
         session_secs: 8 * 3600,
         names: Vec::new(),
+        witnesses: witnesses.to_vec(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let (tx, rx) = tokio::sync::oneshot::channel::<String>();

@@ -109,17 +109,12 @@ fn csrf_of(html: &str) -> String {
 async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
     let gw = Gateway::start();
     let bsn = "999990123";
-    let (s, v, _) = crate::disclose::call(
-        &gw,
-        "politie",
-        "vp.1",
-        "voorportaal",
-        reqwest::Method::POST,
-        "/v1/cases",
-        json!({"subject": {"bsn": bsn}}),
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
+    let case = crate::disclose::case_with_records(&gw, bsn).await;
+    // One refusal (the regisseur has no role in the case yet), then one disclosure.
+    let (s, v) = crate::disclose::ask(&gw, "rn", "reg.mulder", "regisseur", "regie", &case).await;
+    assert_eq!(s, 409, "{v}");
+    crate::disclose::include(&gw, &case).await;
+    crate::disclose::answered(&gw, "rn", "reg.mulder", "regisseur", "regie", &case).await;
     let console = start_console(&gw);
     let b = browser();
     let base = format!("http://{}", console.addr);
@@ -245,16 +240,45 @@ async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
     assert!(letter.contains("@media print") || letter.contains("console.css"));
     assert!(!letter.contains(bsn));
 
-    // The log's state: the served checkpoint checked with the log key.
+    // The log's state: the served checkpoint checked with the log key, the latest entries'
+    // proofs; at the second visit, a consistency proof from the first.
+    let health = || async {
+        let r = b
+            .get(format!("{base}/log"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    };
+    let html = health().await;
+    assert!(html.contains("ondertekend met de logsleutel"), "{html}");
+    assert!(
+        html.contains("De laatste 10 regels zijn opgenomen"),
+        "{html}"
+    );
+    let html = health().await;
+    assert!(html.contains("consistentiebewijs geverifieerd"), "{html}");
+
+    // The overview: the disclosure and the refusal, as a chart and its table.
     let r = b
-        .get(format!("{base}/log"))
+        .get(format!("{base}/overview?weeks=4"))
         .header("cookie", &cookie)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
-    assert!(html.contains("ondertekend met de logsleutel"), "{html}");
+    assert!(
+        html.contains("<svg")
+            && html.contains("Tabel: Verstrekkingen per week, per aanvragende partner"),
+        "{html}"
+    );
+    assert!(
+        html.contains("purpose-role") || html.contains("case-"),
+        "the refusal's type: {html}"
+    );
 
     // A post without the CSRF token, and a foreign Host, are refused.
     let r = b

@@ -9,13 +9,15 @@
 //! Content-Security-Policy with no script at all; every asset embedded; no BSN in any URL (a
 //! search is a POST). Its operational log lines carry routes and statuses, never a value.
 
+mod overview;
 mod pages;
 mod policy;
 
 use crate::clock::Clock;
 use crate::log::checkpoint::KeySet;
+use crate::log::cosign::CosignVerifier;
 use crate::log::entry::LogEntry;
-use crate::log::merkle::{leaf_hash, verify_inclusion};
+use crate::log::merkle::{Hash, leaf_hash, verify_consistency, verify_inclusion};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -53,6 +55,10 @@ pub struct ConsoleConfig {
     /// Host names (with port) the console answers to besides its listen address.
     #[serde(default)]
     pub names: Vec<String>,
+    /// The witnesses' verifier keys (`gateway witness vkey`): the health page shows when each
+    /// last cosigned, checked with these keys.
+    #[serde(default)]
+    pub witnesses: Vec<String>,
 }
 
 fn default_listen() -> String {
@@ -108,6 +114,9 @@ struct Console {
     cfg: ConsoleConfig,
     client: reqwest::Client,
     keys: KeySet,
+    witnesses: Vec<CosignVerifier>,
+    /// The last checkpoint the health page verified: the next visit proves the log only grew.
+    seen: Mutex<Option<(u64, Hash)>>,
     hosts: Vec<String>,
     clock: Arc<dyn Clock>,
     login: Mutex<Option<String>>,
@@ -157,6 +166,12 @@ pub async fn serve(
         .map_err(|e| ConsoleError::Config(e.to_string()))?;
     let keys =
         KeySet::parse(&cfg.log_vkey).map_err(|e| ConsoleError::Config(format!("log_vkey: {e}")))?;
+    let witnesses = cfg
+        .witnesses
+        .iter()
+        .map(|v| CosignVerifier::from_vkey(v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ConsoleError::Config(format!("witnesses: {e}")))?;
     let addr = listener
         .local_addr()
         .map_err(|e| ConsoleError::Config(e.to_string()))?;
@@ -172,6 +187,8 @@ pub async fn serve(
         cfg,
         client,
         keys,
+        witnesses,
+        seen: Mutex::new(None),
         hosts,
         clock,
         login: Mutex::new(Some(login)),
@@ -187,6 +204,7 @@ pub async fn serve(
         .route("/entry/{seq}", get(entry))
         .route("/report", get(report_form).post(report))
         .route("/log", get(log_health))
+        .route("/overview", get(overview::overview))
         .route("/policy", get(policy::home))
         .route(
             "/policy/new",
@@ -608,6 +626,25 @@ pub enum Proven {
 
 /// Checks an entry (as the search answered it) against an inclusion proof and its checkpoint.
 pub fn prove(item: &serde_json::Value, proof: &serde_json::Value, keys: &KeySet) -> Proven {
+    let Some(note) = at(proof, "checkpoint").as_str() else {
+        return Proven::Failed("the proof comes without a checkpoint".into());
+    };
+    match keys.verify(note) {
+        Ok((cp, _)) => prove_in(item, proof, cp.size, &cp.root),
+        Err(e) => Proven::Failed(format!(
+            "the checkpoint does not verify with the log key: {e}"
+        )),
+    }
+}
+
+/// Checks an entry against an inclusion proof into the tree of `size` entries with `root` (a
+/// checkpoint's, verified by the caller).
+pub fn prove_in(
+    item: &serde_json::Value,
+    proof: &serde_json::Value,
+    size: u64,
+    root: &Hash,
+) -> Proven {
     let fail = |s: &str| Proven::Failed(s.to_owned());
     let Ok(entry) = serde_json::from_value::<LogEntry>(item.clone()) else {
         return fail("the entry is not a log entry");
@@ -620,28 +657,17 @@ pub fn prove(item: &serde_json::Value, proof: &serde_json::Value, keys: &KeySet)
     if hex_of(at(item, "leaf_hash")) != Some(leaf) || hex_of(at(proof, "leaf_hash")) != Some(leaf) {
         return fail("the entry does not hash to its leaf");
     }
-    let Some(note) = at(proof, "checkpoint").as_str() else {
-        return fail("the proof comes without a checkpoint");
-    };
-    let cp = match keys.verify(note) {
-        Ok((cp, _)) => cp,
-        Err(e) => {
-            return Proven::Failed(format!(
-                "the checkpoint does not verify with the log key: {e}"
-            ));
-        }
-    };
     let path: Option<Vec<_>> = at(proof, "proof")
         .as_array()
         .map(|a| a.iter().filter_map(hex_of).collect());
     let (Some(path), Some(index)) = (path, at(proof, "leaf_index").as_u64()) else {
         return fail("the proof is not readable");
     };
-    if at(proof, "tree_size").as_u64() != Some(cp.size) {
+    if at(proof, "tree_size").as_u64() != Some(size) {
         return fail("the proof is for another size than its checkpoint");
     }
-    if verify_inclusion(&leaf, index, cp.size, &path, &cp.root) {
-        Proven::Verified(cp.size)
+    if verify_inclusion(&leaf, index, size, &path, root) {
+        Proven::Verified(size)
     } else {
         fail("the inclusion proof does not lead to the checkpoint's root")
     }
@@ -729,28 +755,191 @@ async fn report(State(c): St, headers: HeaderMap, Form(f): Form<ReportForm>) -> 
     }
 }
 
-/// The log's state as the console sees it: the latest checkpoint, checked with the log key.
+/// Entries at the end of the log whose inclusion the health page checks.
+const RECENT: i64 = 10;
+
+/// What the health page found, each part checked by the console itself.
+#[derive(Debug, Clone)]
+pub struct Health {
+    /// The served checkpoint (size, root) if the log key signed it, or why not.
+    pub checkpoint: Result<(u64, String), String>,
+    /// Each known witness that cosigned it, with its cosignature's time (epoch seconds).
+    pub cosigned: Vec<(String, u64)>,
+    /// Cosignature lines of witnesses the console was not given.
+    pub unknown_cosignatures: usize,
+    /// The latest entry's time, if one was read.
+    pub latest_entry: Option<i64>,
+    /// Recent entries whose inclusion proof verified, and those read.
+    pub recent: (usize, usize),
+    /// Why a recent entry failed, if one did.
+    pub recent_failure: Option<String>,
+    /// The consistency with the checkpoint of the previous visit: its size, and whether the
+    /// proof held (or why not).
+    pub since: Option<(u64, Result<(), String>)>,
+    /// Now (epoch seconds).
+    pub now: i64,
+}
+
+/// The log's state as the console sees it: the served checkpoint checked with the log key and
+/// the witnesses' keys, the latest entries' inclusion proofs, and a consistency proof from the
+/// checkpoint of the previous visit.
 async fn log_health(State(c): St, headers: HeaderMap) -> Response {
     let csrf = match signed_in(&c, &headers) {
         Ok(t) => t,
         Err(d) => return d.into_response(),
     };
-    match c.get("/v1/audit/checkpoint", &[]).await {
-        Ok((200, note)) => {
-            let verified = c
-                .keys
-                .verify(&note)
-                .map(|(cp, _)| (cp.size, hex::encode(cp.root)));
-            let cosignatures = note
-                .lines()
-                .filter(|l| l.starts_with("\u{2014} "))
-                .count()
-                .saturating_sub(1);
-            pages::log_health(&csrf, verified.map_err(|e| e.to_string()), cosignatures)
-                .into_response()
+    let note = match c.get("/v1/audit/checkpoint", &[]).await {
+        Ok((200, note)) => note,
+        other => return failed(&csrf, other),
+    };
+    let mut h = Health {
+        checkpoint: Err(String::new()),
+        cosigned: Vec::new(),
+        unknown_cosignatures: 0,
+        latest_entry: None,
+        recent: (0, 0),
+        recent_failure: None,
+        since: None,
+        now: c.clock.now(),
+    };
+    let cp = match c.keys.verify(&note) {
+        Ok((cp, _)) => cp,
+        Err(e) => {
+            h.checkpoint = Err(e.to_string());
+            return pages::log_health(&csrf, &h).into_response();
         }
-        other => failed(&csrf, other),
+    };
+    h.checkpoint = Ok((cp.size, hex::encode(cp.root)));
+    match crate::log::cosign::witnessed(&note, &c.witnesses) {
+        Ok(w) => h.cosigned = w,
+        Err(e) => h.recent_failure = Some(format!("a witness's cosignature does not verify: {e}")),
     }
+    let lines = note.lines().filter(|l| l.starts_with("\u{2014} ")).count();
+    h.unknown_cosignatures = lines.saturating_sub(1 + h.cosigned.len());
+    let size = i64::try_from(cp.size).unwrap_or(i64::MAX);
+    recent_entries(&c, size, &cp.root, &mut h).await;
+    h.since = consistency_since(&c, cp.size, cp.root).await;
+    pages::log_health(&csrf, &h).into_response()
+}
+
+/// Checks the inclusion of the last entries (that this officer may see) in the checkpoint.
+async fn recent_entries(c: &Console, size: i64, root: &Hash, h: &mut Health) {
+    let found = c
+        .get(
+            "/v1/audit/disclosures",
+            &[
+                ("after", (size - RECENT).max(0).to_string()),
+                ("limit", RECENT.to_string()),
+            ],
+        )
+        .await;
+    let items = match found {
+        Ok((200, body)) => serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| at(&v, "items").as_array().cloned()),
+        _ => None,
+    };
+    let Some(items) = items else {
+        h.recent_failure = Some("the gateway did not list the latest entries".into());
+        return;
+    };
+    let cp_size = u64::try_from(size).unwrap_or(0);
+    for item in items
+        .iter()
+        .filter(|i| at(i, "seq").as_i64().is_some_and(|s| s <= size))
+    {
+        let seq = at(item, "seq").as_i64().unwrap_or(0);
+        h.recent.1 += 1;
+        h.latest_entry = h.latest_entry.max(at(item, "at").as_str().and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .map(|t| t.unix_timestamp())
+        }));
+        let proven = match c
+            .get(
+                &format!("/v1/audit/proof/{seq}"),
+                &[("size", size.to_string())],
+            )
+            .await
+        {
+            Ok((200, body)) => serde_json::from_str::<serde_json::Value>(&body).map_or_else(
+                |_| Proven::Failed("the proof is not JSON".into()),
+                |p| prove_in(item, &p, cp_size, root),
+            ),
+            Ok((status, body)) => Proven::Failed(format!(
+                "the gateway answered {status}: {}",
+                problem_detail(&body)
+            )),
+            Err(e) => Proven::Failed(e.to_string()),
+        };
+        match proven {
+            Proven::Verified(_) => h.recent.0 += 1,
+            Proven::Failed(why) => h.recent_failure = Some(format!("entry {seq}: {why}")),
+        }
+    }
+}
+
+/// Proves that the log only grew since the checkpoint the previous visit verified; remembers
+/// this one for the next visit.
+async fn consistency_since(
+    c: &Console,
+    size: u64,
+    root: Hash,
+) -> Option<(u64, Result<(), String>)> {
+    let previous = c.seen.lock().ok().and_then(|s| *s);
+    let result = match previous {
+        None => None,
+        Some((old, old_root)) if old == size => Some((
+            old,
+            if old_root == root {
+                Ok(())
+            } else {
+                Err("the same size has another root".into())
+            },
+        )),
+        Some((old, _)) if old > size => Some((
+            old,
+            Err(format!(
+                "the log is smaller than at the previous visit ({old})"
+            )),
+        )),
+        Some((old, old_root)) => {
+            let answer = c
+                .get(
+                    "/v1/audit/consistency",
+                    &[("from", old.to_string()), ("to", size.to_string())],
+                )
+                .await;
+            let checked = match answer {
+                Ok((200, body)) => {
+                    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                    let path: Option<Vec<Hash>> = at(&v, "proof").as_array().map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().and_then(crate::log::verify::parse_hash))
+                            .collect()
+                    });
+                    match path {
+                        Some(p) if verify_consistency(old, size, &old_root, &root, &p) => Ok(()),
+                        Some(_) => Err("the consistency proof does not hold".into()),
+                        None => Err("the consistency proof is not readable".into()),
+                    }
+                }
+                Ok((status, body)) => Err(format!(
+                    "the gateway answered {status}: {}",
+                    problem_detail(&body)
+                )),
+                Err(e) => Err(e.to_string()),
+            };
+            Some((old, checked))
+        }
+    };
+    // Only a checkpoint that is consistent with what was seen replaces it.
+    if result.as_ref().is_none_or(|(_, r)| r.is_ok())
+        && let Ok(mut s) = c.seen.lock()
+    {
+        *s = Some((size, root));
+    }
+    result
 }
 
 async fn css() -> Response {

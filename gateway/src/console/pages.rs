@@ -11,7 +11,8 @@ header,main,footer{padding:0 1.5rem}header{background:#01689b;color:#fff;display
 header a{color:#fff}a{color:#01689b}a:focus,button:focus,input:focus,select:focus{outline:3px solid #ffb612;outline-offset:2px}\
 table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #767676;padding:.25rem .5rem;text-align:left}\
 label{display:block;margin-top:.5rem}input,select{font-size:1rem;padding:.25rem}button{font-size:1rem;padding:.35rem .9rem;margin-top:.75rem}\
-.ok{color:#0b6b0b;font-weight:bold}.bad{color:#b00020;font-weight:bold}.note{background:#f3f3f3;padding:.5rem}\
+.scroll{overflow-x:auto}.chart svg{max-width:100%;height:auto}pre.source{background:#f3f3f3;padding:.5rem;overflow-x:auto;max-height:30rem}\
+textarea{font-family:monospace;font-size:.9rem;width:100%}.ok{color:#0b6b0b;font-weight:bold}.bad{color:#b00020;font-weight:bold}.note{background:#f3f3f3;padding:.5rem}\
 @media print{header,nav,form{display:none}}";
 
 /// A member of a JSON object, `null` when absent.
@@ -38,6 +39,8 @@ pub(super) fn page(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
                             a href="/" { "Zoeken in het logboek" }
                             " · "
                             a href="/report" { "Inzageverzoek (AVG art. 15)" }
+                            " · "
+                            a href="/overview" { "Overzicht" }
                             " · "
                             a href="/log" { "Staat van het logboek" }
                             " · "
@@ -323,26 +326,58 @@ pub fn letter(csrf: &str, report: &Value, today: time::Date) -> Markup {
     )
 }
 
-/// The log's state: the latest checkpoint and whether the log key signed it.
-pub fn log_health(
-    csrf: &str,
-    verified: Result<(u64, String), String>,
-    cosignatures: usize,
-) -> Markup {
+/// How long ago, in words.
+fn ago(now: i64, then: i64) -> String {
+    let d = (now - then).max(0);
+    match d {
+        0..=119 => format!("{d} seconden geleden"),
+        120..=7_199 => format!("{} minuten geleden", d / 60),
+        7_200..=172_799 => format!("{} uur geleden", d / 3600),
+        _ => format!("{} dagen geleden", d / 86_400),
+    }
+}
+
+fn when(t: i64) -> String {
+    crate::log::entry::rfc3339::format(t).unwrap_or_default()
+}
+
+/// The log's state: the checkpoint, the witnesses, the latest entries, consistency.
+pub fn log_health(csrf: &str, h: &super::Health) -> Markup {
     page(
         "Staat van het logboek",
         Some(csrf),
         html! {
-            @match &verified {
+            p class="note" { "Alles op deze pagina controleert de console zelf, met de logsleutel en de sleutels van de getuigen uit haar configuratie; de gateway wordt niet op zijn woord geloofd." }
+            @match &h.checkpoint {
                 Ok((size, root)) => {
-                    p class="ok" { "Het laatste checkpoint is ondertekend met de logsleutel (door deze console gecontroleerd)." }
+                    p class="ok" { "Het laatste checkpoint is ondertekend met de logsleutel." }
                     table {
                         caption { "Laatste checkpoint" }
                         tbody {
                             tr { th scope="row" { "Aantal regels" } td { (size) } }
                             tr { th scope="row" { "Wortel van de boom" } td { code { (root) } } }
-                            tr { th scope="row" { "Medeondertekeningen van getuigen" } td { (cosignatures) " (hun sleutels controleert " code { "gateway monitor" } ")" } }
+                            tr { th scope="row" { "Laatste regel" } td {
+                                @match h.latest_entry { Some(t) => { (when(t)) " (" (ago(h.now, t)) ")" }, None => "niet gelezen" }
+                            } }
+                            @for (name, t) in &h.cosigned {
+                                tr { th scope="row" { "Medeondertekend door " (name) } td { (when(i64::try_from(*t).unwrap_or(0))) " (" (ago(h.now, i64::try_from(*t).unwrap_or(0))) ")" } }
+                            }
+                            @if h.cosigned.is_empty() { tr { th scope="row" { "Medeondertekeningen" } td { "geen van de bekende getuigen" } } }
+                            @if h.unknown_cosignatures > 0 { tr { th scope="row" { "Andere medeondertekeningen" } td { (h.unknown_cosignatures) " (van getuigen die deze console niet kent)" } } }
                         }
+                    }
+                    @let (ok, read) = h.recent;
+                    @if read > 0 && ok == read && h.recent_failure.is_none() {
+                        p class="ok" { "De laatste " (read) " regels zijn opgenomen in dit checkpoint (bewijs van opname per regel geverifieerd)." }
+                    } @else if read == 0 && h.recent_failure.is_none() {
+                        p { "Geen recente regels die u mag zien." }
+                    } @else {
+                        p class="bad" { (ok) " van de " (read) " recente regels geverifieerd. " (h.recent_failure.clone().unwrap_or_default()) }
+                    }
+                    @match &h.since {
+                        None => p { "Bij een volgend bezoek bewijst de console dat het logboek sinds nu alleen is aangevuld." },
+                        Some((old, Ok(()))) => p class="ok" { "Sinds uw vorige bezoek (" (old) " regels) is het logboek alleen aangevuld: consistentiebewijs geverifieerd." },
+                        Some((old, Err(why))) => p class="bad" { "Het logboek is NIET consistent met uw vorige bezoek (" (old) " regels): " (why) },
                     }
                 }
                 Err(why) => p class="bad" { "Het checkpoint is NIET te verifiëren met de logsleutel: " (why) },

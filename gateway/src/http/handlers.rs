@@ -116,6 +116,15 @@ pub(super) async fn search(
     )
 }
 
+pub(super) async fn overview(
+    State(app): St,
+    mut call: Call,
+    ApiQuery(q): ApiQuery<service::audit::OverviewQuery>,
+) -> Response {
+    let r = async { service::audit::overview(&app, &mut call, q?).await }.await;
+    respond(call, r.map(Json))
+}
+
 pub(super) async fn subject(
     State(app): St,
     mut call: Call,

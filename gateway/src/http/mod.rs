@@ -34,6 +34,7 @@ routes! {
     get "/v1/aggregates/{view}" => handlers::aggregate,
     get "/v1/audit/disclosures" => handlers::search,
     get "/v1/audit/subjects/{bsn}" => handlers::subject,
+    get "/v1/audit/overview" => handlers::overview,
     get "/v1/audit/checkpoint" => handlers::checkpoint,
     get "/v1/audit/proof/{seq}" => handlers::proof,
     get "/v1/audit/consistency" => handlers::consistency,

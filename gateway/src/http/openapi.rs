@@ -66,6 +66,12 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "get",
+        "/v1/audit/overview",
+        "auditOverview",
+        "The log's figures per week: disclosures, refusals and unavailable sources (privacy officers)",
+    ),
+    (
+        "get",
         "/v1/audit/checkpoint",
         "checkpoint",
         "The signed checkpoint of the log",
@@ -294,6 +300,18 @@ fn schemas() -> Value {
                 "policy_version": s("string"), "version_known": s("boolean"),
             }))},
         })),
+        "Overview": object(&["weeks", "disclosures_by_partner", "disclosures_by_purpose", "refusals_by_partner", "refusals_by_purpose", "refusals_by_type", "unavailable_by_product", "unavailable_truncated"], {
+            let series = json!({"type": "array", "items": object(&["key", "counts"], json!({
+                "key": s("string"), "counts": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+            }))});
+            json!({
+                "weeks": {"type": "array", "items": s("string")},
+                "disclosures_by_partner": series, "disclosures_by_purpose": series,
+                "refusals_by_partner": series, "refusals_by_purpose": series,
+                "refusals_by_type": series, "unavailable_by_product": series,
+                "unavailable_truncated": s("boolean"),
+            })
+        }),
         "InclusionProof": object(&["seq", "leaf_index", "leaf_hash", "tree_size", "root", "proof", "checkpoint"], json!({
             "seq": s("integer"), "leaf_index": s("integer"), "leaf_hash": s("string"),
             "tree_size": s("integer"), "root": s("string"), "proof": {"type": "array", "items": s("string")},
@@ -418,6 +436,14 @@ fn operation(method: &str, path: &str) -> (Vec<Value>, Option<Value>, (u16, Valu
             ],
             None,
             ok("SubjectReport"),
+        ),
+        ("get", "/v1/audit/overview") => (
+            vec![query_param(
+                "weeks",
+                json!({"type": "integer", "minimum": 1, "maximum": 104}),
+            )],
+            None,
+            ok("Overview"),
         ),
         ("get", "/v1/audit/checkpoint") => (
             vec![],

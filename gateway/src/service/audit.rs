@@ -340,6 +340,143 @@ pub async fn search(app: &App, call: &mut Call, q: SearchQuery) -> Result<Search
     Ok(SearchAnswer::Json(items, next))
 }
 
+/// Overview parameters.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverviewQuery {
+    /// How many weeks back, this week included (1 to 104; default 12).
+    #[serde(default)]
+    pub weeks: Option<i64>,
+}
+
+/// One line of a chart: a key (partner, purpose, refusal type, product) and its count per week.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Series {
+    /// What is counted.
+    pub key: String,
+    /// Per week, in the order of [`Overview::weeks`].
+    pub counts: Vec<u64>,
+}
+
+/// The log's figures per week, for the officers' overview (counts only, nobody named).
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    /// Each week's Monday (ISO date), oldest first.
+    pub weeks: Vec<String>,
+    /// Answered disclosures (fully or partly) per requesting partner.
+    pub disclosures_by_partner: Vec<Series>,
+    /// Answered disclosures per purpose.
+    pub disclosures_by_purpose: Vec<Series>,
+    /// Refused requests (every kind) per requesting partner.
+    pub refusals_by_partner: Vec<Series>,
+    /// Refused requests per purpose (`-` where the request named none).
+    pub refusals_by_purpose: Vec<Series>,
+    /// Refused requests per refusal type.
+    pub refusals_by_type: Vec<Series>,
+    /// Partly-unavailable answers per product whose source did not answer.
+    pub unavailable_by_product: Vec<Series>,
+    /// The partly-unavailable answers were more than could be read; their figures are a part.
+    pub unavailable_truncated: bool,
+}
+
+/// Seconds from the epoch to the first Monday (5 January 1970), and in a week.
+const MONDAY: i64 = 4 * 86_400;
+const WEEK: i64 = 7 * 86_400;
+/// Partly-unavailable answers read for the per-product figures.
+const MAX_UNAVAILABLE: i64 = 50_000;
+
+/// Counts per key and week, as series sorted by key.
+#[derive(Default)]
+struct Tallies(BTreeMap<String, Vec<u64>>);
+
+impl Tallies {
+    fn add(&mut self, key: &str, week: usize, weeks: usize, n: u64) {
+        let counts = self
+            .0
+            .entry(key.to_owned())
+            .or_insert_with(|| vec![0; weeks]);
+        if let Some(c) = counts.get_mut(week) {
+            *c += n;
+        }
+    }
+    fn series(self) -> Vec<Series> {
+        self.0
+            .into_iter()
+            .map(|(key, counts)| Series { key, counts })
+            .collect()
+    }
+}
+
+/// `GET /v1/audit/overview`: the figures per week (one query, recorded like a search).
+pub async fn overview(app: &App, call: &mut Call, q: OverviewQuery) -> Result<Overview, Refusal> {
+    let visible_to = officer(call)?;
+    let weeks = q.weeks.unwrap_or(12);
+    if !(1..=104).contains(&weeks) {
+        return Err(Refusal::InvalidBody("`weeks` is 1 to 104".into()));
+    }
+    let this_week = (app.clock.now() - MONDAY).div_euclid(WEEK);
+    let first = this_week - (weeks - 1);
+    let from = first * WEEK + MONDAY;
+    let n = usize::try_from(weeks).map_err(|_| Refusal::Internal)?;
+    let index = |week: i64| usize::try_from(week - first).ok().filter(|i| *i < n);
+    let (mut dp, mut du, mut rp) = (Tallies::default(), Tallies::default(), Tallies::default());
+    let (mut ru, mut rt, mut up) = (Tallies::default(), Tallies::default(), Tallies::default());
+    for row in app.db.overview(from, visible_to.as_deref()).await? {
+        let Some(i) = index(row.week) else { continue };
+        let count = u64::try_from(row.n).unwrap_or(0);
+        let purpose = row.purpose.as_deref().unwrap_or("-");
+        let outcome = row.outcome.parse::<Outcome>().map_err(|()| {
+            tracing::error!("a stored entry has an unknown outcome");
+            Refusal::Internal
+        })?;
+        if outcome == Outcome::Refused {
+            rp.add(&row.partner, i, n, count);
+            ru.add(purpose, i, n, count);
+            rt.add(row.problem.as_deref().unwrap_or("-"), i, n, count);
+        } else if row.kind == Kind::Disclosure.as_str() {
+            dp.add(&row.partner, i, n, count);
+            du.add(purpose, i, n, count);
+        }
+    }
+    let partly = app
+        .db
+        .partly_unavailable(from, visible_to.as_deref(), MAX_UNAVAILABLE)
+        .await?;
+    let unavailable_truncated = partly.len() as i64 == MAX_UNAVAILABLE;
+    for (seq, text) in partly {
+        let e = LogEntry::parse(seq, &text).map_err(|e| {
+            tracing::error!(error = %e, "a stored entry is unreadable");
+            Refusal::Internal
+        })?;
+        let Some(i) = index((e.at - MONDAY).div_euclid(WEEK)) else {
+            continue;
+        };
+        for (product, summary) in &e.products {
+            if summary.status == crate::log::entry::ProductStatus::Unavailable {
+                up.add(product, i, n, 1);
+            }
+        }
+    }
+    let weeks_list = (first..=this_week)
+        .map(|w| {
+            crate::log::entry::rfc3339::format(w * WEEK + MONDAY)
+                .and_then(|t| t.get(..10).map(str::to_owned))
+                .ok_or(Refusal::Internal)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    record_query(app, call, format!("overview weeks={weeks}")).await?;
+    Ok(Overview {
+        weeks: weeks_list,
+        disclosures_by_partner: dp.series(),
+        disclosures_by_purpose: du.series(),
+        refusals_by_partner: rp.series(),
+        refusals_by_purpose: ru.series(),
+        refusals_by_type: rt.series(),
+        unavailable_by_product: up.series(),
+        unavailable_truncated,
+    })
+}
+
 /// A field a person's data went out as.
 #[derive(Debug, Clone, Serialize)]
 pub struct Received {
@@ -659,6 +796,45 @@ pub async fn subject(
 mod tests {
     use super::*;
     use crate::testkit;
+
+    #[tokio::test]
+    async fn the_overview_counts_per_week_from_monday_and_is_recorded() {
+        let (app, clock) = testkit::app().await;
+        testkit::register(&app, "999993331").await;
+        clock.advance(7 * 86_400);
+        let mut oov = testkit::call(&app, Kind::AuditQuery, "oov", "fg.1", &["privacy-officer"]);
+        let o = overview(&app, &mut oov, OverviewQuery { weeks: Some(3) })
+            .await
+            .unwrap();
+        assert_eq!(o.weeks.len(), 3);
+        let monday = |d: &str| {
+            time::Date::parse(d, &time::format_description::well_known::Iso8601::DATE)
+                .unwrap()
+                .weekday()
+                == time::Weekday::Monday
+        };
+        assert!(o.weeks.iter().all(|w| monday(w)), "{:?}", o.weeks);
+        assert!(o.weeks.last().unwrap().as_str() <= app.clock.today().to_string().as_str());
+        // A case change is neither a disclosure nor a refusal.
+        assert!(o.disclosures_by_partner.is_empty() && o.refusals_by_type.is_empty());
+        let mut reg = testkit::call(&app, Kind::AuditQuery, "rn", "reg.1", &["regisseur"]);
+        assert!(matches!(
+            overview(&app, &mut reg, OverviewQuery::default()).await,
+            Err(Refusal::PurposeRole(..))
+        ));
+        let mut oov = testkit::call(&app, Kind::AuditQuery, "oov", "fg.1", &["privacy-officer"]);
+        assert!(matches!(
+            overview(&app, &mut oov, OverviewQuery { weeks: Some(0) }).await,
+            Err(Refusal::InvalidBody(_))
+        ));
+        let recorded = testkit::entries(&app)
+            .await
+            .into_iter()
+            .filter(|e| e.kind == Kind::AuditQuery)
+            .filter_map(|e| e.query)
+            .collect::<Vec<_>>();
+        assert_eq!(recorded, vec!["overview weeks=3".to_owned()]);
+    }
 
     #[tokio::test]
     async fn officers_see_by_partner_and_every_query_is_recorded() {

@@ -123,6 +123,39 @@ pub struct StoredCosignature {
     pub received_at: i64,
 }
 
+/// Entries a partner's officer may see: its own requests, and those that named its products.
+fn visible<DB: sqlx::Database>(q: &mut sqlx::QueryBuilder<DB>, partner: Option<&str>)
+where
+    String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    if let Some(partner) = partner {
+        q.push(" AND (r.partner = ")
+            .push_bind(partner.to_owned())
+            .push(" OR EXISTS (SELECT 1 FROM log_products p WHERE p.seq = r.seq AND p.owner = ")
+            .push_bind(partner.to_owned())
+            .push("))");
+    }
+}
+
+/// One count of the overview.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OverviewRow {
+    /// Week number (Monday-based, from 5 January 1970).
+    pub week: i64,
+    /// Entry kind.
+    pub kind: String,
+    /// Requesting partner.
+    pub partner: String,
+    /// Purpose, if the request named one.
+    pub purpose: Option<String>,
+    /// Outcome.
+    pub outcome: String,
+    /// Refusal type, if refused.
+    pub problem: Option<String>,
+    /// Entries.
+    pub n: i64,
+}
+
 /// What a privacy officer searches the log for. All conditions are combined with AND.
 #[derive(Debug, Clone, Default)]
 pub struct LogFilter {
@@ -519,19 +552,49 @@ impl Db {
             if let Some(to) = f.to {
                 q.push(" AND r.at < ").push_bind(to);
             }
-            if let Some(partner) = &f.visible_to {
-                q.push(" AND (r.partner = ")
-                    .push_bind(partner.clone())
-                    .push(" OR EXISTS (SELECT 1 FROM log_products p WHERE p.seq = r.seq AND p.owner = ")
-                    .push_bind(partner.clone())
-                    .push("))");
-            }
+            visible(&mut q, f.visible_to.as_deref());
             q.push(" ORDER BY r.seq LIMIT ").push_bind(f.limit);
             q.build_query_as::<(i64, String, Vec<u8>)>().fetch_all(p).await
         })?;
         rows.into_iter()
             .map(|(seq, e, h)| Ok((seq, e, hash32(h, "a leaf hash")?)))
             .collect()
+    }
+
+    /// The overview's counts: entries since `from` by week (weeks start on Monday, numbered
+    /// from the Monday of 5 January 1970), kind, partner, purpose, outcome and problem.
+    pub async fn overview(
+        &self,
+        from: i64,
+        visible_to: Option<&str>,
+    ) -> Result<Vec<OverviewRow>, StoreError> {
+        Ok(on_pool!(self, p => {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT (r.at - 345600) / 604800 AS week, r.kind, r.partner, r.purpose, r.outcome, r.problem, COUNT(*) AS n FROM log_records r WHERE r.at >= ",
+            );
+            q.push_bind(from);
+            visible(&mut q, visible_to);
+            q.push(" GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1");
+            q.build_query_as::<OverviewRow>().fetch_all(p).await
+        })?)
+    }
+
+    /// The partly-unavailable answers since `from` (at most `limit`): (seq, canonical entry).
+    pub async fn partly_unavailable(
+        &self,
+        from: i64,
+        visible_to: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        Ok(on_pool!(self, p => {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT r.seq, r.entry FROM log_records r WHERE r.outcome = 'partly-unavailable' AND r.at >= ",
+            );
+            q.push_bind(from);
+            visible(&mut q, visible_to);
+            q.push(" ORDER BY r.seq LIMIT ").push_bind(limit);
+            q.build_query_as::<(i64, String)>().fetch_all(p).await
+        })?)
     }
 
     /// One entry's content by sequence number.
