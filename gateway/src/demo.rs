@@ -1077,38 +1077,35 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
     d.say("Done");
     if keep {
         let witness_vkeys: Vec<String> = witnesses.iter().map(|w| w.vkey.clone()).collect();
-        let officer = ConsoleUser {
-            staff: "fg.1",
-            roles: "privacy-officer",
-        };
-        let link = start_console(
-            &dir,
-            &api_addr,
-            &log_vkey,
-            &witnessed_path,
-            &witness_vkeys,
-            officer,
-        )
-        .await?;
-        d.note(&format!(
-            "The privacy officer's console for oov (staff fg.1) runs beside it: open {link} once to log in (docs/console.md)."
-        ));
-        let admin = ConsoleUser {
-            staff: "beheerder-2",
-            roles: "beheerder,privacy-officer",
-        };
-        let link = start_console(
-            &dir,
-            &api_addr,
-            &log_vkey,
-            &witnessed_path,
-            &witness_vkeys,
-            admin,
-        )
-        .await?;
-        d.note(&format!(
-            "A second administrator's console (oov, staff beheerder-2) reviews, approves and activates covenant drafts: open {link} once to log in."
-        ));
+        for (user, what) in [
+            (
+                ConsoleUser {
+                    staff: "fg.1",
+                    roles: "privacy-officer",
+                },
+                "The privacy officer's console for oov (staff fg.1) runs beside it",
+            ),
+            (
+                ConsoleUser {
+                    staff: "beheerder-2",
+                    roles: "beheerder,privacy-officer",
+                },
+                "A second administrator's console (oov, staff beheerder-2) reviews, approves and activates covenant drafts",
+            ),
+        ] {
+            let link = start_console(
+                &dir,
+                &api_addr,
+                &log_vkey,
+                &witnessed_path,
+                &witness_vkeys,
+                user,
+            )
+            .await?;
+            d.note(&format!(
+                "{what}: open {link} once to log in (docs/console.md)."
+            ));
+        }
         let token_cmd = format!(
             "TOKEN=$(gateway token --dir {} --partner rn --sub reg.mulder --roles regisseur --cert {}/rn/client.pem)",
             dir.display(),

@@ -167,6 +167,37 @@ async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
     let html = r.text().await.unwrap();
     assert!(html.contains("case-change"), "{html}");
     assert!(!html.contains(bsn), "the BSN is never shown back");
+    // The same subject again without typing the BSN (as the results page posts it), narrowed
+    // to disclosures; then a time range before anything happened: nothing.
+    let count = |html: &str| html.matches("href=\"/entry/").count();
+    let search = |pairs: Vec<(&'static str, &'static str)>| {
+        let mut body = vec![("csrf", csrf.as_str()), ("same_subject", "1")];
+        body.extend(pairs);
+        b.post(format!("{base}/search"))
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(encoded(&body))
+            .send()
+    };
+    let narrowed = search(vec![("kind", "disclosure")])
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&narrowed),
+        2,
+        "the refusal and the disclosure: {narrowed}"
+    );
+    assert!(narrowed.contains("name=\"same_subject\""), "{narrowed}");
+    let before = search(vec![("to", "2020-01-01")])
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(count(&before), 0, "{before}");
     let at = html.find("href=\"/entry/").unwrap() + "href=\"/entry/".len();
     let seq: String = html[at..]
         .chars()
@@ -490,15 +521,7 @@ async fn administrators_draft_approve_activate_and_roll_back_through_the_console
         html.contains(&format!("href=\"/policy/drafts/{id}\"")),
         "{html}"
     );
-    let status: serde_json::Value = client("oov")
-        .get(gw.url("/v1/policy"))
-        .bearer_auth(token("oov", "beheerder-1", &["beheerder"]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = oov_get(&gw, "beheerder-1", &["beheerder"], "/v1/policy").await;
     assert_eq!(status["draft"], id.as_str());
     assert_eq!(status["approver"]["staff_id"], "beheerder-2");
 

@@ -270,6 +270,19 @@ pub fn token_with(
 }
 
 /// Asserts a problem response and returns its body.
+/// A GET of the partner API as oov's staff member with these roles: its JSON answer.
+pub async fn oov_get(gw: &Gateway, staff: &str, roles: &[&str], path: &str) -> serde_json::Value {
+    client("oov")
+        .get(gw.url(path))
+        .bearer_auth(token("oov", staff, roles))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 pub async fn problem(resp: reqwest::Response, status: u16, slug: &str) -> serde_json::Value {
     assert_eq!(resp.status().as_u16(), status, "unexpected status");
     assert_eq!(resp.headers()["content-type"], "application/problem+json");

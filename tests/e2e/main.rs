@@ -12,6 +12,7 @@
 mod aggregates;
 mod approaches;
 mod audit;
+mod browser;
 mod cases;
 mod console;
 mod disclose;

@@ -14,6 +14,12 @@ pub struct ConsoleArgs {
 /// Serves the console until Ctrl-C; prints `{"console": ADDR, "login": LINK}` once it listens.
 pub fn run(args: ConsoleArgs) -> anyhow::Result<i32> {
     crate::install_crypto_provider();
+    // Operational log lines (routes and statuses, never a value) on stderr.
+    let level = std::env::var("GATEWAY_LOG_LEVEL").unwrap_or_else(|_| "info".into());
+    crate::telemetry::init(&crate::config::LogConfig {
+        format: crate::config::LogFormat::Json,
+        level,
+    });
     let cfg = crate::console::ConsoleConfig::load(&args.config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

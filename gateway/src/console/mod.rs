@@ -108,6 +108,9 @@ impl ConsoleConfig {
 struct Session {
     expires: i64,
     csrf: String,
+    /// The BSN of the session's last search, kept (in memory only) so that its next page can
+    /// be asked without the BSN standing in the page.
+    bsn: Option<String>,
 }
 
 struct Console {
@@ -313,7 +316,14 @@ async fn login_with(State(c): St, Query(q): Query<LoginQuery>) -> Response {
     };
     let expires = c.clock.now() + c.cfg.session_secs;
     if let Ok(mut s) = c.sessions.lock() {
-        s.insert(id.clone(), Session { expires, csrf });
+        s.insert(
+            id.clone(),
+            Session {
+                expires,
+                csrf,
+                bsn: None,
+            },
+        );
     }
     let cookie = format!(
         "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
@@ -357,7 +367,7 @@ async fn logout(State(c): St, headers: HeaderMap, Form(f): Form<CsrfForm>) -> Re
 }
 
 /// What an officer searches for (posted, so that a BSN never stands in a URL).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct SearchForm {
     /// CSRF token.
     #[serde(default)]
@@ -365,18 +375,61 @@ pub struct SearchForm {
     /// BSN (the gateway turns it into the pseudonym).
     #[serde(default)]
     pub bsn: String,
+    /// `1`: the BSN of the session's previous search (for its next page).
+    #[serde(default)]
+    pub same_subject: String,
     /// Requesting partner.
     #[serde(default)]
     pub partner: String,
+    /// Staff id of the requester.
+    #[serde(default)]
+    pub staff_id: String,
     /// Purpose.
     #[serde(default)]
     pub purpose: String,
+    /// Case id.
+    #[serde(default)]
+    pub case: String,
+    /// Product.
+    #[serde(default)]
+    pub product: String,
     /// Outcome.
     #[serde(default)]
     pub outcome: String,
     /// Kind.
     #[serde(default)]
     pub kind: String,
+    /// From (a date, `YYYY-MM-DD`, or RFC 3339).
+    #[serde(default)]
+    pub from: String,
+    /// Until (exclusive; a date or RFC 3339).
+    #[serde(default)]
+    pub to: String,
+    /// The page after this sequence number.
+    #[serde(default)]
+    pub after: String,
+}
+
+impl SearchForm {
+    /// The same search without its BSN (what a page may show and post back).
+    pub fn without_bsn(&self) -> SearchForm {
+        SearchForm {
+            bsn: String::new(),
+            csrf: String::new(),
+            after: String::new(),
+            ..self.clone()
+        }
+    }
+}
+
+/// A date as the gateway's `from`/`to` want it: `YYYY-MM-DD` becomes midnight UTC.
+fn instant(v: &str) -> String {
+    let v = v.trim();
+    if v.len() == 10 && v.as_bytes().get(4) == Some(&b'-') {
+        format!("{v}T00:00:00Z")
+    } else {
+        v.to_owned()
+    }
 }
 
 impl Console {
@@ -508,15 +561,22 @@ fn signed_in(c: &Console, headers: &HeaderMap) -> Result<String, Denied> {
         .ok_or(Denied::Login)
 }
 
-/// The gateway's query for a search form.
-fn search_query(f: &SearchForm) -> Vec<(&'static str, String)> {
+/// The gateway's query for a search form (the BSN passed in: the form's or the session's).
+fn search_query(f: &SearchForm, bsn: Option<&str>) -> Vec<(&'static str, String)> {
     let mut q: Vec<(&'static str, String)> = vec![("limit", "200".into())];
+    let (from, to) = (instant(&f.from), instant(&f.to));
     for (k, v) in [
-        ("subject", &f.bsn),
+        ("subject", bsn.unwrap_or("")),
         ("partner", &f.partner),
+        ("staff_id", &f.staff_id),
         ("purpose", &f.purpose),
+        ("case", &f.case),
+        ("product", &f.product),
         ("outcome", &f.outcome),
         ("kind", &f.kind),
+        ("from", &from),
+        ("to", &to),
+        ("after", &f.after),
     ] {
         if !v.trim().is_empty() {
             q.push((k, v.trim().to_owned()));
@@ -525,18 +585,40 @@ fn search_query(f: &SearchForm) -> Vec<(&'static str, String)> {
     q
 }
 
+/// The BSN a search is for: the form's (remembered for the next page or the CSV), else the
+/// session's previous one when the form asks for the same subject, else none (forgotten).
+fn subject_of(c: &Console, headers: &HeaderMap, f: &SearchForm) -> Option<String> {
+    let id = session(c, headers)?.0;
+    let mut sessions = c.sessions.lock().ok()?;
+    let s = sessions.get_mut(&id)?;
+    let typed = Some(f.bsn.trim().to_owned()).filter(|b| !b.is_empty());
+    let bsn = match typed {
+        Some(b) => Some(b),
+        None if f.same_subject == "1" => s.bsn.clone(),
+        None => None,
+    };
+    s.bsn.clone_from(&bsn);
+    bsn
+}
+
 async fn search(State(c): St, headers: HeaderMap, Form(f): Form<SearchForm>) -> Response {
     let csrf = match posted(&c, &headers, &f.csrf) {
         Ok(t) => t,
         Err(d) => return d.into_response(),
     };
-    match c.get("/v1/audit/disclosures", &search_query(&f)).await {
+    let bsn = subject_of(&c, &headers, &f);
+    match c
+        .get("/v1/audit/disclosures", &search_query(&f, bsn.as_deref()))
+        .await
+    {
         Ok((200, body)) => {
-            let items = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("items").and_then(|i| i.as_array()).cloned());
+            let v = serde_json::from_str::<serde_json::Value>(&body).ok();
+            let items = v.as_ref().and_then(|v| at(v, "items").as_array().cloned());
+            let next = v.as_ref().and_then(|v| at(v, "next_after").as_i64());
             match items {
-                Some(items) => pages::results(&csrf, &f, &items).into_response(),
+                Some(items) => {
+                    pages::results(&csrf, &f, bsn.is_some(), &items, next).into_response()
+                }
                 // Never "no entries" for an answer the console cannot read.
                 None => failed(
                     &csrf,
@@ -554,7 +636,8 @@ async fn search_csv(State(c): St, headers: HeaderMap, Form(f): Form<SearchForm>)
         Ok(t) => t,
         Err(d) => return d.into_response(),
     };
-    let mut q = search_query(&f);
+    let bsn = subject_of(&c, &headers, &f);
+    let mut q = search_query(&f, bsn.as_deref());
     q.push(("format", "csv".into()));
     match c.get("/v1/audit/disclosures", &q).await {
         Ok((200, body)) => (

@@ -213,11 +213,11 @@ fn table(title: &str, labels: &[String], data: &[Series]) -> Markup {
     html! {
         div class="scroll" tabindex="0" role="region" aria-label={"Tabel: " (title)} {
             table {
-                caption { "Tabel: " (title) }
+                caption { "Tabel: " (title) " (kolommen: de maandag van elke week)" }
                 thead {
                     tr {
                         th scope="col" { "Wat" }
-                        @for l in labels { th scope="col" { "week van " (l) } }
+                        @for l in labels { th scope="col" { abbr title={"week van " (l)} { (l.get(5..).unwrap_or(l)) } } }
                         th scope="col" { "Totaal" }
                     }
                 }

@@ -130,18 +130,26 @@ pub fn search_form(csrf: &str, f: &SearchForm) -> Markup {
         Some(csrf),
         html! {
             p class="note" { "Uw zoekopdrachten worden gelogd: het logboek toont wie naar wie zocht." }
-            (form(csrf, f))
+            (form(csrf, f, false))
         },
     )
 }
 
-fn form(csrf: &str, f: &SearchForm) -> Markup {
+fn form(csrf: &str, f: &SearchForm, by_subject: bool) -> Markup {
     html! {
         form method="post" action="/search" {
             input type="hidden" name="csrf" value=(csrf);
-            (field("BSN", "bsn", &f.bsn, Some("De gateway zet het om in een pseudoniem; het BSN wordt nergens teruggetoond of gelogd.")))
+            @if by_subject {
+                input type="hidden" name="same_subject" value="1";
+                (field("BSN", "bsn", "", Some("Leeg laten: hetzelfde BSN als bij de vorige zoekopdracht (ook voor de CSV). Het BSN wordt nergens teruggetoond of gelogd.")))
+            } @else {
+                (field("BSN", "bsn", &f.bsn, Some("De gateway zet het om in een pseudoniem; het BSN wordt nergens teruggetoond of gelogd.")))
+            }
             (field("Partner (aanvrager)", "partner", &f.partner, None))
+            (field("Medewerker (staff id)", "staff_id", &f.staff_id, None))
             (field("Doel", "purpose", &f.purpose, None))
+            (field("Casus", "case", &f.case, None))
+            (field("Product (bijvoorbeeld ggd.screening)", "product", &f.product, None))
             label for="outcome" { "Uitkomst" }
             select id="outcome" name="outcome" {
                 @for (v, t) in [("", "alle"), ("answered", "beantwoord"), ("partly-unavailable", "deels onbeschikbaar"), ("refused", "geweigerd")] {
@@ -149,9 +157,29 @@ fn form(csrf: &str, f: &SearchForm) -> Markup {
                 }
             }
             (field("Soort (disclosure, check, case-read, audit-query voor wie naar wie zocht, …)", "kind", &f.kind, None))
+            label for="from" { "Vanaf (datum)" }
+            input id="from" name="from" type="date" value=(f.from);
+            label for="to" { "Tot (datum, niet inbegrepen)" }
+            input id="to" name="to" type="date" value=(f.to);
+            br;
             button type="submit" { "Zoeken" }
             " "
             button type="submit" formaction="/search.csv" { "Download als CSV" }
+        }
+    }
+}
+
+/// The hidden fields that repeat a search (without its BSN) for its next page.
+fn repeat(csrf: &str, f: &SearchForm, by_subject: bool, after: i64) -> Markup {
+    html! {
+        form method="post" action="/search" {
+            input type="hidden" name="csrf" value=(csrf);
+            @if by_subject { input type="hidden" name="same_subject" value="1"; }
+            @for (k, v) in [("partner", &f.partner), ("staff_id", &f.staff_id), ("purpose", &f.purpose), ("case", &f.case), ("product", &f.product), ("outcome", &f.outcome), ("kind", &f.kind), ("from", &f.from), ("to", &f.to)] {
+                @if !v.is_empty() { input type="hidden" name=(k) value=(v); }
+            }
+            input type="hidden" name="after" value=(after);
+            button type="submit" { "Volgende pagina" }
         }
     }
 }
@@ -160,16 +188,22 @@ pub(super) fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
-/// Search results.
-pub fn results(csrf: &str, f: &SearchForm, items: &[Value]) -> Markup {
+/// Search results: a page of up to 200 entries, and a button for the next.
+pub fn results(
+    csrf: &str,
+    f: &SearchForm,
+    by_subject: bool,
+    items: &[Value],
+    next: Option<i64>,
+) -> Markup {
     page(
         "Zoekresultaat",
         Some(csrf),
         html! {
             p class="note" { "Uw zoekopdrachten worden gelogd." }
-            @if !f.bsn.is_empty() { p { "Gezocht op een BSN (als pseudoniem; het BSN wordt niet teruggetoond)." } }
-            (form(csrf, &SearchForm { bsn: String::new(), csrf: String::new(), partner: f.partner.clone(), purpose: f.purpose.clone(), outcome: f.outcome.clone(), kind: f.kind.clone() }))
-            p { (items.len()) " logregels" }
+            @if by_subject { p { "Gezocht op een BSN (als pseudoniem; het BSN wordt niet teruggetoond)." } }
+            (form(csrf, &f.without_bsn(), by_subject))
+            p { (items.len()) " logregels" @if !f.after.is_empty() { " na regel " (f.after) } }
             @if !items.is_empty() {
                 table {
                     caption { "Logregels, oudste eerst" }
@@ -189,6 +223,7 @@ pub fn results(csrf: &str, f: &SearchForm, items: &[Value]) -> Markup {
                     }
                 }
             }
+            @if let Some(after) = next { (repeat(csrf, f, by_subject, after)) }
         },
     )
 }

@@ -122,7 +122,7 @@ fn home_page(csrf: &str, status: &Value, versions: &Value, drafts: &Value) -> Ma
                                 @if at(&v, "active").as_bool() != Some(true) {
                                     form method="post" action={"/policy/versions/" (s(&v, "id")) "/rollback"} {
                                         input type="hidden" name="csrf" value=(csrf);
-                                        button type="submit" aria-label={"Terugdraaien naar versie " (short(s(&v, "version")))} { "Als concept terugzetten" }
+                                        button type="submit" aria-label={"Als concept terugzetten: versie " (short(s(&v, "version")))} { "Als concept terugzetten" }
                                     }
                                 }
                             }
@@ -377,7 +377,7 @@ fn simulation_page(csrf: &str, id: &str, v: &Value) -> Markup {
             p { "Tegen de actieve versie " code { (short(s(v, "against"))) } ", op het logboek sinds " (s(v, "from")) " (" (at(v, "days")) " dagen)." }
             p { strong { (at(r, "replayed")) } " verstrekkingen opnieuw beslist; " strong { (at(r, "affected_requests")) } " zouden anders uitvallen, over " strong { (at(r, "affected_subjects")) } " betrokkenen." }
             @if at(v, "truncated").as_bool() == Some(true) { p class="note" { "Niet alles is herhaald: de simulatie stopt bij het maximum aantal regels." } }
-            p class="note" { "Niet herhaald: " (s(v, "not_replayed")) "." }
+            p class="note" { "Niet herhaald: de casusstatus en de relatie tot de casus (die hangen af van de casus zoals die toen was), en producten die een verzoek toen niet ontving." }
             @for g in at(r, "changes").as_array().cloned().unwrap_or_default() {
                 h2 { (s(&g, "partner")) " — doel " (s(&g, "purpose")) }
                 p { (at(&g, "requests")) " verzoeken, " (at(&g, "subjects")) " betrokkenen. Logregels: "
