@@ -540,3 +540,67 @@ async fn administrators_draft_approve_activate_and_roll_back_through_the_console
     let r = post_form(&b, &second, &sc, &format!("{to}/activate"), &[]).await;
     assert_eq!(r.status(), 403);
 }
+
+/// The overview's counts on both databases: the week arithmetic and grouping are SQL.
+async fn overview_counts(gw: &Gateway) {
+    let case = crate::disclose::case_with_records(gw, "999990093").await;
+    let (s, _) = crate::disclose::ask(gw, "rn", "reg.mulder", "regisseur", "regie", &case).await;
+    assert_eq!(s, 409);
+    crate::disclose::include(gw, &case).await;
+    crate::disclose::answered(gw, "rn", "reg.mulder", "regisseur", "regie", &case).await;
+    let o = oov_get(
+        gw,
+        "fg.1",
+        &["privacy-officer"],
+        "/v1/audit/overview?weeks=2",
+    )
+    .await;
+    assert_eq!(o["weeks"].as_array().unwrap().len(), 2, "{o}");
+    let series = |k: &str| o[k].as_array().unwrap().clone();
+    assert_eq!(
+        series("disclosures_by_partner"),
+        vec![json!({"key": "rn", "counts": [0, 1]})],
+        "{o}"
+    );
+    assert_eq!(
+        series("refusals_by_type"),
+        vec![json!({"key": "purpose-case-status", "counts": [0, 1]})],
+        "{o}"
+    );
+    assert_eq!(
+        series("disclosures_by_purpose"),
+        vec![json!({"key": "regie", "counts": [0, 1]})]
+    );
+    // Another partner's officer sees only what concerns its partner: rvdk asked nothing, but
+    // its products went out in the disclosure.
+    let rvdk = client("rvdk")
+        .get(gw.url("/v1/audit/overview?weeks=2"))
+        .bearer_auth(token("rvdk", "fg.rvdk", &["privacy-officer"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rvdk.status(), 200);
+    let v: serde_json::Value = rvdk.json().await.unwrap();
+    assert_eq!(
+        v["disclosures_by_partner"],
+        json!([{"key": "rn", "counts": [0, 1]}])
+    );
+    assert_eq!(
+        v["refusals_by_type"],
+        json!([]),
+        "the refusal named no rvdk product: {v}"
+    );
+}
+
+#[tokio::test]
+async fn the_overview_counts_per_week_on_sqlite() {
+    overview_counts(&Gateway::start()).await;
+}
+
+#[tokio::test]
+async fn the_overview_counts_per_week_on_postgres() {
+    let Some(url) = postgres_database().await else {
+        return;
+    };
+    overview_counts(&Gateway::start_with(&url, &[])).await;
+}
