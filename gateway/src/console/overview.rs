@@ -52,7 +52,11 @@ fn series(v: &Value) -> Vec<Series> {
         .map(|a| {
             a.iter()
                 .map(|x| Series {
-                    key: s(x, "key").to_owned(),
+                    // `-`: the requests named no purpose (or were refused before one was read).
+                    key: match s(x, "key") {
+                        "-" => "(geen)".to_owned(),
+                        k => k.to_owned(),
+                    },
                     counts: at(x, "counts")
                         .as_array()
                         .map(|c| c.iter().map(|n| n.as_u64().unwrap_or(0)).collect())

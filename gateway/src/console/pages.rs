@@ -258,7 +258,7 @@ pub fn entry(csrf: &str, item: &Value, proven: &Proven) -> Markup {
             table {
                 caption { "Gegevens van de regel" }
                 tbody {
-                    @for (k, label) in [("at", "Tijd"), ("kind", "Soort"), ("partner", "Aanvrager (partner)"), ("staff_id", "Medewerker"), ("role", "Rol"), ("processing_activity", "Doel"), ("purpose_name", "Naam van het doel"), ("case_id", "Casus"), ("outcome", "Uitkomst"), ("problem", "Weigering")] {
+                    @for (k, label) in [("at", "Tijd"), ("kind", "Soort"), ("partner", "Aanvrager (partner)"), ("staff_id", "Medewerker"), ("role", "Rol"), ("processing_activity", "Doel"), ("purpose_name", "Naam van het doel"), ("case_id", "Casus"), ("outcome", "Uitkomst"), ("problem", "Weigering"), ("query", "Zoekopdracht (wie zocht naar wie)")] {
                         tr { th scope="row" { (label) } td { (s(item, k)) } }
                     }
                     tr { th scope="row" { "Convenantversie die besliste" } td { a href={"/policy/version/" (s(item, "policy_version"))} { code { (s(item, "policy_version")) } } " (tekst en goedkeuring)" } }
@@ -397,7 +397,7 @@ pub fn log_health(csrf: &str, h: &super::Health) -> Markup {
                             @for (name, t) in &h.cosigned {
                                 tr { th scope="row" { "Medeondertekend door " (name) } td { (when(i64::try_from(*t).unwrap_or(0))) " (" (ago(h.now, i64::try_from(*t).unwrap_or(0))) ")" } }
                             }
-                            @if h.cosigned.is_empty() { tr { th scope="row" { "Medeondertekeningen" } td { "geen van de bekende getuigen" } } }
+                            @if h.cosigned.is_empty() { tr { th scope="row" { "Medeondertekeningen" } td { "nog geen van de bekende getuigen: dit checkpoint is nieuwer dan hun laatste ronde (ook uw eigen zoekopdrachten laten het logboek groeien); " code { "gateway monitor" } " bewaakt of ze bijblijven" } } }
                             @if h.unknown_cosignatures > 0 { tr { th scope="row" { "Andere medeondertekeningen" } td { (h.unknown_cosignatures) " (van getuigen die deze console niet kent)" } } }
                         }
                     }

@@ -32,7 +32,12 @@ fn person(v: &Value) -> String {
     if v.is_null() {
         return "—".into();
     }
-    format!("{}/{}", s(v, "partner"), s(v, "staff_id"))
+    let partner = s(v, "partner");
+    // The bootstrap version's author is the configuration file, not a person.
+    if partner.starts_with('(') {
+        return format!("{partner} {}", s(v, "staff_id"));
+    }
+    format!("{partner}/{}", s(v, "staff_id"))
 }
 
 fn short(version: &str) -> &str {
