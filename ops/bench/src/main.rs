@@ -98,7 +98,16 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // nginx's master stops its workers on SIGTERM; a SIGKILL would leave them running (and
+        // spinning) through every later measurement.
+        let stopped = self.name == "nginx"
+            && std::process::Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+        if !stopped {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
