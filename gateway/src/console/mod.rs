@@ -995,7 +995,9 @@ async fn consistency_since(
                 .await;
             let checked = match answer {
                 Ok((200, body)) => {
-                    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                    let v = serde_json::from_str::<serde_json::Value>(&body)
+                        .unwrap_or(serde_json::Value::Null);
+                    // Not JSON, or no `proof`: "not readable" below.
                     let path: Option<Vec<Hash>> = at(&v, "proof").as_array().map(|a| {
                         a.iter()
                             .filter_map(|x| x.as_str().and_then(crate::log::verify::parse_hash))
