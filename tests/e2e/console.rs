@@ -140,12 +140,7 @@ async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
     );
     let cookie = cookie.split(';').next().unwrap().to_owned();
     assert_eq!(b.get(&console.login).send().await.unwrap().status(), 401);
-    let home = b
-        .get(format!("{base}/"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let home = get_page(&b, &console, &cookie, "/").await;
     assert_eq!(home.status(), 200);
     let html = home.text().await.unwrap();
     assert!(html.contains("Uw zoekopdrachten worden gelogd"));
@@ -155,14 +150,14 @@ async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
     let csrf = csrf_of(&html);
 
     // Search by BSN: posted, answered with the subject's entries, the BSN not shown back.
-    let r = b
-        .post(format!("{base}/search"))
-        .header("cookie", &cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encoded(&[("csrf", csrf.as_str()), ("bsn", bsn)]))
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(
+        &b,
+        &console,
+        &cookie,
+        "/search",
+        &[("csrf", csrf.as_str()), ("bsn", bsn)],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     assert!(html.contains("case-change"), "{html}");
@@ -204,12 +199,7 @@ async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
         .take_while(char::is_ascii_digit)
         .collect();
     // One entry, its inclusion proof checked by the console against the signed checkpoint.
-    let r = b
-        .get(format!("{base}/entry/{seq}"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = get_page(&b, &console, &cookie, &format!("/entry/{seq}")).await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     assert!(
@@ -218,14 +208,14 @@ async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
     );
 
     // The CSV of the same search is the gateway's own (each column as the API gives it).
-    let r = b
-        .post(format!("{base}/search.csv"))
-        .header("cookie", &cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encoded(&[("csrf", csrf.as_str()), ("kind", "case-change")]))
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(
+        &b,
+        &console,
+        &cookie,
+        "/search.csv",
+        &[("csrf", csrf.as_str()), ("kind", "case-change")],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert!(
         r.headers()["content-disposition"]
@@ -247,21 +237,16 @@ async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
     assert!(from_console.lines().count() >= 2, "{from_console}");
 
     // The art. 15 letter: printable, the BSN not in it, the registration's reading listed.
-    let r = b
-        .get(format!("{base}/report"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = get_page(&b, &console, &cookie, "/report").await;
     assert_eq!(r.status(), 200);
-    let r = b
-        .post(format!("{base}/report"))
-        .header("cookie", &cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encoded(&[("csrf", csrf.as_str()), ("bsn", bsn)]))
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(
+        &b,
+        &console,
+        &cookie,
+        "/report",
+        &[("csrf", csrf.as_str()), ("bsn", bsn)],
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let letter = r.text().await.unwrap();
     assert!(
@@ -274,12 +259,7 @@ async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
     // The log's state: the served checkpoint checked with the log key, the latest entries'
     // proofs; at the second visit, a consistency proof from the first.
     let health = || async {
-        let r = b
-            .get(format!("{base}/log"))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
+        let r = get_page(&b, &console, &cookie, "/log").await;
         assert_eq!(r.status(), 200);
         r.text().await.unwrap()
     };
@@ -293,12 +273,7 @@ async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
     assert!(html.contains("consistentiebewijs geverifieerd"), "{html}");
 
     // The overview: the disclosure and the refusal, as a chart and its table.
-    let r = b
-        .get(format!("{base}/overview?weeks=4"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = get_page(&b, &console, &cookie, "/overview?weeks=4").await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     assert!(
@@ -312,14 +287,7 @@ async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
     );
 
     // A post without the CSRF token, and a foreign Host, are refused.
-    let r = b
-        .post(format!("{base}/search"))
-        .header("cookie", &cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encoded(&[("bsn", bsn)]))
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(&b, &console, &cookie, "/search", &[("bsn", bsn)]).await;
     assert_eq!(r.status(), 403);
     let r = b
         .get(format!("{base}/"))
@@ -331,21 +299,9 @@ async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
     assert_eq!(r.status(), 421);
 
     // Logged out: the session is gone.
-    let r = b
-        .post(format!("{base}/logout"))
-        .header("cookie", &cookie)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encoded(&[("csrf", csrf.as_str())]))
-        .send()
-        .await
-        .unwrap();
+    let r = post_form(&b, &console, &cookie, "/logout", &[("csrf", csrf.as_str())]).await;
     assert_eq!(r.status(), 200);
-    let r = b
-        .get(format!("{base}/"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let r = get_page(&b, &console, &cookie, "/").await;
     assert_eq!(r.status(), 401);
 
     // The search is on the record, by the officer; the console's own log holds no BSN.
@@ -366,6 +322,20 @@ async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
     );
     let log = std::fs::read_to_string(&console.stderr).unwrap();
     assert!(!log.contains(bsn), "{log}");
+}
+
+/// A console page with the session cookie.
+async fn get_page(
+    b: &reqwest::Client,
+    console: &Console,
+    cookie: &str,
+    path: &str,
+) -> reqwest::Response {
+    b.get(format!("http://{}{path}", console.addr))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Logs in by the link: the session cookie and the CSRF token of the home page.
