@@ -167,12 +167,14 @@ pub(super) async fn new_form(State(c): St, headers: HeaderMap) -> Response {
         );
     };
     match c.get(&format!("/v1/policy/drafts/{draft}"), &[]).await {
-        Ok((200, b)) => {
-            let source = json(&b)
-                .map(|v| s(&v, "source").to_owned())
-                .unwrap_or_default();
-            new_page(&csrf, &source, &[]).into_response()
-        }
+        // An answer without the text is the gateway's failure, not an empty covenant to edit.
+        Ok((200, b)) => match json(&b).and_then(|v| v.get("source")?.as_str().map(str::to_owned)) {
+            Some(source) => new_page(&csrf, &source, &[]).into_response(),
+            None => failed(
+                &csrf,
+                Ok((200, "{\"detail\":\"a draft without its text\"}".into())),
+            ),
+        },
         other => failed(&csrf, other),
     }
 }
