@@ -91,8 +91,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-async fn bench(name: &str, db: Db, large: usize) {
+/// Runs every measurement on `db`; returns the appends per second by concurrency.
+async fn bench(name: &str, db: Db, large: usize) -> serde_json::Value {
     db.migrate().await.expect("migrate");
+    let mut appends = serde_json::Map::new();
     let log = Arc::new(
         Log::open(db.clone(), keys(), ORIGIN.into())
             .await
@@ -101,6 +103,7 @@ async fn bench(name: &str, db: Db, large: usize) {
     let mut next = 0;
     for (writers, total) in [(1usize, 300usize), (8, 2_000), (64, 20_000), (512, 100_000)] {
         let secs = grow(&log, &mut next, total, writers).await;
+        appends.insert(writers.to_string(), (total as f64 / secs).into());
         println!(
             "{name:<9} append      {writers:>4} concurrent  {total:>8} entries  {:>9.0} entries/s",
             total as f64 / secs
@@ -189,6 +192,11 @@ async fn bench(name: &str, db: Db, large: usize) {
         report.entries,
         report.entries as f64 / secs * 60.0
     );
+    serde_json::json!({
+        "append": appends,
+        "verify_entries_per_minute": report.entries as f64 / secs * 60.0,
+        "entries": report.entries,
+    })
 }
 
 fn main() {
@@ -206,9 +214,13 @@ fn main() {
         let db = Db::connect(&format!("sqlite://{}", dir.join("log.db").display()))
             .await
             .expect("sqlite");
-        bench("sqlite", db, large).await;
+        let mut results = serde_json::Map::new();
+        results.insert("sqlite".into(), bench("sqlite", db, large).await);
         let _ = std::fs::remove_dir_all(&dir);
-        if let Ok(admin) = std::env::var("GATEWAY_TEST_POSTGRES_URL") {
+        if let Some(admin) = std::env::var("GATEWAY_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
             let root = Db::connect(&admin).await.expect("pg");
             root.execute_unchecked("DROP DATABASE IF EXISTS gateway_bench_log")
                 .await
@@ -220,7 +232,21 @@ fn main() {
                 "{}/gateway_bench_log",
                 admin.rsplit_once('/').map_or(admin.as_str(), |x| x.0)
             );
-            bench("postgres", Db::connect(&url).await.expect("pg"), large).await;
+            results.insert(
+                "postgres".into(),
+                bench("postgres", Db::connect(&url).await.expect("pg"), large).await,
+            );
         }
+        // For `ops/bench/run`'s table of targets.
+        let out = std::env::var_os("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+            .join("bench");
+        std::fs::create_dir_all(&out).expect("target/bench");
+        std::fs::write(
+            out.join("log.json"),
+            serde_json::to_string_pretty(&results).expect("json"),
+        )
+        .expect("log.json");
     });
 }

@@ -130,7 +130,7 @@ pub async fn run(
     let next = Arc::new(AtomicU64::new(0));
     let barrier = Arc::new(tokio::sync::Barrier::new(s.connections + 1));
     let mut tasks = Vec::new();
-    for _ in 0..s.connections {
+    for c in 0..s.connections {
         let (plan, next, barrier, tls, base) = (
             plan.clone(),
             next.clone(),
@@ -156,11 +156,16 @@ pub async fn run(
             let interval = s
                 .rate
                 .map(|rate| Duration::from_secs_f64(s.connections as f64 / rate.max(1e-9)));
+            // Each connection's schedule is offset by its share of the interval, so that the
+            // requests arrive evenly spread at the rate, not as bursts of one per connection.
+            let phase = interval.map_or(Duration::ZERO, |iv| {
+                iv.mul_f64(c as f64 / s.connections as f64)
+            });
             let mut k = 0u32;
             loop {
                 let scheduled = match interval {
                     Some(iv) => {
-                        let at = start + iv * k;
+                        let at = start + phase + iv * k;
                         k += 1;
                         tokio::time::sleep_until(at.into()).await;
                         at

@@ -9,6 +9,7 @@
 mod baseline;
 mod load;
 mod procstat;
+mod targets;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -62,9 +63,15 @@ struct RunArgs {
     /// Distinct subjects (cases with records of all seven partners).
     #[arg(long, default_value_t = 500)]
     subjects: usize,
-    /// Rate of the latency runs (requests per second).
-    #[arg(long, default_value_t = 2000.0)]
-    rate: f64,
+    /// Rate of the latency runs (requests per second); by default half of S1's closed-loop
+    /// throughput in this run (the issue's "half of S1's capacity").
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Only these closed-loop targets (comma-separated, e.g. `B1,S1,S3`); skips the memory and
+    /// PostgreSQL runs, the oha cross-check and (unless `--rate` is given) the latency runs. For
+    /// a quick look at one change.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Also run S1 on this PostgreSQL server (an admin URL; a fresh database is made), or on
     /// GATEWAY_TEST_POSTGRES_URL when set.
     #[arg(long, env = "GATEWAY_TEST_POSTGRES_URL")]
@@ -535,6 +542,15 @@ fn b1_plan(plans: &Plans) -> Vec<Req> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the harness's edge: when this run started, to date saved micro-benchmark results"
+    )]
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    let full = args.only.is_empty();
     std::fs::create_dir_all(&args.out)?;
     // Absolute: nginx resolves relative paths against its prefix.
     let work = std::fs::canonicalize(&args.out)?.join(format!("run-{}", std::process::id()));
@@ -640,6 +656,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         targets.push(("S3", &gw, p.s3.clone()));
         targets.push(("S4", &gw, p.s4.clone()));
         targets.push(("S5", &gw, mix(&p)));
+        targets.retain(|(name, _, _)| wanted(name));
         for (name, server, plan) in targets {
             let s = measure(server, &tls, plan, closed).await?;
             eprintln!(
@@ -651,59 +668,83 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
 
     // B0 once more, by an independent generator, in the same run.
-    let oha = oha_b0(&b0, &dir, closed);
+    let oha = if full {
+        oha_b0(&b0, &dir, closed)
+    } else {
+        None
+    };
     match &oha {
         Some(o) => eprintln!(
             "  B0 by {}: {:.0} req/s, {:.0} µs CPU/req (oha {:.0})",
             o.version, o.rps, o.server_us, o.oha_us
         ),
-        None => eprintln!("  oha not installed (cargo install oha --locked): no B0 cross-check"),
+        None if full => {
+            eprintln!("  oha not installed (cargo install oha --locked): no B0 cross-check")
+        }
+        None => {}
     }
+    let m: std::collections::BTreeMap<&str, Sample> =
+        results.iter().map(|(k, v)| (*k, median(v))).collect();
 
-    eprintln!("latency at {} req/s", args.rate);
+    // Half of S1's closed-loop capacity in this run, unless a rate was given.
+    let rate = args
+        .rate
+        .or_else(|| m.get("S1").map(|s| (s.rps / 2.0).round()))
+        .unwrap_or(1000.0);
     let p = plans(&dir, &cases)?;
-    let rated = Settings {
-        connections: args.connections,
-        duration: Duration::from_secs(args.duration),
-        rate: Some(args.rate),
-    };
     let mut at_rate = std::collections::BTreeMap::new();
-    for (name, plan) in [
-        ("S1", p.s1.clone()),
-        ("S2", p.s2.clone()),
-        ("S3", p.s3.clone()),
-    ] {
-        let s = measure(&gw, &tls, plan, rated).await?;
-        eprintln!(
-            "  {name} @{}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
-            args.rate, s.rps, s.p50_ms, s.p99_ms
-        );
-        at_rate.insert(name, s);
+    if full || args.rate.is_some() {
+        eprintln!("latency at {rate} req/s");
+        let rated = Settings {
+            connections: args.connections,
+            duration: Duration::from_secs(args.duration),
+            rate: Some(rate),
+        };
+        // B1 at the same rate beside them: the tail the machine and the generator give a
+        // server that only does the crypto floor.
+        for (name, server, plan) in [
+            ("B1", &b1, b1_plan(&p)),
+            ("S1", &gw, p.s1.clone()),
+            ("S2", &gw, p.s2.clone()),
+            ("S3", &gw, p.s3.clone()),
+        ] {
+            let s = measure(server, &tls, plan, rated).await?;
+            eprintln!(
+                "  {name} @{rate}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+                s.rps, s.p50_ms, s.p99_ms
+            );
+            at_rate.insert(name, s);
+        }
     }
 
-    eprintln!("memory: 1000 idle keep-alive connections and 100 active");
-    let idle = load::idle_connections(&gw.base, &tls, &p.s2[0], 1000).await?;
-    let active = measure(
-        &gw,
-        &tls,
-        p.s1.clone(),
-        Settings {
-            connections: 100,
-            duration: Duration::from_secs(args.duration),
-            rate: None,
-        },
-    )
-    .await?;
-    let rss_now = procstat::memory_mb(gw.pid(), "VmRSS")?;
-    let peak = procstat::memory_mb(gw.pid(), "VmHWM")?;
-    drop(idle);
-    eprintln!(
-        "  100 active: {:.0} req/s; gateway RSS {rss_now:.1} MB, peak {peak:.1} MB",
-        active.rps
-    );
+    let memory = if full {
+        eprintln!("memory: 1000 idle keep-alive connections and 100 active");
+        let idle = load::idle_connections(&gw.base, &tls, &p.s2[0], 1000).await?;
+        let active = measure(
+            &gw,
+            &tls,
+            p.s1.clone(),
+            Settings {
+                connections: 100,
+                duration: Duration::from_secs(args.duration),
+                rate: None,
+            },
+        )
+        .await?;
+        let rss_now = procstat::memory_mb(gw.pid(), "VmRSS")?;
+        let peak = procstat::memory_mb(gw.pid(), "VmHWM")?;
+        drop(idle);
+        eprintln!(
+            "  100 active: {:.0} req/s; gateway RSS {rss_now:.1} MB, peak {peak:.1} MB",
+            active.rps
+        );
+        Some((rss_now, peak, active.rps))
+    } else {
+        None
+    };
 
     let mut pg = None;
-    if let Some(admin) = &args.postgres {
+    if let (Some(admin), true) = (&args.postgres, full) {
         eprintln!("PostgreSQL: seeding and S1");
         let url = fresh_pg(admin).await?;
         let gpg = start_gateway(&dir, &url)?;
@@ -724,8 +765,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
 
     // The report.
-    let m: std::collections::BTreeMap<&str, Sample> =
-        results.iter().map(|(k, v)| (*k, median(v))).collect();
     let mut table = String::new();
     use std::fmt::Write as _;
     let _ = writeln!(
@@ -765,11 +804,18 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         ratio("S1", "B0"),
         ratio("S1", "B2")
     );
-    let _ = writeln!(
-        table,
-        "\nAt {} req/s ({} connections, latency from the scheduled send):",
-        args.rate, args.connections
-    );
+    if !at_rate.is_empty() {
+        let _ = writeln!(
+            table,
+            "\nAt {rate} req/s ({} connections, latency from the scheduled send){}:",
+            args.connections,
+            if args.rate.is_none() {
+                ", half of S1's closed-loop throughput"
+            } else {
+                ""
+            }
+        );
+    }
     for (k, s) in &at_rate {
         let _ = writeln!(
             table,
@@ -777,11 +823,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             s.rps, s.p50_ms, s.p99_ms
         );
     }
-    let _ = writeln!(
-        table,
-        "\nMemory: 1000 idle keep-alive connections + 100 active (S1, {:.0} req/s): gateway RSS {rss_now:.1} MB, peak RSS over the whole run {peak:.1} MB",
-        active.rps
-    );
+    if let Some((rss_now, peak, active)) = memory {
+        let _ = writeln!(
+            table,
+            "\nMemory: 1000 idle keep-alive connections + 100 active (S1, {active:.0} req/s): gateway RSS {rss_now:.1} MB, peak RSS over the whole run {peak:.1} MB"
+        );
+    }
+    let mut pg_ratio = None;
     if let Some(v) = &pg {
         let sq: Vec<f64> = v.iter().map(|(a, _)| a.rps).collect();
         let p: Vec<f64> = v.iter().map(|(_, b)| b.rps).collect();
@@ -790,19 +838,36 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             x[x.len() / 2]
         };
         let (a, b) = (med(sq), med(p));
+        pg_ratio = Some(b / a);
         let _ = writeln!(
             table,
             "\nS1 on PostgreSQL {b:.0} req/s vs SQLite {a:.0} req/s: ratio {:.2}",
             b / a
         );
     }
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"));
+    let _ = writeln!(
+        table,
+        "\nTargets (issue 20), from this run:\n\n{}",
+        targets::table(&targets::Figures {
+            closed: &m,
+            at_rate: &at_rate,
+            rate,
+            peak_rss_mb: memory.map(|(_, peak, _)| peak),
+            postgres_ratio: pg_ratio,
+            target_dir: &target_dir,
+            started,
+        })
+    );
     println!("{table}");
     let json = json!({
-        "settings": {"duration_s": args.duration, "connections": args.connections, "repeats": args.repeats, "subjects": args.subjects, "rate": args.rate, "s1_answer_bytes": answer_bytes},
+        "settings": {"duration_s": args.duration, "connections": args.connections, "repeats": args.repeats, "subjects": args.subjects, "rate": rate, "only": args.only, "s1_answer_bytes": answer_bytes},
         "runs": results,
         "median": m,
         "at_rate": at_rate,
-        "memory": {"rss_mb": rss_now, "peak_rss_mb": peak, "active_rps": active.rps},
+        "memory": memory.map(|(rss, peak, active)| json!({"rss_mb": rss, "peak_rss_mb": peak, "active_rps": active})),
         "postgres": pg.map(|v| v.into_iter().map(|(a, b)| json!({"sqlite": a, "postgres": b})).collect::<Vec<_>>()),
     });
     std::fs::write(

@@ -1,0 +1,300 @@
+//! The performance issue's targets, each marked met or not from this run's figures (and, for the
+//! two that criterion and the log bench measure, from their latest saved results, with when).
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::Sample;
+
+/// What one run measured, as the targets need it.
+pub struct Figures<'a> {
+    /// Closed-loop medians by target name.
+    pub closed: &'a BTreeMap<&'a str, Sample>,
+    /// The open-loop runs, by scenario, and their rate.
+    pub at_rate: &'a BTreeMap<&'a str, Sample>,
+    /// The open-loop rate.
+    pub rate: f64,
+    /// The gateway's peak RSS (MB) over the run, with 1,000 idle connections and 100 active.
+    pub peak_rss_mb: Option<f64>,
+    /// S1 on PostgreSQL over S1 on SQLite, when PostgreSQL was run.
+    pub postgres_ratio: Option<f64>,
+    /// The cargo target directory (criterion's and the log bench's results).
+    pub target_dir: &'a Path,
+    /// When this run started (seconds since the epoch), to tell this run's figures from older.
+    pub started: u64,
+}
+
+struct Row {
+    target: String,
+    result: String,
+    met: Option<bool>,
+}
+
+/// The targets table (Markdown).
+pub fn table(f: &Figures<'_>) -> String {
+    let c = |k: &str| f.closed.get(k);
+    let mut rows = Vec::new();
+    match (c("S1"), c("B1")) {
+        (Some(s1), Some(b1)) => {
+            let r = s1.rps / b1.rps;
+            rows.push(Row {
+                target: "S1 ≥ 70 % of B1's throughput".into(),
+                result: format!("{:.0} %", r * 100.0),
+                met: Some(r >= 0.70),
+            });
+            let r = s1.cpu_us_per_req / b1.cpu_us_per_req;
+            rows.push(Row {
+                target: "S1 server CPU per request ≤ 1.4 × B1's".into(),
+                result: format!(
+                    "{r:.1} × ({:.0} against {:.0} µs)",
+                    s1.cpu_us_per_req, b1.cpu_us_per_req
+                ),
+                met: Some(r <= 1.4),
+            });
+        }
+        _ => rows.push(absent("S1 against B1", "S1 or B1 not run")),
+    }
+    match (c("S3"), c("B0")) {
+        (Some(s3), Some(b0)) => {
+            let r = s3.cpu_us_per_req / b0.cpu_us_per_req;
+            rows.push(Row {
+                target: "S3 server CPU per request ≤ 2 × B0's".into(),
+                result: format!(
+                    "{r:.1} × ({:.0} against {:.0} µs)",
+                    s3.cpu_us_per_req, b0.cpu_us_per_req
+                ),
+                met: Some(r <= 2.0),
+            });
+        }
+        _ => rows.push(absent("S3 against B0", "S3 or B0 not run")),
+    }
+    for (name, bound) in [("S1", 10.0), ("S2", 5.0), ("S3", 5.0)] {
+        let target = format!("{name} p99 ≤ {bound:.0} ms at half of S1's capacity");
+        match f.at_rate.get(name) {
+            Some(s) => rows.push(Row {
+                target,
+                result: format!(
+                    "{:.2} ms at {:.0} req/s (achieved {:.0})",
+                    s.p99_ms, f.rate, s.rps
+                ),
+                // A rate not reached is a queue, never a met latency target.
+                met: Some(s.p99_ms <= bound && s.rps >= f.rate * 0.9),
+            }),
+            None => rows.push(absent(&target, "latency runs not run")),
+        }
+    }
+    rows.push(match f.postgres_ratio {
+        Some(r) => Row {
+            target: "S1 on PostgreSQL ≥ 60 % of SQLite's".into(),
+            result: format!("{:.0} %", r * 100.0),
+            met: Some(r >= 0.60),
+        },
+        None => absent(
+            "S1 on PostgreSQL ≥ 60 % of SQLite's",
+            "PostgreSQL not run (ops/ci/with-postgres.sh ops/bench/run)",
+        ),
+    });
+    rows.push(match f.peak_rss_mb {
+        Some(mb) => Row {
+            target: "peak RSS ≤ 150 MB (1,000 idle + 100 active connections)".into(),
+            result: format!("{mb:.1} MB"),
+            met: Some(mb <= 150.0),
+        },
+        None => absent("peak RSS ≤ 150 MB", "memory run not run"),
+    });
+    rows.push(log_append(f));
+    rows.push(decide(f));
+
+    let mut out = String::from("| target | this run | |\n|---|---|---|\n");
+    for r in &rows {
+        let mark = match r.met {
+            Some(true) => "met",
+            Some(false) => "**not met**",
+            None => "not measured",
+        };
+        let _ = writeln!(out, "| {} | {} | {mark} |", r.target, r.result);
+    }
+    out
+}
+
+fn absent(target: &str, why: &str) -> Row {
+    Row {
+        target: target.into(),
+        result: why.into(),
+        met: None,
+    }
+}
+
+/// When a results file was written, said against this run's start.
+fn when(path: &Path, started: u64) -> Option<String> {
+    let t = std::fs::metadata(path)
+        .ok()?
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    Some(if t >= started {
+        "this run".into()
+    } else {
+        let days = (started - t) / 86_400;
+        let hours = (started - t) % 86_400 / 3_600;
+        format!("{days} d {hours} h before this run")
+    })
+}
+
+fn log_append(f: &Figures<'_>) -> Row {
+    let target = "log append ≥ 50,000 entries/s at batch 512 (SQLite, durable)";
+    let path = f.target_dir.join("bench/log.json");
+    let v: Option<Value> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    match (
+        v.as_ref()
+            .and_then(|v| v.pointer("/sqlite/append/512"))
+            .and_then(Value::as_f64),
+        when(&path, f.started),
+    ) {
+        (Some(x), Some(w)) => Row {
+            target: target.into(),
+            result: format!("{x:.0} entries/s (`cargo bench -p gateway --bench log`, {w})"),
+            met: Some(x >= 50_000.0),
+        },
+        _ => absent(target, "not run: `cargo bench -p gateway --bench log`"),
+    }
+}
+
+fn decide(f: &Figures<'_>) -> Row {
+    let target = "decision + transform ≤ 2 µs per 20-field record";
+    let path = f
+        .target_dir
+        .join("criterion/decide+transform 20-field record/new/estimates.json");
+    let v: Option<Value> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    match (
+        v.as_ref()
+            .and_then(|v| v.pointer("/median/point_estimate"))
+            .and_then(Value::as_f64),
+        when(&path, f.started),
+    ) {
+        (Some(ns), Some(w)) => Row {
+            target: target.into(),
+            result: format!(
+                "{:.2} µs median (`cargo bench -p policy --bench decide`, {w})",
+                ns / 1000.0
+            ),
+            met: Some(ns <= 2_000.0),
+        },
+        _ => absent(target, "not run: `cargo bench -p policy --bench decide`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(rps: f64, cpu: f64, p99: f64) -> Sample {
+        Sample {
+            rps,
+            p50_ms: p99 / 2.0,
+            p99_ms: p99,
+            cpu_us_per_req: cpu,
+            gen_cpu_us_per_req: 30.0,
+            requests: 1,
+            unexpected: 0,
+            errors: 0,
+        }
+    }
+
+    fn row<'a>(table: &'a str, starts: &str) -> &'a str {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {starts}")))
+            .unwrap_or_else(|| panic!("no row {starts} in\n{table}"))
+    }
+
+    #[test]
+    fn each_target_is_marked_from_the_figures_and_absent_ones_are_not_measured() {
+        let closed = BTreeMap::from([
+            ("B0", sample(38_000.0, 20.0, 2.0)),
+            ("B1", sample(10_000.0, 135.0, 7.0)),
+            ("S1", sample(7_500.0, 180.0, 9.0)),
+            ("S3", sample(5_000.0, 150.0, 16.0)),
+        ]);
+        let at_rate = BTreeMap::from([
+            ("S1", sample(3_750.0, 180.0, 8.0)),
+            // Low latency, but the rate was not reached: a queue, never met.
+            ("S2", sample(2_000.0, 300.0, 1.0)),
+            ("S3", sample(3_750.0, 150.0, 6.0)),
+        ]);
+        let dir = std::env::temp_dir().join(format!("targets-{}", std::process::id()));
+        let t = table(&Figures {
+            closed: &closed,
+            at_rate: &at_rate,
+            rate: 3_750.0,
+            peak_rss_mb: Some(151.0),
+            postgres_ratio: None,
+            target_dir: &dir,
+            started: 0,
+        });
+        assert!(row(&t, "S1 ≥ 70 %").ends_with("| 75 % | met |"), "{t}");
+        assert!(row(&t, "S1 server CPU").contains("1.3 ×"), "{t}");
+        assert!(row(&t, "S1 server CPU").ends_with("| met |"), "{t}");
+        assert!(row(&t, "S3 server CPU").contains("**not met**"), "{t}");
+        assert!(row(&t, "S1 p99").ends_with("| met |"), "{t}");
+        assert!(row(&t, "S2 p99").contains("**not met**"), "{t}");
+        assert!(row(&t, "S3 p99").contains("**not met**"), "{t}");
+        assert!(row(&t, "peak RSS").contains("**not met**"), "{t}");
+        assert!(
+            row(&t, "S1 on PostgreSQL").ends_with("| not measured |"),
+            "{t}"
+        );
+        assert!(row(&t, "log append").ends_with("| not measured |"), "{t}");
+        assert!(row(&t, "decision").ends_with("| not measured |"), "{t}");
+    }
+
+    #[test]
+    fn saved_micro_benchmark_results_are_read_and_dated() {
+        let dir = std::env::temp_dir().join(format!("targets-saved-{}", std::process::id()));
+        let crit = dir.join("criterion/decide+transform 20-field record/new");
+        std::fs::create_dir_all(&crit).unwrap();
+        std::fs::create_dir_all(dir.join("bench")).unwrap();
+        std::fs::write(
+            crit.join("estimates.json"),
+            r#"{"median":{"point_estimate":1720.5}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("bench/log.json"),
+            r#"{"sqlite":{"append":{"512":5112.0}}}"#,
+        )
+        .unwrap();
+        let empty = BTreeMap::new();
+        let t = table(&Figures {
+            closed: &empty,
+            at_rate: &empty,
+            rate: 1.0,
+            peak_rss_mb: None,
+            postgres_ratio: Some(0.9),
+            target_dir: &dir,
+            started: 0,
+        });
+        assert!(row(&t, "decision").contains("1.72 µs median"), "{t}");
+        assert!(row(&t, "decision").contains("this run"), "{t}");
+        assert!(row(&t, "decision").ends_with("| met |"), "{t}");
+        assert!(row(&t, "log append").contains("5112 entries/s"), "{t}");
+        assert!(row(&t, "log append").contains("**not met**"), "{t}");
+        assert!(
+            row(&t, "S1 on PostgreSQL").ends_with("| 90 % | met |"),
+            "{t}"
+        );
+        assert!(
+            row(&t, "S1 against B1").ends_with("| not measured |"),
+            "{t}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
