@@ -28,7 +28,8 @@ pub struct App {
     pub activation: tokio::sync::Mutex<()>,
     /// The gateway's own secrets.
     pub secrets: Secrets,
-    /// Deposited records already opened, by the digest of their sealed form.
+    /// Deposited records already opened, by their deposit's digest (the SHA-256 of the sealed
+    /// form its deposit entry names; a new deposit has a new one).
     pub opened: crate::cache::Bounded<[u8; 32], OpenedRecords>,
     /// The clock.
     pub clock: Arc<dyn Clock>,

@@ -6,7 +6,7 @@
 use super::entry::LogEntry;
 use super::merkle::{Frontier, Hash, leaf_hash};
 use super::{LogError, chain_hash, tree};
-use crate::store::{Change, Db, HeadRow, LeafRow, NodeRow, ProductRow, RecordRow};
+use crate::store::{AppendRows, Change, Db, HeadRow, LeafRow, NodeRow, ProductRow, RecordRow};
 use tokio::sync::{mpsc, oneshot};
 
 /// Where an entry landed.
@@ -214,14 +214,16 @@ async fn commit(
     if overflow {
         return Err(LogError::Corrupt("tree index out of range".into()));
     }
-    tx.insert_leaves(&leaves).await?;
-    tx.insert_records(&records).await?;
-    tx.insert_products(&products).await?;
-    tx.insert_nodes(&nodes).await?;
-    tx.set_head(&HeadRow {
-        size: st.size,
-        chain_hash: st.chain,
-        root: Some(st.frontier.root()),
+    tx.append_rows(&AppendRows {
+        leaves: &leaves,
+        records: &records,
+        products: &products,
+        nodes: &nodes,
+        head: &HeadRow {
+            size: st.size,
+            chain_hash: st.chain,
+            root: Some(st.frontier.root()),
+        },
     })
     .await?;
     tx.commit().await?;

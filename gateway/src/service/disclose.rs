@@ -263,7 +263,9 @@ pub async fn disclose(
             .product(&row.product)
             .filter(|p| products.contains(p) && allowed_p(p))
         {
-            let key: [u8; 32] = Sha256::digest(&row.sealed).into();
+            // The deposit's own digest (its entry's): a new deposit has a new one, a re-seal
+            // keeps it and the content; no hashing of the sealed bytes on every request.
+            let key = row.deposit_digest();
             let records = match app.opened.get(&key) {
                 Some(r) => Some(r),
                 None => app
@@ -281,7 +283,7 @@ pub async fn disclose(
             };
             let source = SourceRef {
                 from: SourceKind::Deposit,
-                sha256: hex::encode(row.deposit_digest()),
+                sha256: hex::encode(key),
             };
             sources.insert(p, records.map(|r| (r, source)));
         }

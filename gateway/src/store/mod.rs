@@ -22,7 +22,7 @@ pub use keys::{
     StalePseudonym,
 };
 pub use log::{
-    HeadRow, LeafRow, LogFilter, NodeRow, ProductRow, RecordRow, StoredCheckpoint,
+    AppendRows, HeadRow, LeafRow, LogFilter, NodeRow, ProductRow, RecordRow, StoredCheckpoint,
     StoredCosignature, StoredEntry,
 };
 pub use policy::{DraftKind, DraftStatus, PolicyDraftRow};
