@@ -40,8 +40,9 @@ fn bench(c: &mut Criterion) {
     let cc = match compile_toml(include_str!("bench20.toml")) {
         Ok(cc) => cc,
         Err(d) => {
-            eprintln!("{d}");
-            return;
+            // A fixture that no longer compiles is a failed run, not an empty one.
+            eprintln!("bench20.toml: {d}");
+            std::process::exit(1);
         }
     };
     let cov = cc.covenant();
@@ -51,7 +52,8 @@ fn bench(c: &mut Criterion) {
         cov.purpose("regie"),
         cov.product("oov.dossier"),
     ) else {
-        return;
+        eprintln!("bench20.toml lacks politie, regisseur, regie or oov.dossier");
+        std::process::exit(1);
     };
     let audience = Audience {
         partner,

@@ -326,9 +326,7 @@ impl Tx {
     /// Takes the log head's lock (one writer at a time, across instances) and reads it.
     pub async fn lock_head(&mut self) -> Result<HeadRow, StoreError> {
         let dto: HeadDto = on_tx!(self, t => {
-            // The update takes the write lock (SQLite) or the row lock (PostgreSQL) before the
-            // read. (One `UPDATE … RETURNING` instead measured no better and left long stalls
-            // in the latency runs' tail on SQLite.)
+            // The update takes the write lock (SQLite) or the row lock (PostgreSQL) before the read.
             sqlx::query("UPDATE log_tree_head SET size = size WHERE id = 1")
                 .execute(&mut **t)
                 .await?;

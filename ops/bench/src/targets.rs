@@ -139,9 +139,12 @@ fn when(path: &Path, started: u64) -> Option<String> {
     Some(if t >= started {
         "this run".into()
     } else {
-        let days = (started - t) / 86_400;
-        let hours = (started - t) % 86_400 / 3_600;
-        format!("{days} d {hours} h before this run")
+        let ago = started - t;
+        match ago {
+            0..3_600 => format!("{} min before this run", ago / 60),
+            3_600..86_400 => format!("{} h before this run", ago / 3_600),
+            _ => format!("{} days before this run", ago / 86_400),
+        }
     })
 }
 
