@@ -322,6 +322,33 @@ const ENTRIES: &str = "SELECT l.seq AS l_seq, l.leaf_hash, l.chain_hash, r.* FRO
 /// Rows per multi-row INSERT: well under SQLite's bound-variable limit at 15 columns.
 const CHUNK: usize = 256;
 
+/// `INSERT INTO log_records … VALUES …` for `rows`, onto `qb` (either backend).
+fn push_records<'a, DB: sqlx::Database>(qb: &mut sqlx::QueryBuilder<DB>, rows: &'a [RecordRow])
+where
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a Option<String>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    qb.push("INSERT INTO log_records (seq, entry, id, at, trace_id, kind, partner, staff_id, role, purpose, case_id, subject_pseudonym, policy_version, outcome, problem) ");
+    qb.push_values(rows, |mut v, r| {
+        v.push_bind(r.seq)
+            .push_bind(&r.entry)
+            .push_bind(&r.id)
+            .push_bind(r.at)
+            .push_bind(&r.trace_id)
+            .push_bind(&r.kind)
+            .push_bind(&r.partner)
+            .push_bind(&r.staff_id)
+            .push_bind(&r.role)
+            .push_bind(&r.purpose)
+            .push_bind(&r.case_id)
+            .push_bind(&r.subject_pseudonym)
+            .push_bind(&r.policy_version)
+            .push_bind(&r.outcome)
+            .push_bind(&r.problem);
+    });
+}
+
 impl Tx {
     /// Takes the log head's lock (one writer at a time, across instances) and reads it.
     pub async fn lock_head(&mut self) -> Result<HeadRow, StoreError> {
@@ -363,24 +390,7 @@ impl Tx {
             qb.push(";\n");
         }
         for chunk in b.records.chunks(4 * CHUNK) {
-            qb.push("INSERT INTO log_records (seq, entry, id, at, trace_id, kind, partner, staff_id, role, purpose, case_id, subject_pseudonym, policy_version, outcome, problem) ");
-            qb.push_values(chunk, |mut v, r| {
-                v.push_bind(r.seq)
-                    .push_bind(&r.entry)
-                    .push_bind(&r.id)
-                    .push_bind(r.at)
-                    .push_bind(&r.trace_id)
-                    .push_bind(&r.kind)
-                    .push_bind(&r.partner)
-                    .push_bind(&r.staff_id)
-                    .push_bind(&r.role)
-                    .push_bind(&r.purpose)
-                    .push_bind(&r.case_id)
-                    .push_bind(&r.subject_pseudonym)
-                    .push_bind(&r.policy_version)
-                    .push_bind(&r.outcome)
-                    .push_bind(&r.problem);
-            });
+            push_records(&mut qb, chunk);
             qb.push(";\n");
         }
         for chunk in b.products.chunks(8 * CHUNK) {
@@ -447,24 +457,8 @@ impl Tx {
     pub async fn insert_records(&mut self, rows: &[RecordRow]) -> Result<(), StoreError> {
         for chunk in rows.chunks(CHUNK) {
             on_tx!(self, t => {
-                let mut qb = sqlx::QueryBuilder::new("INSERT INTO log_records (seq, entry, id, at, trace_id, kind, partner, staff_id, role, purpose, case_id, subject_pseudonym, policy_version, outcome, problem) ");
-                qb.push_values(chunk, |mut b, r| {
-                    b.push_bind(r.seq)
-                        .push_bind(&r.entry)
-                        .push_bind(&r.id)
-                        .push_bind(r.at)
-                        .push_bind(&r.trace_id)
-                        .push_bind(&r.kind)
-                        .push_bind(&r.partner)
-                        .push_bind(&r.staff_id)
-                        .push_bind(&r.role)
-                        .push_bind(&r.purpose)
-                        .push_bind(&r.case_id)
-                        .push_bind(&r.subject_pseudonym)
-                        .push_bind(&r.policy_version)
-                        .push_bind(&r.outcome)
-                        .push_bind(&r.problem);
-                });
+                let mut qb = sqlx::QueryBuilder::new("");
+                push_records(&mut qb, chunk);
                 qb.build().execute(&mut **t).await.map(|r| r.rows_affected())
             })?;
         }
