@@ -907,11 +907,21 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
 
     // 6. Decision.
     d.say("Regieoverleg decides: included, a regisseur from Reclassering, partners on the UVO");
-    let (st, _) = d.call(&sec, reqwest::Method::PATCH, &format!("/v1/cases/{case_id}"), Some(json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "uvo_partners": ["politie", "wpi", "ggd"], "decision_date": "2026-10-20"}))).await?;
+    let (st, _) = d.call(&sec, reqwest::Method::PATCH, &format!("/v1/cases/{case_id}"), Some(json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision_date": "2026-10-20"}))).await?;
     d.note(&format!(
         "{}: duiding → opgenomen, regisseur rn/reg.mulder: {st}",
         sec.label
     ));
+    // The regisseur, not the secretaris, chooses the interventieplegers (Handreiking 2016).
+    let (st, _) = d
+        .call(
+            &regisseur,
+            reqwest::Method::PATCH,
+            &format!("/v1/cases/{case_id}"),
+            Some(json!({"uvo_partners": ["politie", "wpi", "ggd"]})),
+        )
+        .await?;
+    d.note(&format!("{}: UVO politie, wpi, ggd: {st}", regisseur.label));
 
     // 7. Regie.
     d.say("The regisseur's own request (purpose regie)");

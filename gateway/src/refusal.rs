@@ -72,6 +72,15 @@ pub enum Refusal {
     /// The regisseur's partner may not deliver regisseurs.
     #[error("invalid-regisseur")]
     InvalidRegisseur(String),
+    /// None of the requester's roles takes this appointing decision (the field, who takes it).
+    #[error("appointment-forbidden")]
+    AppointmentForbidden(&'static str, String),
+    /// The appointing decision is not taken in the case's current status (field, status).
+    #[error("appointment-status")]
+    AppointmentStatus(&'static str, String),
+    /// A requester naming itself the case's regisseur.
+    #[error("self-appointment")]
+    SelfAppointment,
     /// A partner id the covenant does not know.
     #[error("unknown-partner")]
     UnknownPartner(String),
@@ -264,6 +273,9 @@ impl Refusal {
             TransitionNotAllowed(from, to) => ("Status change not in the work process", format!("The work process does not allow a case to go from {from} to {to}; see the allowed transitions in docs/covenant.md.")),
             RegisseurRequired => ("Regisseur required", "A case is included (`opgenomen`) with a regisseur: set `regisseur` in the same request or before.".into()),
             InvalidRegisseur(p) => ("Invalid regisseur", format!("Partner `{p}` may not deliver regisseurs under the covenant; appoint a regisseur from a partner that may.")),
+            AppointmentForbidden(field, by) => ("Not your appointment to make", format!("`{field}` grants a relation to the case and is set only by {by} under the covenant's [case_register.appoint]; nothing was changed. Bring the decision to them.")),
+            AppointmentStatus(field, st) => ("Appointment not open in this status", format!("`{field}` may not be set while the case is `{st}`; see [case_register.appoint] for the statuses in which it is decided.")),
+            SelfAppointment => ("Self-appointment refused", "No requester may appoint itself the case's regisseur; the Regieoverleg appoints another staff member or you, through another of its members.".into()),
             UnknownPartner(p) => ("Unknown partner", format!("The covenant does not know partner `{p}`; use a partner id from the covenant.")),
             CaseNotFound => ("Case not found", "No case has this id; check the id returned when the case was created.".into()),
             CaseConflict => ("Case changed meanwhile", "Another change to this case was saved first; fetch the case again and retry.".into()),
@@ -350,6 +362,9 @@ impl Refusal {
             Refusal::TransitionNotAllowed(String::new(), String::new()),
             Refusal::RegisseurRequired,
             Refusal::InvalidRegisseur(String::new()),
+            Refusal::AppointmentForbidden("", String::new()),
+            Refusal::AppointmentStatus("", String::new()),
+            Refusal::SelfAppointment,
             Refusal::UnknownPartner(String::new()),
             Refusal::CaseNotFound,
             Refusal::CaseConflict,
@@ -483,6 +498,9 @@ impl Refusal {
             Refusal::LogUnwitnessed(..) => 71,
             Refusal::ApproachUnknown(..) => 72,
             Refusal::ApproachNotYours(..) => 73,
+            Refusal::AppointmentForbidden(..) => 74,
+            Refusal::AppointmentStatus(..) => 75,
+            Refusal::SelfAppointment => 76,
         }
     }
 }

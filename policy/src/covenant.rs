@@ -4,7 +4,7 @@
 
 use crate::diag::Diagnostic;
 use crate::domain::{CaseStatus, Category, FieldType, Level, PartnerKind, Relation, postcode_area};
-use crate::raw::{RawCovenant, RawRule, S};
+use crate::raw::{RawAppointment, RawCovenant, RawRule, S};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::str::FromStr;
@@ -346,6 +346,31 @@ pub struct CaseRegister {
     pub read_classification: Vec<bool>,
     /// Per (from, to): the roles that may make the change.
     pub transitions: Vec<(CaseStatus, CaseStatus, Vec<bool>)>,
+    /// Who appoints or reassigns the regisseur, and in which statuses.
+    pub appoint_regisseur: Appointment,
+    /// Who chooses the UVO's partners, and in which statuses.
+    pub compose_uvo: Appointment,
+}
+
+/// A decision that grants a relation to a case: who takes it, and in which statuses. The
+/// default (no roles, no statuses) lets nobody take it.
+#[derive(Debug, Clone, Default)]
+pub struct Appointment {
+    /// Per role: whether it takes this decision.
+    pub roles: Vec<bool>,
+    /// The statuses in which it may be taken.
+    pub statuses: Vec<CaseStatus>,
+}
+
+impl Appointment {
+    /// Whether `role` takes this decision.
+    pub fn by(&self, role: RoleRef) -> bool {
+        has(&self.roles, role)
+    }
+    /// Whether it may be taken while the case is `status`.
+    pub fn open_in(&self, status: CaseStatus) -> bool {
+        self.statuses.contains(&status)
+    }
 }
 
 impl CaseRegister {
@@ -1814,12 +1839,25 @@ impl Builder {
                 "read_classification",
                 false,
             );
+            let appoint = cr.appoint.as_ref();
+            reg.appoint_regisseur =
+                self.appointment(appoint.and_then(|a| a.regisseur.as_ref()), roles, gov, true);
+            reg.compose_uvo = self.appointment(
+                appoint.and_then(|a| a.uvo_partners.as_ref()),
+                roles,
+                gov,
+                false,
+            );
         } else {
             let n = roles.len();
             reg.create = vec![false; n];
             reg.update = vec![false; n];
             reg.read = vec![false; n];
             reg.read_classification = vec![false; n];
+        }
+        let n = roles.len();
+        for a in [&mut reg.appoint_regisseur, &mut reg.compose_uvo] {
+            a.roles.resize(n, false);
         }
         let mut seen: HashMap<(CaseStatus, CaseStatus), ()> = HashMap::new();
         for t in &raw.transitions {
@@ -1881,6 +1919,51 @@ impl Builder {
             }
         }
         reg
+    }
+
+    /// One `[case_register.appoint.*]` decision. The regisseur is appointed by the Regieoverleg
+    /// (Handreiking 2016, "de door het Regieoverleg benoemde regisseur"): a regisseur role that
+    /// appoints regisseurs would let a requester grant itself the relation, so it is an error.
+    fn appointment(
+        &mut self,
+        raw: Option<&Spanned<RawAppointment>>,
+        roles: &HashMap<String, u16>,
+        gov: &Governance,
+        of_regisseur: bool,
+    ) -> Appointment {
+        let Some(raw) = raw else {
+            return Appointment::default();
+        };
+        let a = raw.get_ref();
+        let key = if of_regisseur {
+            "appoint.regisseur"
+        } else {
+            "appoint.uvo_partners"
+        };
+        let set = self.id_set(&a.roles, roles, "role", key, false);
+        if of_regisseur {
+            let regisseur = gov.regisseur_role.map(|r| r.index());
+            for r in &a.roles {
+                if regisseur.is_some()
+                    && roles.get(r.get_ref()).map(|i| usize::from(*i)) == regisseur
+                {
+                    self.err(
+                        sp(r),
+                        format!("`{}` may not appoint regisseurs", r.get_ref()),
+                        "the Regieoverleg appoints the regisseur (Handreiking 2016, seeds/004 line 156); list the Regieoverleg's roles (regieoverleg-lid, secretaris)",
+                    );
+                }
+            }
+        }
+        let statuses = a
+            .statuses
+            .iter()
+            .filter_map(|s| self.parse_vocab::<CaseStatus>(s, "case status"))
+            .collect();
+        Appointment {
+            roles: set,
+            statuses,
+        }
     }
 
     fn parse_vocab<T: FromStr<Err = ()> + VocabNames>(&mut self, s: &S, what: &str) -> Option<T> {

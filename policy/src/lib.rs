@@ -24,8 +24,8 @@ pub use compile::{
     compile_toml, compile_toml_resolving,
 };
 pub use covenant::{
-    Action, ActionKind, Approach, Checks, Covenant, FieldRef, PartnerRef, ProductRef, PurposeRef,
-    RoleRef, RuleRef, Witness, Witnessing,
+    Action, ActionKind, Appointment, Approach, Checks, Covenant, FieldRef, PartnerRef, ProductRef,
+    PurposeRef, RoleRef, RuleRef, Witness, Witnessing,
 };
 pub use diag::{Diagnostic, Diagnostics};
 pub use domain::{Bsn, BsnError, CaseStatus, Category, FieldType, Level, PartnerKind, Relation};

@@ -239,6 +239,31 @@ pub struct RawCaseRegister {
     pub read: Vec<S>,
     /// Roles that may also read its classification (risk group, ideology).
     pub read_classification: Vec<S>,
+    /// Who sets the fields that grant a relation to the case (regisseur, UVO): absent, nobody.
+    #[serde(default)]
+    pub appoint: Option<RawAppoint>,
+}
+
+/// `[case_register.appoint]`: the decision-makers of the relation-granting fields.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAppoint {
+    /// Who appoints or reassigns the case's regisseur (the Regieoverleg), and when.
+    #[serde(default)]
+    pub regisseur: Option<Spanned<RawAppointment>>,
+    /// Who chooses the partners on the UVO (the case's own regisseur), and when.
+    #[serde(default)]
+    pub uvo_partners: Option<Spanned<RawAppointment>>,
+}
+
+/// One appointing decision: the roles that take it and the statuses it may be taken in.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAppointment {
+    /// Roles that take this decision; the regisseur role here means the case's own regisseur.
+    pub roles: Vec<S>,
+    /// Case statuses in which it may be taken.
+    pub statuses: Vec<S>,
 }
 
 /// `[[transition]]`.

@@ -682,6 +682,39 @@ fn case_register_and_transitions() {
 }
 
 #[test]
+fn appointments_name_their_decision_makers_and_never_the_regisseur_for_itself() {
+    let appoint = "[case_register.appoint.regisseur]\nroles = [\"peer\"]\nstatuses = [\"duiding\", \"uitvoering\"]\n[case_register.appoint.uvo_partners]\nroles = [\"regisseur\"]\nstatuses = [\"plan\"]\n";
+    let cc = compile(&with(&format!("{REGISTER}{appoint}")));
+    let c = cc.covenant();
+    let (peer, reg) = (c.role("peer").unwrap(), c.role("regisseur").unwrap());
+    use policy::CaseStatus::*;
+    let r = &c.case_register;
+    assert!(r.appoint_regisseur.by(peer) && !r.appoint_regisseur.by(reg));
+    assert!(r.appoint_regisseur.open_in(Uitvoering) && !r.appoint_regisseur.open_in(Melding));
+    assert!(r.compose_uvo.by(reg) && r.compose_uvo.open_in(Plan));
+    // Without the table, nobody appoints anybody.
+    let none = compile(&with(REGISTER));
+    assert!(!none.covenant().case_register.appoint_regisseur.by(peer));
+    assert!(!none.covenant().case_register.compose_uvo.by(reg));
+    // A regisseur role appointing regisseurs would let a requester grant itself the relation.
+    assert_errors(
+        &with(&format!(
+            "{REGISTER}[case_register.appoint.regisseur]\nroles = [\"regisseur\"]\nstatuses = [\"duiding\"]\n"
+        )),
+        &["`regisseur` may not appoint regisseurs"],
+    );
+    assert_errors(
+        &with(&format!(
+            "{REGISTER}[case_register.appoint.uvo_partners]\nroles = [\"ghost\"]\nstatuses = [\"open\"]\n"
+        )),
+        &[
+            "unknown role `ghost` in `appoint.uvo_partners`",
+            "unknown case status `open`",
+        ],
+    );
+}
+
+#[test]
 fn transition_errors() {
     assert_errors(
         &with(&format!(

@@ -119,17 +119,33 @@ async fn a_case_through_the_whole_work_process() {
         "invalid-regisseur",
     )
     .await;
+    // The Regieoverleg appoints the regisseur; the regisseur chooses the UVO (seed 004).
     problem(
         secretaris
+            .patch(&gw, &id, json!({"uvo_partners": ["politie", "wpi"]}))
+            .await,
+        403,
+        "appointment-forbidden",
+    )
+    .await;
+    let c = ok(secretaris.patch(&gw, &id, json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision_date": "2026-11-01"})).await, 200).await;
+    assert_eq!(c["regisseur"]["partner"], "rn");
+    problem(
+        regisseur
             .patch(&gw, &id, json!({"uvo_partners": ["politie", "atlantis"]}))
             .await,
         422,
         "unknown-partner",
     )
     .await;
-    let c = ok(secretaris.patch(&gw, &id, json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "uvo_partners": ["wpi", "politie", "wpi"], "decision_date": "2026-11-01"})).await, 200).await;
+    let c = ok(
+        regisseur
+            .patch(&gw, &id, json!({"uvo_partners": ["wpi", "politie", "wpi"]}))
+            .await,
+        200,
+    )
+    .await;
     assert_eq!(c["uvo_partners"], json!(["politie", "wpi"]));
-    assert_eq!(c["regisseur"]["partner"], "rn");
     // opgenomen → plan by the regisseur; plan → uitvoering by the Regieoverleg.
     ok(
         regisseur.patch(&gw, &id, json!({"status": "plan"})).await,
@@ -216,6 +232,7 @@ async fn a_case_through_the_whole_work_process() {
         ("politie", "voorportaal", "melding"),
         ("politie", "voorportaal", "duiding"),
         ("oov", "secretaris", "opgenomen"),
+        ("rn", "regisseur", "-"),
         ("rn", "regisseur", "plan"),
         ("om", "regieoverleg-lid", "uitvoering"),
         ("oov", "pto-lid", "statisch"),
@@ -231,7 +248,7 @@ async fn a_case_through_the_whole_work_process() {
             .collect::<Vec<_>>()
     );
     assert_eq!(history[0]["staff_id"], "vp.jansen");
-    assert_eq!(closed["version"], 9);
+    assert_eq!(closed["version"], 10);
 
     // Regisseurs and interventieplegers read only cases they have a role in; to others a case
     // does not exist.

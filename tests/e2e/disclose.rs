@@ -32,10 +32,16 @@ pub(crate) async fn call(
 }
 
 async fn patch(gw: &Gateway, case: &Case, partner: &str, role: &str, body: Value) {
+    // The regisseur acts as the one the Regieoverleg appointed in `include`.
+    let staff = if role == "regisseur" {
+        "reg.mulder"
+    } else {
+        "staff.1"
+    };
     let (s, v, _) = call(
         gw,
         partner,
-        "staff.1",
+        staff,
         role,
         reqwest::Method::PATCH,
         &format!("/v1/cases/{}", case.id),
@@ -88,7 +94,23 @@ pub(crate) async fn case_with_records(gw: &Gateway, bsn: &str) -> Case {
 }
 
 pub(crate) async fn include(gw: &Gateway, case: &Case) {
-    patch(gw, case, "oov", "secretaris", json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "uvo_partners": ["politie", "wpi"]})).await;
+    patch(
+        gw,
+        case,
+        "oov",
+        "secretaris",
+        json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}}),
+    )
+    .await;
+    // The regisseur chooses the UVO (seed 004), not the secretaris.
+    patch(
+        gw,
+        case,
+        "rn",
+        "regisseur",
+        json!({"uvo_partners": ["politie", "wpi"]}),
+    )
+    .await;
 }
 
 pub(crate) async fn ask(
@@ -1173,4 +1195,91 @@ async fn a_request_longer_than_allowed_is_given_up_and_more_than_allowed_at_once
     );
     let _ = stop.send(());
     let _ = server.await;
+}
+
+/// The probe of 2026-12-05: a voorportaal member set itself as regisseur of a case in
+/// `uitvoering` and then received the regie dossier. Now it is refused, recorded as refused, and
+/// the case's own regisseur keeps its dossier.
+#[tokio::test]
+async fn nobody_takes_a_regisseur_appointment_or_composes_another_regisseurs_uvo() {
+    let gw = Gateway::start();
+    let case = case_with_records(&gw, "999993331").await;
+    include(&gw, &case).await;
+    patch(&gw, &case, "rn", "regisseur", json!({"status": "plan"})).await;
+    patch(
+        &gw,
+        &case,
+        "om",
+        "regieoverleg-lid",
+        json!({"status": "uitvoering"}),
+    )
+    .await;
+    let set = |partner: &'static str, sub: &'static str, role: &'static str, body: Value| {
+        let (gw, path) = (&gw, format!("/v1/cases/{}", case.id));
+        async move {
+            let (s, v, _) = call(gw, partner, sub, role, reqwest::Method::PATCH, &path, body).await;
+            (
+                s,
+                v["type"]
+                    .as_str()
+                    .unwrap_or("")
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        }
+    };
+    let itself = json!({"regisseur": {"partner": "politie", "staff_id": "vp.1"}});
+    assert_eq!(
+        set("politie", "vp.1", "voorportaal", itself.clone()).await,
+        (403, "appointment-forbidden".to_owned())
+    );
+    let ro_itself = json!({"regisseur": {"partner": "om", "staff_id": "ro.1"}});
+    assert_eq!(
+        set("om", "ro.1", "regieoverleg-lid", ro_itself).await,
+        (403, "self-appointment".to_owned())
+    );
+    assert_eq!(
+        set(
+            "oov",
+            "reg.smit",
+            "regisseur",
+            json!({"uvo_partners": ["oov"]})
+        )
+        .await,
+        (403, "appointment-forbidden".to_owned()),
+        "another case's regisseur composes nobody's UVO"
+    );
+    refused(
+        &gw,
+        "politie",
+        "vp.1",
+        "regisseur",
+        "regie",
+        &case,
+        403,
+        "purpose-relation",
+    )
+    .await;
+    answered(&gw, "rn", "reg.mulder", "regisseur", "regie", &case).await;
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&gw.database_url)
+        .await
+        .unwrap();
+    let problems: Vec<(String,)> = sqlx::query_as(
+        "SELECT problem FROM log_records WHERE kind = 'case-change' AND outcome = 'refused' ORDER BY seq",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let problems: Vec<&str> = problems.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(
+        problems,
+        vec![
+            "appointment-forbidden",
+            "self-appointment",
+            "appointment-forbidden"
+        ]
+    );
 }

@@ -56,7 +56,10 @@ pub fn status(r: &Refusal) -> StatusCode {
         | RoleNotHeld(_)
         | CasePermission(_)
         | TransitionForbidden(..)
-        | StatischRequiresRole(_) => StatusCode::FORBIDDEN,
+        | StatischRequiresRole(_)
+        | AppointmentForbidden(..)
+        | SelfAppointment => StatusCode::FORBIDDEN,
+        AppointmentStatus(..) => StatusCode::CONFLICT,
         CaseNotFound | NotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         TransitionNotAllowed(..) | CaseConflict => StatusCode::CONFLICT,

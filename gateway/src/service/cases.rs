@@ -367,6 +367,49 @@ pub async fn read(app: &App, call: &mut Call, id: &str) -> Result<CaseView, Refu
     Ok(view(case, events, classified, appended.seq))
 }
 
+/// The requester's role that takes an appointing decision on `case` now, or why none does. The
+/// regisseur role takes one only as the case's own regisseur: a regisseur of another case
+/// chooses nobody's UVO.
+fn appointing(
+    c: &Covenant,
+    call: &Call,
+    case: &CaseRow,
+    field: &'static str,
+    decision: &policy::Appointment,
+) -> Result<RoleRef, Refusal> {
+    let req = &call.requester;
+    let own_regisseur = case
+        .regisseur
+        .as_ref()
+        .is_some_and(|r| r.partner == req.partner_id && r.staff_id == req.staff_id);
+    let takes =
+        |r: RoleRef| decision.by(r) && (Some(r) != c.governance.regisseur_role || own_regisseur);
+    let role = acting(call, takes).ok_or_else(|| {
+        let by: Vec<String> = c
+            .roles
+            .iter()
+            .zip(&decision.roles)
+            .filter(|(_, on)| **on)
+            .map(|(r, _)| match c.governance.regisseur_role {
+                Some(g) if c.roles.get(g.index()).is_some_and(|x| x.id == r.id) => {
+                    format!("{} (the case's own)", r.id)
+                }
+                _ => r.id.clone(),
+            })
+            .collect();
+        let by = if by.is_empty() {
+            "no role (the covenant names none)".to_owned()
+        } else {
+            by.join(", ")
+        };
+        Refusal::AppointmentForbidden(field, by)
+    })?;
+    if !decision.open_in(case.status) {
+        return Err(Refusal::AppointmentStatus(field, case.status.to_string()));
+    }
+    Ok(role)
+}
+
 /// Changes a case: status (by the work process and the covenant's transitions) and fields.
 pub async fn update(
     app: &App,
@@ -380,6 +423,8 @@ pub async fn update(
     call.record.case_id = Some(clip(id, 80));
     let may_change_something = call.requester.roles.iter().any(|r| {
         reg.may_update(*r)
+            || reg.appoint_regisseur.by(*r)
+            || reg.compose_uvo.by(*r)
             || reg
                 .transitions
                 .iter()
@@ -388,11 +433,11 @@ pub async fn update(
     if !may_change_something {
         return Err(Refusal::CasePermission("change cases"));
     }
+    // The fields under `update`; regisseur and UVO grant relations and have their own
+    // decision-makers (`appoint`).
     let fields_changed: Vec<&str> = [
         ("risk_group", patch.risk_group.is_some()),
         ("ideology", patch.ideology.is_some()),
-        ("regisseur", patch.regisseur.is_some()),
-        ("uvo_partners", patch.uvo_partners.is_some()),
         ("signal_date", patch.signal_date.is_some()),
         ("decision_date", patch.decision_date.is_some()),
         ("notification_date", patch.notification_date.is_some()),
@@ -400,7 +445,11 @@ pub async fn update(
     .into_iter()
     .filter_map(|(n, p)| p.then_some(n))
     .collect();
-    if patch.status.is_none() && fields_changed.is_empty() {
+    if patch.status.is_none()
+        && fields_changed.is_empty()
+        && patch.regisseur.is_none()
+        && patch.uvo_partners.is_none()
+    {
         return Err(Refusal::EmptyPatch);
     }
     check_risk_group(patch.risk_group)?;
@@ -442,8 +491,12 @@ pub async fn update(
             .ok_or(Refusal::CasePermission("change case fields"))?;
         acting_role.get_or_insert(role);
     }
-    call.record.role = acting_role.and_then(|r| call.role_id(r));
     if let Some(r) = &patch.regisseur {
+        let role = appointing(c, call, &old, "regisseur", &reg.appoint_regisseur)?;
+        acting_role.get_or_insert(role);
+        if r.partner == call.requester.partner_id && r.staff_id == call.requester.staff_id {
+            return Err(Refusal::SelfAppointment);
+        }
         let partner = c
             .partner(&r.partner)
             .ok_or_else(|| Refusal::UnknownPartner(clip(&r.partner, 64)))?;
@@ -463,6 +516,11 @@ pub async fn update(
             ));
         }
     }
+    if patch.uvo_partners.is_some() {
+        let role = appointing(c, call, &old, "uvo_partners", &reg.compose_uvo)?;
+        acting_role.get_or_insert(role);
+    }
+    call.record.role = acting_role.and_then(|r| call.role_id(r));
     if let Some(unknown) = patch
         .uvo_partners
         .iter()
@@ -516,6 +574,14 @@ pub async fn update(
     new.updated_at = now;
     new.version = old.version + 1;
     let mut fields: Vec<String> = fields_changed.iter().map(|f| (*f).to_owned()).collect();
+    for (name, set) in [
+        ("regisseur", patch.regisseur.is_some()),
+        ("uvo_partners", uvo.is_some()),
+    ] {
+        if set {
+            fields.push(name.to_owned());
+        }
+    }
     if new_status.is_some() {
         fields.insert(0, "status".to_owned());
     }
@@ -739,5 +805,96 @@ mod tests {
             2,
             "nothing changed"
         );
+    }
+
+    /// Seed 004: the Regieoverleg appoints the regisseur, the regisseur chooses the UVO, nobody
+    /// grants itself a relation (the hole a voorportaal member found on 2026-12-05).
+    #[tokio::test]
+    async fn appointments_are_made_by_their_decision_makers_only() {
+        let (app, _) = testkit::app().await;
+        let mut c = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        let v = create(&app, &mut c, new_case("999993331")).await.unwrap();
+        let change = |partner: &str, staff: &str, role: &str, patch: CasePatch| {
+            let mut u = testkit::call(&app, Kind::CaseChange, partner, staff, &[role]);
+            let id = v.id.clone();
+            let app = app.clone();
+            async move { update(&app, &mut u, &id, patch).await }
+        };
+        let regisseur = |partner: &str, staff: &str| CasePatch {
+            regisseur: Some(Regisseur {
+                partner: partner.into(),
+                staff_id: staff.into(),
+            }),
+            ..CasePatch::default()
+        };
+        let uvo = || CasePatch {
+            uvo_partners: Some(vec!["politie".into(), "wpi".into()]),
+            ..CasePatch::default()
+        };
+        // In `melding` nobody appoints yet.
+        assert_eq!(
+            change("om", "ro.1", "regieoverleg-lid", regisseur("rn", "reg.1"))
+                .await
+                .unwrap_err(),
+            Refusal::AppointmentStatus("regisseur", "melding".into())
+        );
+        change(
+            "politie",
+            "vp.1",
+            "voorportaal",
+            CasePatch {
+                status: Some(CaseStatus::Duiding),
+                ..CasePatch::default()
+            },
+        )
+        .await
+        .unwrap();
+        // The voorportaal may change the case's fields, but appoints nobody, itself least.
+        assert!(matches!(
+            change(
+                "politie",
+                "vp.1",
+                "voorportaal",
+                regisseur("politie", "vp.1")
+            )
+            .await,
+            Err(Refusal::AppointmentForbidden("regisseur", _))
+        ));
+        // A Regieoverleg member may appoint, but not itself.
+        assert_eq!(
+            change(
+                "politie",
+                "ro.2",
+                "regieoverleg-lid",
+                regisseur("politie", "ro.2")
+            )
+            .await
+            .unwrap_err(),
+            Refusal::SelfAppointment
+        );
+        // The secretaris includes and appoints; the UVO is not the secretaris's to compose.
+        let mut include = regisseur("rn", "reg.1");
+        include.status = Some(CaseStatus::Opgenomen);
+        change("oov", "sec.1", "secretaris", include).await.unwrap();
+        assert!(matches!(
+            change("oov", "sec.1", "secretaris", uvo()).await,
+            Err(Refusal::AppointmentForbidden("uvo_partners", _))
+        ));
+        // Another case's regisseur chooses nobody's UVO here; this case's own regisseur does.
+        assert!(matches!(
+            change("rn", "reg.2", "regisseur", uvo()).await,
+            Err(Refusal::CaseNotFound | Refusal::AppointmentForbidden(..))
+        ));
+        let done = change("rn", "reg.1", "regisseur", uvo()).await.unwrap();
+        assert_eq!(done.uvo_partners, vec!["politie", "wpi"]);
+        // The regisseur cannot reappoint itself or another regisseur.
+        assert!(matches!(
+            change("rn", "reg.1", "regisseur", regisseur("rn", "reg.3")).await,
+            Err(Refusal::AppointmentForbidden("regisseur", _))
+        ));
+        let last = testkit::entries(&app).await.pop().unwrap();
+        let changed = last.case_change.as_ref().unwrap();
+        assert_eq!(changed.fields, vec!["uvo_partners"]);
+        assert_eq!(last.role.as_deref(), Some("regisseur"));
     }
 }

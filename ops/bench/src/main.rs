@@ -220,12 +220,18 @@ async fn seed(gw: &Server, tls: &Tls, dir: &Path, n: usize) -> anyhow::Result<Ve
     }
     let owners = Arc::new(owners);
     let records = Arc::new(records);
+    // The regisseur, not the secretaris, composes the UVO: one token per staff id.
+    let regisseurs: Arc<Vec<Arc<str>>> = Arc::new(
+        (0..100)
+            .map(|i| token(dir, "rn", &format!("reg.{i:03}"), "regisseur"))
+            .collect::<anyhow::Result<_>>()?,
+    );
     let mut out = Vec::new();
     let all: Vec<String> = bsns().take(n).collect();
     for chunk in all.chunks(16) {
         let mut tasks = Vec::new();
         for (k, bsn) in chunk.iter().enumerate() {
-            let (clients, owners, records, vp, sec, base, bsn) = (
+            let (clients, owners, records, vp, sec, base, bsn, regisseurs) = (
                 clients.clone(),
                 owners.clone(),
                 records.clone(),
@@ -233,8 +239,10 @@ async fn seed(gw: &Server, tls: &Tls, dir: &Path, n: usize) -> anyhow::Result<Ve
                 sec.clone(),
                 gw.base.clone(),
                 bsn.clone(),
+                regisseurs.clone(),
             );
-            let regisseur = format!("reg.{:03}", (out.len() + k) % 100);
+            let which = (out.len() + k) % 100;
+            let regisseur = format!("reg.{which:03}");
             tasks.push(tokio::spawn(async move {
                 let cl = |p: &str| clients.get(p).cloned().context("client");
                 let v: Value = cl("politie")?
@@ -266,7 +274,9 @@ async fn seed(gw: &Server, tls: &Tls, dir: &Path, n: usize) -> anyhow::Result<Ve
                         .await?;
                     anyhow::ensure!(r.status() == 200, "records: {}", r.text().await?);
                 }
-                patch("oov", &sec, json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": regisseur}, "uvo_partners": ["politie", "wpi", "ggd"]})).await?;
+                patch("oov", &sec, json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": regisseur}})).await?;
+                let own = regisseurs.get(which).context("regisseur token")?;
+                patch("rn", own, json!({"uvo_partners": ["politie", "wpi", "ggd"]})).await?;
                 anyhow::Ok(Seeded {
                     id,
                     subject_ref,
