@@ -96,9 +96,14 @@ async fn bench(name: &str, db: Db, large: usize) -> serde_json::Value {
     db.migrate().await.expect("migrate");
     let mut appends = serde_json::Map::new();
     let log = Arc::new(
-        Log::open(db.clone(), keys(), ORIGIN.into())
-            .await
-            .expect("open"),
+        Log::open(
+            db.clone(),
+            keys(),
+            ORIGIN.into(),
+            std::sync::Arc::new(gateway::clock::SystemClock),
+        )
+        .await
+        .expect("open"),
     );
     let mut next = 0;
     for (writers, total) in [(1usize, 300usize), (8, 2_000), (64, 20_000), (512, 100_000)] {
@@ -151,9 +156,14 @@ async fn bench(name: &str, db: Db, large: usize) -> serde_json::Value {
     let mut times = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
-        let l = Log::open(db.clone(), keys(), ORIGIN.into())
-            .await
-            .expect("reopen");
+        let l = Log::open(
+            db.clone(),
+            keys(),
+            ORIGIN.into(),
+            std::sync::Arc::new(gateway::clock::SystemClock),
+        )
+        .await
+        .expect("reopen");
         times.push(started.elapsed().as_secs_f64() * 1000.0);
         l.shutdown().await;
     }

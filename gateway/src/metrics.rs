@@ -8,7 +8,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 /// A request's route (the matched template, never the path), outcome and problem type.
@@ -113,21 +112,13 @@ pub struct Metrics {
     pub token_cache_misses: Counter,
     /// 1 for the active covenant version.
     pub policy_version: Family<VersionLabel, Gauge>,
-    /// The writer's health, for readiness.
-    pub writer: WriterHealth,
+    /// 1 while the log writer can write; 0 from a failed batch until it has written again.
+    pub log_writer_available: Gauge,
+    /// Times the log writer went down.
+    pub log_outages: Counter,
+    /// Refusals that could not be written one by one (counted in the next `log-outage` entry).
+    pub log_refusals_unrecorded: Counter,
     active_version: Mutex<Option<String>>,
-}
-
-/// What readiness needs of the writer, in milliseconds since the process started (monotonic:
-/// a wall-clock step must not make a healthy writer look stuck). 0: never.
-#[derive(Default)]
-pub struct WriterHealth {
-    /// When the last batch committed.
-    pub last_ok: AtomicU64,
-    /// When the last batch failed.
-    pub last_failure: AtomicU64,
-    /// When the batch being written now was taken from the queue (0: none is being written).
-    pub waiting_since: AtomicU64,
 }
 
 /// Milliseconds since the process started (at least 1, so that 0 can mean "never").
@@ -164,7 +155,9 @@ impl Metrics {
             token_cache_hits: Counter::default(),
             token_cache_misses: Counter::default(),
             policy_version: Family::default(),
-            writer: WriterHealth::default(),
+            log_writer_available: Gauge::default(),
+            log_outages: Counter::default(),
+            log_refusals_unrecorded: Counter::default(),
             active_version: Mutex::new(None),
         };
         let r = &mut m.registry;
@@ -212,6 +205,21 @@ impl Metrics {
             "log_commit_failures",
             "Log batches that failed; nothing of them was written",
             m.log_commit_failures.clone(),
+        );
+        r.register(
+            "log_writer_available",
+            "1 while the log writer can write; 0 from a failed batch until a log-outage entry is written",
+            m.log_writer_available.clone(),
+        );
+        r.register(
+            "log_outages",
+            "Times the log writer went down (a batch failed)",
+            m.log_outages.clone(),
+        );
+        r.register(
+            "log_refusals_unrecorded",
+            "Refusals that could not be written one by one; each is counted in the next log-outage entry",
+            m.log_refusals_unrecorded.clone(),
         );
         r.register(
             "log_entries_appended",
@@ -335,15 +343,11 @@ impl Metrics {
         self.log_batch_size.observe(entries as f64);
         self.log_commit_seconds.observe(seconds);
         self.log_appended.inc_by(entries as u64);
-        self.writer.last_ok.store(uptime_ms(), Ordering::Relaxed);
     }
 
     /// Counts a failed log batch.
     pub fn commit_failed(&self) {
         self.log_commit_failures.inc();
-        self.writer
-            .last_failure
-            .store(uptime_ms(), Ordering::Relaxed);
     }
 }
 

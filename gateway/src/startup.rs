@@ -70,9 +70,14 @@ pub async fn prepare(
 ) -> anyhow::Result<Arc<App>> {
     db.migrate().await.context("applying database migrations")?;
     let log = Arc::new(
-        Log::open(db.clone(), loaded.log_keys, loaded.log_origin.clone())
-            .await
-            .context("opening the disclosure log")?,
+        Log::open(
+            db.clone(),
+            loaded.log_keys,
+            loaded.log_origin.clone(),
+            clock.clone(),
+        )
+        .await
+        .context("opening the disclosure log")?,
     );
     let now = clock.now();
     let boot = PolicyDraftRow {

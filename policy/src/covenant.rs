@@ -587,7 +587,14 @@ crate::domain::vocabulary! {
 
 /// Log entry kinds that are kept as long as the log: retention never removes them, because
 /// `audit verify` and the art. 15 report rely on them.
-pub const LASTING_KINDS: [&str; 5] = ["policy", "log-key", "witness-override", "retention", "keys"];
+pub const LASTING_KINDS: [&str; 6] = [
+    "policy",
+    "log-key",
+    "witness-override",
+    "retention",
+    "keys",
+    "log-outage",
+];
 
 /// Longest retention period the covenant may state (a century), so that days stay in range.
 pub const MAX_RETENTION_DAYS: u64 = 36_500;

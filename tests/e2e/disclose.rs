@@ -723,11 +723,25 @@ async fn when_the_log_cannot_be_written_nothing_is_disclosed() {
     )
     .await;
     assert_eq!(s, 503, "a check is not answered without its record either");
-    // Writable again: answered again, and the log shows no answer for the failed attempts.
+    assert_eq!(
+        writer_check(&gw).await,
+        Some(false),
+        "readiness says the log cannot be written"
+    );
+    // Writable again: the writer resumes by itself, records the outage, and answers again; the
+    // log shows no answer for the failed attempts.
     sqlx::query("DROP TRIGGER log_unwritable")
         .execute(&mut conn)
         .await
         .unwrap();
+    let t0 = std::time::Instant::now();
+    while writer_check(&gw).await != Some(true) {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "the writer did not resume"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     answered(&gw, "politie", "vp.1", "voorportaal", "duiding", &case).await;
     let answered_rows = log_rows(&gw)
         .await
@@ -735,6 +749,38 @@ async fn when_the_log_cannot_be_written_nothing_is_disclosed() {
         .filter(|r| r.0 == "answered")
         .count();
     assert_eq!(answered_rows, 2);
+    // The outage entry: when, why, and the refusals that could not be written one by one (the
+    // disclosure's and the check's `disclosure-log-unavailable`).
+    let (outage,): (String,) =
+        sqlx::query_as("SELECT entry FROM log_records WHERE kind = 'log-outage'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    let outage: Value = serde_json::from_str(&outage).unwrap();
+    let counted: u64 = outage["log_outage"]["unrecorded_refusals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["problem"] == "disclosure-log-unavailable")
+        .map(|u| u["count"].as_u64().unwrap())
+        .sum();
+    assert!(counted >= 2, "{outage}");
+    assert_eq!(outage["log_outage"]["cause"], "other", "{outage}");
+}
+
+/// The `log-writer` check of `/readyz` (`None`: no answer).
+pub(crate) async fn writer_check(gw: &Gateway) -> Option<bool> {
+    let r: Value = reqwest::get(format!("http://{}/readyz", gw.health))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    r["checks"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == "log-writer")
+        .and_then(|c| c["ok"].as_bool())
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ async fn check(gw_url: String, c: reqwest::Client, t: String) -> Option<Value> {
     r.json().await.ok()
 }
 
-fn verify_ok(database_url: &str) {
+pub(crate) fn verify_ok(database_url: &str) {
     let out = std::process::Command::new(BIN)
         .args([
             "audit",

@@ -17,6 +17,7 @@ mod cases;
 mod console;
 mod disclose;
 mod durability;
+mod faults;
 mod helpers;
 mod hostile;
 mod inproc;

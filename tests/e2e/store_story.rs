@@ -93,9 +93,14 @@ async fn story(db: Db) {
         retired: vec![],
     };
     let log = Arc::new(
-        Log::open(db.clone(), key(), "story/disclosures".into())
-            .await
-            .unwrap(),
+        Log::open(
+            db.clone(),
+            key(),
+            "story/disclosures".into(),
+            std::sync::Arc::new(gateway::clock::SystemClock),
+        )
+        .await
+        .unwrap(),
     );
 
     // The policy: bootstrap once; a second bootstrap loses and says so in its entry.
@@ -463,9 +468,14 @@ async fn story(db: Db) {
         log.append(entry(999, Kind::Check, None)).await.is_err(),
         "no entries after shutdown"
     );
-    let log = Log::open(db.clone(), key(), "story/disclosures".into())
-        .await
-        .unwrap();
+    let log = Log::open(
+        db.clone(),
+        key(),
+        "story/disclosures".into(),
+        std::sync::Arc::new(gateway::clock::SystemClock),
+    )
+    .await
+    .unwrap();
     let a = log.append(entry(301, Kind::Check, None)).await.unwrap();
     assert_eq!(a.seq, 301);
     let report = gateway::log::verify::verify(&db, &keys, |_| {})

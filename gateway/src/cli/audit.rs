@@ -42,6 +42,10 @@ pub enum AuditCommand {
         /// witnessed (default: all of them); fail when none is.
         #[arg(long, requires = "witnesses")]
         quorum: Option<usize>,
+        /// A directory of receipts a partner kept (`audit_receipt` of its answers, one per
+        /// file): fail on any the log does not hold with that seq and leaf hash.
+        #[arg(long, value_name = "DIR", conflicts_with = "export")]
+        receipts: Option<PathBuf>,
     },
     /// Write the whole log as JSON lines: header, signed checkpoints, then every entry with its
     /// inclusion proof against the latest checkpoint that covers it. Verify it with
@@ -133,6 +137,44 @@ pub(super) fn key_set(cfg: &Config, vkey: Option<&PathBuf>) -> anyhow::Result<Ke
             .map_err(anyhow::Error::msg)?
             .key_set()?),
     }
+}
+
+/// Every regular file in `dir`, each a receipt, in name order.
+fn read_receipts(dir: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let e = e?;
+        if !e.file_type()?.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path())
+            .with_context(|| format!("reading {}", e.path().display()))?;
+        out.push((e.file_name().to_string_lossy().into_owned(), text));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The receipts' verdict (after the log's own): exit 1 when one does not hold.
+fn print_receipts(h: &crate::log::verify::ReceiptReport, format: OutputFormat) -> i32 {
+    if format == OutputFormat::Json {
+        println!("{}", serde_json::json!({ "receipts": h }));
+    } else if h.bad.is_empty() {
+        println!(
+            "receipts: {} checked, each names an entry the log holds with that hash",
+            h.checked
+        );
+    } else {
+        for b in &h.bad {
+            eprintln!("FAILED: receipt {b}");
+        }
+        eprintln!(
+            "FAILED: {} of {} receipts are not held by the log",
+            h.bad.len(),
+            h.checked
+        );
+    }
+    i32::from(!h.bad.is_empty())
 }
 
 /// The log's report and the witnesses' (when keys were given); exit 1 when either fails.
@@ -572,9 +614,15 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             format,
             witnesses,
             quorum,
+            receipts,
         } => {
             let cfg = Config::load(&config, std::env::vars())?;
             let keys = key_set(&cfg, vkey.as_ref())?;
+            let notes = match &receipts {
+                Some(dir) => read_receipts(dir)?,
+                None => Vec::new(),
+            };
+            let log_origin = origin(&cfg);
             let verifiers = witnesses
                 .iter()
                 .map(|k| {
@@ -601,12 +649,21 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 } else {
                     Some(crate::log::verify::witnesses(&db, &verifiers, quorum).await?)
                 };
-                Ok(print_report_witnessed(
+                let held = if receipts.is_some() {
+                    Some(crate::log::verify::receipts(&db, &keys, &log_origin, &notes).await?)
+                } else {
+                    None
+                };
+                let code = print_report_witnessed(
                     &report,
                     witnessed.as_ref(),
                     started.elapsed().as_secs_f64(),
                     format,
-                ))
+                );
+                Ok(match held {
+                    Some(h) => code.max(print_receipts(&h, format)),
+                    None => code,
+                })
             })
         }
         AuditCommand::Export {

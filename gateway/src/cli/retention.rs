@@ -10,6 +10,7 @@ use crate::store::Db;
 use anyhow::Context;
 use clap::Subcommand;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Retention commands.
 #[derive(Debug, Subcommand)]
@@ -58,9 +59,14 @@ pub fn run(cmd: RetentionCommand) -> anyhow::Result<i32> {
             .context("the database has no policy version: has a gateway ever run on it?")?;
         let cc = crate::lifecycle::PolicyBuilder::compile_stored(&active)
             .context("the active policy version in the database")?;
-        let log = Log::open(db.clone(), keys, origin)
-            .await
-            .context("opening the disclosure log")?;
+        let log = Log::open(
+            db.clone(),
+            keys,
+            origin,
+            Arc::new(crate::clock::SystemClock),
+        )
+        .await
+        .context("opening the disclosure log")?;
         let report = if args.dry_run {
             retention::dry_run(&db, cc.covenant(), now).await
         } else {

@@ -242,6 +242,13 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
         tracing::Span::current().record("partner", p.id.as_str());
         base.partner = p.id.clone();
     }
+    // While the log cannot be written nothing is answered: refused now, not after the
+    // database's own timeouts (the refusal is counted for the writer's outage entry).
+    if app.log.availability().unavailable().is_some() {
+        let e = Refusal::DisclosureLogUnavailable;
+        record_refusal(&app, base, &e.slug()).await;
+        return e.into_response();
+    }
     // Bounds of the connection and the request head, before the token is read.
     let early = match req.extensions().get::<OverConnectionLimit>() {
         Some(OverConnectionLimit(n)) => Some(Refusal::TooManyConnections(*n)),

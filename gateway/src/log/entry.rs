@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// What an entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// `POST /v1/disclosures`: case-level data for a purpose.
@@ -43,6 +43,8 @@ pub enum Kind {
     Retention,
     /// A step in the life of the gateway's own keys: in use, rotated, rows re-sealed, retired.
     Keys,
+    /// The log could not be written for a while: when, why, and what went unrecorded.
+    LogOutage,
 }
 
 impl Kind {
@@ -63,11 +65,12 @@ impl Kind {
             Kind::Request => "request",
             Kind::Retention => "retention",
             Kind::Keys => "keys",
+            Kind::LogOutage => "log-outage",
         }
     }
 
     /// Every kind.
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Disclosure,
         Kind::Check,
         Kind::Aggregate,
@@ -82,6 +85,7 @@ impl Kind {
         Kind::Request,
         Kind::Retention,
         Kind::Keys,
+        Kind::LogOutage,
     ];
 
     /// Kinds whose answered entries are disclosures in the sense of GDPR art. 15: personal data
@@ -355,6 +359,35 @@ pub struct WitnessOverride {
     pub unreachable: Vec<String>,
 }
 
+/// The writer could not make entries durable from `from` until this entry (its `at`). Written
+/// first when writing resumes, so that the log says that it was not written, and what that
+/// cost, in the place where the missing entries would have been.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogOutage {
+    /// When the first write failed (RFC 3339 in the entry).
+    #[serde(with = "rfc3339")]
+    pub from: i64,
+    /// What the store said, as a class (no database message: it may quote a value).
+    pub cause: crate::store::Fault,
+    /// Refusals that could not be recorded one by one, counted by kind and problem type.
+    pub unrecorded_refusals: Vec<UnrecordedRefusals>,
+    /// Entries that were committed although the writer could not tell at the time, so that
+    /// their requests were answered `disclosure-log-unavailable` and nothing was disclosed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub committed_unanswered: Vec<i64>,
+}
+
+/// Refusals of one kind and problem type that could not be written during an outage.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UnrecordedRefusals {
+    /// The entry kind the refusal would have had.
+    pub kind: Kind,
+    /// Its problem type (`(none)` when it had none).
+    pub problem: String,
+    /// How many.
+    pub count: u64,
+}
+
 /// Entries whose content a retention run removed: `first..=last`, under one rule. Their hashes
 /// stay in the log; the store's tombstone says the same, and `audit verify` checks both.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -623,6 +656,9 @@ pub struct LogEntry {
     /// For a step of a key's life.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<KeyStep>,
+    /// For a time the log could not be written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_outage: Option<LogOutage>,
 }
 
 /// What an entry starts from: who asked what, when, under which version.
@@ -698,6 +734,7 @@ impl LogEntry {
             check: None,
             retention: None,
             keys: None,
+            log_outage: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! tree ([`tree`]), the signing key and checkpoints ([`checkpoint`]), proofs, and an orderly
 //! shutdown. The record type is [`entry::LogEntry`]; `audit verify` is [`verify`].
 
+pub mod availability;
 pub mod checkpoint;
 pub mod cosign;
 pub mod entry;
@@ -49,6 +50,12 @@ pub enum LogError {
     /// The writer has stopped (shutdown).
     #[error("the log writer has stopped")]
     Stopped,
+    /// The writer cannot write now (its last batch failed, or one is stalled); refused at once.
+    #[error("the log cannot be written now")]
+    Unavailable,
+    /// A batch took longer than the writer allows; given up.
+    #[error("the log batch took too long and was given up")]
+    TimedOut,
     /// The stored log is inconsistent.
     #[error("{0}")]
     Corrupt(String),
@@ -128,6 +135,15 @@ pub struct Log {
     origin: String,
     stop: Arc<Notify>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    availability: Arc<availability::Availability>,
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the writer's fault points are set by the crate's tests only"
+        )
+    )]
+    faults: Arc<availability::Faults>,
 }
 
 impl std::fmt::Debug for Log {
@@ -140,7 +156,12 @@ impl Log {
     /// Opens the log on a migrated database and starts its writer. A log migrated from before
     /// the stored tree gets its tree built once (reading every leaf); afterwards a start reads
     /// only the head and the tree's right edge.
-    pub async fn open(db: Db, keys: LogKeys, origin: String) -> Result<Log, LogError> {
+    pub async fn open(
+        db: Db,
+        keys: LogKeys,
+        origin: String,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Result<Log, LogError> {
         let head = db.log_head().await?;
         if head.root.is_none() {
             build_tree(&db).await?;
@@ -149,7 +170,18 @@ impl Log {
         let state = writer::TreeState::load(&db, &head).await?;
         let (queue, rx) = mpsc::channel(4 * writer::MAX_BATCH);
         let stop = Arc::new(Notify::new());
-        let task = tokio::spawn(writer::run(db.clone(), rx, state, stop.clone()));
+        let availability = Arc::new(availability::Availability::default());
+        crate::metrics::metrics().log_writer_available.set(1);
+        let faults = Arc::new(availability::Faults::default());
+        let w = writer::Writer::new(
+            db.for_writer().await?,
+            db.clone(),
+            state,
+            availability.clone(),
+            clock,
+            faults.clone(),
+        );
+        let task = tokio::spawn(writer::run(w, rx, stop.clone()));
         Ok(Log {
             db,
             queue,
@@ -157,6 +189,8 @@ impl Log {
             origin,
             stop,
             task: Mutex::new(Some(task)),
+            availability,
+            faults,
         })
     }
 
@@ -199,6 +233,10 @@ impl Log {
     }
 
     async fn submit(&self, entry: LogEntry, change: Option<Change>) -> Result<Appended, LogError> {
+        // While the writer cannot write, nothing waits for it: refused now, counted if a refusal.
+        if self.availability.refuse_now(&entry) {
+            return Err(LogError::Unavailable);
+        }
         let (reply, wait) = oneshot::channel();
         self.queue
             .send(writer::Job {
@@ -209,6 +247,17 @@ impl Log {
             .await
             .map_err(|_| LogError::Stopped)?;
         wait.await.map_err(|_| LogError::Stopped)?
+    }
+
+    /// Whether the log can be written now, and what an outage has cost so far.
+    pub fn availability(&self) -> &availability::Availability {
+        &self.availability
+    }
+
+    /// Where the crate's tests make the writer fail.
+    #[cfg(test)]
+    pub fn faults(&self) -> &availability::Faults {
+        &self.faults
     }
 
     /// Stops taking entries, writes those already queued, and waits for the writer to end.
@@ -502,9 +551,14 @@ mod tests {
             current: LogKey::from_seed("t/disclosures", &[1; 32]).unwrap_or_else(|e| panic!("{e}")),
             retired: vec![],
         };
-        let log = Log::open(db.clone(), keys, "t/disclosures".into())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let log = Log::open(
+            db.clone(),
+            keys,
+            "t/disclosures".into(),
+            Arc::new(crate::clock::SystemClock),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
         let mut leaves = Vec::new();
         for n in 0..6 {
             let a = log.append(entry(n)).await.unwrap_or_else(|e| panic!("{e}"));

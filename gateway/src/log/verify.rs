@@ -498,6 +498,64 @@ pub async fn witnesses(
     Ok(report)
 }
 
+/// Receipts that partners kept, held against the log.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ReceiptReport {
+    /// Receipts read.
+    pub checked: usize,
+    /// Each receipt that does not hold: its name and why.
+    pub bad: Vec<String>,
+}
+
+/// Checks each receipt (`(name, signed note)`): signed by one of the log's keys, for this log's
+/// `origin`, and naming an entry the log holds at that seq with that leaf hash. A receipt the
+/// log does not hold is a partner's proof that an answered entry went missing.
+pub async fn receipts(
+    db: &Db,
+    keys: &KeySet,
+    origin: &str,
+    notes: &[(String, String)],
+) -> Result<ReceiptReport, StoreError> {
+    let size = db.log_head().await?.size;
+    let mut report = ReceiptReport::default();
+    for (name, note) in notes {
+        report.checked += 1;
+        let r = match super::receipt::Receipt::verify(note, keys) {
+            Ok(r) => r,
+            Err(e) => {
+                report
+                    .bad
+                    .push(format!("{name}: not a receipt of this log's keys: {e}"));
+                continue;
+            }
+        };
+        if r.origin != origin {
+            report.bad.push(format!(
+                "{name}: a receipt of another log (`{}`, this is `{origin}`)",
+                r.origin
+            ));
+            continue;
+        }
+        let seq = i64::try_from(r.seq).unwrap_or(i64::MAX);
+        if seq < 1 || seq > size {
+            report.bad.push(format!(
+                "{name}: entry {seq} was promised, and the log has {size} entries: an answered entry is missing"
+            ));
+            continue;
+        }
+        match db.leaf_hashes(seq - 1, seq).await?.first() {
+            Some((_, h)) if *h == r.leaf => {}
+            Some(_) => report.bad.push(format!(
+                "{name}: entry {seq} in the log is not the entry the receipt promised (another leaf hash): the log was rewritten at {seq}"
+            )),
+            None => report.bad.push(format!(
+                "{name}: entry {seq} has no leaf in the log: an answered entry is missing"
+            )),
+        }
+    }
+    Ok(report)
+}
+
 /// Entries read per page.
 const PAGE: i64 = 20_000;
 

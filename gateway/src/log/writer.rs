@@ -2,11 +2,24 @@
 //! waiting entry into one transaction (group commit), applies the state changes that go with
 //! them, links and hashes the entries, stores the tree nodes they complete, and answers each
 //! request once its batch is durable.
+//!
+//! A batch counts as durable only when its own `COMMIT` succeeded (see [`crate::store::Tx`]).
+//! Any failure takes the writer down: from then on every entry is refused at once (counted
+//! when it records a refusal) until the writer, trying every few hundred milliseconds, has read
+//! the durable head anew and written a `log-outage` entry that says when, why, and what went
+//! unrecorded. Sequence numbers come only from that durable head, so a number in a receipt is
+//! never handed out twice.
 
-use super::entry::LogEntry;
+use super::availability::{Availability, Faults, Point};
+use super::entry::{Kind, LogEntry, LogOutage, Start, new_id};
 use super::merkle::{Frontier, Hash, leaf_hash};
 use super::{LogError, chain_hash, tree};
-use crate::store::{AppendRows, Change, Db, HeadRow, LeafRow, NodeRow, ProductRow, RecordRow};
+use crate::clock::Clock;
+use crate::store::{
+    AppendRows, Change, Db, Fault, HeadRow, LeafRow, NodeRow, ProductRow, RecordRow,
+};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Where an entry landed.
@@ -31,6 +44,16 @@ pub(super) struct Job {
 
 /// Largest batch in one transaction.
 pub const MAX_BATCH: usize = 512;
+
+/// Longest a batch's transaction may take before the writer gives it up (the database's own
+/// busy wait is 5 s); its outcome is then read from the durable head.
+const COMMIT_LIMIT: Duration = Duration::from_secs(10);
+
+/// How long a look at the durable head may take while the writer is down.
+const HEAD_LIMIT: Duration = Duration::from_secs(1);
+
+/// Pause between two tries to resume: short, so that the gateway is back within seconds.
+const RETRY: Duration = Duration::from_millis(250);
 
 /// What the writer knows of the tree between batches.
 #[derive(Debug, Clone)]
@@ -58,18 +81,101 @@ impl TreeState {
             frontier,
         })
     }
+
+    fn is_at(&self, head: &HeadRow) -> bool {
+        head.size == self.size && head.chain_hash == self.chain
+    }
+}
+
+/// A batch whose `COMMIT` was sent but not confirmed: whether it is in the log is read from
+/// the durable head when the writer resumes.
+#[derive(Debug)]
+struct Attempt {
+    /// Size before the batch.
+    from: i64,
+    /// Its leaf hashes, in order from `from + 1`.
+    leaves: Vec<Hash>,
+    /// The refusal counts it reported, when it was an outage entry.
+    outage: Option<LogOutage>,
+}
+
+/// A failed batch: why, and what was sent if the `COMMIT` itself went out.
+struct Failure {
+    error: LogError,
+    attempt: Option<Attempt>,
+}
+
+/// The writer task's own state.
+pub(super) struct Writer {
+    /// The writer's connection (one, its own).
+    pub(super) db: Db,
+    /// The shared pool, for fresh reads of the durable head after a failure.
+    pub(super) reader: Db,
+    pub(super) state: TreeState,
+    pub(super) availability: Arc<Availability>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) faults: Arc<Faults>,
+    /// The policy version of the latest entry written, for the writer's own entries.
+    pub(super) policy_version: String,
+    uncertain: Option<Attempt>,
+}
+
+impl Writer {
+    /// A writer at `state`.
+    pub(super) fn new(
+        db: Db,
+        reader: Db,
+        state: TreeState,
+        availability: Arc<Availability>,
+        clock: Arc<dyn Clock>,
+        faults: Arc<Faults>,
+    ) -> Writer {
+        Writer {
+            db,
+            reader,
+            state,
+            availability,
+            clock,
+            faults,
+            policy_version: String::from("(none)"),
+            uncertain: None,
+        }
+    }
 }
 
 /// Runs the writer until the queue is closed and drained.
 pub(super) async fn run(
-    db: Db,
+    mut w: Writer,
     mut rx: mpsc::Receiver<Job>,
-    mut state: TreeState,
-    stop: std::sync::Arc<tokio::sync::Notify>,
+    stop: Arc<tokio::sync::Notify>,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
     loop {
+        if w.availability.is_down() {
+            if stopping {
+                refuse_all(&mut rx, &w.availability).await;
+                break;
+            }
+            refuse_waiting(&mut rx, &w.availability);
+            if w.resume().await {
+                continue;
+            }
+            // Until the next try, every entry that still reaches the queue is refused at once.
+            let next = tokio::time::sleep(RETRY);
+            tokio::pin!(next);
+            loop {
+                tokio::select! {
+                    () = &mut next => break,
+                    j = rx.recv() => match j {
+                        Some(j) => refuse(j, &w.availability),
+                        None => { stopping = true; break; }
+                    },
+                    () = stop.notified() => { rx.close(); stopping = true; break; }
+                }
+            }
+            continue;
+        }
         let first = if stopping {
             rx.recv().await
         } else {
@@ -94,73 +200,268 @@ pub(super) async fn run(
         let m = crate::metrics::metrics();
         m.log_queue
             .set(i64::try_from(rx.len() + batch.len()).unwrap_or(i64::MAX));
-        m.writer.waiting_since.store(
-            crate::metrics::uptime_ms(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        write_batch(&db, &mut state, std::mem::take(&mut batch)).await;
-        m.writer
-            .waiting_since
-            .store(0, std::sync::atomic::Ordering::Relaxed);
+        w.availability.writing(true);
+        w.write_batch(std::mem::take(&mut batch)).await;
+        w.availability.writing(false);
         m.log_queue.set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
+        // Refusals counted while this batch stalled, or just as an outage ended: recorded now.
+        if !w.availability.is_down() && w.availability.unrecorded_total() > 0 {
+            w.resume().await;
+        }
+    }
+    let left = w.availability.unrecorded_total();
+    if left > 0 {
+        tracing::error!(
+            refusals = left,
+            "the log writer stopped during an outage: these refusals could not be recorded, and no log-outage entry says so; the next start does not know them"
+        );
     }
 }
 
-async fn write_batch(db: &Db, state: &mut TreeState, jobs: Vec<Job>) {
-    // An entry that cannot be serialised is refused on its own, before its change is applied.
-    let mut ready = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        match job.entry.canonical() {
-            Ok(text) => ready.push((job, text)),
+/// Refuses an entry the writer could not write; a refusal is counted for the outage entry.
+fn refuse(job: Job, availability: &Availability) {
+    availability.count_unwritten(&job.entry);
+    let _ = job.reply.send(Err(LogError::Unavailable));
+}
+
+/// Refuses what is queued now.
+fn refuse_waiting(rx: &mut mpsc::Receiver<Job>, availability: &Availability) {
+    while let Ok(job) = rx.try_recv() {
+        refuse(job, availability);
+    }
+}
+
+/// Refuses everything until the queue is closed and empty (stopping while down).
+async fn refuse_all(rx: &mut mpsc::Receiver<Job>, availability: &Availability) {
+    rx.close();
+    while let Some(job) = rx.recv().await {
+        refuse(job, availability);
+    }
+}
+
+impl Writer {
+    async fn write_batch(&mut self, jobs: Vec<Job>) {
+        // An entry that cannot be serialised is refused on its own, before its change is applied.
+        let mut ready = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match job.entry.canonical() {
+                Ok(text) => ready.push((job, text)),
+                Err(e) => {
+                    tracing::error!(error = %e, "a log entry could not be serialised; its request is refused");
+                    let _ = job.reply.send(Err(LogError::Entry(e.to_string())));
+                }
+            }
+        }
+        if ready.is_empty() {
+            return;
+        }
+        if let Some((job, _)) = ready.last() {
+            self.policy_version.clone_from(&job.entry.policy_version);
+        }
+        let started = std::time::Instant::now();
+        let m = crate::metrics::metrics();
+        match self.commit_bounded(&mut ready).await {
+            Ok((next, done)) => {
+                m.committed(ready.len(), started.elapsed().as_secs_f64());
+                self.state = next;
+                for ((job, _), (seq, leaf, applied)) in ready.into_iter().zip(done) {
+                    let _ = job.reply.send(Ok(Appended {
+                        seq,
+                        leaf_hash: leaf,
+                        applied,
+                        entry: job.entry,
+                    }));
+                }
+            }
+            Err(f) => {
+                self.failed(f, ready.len());
+                for (job, _) in ready {
+                    refuse(job, &self.availability);
+                }
+            }
+        }
+    }
+
+    /// Takes the writer down after a failed batch.
+    fn failed(&mut self, f: Failure, entries: usize) {
+        let fault = f.error.fault();
+        crate::metrics::metrics().commit_failed();
+        tracing::error!(
+            error = %f.error,
+            fault = fault.as_str(),
+            entries,
+            commit_sent = f.attempt.is_some(),
+            "disclosure log batch failed: nothing of it is answered, and nothing is disclosed until the log is written again"
+        );
+        self.availability.go_down(fault, self.clock.now());
+        if f.attempt.is_some() {
+            self.uncertain = f.attempt;
+        }
+    }
+
+    /// One batch within [`COMMIT_LIMIT`]; a batch given up is closed with its connection and
+    /// its outcome read later, like any failed `COMMIT`.
+    async fn commit_bounded(
+        &mut self,
+        ready: &mut [(Job, String)],
+    ) -> Result<(TreeState, Vec<(i64, Hash, bool)>), Failure> {
+        let mut attempt = None;
+        let r = tokio::time::timeout(
+            COMMIT_LIMIT,
+            commit(
+                &self.db,
+                &self.reader,
+                &self.state,
+                ready,
+                &self.faults,
+                &mut attempt,
+            ),
+        )
+        .await;
+        match r {
+            Ok(Ok(done)) => Ok(done),
+            Ok(Err(error)) => Err(Failure { error, attempt }),
+            Err(_) => Err(Failure {
+                error: LogError::TimedOut,
+                attempt,
+            }),
+        }
+    }
+
+    /// One try to resume: read the durable head on a fresh connection, settle a batch whose
+    /// `COMMIT` was not confirmed, and write the `log-outage` entry. True once it is durable.
+    async fn resume(&mut self) -> bool {
+        let head = match tokio::time::timeout(HEAD_LIMIT, self.reader.log_head()).await {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => {
+                self.availability.still_down(e.fault());
+                return false;
+            }
+            Err(_) => {
+                self.availability.still_down(Fault::Timeout);
+                return false;
+            }
+        };
+        if let Some(a) = self.uncertain.take()
+            && let Err(e) = self.settle(&a, &head).await
+        {
+            self.availability.still_down(e.fault());
+            self.uncertain = Some(a);
+            return false;
+        }
+        if !self.state.is_at(&head) {
+            match TreeState::load(&self.reader, &head).await {
+                Ok(s) => self.state = s,
+                Err(e) => {
+                    tracing::error!(error = %e, "the log writer cannot read the durable tree");
+                    self.availability.still_down(e.fault());
+                    return false;
+                }
+            }
+        }
+        let outage = self.availability.outage(self.clock.now());
+        let mut entry = LogEntry::new(Start {
+            id: new_id(),
+            at: self.clock.now(),
+            trace_id: &uuid::Uuid::new_v4().to_string(),
+            kind: Kind::LogOutage,
+            partner: "(gateway)".into(),
+            policy_version: &self.policy_version,
+        });
+        entry.outcome = super::entry::Outcome::Answered;
+        entry.log_outage = Some(outage.clone());
+        let text = match entry.canonical() {
+            Ok(t) => t,
             Err(e) => {
-                tracing::error!(error = %e, "a log entry could not be serialised; its request is refused");
-                let _ = job.reply.send(Err(LogError::Entry(e.to_string())));
+                tracing::error!(error = %e, "the log-outage entry could not be serialised");
+                return false;
             }
-        }
-    }
-    if ready.is_empty() {
-        return;
-    }
-    let started = std::time::Instant::now();
-    let m = crate::metrics::metrics();
-    match commit(db, state, &mut ready).await {
-        Ok((next, done)) => {
-            m.committed(ready.len(), started.elapsed().as_secs_f64());
-            *state = next;
-            for ((job, _), (seq, leaf, applied)) in ready.into_iter().zip(done) {
-                let _ = job.reply.send(Ok(Appended {
+        };
+        let (reply, _) = oneshot::channel();
+        let mut ready = vec![(
+            Job {
+                entry,
+                change: None,
+                reply,
+            },
+            text,
+        )];
+        match self.commit_bounded(&mut ready).await {
+            Ok((next, done)) => {
+                self.state = next;
+                let seq = done.first().map_or(0, |d| d.0);
+                self.availability.resumed(&outage);
+                tracing::warn!(
                     seq,
-                    leaf_hash: leaf,
-                    applied,
-                    entry: job.entry,
-                }));
+                    from = outage.from,
+                    fault = outage.cause.as_str(),
+                    unrecorded = outage
+                        .unrecorded_refusals
+                        .iter()
+                        .map(|u| u.count)
+                        .sum::<u64>(),
+                    committed_unanswered = outage.committed_unanswered.len(),
+                    "the disclosure log is written again; the outage is recorded in the log"
+                );
+                true
+            }
+            Err(mut f) => {
+                if let Some(a) = f.attempt.as_mut() {
+                    a.outage = Some(outage);
+                }
+                self.failed(f, 1);
+                false
             }
         }
-        Err(e) => {
-            m.commit_failed();
-            tracing::error!(error = %e, entries = ready.len(), "disclosure log batch failed; nothing of it was written");
-            let msg = e.to_string();
-            for (job, _) in ready {
-                let _ = job.reply.send(Err(LogError::Failed(msg.clone())));
+    }
+
+    /// Decides from the durable log whether an unconfirmed batch was committed.
+    async fn settle(&mut self, a: &Attempt, head: &HeadRow) -> Result<(), LogError> {
+        let upto = a.from + i64::try_from(a.leaves.len()).unwrap_or(i64::MAX);
+        let stored = if head.size >= upto {
+            self.reader.leaf_hashes(a.from, upto).await?
+        } else {
+            Vec::new()
+        };
+        let written = stored.len() == a.leaves.len()
+            && stored.iter().zip(&a.leaves).all(|((_, s), l)| s == l);
+        if written {
+            tracing::warn!(
+                first = a.from + 1,
+                last = upto,
+                "a log batch whose COMMIT was not confirmed is in the log: its requests were refused, and the log-outage entry lists it"
+            );
+            match &a.outage {
+                // The outage entry itself: what it counted is recorded.
+                Some(o) => self.availability.resumed(o),
+                None => self.availability.committed_unanswered(a.from + 1..=upto),
             }
         }
+        Ok(())
     }
 }
 
 /// One transaction: lock the head, apply the changes, link and hash, write, commit. On any
-/// error nothing of the batch is written (the transaction rolls back when dropped).
+/// error nothing of the batch is written (the connection is closed and the database rolls the
+/// transaction back), except that a failed `COMMIT` may have happened after all: `attempt` is
+/// then set, and the durable head decides.
 async fn commit(
     db: &Db,
+    reader: &Db,
     state: &TreeState,
     ready: &mut [(Job, String)],
+    faults: &Faults,
+    attempt: &mut Option<Attempt>,
 ) -> Result<(TreeState, Vec<(i64, Hash, bool)>), LogError> {
+    faults.hit(Point::Begin)?;
     let mut tx = db.begin().await?;
     let head = tx.lock_head().await?;
-    // Another instance may have appended since our last batch: then read the tree's edge anew.
-    let mut st = if head.size == state.size && head.chain_hash == state.chain {
+    // Another instance may have appended since our last batch: then read the tree's edge anew
+    // (through the shared pool: the writer's one connection holds this transaction).
+    let mut st = if state.is_at(&head) {
         state.clone()
     } else {
-        TreeState::load(db, &head).await?
+        TreeState::load(reader, &head).await?
     };
     let mut applied = Vec::with_capacity(ready.len());
     for (job, text) in ready.iter_mut() {
@@ -178,6 +479,7 @@ async fn commit(
         }
         applied.push(ok);
     }
+    let from = st.size;
     let mut leaves = Vec::with_capacity(ready.len());
     let mut records: Vec<RecordRow> = Vec::with_capacity(ready.len());
     let mut products: Vec<ProductRow> = Vec::new();
@@ -214,6 +516,7 @@ async fn commit(
     if overflow {
         return Err(LogError::Corrupt("tree index out of range".into()));
     }
+    faults.hit(Point::Append)?;
     tx.append_rows(&AppendRows {
         leaves: &leaves,
         records: &records,
@@ -226,6 +529,240 @@ async fn commit(
         },
     })
     .await?;
+    faults.hit(Point::BeforeCommit)?;
+    *attempt = Some(Attempt {
+        from,
+        leaves: done.iter().map(|d| d.1).collect(),
+        outage: None,
+    });
     tx.commit().await?;
+    // A commit that happened but was reported as failed (a connection lost on the way back).
+    faults.hit(Point::LostAck)?;
     Ok((st, done))
+}
+
+impl LogError {
+    /// The class of the failure, for the outage entry and metrics.
+    pub fn fault(&self) -> Fault {
+        match self {
+            LogError::Store(e) => e.fault(),
+            LogError::TimedOut => Fault::Timeout,
+            _ => Fault::Other,
+        }
+    }
+}
+
+#[cfg(test)]
+/// The error an injected fault raises: what a full disk looks like to the writer.
+pub(super) fn injected() -> crate::store::StoreError {
+    crate::store::StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::StorageFull,
+        "injected fault",
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::availability::Point;
+    use super::super::entry::{Kind, LogEntry, Outcome, Start};
+    use super::super::{Log, LogError, LogKeys, checkpoint::LogKey};
+    use crate::store::Db;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    async fn open() -> (Db, Log) {
+        let dir = std::env::temp_dir().join(format!("gw-writer-faults-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::connect(&format!(
+            "sqlite://{}/{}.db",
+            dir.display(),
+            uuid::Uuid::new_v4().simple()
+        ))
+        .await
+        .unwrap();
+        db.migrate().await.unwrap();
+        let keys = LogKeys {
+            current: LogKey::from_seed("t/disclosures", &[1; 32]).unwrap(),
+            retired: vec![],
+        };
+        let clock = Arc::new(crate::clock::FixedClock::new(crate::testkit::T0));
+        let log = Log::open(db.clone(), keys, "t/disclosures".into(), clock)
+            .await
+            .unwrap();
+        (db, log)
+    }
+
+    fn entry(n: usize, refused: bool) -> LogEntry {
+        let mut e = LogEntry::new(Start {
+            id: format!("disc-{n}"),
+            at: crate::testkit::T0,
+            trace_id: "t-unit-0001",
+            kind: Kind::Check,
+            partner: "politie".into(),
+            policy_version: "v",
+        });
+        if refused {
+            e.refuse("purpose-relation");
+        } else {
+            e.outcome = Outcome::Answered;
+        }
+        e
+    }
+
+    /// What a requester was told: seq, leaf hash, entry id.
+    type Answered = (i64, [u8; 32], String);
+
+    /// Appends `n` entries from `tasks` concurrent requesters while the writer fails at the
+    /// planned hits, then lets it recover; checks the invariants of issue 39.
+    async fn run(n: usize, tasks: usize, fail_at: BTreeSet<usize>) {
+        let (db, log) = open().await;
+        let log = Arc::new(log);
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        log.faults().set(move |_: Point| {
+            let i = counter.fetch_add(1, Ordering::SeqCst);
+            fail_at.contains(&i)
+        });
+        let answers: Arc<Mutex<Vec<Answered>>> = Arc::default();
+        let refused_unwritten = Arc::new(AtomicUsize::new(0));
+        let mut all = Vec::new();
+        for t in 0..tasks {
+            let (log, answers, lost) = (log.clone(), answers.clone(), refused_unwritten.clone());
+            all.push(tokio::spawn(async move {
+                for k in (t..n).step_by(tasks) {
+                    let refused = k % 3 == 0;
+                    match log.append(entry(k, refused)).await {
+                        Ok(a) => answers
+                            .lock()
+                            .unwrap()
+                            .push((a.seq, a.leaf_hash, a.entry.id)),
+                        Err(LogError::Unavailable) if refused => {
+                            lost.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(LogError::Unavailable) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        for t in all {
+            t.await.unwrap();
+        }
+        // No more faults: the writer resumes by itself.
+        log.faults().set(|_| false);
+        let t0 = std::time::Instant::now();
+        let mut flush = n;
+        while log.availability().is_down() || log.availability().unrecorded_total() > 0 {
+            assert!(t0.elapsed().as_secs() < 10, "the writer did not resume");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            // A write after the outage records counts made as it ended.
+            if !log.availability().is_down() {
+                flush += 1;
+                let _ = log.append(entry(flush, false)).await;
+            }
+        }
+        let stored = db.entries(0, 1_000_000).await.unwrap();
+        let by_seq: HashMap<i64, &crate::store::StoredEntry> =
+            stored.iter().map(|e| (e.leaf.seq, e)).collect();
+        // Every acknowledged entry is durable with that seq and leaf hash; no seq twice.
+        let answers = std::mem::take(&mut *answers.lock().unwrap());
+        let mut seqs = BTreeSet::new();
+        for (seq, leaf, id) in answers.iter() {
+            assert!(seqs.insert(*seq), "seq {seq} answered twice");
+            let e = by_seq
+                .get(seq)
+                .unwrap_or_else(|| panic!("seq {seq} is not in the log"));
+            assert_eq!(&e.leaf.leaf_hash, leaf, "seq {seq}");
+            assert_eq!(&e.record.as_ref().unwrap().id, id, "seq {seq}");
+        }
+        // Every refusal is in the log: one by one, or counted in an outage entry.
+        let mut counted = 0u64;
+        let mut committed_unanswered = BTreeSet::new();
+        for e in &stored {
+            let entry = LogEntry::parse(e.leaf.seq, &e.record.as_ref().unwrap().entry).unwrap();
+            if let Some(o) = entry.log_outage {
+                counted += o.unrecorded_refusals.iter().map(|u| u.count).sum::<u64>();
+                committed_unanswered.extend(o.committed_unanswered);
+            }
+        }
+        assert_eq!(
+            counted,
+            u64::try_from(refused_unwritten.load(Ordering::SeqCst)).unwrap()
+        );
+        // An entry the writer could not confirm is either answered or named as unanswered.
+        for seq in &committed_unanswered {
+            assert!(
+                !seqs.contains(seq),
+                "seq {seq} answered and listed unanswered"
+            );
+        }
+        let ids: BTreeMap<&str, i64> = stored
+            .iter()
+            .map(|e| (e.record.as_ref().unwrap().id.as_str(), e.leaf.seq))
+            .collect();
+        assert_eq!(ids.len(), stored.len(), "an entry written twice");
+        let keys = log.key_set().unwrap();
+        let report = super::super::verify::verify(&db, &keys, |_| {})
+            .await
+            .unwrap();
+        assert_eq!(report.first_bad, None);
+        assert_eq!(
+            report.entries,
+            i64::try_from(stored.len()).unwrap(),
+            "audit verify reads every entry"
+        );
+        log.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lost_commit_acknowledgement_is_found_and_named() {
+        // The second batch's COMMIT succeeds but its answer is lost: its requests are refused,
+        // and the outage entry names the entries that are in the log all the same.
+        let (db, log) = open().await;
+        log.append(entry(0, false)).await.unwrap();
+        let mut once = true;
+        log.faults().set(move |p| {
+            let fail = once && p == Point::LostAck;
+            once &= !fail;
+            fail
+        });
+        assert!(matches!(
+            log.append(entry(1, false)).await,
+            Err(LogError::Unavailable)
+        ));
+        let t0 = std::time::Instant::now();
+        while log.availability().is_down() {
+            assert!(t0.elapsed().as_secs() < 10);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let a = log.append(entry(2, false)).await.unwrap();
+        assert_eq!(
+            a.seq, 4,
+            "seq 2 is the unconfirmed entry, 3 the outage entry"
+        );
+        let outage = db.entries(2, 1).await.unwrap();
+        let outage = LogEntry::parse(3, &outage[0].record.as_ref().unwrap().entry).unwrap();
+        assert_eq!(outage.kind, Kind::LogOutage);
+        assert_eq!(outage.log_outage.unwrap().committed_unanswered, vec![2]);
+        log.shutdown().await;
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        #[test]
+        fn no_acknowledged_entry_is_lost_and_no_refusal_unaccounted_for(
+            fail_at in proptest::collection::btree_set(0usize..120, 0..12),
+            tasks in 1usize..6,
+        ) {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(run(60, tasks, fail_at));
+        }
+    }
 }

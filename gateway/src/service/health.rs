@@ -2,11 +2,13 @@
 //! what to do; `/readyz` answers 503 with them when any fails.
 
 use crate::app::App;
+use crate::log::availability::Unavailable;
 use serde::Serialize;
-use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-/// A writer batch taking longer than this means the writer is stuck.
-const WRITER_STUCK_MS: u64 = 30_000;
+/// How long readiness waits for the database: `/readyz` answers within a second even when the
+/// database does not.
+const DATABASE_LIMIT: Duration = Duration::from_millis(400);
 
 /// One check.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -94,27 +96,28 @@ fn witness_problem(app: &App, now: i64) -> Option<String> {
 /// Runs every check.
 pub async fn readiness(app: &App) -> Readiness {
     let now = app.clock.now();
-    let database = app.db.ping().await.err().map(|e| {
-        tracing::warn!(error = %e, "readiness: database");
-        "the database does not answer; check the database server and `database_url`".to_owned()
-    });
-    let w = &crate::metrics::metrics().writer;
-    let (ok, failed, busy) = (
-        w.last_ok.load(Ordering::Relaxed),
-        w.last_failure.load(Ordering::Relaxed),
-        w.waiting_since.load(Ordering::Relaxed),
-    );
-    let uptime = crate::metrics::uptime_ms();
-    let writer = if failed > ok {
-        Some("the log writer's last batch failed and none has committed since: nothing is disclosed; see the operational log (`disclosure log batch failed`) and the database".to_owned())
-    } else if busy > 0 && uptime.saturating_sub(busy) > WRITER_STUCK_MS {
-        Some(format!(
-            "the log writer has been writing one batch for more than {} s: the database may be locked or overloaded",
-            WRITER_STUCK_MS / 1000
-        ))
-    } else {
-        None
+    let database = match tokio::time::timeout(DATABASE_LIMIT, app.db.ping()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: database");
+            Some(
+                "the database does not answer; check the database server and `database_url`"
+                    .to_owned(),
+            )
+        }
+        Err(_) => Some(format!(
+            "the database did not answer within {} ms; check the database server and `database_url`",
+            DATABASE_LIMIT.as_millis()
+        )),
     };
+    let writer = app.log.availability().unavailable().map(|u| match u {
+        Unavailable::Down(_) => format!(
+            "{u}: nothing is disclosed (every request that needs an entry gets 503 disclosure-log-unavailable); the writer retries on its own and writes a log-outage entry when it succeeds; see the operational log (`disclosure log batch failed`) and docs/operations.md, \"Storage faults\""
+        ),
+        Unavailable::Stalled => format!(
+            "{u}: new requests are refused until it ends; the database may be locked or overloaded"
+        ),
+    });
     let key = signing_key_problem(&app.health.log_key_file);
     let crl = app
         .policy
@@ -130,7 +133,11 @@ pub async fn readiness(app: &App) -> Readiness {
         });
     let checkpoint = match app.health.checkpoint_max_age {
         None => None,
-        Some(max) => checkpoint_problem(app, now, max).await,
+        Some(max) => tokio::time::timeout(DATABASE_LIMIT, checkpoint_problem(app, now, max))
+            .await
+            .unwrap_or_else(|_| {
+                Some("the log's checkpoints could not be read in time; see the database".to_owned())
+            }),
     };
     let checks = vec![
         check("database", database),

@@ -54,6 +54,74 @@ pub enum StoreError {
     Url(String),
 }
 
+/// What kind of failure a database error is, as far as the gateway can tell: for operators, the
+/// log's outage entry and metrics. Never the database's message, which may quote a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// The disk or the database's size limit is full.
+    StorageFull,
+    /// The database reported an I/O error.
+    IoError,
+    /// Another process held the database's write lock too long.
+    Busy,
+    /// The database server could not be reached, or dropped the connection.
+    Unreachable,
+    /// A write took longer than the writer allows.
+    Timeout,
+    /// Anything else the database refused.
+    Other,
+}
+
+impl Fault {
+    /// The name used in the log, metrics and the operational log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::StorageFull => "storage-full",
+            Fault::IoError => "io-error",
+            Fault::Busy => "busy",
+            Fault::Unreachable => "unreachable",
+            Fault::Timeout => "timeout",
+            Fault::Other => "other",
+        }
+    }
+}
+
+impl StoreError {
+    /// The class of this failure (SQLite's primary result codes, PostgreSQL's SQLSTATE classes).
+    pub fn fault(&self) -> Fault {
+        match self {
+            StoreError::Database(e) => sqlx_fault(e),
+            StoreError::Migrate(_) | StoreError::Corrupt(_) | StoreError::Url(_) => Fault::Other,
+        }
+    }
+}
+
+fn sqlx_fault(e: &sqlx::Error) -> Fault {
+    match e {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => Fault::StorageFull,
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Fault::Unreachable,
+        sqlx::Error::Database(d) => {
+            let code = d.code().unwrap_or_default();
+            // SQLite: the primary code is the low byte of the extended code.
+            let sqlite = code.parse::<i32>().ok().map(|c| c & 0xff);
+            match (sqlite, code.as_ref()) {
+                (Some(13), _) | (_, "53100") => Fault::StorageFull,
+                (Some(10), _) | (_, "58030") => Fault::IoError,
+                (Some(5 | 6), _) | (_, "55P03" | "40P01") => Fault::Busy,
+                (_, c) if c.starts_with("08") || c.starts_with("57P") => Fault::Unreachable,
+                _ => Fault::Other,
+            }
+        }
+        _ => Fault::Other,
+    }
+}
+
 /// Which backend a URL selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -106,7 +174,7 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
-/// Runs one body against the open transaction `$tx`; `$t` is `&mut Transaction<_>`.
+/// Runs one body against the open transaction `$tx`; `$t` is its `&mut PoolConnection<_>`.
 macro_rules! on_tx {
     ($tx:expr, $t:ident => $body:expr) => {
         match &mut $tx.inner {
@@ -117,26 +185,50 @@ macro_rules! on_tx {
 }
 pub(crate) use on_tx;
 
-/// An open transaction on either backend.
+/// An open transaction on either backend, on a connection of its own.
+///
+/// The transaction is begun and ended with plain `BEGIN`/`COMMIT` statements rather than
+/// sqlx's nested-transaction bookkeeping: after a failed `COMMIT` that bookkeeping can be out of
+/// step with the connection (it then turns the next "transaction" into a savepoint of the old
+/// one, and its "commit" into a savepoint release that writes nothing). Here a `BEGIN` inside a
+/// transaction is an error, so a `COMMIT` that succeeds ended the transaction this `Tx` began;
+/// and a connection whose `COMMIT` failed, or whose transaction is dropped open, is closed (the
+/// database rolls it back) and never goes back to the pool.
 pub struct Tx {
     pub(crate) inner: TxInner,
+    open: bool,
 }
 
 pub(crate) enum TxInner {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
-    Postgres(sqlx::Transaction<'static, Postgres>),
+    Sqlite(sqlx::pool::PoolConnection<Sqlite>),
+    Postgres(sqlx::pool::PoolConnection<Postgres>),
 }
 
 impl Tx {
-    /// Commits (durably: SQLite runs with `synchronous = FULL`).
-    pub async fn commit(self) -> Result<(), StoreError> {
-        match self.inner {
-            TxInner::Sqlite(t) => t.commit().await?,
-            TxInner::Postgres(t) => t.commit().await?,
-        }
+    /// Commits (durably: SQLite runs with `synchronous = FULL`). On an error the outcome is
+    /// the database's to say (read the head anew); the connection is closed either way.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        on_tx!(self, c => sqlx::raw_sql("COMMIT").execute(&mut **c).await.map(|_| ()))?;
+        self.open = false;
         Ok(())
     }
 }
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if self.open {
+            // Rolled back or failed to commit: its state is unknown, so the connection ends.
+            on_tx!(self, c => c.close_on_drop());
+        }
+    }
+}
+
+/// How long a request waits for one of SQLite's connections (they are busy only under load).
+const READER_ACQUIRE: Duration = Duration::from_secs(5);
+
+/// How long the log writer waits for a new connection: the database not giving one within this
+/// is an outage (a loaded server may take a second to accept one).
+const WRITER_ACQUIRE: Duration = Duration::from_secs(3);
 
 impl Db {
     /// Opens the database at `url`: SQLite (created if missing; WAL, `synchronous = FULL`,
@@ -156,6 +248,7 @@ impl Db {
                 Pool::Sqlite(
                     SqlitePoolOptions::new()
                         .max_connections(8)
+                        .acquire_timeout(READER_ACQUIRE)
                         .connect_with(opts)
                         .await?,
                 )
@@ -163,7 +256,10 @@ impl Db {
             Backend::Postgres => Pool::Postgres(
                 sqlx::postgres::PgPoolOptions::new()
                     .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(5))
+                    // A server that is gone fails a request within seconds, not after the
+                    // pool's retries (sqlx keeps reconnecting until this timeout); a loaded
+                    // one may take a second to accept a connection.
+                    .acquire_timeout(Duration::from_secs(3))
                     .connect(url)
                     .await?,
             ),
@@ -217,13 +313,57 @@ impl Db {
         Ok(())
     }
 
-    /// Begins a transaction.
+    /// Begins a transaction on a connection of its own (`BEGIN IMMEDIATE` on SQLite: the
+    /// write lock is taken at once, so a busy database is met here and not at `COMMIT`).
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let inner = match &self.pool {
-            Pool::Sqlite(p) => TxInner::Sqlite(p.begin().await?),
-            Pool::Postgres(p) => TxInner::Postgres(p.begin().await?),
+            Pool::Sqlite(p) => {
+                let mut c = p.acquire().await?;
+                if let Err(e) = sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *c).await {
+                    c.close_on_drop();
+                    return Err(e.into());
+                }
+                TxInner::Sqlite(c)
+            }
+            Pool::Postgres(p) => {
+                let mut c = p.acquire().await?;
+                if let Err(e) = sqlx::raw_sql("BEGIN").execute(&mut *c).await {
+                    c.close_on_drop();
+                    return Err(e.into());
+                }
+                TxInner::Postgres(c)
+            }
         };
-        Ok(Tx { inner })
+        Ok(Tx { inner, open: true })
+    }
+
+    /// A handle on the same database with one connection of its own, for the log writer: it
+    /// never waits behind readers for a connection. The connection is made now and kept (no
+    /// idle or age limit, no ping before each batch: a connection that broke fails its batch,
+    /// and the writer then takes a new one); when one must be made again, a database that does
+    /// not give it within [`WRITER_ACQUIRE`] is reported at once.
+    pub async fn for_writer(&self) -> Result<Db, StoreError> {
+        fn options<DB: sqlx::Database>() -> sqlx::pool::PoolOptions<DB> {
+            sqlx::pool::PoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(WRITER_ACQUIRE)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .test_before_acquire(false)
+        }
+        let pool = match &self.pool {
+            Pool::Sqlite(p) => Pool::Sqlite(
+                options()
+                    .connect_with((*p.connect_options()).clone())
+                    .await?,
+            ),
+            Pool::Postgres(p) => Pool::Postgres(
+                options()
+                    .connect_with((*p.connect_options()).clone())
+                    .await?,
+            ),
+        };
+        Ok(Db { pool })
     }
 
     /// Runs raw SQL (tests and maintenance only; never with request input).
