@@ -953,7 +953,7 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
         .await?;
 
     // 9–10. Refusals.
-    d.say("Refused: a regisseur asks about someone else's case");
+    d.say("Refused: a regisseur asks about someone else's case (to it the case does not exist)");
     d.disclosure(&other_regisseur, "regie", &case_id, &subject_ref)
         .await?;
     d.say("Refused: the right person, the wrong purpose");

@@ -112,7 +112,7 @@ async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
     let case = crate::disclose::case_with_records(&gw, bsn).await;
     // One refusal (the regisseur has no role in the case yet), then one disclosure.
     let (s, v) = crate::disclose::ask(&gw, "rn", "reg.mulder", "regisseur", "regie", &case).await;
-    assert_eq!(s, 409, "{v}");
+    assert_eq!(s, 404, "{v}");
     crate::disclose::include(&gw, &case).await;
     crate::disclose::answered(&gw, "rn", "reg.mulder", "regisseur", "regie", &case).await;
     let console = start_console(&gw);
@@ -515,7 +515,10 @@ async fn administrators_draft_approve_activate_and_roll_back_through_the_console
 async fn overview_counts(gw: &Gateway) {
     let case = crate::disclose::case_with_records(gw, "999990093").await;
     let (s, _) = crate::disclose::ask(gw, "rn", "reg.mulder", "regisseur", "regie", &case).await;
-    assert_eq!(s, 409);
+    assert_eq!(
+        s, 404,
+        "not yet its regisseur: the case does not exist for it"
+    );
     crate::disclose::include(gw, &case).await;
     crate::disclose::answered(gw, "rn", "reg.mulder", "regisseur", "regie", &case).await;
     let o = oov_get(
@@ -534,7 +537,7 @@ async fn overview_counts(gw: &Gateway) {
     );
     assert_eq!(
         series("refusals_by_type"),
-        vec![json!({"key": "purpose-case-status", "counts": [0, 1]})],
+        vec![json!({"key": "case-not-found", "counts": [0, 1]})],
         "{o}"
     );
     assert_eq!(

@@ -226,6 +226,7 @@ async fn every_purpose_and_relation_allowed_and_refused_with_transforms_as_recei
         "purpose-role",
     )
     .await;
+    // Not yet appointed: the case does not exist for this regisseur yet.
     refused(
         &gw,
         "rn",
@@ -233,8 +234,8 @@ async fn every_purpose_and_relation_allowed_and_refused_with_transforms_as_recei
         "regisseur",
         "regie",
         &case,
-        409,
-        "purpose-case-status",
+        404,
+        "case-not-found",
     )
     .await;
 
@@ -282,6 +283,7 @@ async fn every_purpose_and_relation_allowed_and_refused_with_transforms_as_recei
         rec(&p, "rvdk.onderzoeken")["bevindingen"]["redacted"],
         "5.1.2.e"
     );
+    // No role in the case: it does not exist for them (issue 41), not "wrong relation".
     refused(
         &gw,
         "rn",
@@ -289,14 +291,26 @@ async fn every_purpose_and_relation_allowed_and_refused_with_transforms_as_recei
         "regisseur",
         "regie",
         &case,
-        403,
-        "purpose-relation",
+        404,
+        "case-not-found",
     )
     .await;
     refused(
         &gw,
         "oov",
         "reg.mulder",
+        "regisseur",
+        "regie",
+        &case,
+        404,
+        "case-not-found",
+    )
+    .await;
+    // A regisseur whose partner is on the UVO knows of the case: for it, the relation is named.
+    refused(
+        &gw,
+        "politie",
+        "reg.politie",
         "regisseur",
         "regie",
         &case,
@@ -361,8 +375,8 @@ async fn every_purpose_and_relation_allowed_and_refused_with_transforms_as_recei
         "interventiepleger",
         "uitvoering",
         &case,
-        403,
-        "purpose-relation",
+        404,
+        "case-not-found",
     )
     .await;
 
@@ -1053,7 +1067,7 @@ fn the_demo_runs_and_its_operational_log_holds_no_personal_value() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     for expected in [
-        "REFUSED 403 purpose-relation",
+        "REFUSED 404 case-not-found",
         "REFUSED 403 purpose-role",
         "REFUSED 422 purpose-aggregate-only",
         "ggd.screening: unavailable",
@@ -1294,8 +1308,8 @@ async fn nobody_takes_a_regisseur_appointment_or_composes_another_regisseurs_uvo
             json!({"uvo_partners": ["oov"]})
         )
         .await,
-        (403, "appointment-forbidden".to_owned()),
-        "another case's regisseur composes nobody's UVO"
+        (404, "case-not-found".to_owned()),
+        "to another case's regisseur this case does not exist (issue 41)"
     );
     refused(
         &gw,

@@ -159,6 +159,11 @@ pub(super) async fn run(
             }
             refuse_waiting(&mut rx, &w.availability);
             if w.resume().await {
+                // Refusals counted while the outage entry was being written: recorded at once,
+                // in one more entry (the writer is up now, so no more are counted).
+                if w.availability.unrecorded_total() > 0 {
+                    w.resume().await;
+                }
                 continue;
             }
             // Until the next try, every entry that still reaches the queue is refused at once.

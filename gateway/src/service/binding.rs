@@ -103,6 +103,17 @@ pub fn relation(
     }
 }
 
+/// Whether the requester may know that `case` exists: a role that reads the whole register
+/// (voorportaal, secretaris, the overleggen), or a role in the case (below). To everyone else a
+/// case does not exist: every route answers them exactly as for an unknown id, before any other
+/// check, so that no later refusal (a subject mismatch, a status) tells what the 404 hides.
+pub fn may_know_of(c: &Covenant, req: &Requester, case: &CaseRow) -> bool {
+    req.roles
+        .iter()
+        .any(|r| c.case_register.may_read_classification(*r))
+        || has_role_in_case(c, req, case)
+}
+
 /// Whether the requester has a role in the case: its regisseur, or its partner on the UVO.
 /// Roles that do not read the whole register see only such cases.
 pub fn has_role_in_case(c: &Covenant, req: &Requester, case: &CaseRow) -> bool {

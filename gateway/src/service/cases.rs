@@ -345,17 +345,10 @@ pub async fn read(app: &App, call: &mut Call, id: &str) -> Result<CaseView, Refu
     let role = acting(call, |r| reg.may_read(r)).ok_or(Refusal::CasePermission("read cases"))?;
     call.record.role = call.role_id(role);
     let case = app.db.case(id).await?.ok_or(Refusal::CaseNotFound)?;
-    // Roles that read the register as such (voorportaal, secretaris, the overleggen) read every
-    // case; the others only cases they have a role in: to them any other case does not exist.
-    let reads_all = call
-        .requester
-        .roles
-        .iter()
-        .any(|r| reg.may_read_classification(*r));
-    if !reads_all && !binding::has_role_in_case(c, &call.requester, &case) {
+    call.record.data_subject = Some(case.subject_pseudonym.clone());
+    if !binding::may_know_of(c, &call.requester, &case) {
         return Err(Refusal::CaseNotFound);
     }
-    call.record.data_subject = Some(case.subject_pseudonym.clone());
     let events = app.db.case_events(id).await?;
     let classified = classification_for(c, call);
     call.record.case_read = Some(CaseRead {
@@ -458,7 +451,12 @@ pub async fn update(
     check_date("notification_date", &patch.notification_date)?;
 
     let old = app.db.case(id).await?.ok_or(Refusal::CaseNotFound)?;
+    // The relation first: a requester with none learns nothing, not even the case's status (its
+    // entry names the subject, for the privacy officers).
     call.record.data_subject = Some(old.subject_pseudonym.clone());
+    if !binding::may_know_of(c, &call.requester, &old) {
+        return Err(Refusal::CaseNotFound);
+    }
     let current = old.status;
     let mut acting_role = None;
     let new_status = match patch.status {
@@ -804,6 +802,68 @@ mod tests {
             app.db.case(&v.id).await.unwrap().unwrap().version,
             2,
             "nothing changed"
+        );
+    }
+
+    /// Issue 41: a regisseur of another partner with no role in a case could move it (PATCH
+    /// 200, and the whole case in the answer), and a refused change named the case's status.
+    /// Now the case does not exist for it, on every route, exactly as an unknown id.
+    #[tokio::test]
+    async fn without_a_role_in_the_case_a_change_meets_a_case_that_does_not_exist() {
+        let (app, _) = testkit::app().await;
+        let v = testkit::register(&app, "999993331").await;
+        let mut include = testkit::call(&app, Kind::CaseChange, "oov", "sec.1", &["secretaris"]);
+        let mut dv = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        update(
+            &app,
+            &mut dv,
+            &v.id,
+            CasePatch {
+                status: Some(CaseStatus::Duiding),
+                ..CasePatch::default()
+            },
+        )
+        .await
+        .unwrap();
+        update(
+            &app,
+            &mut include,
+            &v.id,
+            CasePatch {
+                status: Some(CaseStatus::Opgenomen),
+                regisseur: Some(Regisseur {
+                    partner: "rn".into(),
+                    staff_id: "reg.1".into(),
+                }),
+                ..CasePatch::default()
+            },
+        )
+        .await
+        .unwrap();
+        for (id, to) in [
+            (v.id.as_str(), CaseStatus::Plan),
+            (v.id.as_str(), CaseStatus::Afgesloten),
+            ("case-that-does-not-exist", CaseStatus::Plan),
+        ] {
+            let mut om = testkit::call(&app, Kind::CaseChange, "om", "reg.om", &["regisseur"]);
+            let r = update(
+                &app,
+                &mut om,
+                id,
+                CasePatch {
+                    status: Some(to),
+                    ..CasePatch::default()
+                },
+            )
+            .await;
+            assert_eq!(r.unwrap_err(), Refusal::CaseNotFound, "{id} {to}");
+            assert!(om.committed.is_none());
+        }
+        let mut own = testkit::call(&app, Kind::CaseRead, "rn", "reg.1", &["regisseur"]);
+        assert_eq!(
+            read(&app, &mut own, &v.id).await.unwrap().status,
+            CaseStatus::Opgenomen,
+            "unchanged"
         );
     }
 

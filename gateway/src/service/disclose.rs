@@ -171,7 +171,22 @@ pub async fn disclose(
         .case_with_records(&body.case)
         .await?
         .ok_or(Refusal::CaseNotFound)?;
+    // The relation before anything about the case: whoever has none (and no purpose that needs
+    // none) gets the answer for an unknown case, so that a subject mismatch or a purpose
+    // refusal cannot confirm whom the case is about.
+    let purpose_relation = c
+        .purposes
+        .get(bound.purpose.index())
+        .map(|p| p.relation)
+        .ok_or(Refusal::Internal)?;
+    // The entry names the subject all the same: the privacy officers see who asked about the
+    // person, also where the asker was told that no such case exists.
     call.record.data_subject = Some(case.subject_pseudonym.clone());
+    if !binding::may_know_of(c, &req, &case)
+        && binding::relation(c, purpose_relation, &req, Some(bound.role), &case).is_none()
+    {
+        return Err(Refusal::CaseNotFound);
+    }
     match &body.subject {
         SubjectSelector::Bsn(b) => {
             // Under any key in use: the case may not have been re-keyed yet.
@@ -464,13 +479,29 @@ mod tests {
             (summary.status, summary.owner.as_deref()),
             (ProductStatus::Ok, Some("ggd"))
         );
-        // Another regisseur of the same partner: refused on the relation, after the case was read.
-        let mut d = ask("reg.2");
-        assert!(matches!(
-            disclose(&app, &mut d, req()).await,
-            Err(Refusal::PurposeRelation(..))
-        ));
-        assert!(d.record.data_subject.is_some() && d.committed.is_none());
+        // Another regisseur, with no role in the case: the case does not exist for it, with the
+        // case's real BSN, with any other, and exactly as for an id no case has (issue 41). Its
+        // entry does not name the subject either.
+        for (bsn, case_id) in [
+            ("999993331", case.id.as_str()),
+            ("999992223", case.id.as_str()),
+            ("999993331", "case-that-does-not-exist"),
+        ] {
+            let mut d = ask("reg.2");
+            let probe = DisclosureRequest {
+                subject: SubjectSelector::Bsn(bsn.into()),
+                case: Ident::parse("case", case_id).unwrap(),
+                ..req()
+            };
+            assert_eq!(
+                disclose(&app, &mut d, probe).await.unwrap_err(),
+                Refusal::CaseNotFound,
+                "{bsn} {case_id}"
+            );
+            // Recorded with the subject where there is a case: the officers see the probe.
+            assert_eq!(d.record.data_subject.is_some(), case_id == case.id);
+            assert!(d.committed.is_none());
+        }
         // The wrong subject for the case.
         let mut d = ask("reg.1");
         let wrong = DisclosureRequest {
