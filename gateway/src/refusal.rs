@@ -81,6 +81,9 @@ pub enum Refusal {
     /// A requester naming itself the case's regisseur.
     #[error("self-appointment")]
     SelfAppointment,
+    /// The person has an open case already (its id, for a role that reads the register).
+    #[error("case-open")]
+    CaseOpen(Option<String>),
     /// A partner id the covenant does not know.
     #[error("unknown-partner")]
     UnknownPartner(String),
@@ -276,6 +279,8 @@ impl Refusal {
             AppointmentForbidden(field, by) => ("Not your appointment to make", format!("`{field}` grants a relation to the case and is set only by {by} under the covenant's [case_register.appoint]; nothing was changed. Bring the decision to them.")),
             AppointmentStatus(field, st) => ("Appointment not open in this status", format!("`{field}` may not be set while the case is `{st}`; see [case_register.appoint] for the statuses in which it is decided.")),
             SelfAppointment => ("Self-appointment refused", "No requester may appoint itself the case's regisseur; the Regieoverleg appoints another staff member or you, through another of its members.".into()),
+            CaseOpen(Some(id)) => ("This person has an open case", format!("A signal about a person with an open case belongs to that case ({id}): add it there and bring it to the case's regisseur; one case per person at a time.")),
+            CaseOpen(None) => ("This person has an open case", "A signal about a person with an open case belongs to that case: bring it to the voorportaal, which adds it there; one case per person at a time.".into()),
             UnknownPartner(p) => ("Unknown partner", format!("The covenant does not know partner `{p}`; use a partner id from the covenant.")),
             CaseNotFound => ("Case not found", "No case has this id; check the id returned when the case was created.".into()),
             CaseConflict => ("Case changed meanwhile", "Another change to this case was saved first; fetch the case again and retry.".into()),
@@ -366,6 +371,7 @@ impl Refusal {
             Refusal::AppointmentStatus("", String::new()),
             Refusal::SelfAppointment,
             Refusal::UnknownPartner(String::new()),
+            Refusal::CaseOpen(None),
             Refusal::CaseNotFound,
             Refusal::CaseConflict,
             Refusal::InvalidBsn(""),
@@ -501,6 +507,7 @@ impl Refusal {
             Refusal::AppointmentForbidden(..) => 74,
             Refusal::AppointmentStatus(..) => 75,
             Refusal::SelfAppointment => 76,
+            Refusal::CaseOpen(..) => 77,
         }
     }
 }

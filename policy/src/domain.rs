@@ -115,6 +115,11 @@ impl CaseStatus {
 
     /// The status a new case starts in.
     pub const INITIAL: CaseStatus = CaseStatus::Melding;
+
+    /// Whether the case is over (closed, or assessed and not included): no step leads on.
+    pub fn is_closed(self) -> bool {
+        matches!(self, CaseStatus::Afgesloten | CaseStatus::NietOpgenomen)
+    }
 }
 
 vocabulary! {

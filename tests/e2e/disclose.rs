@@ -1339,7 +1339,7 @@ async fn nobody_takes_a_regisseur_appointment_or_composes_another_regisseurs_uvo
         vec![
             "appointment-forbidden",
             "self-appointment",
-            "appointment-forbidden"
+            "case-not-found"
         ]
     );
 }

@@ -222,13 +222,6 @@ async fn story(db: Db) {
     assert_eq!(db.case("case-a").await.unwrap(), Some(a.clone()));
     assert_eq!(db.case("case-b").await.unwrap(), None);
     assert_eq!(
-        db.subject_ref(&["pseudo-old".into(), "pseudo-a".into()])
-            .await
-            .unwrap(),
-        Some("subj-case-a".into())
-    );
-    assert_eq!(db.subject_ref(&["pseudo-x".into()]).await.unwrap(), None);
-    assert_eq!(
         db.subject_of_ref("subj-case-a").await.unwrap(),
         Some("pseudo-a".into())
     );

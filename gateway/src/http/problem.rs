@@ -62,7 +62,7 @@ pub fn status(r: &Refusal) -> StatusCode {
         AppointmentStatus(..) => StatusCode::CONFLICT,
         CaseNotFound | NotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        TransitionNotAllowed(..) | CaseConflict => StatusCode::CONFLICT,
+        TransitionNotAllowed(..) | CaseConflict | CaseOpen(_) => StatusCode::CONFLICT,
         RegisseurRequired | InvalidRegisseur(_) | UnknownPartner(_) | InvalidBsn(_) => {
             StatusCode::UNPROCESSABLE_ENTITY
         }

@@ -20,6 +20,31 @@ pub fn quarter(d: time::Date) -> String {
     format!("{}-Q{}", d.year(), (u8::from(d.month()) - 1) / 3 + 1)
 }
 
+/// How many quarters a quarter dimension lists, ending with the current one; older cases are
+/// counted under [`EARLIER`].
+pub const QUARTERS: usize = 8;
+
+/// The category of cases older than the listed quarters.
+pub const EARLIER: &str = "eerder";
+
+/// The [`QUARTERS`] quarters ending with the one of `today`, oldest first, then [`EARLIER`]:
+/// the same rows in every answer, whatever the cases.
+fn quarter_range(today: time::Date) -> Vec<String> {
+    let (mut y, mut q) = (today.year(), (u8::from(today.month()) - 1) / 3 + 1);
+    let mut v = Vec::with_capacity(QUARTERS + 1);
+    for _ in 0..QUARTERS {
+        v.push(format!("{y}-Q{q}"));
+        if q == 1 {
+            (y, q) = (y - 1, 4);
+        } else {
+            q -= 1;
+        }
+    }
+    v.reverse();
+    v.push(EARLIER.to_owned());
+    v
+}
+
 fn quarter_of_epoch(t: i64) -> Option<String> {
     time::OffsetDateTime::from_unix_timestamp(t)
         .ok()
@@ -48,8 +73,9 @@ fn label(d: Dimension, f: &CaseFacts) -> Option<String> {
     }
 }
 
-/// Every category of a dimension, shown even when empty, so that the table's shape says nothing.
-fn categories(d: Dimension, facts: &[CaseFacts]) -> Vec<String> {
+/// Every category of a dimension, shown even when empty, so that the table's shape says nothing:
+/// the quarter dimensions list a fixed range ending with `today`'s quarter.
+fn categories(d: Dimension, today: time::Date) -> Vec<String> {
     match d {
         Dimension::Ideology => Ideology::ALL.iter().map(|i| i.to_string()).collect(),
         Dimension::RiskGroup => (1..=5)
@@ -57,17 +83,24 @@ fn categories(d: Dimension, facts: &[CaseFacts]) -> Vec<String> {
             .chain(["onbekend".to_owned()])
             .collect(),
         Dimension::Status => CaseStatus::ALL.iter().map(|s| s.to_string()).collect(),
-        _ => {
-            let mut v: Vec<String> = facts.iter().filter_map(|f| label(d, f)).collect();
-            v.sort();
-            v.dedup();
-            v
-        }
+        Dimension::InflowQuarter | Dimension::OutflowQuarter => quarter_range(today),
     }
 }
 
+/// Where a case goes among `cats`: its label, or [`EARLIER`] for a quarter before the range.
+fn position(d: Dimension, f: &CaseFacts, cats: &[String]) -> Option<usize> {
+    let l = label(d, f)?;
+    cats.iter().position(|x| *x == l).or_else(|| {
+        let first = cats.first()?;
+        // `YYYY-Qn` labels order as text; a later quarter (a date in the future) is left out.
+        (matches!(d, Dimension::InflowQuarter | Dimension::OutflowQuarter) && l < *first)
+            .then(|| cats.iter().position(|x| x == EARLIER))
+            .flatten()
+    })
+}
+
 /// Computes a view's released figures.
-pub fn compute(view: &View, agg: &Aggregates, facts: &[CaseFacts]) -> Value {
+pub fn compute(view: &View, agg: &Aggregates, facts: &[CaseFacts], today: time::Date) -> Value {
     let (t, base) = (agg.threshold, agg.rounding);
     match view.measure {
         Measure::Count => {
@@ -75,17 +108,17 @@ pub fn compute(view: &View, agg: &Aggregates, facts: &[CaseFacts]) -> Value {
             let cols_dim = view.dimensions.get(1).copied();
             let rows = rows_dim.map_or_else(
                 || vec!["alle casussen".to_owned()],
-                |d| categories(d, facts),
+                |d| categories(d, today),
             );
-            let cols = cols_dim.map_or_else(|| vec!["aantal".to_owned()], |d| categories(d, facts));
+            let cols = cols_dim.map_or_else(|| vec!["aantal".to_owned()], |d| categories(d, today));
             let mut cells = vec![vec![0u64; cols.len()]; rows.len()];
             for f in facts {
                 let r = match rows_dim {
-                    Some(d) => label(d, f).and_then(|l| rows.iter().position(|x| *x == l)),
+                    Some(d) => position(d, f, &rows),
                     None => Some(0),
                 };
                 let c = match cols_dim {
-                    Some(d) => label(d, f).and_then(|l| cols.iter().position(|x| *x == l)),
+                    Some(d) => position(d, f, &cols),
                     None => Some(0),
                 };
                 if let (Some(r), Some(c)) = (r, c)
@@ -99,10 +132,9 @@ pub fn compute(view: &View, agg: &Aggregates, facts: &[CaseFacts]) -> Value {
         Measure::LeadTimeWeeks => {
             let dim = view.dimensions.first().copied();
             let mut groups: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-            if let Some(d) = dim {
-                for c in categories(d, facts) {
-                    groups.entry(c).or_default();
-                }
+            let cats = dim.map(|d| categories(d, today)).unwrap_or_default();
+            for c in &cats {
+                groups.entry(c.clone()).or_default();
             }
             for f in facts {
                 let (Some(signal), Some(decided)) = (
@@ -112,9 +144,13 @@ pub fn compute(view: &View, agg: &Aggregates, facts: &[CaseFacts]) -> Value {
                     continue;
                 };
                 let weeks = u64::try_from((decided - signal).whole_weeks()).unwrap_or(0);
-                let key = dim
-                    .and_then(|d| label(d, f))
-                    .unwrap_or_else(|| "alle casussen".into());
+                let key = match dim {
+                    Some(d) => match position(d, f, &cats).and_then(|i| cats.get(i)) {
+                        Some(c) => c.clone(),
+                        None => continue,
+                    },
+                    None => "alle casussen".into(),
+                };
                 groups.entry(key).or_default().push(weeks);
             }
             let rows: Vec<Value> = groups
@@ -172,7 +208,7 @@ pub async fn aggregate(app: &App, call: &mut Call, view_id: &str) -> Result<Valu
         Some(b) => b,
         None => {
             let facts = app.db.case_facts().await?;
-            let mut figures = compute(view, &c.aggregates, &facts);
+            let mut figures = compute(view, &c.aggregates, &facts, app.clock.today());
             if let Value::Object(m) = &mut figures {
                 m.insert("view".into(), json!(view.id));
                 m.insert("name".into(), json!(view.name));
@@ -225,6 +261,48 @@ mod tests {
         assert_eq!(quarter(d(2026, 3, 31)), "2026-Q1");
         assert_eq!(quarter(d(2026, 4, 1)), "2026-Q2");
         assert_eq!(quarter(d(2026, 12, 31)), "2026-Q4");
+    }
+
+    /// Issue 41, finding 6: a quarter's row appeared once one case had a decision date in it.
+    /// Now the rows are the same whatever the cases; an old case counts under `eerder`.
+    #[test]
+    fn a_quarter_table_has_the_same_rows_whatever_the_cases() {
+        let view = View {
+            id: "instroom".into(),
+            name: "Instroom".into(),
+            purposes: vec![],
+            dimensions: vec![Dimension::InflowQuarter],
+            measure: Measure::Count,
+        };
+        let agg = Aggregates {
+            threshold: 1,
+            rounding: 1,
+            views: vec![],
+        };
+        let today = time::Date::from_calendar_date(2026, time::Month::December, 7).unwrap();
+        let case = |decided: &str| CaseFacts {
+            status: "opgenomen".into(),
+            risk_group: None,
+            ideology: None,
+            signal_date: None,
+            decision_date: Some(decided.into()),
+            included_at: None,
+            closed_at: None,
+        };
+        let rows =
+            |facts: &[CaseFacts]| compute(&view, &agg, facts, today)["table"]["rows"].clone();
+        let none = rows(&[]);
+        assert_eq!(none, rows(&[case("2026-11-02")]));
+        assert_eq!(none, rows(&[case("2019-01-10"), case("2025-03-01")]));
+        let labels: Vec<&str> = none
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        assert_eq!(labels.first(), Some(&"2025-Q1"));
+        assert_eq!(labels.get(7), Some(&"2026-Q4"));
+        assert_eq!(labels.last(), Some(&EARLIER));
     }
 }
 

@@ -252,14 +252,25 @@ pub async fn create(app: &App, call: &mut Call, body: NewCase) -> Result<CaseVie
         .secrets
         .seal(bsn.expose().as_bytes())
         .map_err(|_| Refusal::Internal)?;
-    let subject_ref = match app
+    // One case per person at a time: a new signal about someone with an open case belongs to
+    // that case. Who reads the register is told which one; others only that there is one.
+    if let Some(open) = app
         .db
-        .subject_ref(&app.secrets.subject_pseudonyms(&bsn))
+        .subject_cases(&app.secrets.subject_pseudonyms(&bsn))
         .await?
+        .into_iter()
+        .find(|k| !k.status.is_closed())
     {
-        Some(r) => r,
-        None => format!("subj-{}", uuid::Uuid::new_v4().simple()),
-    };
+        let reads_all = call
+            .requester
+            .roles
+            .iter()
+            .any(|r| c.case_register.may_read_classification(*r));
+        return Err(Refusal::CaseOpen(reads_all.then_some(open.id)));
+    }
+    // A reference of its own for every case: deposits made for an earlier case of the person
+    // stay with that case and never open to a later one.
+    let subject_ref = format!("subj-{}", uuid::Uuid::new_v4().simple());
     let now = app.clock.now();
     let row = CaseRow {
         id: format!("case-{}", uuid::Uuid::new_v4().simple()),
@@ -803,6 +814,53 @@ mod tests {
             2,
             "nothing changed"
         );
+    }
+
+    /// Issue 41, finding 8: a new signal about a person with an open case made a second case
+    /// that shared the first's subject reference, and with it the first's deposits. Now a person
+    /// has one open case at a time, and every case a reference of its own.
+    #[tokio::test]
+    async fn one_open_case_per_person_and_a_later_case_never_opens_an_earlier_ones_deposits() {
+        let (app, _) = testkit::app().await;
+        let first = testkit::register(&app, "999993331").await;
+        let new = || NewCase {
+            subject: SubjectIn {
+                bsn: "999993331".into(),
+            },
+            signal_date: None,
+            risk_group: None,
+            ideology: None,
+        };
+        let mut vp = testkit::call(&app, Kind::CaseChange, "politie", "vp.2", &["voorportaal"]);
+        assert_eq!(
+            create(&app, &mut vp, new()).await.unwrap_err(),
+            Refusal::CaseOpen(Some(first.id.clone())),
+            "the voorportaal is pointed to the open case"
+        );
+        let mut map = testkit::call(&app, Kind::CaseChange, "oov", "map.1", &["melder-intake"]);
+        assert_eq!(
+            create(&app, &mut map, new()).await.unwrap_err(),
+            Refusal::CaseOpen(None),
+            "the MAP, which reads no cases, is told only that there is one"
+        );
+        let mut close = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        update(
+            &app,
+            &mut close,
+            &first.id,
+            CasePatch {
+                status: Some(CaseStatus::NietOpgenomen),
+                ..CasePatch::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut vp = testkit::call(&app, Kind::CaseChange, "politie", "vp.2", &["voorportaal"]);
+        let second = create(&app, &mut vp, new()).await.unwrap();
+        assert_ne!(second.subject_ref, first.subject_ref);
+        // The store refuses a second open case too, under the log head's lock (two signals at once).
+        let mut vp = testkit::call(&app, Kind::CaseChange, "politie", "vp.3", &["voorportaal"]);
+        assert!(create(&app, &mut vp, new()).await.is_err());
     }
 
     /// Issue 41: a regisseur of another partner with no role in a case could move it (PATCH

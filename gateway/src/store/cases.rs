@@ -227,7 +227,9 @@ fn json_list(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-const INSERT_CASE: &str = "INSERT INTO cases (id, subject_ref, subject_pseudonym, subject_sealed, status, risk_group, ideology, regisseur_partner, regisseur_staff, uvo_partners, signal_date, decision_date, notification_date, created_at, updated_at, version, sealed_key, pseudonym_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+/// A new case, unless its subject (under this pseudonym) has an open case already: one case per
+/// person at a time, checked again under the log head's lock.
+const INSERT_CASE: &str = "INSERT INTO cases (id, subject_ref, subject_pseudonym, subject_sealed, status, risk_group, ideology, regisseur_partner, regisseur_staff, uvo_partners, signal_date, decision_date, notification_date, created_at, updated_at, version, sealed_key, pseudonym_key) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 WHERE NOT EXISTS (SELECT 1 FROM cases WHERE subject_pseudonym = $3 AND status NOT IN ('afgesloten', 'niet-opgenomen'))";
 const UPDATE_CASE: &str = "UPDATE cases SET status = $2, risk_group = $3, ideology = $4, regisseur_partner = $5, regisseur_staff = $6, uvo_partners = $7, signal_date = $8, decision_date = $9, notification_date = $10, updated_at = $11, version = $12 WHERE id = $1 AND version = $13";
 const INSERT_EVENT: &str = "INSERT INTO case_events (case_id, version, at, partner, staff_id, role, action, fields, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 const CASE_WITH_RECORDS: &str = "SELECT c.*, r.product AS r_product, r.owner AS r_owner, r.sealed AS r_sealed, r.updated_at AS r_updated_at, r.updated_by AS r_updated_by, r.sealed_key AS r_sealed_key, r.deposit_sha256 AS r_deposit_sha256 FROM cases c LEFT JOIN records r ON r.subject_ref = c.subject_ref WHERE c.id = $1";
@@ -274,7 +276,7 @@ impl Tx {
                 .bind(&c.subject_ref)
                 .bind(&c.subject_pseudonym)
                 .bind(&c.subject_sealed);
-            bind_changeable!(q, c)
+            let done = bind_changeable!(q, c)
                 .bind(c.created_at)
                 .bind(c.updated_at)
                 .bind(c.version)
@@ -282,6 +284,9 @@ impl Tx {
                 .bind(&c.pseudonym_key)
                 .execute(&mut **t)
                 .await?;
+            if done.rows_affected() != 1 {
+                return Ok(false);
+            }
             insert_event!(t, e);
         });
         Ok(true)
@@ -353,21 +358,6 @@ impl Db {
         .fetch_all(p)
         .await)?;
         rows.into_iter().map(CaseEventRow::try_from).collect()
-    }
-
-    /// The subject reference already used for this subject (its pseudonyms under every key of
-    /// the ring), if any.
-    pub async fn subject_ref(&self, pseudonyms: &[String]) -> Result<Option<String>, StoreError> {
-        let [a, b, c, d] = four(pseudonyms);
-        Ok(on_pool!(self, p => sqlx::query_scalar(
-            "SELECT subject_ref FROM cases WHERE subject_pseudonym IN ($1, $2, $3, $4) ORDER BY created_at LIMIT 1",
-        )
-        .bind(a)
-        .bind(b)
-        .bind(c)
-        .bind(d)
-        .fetch_optional(p)
-        .await)?)
     }
 
     /// The subject pseudonym behind a subject reference, if any case has it.
