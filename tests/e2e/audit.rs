@@ -830,6 +830,50 @@ async fn an_export_verifies_offline_with_its_proofs_and_tampering_shows() {
         text.contains("FAILED at sequence number 5: entry 5 was changed"),
         "{text}"
     );
+
+    // Offline, the log's verifier key is enough: no configuration (issue 41, finding 7).
+    let (code, vkey) = audit_cli(&["vkey", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{vkey}");
+    let vkey_file = dir.join("log.vkey");
+    std::fs::write(&vkey_file, vkey).unwrap();
+    let offline = |f: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "verify",
+            "--config",
+            "/nonexistent/gateway.toml",
+            "--vkey",
+            vkey_file.to_str().unwrap(),
+            "--export",
+            f.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        audit_cli(&args)
+    };
+    let (code, text) = offline(&file, &[]);
+    assert_eq!(code, 0, "{text}");
+    // Entries after the export's last checkpoint prove nothing: an export without its signed
+    // checkpoint (as older gateways wrote them, or one cut down) fails unless told otherwise.
+    let unproven = dir.join("unproven.jsonl");
+    let kept: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("\"type\":\"checkpoint\""))
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            if v["type"] == "entry" {
+                v["proof_size"] = Value::Null;
+                v["proof"] = json!([]);
+            }
+            v.to_string()
+        })
+        .collect();
+    std::fs::write(&unproven, kept.join("\n") + "\n").unwrap();
+    let (code, text) = offline(&unproven, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("are in no signed checkpoint"), "{text}");
+    let (code, text) = offline(&unproven, &["--accept-unproven"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("accepted unproven"), "{text}");
 }
 
 fn audit_cli(args: &[&str]) -> (i32, String) {

@@ -35,8 +35,12 @@ pub fn example_covenant_path() -> PathBuf {
     repo().join("ops/covenant/ipga-r.toml")
 }
 
+/// This test process's scratch directory. Named by the process id and a value drawn once per
+/// process: a directory left by an earlier process with the same (reused) id is never met.
 pub fn scratch() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gateway-e2e-{}", std::process::id()));
+    static RUN: OnceLock<String> = OnceLock::new();
+    let run = RUN.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_owned());
+    let d = std::env::temp_dir().join(format!("gateway-e2e-{}-{run}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }

@@ -46,10 +46,14 @@ pub enum AuditCommand {
         /// file): fail on any the log does not hold with that seq and leaf hash.
         #[arg(long, value_name = "DIR", conflicts_with = "export")]
         receipts: Option<PathBuf>,
+        /// With --export: accept entries that no signed checkpoint in the file covers (an
+        /// export of an older gateway); they are then named, not proven.
+        #[arg(long, requires = "export")]
+        accept_unproven: bool,
     },
-    /// Write the whole log as JSON lines: header, signed checkpoints, then every entry with its
-    /// inclusion proof against the latest checkpoint that covers it. Verify it with
-    /// `gateway audit verify --export FILE`.
+    /// Write the whole log as JSON lines: header, signed checkpoints (the last one signed now,
+    /// over every entry exported), then every entry with its inclusion proof against it. Verify
+    /// it with `gateway audit verify --export FILE` (`--vkey` alone is enough offline).
     Export {
         /// Configuration file.
         #[arg(long, default_value_os_t = super::serve::default_config())]
@@ -126,13 +130,24 @@ pub(super) fn origin(cfg: &Config) -> String {
     format!("{}/disclosures", cfg.gateway_id)
 }
 
+/// The verifier keys: from `--vkey` alone when given (offline, no configuration needed), else
+/// the configuration's log keys.
+fn keys_for(config: &std::path::Path, vkey: Option<&PathBuf>) -> anyhow::Result<KeySet> {
+    match vkey {
+        Some(p) => vkey_file(p),
+        None => key_set(&Config::load(config, std::env::vars())?, None),
+    }
+}
+
+/// A file of verifier keys (`name+id+key`, one per line).
+fn vkey_file(p: &std::path::Path) -> anyhow::Result<KeySet> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+    KeySet::parse(&text).with_context(|| format!("{}", p.display()))
+}
+
 pub(super) fn key_set(cfg: &Config, vkey: Option<&PathBuf>) -> anyhow::Result<KeySet> {
     match vkey {
-        Some(p) => {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            Ok(KeySet::parse(&text).with_context(|| format!("{}", p.display()))?)
-        }
+        Some(p) => vkey_file(p),
         None => Ok(crate::runtime::load_log_keys(&cfg.secrets, &origin(cfg))
             .map_err(anyhow::Error::msg)?
             .key_set()?),
@@ -251,11 +266,17 @@ fn print_report(report: &Report, secs: f64, format: OutputFormat) -> i32 {
             "proofs": report.proofs,
             "removed": report.removed,
             "removed_ranges": report.removed_ranges,
+            "unproven": report.unproven.map(|(first, last)| serde_json::json!({"first": first, "last": last})),
             "seconds": secs,
             "first_bad": report.first_bad.as_ref().map(|(seq, why)| serde_json::json!({"seq": seq, "problem": why})),
         });
         println!("{doc}");
         return i32::from(report.first_bad.is_some());
+    }
+    if let Some((first, last)) = report.unproven {
+        eprintln!(
+            "NOTE: entries {first}..={last} are in no signed checkpoint of the export: accepted unproven (--accept-unproven)"
+        );
     }
     match &report.first_bad {
         None => {
@@ -317,6 +338,40 @@ fn end_progress() {
     if std::io::stderr().is_terminal() {
         eprint!("\r\x1b[2K");
     }
+}
+
+/// Signs and stores a checkpoint of the log's current size, unless one exists.
+async fn sign_head(
+    db: &Db,
+    origin: &str,
+    key: &crate::log::checkpoint::LogKey,
+) -> anyhow::Result<()> {
+    let head = db.log_head().await?;
+    if head.size == 0
+        || db
+            .latest_checkpoint()
+            .await?
+            .is_some_and(|c| c.size == head.size)
+    {
+        return Ok(());
+    }
+    let root = head
+        .root
+        .context("the log head has no root: run `gateway audit verify`")?;
+    let note = key.sign(&crate::log::checkpoint::Checkpoint {
+        origin: origin.to_owned(),
+        size: u64::try_from(head.size).context("the log's size")?,
+        root,
+    });
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+    db.put_checkpoint(&crate::store::StoredCheckpoint {
+        size: head.size,
+        root,
+        note,
+        at: now,
+    })
+    .await?;
+    Ok(())
 }
 
 async fn export(
@@ -589,17 +644,17 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             vkey,
             export: Some(file),
             format,
+            accept_unproven,
             ..
         } => {
-            let cfg = Config::load(&config, std::env::vars())?;
-            let keys = key_set(&cfg, vkey.as_ref())?;
+            let keys = keys_for(&config, vkey.as_ref())?;
             let reader = std::io::BufReader::new(
                 std::fs::File::open(&file)
                     .with_context(|| format!("opening {}", file.display()))?,
             );
             let started = std::time::Instant::now();
-            let report =
-                crate::log::verify::verify_export(reader, &keys).map_err(anyhow::Error::msg)?;
+            let report = crate::log::verify::verify_export(reader, &keys, accept_unproven)
+                .map_err(anyhow::Error::msg)?;
             Ok(print_report(
                 &report,
                 started.elapsed().as_secs_f64(),
@@ -615,6 +670,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             witnesses,
             quorum,
             receipts,
+            accept_unproven: _,
         } => {
             let cfg = Config::load(&config, std::env::vars())?;
             let keys = key_set(&cfg, vkey.as_ref())?;
@@ -681,8 +737,13 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 None => Box::new(std::io::BufWriter::new(std::io::stdout())),
             };
             let origin = origin(&cfg);
+            let log_keys =
+                crate::runtime::load_log_keys(&cfg.secrets, &origin).map_err(anyhow::Error::msg)?;
             let n = runtime()?.block_on(async {
-                export(&Db::connect(&url).await?, &origin, None, &mut out).await
+                let db = Db::connect(&url).await?;
+                // A checkpoint over every entry exported, so that each one carries a proof.
+                sign_head(&db, &origin, &log_keys.current).await?;
+                export(&db, &origin, None, &mut out).await
             })?;
             out.flush()?;
             if let Some(p) = output {

@@ -703,6 +703,9 @@ pub enum Proven {
     /// The entry's bytes hash to its leaf, the leaf is in the tree of a checkpoint the log key
     /// signed, at this size.
     Verified(u64),
+    /// Another partner's entry shown in part: its leaf is in the tree of a signed checkpoint
+    /// at this size, but the part shown cannot be checked against the leaf.
+    Partial(u64),
     /// Why not.
     Failed(String),
 }
@@ -729,17 +732,29 @@ pub fn prove_in(
     root: &Hash,
 ) -> Proven {
     let fail = |s: &str| Proven::Failed(s.to_owned());
-    let Ok(entry) = serde_json::from_value::<LogEntry>(item.clone()) else {
-        return fail("the entry is not a log entry");
-    };
-    let Ok(text) = entry.canonical() else {
-        return fail("the entry cannot be serialised");
-    };
-    let leaf = leaf_hash(text.as_bytes());
     let hex_of = |v: &serde_json::Value| v.as_str().and_then(crate::log::verify::parse_hash);
-    if hex_of(at(item, "leaf_hash")) != Some(leaf) || hex_of(at(proof, "leaf_hash")) != Some(leaf) {
-        return fail("the entry does not hash to its leaf");
-    }
+    let partial = at(item, "partial").as_bool() == Some(true);
+    let leaf = if partial {
+        // Only the leaf's inclusion: the part shown is not the entry that was hashed.
+        match hex_of(at(item, "leaf_hash")) {
+            Some(l) if hex_of(at(proof, "leaf_hash")) == Some(l) => l,
+            _ => return fail("the proof is for another leaf than the entry's"),
+        }
+    } else {
+        let Ok(entry) = serde_json::from_value::<LogEntry>(item.clone()) else {
+            return fail("the entry is not a log entry");
+        };
+        let Ok(text) = entry.canonical() else {
+            return fail("the entry cannot be serialised");
+        };
+        let leaf = leaf_hash(text.as_bytes());
+        if hex_of(at(item, "leaf_hash")) != Some(leaf)
+            || hex_of(at(proof, "leaf_hash")) != Some(leaf)
+        {
+            return fail("the entry does not hash to its leaf");
+        }
+        leaf
+    };
     let path: Option<Vec<_>> = at(proof, "proof")
         .as_array()
         .map(|a| a.iter().filter_map(hex_of).collect());
@@ -750,7 +765,11 @@ pub fn prove_in(
         return fail("the proof is for another size than its checkpoint");
     }
     if verify_inclusion(&leaf, index, size, &path, root) {
-        Proven::Verified(size)
+        if partial {
+            Proven::Partial(size)
+        } else {
+            Proven::Verified(size)
+        }
     } else {
         fail("the inclusion proof does not lead to the checkpoint's root")
     }
@@ -956,7 +975,7 @@ async fn recent_entries(c: &Console, size: i64, root: &Hash, h: &mut Health) {
             Err(e) => Proven::Failed(e.to_string()),
         };
         match proven {
-            Proven::Verified(_) => h.recent.0 += 1,
+            Proven::Verified(_) | Proven::Partial(_) => h.recent.0 += 1,
             Proven::Failed(why) => h.recent_failure = Some(format!("entry {seq}: {why}")),
         }
     }

@@ -253,6 +253,7 @@ pub fn entry(csrf: &str, item: &Value, proven: &Proven) -> Markup {
         html! {
             @match proven {
                 Proven::Verified(size) => p class="ok" { "Bewijs van opname geverifieerd door deze console: de regel zit in het logboek dat het checkpoint van grootte " (size) " vastlegt (ondertekend met de logsleutel)." },
+                Proven::Partial(size) => p class="ok" { "Deze regel is van een andere partner; u ziet alleen wat uw eigen organisatie betreft. Geverifieerd door deze console: de regel zit in het logboek dat het checkpoint van grootte " (size) " vastlegt; de getoonde delen kunnen niet tegen de regel worden gecontroleerd (alleen de functionaris van de partner zelf of van het programma ziet de hele regel)." },
                 Proven::Failed(why) => p class="bad" { "Bewijs van opname NIET geverifieerd: " (why) },
             }
             table {

@@ -738,6 +738,44 @@ impl LogEntry {
         }
     }
 
+    /// The part of another partner's entry that `partner`'s privacy officer sees: that it
+    /// exists (when, what kind, which partner and role, for which purpose and case, its
+    /// outcome) and what concerns `partner`'s own products (which of their fields went out,
+    /// under which rule, from which source). Nothing of other partners' products, the asker's
+    /// staff id, the query or the payload's digest. It no longer hashes to the entry's leaf.
+    pub fn part_for(&self, partner: &str) -> LogEntry {
+        let mut e = LogEntry::new(Start {
+            id: self.id.clone(),
+            at: self.at,
+            trace_id: &self.trace_id,
+            kind: self.kind,
+            partner: self.partner.clone(),
+            policy_version: &self.policy_version,
+        });
+        e.role.clone_from(&self.role);
+        e.processing_activity.clone_from(&self.processing_activity);
+        e.case_id.clone_from(&self.case_id);
+        e.data_subject.clone_from(&self.data_subject);
+        e.outcome = self.outcome;
+        e.problem.clone_from(&self.problem);
+        e.products = self
+            .products
+            .iter()
+            .filter(|(p, s)| s.owner_of(p) == partner)
+            .map(|(p, s)| (p.clone(), s.clone()))
+            .collect();
+        e.decision = self.decision.as_ref().map(|d| DecisionInputs {
+            sources: d
+                .sources
+                .iter()
+                .filter(|(p, _)| e.products.contains_key(*p))
+                .map(|(p, s)| (p.clone(), s.clone()))
+                .collect(),
+            ..d.clone()
+        });
+        e
+    }
+
     /// Marks the entry refused with a problem type.
     pub fn refuse(&mut self, problem: &str) {
         self.outcome = Outcome::Refused;
@@ -818,6 +856,69 @@ pub mod rfc3339 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 41, finding 3: politie's officer read rn's disclosure whole, with the GGD's, the
+    /// Raad's and WPI's products in it. Another partner's officer sees only its own part.
+    #[test]
+    fn another_partners_officer_sees_the_entry_and_its_own_products_only() {
+        let mut e = LogEntry::new(Start {
+            id: "disc-1".into(),
+            at: 1_800_000_000,
+            trace_id: "t-1",
+            kind: Kind::Disclosure,
+            partner: "rn".into(),
+            policy_version: "v1",
+        });
+        e.staff_id = Some("reg.mulder".into());
+        e.role = Some("regisseur".into());
+        e.processing_activity = Some("regie".into());
+        e.query = Some("x".into());
+        e.ciphertext_sha256 = Some("ab".into());
+        e.outcome = Outcome::Answered;
+        for (p, owner) in [
+            ("ggd.screening", "ggd"),
+            ("politie.registraties", "politie"),
+        ] {
+            e.products
+                .insert(p.into(), ProductSummary::new(ProductStatus::Ok, owner, 1));
+        }
+        e.decision = Some(DecisionInputs {
+            case_version: 3,
+            case_status: CaseStatus::Uitvoering,
+            relation: Relation::IsRegisseur,
+            satisfied_by: "regisseur".into(),
+            sources: ["ggd.screening", "politie.registraties"]
+                .into_iter()
+                .map(|p| {
+                    (
+                        p.to_owned(),
+                        SourceRef {
+                            from: SourceKind::Deposit,
+                            sha256: "00".into(),
+                        },
+                    )
+                })
+                .collect(),
+        });
+        let part = e.part_for("politie");
+        assert_eq!(
+            part.products.keys().collect::<Vec<_>>(),
+            vec!["politie.registraties"]
+        );
+        assert_eq!(
+            part.decision.unwrap().sources.keys().collect::<Vec<_>>(),
+            vec!["politie.registraties"]
+        );
+        assert_eq!(
+            (part.staff_id, part.query, part.ciphertext_sha256),
+            (None, None, None)
+        );
+        assert_eq!(
+            (part.partner.as_str(), part.role.as_deref(), part.outcome),
+            ("rn", Some("regisseur"), Outcome::Answered)
+        );
+        assert!(e.part_for("om").products.is_empty());
+    }
 
     fn start() -> Start<'static> {
         Start {

@@ -31,6 +31,8 @@ pub struct Report {
     pub removed_ranges: Vec<RemovedRange>,
     /// The first problem: sequence number and what is wrong.
     pub first_bad: Option<(i64, String)>,
+    /// Entries of an export that no signed checkpoint covers (first, last), when accepted.
+    pub unproven: Option<(i64, i64)>,
 }
 
 /// An entry's content as verification meets it.
@@ -114,6 +116,7 @@ impl<'a> Pass<'a> {
                 removed: 0,
                 removed_ranges: Vec::new(),
                 first_bad: None,
+                unproven: None,
             },
             pending_proofs: Vec::new(),
             listed: Vec::new(),
@@ -683,8 +686,14 @@ pub fn parse_hash(s: &str) -> Option<Hash> {
     hex::decode(s).ok()?.try_into().ok()
 }
 
-/// Verifies an export file (untrusted input: every line is checked, nothing is assumed).
-pub fn verify_export(reader: impl BufRead, keys: &KeySet) -> Result<Report, String> {
+/// Verifies an export file (untrusted input: every line is checked, nothing is assumed). An
+/// entry that no signed checkpoint in the file covers is unproven: a failure unless
+/// `accept_unproven` (then the report names them).
+pub fn verify_export(
+    reader: impl BufRead,
+    keys: &KeySet,
+    accept_unproven: bool,
+) -> Result<Report, String> {
     let mut lines = reader.lines();
     let first = lines
         .next()
@@ -763,6 +772,20 @@ pub fn verify_export(reader: impl BufRead, keys: &KeySet) -> Result<Report, Stri
             }
         }
     }
-    let pass = pass.unwrap_or_else(|| Pass::new(keys, checkpoints, None));
+    let mut pass = pass.unwrap_or_else(|| Pass::new(keys, checkpoints, None));
+    let proven = pass.roots.keys().max().copied().unwrap_or(0);
+    let found = pass.report.entries;
+    if found > proven {
+        pass.report.unproven = Some((proven + 1, found));
+        if !accept_unproven {
+            pass.bad(
+                proven + 1,
+                format!(
+                    "entries {}..={found} are in no signed checkpoint of the export, so nothing proves them: export again (an export signs a checkpoint over every entry), or pass --accept-unproven to check the rest",
+                    proven + 1
+                ),
+            );
+        }
+    }
     Ok(pass.finish(head_size, &head_chain, None))
 }

@@ -71,6 +71,11 @@ pub struct Item {
     pub leaf_hash: String,
     /// Name of the purpose in the version that decided it.
     pub purpose_name: Option<String>,
+    /// Whether the entry is shown in part: another partner's entry, of which this officer
+    /// sees what concerns its own partner ([`LogEntry::part_for`]); its leaf's inclusion can be
+    /// proven, its content not.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
     /// The entry.
     #[serde(flatten)]
     pub entry: LogEntry,
@@ -323,10 +328,16 @@ pub async fn search(app: &App, call: &mut Call, q: SearchQuery) -> Result<Search
     let mut items = Vec::with_capacity(rows.len());
     for (seq, entry, leaf) in rows {
         let cc = versions.get(&entry.policy_version).await?;
+        // Another partner's entry (it touches this partner's products): only this partner's part.
+        let (partial, entry) = match &filter.visible_to {
+            Some(p) if entry.partner != *p => (true, entry.part_for(p)),
+            _ => (false, entry),
+        };
         items.push(Item {
             seq,
             leaf_hash: hex::encode(leaf),
             purpose_name: purpose_name(cc.as_deref(), entry.processing_activity.as_deref()),
+            partial,
             entry,
         });
     }
