@@ -748,6 +748,26 @@ impl Covenant {
         })
     }
 
+    /// Whether a prohibition bars the person's identity (fields of category `identiteit`) as is
+    /// from `partner` in `role` for `purpose` (in the example: the ITAT-R's `toetsing`). Such
+    /// an audience never learns who the person is: it asks by case only, and what would let it
+    /// link its answer to the person (the subject reference, the case id) is pseudonymised for
+    /// it as its fields are.
+    pub fn identity_barred(&self, partner: PartnerRef, role: RoleRef, purpose: PurposeRef) -> bool {
+        self.prohibitions.iter().any(|p| {
+            let on = |set: &[bool], i: usize| set.get(i).copied().unwrap_or(false);
+            on(&p.to, partner.index())
+                && on(&p.roles, role.index())
+                && on(&p.purposes, purpose.index())
+                && !p.allowed.contains(&ActionKind::Disclose)
+                && self
+                    .fields
+                    .iter()
+                    .zip(&p.fields)
+                    .any(|(f, on)| *on && f.category == Category::Identiteit)
+        })
+    }
+
     /// Whether `role` may be held by `partner` and used for `purpose` at case level: the only
     /// combinations for which rules can disclose anything.
     pub fn reachable(&self, partner: PartnerRef, role: RoleRef, purpose: PurposeRef) -> bool {

@@ -382,3 +382,21 @@ proptest! {
         prop_assert_eq!(compiled.is_ok(), !conflict && !never, "{}", src);
     }
 }
+
+/// The ITAT-R's `toetsing` is barred from the identity by the example's prohibition; the
+/// Regieoverleg's `besluitvorming` is not (issue 41, finding 4).
+#[test]
+fn the_identity_is_barred_exactly_where_a_prohibition_says_so() {
+    let cc = example();
+    let c = cc.covenant();
+    let (itat, toetsing) = (c.role("itat-lid").unwrap(), c.purpose("toetsing").unwrap());
+    let (ro, besluit) = (
+        c.role("regieoverleg-lid").unwrap(),
+        c.purpose("besluitvorming").unwrap(),
+    );
+    for p in ["oov", "politie", "om"] {
+        let p = c.partner(p).unwrap();
+        assert!(c.identity_barred(p, itat, toetsing));
+        assert!(!c.identity_barred(p, ro, besluit));
+    }
+}

@@ -121,6 +121,12 @@ pub(crate) async fn ask(
     purpose: &str,
     case: &Case,
 ) -> (u16, Value) {
+    // The ITAT-R never sees the identity (the covenant's prohibition): it asks by case only.
+    let body = if role == "itat-lid" {
+        json!({"purpose": purpose, "case": case.id})
+    } else {
+        json!({"subject": {"ref": case.subject_ref}, "purpose": purpose, "case": case.id})
+    };
     let (s, v, _) = call(
         gw,
         partner,
@@ -128,7 +134,7 @@ pub(crate) async fn ask(
         role,
         reqwest::Method::POST,
         "/v1/disclosures",
-        json!({"subject": {"ref": case.subject_ref}, "purpose": purpose, "case": case.id}),
+        body,
     )
     .await;
     (s, v)
@@ -392,6 +398,63 @@ async fn every_purpose_and_relation_allowed_and_refused_with_transforms_as_recei
         "{na}"
     );
     assert_ne!(na, nb, "pseudonyms differ per receiving partner");
+    // Nothing else in the payload links the two answers or names the person (issue 41,
+    // finding 4): the subject reference and the case id are pseudonyms of each recipient's own.
+    for key in ["subject_ref", "case"] {
+        let (x, y) = (a[key].as_str().unwrap(), b[key].as_str().unwrap());
+        assert!(x.starts_with("psd-") && y.starts_with("psd-"), "{x} {y}");
+        assert_ne!(x, y, "{key}");
+    }
+    assert!(!a.to_string().contains(&case.subject_ref) && !a.to_string().contains(&case.id));
+    // A guessed BSN, right or wrong, gets the same answer: the ITAT-R cannot confirm whom the
+    // case is about. Its own pseudonymous reference is accepted.
+    for bsn in ["999993331", "999992223"] {
+        let (s, v, _) = call(
+            &gw,
+            "oov",
+            "itat.1",
+            "itat-lid",
+            reqwest::Method::POST,
+            "/v1/disclosures",
+            json!({"subject": {"bsn": bsn}, "purpose": "toetsing", "case": case.id}),
+        )
+        .await;
+        assert_eq!(
+            (s, v["type"].as_str().unwrap()),
+            (
+                422,
+                "https://gateway.ipga-r.example/problems/subject-case-mismatch"
+            ),
+            "{bsn}"
+        );
+    }
+    let (s, v, _) = call(
+        &gw,
+        "oov",
+        "itat.1",
+        "itat-lid",
+        reqwest::Method::POST,
+        "/v1/disclosures",
+        json!({"subject": {"ref": a["subject_ref"]}, "purpose": "toetsing", "case": case.id}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // Everyone else still names the person.
+    let (s, v, _) = call(
+        &gw,
+        "om",
+        "ro.1",
+        "regieoverleg-lid",
+        reqwest::Method::POST,
+        "/v1/disclosures",
+        json!({"purpose": "besluitvorming", "case": case.id}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["type"].as_str().unwrap()),
+        (400, "https://gateway.ipga-r.example/problems/invalid-body"),
+        "{v}"
+    );
     assert_eq!(
         rec(&a, "oov.casusdossier")["geboortedatum"],
         "25-29",

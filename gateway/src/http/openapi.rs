@@ -243,7 +243,7 @@ fn schemas() -> Value {
             strict(&["bsn"], json!({"bsn": bsn})),
             strict(&["ref"], json!({"ref": ident()})),
         ]},
-        "DisclosureRequest": strict(&["subject", "purpose", "case"], json!({
+        "DisclosureRequest": strict(&["purpose", "case"], json!({
             "subject": reference("Subject"), "purpose": s("string"), "case": ident(),
             "products": {"type": "array", "items": ident()},
         })),

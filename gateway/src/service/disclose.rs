@@ -20,8 +20,10 @@ use std::collections::{BTreeMap, HashMap};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DisclosureRequest {
-    /// `{"bsn": "…"}` or `{"ref": "…"}`.
-    pub subject: SubjectSelector,
+    /// `{"bsn": "…"}` or `{"ref": "…"}`; left out only by an audience a prohibition bars from
+    /// the person's identity (it asks by case only).
+    #[serde(default)]
+    pub subject: Option<SubjectSelector>,
     /// Purpose id.
     pub purpose: String,
     /// Case id.
@@ -164,6 +166,32 @@ pub async fn disclose(
     // Role and purpose first: they need no data.
     let bound = binding::purpose_role(c, &req, &body.purpose)?;
     call.record.role = call.role_id(bound.role);
+    // An audience barred from the person's identity asks by case only (issue 41): it can
+    // neither name the person nor learn from an answer whether a guess was right.
+    let identity_barred = c.identity_barred(req.partner, bound.role, bound.purpose);
+    if body.subject.is_none() && !identity_barred {
+        return Err(Refusal::InvalidBody(
+            "`subject` is required: {\"bsn\": \"…\"} or {\"ref\": \"…\"} of the case's person"
+                .into(),
+        ));
+    }
+    let keys = active
+        .registry
+        .partner(req.partner)
+        .ok_or(Refusal::Internal)?;
+    // What the payload names the person and the case by: for a barred audience, pseudonyms
+    // of its own, as its identity fields are.
+    let named = |kind: &str, v: &str| {
+        if identity_barred {
+            format!(
+                "psd-{}",
+                keys.pseudonym_key
+                    .pseudonym(format!("{kind}:{v}").as_bytes())
+            )
+        } else {
+            v.to_owned()
+        }
+    };
     // The case and its subject's deposits in one query; the deposits stay sealed unless the
     // checks below pass.
     let (case, stored) = app
@@ -187,21 +215,23 @@ pub async fn disclose(
     {
         return Err(Refusal::CaseNotFound);
     }
-    match &body.subject {
-        SubjectSelector::Bsn(b) => {
-            // Under any key in use: the case may not have been re-keyed yet.
-            if !app
-                .secrets
-                .subject_pseudonyms(&parse_bsn(b)?)
-                .contains(&case.subject_pseudonym)
-            {
-                return Err(Refusal::SubjectCaseMismatch);
-            }
+    // Any subject from a barred audience is answered as a mismatch, right or wrong, except the
+    // reference the gateway gave it for this case.
+    let subject_matches = match &body.subject {
+        None => true,
+        Some(SubjectSelector::Ref(r)) if identity_barred => {
+            r.as_str() == named("subject", &case.subject_ref)
         }
-        SubjectSelector::Ref(r) if r.as_str() != case.subject_ref => {
-            return Err(Refusal::SubjectCaseMismatch);
-        }
-        SubjectSelector::Ref(_) => {}
+        Some(_) if identity_barred => false,
+        // Under any key in use: the case may not have been re-keyed yet.
+        Some(SubjectSelector::Bsn(b)) => app
+            .secrets
+            .subject_pseudonyms(&parse_bsn(b)?)
+            .contains(&case.subject_pseudonym),
+        Some(SubjectSelector::Ref(r)) => r.as_str() == case.subject_ref,
+    };
+    if !subject_matches {
+        return Err(Refusal::SubjectCaseMismatch);
     }
     // Then the case: its status and the requester's relation to it.
     let satisfied_by = binding::case_binding(c, &req, bound, &case)?;
@@ -306,10 +336,6 @@ pub async fn disclose(
 
     // Decide and transform, product by product. A product with any bad record is unavailable
     // as a whole: never a partial leak.
-    let keys = active
-        .registry
-        .partner(req.partner)
-        .ok_or(Refusal::Internal)?;
     let cx = TransformContext {
         today: app.clock.today(),
         pseudonym_key: &keys.pseudonym_key,
@@ -355,8 +381,8 @@ pub async fn disclose(
         disclosure_id: &call.record.id,
         transaction_id: &call.record.trace_id,
         purpose: &body.purpose,
-        case: &case.id,
-        subject_ref: &case.subject_ref,
+        case: &named("case", &case.id),
+        subject_ref: &named("subject", &case.subject_ref),
         policy_version: cc.version().as_str(),
         to: PayloadTo {
             partner: &req.partner_id,
@@ -451,7 +477,7 @@ mod tests {
             .unwrap();
         let ask = |staff: &str| testkit::call(&app, Kind::Disclosure, "rn", staff, &["regisseur"]);
         let req = || DisclosureRequest {
-            subject: SubjectSelector::Bsn("999993331".into()),
+            subject: Some(SubjectSelector::Bsn("999993331".into())),
             purpose: "regie".into(),
             case: Ident::parse("case", &case.id).unwrap(),
             products: Some(vec![Ident::parse("product", "ggd.screening").unwrap()]),
@@ -489,7 +515,7 @@ mod tests {
         ] {
             let mut d = ask("reg.2");
             let probe = DisclosureRequest {
-                subject: SubjectSelector::Bsn(bsn.into()),
+                subject: Some(SubjectSelector::Bsn(bsn.into())),
                 case: Ident::parse("case", case_id).unwrap(),
                 ..req()
             };
@@ -505,7 +531,7 @@ mod tests {
         // The wrong subject for the case.
         let mut d = ask("reg.1");
         let wrong = DisclosureRequest {
-            subject: SubjectSelector::Bsn("999992223".into()),
+            subject: Some(SubjectSelector::Bsn("999992223".into())),
             ..req()
         };
         assert_eq!(

@@ -199,7 +199,9 @@ mod tests {
             &app,
             &mut d,
             DisclosureRequest {
-                subject: SubjectSelector::Ref(Ident::parse("ref", &case.subject_ref).unwrap()),
+                subject: Some(SubjectSelector::Ref(
+                    Ident::parse("ref", &case.subject_ref).unwrap(),
+                )),
                 purpose: "duiding".into(),
                 case: Ident::parse("case", &case.id).unwrap(),
                 products: None,
