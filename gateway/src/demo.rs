@@ -17,6 +17,15 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// A decision of the Regieoverleg as the demo's minutes record it: three members of three
+/// partners, the example covenant's quorum.
+fn regieoverleg(reference: &str, date: &str) -> Value {
+    json!({"reference": reference, "date": date, "members": [
+        {"partner": "oov", "staff_id": "ro.gemeente"},
+        {"partner": "politie", "staff_id": "ro.politie"},
+        {"partner": "om", "staff_id": "ro.om"}]})
+}
+
 /// The example covenant, built in so that the demo also runs outside the repository.
 pub const EXAMPLE_COVENANT: &str = include_str!("../../ops/covenant/ipga-r.toml");
 
@@ -907,9 +916,9 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
 
     // 6. Decision.
     d.say("Regieoverleg decides: included, a regisseur from Reclassering, partners on the UVO");
-    let (st, _) = d.call(&sec, reqwest::Method::PATCH, &format!("/v1/cases/{case_id}"), Some(json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision_date": "2026-10-20"}))).await?;
+    let (st, _) = d.call(&sec, reqwest::Method::PATCH, &format!("/v1/cases/{case_id}"), Some(json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision_date": "2026-10-20", "decision": regieoverleg("RO-2026-10-20/4", "2026-10-20")}))).await?;
     d.note(&format!(
-        "{}: duiding → opgenomen, regisseur rn/reg.mulder: {st}",
+        "{}: duiding → opgenomen, regisseur rn/reg.mulder: {st} — recorded as the Regieoverleg's decision RO-2026-10-20/4 of 2026-10-20, taken by oov/ro.gemeente, politie/ro.politie and om/ro.om (the covenant's quorum: 3 members of 3 partners; one member alone is refused, decision-required)",
         sec.label
     ));
     // The regisseur, not the secretaris, chooses the interventieplegers (Handreiking 2016).
@@ -943,7 +952,7 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
             &overleg,
             reqwest::Method::PATCH,
             &format!("/v1/cases/{case_id}"),
-            Some(json!({"status": "uitvoering"})),
+            Some(json!({"status": "uitvoering", "decision": regieoverleg("RO-2026-11-03/2", "2026-11-03")})),
         )
         .await?;
     d.note(&format!(

@@ -81,6 +81,13 @@ pub enum Refusal {
     /// A requester naming itself the case's regisseur.
     #[error("self-appointment")]
     SelfAppointment,
+    /// The change is a body's decision and came without it, or without its quorum (body name,
+    /// quorum, partners).
+    #[error("decision-required")]
+    DecisionRequired(String, usize, usize),
+    /// A body's decision that does not fit the covenant (what is wrong).
+    #[error("decision-invalid")]
+    DecisionMembers(String),
     /// The person has an open case already (its id, for a role that reads the register).
     #[error("case-open")]
     CaseOpen(Option<String>),
@@ -279,6 +286,8 @@ impl Refusal {
             AppointmentForbidden(field, by) => ("Not your appointment to make", format!("`{field}` grants a relation to the case and is set only by {by} under the covenant's [case_register.appoint]; nothing was changed. Bring the decision to them.")),
             AppointmentStatus(field, st) => ("Appointment not open in this status", format!("`{field}` may not be set while the case is `{st}`; see [case_register.appoint] for the statuses in which it is decided.")),
             SelfAppointment => ("Self-appointment refused", "No requester may appoint itself the case's regisseur; the Regieoverleg appoints another staff member or you, through another of its members.".into()),
+            DecisionRequired(body, quorum, partners) => ("A decision of a body", format!("This change is a decision of the {body}: send `decision` with its `reference` in the minutes, the meeting's `date` and the `members` who took it (at least {quorum}, of at least {partners} partner(s)); nothing was changed.")),
+            DecisionMembers(why) => ("Decision does not fit the covenant", format!("{why}; nothing was changed.")),
             CaseOpen(Some(id)) => ("This person has an open case", format!("A signal about a person with an open case belongs to that case ({id}): add it there and bring it to the case's regisseur; one case per person at a time.")),
             CaseOpen(None) => ("This person has an open case", "A signal about a person with an open case belongs to that case: bring it to the voorportaal, which adds it there; one case per person at a time.".into()),
             UnknownPartner(p) => ("Unknown partner", format!("The covenant does not know partner `{p}`; use a partner id from the covenant.")),
@@ -372,6 +381,8 @@ impl Refusal {
             Refusal::SelfAppointment,
             Refusal::UnknownPartner(String::new()),
             Refusal::CaseOpen(None),
+            Refusal::DecisionRequired(String::new(), 0, 0),
+            Refusal::DecisionMembers(String::new()),
             Refusal::CaseNotFound,
             Refusal::CaseConflict,
             Refusal::InvalidBsn(""),
@@ -508,6 +519,8 @@ impl Refusal {
             Refusal::AppointmentStatus(..) => 75,
             Refusal::SelfAppointment => 76,
             Refusal::CaseOpen(..) => 77,
+            Refusal::DecisionRequired(..) => 78,
+            Refusal::DecisionMembers(..) => 79,
         }
     }
 }

@@ -118,3 +118,23 @@ pub fn decrypt(partner: &str, armored: &str) -> serde_json::Value {
     std::io::Read::read_to_end(&mut r, &mut out).unwrap();
     serde_json::from_slice(&out).unwrap()
 }
+
+/// A decision of the Regieoverleg as the example covenant's quorum needs it: three members of
+/// three partners.
+pub fn ro_decision() -> crate::service::cases::DecisionIn {
+    crate::service::cases::DecisionIn {
+        reference: "RO-2026-11-01/7".into(),
+        date: "2026-11-01".into(),
+        members: [
+            ("oov", "ro.gemeente"),
+            ("politie", "ro.politie"),
+            ("om", "ro.om"),
+        ]
+        .into_iter()
+        .map(|(partner, staff_id)| crate::store::Regisseur {
+            partner: partner.into(),
+            staff_id: staff_id.into(),
+        })
+        .collect(),
+    }
+}

@@ -346,10 +346,31 @@ pub struct CaseRegister {
     pub read_classification: Vec<bool>,
     /// Per (from, to): the roles that may make the change.
     pub transitions: Vec<(CaseStatus, CaseStatus, Vec<bool>)>,
+    /// Per (from, to): the body whose decision the change is, by index into the bodies.
+    pub decided_by: Vec<(CaseStatus, CaseStatus, usize)>,
+    /// The bodies that decide together.
+    pub bodies: Vec<Body>,
     /// Who appoints or reassigns the regisseur, and in which statuses.
     pub appoint_regisseur: Appointment,
     /// Who chooses the UVO's partners, and in which statuses.
     pub compose_uvo: Appointment,
+}
+
+/// A body of the covenant that decides together (the Regieoverleg, the PTO-R): a change that is
+/// its decision carries the decision's reference and at least `quorum` members, of at least
+/// `partners` partners, each holding one of its roles.
+#[derive(Debug, Clone)]
+pub struct Body {
+    /// Id.
+    pub id: String,
+    /// Name as in the documents.
+    pub name: String,
+    /// Per role: do its holders sit in the body?
+    pub roles: Vec<bool>,
+    /// Fewest members who take a decision.
+    pub quorum: usize,
+    /// Fewest partners among them.
+    pub partners: usize,
 }
 
 /// A decision that grants a relation to a case: who takes it, and in which statuses. The
@@ -387,6 +408,14 @@ fn has(set: &[bool], role: RoleRef) -> bool {
 }
 
 impl CaseRegister {
+    /// The body whose decision the change `from` → `to` is, if any.
+    pub fn body_for(&self, from: CaseStatus, to: CaseStatus) -> Option<&Body> {
+        self.decided_by
+            .iter()
+            .find(|(f, t, _)| *f == from && *t == to)
+            .and_then(|(_, _, b)| self.bodies.get(*b))
+    }
+
     /// Whether `role` may register cases.
     pub fn may_create(&self, role: RoleRef) -> bool {
         has(&self.create, role)
@@ -1886,9 +1915,56 @@ impl Builder {
         for a in [&mut reg.appoint_regisseur, &mut reg.compose_uvo] {
             a.roles.resize(n, false);
         }
+        let mut body_ids: HashMap<String, usize> = HashMap::new();
+        for b in &raw.bodies {
+            let b = b.get_ref();
+            if body_ids.contains_key(b.id.get_ref()) {
+                self.err(
+                    sp(&b.id),
+                    format!("body `{}` is declared twice", b.id.get_ref()),
+                    "give every [[body]] its own id",
+                );
+                continue;
+            }
+            let members = self.id_set(&b.roles, roles, "role", "body roles", false);
+            let quorum = usize::from(*b.quorum.get_ref());
+            let partners = b.partners.as_ref().map_or(1, |p| usize::from(*p.get_ref()));
+            if quorum == 0 || partners == 0 || partners > quorum {
+                self.err(
+                    sp(&b.id),
+                    format!(
+                        "body `{}`: quorum {quorum} of at least {partners} partners cannot be met",
+                        b.id.get_ref()
+                    ),
+                    "a quorum of at least 1 member, and `partners` between 1 and the quorum",
+                );
+            }
+            body_ids.insert(b.id.get_ref().clone(), reg.bodies.len());
+            reg.bodies.push(Body {
+                id: b.id.get_ref().clone(),
+                name: b.name.clone(),
+                roles: members,
+                quorum,
+                partners,
+            });
+        }
         let mut seen: HashMap<(CaseStatus, CaseStatus), ()> = HashMap::new();
         for t in &raw.transitions {
             let t = t.get_ref();
+            let body = t
+                .body
+                .as_ref()
+                .and_then(|b| match body_ids.get(b.get_ref()) {
+                    Some(i) => Some(*i),
+                    None => {
+                        self.err(
+                            sp(b),
+                            format!("unknown body `{}`", b.get_ref()),
+                            "name a [[body]] declared in the covenant",
+                        );
+                        None
+                    }
+                });
             let Some(to) = self.parse_vocab::<CaseStatus>(&t.to, "case status") else {
                 continue;
             };
@@ -1943,6 +2019,9 @@ impl Builder {
                     continue;
                 }
                 reg.transitions.push((from, to, role_set.clone()));
+                if let Some(b) = body {
+                    reg.decided_by.push((from, to, b));
+                }
             }
         }
         reg

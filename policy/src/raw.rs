@@ -53,6 +53,9 @@ pub struct RawCovenant {
     /// Which of the covenant's own ids the gateway's fixed rules refer to.
     #[serde(default)]
     pub governance: Option<Spanned<RawGovernance>>,
+    /// The bodies that decide together. Left out of the canonical form when absent.
+    #[serde(default, rename = "body", skip_serializing_if = "Vec::is_empty")]
+    pub bodies: Vec<Spanned<RawBody>>,
     /// The partners' witnesses, which cosign the log's checkpoints. Left out of the canonical
     /// form when absent, so that versions written before witnesses keep their hash.
     #[serde(default, rename = "witness", skip_serializing_if = "Vec::is_empty")]
@@ -240,7 +243,9 @@ pub struct RawCaseRegister {
     /// Roles that may also read its classification (risk group, ideology).
     pub read_classification: Vec<S>,
     /// Who sets the fields that grant a relation to the case (regisseur, UVO): absent, nobody.
-    #[serde(default)]
+    /// Left out of the canonical form when absent, so that versions written before it keep
+    /// their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appoint: Option<RawAppoint>,
 }
 
@@ -249,10 +254,10 @@ pub struct RawCaseRegister {
 #[serde(deny_unknown_fields)]
 pub struct RawAppoint {
     /// Who appoints or reassigns the case's regisseur (the Regieoverleg), and when.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regisseur: Option<Spanned<RawAppointment>>,
     /// Who chooses the partners on the UVO (the case's own regisseur), and when.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uvo_partners: Option<Spanned<RawAppointment>>,
 }
 
@@ -276,6 +281,28 @@ pub struct RawTransition {
     pub to: S,
     /// Roles that may make this change.
     pub roles: Vec<S>,
+    /// The body whose decision this change is (`[[body]]` id): the change then carries the
+    /// decision's reference and the members who took it. Left out of the canonical form when
+    /// absent, so that versions written before it keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<S>,
+}
+
+/// `[[body]]`: a body of the covenant that decides together (the Regieoverleg, the PTO-R).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBody {
+    /// Id, named by `[[transition]] body`.
+    pub id: S,
+    /// Name as in the documents.
+    pub name: String,
+    /// The roles its members hold.
+    pub roles: Vec<S>,
+    /// Fewest members who take a decision.
+    pub quorum: Spanned<u16>,
+    /// Fewest partners among them (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partners: Option<Spanned<u16>>,
 }
 
 /// `[covenant]`.

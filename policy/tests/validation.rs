@@ -1002,3 +1002,26 @@ fn retention_mistakes_are_named() {
         ],
     );
 }
+
+#[test]
+fn a_transition_can_be_a_bodys_decision_and_the_body_must_be_able_to_decide() {
+    let body = "[[body]]\nid = \"overleg\"\nname = \"Overleg\"\nroles = [\"regisseur\"]\nquorum = 2\npartners = 2\n";
+    let t = "[[transition]]\nfrom = [\"melding\"]\nto = \"duiding\"\nroles = [\"regisseur\"]\nbody = \"overleg\"\n";
+    let cc = compile(&with(&format!("{REGISTER}{body}{t}")));
+    let reg = &cc.covenant().case_register;
+    use policy::CaseStatus::*;
+    let b = reg.body_for(Melding, Duiding).unwrap();
+    assert_eq!((b.id.as_str(), b.quorum, b.partners), ("overleg", 2, 2));
+    assert!(reg.body_for(Melding, NietOpgenomen).is_none());
+    assert_errors(
+        &with(&format!("{REGISTER}{}", t.replace("overleg", "ghost"))),
+        &["unknown body `ghost`"],
+    );
+    assert_errors(
+        &with(&format!(
+            "{REGISTER}{}{t}",
+            body.replace("partners = 2", "partners = 3")
+        )),
+        &["body `overleg`: quorum 2 of at least 3 partners cannot be met"],
+    );
+}

@@ -98,9 +98,22 @@ async fn a_case_through_the_whole_work_process() {
         "transition-forbidden",
     )
     .await;
+    // Inclusion is the Regieoverleg's decision: not without its members (issue 31).
     problem(
         secretaris
-            .patch(&gw, &id, json!({"status": "opgenomen"}))
+            .patch(&gw, &id, json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}}))
+            .await,
+        422,
+        "decision-required",
+    )
+    .await;
+    problem(
+        secretaris
+            .patch(
+                &gw,
+                &id,
+                json!({"status": "opgenomen", "decision": ro_decision()}),
+            )
             .await,
         422,
         "regisseur-required",
@@ -112,7 +125,7 @@ async fn a_case_through_the_whole_work_process() {
             .patch(
                 &gw,
                 &id,
-                json!({"status": "opgenomen", "regisseur": {"partner": "ggd", "staff_id": "x"}}),
+                json!({"status": "opgenomen", "regisseur": {"partner": "ggd", "staff_id": "x"}, "decision": ro_decision()}),
             )
             .await,
         422,
@@ -128,7 +141,7 @@ async fn a_case_through_the_whole_work_process() {
         "appointment-forbidden",
     )
     .await;
-    let c = ok(secretaris.patch(&gw, &id, json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision_date": "2026-11-01"})).await, 200).await;
+    let c = ok(secretaris.patch(&gw, &id, json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision_date": "2026-11-01", "decision": ro_decision()})).await, 200).await;
     assert_eq!(c["regisseur"]["partner"], "rn");
     problem(
         regisseur
@@ -154,7 +167,11 @@ async fn a_case_through_the_whole_work_process() {
     .await;
     ok(
         overleg
-            .patch(&gw, &id, json!({"status": "uitvoering"}))
+            .patch(
+                &gw,
+                &id,
+                json!({"status": "uitvoering", "decision": ro_decision()}),
+            )
             .await,
         200,
     )
@@ -175,19 +192,33 @@ async fn a_case_through_the_whole_work_process() {
     )
     .await;
     ok(
-        pto.patch(&gw, &id, json!({"status": "statisch"})).await,
+        pto.patch(
+            &gw,
+            &id,
+            json!({"status": "statisch", "decision": pto_decision()}),
+        )
+        .await,
         200,
     )
     .await;
     ok(
-        pto.patch(&gw, &id, json!({"status": "uitvoering"})).await,
+        pto.patch(
+            &gw,
+            &id,
+            json!({"status": "uitvoering", "decision": pto_decision()}),
+        )
+        .await,
         200,
     )
     .await;
     // uitvoering → afbouw → afgesloten; nothing leaves afgesloten.
     ok(
         secretaris
-            .patch(&gw, &id, json!({"status": "afbouw"}))
+            .patch(
+                &gw,
+                &id,
+                json!({"status": "afbouw", "decision": ro_decision()}),
+            )
             .await,
         200,
     )
@@ -202,7 +233,11 @@ async fn a_case_through_the_whole_work_process() {
     .await;
     let closed = ok(
         overleg
-            .patch(&gw, &id, json!({"status": "afgesloten"}))
+            .patch(
+                &gw,
+                &id,
+                json!({"status": "afgesloten", "decision": ro_decision()}),
+            )
             .await,
         200,
     )

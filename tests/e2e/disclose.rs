@@ -99,7 +99,7 @@ pub(crate) async fn include(gw: &Gateway, case: &Case) {
         case,
         "oov",
         "secretaris",
-        json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}}),
+        json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision": ro_decision()}),
     )
     .await;
     // The regisseur chooses the UVO (seed 004), not the secretaris.
@@ -496,7 +496,7 @@ async fn every_purpose_and_relation_allowed_and_refused_with_transforms_as_recei
         &case,
         "om",
         "regieoverleg-lid",
-        json!({"status": "uitvoering"}),
+        json!({"status": "uitvoering", "decision": ro_decision()}),
     )
     .await;
     refused(
@@ -1334,7 +1334,7 @@ async fn nobody_takes_a_regisseur_appointment_or_composes_another_regisseurs_uvo
         &case,
         "om",
         "regieoverleg-lid",
-        json!({"status": "uitvoering"}),
+        json!({"status": "uitvoering", "decision": ro_decision()}),
     )
     .await;
     let set = |partner: &'static str, sub: &'static str, role: &'static str, body: Value| {

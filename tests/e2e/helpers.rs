@@ -450,3 +450,22 @@ impl Gateway {
         )
     }
 }
+
+/// A decision of the Regieoverleg as the example covenant's quorum needs it (three members of
+/// three partners), for a change the covenant gives to that body.
+pub fn ro_decision() -> serde_json::Value {
+    serde_json::json!({"reference": "RO-2026-11-01/7", "date": "2026-11-01", "members": [
+        {"partner": "oov", "staff_id": "ro.gemeente"},
+        {"partner": "politie", "staff_id": "ro.politie"},
+        {"partner": "om", "staff_id": "ro.om"}]})
+}
+
+/// A decision of the PTO-R as the example covenant's quorum needs it (four members of four
+/// partners).
+pub fn pto_decision() -> serde_json::Value {
+    serde_json::json!({"reference": "PTO-2026-11-08/2", "date": "2026-11-08", "members": [
+        {"partner": "oov", "staff_id": "pto.gemeente"},
+        {"partner": "politie", "staff_id": "pto.politie"},
+        {"partner": "om", "staff_id": "pto.om"},
+        {"partner": "ggd", "staff_id": "pto.ggd"}]})
+}

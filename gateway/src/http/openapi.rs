@@ -220,6 +220,12 @@ fn schemas() -> Value {
             "ideology": {"enum": ideologies}, "regisseur": reference("Regisseur"),
             "uvo_partners": {"type": "array", "items": s("string")},
             "signal_date": date, "decision_date": date, "notification_date": date,
+            "decision": reference("BodyDecision"),
+        })),
+        "BodyDecision": strict(&["reference", "date", "members"], json!({
+            "reference": {"type": "string", "minLength": 1, "maxLength": 80},
+            "date": date,
+            "members": {"type": "array", "items": reference("Regisseur")},
         })),
         "Case": object(&["id", "subject_ref", "status", "uvo_partners", "dates", "version", "created_at", "updated_at", "history", "audit_seq"], json!({
             "id": s("string"), "subject_ref": s("string"), "status": {"enum": statuses},

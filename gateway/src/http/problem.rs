@@ -63,6 +63,7 @@ pub fn status(r: &Refusal) -> StatusCode {
         CaseNotFound | NotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         TransitionNotAllowed(..) | CaseConflict | CaseOpen(_) => StatusCode::CONFLICT,
+        DecisionRequired(..) | DecisionMembers(_) => StatusCode::UNPROCESSABLE_ENTITY,
         RegisseurRequired | InvalidRegisseur(_) | UnknownPartner(_) | InvalidBsn(_) => {
             StatusCode::UNPROCESSABLE_ENTITY
         }

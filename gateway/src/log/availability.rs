@@ -6,7 +6,7 @@ use super::entry::{Kind, LogEntry, LogOutage, Outcome, UnrecordedRefusals};
 use crate::store::{Fault, StoreError};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A batch in the writer's hands longer than this means the writer cannot commit now: entries
 /// are refused at once instead of waiting behind it, and readiness says so.
@@ -23,8 +23,6 @@ pub struct Availability {
     down_since: AtomicU64,
     /// Process uptime (ms) when the batch being written was taken; 0 when none is.
     writing_since: AtomicU64,
-    /// Whether the writer has been down at all (for the metric's first value).
-    ever_down: AtomicBool,
     outage: Mutex<Outage>,
 }
 
@@ -72,19 +70,26 @@ fn lock(m: &Mutex<Outage>) -> std::sync::MutexGuard<'_, Outage> {
 }
 
 impl Availability {
-    /// Why entries are refused now, if they are.
+    /// Why entries are refused now, if they are. Every request asks: while the writer is up
+    /// and not stalled, two atomic loads and no lock.
     pub fn unavailable(&self) -> Option<Unavailable> {
+        if !self.is_down() && !self.stalled() {
+            return None;
+        }
         let o = lock(&self.outage);
         self.unavailable_locked(&o)
+    }
+
+    fn stalled(&self) -> bool {
+        let since = self.writing_since.load(Ordering::Acquire);
+        since > 0 && crate::metrics::uptime_ms().saturating_sub(since) > STALL_MS
     }
 
     fn unavailable_locked(&self, o: &Outage) -> Option<Unavailable> {
         if self.is_down() {
             return Some(Unavailable::Down(o.cause.unwrap_or(Fault::Other)));
         }
-        let since = self.writing_since.load(Ordering::Acquire);
-        (since > 0 && crate::metrics::uptime_ms().saturating_sub(since) > STALL_MS)
-            .then_some(Unavailable::Stalled)
+        self.stalled().then_some(Unavailable::Stalled)
     }
 
     /// Whether `e` must be refused before it reaches the writer; if so, and it records a
@@ -131,7 +136,6 @@ impl Availability {
                 .store(crate::metrics::uptime_ms(), Ordering::Release);
             crate::metrics::metrics().log_outages.inc();
         }
-        self.ever_down.store(true, Ordering::Relaxed);
         crate::metrics::metrics().log_writer_available.set(0);
     }
 

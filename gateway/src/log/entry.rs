@@ -296,6 +296,23 @@ pub struct CaseChange {
     /// Key dates that changed: name to date.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dates: BTreeMap<String, String>,
+    /// The decision of a body this change records (a covenant's `[[transition]] body`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<BodyDecision>,
+}
+
+/// A decision of a body of the covenant (the Regieoverleg, the PTO-R), as the change that
+/// records it carries it: which body, the minutes' reference, the meeting date, the members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BodyDecision {
+    /// The body's id.
+    pub body: String,
+    /// The reference of the decision in the body's minutes.
+    pub reference: String,
+    /// The meeting's date (YYYY-MM-DD).
+    pub date: String,
+    /// The members who took it.
+    pub members: Vec<Person>,
 }
 
 /// A case read from the register: what of it reached the requester.

@@ -6,7 +6,7 @@
 
 use super::{Call, binding, clip};
 use crate::app::App;
-use crate::log::entry::{CaseChange, CaseRead};
+use crate::log::entry::{BodyDecision, CaseChange, CaseRead, Person};
 use crate::refusal::Refusal;
 use crate::store::{CaseAction, CaseEventRow, CaseRow, Change, Regisseur};
 use policy::domain::{Ideology, parse_date};
@@ -67,6 +67,82 @@ pub struct CasePatch {
     /// Date of the notification letter.
     #[serde(default)]
     pub notification_date: Option<String>,
+    /// The body's decision, for a change the covenant gives to a body (`[[transition]] body`).
+    #[serde(default)]
+    pub decision: Option<DecisionIn>,
+}
+
+/// A body's decision as a change carries it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionIn {
+    /// The decision's reference in the body's minutes (1–80 characters).
+    pub reference: String,
+    /// The meeting's date, YYYY-MM-DD.
+    pub date: String,
+    /// The members who took it, each a partner and staff id.
+    pub members: Vec<Regisseur>,
+}
+
+/// Checks a body's decision against the covenant: a reference, a date, and at least the
+/// quorum of distinct members of at least so many partners, each of a partner that may hold
+/// one of the body's roles. Returns it as the log records it.
+fn body_decision(
+    c: &Covenant,
+    body: &policy::covenant::Body,
+    d: Option<&DecisionIn>,
+) -> Result<BodyDecision, Refusal> {
+    let required = || Refusal::DecisionRequired(body.name.clone(), body.quorum, body.partners);
+    let d = d.ok_or_else(required)?;
+    let reference = d.reference.trim();
+    if reference.is_empty()
+        || reference.chars().count() > 80
+        || reference.chars().any(char::is_control)
+    {
+        return Err(Refusal::DecisionMembers(
+            "`decision.reference` is the decision's reference in the minutes: 1 to 80 printable characters".into(),
+        ));
+    }
+    check_date("decision.date", &Some(d.date.clone()))?;
+    let mut members: Vec<(String, String)> = Vec::new();
+    for m in &d.members {
+        let partner = c
+            .partner(&m.partner)
+            .ok_or_else(|| Refusal::UnknownPartner(clip(&m.partner, 64)))?;
+        let may_sit = c
+            .roles
+            .iter()
+            .zip(&body.roles)
+            .any(|(r, on)| *on && r.held_by.get(partner.index()).copied().unwrap_or(false));
+        if !may_sit || m.staff_id.trim().is_empty() {
+            return Err(Refusal::DecisionMembers(format!(
+                "`{}` is not a partner whose staff sit in the {} (or a member has no staff id)",
+                clip(&m.partner, 64),
+                body.name
+            )));
+        }
+        let key = (m.partner.clone(), clip(&m.staff_id, 128));
+        if !members.contains(&key) {
+            members.push(key);
+        }
+    }
+    let partners = members
+        .iter()
+        .map(|(p, _)| p.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    if members.len() < body.quorum || partners < body.partners {
+        return Err(required());
+    }
+    Ok(BodyDecision {
+        body: body.id.clone(),
+        reference: reference.to_owned(),
+        date: d.date.clone(),
+        members: members
+            .into_iter()
+            .map(|(partner, staff_id)| Person { partner, staff_id })
+            .collect(),
+    })
 }
 
 /// Key dates.
@@ -326,6 +402,7 @@ pub async fn create(app: &App, call: &mut Call, body: NewCase) -> Result<CaseVie
         regisseur: None,
         uvo_partners: None,
         dates,
+        decision: None,
     });
     let appended = call
         .commit_change(
@@ -470,6 +547,7 @@ pub async fn update(
     }
     let current = old.status;
     let mut acting_role = None;
+    let mut decision = None;
     let new_status = match patch.status {
         Some(to) if to != current => {
             if !current.may_become(to) {
@@ -491,6 +569,10 @@ pub async fn update(
             let role = acting(call, |r| reg.may_transition(current, to, r))
                 .ok_or_else(|| Refusal::TransitionForbidden(current.to_string(), to.to_string()))?;
             acting_role = Some(role);
+            // A body's decision is taken by its members, not by whoever records it.
+            if let Some(body) = reg.body_for(current, to) {
+                decision = Some(body_decision(c, body, patch.decision.as_ref())?);
+            }
             Some(to)
         }
         _ => None,
@@ -614,6 +696,7 @@ pub async fn update(
         regisseur: patch.regisseur,
         uvo_partners: uvo,
         dates,
+        decision,
     });
     let appended = call
         .commit_change(
@@ -745,6 +828,7 @@ mod tests {
         let mut u = testkit::call(&app, Kind::CaseChange, "oov", "sec.1", &["secretaris"]);
         let ggd = CasePatch {
             status: Some(CaseStatus::Opgenomen),
+            decision: Some(testkit::ro_decision()),
             regisseur: Some(Regisseur {
                 partner: "ggd".into(),
                 staff_id: "g.1".into(),
@@ -813,6 +897,93 @@ mod tests {
             app.db.case(&v.id).await.unwrap().unwrap().version,
             2,
             "nothing changed"
+        );
+    }
+
+    /// Issue 31: one Regieoverleg member or the secretaris alone included a case. A change the
+    /// covenant gives to a body now carries the body's decision, with its quorum of members of
+    /// enough partners, and the log records them.
+    #[tokio::test]
+    async fn a_decision_of_a_body_needs_its_members_and_is_recorded_with_them() {
+        let (app, _) = testkit::app().await;
+        let v = testkit::register(&app, "999993331").await;
+        let mut vp = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        update(
+            &app,
+            &mut vp,
+            &v.id,
+            CasePatch {
+                status: Some(CaseStatus::Duiding),
+                ..CasePatch::default()
+            },
+        )
+        .await
+        .unwrap();
+        let include = |decision: Option<DecisionIn>| CasePatch {
+            status: Some(CaseStatus::Opgenomen),
+            regisseur: Some(Regisseur {
+                partner: "rn".into(),
+                staff_id: "reg.1".into(),
+            }),
+            decision,
+            ..CasePatch::default()
+        };
+        let sec = || testkit::call(&app, Kind::CaseChange, "oov", "sec.1", &["secretaris"]);
+        let refused = |r: Result<CaseView, Refusal>| r.unwrap_err();
+        assert!(matches!(
+            refused(update(&app, &mut sec(), &v.id, include(None)).await),
+            Refusal::DecisionRequired(b, 3, 3) if b == "Regieoverleg"
+        ));
+        let mut two = testkit::ro_decision();
+        two.members.truncate(2);
+        assert!(matches!(
+            refused(update(&app, &mut sec(), &v.id, include(Some(two))).await),
+            Refusal::DecisionRequired(..)
+        ));
+        // The same member twice counts once; a partner whose staff do not sit in it is refused.
+        let mut twice = testkit::ro_decision();
+        if let Some(m) = twice.members.first().cloned() {
+            twice.members.truncate(2);
+            twice.members.push(m);
+        }
+        assert!(matches!(
+            refused(update(&app, &mut sec(), &v.id, include(Some(twice))).await),
+            Refusal::DecisionRequired(..)
+        ));
+        let mut outsider = testkit::ro_decision();
+        outsider.members.push(Regisseur {
+            partner: "rn".into(),
+            staff_id: "x".into(),
+        });
+        assert!(matches!(
+            refused(update(&app, &mut sec(), &v.id, include(Some(outsider))).await),
+            Refusal::DecisionMembers(_)
+        ));
+        assert_eq!(
+            read(
+                &app,
+                &mut testkit::call(&app, Kind::CaseRead, "oov", "sec.1", &["secretaris"]),
+                &v.id
+            )
+            .await
+            .unwrap()
+            .status,
+            CaseStatus::Duiding,
+            "nothing changed"
+        );
+        update(
+            &app,
+            &mut sec(),
+            &v.id,
+            include(Some(testkit::ro_decision())),
+        )
+        .await
+        .unwrap();
+        let last = testkit::entries(&app).await.pop().unwrap();
+        let d = last.case_change.unwrap().decision.unwrap();
+        assert_eq!(
+            (d.body.as_str(), d.reference.as_str(), d.members.len()),
+            ("regieoverleg", "RO-2026-11-01/7", 3)
         );
     }
 
@@ -889,6 +1060,7 @@ mod tests {
             &v.id,
             CasePatch {
                 status: Some(CaseStatus::Opgenomen),
+                decision: Some(testkit::ro_decision()),
                 regisseur: Some(Regisseur {
                     partner: "rn".into(),
                     staff_id: "reg.1".into(),
@@ -993,6 +1165,7 @@ mod tests {
         // The secretaris includes and appoints; the UVO is not the secretaris's to compose.
         let mut include = regisseur("rn", "reg.1");
         include.status = Some(CaseStatus::Opgenomen);
+        include.decision = Some(testkit::ro_decision());
         change("oov", "sec.1", "secretaris", include).await.unwrap();
         assert!(matches!(
             change("oov", "sec.1", "secretaris", uvo()).await,

@@ -457,6 +457,7 @@ mod tests {
                 "secretaris",
                 CasePatch {
                     status: Some(CaseStatus::Opgenomen),
+                    decision: Some(testkit::ro_decision()),
                     regisseur: Some(Regisseur {
                         partner: "rn".into(),
                         staff_id: "reg.1".into(),

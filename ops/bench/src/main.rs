@@ -274,7 +274,7 @@ async fn seed(gw: &Server, tls: &Tls, dir: &Path, n: usize) -> anyhow::Result<Ve
                         .await?;
                     anyhow::ensure!(r.status() == 200, "records: {}", r.text().await?);
                 }
-                patch("oov", &sec, json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": regisseur}})).await?;
+                patch("oov", &sec, json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": regisseur}, "decision": {"reference": "RO-bench/1", "date": "2026-11-01", "members": [{"partner": "oov", "staff_id": "ro.1"}, {"partner": "politie", "staff_id": "ro.2"}, {"partner": "om", "staff_id": "ro.3"}]}})).await?;
                 let own = regisseurs.get(which).context("regisseur token")?;
                 patch("rn", own, json!({"uvo_partners": ["politie", "wpi", "ggd"]})).await?;
                 anyhow::Ok(Seeded {
