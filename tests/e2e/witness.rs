@@ -221,11 +221,57 @@ async fn a_witness_cosigns_only_what_is_consistent_and_never_goes_back() {
             .is_ok()
     );
 
+    // Issue 30: a checkpoint with an extension line is cosigned over its whole body, and the
+    // monitor serves it as the log signed it; two spellings of a size are never both taken.
+    entries(&gw, 2).await;
+    let note10 = checkpoint(&gw).await;
+    let (body10, _) = note10.split_once("\n\n").unwrap();
+    let with_ext = log_key().sign_body(&format!("{body10}\nsubject-index-root AAAA\n"));
+    let spelled = |size: &str| {
+        log_key().sign_body(&format!(
+            "{}\n{size}\n{}\n",
+            "gateway.ipga-r.example/disclosures",
+            body10.rsplit('\n').next().unwrap()
+        ))
+    };
+    for bad in [spelled("+10"), spelled("010")] {
+        assert_eq!(add(&w, 8, &proof(&gw, 8, 10).await, &bad).await.0, 400);
+    }
+    let nul = log_key().sign_body(&format!("{body10}\nx\u{0}y\n"));
+    assert_eq!(add(&w, 8, &proof(&gw, 8, 10).await, &nul).await.0, 400);
+    let (s, _, line10) = add(&w, 8, &proof(&gw, 8, 10).await, &with_ext).await;
+    assert_eq!(s, 200, "{line10}");
+    assert!(
+        verifier
+            .verify(&format!("{with_ext}{line10}"))
+            .unwrap()
+            .is_some()
+    );
+    let stripped = format!("{body10}\n\n{line10}");
+    assert!(
+        verifier.verify(&stripped).map_or(true, |t| t.is_none()),
+        "the cosignature covers the extension line"
+    );
+    let latest = reqwest::get(format!("http://{}/{hash}/checkpoint", w.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(latest.starts_with(&with_ext), "{latest}");
+    assert!(
+        gateway::log::checkpoint::NoteVerifier::from_vkey(&log_key().vkey())
+            .unwrap()
+            .verify(&latest)
+            .is_ok(),
+        "the log's signature verifies over the served text"
+    );
+
     // Restarted, it remembers: a rewound log (old 0, the first checkpoint again) is refused.
     drop(w);
     let w = start_witness(&dir);
     let (s, _, body) = add(&w, 0, &[], &note4).await;
-    assert_eq!((s, body.as_str()), (409, "8\n"));
+    assert_eq!((s, body.as_str()), (409, "10\n"));
     // The forked checkpoint is kept as evidence.
     use sqlx::Connection;
     let mut db =

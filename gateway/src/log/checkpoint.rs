@@ -204,8 +204,14 @@ fn parse_checkpoint(body: &str) -> Result<Checkpoint, CheckpointError> {
         .next()
         .filter(|o| !o.is_empty())
         .ok_or(CheckpointError::Malformed("no origin line"))?;
+    // Decimal, no sign, no leading zero: one spelling per size (tlog-checkpoint).
     let size = lines
         .next()
+        .filter(|s| {
+            !s.is_empty()
+                && s.bytes().all(|b| b.is_ascii_digit())
+                && (*s == "0" || !s.starts_with('0'))
+        })
         .and_then(|s| s.parse::<u64>().ok())
         .ok_or(CheckpointError::Malformed("no tree size line"))?;
     let root: Hash = lines

@@ -92,6 +92,55 @@ pub fn parse(body: &str) -> Result<AddCheckpoint, Refused> {
     })
 }
 
+/// Longest extension line a witness takes.
+const MAX_EXTENSION: usize = 1024;
+
+/// The checkpoint's body as the log signed it (every line up to the empty line, each ended by
+/// a newline), if it is in the one canonical form of C2SP signed-note and tlog-checkpoint: no
+/// control character but the newline; a non-empty origin; the size in decimal without sign or
+/// leading zero; the root as the standard padded base64 of 32 bytes; extension lines non-empty.
+/// Two spellings of one tree are never both cosigned.
+pub fn canonical_body(note: &str) -> Result<&str, Refused> {
+    let end = note
+        .find("\n\n")
+        .ok_or(Refused::Malformed("no empty line after the checkpoint"))?;
+    let body = note
+        .get(..=end)
+        .ok_or(Refused::Malformed("no empty line after the checkpoint"))?;
+    if note.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(Refused::Malformed(
+            "a control character other than newline in the note",
+        ));
+    }
+    let mut lines = body.strip_suffix('\n').unwrap_or(body).split('\n');
+    let origin = lines.next().unwrap_or_default();
+    if origin.is_empty() || origin.trim() != origin {
+        return Err(Refused::Malformed("the origin line is empty or padded"));
+    }
+    let size = lines.next().unwrap_or_default();
+    let canonical_size = !size.is_empty()
+        && size.bytes().all(|b| b.is_ascii_digit())
+        && (size == "0" || !size.starts_with('0'));
+    if !canonical_size || size.parse::<u64>().is_err() {
+        return Err(Refused::Malformed(
+            "the size line is a decimal number without sign or leading zero",
+        ));
+    }
+    let root = lines.next().unwrap_or_default();
+    let decoded: Option<Hash> = B64.decode(root).ok().and_then(|b| b.try_into().ok());
+    if decoded.is_none_or(|h| B64.encode(h) != root) {
+        return Err(Refused::Malformed(
+            "the root line is the padded base64 of a SHA-256 hash",
+        ));
+    }
+    for ext in lines {
+        if ext.is_empty() || ext.len() > MAX_EXTENSION {
+            return Err(Refused::Malformed("an extension line is empty or too long"));
+        }
+    }
+    Ok(body)
+}
+
 /// The origin line of a note, before any signature is checked (to find the log's keys).
 pub fn origin(note: &str) -> Option<&str> {
     note.split('\n').next().filter(|o| !o.is_empty())
@@ -231,6 +280,50 @@ mod tests {
             decide(&r, &keys, Some((4, c.root))).unwrap_err().status(),
             400
         );
+    }
+
+    /// Issue 30: extension lines were not cosigned, and a size with a sign or leading zero, or
+    /// a control character in an extension line, was taken. Only the canonical form is, and the
+    /// whole body is what the cosignature covers.
+    #[test]
+    fn only_the_canonical_form_is_taken_and_extension_lines_are_cosigned() {
+        let key = LogKey::from_seed(ORIGIN, &[1; 32]).unwrap();
+        let l = leaves(4);
+        let r = B64.encode(root(&l));
+        let body = format!("{ORIGIN}\n4\n{r}\nsubject-index AAAA\n");
+        let note = key.sign_body(&body);
+        assert_eq!(canonical_body(&note), Ok(body.as_str()));
+        // The log's signature covers the extension line; so does the witness's cosignature.
+        let keys = [NoteVerifier::from_vkey(&key.vkey()).unwrap()];
+        let req = AddCheckpoint {
+            old: 0,
+            proof: vec![],
+            note: note.clone(),
+        };
+        assert_eq!(decide(&req, &keys, None).unwrap().size, 4);
+        let w = crate::log::cosign::Cosigner::from_seed("witness.example", &[3; 32]).unwrap();
+        let line = w.cosign(&body, 1_800_000_000);
+        let verifier = crate::log::cosign::CosignVerifier::from_vkey(&w.vkey()).unwrap();
+        assert_eq!(
+            verifier.verify(&format!("{note}{line}")).unwrap(),
+            Some(1_800_000_000)
+        );
+        let without = format!("{ORIGIN}\n4\n{r}\n\n{line}");
+        assert!(verifier.verify(&without).map_or(true, |t| t.is_none()));
+        for bad in [
+            format!("{ORIGIN}\n+4\n{r}\n"),
+            format!("{ORIGIN}\n04\n{r}\n"),
+            format!("{ORIGIN}\n4\n{r}\nx\u{0}y\n"),
+            format!("{ORIGIN}\n4\n{r}\nx\ty\n"),
+            format!("{ORIGIN}\n4\n{}\n", r.trim_end_matches('=')),
+            format!(" {ORIGIN}\n4\n{r}\n"),
+        ] {
+            let note = key.sign_body(&bad);
+            assert!(
+                matches!(canonical_body(&note), Err(Refused::Malformed(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -134,6 +134,8 @@ impl Witness {
     /// Handles one `add-checkpoint`: the cosignature line(s), or the refusal.
     pub async fn add_checkpoint(&self, body: &str) -> Result<String, AddError> {
         let req: AddCheckpoint = protocol::parse(body)?;
+        // Only the one canonical form, and the whole body (extension lines too) is cosigned.
+        let signed_body = protocol::canonical_body(&req.note)?.to_owned();
         let origin = protocol::origin(&req.note).ok_or(Refused::Malformed("no origin line"))?;
         let keys = self.logs.get(origin).ok_or(Refused::UnknownOrigin)?;
         let _step = self.step.lock().await;
@@ -161,17 +163,17 @@ impl Witness {
             }
         };
         let now = self.clock.now();
-        let body_text = checkpoint.body();
+        // tlog-cosignature: extension lines are part of the cosigned message.
         let line = self
             .cosigner
-            .cosign(&body_text, u64::try_from(now).unwrap_or(0).max(1));
-        // The cosigned checkpoint as monitors fetch it: the log's signature lines as sent, and
-        // this witness's cosignature.
+            .cosign(&signed_body, u64::try_from(now).unwrap_or(0).max(1));
+        // The cosigned checkpoint as monitors fetch it: the note exactly as the log signed it
+        // (so that the log's signature verifies over it), and this witness's cosignature.
         let log_lines: String = req
             .note
             .split_once("\n\n")
             .map_or_else(String::new, |(_, sigs)| sigs.to_owned());
-        let stored = format!("{body_text}\n{}{line}", ensure_newline(&log_lines));
+        let stored = format!("{signed_body}\n{}{line}", ensure_newline(&log_lines));
         let size = i64::try_from(checkpoint.size).map_err(|_| Refused::Malformed("size"))?;
         let mut tx = self.db.begin().await?;
         sqlx::query(
