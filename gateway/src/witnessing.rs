@@ -347,7 +347,12 @@ impl Witnesses {
                         s.size = Some(n);
                         s.error = Some(why);
                     }
-                    Err(Submit::Failed(why)) => s.error = Some(why),
+                    Err(Submit::Failed(why)) => {
+                        s.error = Some(why);
+                        // Asked again at the next round (a second), not after the refresh
+                        // interval: a witness that failed once is not left unasked.
+                        s.asked_at = None;
+                    }
                 }
             });
         });
@@ -416,6 +421,10 @@ impl Witnesses {
                 old = text.trim().parse().map_err(|_| {
                     Submit::Failed(format!("witness {} sent an unreadable size", m.name))
                 })?;
+                // What the witness holds is known now, whatever the retry below meets: the next
+                // round proves consistency from it at once.
+                self.with_seen(|seen| seen.entry(m.name.clone()).or_default().size = Some(old));
+                tracing::info!(witness = %m.name, theirs = old, ours = size, "a witness holds another size; proving consistency from it");
                 continue;
             }
             if status != 200 {
