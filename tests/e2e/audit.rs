@@ -761,6 +761,18 @@ async fn privacy_officers_search_the_log_and_report_to_the_subject() {
 #[tokio::test]
 async fn an_export_verifies_offline_with_its_proofs_and_tampering_shows() {
     let gw = six(&Db::Sqlite).await;
+    // One entry after the latest stored checkpoint: the export signs one over it too.
+    entries(&gw, 1).await;
+    let stored_before: i64 = {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&gw.database_url)
+            .await
+            .unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM log_checkpoints")
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    };
     let dir = std::env::temp_dir().join(format!("gateway-e2e-export-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{}.jsonl", uuid::Uuid::new_v4().simple()));
@@ -807,8 +819,22 @@ async fn an_export_verifies_offline_with_its_proofs_and_tampering_shows() {
     let (code, text) = verify(&file);
     assert_eq!(code, Some(0), "{text}");
     assert!(
-        text.contains("OK: 6 entries, 0 tree nodes and 1 checkpoints verified, 6 inclusion proofs"),
+        text.contains("OK: 7 entries, 0 tree nodes and 2 checkpoints verified, 7 inclusion proofs"),
         "{text}"
+    );
+    let stored_after: i64 = {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&gw.database_url)
+            .await
+            .unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM log_checkpoints")
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        stored_before, stored_after,
+        "an export writes nothing to the database"
     );
     // One byte of entry 5 changed in the export.
     let tampered = dir.join("tampered.jsonl");

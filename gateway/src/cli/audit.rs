@@ -340,12 +340,14 @@ fn end_progress() {
     }
 }
 
-/// Signs and stores a checkpoint of the log's current size, unless one exists.
+/// A checkpoint of the log's current size signed now, unless a stored one covers it already.
+/// Not stored: an export reads the database and writes nothing to it (it may be a replica or a
+/// restored copy); the checkpoint is in the export, signed by the log key.
 async fn sign_head(
     db: &Db,
     origin: &str,
     key: &crate::log::checkpoint::LogKey,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<crate::store::StoredCheckpoint>> {
     let head = db.log_head().await?;
     if head.size == 0
         || db
@@ -353,7 +355,7 @@ async fn sign_head(
             .await?
             .is_some_and(|c| c.size == head.size)
     {
-        return Ok(());
+        return Ok(None);
     }
     let root = head
         .root
@@ -363,25 +365,25 @@ async fn sign_head(
         size: u64::try_from(head.size).context("the log's size")?,
         root,
     });
-    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
-    db.put_checkpoint(&crate::store::StoredCheckpoint {
+    Ok(Some(crate::store::StoredCheckpoint {
         size: head.size,
         root,
         note,
-        at: now,
-    })
-    .await?;
-    Ok(())
+        at: crate::clock::Clock::now(&crate::clock::SystemClock),
+    }))
 }
 
 async fn export(
     db: &Db,
     origin: &str,
     until: Option<i64>,
+    covering: Option<crate::store::StoredCheckpoint>,
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<i64> {
     let head = db.log_head().await?;
     let mut checkpoints = db.checkpoints().await?;
+    // The checkpoint signed for this export, over every entry in it.
+    checkpoints.extend(covering.filter(|c| c.size == head.size));
     // An archive ends at a checkpoint: its "head" is that checkpoint's size and the chain
     // hash of its last entry.
     let (head_size, head_chain) = match until {
@@ -742,8 +744,8 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             let n = runtime()?.block_on(async {
                 let db = Db::connect(&url).await?;
                 // A checkpoint over every entry exported, so that each one carries a proof.
-                sign_head(&db, &origin, &log_keys.current).await?;
-                export(&db, &origin, None, &mut out).await
+                let covering = sign_head(&db, &origin, &log_keys.current).await?;
+                export(&db, &origin, None, covering, &mut out).await
             })?;
             out.flush()?;
             if let Some(p) = output {
@@ -778,7 +780,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 match &recipient {
                     None => {
                         let mut w = file;
-                        let n = export(&db, &origin, Some(until), &mut w).await?;
+                        let n = export(&db, &origin, Some(until), None, &mut w).await?;
                         std::io::Write::flush(&mut w)?;
                         Ok::<_, anyhow::Error>(n)
                     }
@@ -788,7 +790,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                         ))
                         .and_then(|e| e.wrap_output(file).map_err(Into::into))
                         .map_err(|e| anyhow::anyhow!("age: {e}"))?;
-                        let n = export(&db, &origin, Some(until), &mut w).await?;
+                        let n = export(&db, &origin, Some(until), None, &mut w).await?;
                         std::io::Write::flush(&mut w.finish()?)?;
                         Ok(n)
                     }
