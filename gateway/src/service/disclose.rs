@@ -541,3 +541,137 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod existence_tests {
+    use super::*;
+    use crate::log::entry::Kind;
+    use crate::service::Ident;
+    use crate::service::cases::{CasePatch, update};
+    use crate::store::Regisseur;
+    use crate::testkit;
+    use policy::CaseStatus;
+    use proptest::prelude::*;
+
+    /// Issue 41: for any requester without a relation to a case, every route that names the
+    /// case answers exactly as for a case id that does not exist (the problem, and so its
+    /// status, type, title and detail), whatever the purpose, subject or change asked.
+    #[test]
+    fn without_a_relation_a_case_answers_as_one_that_does_not_exist() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (app, case) = rt.block_on(async {
+            let (app, _) = testkit::app().await;
+            let case = testkit::register(&app, "999993331").await;
+            for (partner, staff, role, patch) in [
+                (
+                    "politie",
+                    "vp.1",
+                    "voorportaal",
+                    CasePatch {
+                        status: Some(CaseStatus::Duiding),
+                        ..CasePatch::default()
+                    },
+                ),
+                (
+                    "oov",
+                    "sec.1",
+                    "secretaris",
+                    CasePatch {
+                        status: Some(CaseStatus::Opgenomen),
+                        regisseur: Some(Regisseur {
+                            partner: "rn".into(),
+                            staff_id: "reg.1".into(),
+                        }),
+                        decision: Some(testkit::ro_decision()),
+                        ..CasePatch::default()
+                    },
+                ),
+                (
+                    "rn",
+                    "reg.1",
+                    "regisseur",
+                    CasePatch {
+                        uvo_partners: Some(vec!["wpi".into()]),
+                        ..CasePatch::default()
+                    },
+                ),
+            ] {
+                let mut u = testkit::call(&app, Kind::CaseChange, partner, staff, &[role]);
+                update(&app, &mut u, &case.id, patch).await.unwrap();
+            }
+            (app, case)
+        });
+        let policy = app.policy.load_full();
+        let c = policy.covenant.covenant();
+        // Every partner x role it may hold, and every case-level purpose.
+        let mut askers: Vec<(String, String)> = Vec::new();
+        for p in &c.partners {
+            for r in &c.roles {
+                let i = c.partner(&p.id).unwrap().index();
+                if r.held_by.get(i).copied().unwrap_or(false) {
+                    askers.push((p.id.clone(), r.id.clone()));
+                }
+            }
+        }
+        let purposes: Vec<String> = c.purposes.iter().map(|u| u.id.clone()).collect();
+        let stored = rt.block_on(app.db.case(&case.id)).unwrap().unwrap();
+        proptest!(ProptestConfig::with_cases(64), |(
+            a in 0..askers.len(),
+            u in 0..purposes.len(),
+            by_bsn in any::<bool>(),
+            right_subject in any::<bool>(),
+            to in prop::sample::select(CaseStatus::ALL.to_vec()),
+        )| {
+            let (partner, role) = &askers[a];
+            let staff = "someone.else";
+            let probe = testkit::call(&app, Kind::Disclosure, partner, staff, &[role]);
+            // Only requesters with no relation to this case at all.
+            let relation = c.purpose(&purposes[u]).and_then(|p| c.purposes.get(p.index()))
+                .map(|p| p.relation);
+            let has = binding::may_know_of(c, &probe.requester, &stored)
+                || relation.is_some_and(|rel| {
+                    binding::relation(c, rel, &probe.requester, probe.requester.roles.first().copied(), &stored).is_some()
+                });
+            prop_assume!(!has);
+            let subject = match (by_bsn, right_subject) {
+                (true, true) => SubjectSelector::Bsn("999993331".into()),
+                (true, false) => SubjectSelector::Bsn("999992223".into()),
+                (false, true) => SubjectSelector::Ref(Ident::parse("ref", &case.subject_ref).unwrap()),
+                (false, false) => SubjectSelector::Ref(Ident::parse("ref", "subj-other").unwrap()),
+            };
+            let ask = |id: &str| DisclosureRequest {
+                subject: Some(match &subject {
+                    SubjectSelector::Bsn(b) => SubjectSelector::Bsn(b.clone()),
+                    SubjectSelector::Ref(r) => SubjectSelector::Ref(r.clone()),
+                }),
+                purpose: purposes[u].clone(),
+                case: Ident::parse("case", id).unwrap(),
+                products: None,
+            };
+            let (real, none) = rt.block_on(async {
+                let mut x = testkit::call(&app, Kind::Disclosure, partner, staff, &[role]);
+                let mut y = testkit::call(&app, Kind::Disclosure, partner, staff, &[role]);
+                (
+                    disclose(&app, &mut x, ask(&case.id)).await.err(),
+                    disclose(&app, &mut y, ask("case-none")).await.err(),
+                )
+            });
+            prop_assert_eq!(&real, &none, "disclosure by {}/{} for {}", partner, role, purposes[u]);
+            prop_assert!(real.is_some(), "nothing is disclosed to {}/{}", partner, role);
+            let (real, none) = rt.block_on(async {
+                let change = || CasePatch { status: Some(to), ..CasePatch::default() };
+                let mut x = testkit::call(&app, Kind::CaseChange, partner, staff, &[role]);
+                let mut y = testkit::call(&app, Kind::CaseChange, partner, staff, &[role]);
+                (
+                    update(&app, &mut x, &case.id, change()).await.err(),
+                    update(&app, &mut y, "case-none", change()).await.err(),
+                )
+            });
+            prop_assert_eq!(&real, &none, "change to {} by {}/{}", to, partner, role);
+        });
+    }
+}
