@@ -109,6 +109,10 @@ pub async fn prepare(
             file_policy
         }
         Some(row) => {
+            // Fail closed on a version the log did not activate (switched in the database).
+            crate::service::policy_admin::check_logged(&db, row)
+                .await
+                .map_err(anyhow::Error::msg)?;
             if row.version != file_policy.version() {
                 tracing::warn!(active = %row.version, file = %file_policy.version(), "the covenant file differs from the active version in the database; the file only starts an empty database: submit it as a draft (`gateway policy submit`) to change the active version");
             }

@@ -753,3 +753,47 @@ async fn the_art_15_report_names_each_disclosure_by_the_version_that_decided_it(
         "{text}"
     );
 }
+
+/// Issue 37: an operator who points `policy_state` at another stored version (a copy of a
+/// draft, a superseded one) got it served after a restart, with only a line in the
+/// operational log. The gateway now serves only the version the log last activated.
+#[tokio::test]
+async fn a_version_switched_in_the_database_is_not_served() {
+    let url = sqlite_url("switched");
+    let mut gw = Gateway::start_with(&url, &[]);
+    let stopped =
+        tokio::task::spawn_blocking(move || gw.terminate(std::time::Duration::from_secs(20)))
+            .await
+            .unwrap();
+    assert_eq!(stopped.map(|s| s.success()), Some(true));
+    use sqlx::Connection;
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let logged: String = sqlx::query_scalar("SELECT active_draft FROM policy_state")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO policy_drafts SELECT 'draft-forged', version, source, key_material, kind, base_version, \
+         author_partner, author_staff, created_at, approved_partner, approved_staff, approved_at, \
+         activated_partner, activated_staff, activated_at, status FROM policy_drafts \
+         WHERE id = (SELECT active_draft FROM policy_state); \
+         UPDATE policy_state SET active_draft = 'draft-forged'",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let config = pki().join("gateway.toml");
+    let err = crate::witness::refused_start(config.to_str().unwrap(), &url, &[]);
+    assert!(
+        err.contains("draft-forged")
+            && err.contains(&format!("the log last activated draft {logged}")),
+        "{err}"
+    );
+    // Set back to what the log shows, it serves again.
+    sqlx::query("UPDATE policy_state SET active_draft = $1")
+        .bind(&logged)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    drop(Gateway::start_with(&url, &[]));
+}

@@ -359,7 +359,7 @@ async fn stop(mut gw: Gateway) {
 }
 
 /// Runs `gateway serve` expecting it to refuse to start; returns its stderr.
-fn refused_start(config: &str, database_url: &str, extra: &[&str]) -> String {
+pub(crate) fn refused_start(config: &str, database_url: &str, extra: &[&str]) -> String {
     let out = Command::new(BIN)
         .args(["serve", "--config", config, "--allow-example-pki"])
         .args(extra)

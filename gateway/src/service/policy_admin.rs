@@ -602,6 +602,48 @@ pub fn gateway_entry(app: &App, active: &ActivePolicy, kind: Kind) -> LogEntry {
     })
 }
 
+/// The draft the log last made active (its newest answered `bootstrap` or `activate` step),
+/// if it made any.
+pub async fn logged_active(db: &crate::store::Db) -> Result<Option<String>, String> {
+    let mut before = i64::MAX;
+    loop {
+        let page = db
+            .policy_entries_before(before, 200)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some((last, _)) = page.last() else {
+            return Ok(None);
+        };
+        before = *last;
+        for (seq, text) in &page {
+            let e = LogEntry::parse(*seq, text).map_err(|e| e.to_string())?;
+            if let Some(pc) = e.policy_change
+                && matches!(
+                    pc.action,
+                    Some(PolicyAction::Activate | PolicyAction::Bootstrap)
+                )
+            {
+                return Ok(pc.draft);
+            }
+        }
+    }
+}
+
+/// Whether `row`, the database's active draft, is the one the log last activated: a version
+/// switched in the database by hand (an operator pointing `policy_state` elsewhere) is not
+/// served, since the log would not show who made it active (issue 37).
+pub async fn check_logged(db: &crate::store::Db, row: &PolicyDraftRow) -> Result<(), String> {
+    match logged_active(db).await? {
+        Some(d) if d == row.id => Ok(()),
+        logged => Err(format!(
+            "the database's active covenant version is draft {} ({}), but the log last activated {}: the database was changed outside the gateway, and the log does not show who made this version active. Nothing is served under it; restore `policy_state` to the logged draft (or the database from a backup) and check the log with `gateway audit verify`",
+            row.id,
+            row.version,
+            logged.map_or_else(|| "none".to_owned(), |d| format!("draft {d}"))
+        )),
+    }
+}
+
 /// Picks up a version activated by another instance sharing the database.
 pub async fn follow_database(app: &App) -> Result<bool, String> {
     let Some(row) = app
@@ -620,6 +662,8 @@ pub async fn follow_database(app: &App) -> Result<bool, String> {
     if row.id == app.policy.load().draft {
         return Ok(false);
     }
+    // Only a version whose activation the log shows (another instance's commits with its entry).
+    check_logged(&app.db, &row).await?;
     let cc = compile_draft(&row).map_err(|e| e.describe().1)?;
     let next = app
         .builder

@@ -269,6 +269,22 @@ impl Db {
         rows.into_iter().map(PolicyDraftRow::try_from).collect()
     }
 
+    /// The answered `policy` entries with seq below `before`, newest first, at most `limit` (by
+    /// a partial index that holds only them).
+    pub async fn policy_entries_before(
+        &self,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "SELECT seq, entry FROM log_records WHERE kind = 'policy' AND outcome = 'answered' AND seq < $1 ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit)
+        .fetch_all(p)
+        .await)?)
+    }
+
     /// The active draft, if any version was ever activated.
     pub async fn active_policy_draft(&self) -> Result<Option<PolicyDraftRow>, StoreError> {
         let dto: Option<DraftDto> =
