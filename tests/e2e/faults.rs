@@ -252,19 +252,21 @@ async fn a_held_write_lock_is_met_with_503_at_once_and_the_gateway_recovers() {
         .await
         .unwrap();
     let held = Instant::now();
-    // The first batch waits for the lock; a request after two seconds of it is refused at once,
-    // not after the 5 s busy wait.
+    // The first batch waits for the lock; once readiness says the writer cannot write (a batch
+    // stalled for two seconds, then the 5 s busy wait failed), a request is refused without
+    // waiting for the lock itself (bounds generous for a loaded machine: this checks that it
+    // does not wait, not how fast it is).
     let (mut seen, ()) = tokio::join!(load(&gw, &case, 2, 2), async {
-        tokio::time::sleep(Duration::from_millis(2300)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        wait_writer(&gw, false, Duration::from_secs(10)).await;
         let t0 = Instant::now();
         let (s, _) = ask(&gw, "politie", "vp.9", "voorportaal", "duiding", &case).await;
         assert_eq!(s, 503);
         assert!(
-            t0.elapsed() < Duration::from_millis(800),
+            t0.elapsed() < Duration::from_secs(3),
             "refused at once while the writer cannot write, not after {:?}",
             t0.elapsed()
         );
-        wait_writer(&gw, false, Duration::from_secs(1)).await;
     });
     tokio::time::sleep(Duration::from_secs(7).saturating_sub(held.elapsed())).await;
     sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
@@ -463,8 +465,10 @@ async fn postgres_stopped_under_load_records_or_counts_every_refusal_and_readine
             .await
             .unwrap();
         assert_eq!(r.status(), 503);
+        // Each database check is bounded at 400 ms (generous here for a loaded machine: it
+        // must not wait for the pool's own timeouts).
         assert!(
-            t0.elapsed() < Duration::from_secs(1),
+            t0.elapsed() < Duration::from_secs(3),
             "/readyz took {:?}",
             t0.elapsed()
         );
@@ -476,7 +480,7 @@ async fn postgres_stopped_under_load_records_or_counts_every_refusal_and_readine
         let (s, _) = ask(&gw, "politie", "vp.9", "voorportaal", "duiding", &case).await;
         assert_eq!(s, 503);
         assert!(
-            t0.elapsed() < Duration::from_secs(1),
+            t0.elapsed() < Duration::from_secs(3),
             "refused after {:?}",
             t0.elapsed()
         );
