@@ -50,6 +50,9 @@ pub struct App {
     /// Seconds within which a periodic checkpoint includes a new entry (the promise of a
     /// receipt); `None` without periodic checkpoints, and then no receipts are given.
     pub receipt_within: Option<i64>,
+    /// Why the database's active covenant version disagrees with the log, while it does: then
+    /// nothing is served (issue 37).
+    pub policy_mismatch: arc_swap::ArcSwapOption<String>,
 }
 
 impl App {

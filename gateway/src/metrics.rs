@@ -112,6 +112,8 @@ pub struct Metrics {
     pub token_cache_misses: Counter,
     /// 1 for the active covenant version.
     pub policy_version: Family<VersionLabel, Gauge>,
+    /// 1 while the database's active covenant version is not the one the log activated.
+    pub policy_mismatch: Gauge,
     /// 1 while the log writer can write; 0 from a failed batch until it has written again.
     pub log_writer_available: Gauge,
     /// Times the log writer went down.
@@ -155,6 +157,7 @@ impl Metrics {
             token_cache_hits: Counter::default(),
             token_cache_misses: Counter::default(),
             policy_version: Family::default(),
+            policy_mismatch: Gauge::default(),
             log_writer_available: Gauge::default(),
             log_outages: Counter::default(),
             log_refusals_unrecorded: Counter::default(),
@@ -205,6 +208,11 @@ impl Metrics {
             "log_commit_failures",
             "Log batches that failed; nothing of them was written",
             m.log_commit_failures.clone(),
+        );
+        r.register(
+            "policy_mismatch",
+            "1 while the database's active covenant version is not the one the log last activated: nothing is served",
+            m.policy_mismatch.clone(),
         );
         r.register(
             "log_writer_available",

@@ -88,6 +88,10 @@ pub enum Refusal {
     /// A body's decision that does not fit the covenant (what is wrong).
     #[error("decision-invalid")]
     DecisionMembers(String),
+    /// The database's active covenant version is not the one the log activated: nothing is
+    /// served until they agree.
+    #[error("covenant-mismatch")]
+    CovenantMismatch,
     /// The person has an open case already (its id, for a role that reads the register).
     #[error("case-open")]
     CaseOpen(Option<String>),
@@ -286,6 +290,7 @@ impl Refusal {
             AppointmentForbidden(field, by) => ("Not your appointment to make", format!("`{field}` grants a relation to the case and is set only by {by} under the covenant's [case_register.appoint]; nothing was changed. Bring the decision to them.")),
             AppointmentStatus(field, st) => ("Appointment not open in this status", format!("`{field}` may not be set while the case is `{st}`; see [case_register.appoint] for the statuses in which it is decided.")),
             SelfAppointment => ("Self-appointment refused", "No requester may appoint itself the case's regisseur; the Regieoverleg appoints another staff member or you, through another of its members.".into()),
+            CovenantMismatch => ("Covenant version not shown by the log", "The covenant version the database names as active is not the one the log last activated, so nothing is answered under it; the operators have been alerted (see /readyz).".into()),
             DecisionRequired(body, quorum, partners) => ("A decision of a body", format!("This change is a decision of the {body}: send `decision` with its `reference` in the minutes, the meeting's `date` and the `members` who took it (at least {quorum}, of at least {partners} partner(s)); nothing was changed.")),
             DecisionMembers(why) => ("Decision does not fit the covenant", format!("{why}; nothing was changed.")),
             CaseOpen(Some(id)) => ("This person has an open case", format!("A signal about a person with an open case belongs to that case ({id}): add it there and bring it to the case's regisseur; one case per person at a time.")),
@@ -381,6 +386,7 @@ impl Refusal {
             Refusal::SelfAppointment,
             Refusal::UnknownPartner(String::new()),
             Refusal::CaseOpen(None),
+            Refusal::CovenantMismatch,
             Refusal::DecisionRequired(String::new(), 0, 0),
             Refusal::DecisionMembers(String::new()),
             Refusal::CaseNotFound,
@@ -521,6 +527,7 @@ impl Refusal {
             Refusal::CaseOpen(..) => 77,
             Refusal::DecisionRequired(..) => 78,
             Refusal::DecisionMembers(..) => 79,
+            Refusal::CovenantMismatch => 80,
         }
     }
 }

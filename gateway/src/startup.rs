@@ -155,6 +155,7 @@ pub async fn prepare(
             }),
         },
         // The periodic task looks every second; a few seconds' margin on the interval.
+        policy_mismatch: arc_swap::ArcSwapOption::empty(),
         receipt_within: (cfg.audit.checkpoint_interval_secs > 0).then(|| {
             i64::try_from(cfg.audit.checkpoint_interval_secs)
                 .unwrap_or(i64::MAX)

@@ -795,5 +795,47 @@ async fn a_version_switched_in_the_database_is_not_served() {
         .execute(&mut db)
         .await
         .unwrap();
-    drop(Gateway::start_with(&url, &[]));
+    let gw = Gateway::start_with(&url, &[("GATEWAY_ADMINISTRATION_POLL_SECS", "1")]);
+    // Switched while it serves: it stops answering, and readiness says why, until the database
+    // agrees with the log again.
+    sqlx::query("UPDATE policy_state SET active_draft = 'draft-forged'")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let covenant_check = || async {
+        let r: Value = reqwest::get(format!("http://{}/readyz", gw.health))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "covenant")
+            .map(|c| c["ok"] == true)
+    };
+    let t0 = std::time::Instant::now();
+    while covenant_check().await != Some(false) {
+        assert!(t0.elapsed().as_secs() < 15, "readiness never noticed");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let r = client("politie")
+        .get(gw.url("/v1/cases/case-any"))
+        .bearer_auth(token("politie", "vp.1", &["voorportaal"]))
+        .send()
+        .await
+        .unwrap();
+    problem(r, 503, "covenant-mismatch").await;
+    sqlx::query("UPDATE policy_state SET active_draft = $1")
+        .bind(&logged)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while covenant_check().await != Some(true) {
+        assert!(t0.elapsed().as_secs() < 15, "readiness never recovered");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

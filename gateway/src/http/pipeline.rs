@@ -242,6 +242,12 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
         tracing::Span::current().record("partner", p.id.as_str());
         base.partner = p.id.clone();
     }
+    // A covenant version the log did not activate is never served under (issue 37).
+    if app.policy_mismatch.load().is_some() {
+        let e = Refusal::CovenantMismatch;
+        record_refusal(&app, base, &e.slug()).await;
+        return e.into_response();
+    }
     // While the log cannot be written nothing is answered: refused now, not after the
     // database's own timeouts (the refusal is counted for the writer's outage entry).
     if app.log.availability().unavailable().is_some() {

@@ -75,7 +75,9 @@ pub fn status(r: &Refusal) -> StatusCode {
         BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         TooManyConnections(_) => StatusCode::SERVICE_UNAVAILABLE,
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        StorageUnavailable | DisclosureLogUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        StorageUnavailable | DisclosureLogUnavailable | CovenantMismatch => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         ApproachUnknown(_) => StatusCode::UNPROCESSABLE_ENTITY,
         PurposeRole(..) | PurposeRelation(..) | ProductNotOwned(_) | DepositRole(..)
         | ApproachNotYours(..) => StatusCode::FORBIDDEN,

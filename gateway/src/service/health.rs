@@ -139,9 +139,11 @@ pub async fn readiness(app: &App) -> Readiness {
                 Some("the log's checkpoints could not be read in time; see the database".to_owned())
             }),
     };
+    let covenant = app.policy_mismatch.load().as_deref().cloned();
     let checks = vec![
         check("database", database),
         check("log-writer", writer),
+        check("covenant", covenant),
         check("signing-key", key),
         check("crl", crl),
         check("checkpoint", checkpoint),

@@ -644,6 +644,16 @@ pub async fn check_logged(db: &crate::store::Db, row: &PolicyDraftRow) -> Result
     }
 }
 
+/// Records whether the database's active version disagrees with the log (and why).
+fn set_mismatch(app: &App, why: Option<String>) {
+    if why.is_some() != app.policy_mismatch.load().is_some() {
+        crate::metrics::metrics()
+            .policy_mismatch
+            .set(i64::from(why.is_some()));
+    }
+    app.policy_mismatch.store(why.map(Arc::new));
+}
+
 /// Picks up a version activated by another instance sharing the database.
 pub async fn follow_database(app: &App) -> Result<bool, String> {
     let Some(row) = app
@@ -655,6 +665,8 @@ pub async fn follow_database(app: &App) -> Result<bool, String> {
         return Ok(false);
     };
     if row.id == app.policy.load().draft {
+        // The database agrees with what is served (which the log activated).
+        set_mismatch(app, None);
         return Ok(false);
     }
     let _one = app.activation.lock().await;
@@ -662,8 +674,12 @@ pub async fn follow_database(app: &App) -> Result<bool, String> {
     if row.id == app.policy.load().draft {
         return Ok(false);
     }
-    // Only a version whose activation the log shows (another instance's commits with its entry).
-    check_logged(&app.db, &row).await?;
+    // Only a version whose activation the log shows (another instance's commits with its
+    // entry); otherwise nothing is served until the database agrees with the log again.
+    if let Err(e) = check_logged(&app.db, &row).await {
+        set_mismatch(app, Some(e.clone()));
+        return Err(e);
+    }
     let cc = compile_draft(&row).map_err(|e| e.describe().1)?;
     let next = app
         .builder
