@@ -49,11 +49,12 @@ async fn the_console_works_in_a_real_browser_for_officers_and_administrators() {
         }
     };
     let gw = Gateway::start();
-    // The subject's history: a refusal (the case is not yet in the approach), two disclosures.
+    // The subject's history: a refusal (the regisseur is not appointed yet, so to it the case
+    // does not exist), two disclosures.
     let bsn = "999990147";
     let case = crate::disclose::case_with_records(&gw, bsn).await;
     let (s, v) = crate::disclose::ask(&gw, "rn", "reg.mulder", "regisseur", "regie", &case).await;
-    assert_eq!(s, 409, "{v}");
+    assert_eq!(s, 404, "{v}");
     crate::disclose::include(&gw, &case).await;
     for _ in 0..2 {
         crate::disclose::answered(&gw, "rn", "reg.mulder", "regisseur", "regie", &case).await;
