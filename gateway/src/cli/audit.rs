@@ -340,22 +340,23 @@ fn end_progress() {
     }
 }
 
-/// A checkpoint of the log's current size signed now, unless a stored one covers it already.
-/// Not stored: an export reads the database and writes nothing to it (it may be a replica or a
-/// restored copy); the checkpoint is in the export, signed by the log key.
+/// The checkpoint an export ends at: the stored one of the log's current size, or one signed
+/// now. Not stored: an export reads the database and writes nothing to it (it may be a replica
+/// or a restored copy); the checkpoint is in the export, signed by the log key. `None` for an
+/// empty log.
 async fn sign_head(
     db: &Db,
     origin: &str,
     key: &crate::log::checkpoint::LogKey,
 ) -> anyhow::Result<Option<crate::store::StoredCheckpoint>> {
     let head = db.log_head().await?;
-    if head.size == 0
-        || db
-            .latest_checkpoint()
-            .await?
-            .is_some_and(|c| c.size == head.size)
-    {
+    if head.size == 0 {
         return Ok(None);
+    }
+    if let Some(c) = db.latest_checkpoint().await?
+        && c.size == head.size
+    {
+        return Ok(Some(c));
     }
     let root = head
         .root
@@ -382,8 +383,18 @@ async fn export(
 ) -> anyhow::Result<i64> {
     let head = db.log_head().await?;
     let mut checkpoints = db.checkpoints().await?;
-    // The checkpoint signed for this export, over every entry in it.
-    checkpoints.extend(covering.filter(|c| c.size == head.size));
+    // An export ends at the checkpoint signed for it (or the stored one that covered the log
+    // when it began), also when a live gateway appends meanwhile: every entry is proven.
+    let until = match covering {
+        Some(c) => {
+            let end = c.size;
+            if checkpoints.last().is_none_or(|l| l.size < end) {
+                checkpoints.push(c);
+            }
+            Some(end)
+        }
+        None => until,
+    };
     // An archive ends at a checkpoint: its "head" is that checkpoint's size and the chain
     // hash of its last entry.
     let (head_size, head_chain) = match until {
