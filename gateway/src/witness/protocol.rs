@@ -326,6 +326,50 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any note body a witness takes is the one canonical spelling of its tree: changing one
+        /// character of a canonical body gives a body that is refused or names another tree,
+        /// never a second spelling of the same one (issue 30).
+        #[test]
+        fn no_second_spelling_of_a_tree_is_taken(
+            line in 0usize..4,
+            at in 0usize..64,
+            c in proptest::sample::select(vec!['0', '4', '+', '-', ' ', '\t', '\0', '=', 'A', '/', 'x', '\u{a0}', '\r']),
+            insert in proptest::prelude::any::<bool>(),
+        ) {
+            let key = LogKey::from_seed(ORIGIN, &[1; 32]).unwrap();
+            let r = B64.encode(root(&leaves(4)));
+            let body = format!("{ORIGIN}\n4\n{r}\next line\n");
+            let mut chars: Vec<char> = body.chars().collect();
+            // A place in one of the lines (its start most often: where a sign or zero goes).
+            let starts: Vec<usize> = std::iter::once(0)
+                .chain(chars.iter().enumerate().filter(|(_, c)| **c == '\n').map(|(i, _)| i + 1))
+                .collect();
+            let start = starts.get(line).copied().unwrap_or(0);
+            let i = (start + if at < 32 { 0 } else { at % 8 }).min(chars.len() - 1);
+            if insert {
+                chars.insert(i, c);
+            } else if let Some(x) = chars.get_mut(i) {
+                *x = c;
+            }
+            let changed: String = chars.into_iter().collect();
+            proptest::prop_assume!(changed != body && changed.ends_with('\n') && !changed.contains("\n\n"));
+            let note = key.sign_body(&changed);
+            if let Ok(taken) = canonical_body(&note) {
+                let parsed = |b: &str| {
+                    let mut l = b.lines();
+                    (l.next().map(str::to_owned), l.next().and_then(|s| s.parse::<u64>().ok()), l.next().and_then(|s| B64.decode(s).ok()))
+                };
+                // Taken: then it is a different tree (origin, size or root), or only its
+                // extension lines differ, which the cosignature covers as they are.
+                let (a, b) = (parsed(taken), parsed(&body));
+                let same_tree = a == b;
+                let head_lines = |t: &str| t.lines().take(3).collect::<Vec<_>>().join("\n");
+                proptest::prop_assert!(!same_tree || head_lines(taken) == head_lines(&body), "{taken:?}");
+            }
+        }
+    }
+
     #[test]
     fn malformed_requests() {
         for bad in [
