@@ -124,6 +124,16 @@ pub enum Finding {
         /// Why.
         detail: String,
     },
+    /// A receipt that could not be checked this round: the gateway did not answer for its proof
+    /// (rate limited, unavailable, unreachable). Not evidence; checked again next round.
+    Unchecked {
+        /// The receipt's file.
+        receipt: String,
+        /// Its sequence number.
+        seq: u64,
+        /// Why it could not be checked.
+        detail: String,
+    },
     /// The served checkpoint is cosigned by fewer than the quorum.
     Unwitnessed {
         /// Valid cosignatures.
@@ -137,7 +147,15 @@ impl Finding {
     /// Whether it is evidence against the log (a fork, rewind, missing or late entry, a bad
     /// receipt) rather than a warning.
     pub fn is_evidence(&self) -> bool {
-        !matches!(self, Finding::Unwitnessed { .. })
+        !matches!(
+            self,
+            Finding::Unwitnessed { .. } | Finding::Unchecked { .. }
+        )
+    }
+
+    /// Whether it says that a check could not be made (the exit code 2 of `--once`).
+    pub fn is_unchecked(&self) -> bool {
+        matches!(self, Finding::Unchecked { .. })
     }
 
     /// A stable short name, for metrics.
@@ -148,6 +166,7 @@ impl Finding {
             Finding::MissingEntry { .. } => "missing-entry",
             Finding::LateInclusion { .. } => "late-inclusion",
             Finding::BadReceipt { .. } => "bad-receipt",
+            Finding::Unchecked { .. } => "unchecked",
             Finding::Unwitnessed { .. } => "unwitnessed",
         }
     }
@@ -189,6 +208,14 @@ impl std::fmt::Display for Finding {
             Finding::BadReceipt { receipt, detail } => {
                 write!(f, "BAD RECEIPT: {receipt}: {detail}")
             }
+            Finding::Unchecked {
+                receipt,
+                seq,
+                detail,
+            } => write!(
+                f,
+                "NOT CHECKED: receipt {receipt} (seq {seq}): the gateway gave no proof this round ({detail}); checked again next round"
+            ),
             Finding::Unwitnessed { have, need } => write!(
                 f,
                 "warning: the served checkpoint is cosigned by {have} of the {need} witnesses required"
@@ -226,7 +253,23 @@ pub enum MonitorError {
     /// The state file.
     #[error("the state file {0}: {1}")]
     State(PathBuf, String),
+    /// The gateway could not answer now (rate limited after the retries, unavailable,
+    /// unreachable): nothing can be concluded from it.
+    #[error("the gateway did not answer now: {0}")]
+    Busy(String),
 }
+
+/// Why a receipt's inclusion did not hold.
+enum Inclusion {
+    /// The log does not hold the entry as promised.
+    Missing(String),
+    /// It could not be checked now.
+    Unchecked(String),
+}
+
+/// How often a request refused for load (429) is tried again, and the longest wait honoured.
+const RETRIES_ON_429: u32 = 3;
+const LONGEST_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A configured monitor.
 pub struct Monitor {
@@ -301,24 +344,46 @@ impl Monitor {
             MonitorError::Config(format!("token_file {}: {e}", token_file.display()))
         })?;
         let url = format!("{}{path}", self.cfg.gateway.trim_end_matches('/'));
-        let r = self
-            .client
-            .get(&url)
-            .bearer_auth(token.trim())
-            .send()
-            .await
-            .map_err(|e| MonitorError::Gateway(format!("GET {path}: {}", error_chain(&e))))?;
-        let status = r.status();
-        let text = r
-            .text()
-            .await
-            .map_err(|e| MonitorError::Gateway(format!("GET {path}: {e}")))?;
-        if !status.is_success() {
-            return Err(MonitorError::Gateway(format!(
-                "GET {path}: {status}: {text}"
-            )));
+        let mut tries = 0;
+        loop {
+            let r = self
+                .client
+                .get(&url)
+                .bearer_auth(token.trim())
+                .send()
+                .await
+                .map_err(|e| MonitorError::Busy(format!("GET {path}: {}", error_chain(&e))))?;
+            let status = r.status();
+            // Refused for load: wait as long as the gateway asks (bounded), a few times.
+            if status == reqwest::StatusCode::TOO_MANY_REQUESTS && tries < RETRIES_ON_429 {
+                tries += 1;
+                let wait = r
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map_or(
+                        std::time::Duration::from_secs(1),
+                        std::time::Duration::from_secs,
+                    )
+                    .min(LONGEST_RETRY_AFTER);
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            let text = r
+                .text()
+                .await
+                .map_err(|e| MonitorError::Busy(format!("GET {path}: {e}")))?;
+            if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                return Err(MonitorError::Busy(format!("GET {path}: {status}")));
+            }
+            if !status.is_success() {
+                return Err(MonitorError::Gateway(format!(
+                    "GET {path}: {status}: {text}"
+                )));
+            }
+            return Ok(text);
         }
-        Ok(text)
     }
 
     async fn consistency(&self, from: u64, to: u64) -> Result<Vec<Hash>, MonitorError> {
@@ -507,7 +572,13 @@ impl Monitor {
             }
             match self.included(&r, c).await {
                 Ok(()) => round.receipts_included += 1,
-                Err(detail) => round.findings.push(Finding::MissingEntry {
+                Err(Inclusion::Missing(detail)) => round.findings.push(Finding::MissingEntry {
+                    receipt: name,
+                    seq: r.seq,
+                    detail,
+                }),
+                // The gateway did not give the proof: not evidence that the entry is missing.
+                Err(Inclusion::Unchecked(detail)) => round.findings.push(Finding::Unchecked {
                     receipt: name,
                     seq: r.seq,
                     detail,
@@ -517,22 +588,28 @@ impl Monitor {
         Ok(())
     }
 
-    /// Whether the receipt's leaf is at its place in the served tree.
-    async fn included(&self, r: &Receipt, c: &Checkpoint) -> Result<(), String> {
+    /// Whether the receipt's leaf is at its place in the served tree. A proof the gateway did
+    /// not give (it refused for load or was unreachable) leaves the receipt unchecked; a proof
+    /// it gave that does not hold, or a refusal that names the entry, is a missing entry.
+    async fn included(&self, r: &Receipt, c: &Checkpoint) -> Result<(), Inclusion> {
         let text = self
             .get(&format!("/v1/audit/proof/{}?size={}", r.seq, c.size))
             .await
-            .map_err(|e| format!("no inclusion proof ({e})"))?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        let proof = hashes(v.get("proof")).map_err(|e| e.to_string())?;
+            .map_err(|e| match e {
+                MonitorError::Busy(why) => Inclusion::Unchecked(why),
+                e => Inclusion::Missing(format!("no inclusion proof ({e})")),
+            })?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Inclusion::Missing(e.to_string()))?;
+        let proof = hashes(v.get("proof")).map_err(|e| Inclusion::Missing(e.to_string()))?;
         if verify_inclusion(&r.leaf, r.seq - 1, c.size, &proof, &c.root) {
             Ok(())
         } else {
-            Err(format!(
+            Err(Inclusion::Missing(format!(
                 "the entry at seq {} is not the one the receipt names (leaf {}): it was changed or removed",
                 r.seq,
                 hex::encode(r.leaf)
-            ))
+            )))
         }
     }
 

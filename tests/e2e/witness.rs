@@ -1047,3 +1047,50 @@ async fn cosignatures_are_stored_and_read_alike_on_sqlite_and_postgres() {
         );
     }
 }
+
+/// Issue 30: a monitor whose proof requests were answered 429 reported `missing-entry` for
+/// receipts of a healthy log. It now waits as the gateway asks (Retry-After) and retries; what it
+/// still cannot check is `NOT CHECKED` with exit 2, never evidence against the log.
+#[tokio::test]
+async fn a_rate_limited_monitor_waits_and_never_calls_an_entry_missing() {
+    let root = scratch().join(format!("ratelimited-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(root.join("receipts")).unwrap();
+    let db = sqlite_url("ratelimited");
+    let gw = Gateway::start_with(
+        &db,
+        &[
+            ("GATEWAY_AUDIT_CHECKPOINT_INTERVAL_SECS", "1"),
+            ("GATEWAY_LIMITS_STAFF_PER_SECOND", "1"),
+        ],
+    );
+    for (i, a) in entries(&gw, 4).await.iter().enumerate() {
+        let r = a["audit_receipt"].as_str().unwrap();
+        std::fs::write(root.join("receipts").join(format!("{i}.receipt")), r).unwrap();
+    }
+    // The receipts' entries in a checkpoint (the periodic one, within a couple of seconds).
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let token_file = root.join("token.jwt");
+    std::fs::write(&token_file, token("politie", "monitor", &["voorportaal"])).unwrap();
+    let mon_path = root.join("monitor.toml");
+    std::fs::write(
+        &mon_path,
+        format!(
+            "gateway = \"https://{}\"\nca = {:?}\ncert = {:?}\nkey = {:?}\ntoken_file = {:?}\nlog_vkeys = [{:?}]\nquorum = 0\nstate = \"monitor-state.json\"\nreceipts = \"receipts\"\n",
+            gw.api,
+            pki().join("ca.pem"),
+            pki().join("politie/client.pem"),
+            pki().join("politie/client.key"),
+            token_file,
+            log_key().vkey(),
+        ),
+    )
+    .unwrap();
+    let (code, out) = monitor_once(&mon_path);
+    assert!(!out.contains("MISSING ENTRY"), "{out}");
+    assert!(code == 0 || code == 2, "{out}");
+    if code == 0 {
+        assert!(out.contains("receipts: 4 included"), "{out}");
+    } else {
+        assert!(out.contains("NOT CHECKED"), "{out}");
+    }
+}

@@ -17,7 +17,8 @@ pub struct MonitorArgs {
     #[arg(long)]
     pub config: PathBuf,
     /// One round: exit 0 when nothing was found against the log, 1 when a fork, rewind,
-    /// missing entry, late inclusion or bad receipt was, 2 when the round could not be made.
+    /// missing entry, late inclusion or bad receipt was, 2 when the round could not be made or
+    /// a receipt could not be checked (the gateway gave no proof: rate limited, unavailable).
     #[arg(long)]
     pub once: bool,
     /// `text` or `json` (one JSON object per round).
@@ -153,7 +154,13 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<i32> {
             return match monitor.round(now()).await {
                 Ok(r) => {
                     print_round(&r, json)?;
-                    Ok(i32::from(r.findings.iter().any(Finding::is_evidence)))
+                    Ok(if r.findings.iter().any(Finding::is_evidence) {
+                        1
+                    } else if r.findings.iter().any(Finding::is_unchecked) {
+                        2
+                    } else {
+                        0
+                    })
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
