@@ -291,13 +291,18 @@ impl Writer {
     fn failed(&mut self, f: Failure, entries: usize) {
         let fault = f.error.fault();
         crate::metrics::metrics().commit_failed();
-        tracing::error!(
-            error = %f.error,
-            fault = fault.as_str(),
-            entries,
-            commit_sent = f.attempt.is_some(),
-            "disclosure log batch failed: nothing of it is answered, and nothing is disclosed until the log is written again"
-        );
+        if self.availability.is_down() {
+            // A try to resume during an outage (four a second): said once, when it began.
+            tracing::debug!(error = %f.error, fault = fault.as_str(), "the log writer is still down");
+        } else {
+            tracing::error!(
+                error = %f.error,
+                fault = fault.as_str(),
+                entries,
+                commit_sent = f.attempt.is_some(),
+                "disclosure log batch failed: nothing of it is answered, and nothing is disclosed until the log is written again"
+            );
+        }
         self.availability.go_down(fault, self.clock.now());
         if f.attempt.is_some() {
             self.uncertain = f.attempt;
