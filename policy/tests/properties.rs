@@ -400,3 +400,32 @@ fn the_identity_is_barred_exactly_where_a_prohibition_says_so() {
         assert!(!c.identity_barred(p, ro, besluit));
     }
 }
+
+/// Issue 31: NCTV sits in the Regieoverleg and the PTO-R, not in the execution. Giving it the
+/// regisseur role again is refused by the covenant's own prohibition, proven by the validator.
+#[test]
+fn nctv_as_regisseur_is_refused_by_the_prohibition() {
+    let src = include_str!("../../ops/covenant/ipga-r.toml");
+    assert!(
+        example()
+            .covenant()
+            .prohibitions
+            .iter()
+            .any(|p| p.id == "nctv-niet-in-de-uitvoering")
+    );
+    let widened = src.replacen(
+        "held_by = [\"oov\", \"politie\", \"om\", \"rn\", \"rvdk\", \"wpi\", \"jbra\", \"wsg\", \"scw\", \"leerplicht\"]",
+        "held_by = [\"oov\", \"politie\", \"om\", \"rn\", \"rvdk\", \"wpi\", \"kind:affiliated\"]",
+        1,
+    );
+    assert_ne!(widened, src);
+    match policy::compile_toml(&widened) {
+        Ok(_) => panic!("NCTV as regisseur was accepted"),
+        Err(d) => assert!(
+            d.render("ipga-r.toml", &widened)
+                .contains("nctv-niet-in-de-uitvoering"),
+            "{}",
+            d.render("ipga-r.toml", &widened)
+        ),
+    }
+}
