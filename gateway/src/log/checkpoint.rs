@@ -197,6 +197,14 @@ impl NoteVerifier {
     }
 }
 
+/// A number in its one canonical spelling (tlog-checkpoint, tlog-witness): decimal digits, no
+/// sign, no leading zero.
+pub fn canonical_decimal(s: &str) -> Option<u64> {
+    let canonical =
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    canonical.then(|| s.parse().ok()).flatten()
+}
+
 /// A checkpoint's body: origin, size, root.
 fn parse_checkpoint(body: &str) -> Result<Checkpoint, CheckpointError> {
     let mut lines = body.lines();
@@ -204,15 +212,9 @@ fn parse_checkpoint(body: &str) -> Result<Checkpoint, CheckpointError> {
         .next()
         .filter(|o| !o.is_empty())
         .ok_or(CheckpointError::Malformed("no origin line"))?;
-    // Decimal, no sign, no leading zero: one spelling per size (tlog-checkpoint).
     let size = lines
         .next()
-        .filter(|s| {
-            !s.is_empty()
-                && s.bytes().all(|b| b.is_ascii_digit())
-                && (*s == "0" || !s.starts_with('0'))
-        })
-        .and_then(|s| s.parse::<u64>().ok())
+        .and_then(canonical_decimal)
         .ok_or(CheckpointError::Malformed("no tree size line"))?;
     let root: Hash = lines
         .next()

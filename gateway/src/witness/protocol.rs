@@ -2,7 +2,7 @@
 //! log's signature checked, consistency with the last cosigned checkpoint checked. The server
 //! around it persists the outcome atomically.
 
-use crate::log::checkpoint::{Checkpoint, CheckpointError, NoteVerifier};
+use crate::log::checkpoint::{Checkpoint, CheckpointError, NoteVerifier, canonical_decimal};
 use crate::log::merkle::{Hash, verify_consistency};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -68,8 +68,7 @@ pub fn parse(body: &str) -> Result<AddCheckpoint, Refused> {
     let old = lines
         .next()
         .and_then(|l| l.strip_prefix("old "))
-        .filter(|n| n == &"0" || !n.starts_with('0'))
-        .and_then(|n| n.parse::<u64>().ok())
+        .and_then(canonical_decimal)
         .ok_or(Refused::Malformed("the first line is `old <size>`"))?;
     let mut proof = Vec::new();
     for l in lines {
@@ -117,11 +116,7 @@ pub fn canonical_body(note: &str) -> Result<&str, Refused> {
     if origin.is_empty() || origin.trim() != origin {
         return Err(Refused::Malformed("the origin line is empty or padded"));
     }
-    let size = lines.next().unwrap_or_default();
-    let canonical_size = !size.is_empty()
-        && size.bytes().all(|b| b.is_ascii_digit())
-        && (size == "0" || !size.starts_with('0'));
-    if !canonical_size || size.parse::<u64>().is_err() {
+    if lines.next().and_then(canonical_decimal).is_none() {
         return Err(Refused::Malformed(
             "the size line is a decimal number without sign or leading zero",
         ));
