@@ -106,6 +106,42 @@ pub async fn register(app: &App, bsn: &str) -> crate::service::cases::CaseView {
         .unwrap()
 }
 
+/// A case registered for `bsn`, assessed by the voorportaal and included by the Regieoverleg's
+/// decision (recorded by the secretaris) with `rn`/`reg.1` as its regisseur.
+pub async fn included(app: &App, bsn: &str) -> crate::service::cases::CaseView {
+    use crate::service::cases::{CasePatch, update};
+    let case = register(app, bsn).await;
+    for (partner, staff, role, patch) in [
+        (
+            "politie",
+            "vp.1",
+            "voorportaal",
+            CasePatch {
+                status: Some(policy::CaseStatus::Duiding),
+                ..CasePatch::default()
+            },
+        ),
+        (
+            "oov",
+            "sec.1",
+            "secretaris",
+            CasePatch {
+                status: Some(policy::CaseStatus::Opgenomen),
+                regisseur: Some(crate::store::Regisseur {
+                    partner: "rn".into(),
+                    staff_id: "reg.1".into(),
+                }),
+                decision: Some(ro_decision()),
+                ..CasePatch::default()
+            },
+        ),
+    ] {
+        let mut u = call(app, Kind::CaseChange, partner, staff, &[role]);
+        update(app, &mut u, &case.id, patch).await.unwrap();
+    }
+    case
+}
+
 /// An age payload opened with `partner`'s identity of the example PKI, as the partner would.
 pub fn decrypt(partner: &str, armored: &str) -> serde_json::Value {
     let id = crate::crypto::read_age_identity(&pki().join(format!("{partner}/age-identity.txt")))

@@ -1040,36 +1040,7 @@ mod tests {
     #[tokio::test]
     async fn without_a_role_in_the_case_a_change_meets_a_case_that_does_not_exist() {
         let (app, _) = testkit::app().await;
-        let v = testkit::register(&app, "999993331").await;
-        let mut include = testkit::call(&app, Kind::CaseChange, "oov", "sec.1", &["secretaris"]);
-        let mut dv = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
-        update(
-            &app,
-            &mut dv,
-            &v.id,
-            CasePatch {
-                status: Some(CaseStatus::Duiding),
-                ..CasePatch::default()
-            },
-        )
-        .await
-        .unwrap();
-        update(
-            &app,
-            &mut include,
-            &v.id,
-            CasePatch {
-                status: Some(CaseStatus::Opgenomen),
-                decision: Some(testkit::ro_decision()),
-                regisseur: Some(Regisseur {
-                    partner: "rn".into(),
-                    staff_id: "reg.1".into(),
-                }),
-                ..CasePatch::default()
-            },
-        )
-        .await
-        .unwrap();
+        let v = testkit::included(&app, "999993331").await;
         for (id, to) in [
             (v.id.as_str(), CaseStatus::Plan),
             (v.id.as_str(), CaseStatus::Afgesloten),

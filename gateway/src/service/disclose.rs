@@ -432,45 +432,12 @@ mod tests {
     use super::*;
     use crate::log::entry::Kind;
     use crate::service::Ident;
-    use crate::service::cases::CasePatch;
-    use crate::store::Regisseur;
     use crate::testkit;
-    use policy::CaseStatus;
 
     #[tokio::test]
     async fn the_regisseur_gets_what_the_covenant_allows_and_another_regisseur_nothing() {
         let (app, _) = testkit::app().await;
-        let case = testkit::register(&app, "999993331").await;
-        for (partner, staff, role, patch) in [
-            (
-                "politie",
-                "vp.1",
-                "voorportaal",
-                CasePatch {
-                    status: Some(CaseStatus::Duiding),
-                    ..CasePatch::default()
-                },
-            ),
-            (
-                "oov",
-                "sec.1",
-                "secretaris",
-                CasePatch {
-                    status: Some(CaseStatus::Opgenomen),
-                    decision: Some(testkit::ro_decision()),
-                    regisseur: Some(Regisseur {
-                        partner: "rn".into(),
-                        staff_id: "reg.1".into(),
-                    }),
-                    ..CasePatch::default()
-                },
-            ),
-        ] {
-            let mut u = testkit::call(&app, Kind::CaseChange, partner, staff, &[role]);
-            crate::service::cases::update(&app, &mut u, &case.id, patch)
-                .await
-                .unwrap();
-        }
+        let case = testkit::included(&app, "999993331").await;
         let mut dep = testkit::call(&app, Kind::Deposit, "ggd", "bron", &["bronsysteem"]);
         let recs = serde_json::from_value(serde_json::json!({"records": [{"screeningsdatum": "2026-09-30", "in_zorg": false, "zorgaanbieder": "GGZ", "diagnose": "x", "medicatie": "y", "contactpersoon": "GGD Team"}]})).unwrap();
         crate::service::records::deposit(&app, &mut dep, "ggd.screening", &case.subject_ref, recs)
@@ -548,7 +515,6 @@ mod existence_tests {
     use crate::log::entry::Kind;
     use crate::service::Ident;
     use crate::service::cases::{CasePatch, update};
-    use crate::store::Regisseur;
     use crate::testkit;
     use policy::CaseStatus;
     use proptest::prelude::*;
@@ -565,44 +531,13 @@ mod existence_tests {
             .unwrap();
         let (app, case) = rt.block_on(async {
             let (app, _) = testkit::app().await;
-            let case = testkit::register(&app, "999993331").await;
-            for (partner, staff, role, patch) in [
-                (
-                    "politie",
-                    "vp.1",
-                    "voorportaal",
-                    CasePatch {
-                        status: Some(CaseStatus::Duiding),
-                        ..CasePatch::default()
-                    },
-                ),
-                (
-                    "oov",
-                    "sec.1",
-                    "secretaris",
-                    CasePatch {
-                        status: Some(CaseStatus::Opgenomen),
-                        regisseur: Some(Regisseur {
-                            partner: "rn".into(),
-                            staff_id: "reg.1".into(),
-                        }),
-                        decision: Some(testkit::ro_decision()),
-                        ..CasePatch::default()
-                    },
-                ),
-                (
-                    "rn",
-                    "reg.1",
-                    "regisseur",
-                    CasePatch {
-                        uvo_partners: Some(vec!["wpi".into()]),
-                        ..CasePatch::default()
-                    },
-                ),
-            ] {
-                let mut u = testkit::call(&app, Kind::CaseChange, partner, staff, &[role]);
-                update(&app, &mut u, &case.id, patch).await.unwrap();
-            }
+            let case = testkit::included(&app, "999993331").await;
+            let mut u = testkit::call(&app, Kind::CaseChange, "rn", "reg.1", &["regisseur"]);
+            let uvo = CasePatch {
+                uvo_partners: Some(vec!["wpi".into()]),
+                ..CasePatch::default()
+            };
+            update(&app, &mut u, &case.id, uvo).await.unwrap();
             (app, case)
         });
         let policy = app.policy.load_full();
