@@ -763,16 +763,17 @@ async fn an_export_verifies_offline_with_its_proofs_and_tampering_shows() {
     let gw = six(&Db::Sqlite).await;
     // One entry after the latest stored checkpoint: the export signs one over it too.
     entries(&gw, 1).await;
-    let stored_before: i64 = {
+    let stored_checkpoints = || async {
         use sqlx::Connection;
         let mut c = sqlx::SqliteConnection::connect(&gw.database_url)
             .await
             .unwrap();
-        sqlx::query_scalar("SELECT count(*) FROM log_checkpoints")
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM log_checkpoints")
             .fetch_one(&mut c)
             .await
             .unwrap()
     };
+    let stored_before = stored_checkpoints().await;
     let dir = std::env::temp_dir().join(format!("gateway-e2e-export-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join(format!("{}.jsonl", uuid::Uuid::new_v4().simple()));
@@ -822,16 +823,7 @@ async fn an_export_verifies_offline_with_its_proofs_and_tampering_shows() {
         text.contains("OK: 7 entries, 0 tree nodes and 2 checkpoints verified, 7 inclusion proofs"),
         "{text}"
     );
-    let stored_after: i64 = {
-        use sqlx::Connection;
-        let mut c = sqlx::SqliteConnection::connect(&gw.database_url)
-            .await
-            .unwrap();
-        sqlx::query_scalar("SELECT count(*) FROM log_checkpoints")
-            .fetch_one(&mut c)
-            .await
-            .unwrap()
-    };
+    let stored_after = stored_checkpoints().await;
     assert_eq!(
         stored_before, stored_after,
         "an export writes nothing to the database"
@@ -902,7 +894,7 @@ async fn an_export_verifies_offline_with_its_proofs_and_tampering_shows() {
     assert!(text.contains("accepted unproven"), "{text}");
 }
 
-fn audit_cli(args: &[&str]) -> (i32, String) {
+pub(crate) fn audit_cli(args: &[&str]) -> (i32, String) {
     let out = std::process::Command::new(BIN)
         .arg("audit")
         .args(args)

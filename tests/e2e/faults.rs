@@ -109,19 +109,18 @@ async fn wait_writer(gw: &Gateway, ok: bool, within: Duration) {
     }
 }
 
-/// Every 200 has its entry with that seq and leaf hash; no seq was answered twice; the log
-/// verifies.
-async fn holds(database_url: &str, seen: &Seen) {
-    use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(database_url).await.unwrap();
-    let leaves: BTreeMap<i64, String> =
-        sqlx::query_as::<_, (i64, Vec<u8>)>("SELECT seq, leaf_hash FROM log_leaves")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(s, h)| (s, hex::encode(h)))
-            .collect();
+/// Every 200 has its entry with that seq and leaf hash, and no seq was answered twice (read
+/// through the gateway's store: SQLite or PostgreSQL).
+async fn answers_in_log(database_url: &str, seen: &Seen) -> usize {
+    let db = gateway::store::Db::connect(database_url).await.unwrap();
+    let leaves: BTreeMap<i64, String> = db
+        .leaf_hashes(0, i64::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(s, h)| (s, hex::encode(h)))
+        .collect();
+    db.close().await;
     let mut answered = BTreeMap::new();
     for (seq, leaf, _) in seen.iter().filter_map(|s| s.1.as_ref()) {
         assert!(
@@ -134,7 +133,12 @@ async fn holds(database_url: &str, seen: &Seen) {
             "the entry of an answer with seq {seq} is not in the log with that leaf hash"
         );
     }
-    conn.close().await.unwrap();
+    answered.len()
+}
+
+/// Every 200 has its entry; the log verifies; the partners' receipts hold against it.
+async fn holds(database_url: &str, seen: &Seen) {
+    let answered = answers_in_log(database_url, seen).await;
     verify_ok(database_url);
     // The partners' receipts, held against the log by `audit verify --receipts`.
     let dir = scratch().join(format!("receipts-{}", uuid::Uuid::new_v4().simple()));
@@ -142,39 +146,32 @@ async fn holds(database_url: &str, seen: &Seen) {
     for (seq, _, receipt) in seen.iter().filter_map(|s| s.1.as_ref()) {
         std::fs::write(dir.join(format!("{seq}.receipt")), receipt).unwrap();
     }
-    let out = verify_receipts(database_url, &dir);
-    assert!(out.0, "{}", out.1);
+    let (code, out) = verify_receipts(database_url, &dir);
+    assert_eq!(code, 0, "{out}");
     assert!(
-        out.1
-            .contains(&format!("receipts: {} checked", answered.len())),
-        "{}",
-        out.1
+        out.contains(&format!("receipts: {answered} checked")),
+        "{out}"
     );
     // Held against another log (a rewound or replaced database), they fail, naming each.
     let other = sqlite_url("other-log");
     drop(Gateway::start_with(&other, &[]));
-    let out = verify_receipts(&other, &dir);
-    assert!(!out.0, "{}", out.1);
-    assert!(out.1.contains("an answered entry is missing"), "{}", out.1);
+    let (code, out) = verify_receipts(&other, &dir);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("an answered entry is missing"), "{out}");
 }
 
-/// `gateway audit verify --receipts DIR`: success, and what it said.
-fn verify_receipts(database_url: &str, dir: &std::path::Path) -> (bool, String) {
-    let out = std::process::Command::new(BIN)
-        .args(["audit", "verify", "--config"])
-        .arg(pki().join("gateway.toml"))
-        .args(["--database-url", database_url, "--receipts"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+/// `gateway audit verify --receipts DIR`: its exit code, and what it said.
+fn verify_receipts(database_url: &str, dir: &std::path::Path) -> (i32, String) {
+    let config = pki().join("gateway.toml");
+    crate::audit::audit_cli(&[
+        "verify",
+        "--config",
+        config.to_str().unwrap(),
+        "--database-url",
+        database_url,
+        "--receipts",
+        dir.to_str().unwrap(),
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -280,25 +277,17 @@ async fn a_held_write_lock_is_met_with_503_at_once_and_the_gateway_recovers() {
 /// Refusals of disclosures for a storage fault in the log: written one by one, and
 /// counted in `log-outage` entries.
 async fn refusals_accounted(database_url: &str) -> u64 {
-    let entries: Vec<String> = if database_url.starts_with("sqlite:") {
-        use sqlx::Connection;
-        let mut c = sqlx::SqliteConnection::connect(database_url).await.unwrap();
-        sqlx::query_scalar(
-            "SELECT entry FROM log_records WHERE kind IN ('disclosure', 'log-outage')",
-        )
-        .fetch_all(&mut c)
+    let db = gateway::store::Db::connect(database_url).await.unwrap();
+    let entries: Vec<String> = db
+        .entries(0, i64::MAX)
         .await
         .unwrap()
-    } else {
-        use sqlx::Connection;
-        let mut c = sqlx::PgConnection::connect(database_url).await.unwrap();
-        sqlx::query_scalar(
-            "SELECT entry FROM log_records WHERE kind IN ('disclosure', 'log-outage')",
-        )
-        .fetch_all(&mut c)
-        .await
-        .unwrap()
-    };
+        .into_iter()
+        .filter_map(|e| e.record)
+        .filter(|r| r.kind == "disclosure" || r.kind == "log-outage")
+        .map(|r| r.entry)
+        .collect();
+    db.close().await;
     let mut n = 0;
     for e in entries {
         let v: Value = serde_json::from_str(&e).unwrap();
@@ -343,20 +332,29 @@ struct PrivatePostgres {
     port: u16,
 }
 
+/// Whether the tests run as root (PostgreSQL's own programs then run as `postgres`).
+fn root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// One of PostgreSQL's programs, as the `postgres` user where the tests run as root (it
+/// refuses to run as root).
+fn as_postgres(program: &std::path::Path) -> std::process::Command {
+    if root() {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        std::process::Command::new(program)
+    }
+}
+
 impl PrivatePostgres {
     fn pg(&self, args: &[&str]) -> std::process::Command {
-        let root = std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-        let mut c = if root {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", "postgres", "--"])
-                .arg(self.bin.join("pg_ctl"));
-            c
-        } else {
-            std::process::Command::new(self.bin.join("pg_ctl"))
-        };
+        let mut c = as_postgres(&self.bin.join("pg_ctl"));
         c.arg("-D").arg(&self.data).args(args);
         c.stdout(std::process::Stdio::null());
         c
@@ -372,11 +370,7 @@ impl PrivatePostgres {
         let dir =
             std::env::temp_dir().join(format!("gw-pg-fault-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
-        let root = std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-        if root {
+        if root() {
             std::process::Command::new("chown")
                 .arg("postgres")
                 .arg(&dir)
@@ -384,13 +378,7 @@ impl PrivatePostgres {
                 .unwrap();
         }
         let data = dir.join("data");
-        let mut initdb = if root {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(bin.join("initdb"));
-            c
-        } else {
-            std::process::Command::new(bin.join("initdb"))
-        };
+        let mut initdb = as_postgres(&bin.join("initdb"));
         let ok = initdb
             .arg("-D")
             .arg(&data)
@@ -501,19 +489,7 @@ async fn postgres_stopped_under_load_records_or_counts_every_refusal_and_readine
     assert!(refused > 1);
     all_refusals_accounted(&url, refused).await;
     // Every answer has its entry.
-    use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-    let leaves: BTreeMap<i64, String> =
-        sqlx::query_as::<_, (i64, Vec<u8>)>("SELECT seq, leaf_hash FROM log_leaves")
-            .fetch_all(&mut c)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(s, h)| (s, hex::encode(h)))
-            .collect();
-    for (seq, leaf, _) in seen.iter().filter_map(|s| s.1.as_ref()) {
-        assert_eq!(leaves.get(seq), Some(leaf), "seq {seq}");
-    }
+    answers_in_log(&url, &seen).await;
     drop(gw);
     verify_ok(&url);
 }
