@@ -108,13 +108,21 @@ fn sqlx_fault(e: &sqlx::Error) -> Fault {
         | sqlx::Error::WorkerCrashed => Fault::Unreachable,
         sqlx::Error::Database(d) => {
             let code = d.code().unwrap_or_default();
-            // SQLite: the primary code is the low byte of the extended code.
-            let sqlite = code.parse::<i32>().ok().map(|c| c & 0xff);
-            match (sqlite, code.as_ref()) {
-                (Some(13), _) | (_, "53100") => Fault::StorageFull,
-                (Some(10), _) | (_, "58030") => Fault::IoError,
-                (Some(5 | 6), _) | (_, "55P03" | "40P01") => Fault::Busy,
-                (_, c) if c.starts_with("08") || c.starts_with("57P") => Fault::Unreachable,
+            if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // SQLite: the primary result code is the low byte of the extended one.
+                return match code.parse::<i32>().map(|c| c & 0xff) {
+                    Ok(13) => Fault::StorageFull,
+                    Ok(10) => Fault::IoError,
+                    Ok(5 | 6) => Fault::Busy,
+                    _ => Fault::Other,
+                };
+            }
+            // PostgreSQL: SQLSTATE codes and classes.
+            match code.as_ref() {
+                "53100" => Fault::StorageFull,
+                "58030" => Fault::IoError,
+                "55P03" | "40P01" => Fault::Busy,
+                c if c.starts_with("08") || c.starts_with("57P") => Fault::Unreachable,
                 _ => Fault::Other,
             }
         }
