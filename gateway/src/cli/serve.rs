@@ -190,31 +190,30 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         });
         // One line on stdout, once the database and the log are ready, so that scripts and
         // tests know where to connect.
-        run_any(loaded, cfg, api, health, shutdown_signal(), move || {
-            println!("{ready}")
-        })
-        .await
+        let stop = shutdown_signal()?;
+        run_any(loaded, cfg, api, health, stop, move || println!("{ready}")).await
     })?;
     Ok(0)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT or SIGTERM. The handlers are installed when this is called, not when the future is
+/// first polled: a stop that arrives right after the ready line is a clean stop, not the
+/// signal's default (the process killed).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        })
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
