@@ -23,6 +23,7 @@ mod hostile;
 mod inproc;
 mod keys;
 mod lifecycle;
+mod matrix;
 mod openapi;
 mod ops;
 mod policy_cli;

@@ -1,4 +1,4 @@
-//! `gateway policy check|explain|matrix|diff`: the covenant, read by people; and the
+//! `gateway policy check|explain|matrix|access|diff`: the covenant, read by people; and the
 //! administrators' steps against a running gateway (see [`super::remote`]).
 
 use super::remote::Call;
@@ -55,6 +55,12 @@ pub enum PolicyCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = MatrixFormat::Table)]
         format: MatrixFormat,
+    },
+    /// The authorization matrix: for every route that names a case, role, standing towards the
+    /// case and case status, the answer (Markdown, as docs/api.md shows it).
+    Access {
+        /// The covenant file (TOML).
+        file: PathBuf,
     },
     /// Submit a covenant file to a running gateway as a draft (validated there, as `check` does).
     Submit {
@@ -203,6 +209,13 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
                 return Ok(1);
             };
             print!("{}", matrix(&cc, format)?);
+            Ok(0)
+        }
+        PolicyCommand::Access { file } => {
+            let Some(cc) = load_or_report(&file)? else {
+                return Ok(1);
+            };
+            print!("{}", crate::service::access::markdown(cc.covenant()));
             Ok(0)
         }
         PolicyCommand::Submit { file, remote } => super::remote::run(remote, Call::Submit(file)),

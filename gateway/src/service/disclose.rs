@@ -510,6 +510,87 @@ mod tests {
 }
 
 #[cfg(test)]
+mod withheld_tests {
+    use super::*;
+    use crate::log::entry::Kind;
+    use crate::service::Ident;
+    use crate::service::cases::{CasePatch, update};
+    use crate::testkit;
+
+    /// Issue 41, finding 5: a product the audience may receive nothing of says nothing about
+    /// whether the partner holds data on the person: the same `not-permitted`, no count, no
+    /// digest, in the payload and in the entry, with a deposit and without one.
+    #[tokio::test]
+    async fn a_product_withheld_as_a_whole_says_nothing_of_whether_data_exists() {
+        let (app, _) = testkit::app().await;
+        let mut answers = Vec::new();
+        for (bsn, deposit) in [("999993331", true), ("999992223", false)] {
+            let case = testkit::included(&app, bsn).await;
+            let mut plan = testkit::call(&app, Kind::CaseChange, "rn", "reg.1", &["regisseur"]);
+            let to_plan = CasePatch {
+                status: Some(policy::CaseStatus::Plan),
+                ..CasePatch::default()
+            };
+            update(&app, &mut plan, &case.id, to_plan).await.unwrap();
+            if deposit {
+                let mut dep = testkit::call(&app, Kind::Deposit, "ggd", "bron", &["bronsysteem"]);
+                let recs = serde_json::from_value(serde_json::json!({"records": [{"screeningsdatum": "2026-09-30", "in_zorg": true, "zorgaanbieder": "GGZ", "diagnose": "x", "medicatie": "y", "contactpersoon": "GGD Team"}]})).unwrap();
+                crate::service::records::deposit(
+                    &app,
+                    &mut dep,
+                    "ggd.screening",
+                    &case.subject_ref,
+                    recs,
+                )
+                .await
+                .unwrap();
+            }
+            for products in [
+                Some(vec![Ident::parse("product", "ggd.screening").unwrap()]),
+                None,
+            ] {
+                let listed = products.is_some();
+                let mut d =
+                    testkit::call(&app, Kind::Disclosure, "om", "ro.om", &["regieoverleg-lid"]);
+                let req = DisclosureRequest {
+                    subject: Some(SubjectSelector::Ref(
+                        Ident::parse("ref", &case.subject_ref).unwrap(),
+                    )),
+                    purpose: "besluitvorming".into(),
+                    case: Ident::parse("case", &case.id).unwrap(),
+                    products,
+                };
+                let a = disclose(&app, &mut d, req).await.unwrap();
+                let p = testkit::decrypt("om", &a.payload);
+                let product = p["products"].get("ggd.screening").cloned();
+                let summary = d
+                    .record
+                    .products
+                    .get("ggd.screening")
+                    .map(|s| (s.status, serde_json::to_value(s).unwrap()));
+                if listed {
+                    assert_eq!(
+                        product,
+                        Some(serde_json::json!({"status": "not-permitted"}))
+                    );
+                    assert_eq!(
+                        summary.as_ref().map(|s| s.0),
+                        Some(ProductStatus::NotPermitted)
+                    );
+                } else {
+                    assert_eq!(product, None, "not listed when not asked for");
+                    assert!(summary.is_none());
+                }
+                answers.push((listed, product, summary.map(|s| s.1)));
+            }
+        }
+        // With the GGD's deposit and without it: the same payload part and the same entry part.
+        assert_eq!(answers[0], answers[2]);
+        assert_eq!(answers[1], answers[3]);
+    }
+}
+
+#[cfg(test)]
 mod existence_tests {
     use super::*;
     use crate::log::entry::Kind;

@@ -7,6 +7,7 @@
 //! the state change it describes, in one transaction) before it returns; a refusal is recorded
 //! by the edge from the same entry.
 
+pub mod access;
 pub mod aggregates;
 pub mod audit;
 pub mod binding;
