@@ -786,9 +786,40 @@ async fn a_version_switched_in_the_database_is_not_served() {
     let err = crate::witness::refused_start(config.to_str().unwrap(), &url, &[]);
     assert!(
         err.contains("draft-forged")
-            && err.contains(&format!("the log last activated draft {logged}")),
+            && err.contains(&format!("the log last activated draft {logged} (version")),
         "{err}"
     );
+    // The logged draft's own row edited in place (its text and its hash): refused as well.
+    let version: String = sqlx::query_scalar("SELECT version FROM policy_drafts WHERE id = $1")
+        .bind(&logged)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE policy_drafts SET version = 'v-forged', source = source || '\n# edited' WHERE id = $1",
+    )
+    .bind(&logged)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE policy_state SET active_draft = $1")
+        .bind(&logged)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let err = crate::witness::refused_start(config.to_str().unwrap(), &url, &[]);
+    assert!(
+        err.contains("(version v-forged)") && err.contains(&format!("(version {version})")),
+        "{err}"
+    );
+    sqlx::query(
+        "UPDATE policy_drafts SET version = $2, source = substr(source, 1, length(source) - 9) WHERE id = $1",
+    )
+    .bind(&logged)
+    .bind(&version)
+    .execute(&mut db)
+    .await
+    .unwrap();
     // Set back to what the log shows, it serves again.
     sqlx::query("UPDATE policy_state SET active_draft = $1")
         .bind(&logged)

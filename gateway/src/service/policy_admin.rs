@@ -602,9 +602,18 @@ pub fn gateway_entry(app: &App, active: &ActivePolicy, kind: Kind) -> LogEntry {
     })
 }
 
-/// The draft the log last made active (its newest answered `bootstrap` or `activate` step),
-/// if it made any.
-pub async fn logged_active(db: &crate::store::Db) -> Result<Option<String>, String> {
+/// A version the log made active: its draft and its version hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedActivation {
+    /// The draft.
+    pub draft: Option<String>,
+    /// Its version hash.
+    pub version: Option<String>,
+}
+
+/// The draft and version the log last made active (its newest answered `bootstrap` or
+/// `activate` step), if it made any.
+pub async fn logged_active(db: &crate::store::Db) -> Result<Option<LoggedActivation>, String> {
     let mut before = i64::MAX;
     loop {
         let page = db
@@ -623,25 +632,42 @@ pub async fn logged_active(db: &crate::store::Db) -> Result<Option<String>, Stri
                     Some(PolicyAction::Activate | PolicyAction::Bootstrap)
                 )
             {
-                return Ok(pc.draft);
+                return Ok(Some(LoggedActivation {
+                    draft: pc.draft,
+                    version: pc.version,
+                }));
             }
         }
     }
 }
 
-/// Whether `row`, the database's active draft, is the one the log last activated: a version
-/// switched in the database by hand (an operator pointing `policy_state` elsewhere) is not
-/// served, since the log would not show who made it active (issue 37).
+/// Whether `row`, the database's active draft, is the one the log last activated, with the
+/// version the log recorded: a version switched in the database by hand (an operator pointing
+/// `policy_state` elsewhere, or editing the active row's text and its hash in place) is not
+/// served, since the log would not show who made it active (issue 37). The row's text is
+/// checked against its hash when it is compiled.
 pub async fn check_logged(db: &crate::store::Db, row: &PolicyDraftRow) -> Result<(), String> {
-    match logged_active(db).await? {
-        Some(d) if d == row.id => Ok(()),
-        logged => Err(format!(
-            "the database's active covenant version is draft {} ({}), but the log last activated {}: the database was changed outside the gateway, and the log does not show who made this version active. Nothing is served under it; restore `policy_state` to the logged draft (or the database from a backup) and check the log with `gateway audit verify`",
-            row.id,
-            row.version,
-            logged.map_or_else(|| "none".to_owned(), |d| format!("draft {d}"))
-        )),
+    let logged = logged_active(db).await?;
+    let agrees = logged.as_ref().is_some_and(|l| {
+        l.draft.as_deref() == Some(row.id.as_str())
+            && l.version.as_deref() == Some(row.version.as_str())
+    });
+    if agrees {
+        return Ok(());
     }
+    Err(format!(
+        "the database's active covenant version is draft {} (version {}), but the log last activated {}: the database was changed outside the gateway, and the log does not show who made this version active. Nothing is served under it; restore `policy_state` and the version's row to what the log shows (or the database from a backup) and check the log with `gateway audit verify`",
+        row.id,
+        row.version,
+        logged.map_or_else(
+            || "none".to_owned(),
+            |l| format!(
+                "draft {} (version {})",
+                l.draft.as_deref().unwrap_or("?"),
+                l.version.as_deref().unwrap_or("?")
+            )
+        )
+    ))
 }
 
 /// Records whether the database's active version disagrees with the log (and why).
