@@ -16,6 +16,7 @@ pub mod domain;
 pub mod raw;
 pub mod replay;
 pub mod report;
+pub mod review;
 pub mod sdc;
 pub mod transform;
 

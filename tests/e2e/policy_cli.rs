@@ -328,6 +328,15 @@ fn diff_names_every_changed_decision() {
             .starts_with("withhold [default-deny, code no-rule]")
     );
 
+    // The review names the rule's line and whose data it is: the RN's.
+    let review = v["review"]["lines"].as_array().unwrap();
+    assert_eq!(review.len(), 1, "{review:#?}");
+    assert_eq!(review[0]["section"], "rule");
+    assert_eq!(review[0]["needs"], serde_json::json!({"by": "partners", "partners": ["om", "rn"]}));
+
     let same = gateway(&["policy", "diff", f.to_str().unwrap(), f.to_str().unwrap()]);
-    assert!(text(&same.stdout).ends_with("0 decisions change in 0 partner/purpose groups\n"));
+    assert!(
+        text(&same.stdout)
+            .contains("0 decisions change in 0 partner/purpose groups\n\nEvery change of the text (0)")
+    );
 }

@@ -244,7 +244,12 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
             let Some(b) = load_or_report(&new)? else {
                 return Ok(1);
             };
-            print!("{}", diff_report(&a, &b, format)?);
+            let text = |f: &Path| {
+                std::fs::read_to_string(f)
+                    .with_context(|| format!("cannot read covenant file {}", f.display()))
+            };
+            let review = policy::review::review(&text(&old)?, &a, &text(&new)?, &b)?;
+            print!("{}", diff_report(&a, &b, &review, format)?);
             Ok(0)
         }
     }
@@ -683,6 +688,7 @@ pub fn matrix(cc: &CompiledCovenant, format: MatrixFormat) -> anyhow::Result<Str
 pub fn diff_report(
     old: &CompiledCovenant,
     new: &CompiledCovenant,
+    review: &policy::review::Review,
     format: Format,
 ) -> anyhow::Result<String> {
     let changes = diff(old, new);
@@ -691,6 +697,7 @@ pub fn diff_report(
             "old_version": old.version().as_str(),
             "new_version": new.version().as_str(),
             "changes": changes,
+            "review": review,
         });
         return Ok(serde_json::to_string_pretty(&v)? + "\n");
     }
@@ -731,5 +738,30 @@ pub fn diff_report(
         groups.len(),
         if groups.len() == 1 { "" } else { "s" }
     )?;
+    writeln!(
+        o,
+        "\nEvery change of the text ({}), and whose signature it needs",
+        review.lines.len()
+    )?;
+    for l in &review.lines {
+        let needs = match &l.needs {
+            policy::review::Needs::Threshold => "the threshold of core partners".to_owned(),
+            policy::review::Needs::Partners(p) => p.iter().cloned().collect::<Vec<_>>().join(", "),
+        };
+        let change = match l.change {
+            policy::review::ChangeKind::Added => "added",
+            policy::review::ChangeKind::Removed => "removed",
+            policy::review::ChangeKind::Changed => "changed",
+        };
+        writeln!(
+            o,
+            "  [{}]{} {change}: {}\n      needs: {needs}",
+            l.section,
+            l.item
+                .as_deref()
+                .map_or_else(String::new, |i| format!(" {i}")),
+            l.detail
+        )?;
+    }
     Ok(o)
 }

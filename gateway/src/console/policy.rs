@@ -374,6 +374,37 @@ fn class_nl(v: &Value) -> String {
     }
 }
 
+/// Every change of the text and whose signature it needs (issue 37).
+fn review_table(review: &Value) -> Markup {
+    let lines = at(review, "lines").as_array().cloned().unwrap_or_default();
+    html! {
+        h2 { "Alle wijzigingen in de tekst" }
+        @if lines.is_empty() {
+            p { "De tekst is gelijk aan de actieve versie." }
+        } @else {
+            table {
+                caption { "Per onderdeel: wat verandert, en wiens handtekening dat vraagt" }
+                thead { tr { th scope="col" { "Onderdeel" } th scope="col" { "Item" } th scope="col" { "Wijziging" } th scope="col" { "Wat" } th scope="col" { "Handtekening van" } } }
+                tbody {
+                    @for l in lines.iter().take(500) {
+                        @let needs = at(l, "needs");
+                        tr {
+                            td { (s(l, "section")) }
+                            td { (s(l, "item")) }
+                            td { (match s(l, "change") { "added" => "toegevoegd", "removed" => "verwijderd", _ => "gewijzigd" }) }
+                            td { (s(l, "detail")) }
+                            td {
+                                @if s(needs, "by") == "threshold" { "drempel van de kernpartners" }
+                                @else { (at(needs, "partners").as_array().map(|p| p.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn simulation_page(csrf: &str, id: &str, v: &Value) -> Markup {
     let r = at(v, "report");
     let st = at(v, "static");
@@ -438,6 +469,7 @@ fn simulation_page(csrf: &str, id: &str, v: &Value) -> Markup {
             @for line in at(st, "registry_changes").as_array().cloned().unwrap_or_default() {
                 p { "Register: " (line.as_str().unwrap_or("")) }
             }
+            (review_table(at(st, "review")))
             p { a href={"/policy/drafts/" (id)} { "Terug naar het concept" } }
         },
     )

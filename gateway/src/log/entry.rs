@@ -566,6 +566,10 @@ pub struct PolicyChange {
     /// Changes to the partner registry, one line each.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry_changes: Option<Vec<String>>,
+    /// Whose signatures the change needs by its review: partner ids, and `threshold` for a
+    /// shared part (issue 37).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signers: Option<Vec<String>>,
     /// Simulation window in days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub days: Option<i64>,

@@ -127,17 +127,46 @@ pub struct StaticDiff {
     pub changes: Vec<policy::report::DecisionChange>,
     /// Changes to the partner registry.
     pub registry_changes: Vec<String>,
+    /// Every change of the text, section by section, and whose signature each needs.
+    pub review: policy::review::Review,
 }
 
-fn static_diff(old: &CompiledCovenant, new: &CompiledCovenant) -> StaticDiff {
+impl StaticDiff {
+    /// Whose signatures the change needs: partner ids, then `threshold` for a shared part.
+    pub fn signers(&self) -> Vec<String> {
+        let mut s: Vec<String> = self.review.partners.iter().cloned().collect();
+        if self.review.threshold {
+            s.push("threshold".to_owned());
+        }
+        s
+    }
+}
+
+/// The static comparison of the active version (`old`, with its stored text) and a draft.
+async fn static_diff(
+    app: &App,
+    old: &CompiledCovenant,
+    new: &CompiledCovenant,
+    new_src: &str,
+) -> Result<StaticDiff, Refusal> {
     let changes = policy::report::diff(old, new);
-    StaticDiff {
+    let active = app
+        .db
+        .active_policy_draft()
+        .await?
+        .ok_or(Refusal::Internal)?;
+    let review = policy::review::review(&active.source, old, new_src, new).map_err(|e| {
+        tracing::error!(error = %e, "a stored covenant text does not parse");
+        Refusal::Internal
+    })?;
+    Ok(StaticDiff {
         from_version: old.version().as_str().to_owned(),
         to_version: new.version().as_str().to_owned(),
         decision_changes: changes.len(),
         changes,
         registry_changes: policy::report::registry_diff(old, new),
-    }
+        review,
+    })
 }
 
 async fn load_draft(app: &App, id: &str) -> Result<PolicyDraftRow, Refusal> {
@@ -307,8 +336,9 @@ async fn save_draft(
     cc: &CompiledCovenant,
     row: PolicyDraftRow,
 ) -> Result<Value, Refusal> {
-    let diff = static_diff(&call.policy.covenant, cc);
+    let diff = static_diff(app, &call.policy.covenant, cc, &row.source).await?;
     if let Some(pc) = call.record.policy_change.as_mut() {
+        pc.signers = Some(diff.signers());
         pc.draft = Some(row.id.clone());
         pc.version = Some(row.version.clone());
         pc.base_version = row.base_version.clone();
@@ -468,7 +498,7 @@ pub async fn simulate(
         "truncated": truncated,
         "audit_seq": seq,
         "report": report,
-        "static": static_diff(&call.policy.covenant, &cc),
+        "static": static_diff(app, &call.policy.covenant, &cc, &d.source).await?,
         "not_replayed": "case status and relation (they depend on the case as it was then); products a request did not receive",
     }))
 }
