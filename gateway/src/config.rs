@@ -70,6 +70,9 @@ pub struct AdministrationConfig {
     /// Seconds between checks for a version activated by another gateway instance.
     #[serde(default = "default_policy_poll")]
     pub poll_secs: u64,
+    /// Days an approval counts for; an older one must be given again before activation.
+    #[serde(default = "default_approval_days")]
+    pub approval_valid_days: u32,
 }
 
 impl Default for AdministrationConfig {
@@ -78,12 +81,16 @@ impl Default for AdministrationConfig {
             administrators: Vec::new(),
             approver_from_other_partner: false,
             poll_secs: default_policy_poll(),
+            approval_valid_days: default_approval_days(),
         }
     }
 }
 
 fn default_policy_poll() -> u64 {
     5
+}
+fn default_approval_days() -> u32 {
+    14
 }
 
 impl AdministrationConfig {
@@ -492,6 +499,7 @@ pub const KEYS: &[&str] = &[
     "administration.administrators",
     "administration.approver_from_other_partner",
     "administration.poll_secs",
+    "administration.approval_valid_days",
 ];
 
 /// Older names kept working: `GATEWAY_ID` for `GATEWAY_GATEWAY_ID`.

@@ -227,6 +227,9 @@ pub enum Refusal {
     /// The active version changed since the draft was made.
     #[error("draft-stale")]
     DraftStale(String, String),
+    /// The draft's approval no longer counts: given under another activation, or too old.
+    #[error("approval-stale")]
+    ApprovalStale(String),
     /// The draft is the active version already.
     #[error("draft-unchanged")]
     DraftUnchanged,
@@ -341,6 +344,7 @@ impl Refusal {
             ApprovalByAuthor => ("Approval by the author", "A draft must be approved by a second administrator, not by its author (four-eyes principle); ask another administrator.".into()),
             ApprovalSamePartner => ("Approval by the author's organisation", "This gateway requires the approver to belong to another partner than the author; ask an administrator of another partner.".into()),
             DraftState(status, need) => ("Draft not in the right state", format!("The draft is `{status}`; this step needs a draft that is `{need}`.")),
+            ApprovalStale(why) => ("Approval no longer valid", format!("The draft's approval no longer counts: {why}. Ask an administrator other than the author to approve it again, then activate it.")),
             DraftStale(base, active) => ("Draft made against an older version", format!("The draft was made against version {base}, but {active} is active now; draft the change again from the active version and simulate it.")),
             DraftUnchanged => ("Nothing to change", "The draft is the active version already; there is nothing to activate.".into()),
             ActivationConflict => ("Another activation came first", "The active version changed while this activation ran; nothing changed. Check GET /v1/policy and draft again if needed.".into()),
@@ -432,6 +436,7 @@ impl Refusal {
             Refusal::ApprovalSamePartner,
             Refusal::DraftState(String::new(), ""),
             Refusal::DraftStale(String::new(), String::new()),
+            Refusal::ApprovalStale(String::new()),
             Refusal::DraftUnchanged,
             Refusal::ActivationConflict,
             Refusal::ActivationFailed(String::new()),
@@ -528,6 +533,7 @@ impl Refusal {
             Refusal::DecisionRequired(..) => 78,
             Refusal::DecisionMembers(..) => 79,
             Refusal::CovenantMismatch => 80,
+            Refusal::ApprovalStale(..) => 81,
         }
     }
 }

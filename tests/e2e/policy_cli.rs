@@ -332,11 +332,13 @@ fn diff_names_every_changed_decision() {
     let review = v["review"]["lines"].as_array().unwrap();
     assert_eq!(review.len(), 1, "{review:#?}");
     assert_eq!(review[0]["section"], "rule");
-    assert_eq!(review[0]["needs"], serde_json::json!({"by": "partners", "partners": ["om", "rn"]}));
+    assert_eq!(
+        review[0]["needs"],
+        serde_json::json!({"by": "partners", "partners": ["om", "rn"]})
+    );
 
     let same = gateway(&["policy", "diff", f.to_str().unwrap(), f.to_str().unwrap()]);
-    assert!(
-        text(&same.stdout)
-            .contains("0 decisions change in 0 partner/purpose groups\n\nEvery change of the text (0)")
-    );
+    assert!(text(&same.stdout).contains(
+        "0 decisions change in 0 partner/purpose groups\n\nEvery change of the text (0)"
+    ));
 }

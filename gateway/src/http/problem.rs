@@ -96,9 +96,8 @@ pub fn status(r: &Refusal) -> StatusCode {
         CovenantInvalid(..) => StatusCode::UNPROCESSABLE_ENTITY,
         NotToml => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         DraftNotFound | VersionNotFound => StatusCode::NOT_FOUND,
-        DraftState(..) | DraftStale(..) | DraftUnchanged | ActivationConflict => {
-            StatusCode::CONFLICT
-        }
+        DraftState(..) | DraftStale(..) | ApprovalStale(_) | DraftUnchanged
+        | ActivationConflict => StatusCode::CONFLICT,
         ActivationFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -513,7 +513,9 @@ pub async fn approve(app: &App, call: &mut Call, id: &str) -> Result<Value, Refu
     if let Some(pc) = call.record.policy_change.as_mut() {
         pc.version = Some(d.version.clone());
     }
-    if d.status != DraftStatus::Draft {
+    // An approved draft may be approved again: an approval that no longer counts (given under
+    // another activation, or too old) is renewed so.
+    if !matches!(d.status, DraftStatus::Draft | DraftStatus::Approved) {
         return Err(Refusal::DraftState(d.status.to_string(), "draft"));
     }
     let req = &call.requester;
@@ -552,6 +554,36 @@ pub async fn approve(app: &App, call: &mut Call, id: &str) -> Result<Value, Refu
     Ok(v)
 }
 
+/// Whether the draft's approval still counts: given while the active version was in force
+/// (an approval from before its activation was for another activation, perhaps of the same
+/// text before a rollback: it does not come back to life), and not older than the
+/// configuration's `approval_valid_days`.
+fn approval_counts(app: &App, d: &PolicyDraftRow, current: &PolicyDraftRow) -> Result<(), Refusal> {
+    let approved_at = d.approved_at.ok_or(Refusal::Internal)?;
+    if let Some(activated) = current.activated_at
+        && approved_at < activated
+    {
+        return Err(Refusal::ApprovalStale(format!(
+            "it was given at {}, before the active version (draft {}) was activated at {}",
+            rfc3339_text(approved_at),
+            current.id,
+            rfc3339_text(activated)
+        )));
+    }
+    let days = app.administration.approval_valid_days;
+    if app.clock.now() - approved_at > i64::from(days) * 86_400 {
+        return Err(Refusal::ApprovalStale(format!(
+            "it was given at {}, more than {days} days ago (`approval_valid_days`)",
+            rfc3339_text(approved_at)
+        )));
+    }
+    Ok(())
+}
+
+fn rfc3339_text(t: i64) -> String {
+    crate::log::entry::rfc3339::format(t).unwrap_or_else(|| t.to_string())
+}
+
 /// `POST /v1/policy/drafts/{id}/activate`: makes an approved draft the active version. The new
 /// version is built completely first (nothing changes if that fails), then the activation and
 /// its entry commit together, then the gateway switches.
@@ -582,6 +614,7 @@ pub async fn activate(app: &App, call: &mut Call, id: &str) -> Result<Value, Ref
             current.version.clone(),
         ));
     }
+    approval_counts(app, &d, &current)?;
     let cc = Arc::new(compile_draft(&d)?);
     let next = app
         .builder
@@ -788,6 +821,63 @@ mod tests {
 
     fn text(title: &str) -> Result<String, Refusal> {
         Ok(crate::demo::EXAMPLE_COVENANT.replace("title = \"", &format!("title = \"{title} ")))
+    }
+
+    /// Issue 37: an approval given under one activation of a version does not come back to life
+    /// when a rollback makes that version active again, and an old approval does not count.
+    #[tokio::test]
+    async fn an_approval_counts_only_under_the_activation_it_was_given_in_and_not_for_ever() {
+        let (app, clock) = testkit::app().await;
+        let admin = |staff: &str| testkit::call(&app, Kind::Policy, "oov", staff, &["beheerder"]);
+        let original = app.policy.load().version().to_owned();
+        let draft = |title: &'static str| {
+            let app = app.clone();
+            async move {
+                let mut c = testkit::call(&app, Kind::Policy, "oov", "beheerder-1", &["beheerder"]);
+                let d = create_draft(&app, &mut c, text(title)).await.unwrap();
+                let id = d["id"].as_str().unwrap().to_owned();
+                let mut c = testkit::call(&app, Kind::Policy, "oov", "beheerder-2", &["beheerder"]);
+                approve(&app, &mut c, &id).await.unwrap();
+                id
+            }
+        };
+        // Approved against the original version, kept for later.
+        let kept = draft("Bewaard").await;
+        clock.advance(60);
+        // Another change goes in, then the original version comes back by a rollback.
+        let other = draft("Ander").await;
+        activate(&app, &mut admin("beheerder-1"), &other)
+            .await
+            .unwrap();
+        clock.advance(60);
+        let r = rollback(&app, &mut admin("beheerder-1"), &original)
+            .await
+            .unwrap();
+        let r = r["id"].as_str().unwrap().to_owned();
+        approve(&app, &mut admin("beheerder-2"), &r).await.unwrap();
+        activate(&app, &mut admin("beheerder-1"), &r).await.unwrap();
+        assert_eq!(app.policy.load().version(), original);
+        // The kept draft's base is active again, but its approval was for another activation.
+        assert!(matches!(
+            activate(&app, &mut admin("beheerder-1"), &kept).await,
+            Err(Refusal::ApprovalStale(why)) if why.contains("before the active version")
+        ));
+        // Approved again, it would go in; after `approval_valid_days` it no longer counts.
+        approve(&app, &mut admin("beheerder-2"), &kept)
+            .await
+            .unwrap();
+        clock.advance(i64::from(app.administration.approval_valid_days) * 86_400 + 1);
+        assert!(matches!(
+            activate(&app, &mut admin("beheerder-1"), &kept).await,
+            Err(Refusal::ApprovalStale(why)) if why.contains("days ago")
+        ));
+        approve(&app, &mut admin("beheerder-2"), &kept)
+            .await
+            .unwrap();
+        activate(&app, &mut admin("beheerder-1"), &kept)
+            .await
+            .unwrap();
+        assert_ne!(app.policy.load().version(), original);
     }
 
     #[tokio::test]

@@ -170,7 +170,7 @@ impl Tx {
         staff: &str,
         at: i64,
     ) -> Result<bool, StoreError> {
-        let done = on_tx!(self, t => sqlx::query("UPDATE policy_drafts SET status = 'approved', approved_partner = $2, approved_staff = $3, approved_at = $4 WHERE id = $1 AND status = 'draft'")
+        let done = on_tx!(self, t => sqlx::query("UPDATE policy_drafts SET status = 'approved', approved_partner = $2, approved_staff = $3, approved_at = $4 WHERE id = $1 AND status IN ('draft', 'approved')")
             .bind(id).bind(partner).bind(staff).bind(at)
             .execute(&mut **t)
             .await
