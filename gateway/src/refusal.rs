@@ -230,6 +230,12 @@ pub enum Refusal {
     /// The draft's approval no longer counts: given under another activation, or too old.
     #[error("approval-stale")]
     ApprovalStale(String),
+    /// A partner's signed approval that does not verify or does not approve this change.
+    #[error("signature-invalid")]
+    SignatureInvalid(String),
+    /// The change lacks signatures its review names.
+    #[error("signatures-missing")]
+    SignaturesMissing(String),
     /// The draft is the active version already.
     #[error("draft-unchanged")]
     DraftUnchanged,
@@ -344,6 +350,8 @@ impl Refusal {
             ApprovalByAuthor => ("Approval by the author", "A draft must be approved by a second administrator, not by its author (four-eyes principle); ask another administrator.".into()),
             ApprovalSamePartner => ("Approval by the author's organisation", "This gateway requires the approver to belong to another partner than the author; ask an administrator of another partner.".into()),
             DraftState(status, need) => ("Draft not in the right state", format!("The draft is `{status}`; this step needs a draft that is `{need}`.")),
+            SignatureInvalid(why) => ("Signed approval refused", format!("The signed approval does not count: {why}. Sign the draft's version against the active version with the partner's governance key (`gateway policy sign`).")),
+            SignaturesMissing(what) => ("Partners' signatures missing", format!("The change cannot be activated without {what}; the review (`diff.review` of the draft) names whose signature each change needs. Add them with `gateway policy signature`.")),
             ApprovalStale(why) => ("Approval no longer valid", format!("The draft's approval no longer counts: {why}. Ask an administrator other than the author to approve it again, then activate it.")),
             DraftStale(base, active) => ("Draft made against an older version", format!("The draft was made against version {base}, but {active} is active now; draft the change again from the active version and simulate it.")),
             DraftUnchanged => ("Nothing to change", "The draft is the active version already; there is nothing to activate.".into()),
@@ -437,6 +445,8 @@ impl Refusal {
             Refusal::DraftState(String::new(), ""),
             Refusal::DraftStale(String::new(), String::new()),
             Refusal::ApprovalStale(String::new()),
+            Refusal::SignatureInvalid(String::new()),
+            Refusal::SignaturesMissing(String::new()),
             Refusal::DraftUnchanged,
             Refusal::ActivationConflict,
             Refusal::ActivationFailed(String::new()),
@@ -534,6 +544,8 @@ impl Refusal {
             Refusal::DecisionMembers(..) => 79,
             Refusal::CovenantMismatch => 80,
             Refusal::ApprovalStale(..) => 81,
+            Refusal::SignatureInvalid(..) => 82,
+            Refusal::SignaturesMissing(..) => 83,
         }
     }
 }

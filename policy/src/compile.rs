@@ -175,6 +175,9 @@ pub fn compile_toml_resolving(
         for k in &mut p.token_keys {
             inline(&mut k.get_mut().key);
         }
+        if let Some(g) = p.governance_vkey.as_mut() {
+            inline(g);
+        }
     }
     if !diags.is_empty() {
         return Err(sorted(diags));

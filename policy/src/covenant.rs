@@ -96,6 +96,8 @@ pub struct Partner {
     pub recipient: KeyRef,
     /// Token-signing keys.
     pub token_keys: Vec<TokenKey>,
+    /// The governance key that signs the partner's approvals of covenant changes.
+    pub governance_vkey: Option<KeyRef>,
 }
 
 /// A role inside partners.
@@ -453,6 +455,9 @@ pub struct Governance {
     pub regisseur_role: Option<RoleRef>,
     /// The only role that may make a case `statisch`.
     pub static_role: Option<RoleRef>,
+    /// Core partners' signatures a change to a shared part needs; `None`: changes are approved
+    /// by the administrators' four eyes only.
+    pub approval_threshold: Option<u32>,
 }
 
 /// The validated covenant.
@@ -1038,6 +1043,10 @@ impl Builder {
                 cert_sha256,
                 recipient: recipient.unwrap_or(KeyRef::Inline(String::new())),
                 token_keys,
+                governance_vkey: p
+                    .governance_vkey
+                    .as_ref()
+                    .and_then(|k| self.key_ref(k, KeyKind::NoteKey, p.id.get_ref())),
             });
         }
         let kinds: Vec<PartnerKind> = partners.iter().map(|p| p.kind).collect();
@@ -1832,7 +1841,34 @@ impl Builder {
                 "static_role",
             )
             .map(RoleRef),
+            approval_threshold: g.and_then(|g| g.approval_threshold),
         };
+        if let (Some(t), Some(span)) = (gov.approval_threshold, raw.governance.as_ref()) {
+            let core = raw
+                .partners
+                .iter()
+                .map(|p| p.get_ref())
+                .filter(|p| p.kind.get_ref() == "kernpartner");
+            let without: Vec<&str> = core
+                .clone()
+                .filter(|p| p.governance_vkey.is_none())
+                .map(|p| p.id.get_ref().as_str())
+                .collect();
+            let keyed = u32::try_from(core.count() - without.len()).unwrap_or(u32::MAX);
+            if !without.is_empty() {
+                self.err(
+                    sp(span),
+                    format!("[governance] approval_threshold is set, but core partners {} have no governance_vkey", without.join(", ")),
+                    "give every core partner its governance key: its approvals are signed with it",
+                );
+            } else if t == 0 || t > keyed {
+                self.err(
+                    sp(span),
+                    format!("[governance] approval_threshold = {t}, but there are {keyed} core partners"),
+                    "name how many core partners must sign a shared change: at least 1, at most all",
+                );
+            }
+        }
         if let (Some(u), Some(raw_u)) =
             (gov.check_purpose, g.and_then(|g| g.check_purpose.as_ref()))
             && purposes
@@ -2106,6 +2142,15 @@ impl Builder {
                     && v.bytes().all(|b| b.is_ascii_alphanumeric())
             }
             KeyKind::PublicKey => v.starts_with("-----BEGIN PUBLIC KEY-----"),
+            KeyKind::NoteKey => {
+                // The key is base64, which may itself contain `+`.
+                let parts: Vec<&str> = v.splitn(3, '+').collect();
+                matches!(parts.as_slice(), [name, id, key]
+                    if !name.is_empty()
+                        && id.len() == 8
+                        && id.bytes().all(|b| b.is_ascii_hexdigit())
+                        && !key.is_empty())
+            }
         };
         if ok {
             Some(KeyRef::Inline(v.to_owned()))
@@ -2118,6 +2163,10 @@ impl Builder {
                 KeyKind::PublicKey => (
                     "public key",
                     "write a PEM `-----BEGIN PUBLIC KEY-----` block, or `file:PATH` to read it from the key directory",
+                ),
+                KeyKind::NoteKey => (
+                    "governance key",
+                    "write the partner's signed-note verifier key `name+keyid+base64` (`gateway policy governance-key`), or `file:PATH`",
                 ),
             };
             self.err(
@@ -2518,6 +2567,7 @@ impl Builder {
 enum KeyKind {
     AgeRecipient,
     PublicKey,
+    NoteKey,
 }
 
 struct Names<'a> {

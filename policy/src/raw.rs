@@ -199,6 +199,10 @@ pub struct RawGovernance {
     /// The only role that may make a case `statisch` (the PTO-R).
     #[serde(default)]
     pub static_role: Option<S>,
+    /// How many core partners' governance signatures a change to a shared part needs; set, every
+    /// change is activated only with the signatures its review names (docs/policy-lifecycle.md).
+    #[serde(default)]
+    pub approval_threshold: Option<u32>,
 }
 
 /// `[aggregates]`.
@@ -339,6 +343,10 @@ pub struct RawPartner {
     /// Keys the partner's identity provider signs tokens with.
     #[serde(default)]
     pub token_keys: Vec<Spanned<RawTokenKey>>,
+    /// The partner's governance key, which signs its approvals of covenant changes: a signed-note
+    /// verifier key (`name+keyid+base64`) or `file:PATH`.
+    #[serde(default)]
+    pub governance_vkey: Option<S>,
 }
 
 /// One token-signing key of a partner.

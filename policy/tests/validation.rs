@@ -1025,3 +1025,57 @@ fn a_transition_can_be_a_bodys_decision_and_the_body_must_be_able_to_decide() {
         &["body `overleg`: quorum 2 of at least 3 partners cannot be met"],
     );
 }
+
+#[test]
+fn an_approval_threshold_needs_every_core_partners_governance_key() {
+    const KEY: &str = "a.governance+0a1b2c3d+AX+validlookingbase64keymaterialAAAAAAAAAAAAAAAA=";
+    let keyed = |threshold: u32| {
+        edit(
+            "oin = \"00000099000000000001\"\n",
+            &format!("oin = \"00000099000000000001\"\ngovernance_vkey = \"{KEY}\"\n"),
+        )
+        .replace(
+            "oin = \"00000099000000000002\"\n",
+            &format!(
+                "oin = \"00000099000000000002\"\ngovernance_vkey = \"{}\"\n",
+                KEY.replace("a.", "b.")
+            ),
+        )
+        .replace(
+            "regisseur_role = \"regisseur\"\n",
+            &format!("regisseur_role = \"regisseur\"\napproval_threshold = {threshold}\n"),
+        )
+    };
+    let cc = compile(&keyed(2));
+    assert_eq!(cc.covenant().governance.approval_threshold, Some(2));
+    assert!(cc.covenant().partners[0].governance_vkey.is_some());
+    assert!(
+        errors(&keyed(3))
+            .iter()
+            .any(|e| e.contains("approval_threshold = 3, but there are 2 core partners")),
+        "{:?}",
+        errors(&keyed(3))
+    );
+    let one_key = edit(
+        "oin = \"00000099000000000001\"\n",
+        &format!("oin = \"00000099000000000001\"\ngovernance_vkey = \"{KEY}\"\n"),
+    )
+    .replace(
+        "regisseur_role = \"regisseur\"\n",
+        "regisseur_role = \"regisseur\"\napproval_threshold = 1\n",
+    );
+    assert!(
+        errors(&one_key)
+            .iter()
+            .any(|e| e.contains("core partners b have no governance_vkey"))
+    );
+    let bad = edit(
+        "oin = \"00000099000000000001\"\n",
+        "oin = \"00000099000000000001\"\ngovernance_vkey = \"not a key\"\n",
+    );
+    assert!(
+        errors(&bad)
+            .iter()
+            .any(|e| e.contains("governance key of partner a"))
+    );
+}

@@ -206,7 +206,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Demo(args) => demo(args, now),
         Command::Serve(args) => serve::serve(args),
-        Command::Policy(cmd) => policy::run(cmd),
+        Command::Policy(cmd) => policy::run(cmd, now),
         Command::Config(ConfigCommand::Check(args)) => serve::config_check(args),
         Command::Certs(cmd) => certs::run(cmd, now),
         Command::Audit(cmd) => audit::run(cmd),

@@ -132,6 +132,63 @@ pub enum PolicyCommand {
         #[command(flatten)]
         remote: super::remote::RemoteArgs,
     },
+    /// Make a partner's governance key: writes its private seed to OUT (readable by its owner
+    /// only; it never goes to the gateway) and prints the verifier key for the covenant's
+    /// `governance_vkey`.
+    GovernanceKey {
+        /// The partner whose key it is.
+        #[arg(long)]
+        partner: String,
+        /// Where to write the private key (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign, as a partner, its approval of a draft: prints the signed note to hand to an
+    /// administrator (`gateway policy signature`). Offline: the key never leaves this machine.
+    Sign {
+        /// The partner's governance key (from `governance-key`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The signing partner.
+        #[arg(long)]
+        partner: String,
+        /// The covenant's id (`[covenant] id`).
+        #[arg(long)]
+        covenant: String,
+        /// The draft's version hash (`gateway policy show DRAFT`).
+        #[arg(long)]
+        version: String,
+        /// The active version's hash (`gateway policy status`).
+        #[arg(long)]
+        base: String,
+        /// The active version's draft id (`gateway policy status`).
+        #[arg(long)]
+        base_draft: String,
+        /// Days the approval holds.
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+    },
+    /// Add a partner's signed approval (a note from `gateway policy sign`) to a draft.
+    Signature {
+        /// Draft id.
+        draft: String,
+        /// The signed note.
+        #[arg(long)]
+        note: PathBuf,
+        /// The gateway and your credentials.
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
+    },
+    /// Withdraw a partner's signed approval of a draft.
+    WithdrawSignature {
+        /// Draft id.
+        draft: String,
+        /// The partner whose approval no longer counts.
+        partner: String,
+        /// The gateway and your credentials.
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
+    },
     /// Every decision that changes between two covenant versions, by partner and purpose.
     Diff {
         /// The current covenant.
@@ -165,7 +222,7 @@ pub enum MatrixFormat {
 }
 
 /// Runs a policy subcommand; returns the exit code (0 ok, 1 invalid covenant).
-pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
+pub fn run(cmd: PolicyCommand, now: i64) -> anyhow::Result<i32> {
     match cmd {
         PolicyCommand::Check {
             file,
@@ -211,6 +268,47 @@ pub fn run(cmd: PolicyCommand) -> anyhow::Result<i32> {
             print!("{}", matrix(&cc, format)?);
             Ok(0)
         }
+        PolicyCommand::GovernanceKey { partner, out } => {
+            let mut seed = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut seed).map_err(|_| anyhow::anyhow!("no randomness"))?;
+            let vkey = crate::lifecycle::approval::vkey(&partner, &seed)?;
+            super::witness::write_private(&out, &format!("{}\n", hex::encode(seed)))?;
+            println!("{vkey}");
+            Ok(0)
+        }
+        PolicyCommand::Sign {
+            key,
+            partner,
+            covenant,
+            version,
+            base,
+            base_draft,
+            days,
+        } => {
+            let text = std::fs::read_to_string(&key)
+                .with_context(|| format!("reading {}", key.display()))?;
+            let seed = hex::decode(text.trim()).context("a governance key is 64 hex digits")?;
+            let a = crate::lifecycle::approval::Approval {
+                covenant,
+                partner,
+                version,
+                base,
+                base_draft,
+                expires: now + i64::from(days) * 86_400,
+            };
+            print!("{}", crate::lifecycle::approval::sign(&seed, &a)?);
+            Ok(0)
+        }
+        PolicyCommand::Signature {
+            draft,
+            note,
+            remote,
+        } => super::remote::run(remote, Call::Signature(draft, note)),
+        PolicyCommand::WithdrawSignature {
+            draft,
+            partner,
+            remote,
+        } => super::remote::run(remote, Call::WithdrawSignature(draft, partner)),
         PolicyCommand::Access { file } => {
             let Some(cc) = load_or_report(&file)? else {
                 return Ok(1);

@@ -70,6 +70,10 @@ pub enum Call {
     Drafts,
     /// One draft with its text.
     Show(String),
+    /// Add a partner's signed approval note (a file) to a draft.
+    Signature(String, PathBuf),
+    /// Withdraw a partner's signed approval of a draft.
+    WithdrawSignature(String, String),
 }
 
 fn client(args: &RemoteArgs) -> anyhow::Result<reqwest::Client> {
@@ -129,6 +133,15 @@ pub fn run(args: RemoteArgs, call: Call) -> anyhow::Result<i32> {
             Call::Versions => http.get(url("/versions")),
             Call::Drafts => http.get(url("/drafts")),
             Call::Show(id) => http.get(url(&format!("/drafts/{id}"))),
+            Call::Signature(id, file) => {
+                let note = std::fs::read_to_string(file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                http.post(url(&format!("/drafts/{id}/signatures")))
+                    .json(&serde_json::json!({"note": note}))
+            }
+            Call::WithdrawSignature(id, partner) => {
+                http.post(url(&format!("/drafts/{id}/signatures/{partner}/withdraw")))
+            }
         };
         let resp = req
             .header("authorization", auth)
@@ -195,6 +208,25 @@ fn draft_line(d: &Value) -> String {
 pub fn summary(call: &Call, v: &Value) -> String {
     let mut o = String::new();
     match call {
+        Call::Signature(..) => {
+            let _ = writeln!(
+                o,
+                "{}'s signed approval of draft {} added (until {}); log entry {}",
+                s(v, "partner"),
+                s(v, "draft"),
+                s(v, "expires"),
+                v["audit_seq"]
+            );
+        }
+        Call::WithdrawSignature(..) => {
+            let _ = writeln!(
+                o,
+                "{}'s signed approval of draft {} withdrawn; log entry {}",
+                s(v, "partner"),
+                s(v, "draft"),
+                v["audit_seq"]
+            );
+        }
         Call::Submit(_) | Call::Rollback(_) => {
             let _ = writeln!(
                 o,

@@ -73,7 +73,8 @@ fn init(dir: &std::path::Path, name: &str, log_vkey: &str, listen: &str) -> anyh
     Ok(0)
 }
 
-fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+/// Writes a new file readable by its owner only; refuses to overwrite one.
+pub fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

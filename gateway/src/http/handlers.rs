@@ -7,6 +7,7 @@ use crate::service::audit::{SearchAnswer, SearchQuery, SubjectQuery};
 use crate::service::cases::{CasePatch, NewCase};
 use crate::service::checks::CheckRequest;
 use crate::service::disclose::DisclosureRequest;
+use crate::service::signatures::SignatureIn;
 use crate::service::{self, Call};
 use crate::sources::RecordsBody;
 use axum::Json;
@@ -278,6 +279,29 @@ pub(super) async fn activate(
     ApiPath(id): ApiPath<String>,
 ) -> Response {
     let r = async { service::policy_admin::activate(&app, &mut call, &id?).await }.await;
+    respond(call, r.map(Json))
+}
+
+pub(super) async fn add_signature(
+    State(app): St,
+    mut call: Call,
+    ApiPath(id): ApiPath<String>,
+    Body(note): Body<SignatureIn>,
+) -> Response {
+    let r = async { service::signatures::add(&app, &mut call, &id?, note?).await }.await;
+    respond(call, r.map(Json))
+}
+
+pub(super) async fn withdraw_signature(
+    State(app): St,
+    mut call: Call,
+    ApiPath(path): ApiPath<(String, String)>,
+) -> Response {
+    let r = async {
+        let (id, partner) = path?;
+        service::signatures::withdraw(&app, &mut call, &id, &partner).await
+    }
+    .await;
     respond(call, r.map(Json))
 }
 

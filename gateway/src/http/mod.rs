@@ -47,6 +47,8 @@ routes! {
     post "/v1/policy/drafts/{id}/simulate" => handlers::simulate,
     post "/v1/policy/drafts/{id}/approve" => handlers::approve,
     post "/v1/policy/drafts/{id}/activate" => handlers::activate,
+    post "/v1/policy/drafts/{id}/signatures" => handlers::add_signature,
+    post "/v1/policy/drafts/{id}/signatures/{partner}/withdraw" => handlers::withdraw_signature,
     get "/v1/openapi.json" => handlers::openapi,
 }
 

@@ -142,6 +142,18 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
         "activate",
         "Make an approved draft the active version",
     ),
+    (
+        "post",
+        "/v1/policy/drafts/{id}/signatures",
+        "addSignature",
+        "Add a partner's signed approval of a draft (administrators)",
+    ),
+    (
+        "post",
+        "/v1/policy/drafts/{id}/signatures/{partner}/withdraw",
+        "withdrawSignature",
+        "Withdraw a partner's signed approval of a draft (administrators)",
+    ),
     ("get", "/v1/openapi.json", "openapi", "This document"),
 ];
 
@@ -339,6 +351,11 @@ fn schemas() -> Value {
             "report": s("object"), "static": s("object"), "truncated": s("boolean"), "audit_seq": s("integer"),
         })),
         "SimulateRequest": strict(&[], json!({"days": {"type": "integer", "minimum": 1, "maximum": 366}})),
+        "SignatureRequest": strict(&["note"], json!({"note": {"type": "string", "maxLength": 4096}})),
+        "Signature": object(&["draft", "partner", "audit_seq"], json!({
+            "draft": s("string"), "partner": s("string"), "expires": nullable("string"),
+            "withdrawn": s("boolean"), "audit_seq": s("integer"),
+        })),
     })
 }
 
@@ -495,6 +512,16 @@ fn operation(method: &str, path: &str) -> (Vec<Value>, Option<Value>, (u16, Valu
         ),
         ("post", "/v1/policy/drafts/{id}/approve") => (vec![id()], None, ok("Draft")),
         ("post", "/v1/policy/drafts/{id}/activate") => (vec![id()], None, ok("Draft")),
+        ("post", "/v1/policy/drafts/{id}/signatures") => (
+            vec![id()],
+            Some(json!({"required": true, "content": json_content(reference("SignatureRequest"))})),
+            ok("Signature"),
+        ),
+        ("post", "/v1/policy/drafts/{id}/signatures/{partner}/withdraw") => (
+            vec![id(), path_param("partner", ident())],
+            None,
+            ok("Signature"),
+        ),
         ("get", "/v1/openapi.json") => (
             vec![],
             None,

@@ -63,7 +63,9 @@ pub fn status(r: &Refusal) -> StatusCode {
         CaseNotFound | NotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         TransitionNotAllowed(..) | CaseConflict | CaseOpen(_) => StatusCode::CONFLICT,
-        DecisionRequired(..) | DecisionMembers(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        DecisionRequired(..) | DecisionMembers(_) | SignatureInvalid(_) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         RegisseurRequired | InvalidRegisseur(_) | UnknownPartner(_) | InvalidBsn(_) => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
@@ -96,8 +98,8 @@ pub fn status(r: &Refusal) -> StatusCode {
         CovenantInvalid(..) => StatusCode::UNPROCESSABLE_ENTITY,
         NotToml => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         DraftNotFound | VersionNotFound => StatusCode::NOT_FOUND,
-        DraftState(..) | DraftStale(..) | ApprovalStale(_) | DraftUnchanged
-        | ActivationConflict => StatusCode::CONFLICT,
+        DraftState(..) | DraftStale(..) | ApprovalStale(_) | SignaturesMissing(_)
+        | DraftUnchanged | ActivationConflict => StatusCode::CONFLICT,
         ActivationFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
         Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -5,6 +5,8 @@
 //! Every request loads the active policy once and keeps it to the end, so a request in flight
 //! finishes under the version it started with while the next one uses the new version.
 
+pub mod approval;
+
 use crate::crypto::Secrets;
 use crate::registry::{ClientIdentity, PartnerRegistry, PeerCert};
 use policy::{CompiledCovenant, Diagnostics};

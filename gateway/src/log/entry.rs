@@ -529,6 +529,10 @@ pub enum PolicyAction {
     CrlReload,
     /// A read of the policy (recorded when refused).
     Read,
+    /// A partner's signed approval of a draft, added.
+    Sign,
+    /// A partner's signed approval of a draft, withdrawn.
+    Withdraw,
 }
 
 /// Who did something: partner and staff id.
@@ -570,6 +574,15 @@ pub struct PolicyChange {
     /// shared part (issue 37).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signers: Option<Vec<String>>,
+    /// The partner a signature step concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
+    /// A signature step's signed approval note (the partner's own words and signature).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// An activation's signed approval notes: the partners' consent the gateway checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<Vec<String>>,
     /// Simulation window in days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub days: Option<i64>,

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod policy_admin;
 pub mod records;
 pub mod retention;
+pub mod signatures;
 
 use crate::app::App;
 use crate::auth::Requester;

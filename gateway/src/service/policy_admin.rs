@@ -36,7 +36,7 @@ fn holds(call: &Call, role: Option<policy::RoleRef>) -> Option<policy::RoleRef> 
 
 /// Administrators: the covenant's administrator role in the token, and listed in the
 /// gateway's configuration.
-fn administrator(app: &App, call: &mut Call) -> Result<(), Refusal> {
+pub(super) fn administrator(app: &App, call: &mut Call) -> Result<(), Refusal> {
     let role = call.covenant().governance.administrator_role;
     let held = holds(call, role);
     if let Some(r) = held {
@@ -66,7 +66,7 @@ fn reader(app: &App, call: &mut Call) -> Result<(), Refusal> {
 }
 
 /// Starts the policy change of a step.
-fn change<'a>(
+pub(super) fn change<'a>(
     call: &'a mut Call,
     action: PolicyAction,
     draft: Option<&str>,
@@ -143,7 +143,7 @@ impl StaticDiff {
 }
 
 /// The static comparison of the active version (`old`, with its stored text) and a draft.
-async fn static_diff(
+pub(super) async fn static_diff(
     app: &App,
     old: &CompiledCovenant,
     new: &CompiledCovenant,
@@ -169,12 +169,12 @@ async fn static_diff(
     })
 }
 
-async fn load_draft(app: &App, id: &str) -> Result<PolicyDraftRow, Refusal> {
+pub(super) async fn load_draft(app: &App, id: &str) -> Result<PolicyDraftRow, Refusal> {
     app.db.policy_draft(id).await?.ok_or(Refusal::DraftNotFound)
 }
 
 /// Compiles a stored draft as it was recorded.
-fn compile_draft(d: &PolicyDraftRow) -> Result<CompiledCovenant, Refusal> {
+pub(super) fn compile_draft(d: &PolicyDraftRow) -> Result<CompiledCovenant, Refusal> {
     PolicyBuilder::compile_stored(d).map_err(|e| match e {
         StoredVersionError::KeyMaterial => Refusal::Internal,
         e => Refusal::ActivationFailed(format!("the stored draft: {e}")),
@@ -616,6 +616,8 @@ pub async fn activate(app: &App, call: &mut Call, id: &str) -> Result<Value, Ref
     }
     approval_counts(app, &d, &current)?;
     let cc = Arc::new(compile_draft(&d)?);
+    // The partners' signatures the change needs under the active version (issue 37).
+    let signatures = super::signatures::check_for_activation(app, call, &d, &cc, &current).await?;
     let next = app
         .builder
         .build(cc, &d.id, &app.secrets)
@@ -628,6 +630,7 @@ pub async fn activate(app: &App, call: &mut Call, id: &str) -> Result<Value, Ref
             staff_id: d.author_staff.clone(),
         });
         pc.approver = person(&d.approved_partner, &d.approved_staff);
+        pc.signatures = signatures;
     }
     let change = Change::ActivateDraft {
         id: d.id.clone(),
@@ -665,13 +668,22 @@ pub fn gateway_entry(app: &App, active: &ActivePolicy, kind: Kind) -> LogEntry {
     })
 }
 
-/// A version the log made active: its draft and its version hash.
+/// A version the log made active: its draft and its version hash, the draft active before it
+/// and the partners' signed approvals the activation carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedActivation {
     /// The draft.
     pub draft: Option<String>,
     /// Its version hash.
     pub version: Option<String>,
+    /// The draft active before (none for the first version).
+    pub previous_draft: Option<String>,
+    /// Its version hash.
+    pub previous_version: Option<String>,
+    /// The signed approvals.
+    pub signatures: Vec<String>,
+    /// When (Unix seconds).
+    pub at: i64,
 }
 
 /// The draft and version the log last made active (its newest answered `bootstrap` or
@@ -698,6 +710,10 @@ pub async fn logged_active(db: &crate::store::Db) -> Result<Option<LoggedActivat
                 return Ok(Some(LoggedActivation {
                     draft: pc.draft,
                     version: pc.version,
+                    previous_draft: pc.previous_draft,
+                    previous_version: pc.previous_version,
+                    signatures: pc.signatures.unwrap_or_default(),
+                    at: e.at,
                 }));
             }
         }
@@ -716,7 +732,28 @@ pub async fn check_logged(db: &crate::store::Db, row: &PolicyDraftRow) -> Result
             && l.version.as_deref() == Some(row.version.as_str())
     });
     if agrees {
-        return Ok(());
+        // And the partners' signatures the change needed, as the log carries them.
+        return match logged
+            .as_ref()
+            .and_then(|l| l.previous_draft.as_ref().map(|p| (p, l)))
+        {
+            None => Ok(()),
+            Some((prev, l)) => {
+                let previous = db
+                    .policy_draft(prev)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("the version before the active one (draft {prev}) is not stored: the database was changed outside the gateway"))?;
+                if l.previous_version.as_deref() != Some(previous.version.as_str()) {
+                    return Err(format!(
+                        "the version before the active one (draft {prev}) is stored as {}, but the log activated it as {}: the database was changed outside the gateway",
+                        previous.version,
+                        l.previous_version.as_deref().unwrap_or("?")
+                    ));
+                }
+                super::signatures::check_logged_activation(&previous, row, &l.signatures, l.at)
+            }
+        };
     }
     Err(format!(
         "the database's active covenant version is draft {} (version {}), but the log last activated {}: the database was changed outside the gateway, and the log does not show who made this version active. Nothing is served under it; restore `policy_state` and the version's row to what the log shows (or the database from a backup) and check the log with `gateway audit verify`",

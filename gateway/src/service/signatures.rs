@@ -1,0 +1,421 @@
+//! The partners' signed approvals of a draft (issue 37): added and withdrawn as log entries,
+//! counted at activation against the signatures the change's review names, and checked again
+//! from the log whenever a version is served. See [`crate::lifecycle::approval`] for the note.
+
+use super::policy_admin::{administrator, change, load_draft, static_diff};
+use super::{Call, clip};
+use crate::app::App;
+use crate::lifecycle::approval::{self, Approval, Requirement};
+use crate::log::entry::{LogEntry, PolicyAction};
+use crate::refusal::Refusal;
+use crate::store::{DraftStatus, PolicyDraftRow};
+use policy::CompiledCovenant;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The body of `POST /v1/policy/drafts/{id}/signatures`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureIn {
+    /// The signed approval note, as `gateway policy sign` prints it.
+    pub note: String,
+}
+
+/// The largest note accepted.
+const MAX_NOTE: usize = 4096;
+
+/// What the draft must approve: its version against the active version and its activation.
+fn expected(cc: &CompiledCovenant, d: &PolicyDraftRow, active: &PolicyDraftRow) -> Approval {
+    Approval {
+        covenant: cc.covenant().id.clone(),
+        partner: String::new(),
+        version: d.version.clone(),
+        base: active.version.clone(),
+        base_draft: active.id.clone(),
+        expires: 0,
+    }
+}
+
+/// `POST /v1/policy/drafts/{id}/signatures`: adds a partner's signed approval. It is checked
+/// against the partner's governance key in the active version and must approve this draft
+/// against the active version; stored in the log, never elsewhere.
+pub async fn add(
+    app: &App,
+    call: &mut Call,
+    id: &str,
+    body: SignatureIn,
+) -> Result<Value, Refusal> {
+    change(call, PolicyAction::Sign, Some(id));
+    administrator(app, call)?;
+    let d = load_draft(app, id).await?;
+    if !matches!(d.status, DraftStatus::Draft | DraftStatus::Approved) {
+        return Err(Refusal::DraftState(d.status.to_string(), "draft"));
+    }
+    if body.note.len() > MAX_NOTE {
+        return Err(Refusal::SignatureInvalid(format!(
+            "a note is at most {MAX_NOTE} bytes"
+        )));
+    }
+    let active = app
+        .db
+        .active_policy_draft()
+        .await?
+        .ok_or(Refusal::Internal)?;
+    let base = call.policy.covenant.clone();
+    let a = approval::verify(
+        &body.note,
+        &base,
+        &expected(&base, &d, &active),
+        app.clock.now(),
+    )
+    .map_err(|e| Refusal::SignatureInvalid(e.to_string()))?;
+    if let Some(pc) = call.record.policy_change.as_mut() {
+        pc.version = Some(d.version.clone());
+        pc.base_version = Some(active.version.clone());
+        pc.signer = Some(a.partner.clone());
+        pc.signature = Some(body.note.clone());
+    }
+    let seq = call.commit(app).await?.seq;
+    tracing::info!(draft = %d.id, partner = %a.partner, "signed approval added");
+    Ok(
+        json!({"draft": d.id, "partner": a.partner, "expires": crate::log::entry::rfc3339::format(a.expires), "audit_seq": seq}),
+    )
+}
+
+/// `POST /v1/policy/drafts/{id}/signatures/{partner}/withdraw`: a partner's approval no longer
+/// counts (until it signs again). Withdrawn in the log, so that the activation sees it.
+pub async fn withdraw(
+    app: &App,
+    call: &mut Call,
+    id: &str,
+    partner: &str,
+) -> Result<Value, Refusal> {
+    change(call, PolicyAction::Withdraw, Some(id));
+    administrator(app, call)?;
+    let d = load_draft(app, id).await?;
+    if !matches!(d.status, DraftStatus::Draft | DraftStatus::Approved) {
+        return Err(Refusal::DraftState(d.status.to_string(), "draft"));
+    }
+    let c = call.covenant();
+    if c.partner(partner).is_none() {
+        return Err(Refusal::UnknownPartner(clip(partner, 64)));
+    }
+    if let Some(pc) = call.record.policy_change.as_mut() {
+        pc.version = Some(d.version.clone());
+        pc.signer = Some(partner.to_owned());
+    }
+    let seq = call.commit(app).await?.seq;
+    tracing::info!(draft = %d.id, %partner, "signed approval withdrawn");
+    Ok(json!({"draft": d.id, "partner": partner, "withdrawn": true, "audit_seq": seq}))
+}
+
+/// The signed approvals of a draft that stand: per partner its newest `sign` step, unless a
+/// `withdraw` came after it. Read from the log, newest first, back to the draft's creation.
+pub async fn standing(db: &crate::store::Db, draft: &str) -> Result<Vec<String>, Refusal> {
+    let mut latest: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut before = i64::MAX;
+    'pages: loop {
+        let page = db.policy_entries_before(before, 200).await?;
+        let Some((last, _)) = page.last() else { break };
+        before = *last;
+        for (seq, text) in &page {
+            let e = LogEntry::parse(*seq, text).map_err(|_| Refusal::Internal)?;
+            let Some(pc) = e.policy_change else { continue };
+            if pc.draft.as_deref() != Some(draft) {
+                continue;
+            }
+            match (pc.action, pc.signer) {
+                (Some(PolicyAction::Sign), Some(p)) => {
+                    latest.entry(p).or_insert(pc.signature);
+                }
+                (Some(PolicyAction::Withdraw), Some(p)) => {
+                    latest.entry(p).or_insert(None);
+                }
+                (Some(PolicyAction::Draft | PolicyAction::RollbackDraft), _) => break 'pages,
+                _ => {}
+            }
+        }
+    }
+    Ok(latest.into_values().flatten().collect())
+}
+
+/// Of `notes`, those that approve the change now, and who signed them.
+fn counted(
+    notes: &[String],
+    base: &CompiledCovenant,
+    want: &Approval,
+    at: i64,
+) -> (Vec<String>, BTreeSet<String>) {
+    let mut used = Vec::new();
+    let mut signed = BTreeSet::new();
+    for n in notes {
+        if let Ok(a) = approval::verify(n, base, want, at) {
+            signed.insert(a.partner);
+            used.push(n.clone());
+        }
+    }
+    (used, signed)
+}
+
+/// At activation: whether the partners' standing approvals meet what the change's review asks
+/// under the active version. Returns the notes to record with the activation (none where the
+/// active version sets no threshold).
+pub async fn check_for_activation(
+    app: &App,
+    call: &Call,
+    d: &PolicyDraftRow,
+    cc: &CompiledCovenant,
+    active: &PolicyDraftRow,
+) -> Result<Option<Vec<String>>, Refusal> {
+    let base = call.policy.covenant.clone();
+    let diff = static_diff(app, &base, cc, &d.source).await?;
+    let Some(req) = approval::requirement(&base, &diff.review) else {
+        return Ok(None);
+    };
+    let notes = standing(&app.db, &d.id).await?;
+    let (used, signed) = counted(&notes, &base, &expected(&base, d, active), app.clock.now());
+    let missing = approval::missing(&base, &req, &signed);
+    if !missing.is_empty() {
+        return Err(Refusal::SignaturesMissing(missing.join(" and ")));
+    }
+    Ok(Some(used))
+}
+
+/// For a served version: whether the activation the log shows carries the signatures its
+/// change needed under the version before it, valid when it was made. `previous` is that
+/// version's stored row (its text checked against its hash); `None` for the first version.
+pub fn check_logged_activation(
+    previous: &PolicyDraftRow,
+    row: &PolicyDraftRow,
+    notes: &[String],
+    at: i64,
+) -> Result<(), String> {
+    let compile = |r: &PolicyDraftRow| {
+        crate::lifecycle::PolicyBuilder::compile_stored(r)
+            .map_err(|e| format!("the stored version {} ({}): {e}", r.id, r.version))
+    };
+    let (base, cc) = (compile(previous)?, compile(row)?);
+    let review = policy::review::review(&previous.source, &base, &row.source, &cc)
+        .map_err(|e| e.to_string())?;
+    let Some(req): Option<Requirement> = approval::requirement(&base, &review) else {
+        return Ok(());
+    };
+    let (_, signed) = counted(notes, &base, &expected(&base, row, previous), at);
+    let missing = approval::missing(&base, &req, &signed);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the log's activation of draft {} lacks {} under the version before it (draft {})",
+            row.id,
+            missing.join(" and "),
+            previous.id
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::log::entry::Kind;
+    use crate::service::policy_admin::{activate, approve, create_draft};
+    use crate::testkit;
+
+    const CORE: [&str; 7] = ["oov", "politie", "om", "rn", "rvdk", "ggd", "wpi"];
+
+    fn seed(partner: &str) -> [u8; 32] {
+        let mut s = [7u8; 32];
+        for (i, b) in partner.bytes().enumerate() {
+            if let Some(x) = s.get_mut(i) {
+                *x = b;
+            }
+        }
+        s
+    }
+
+    /// The example covenant with `edit` applied to its parsed form.
+    fn text(edit: impl Fn(&mut toml::Table)) -> String {
+        let mut doc: toml::Table = crate::demo::EXAMPLE_COVENANT.parse().unwrap();
+        edit(&mut doc);
+        toml::to_string(&doc).unwrap()
+    }
+
+    fn with_keys(doc: &mut toml::Table) {
+        for p in doc["partner"].as_array_mut().unwrap() {
+            let id = p["id"].as_str().unwrap().to_owned();
+            if CORE.contains(&id.as_str()) {
+                let v = approval::vkey(&id, &seed(&id)).unwrap();
+                p.as_table_mut()
+                    .unwrap()
+                    .insert("governance_vkey".into(), v.into());
+            }
+        }
+        doc["governance"]
+            .as_table_mut()
+            .unwrap()
+            .insert("approval_threshold".into(), 4.into());
+    }
+
+    /// rn's payloads encrypted to oov's key: a change to rn's own entry.
+    fn rn_recipient_to_oov(doc: &mut toml::Table) {
+        let rn = doc["partner"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|p| p["id"].as_str() == Some("rn"))
+            .unwrap();
+        rn.as_table_mut()
+            .unwrap()
+            .insert("recipient".into(), "file:oov/age-recipient.txt".into());
+    }
+
+    fn admin(app: &App, staff: &str) -> Call {
+        testkit::call(app, Kind::Policy, "oov", staff, &["beheerder"])
+    }
+
+    /// A draft of `source`, approved by the second administrator.
+    async fn drafted(app: &App, source: String) -> PolicyDraftRow {
+        let d = create_draft(app, &mut admin(app, "beheerder-1"), Ok(source))
+            .await
+            .unwrap();
+        let id = d["id"].as_str().unwrap().to_owned();
+        approve(app, &mut admin(app, "beheerder-2"), &id)
+            .await
+            .unwrap();
+        app.db.policy_draft(&id).await.unwrap().unwrap()
+    }
+
+    async fn note(
+        app: &App,
+        partner: &str,
+        key_of: &str,
+        d: &PolicyDraftRow,
+        expires: i64,
+    ) -> String {
+        let active = app.db.active_policy_draft().await.unwrap().unwrap();
+        let a = Approval {
+            covenant: "ipga-r-amsterdam".into(),
+            partner: partner.into(),
+            version: d.version.clone(),
+            base: active.version,
+            base_draft: active.id,
+            expires,
+        };
+        approval::sign(&seed(key_of), &a).unwrap()
+    }
+
+    async fn add_note(app: &App, d: &PolicyDraftRow, n: String) -> Result<Value, Refusal> {
+        add(
+            app,
+            &mut admin(app, "beheerder-1"),
+            &d.id,
+            SignatureIn { note: n },
+        )
+        .await
+    }
+
+    /// Issue 37: under a covenant that sets `approval_threshold`, a change to a partner's entry
+    /// takes that partner's signature, a shared change the threshold's; a signature by another
+    /// key, for another change, expired or withdrawn does not count; the activation carries
+    /// the notes, and the start-up check finds them in the log.
+    #[tokio::test]
+    async fn a_change_goes_in_only_with_the_signatures_its_review_names() {
+        let (app, clock) = testkit::app().await;
+        // The partners' keys and the threshold come in as any change (the example sets none).
+        let keyed = drafted(&app, text(with_keys)).await;
+        activate(&app, &mut admin(&app, "beheerder-1"), &keyed.id)
+            .await
+            .unwrap();
+        let now = clock.now();
+
+        // rn's recipient replaced by oov's: rn's signature, nobody else's.
+        let d = drafted(
+            &app,
+            text(|doc| {
+                with_keys(doc);
+                rn_recipient_to_oov(doc);
+            }),
+        )
+        .await;
+        assert_eq!(
+            activate(&app, &mut admin(&app, "beheerder-1"), &d.id)
+                .await
+                .unwrap_err(),
+            Refusal::SignaturesMissing("rn's signature".into())
+        );
+        // Two oov administrators cannot stand in for rn: a note "from rn" signed with oov's key.
+        let forged = note(&app, "rn", "oov", &d, now + 3600).await;
+        assert!(
+            matches!(add_note(&app, &d, forged).await, Err(Refusal::SignatureInvalid(why)) if why.contains("does not verify"))
+        );
+        // Expired.
+        let old = note(&app, "rn", "rn", &d, now - 1).await;
+        assert!(
+            matches!(add_note(&app, &d, old).await, Err(Refusal::SignatureInvalid(why)) if why.contains("expired"))
+        );
+        // rn's own, then withdrawn: it does not count; signed again, the change goes in.
+        let good = note(&app, "rn", "rn", &d, now + 3600).await;
+        add_note(&app, &d, good.clone()).await.unwrap();
+        withdraw(&app, &mut admin(&app, "beheerder-1"), &d.id, "rn")
+            .await
+            .unwrap();
+        assert!(matches!(
+            activate(&app, &mut admin(&app, "beheerder-1"), &d.id).await,
+            Err(Refusal::SignaturesMissing(_))
+        ));
+        add_note(&app, &d, good.clone()).await.unwrap();
+        activate(&app, &mut admin(&app, "beheerder-1"), &d.id)
+            .await
+            .unwrap();
+        let entries = testkit::entries(&app).await;
+        let activation = entries
+            .iter()
+            .rev()
+            .find_map(|e| {
+                e.policy_change
+                    .clone()
+                    .filter(|p| p.action == Some(PolicyAction::Activate))
+            })
+            .unwrap();
+        assert_eq!(activation.signatures, Some(vec![good.clone()]));
+        // The start-up check reads them back from the log; without them it refuses.
+        let row = app.db.active_policy_draft().await.unwrap().unwrap();
+        super::super::policy_admin::check_logged(&app.db, &row)
+            .await
+            .unwrap();
+        let previous = app.db.policy_draft(&keyed.id).await.unwrap().unwrap();
+        assert!(check_logged_activation(&previous, &row, &[], now).is_err());
+
+        // A shared part (retention 0): four core partners; rn's old note is for another change.
+        let e = drafted(
+            &app,
+            text(|doc| {
+                with_keys(doc);
+                rn_recipient_to_oov(doc);
+                doc["retention"]["deposits"]
+                    .as_table_mut()
+                    .unwrap()
+                    .insert("days".into(), 0.into());
+            }),
+        )
+        .await;
+        assert!(
+            matches!(add_note(&app, &e, good).await, Err(Refusal::SignatureInvalid(why)) if why.contains("not this change"))
+        );
+        for p in ["oov", "politie", "om"] {
+            let n = note(&app, p, p, &e, now + 3600).await;
+            add_note(&app, &e, n).await.unwrap();
+        }
+        assert!(matches!(
+            activate(&app, &mut admin(&app, "beheerder-1"), &e.id).await,
+            Err(Refusal::SignaturesMissing(why)) if why.contains("1 more core partners")
+        ));
+        let n = note(&app, "ggd", "ggd", &e, now + 3600).await;
+        add_note(&app, &e, n).await.unwrap();
+        activate(&app, &mut admin(&app, "beheerder-1"), &e.id)
+            .await
+            .unwrap();
+    }
+}
