@@ -254,6 +254,51 @@ impl Demo {
         Ok((st1, st2, v))
     }
 
+    /// A partner signs its approval of a draft with its own governance key, offline, as
+    /// `gateway policy sign` does; an administrator adds the note. The answer's status.
+    async fn partner_signs(
+        &self,
+        partner: &str,
+        admin: &Actor,
+        draft: &str,
+    ) -> anyhow::Result<u16> {
+        let (_, dv) = self
+            .call(
+                admin,
+                reqwest::Method::GET,
+                &format!("/v1/policy/drafts/{draft}"),
+                None,
+            )
+            .await?;
+        let (_, active) = self
+            .call(admin, reqwest::Method::GET, "/v1/policy", None)
+            .await?;
+        let key = std::fs::read_to_string(self.dir.join(pki::layout::governance_key(partner)))?;
+        let field = |v: &Value, k: &str| {
+            v[k].as_str()
+                .map(str::to_owned)
+                .context("the gateway's answer lacks a version")
+        };
+        let a = crate::lifecycle::approval::Approval {
+            covenant: self.cc.covenant().id.clone(),
+            partner: partner.to_owned(),
+            version: field(&dv, "version")?,
+            base: field(&active, "version")?,
+            base_draft: field(&active, "draft")?,
+            expires: crate::clock::Clock::now(&crate::clock::SystemClock) + 14 * 86_400,
+        };
+        let note = crate::lifecycle::approval::sign(&hex::decode(key.trim())?, &a)?;
+        let (st, _) = self
+            .call(
+                admin,
+                reqwest::Method::POST,
+                &format!("/v1/policy/drafts/{draft}/signatures"),
+                Some(json!({ "note": note })),
+            )
+            .await?;
+        Ok(st)
+    }
+
     /// Decrypts a payload with the receiving partner's identity, as its system would.
     fn decrypt(&self, partner: &str, armored: &str) -> anyhow::Result<Value> {
         let identity =
@@ -427,6 +472,7 @@ async fn policy_change(
         bail!("the demo draft was refused: {v}");
     }
     let id = v["id"].as_str().unwrap_or_default().to_owned();
+    let signers = v_signers(&v);
     d.note(&format!(
         "{} submits a draft adding a rule that withholds {field}: draft {id}, version {}; {} decision(s) change.",
         b1.label, v["version"].as_str().unwrap_or(""), v["diff"]["decision_changes"]
@@ -457,10 +503,31 @@ async fn policy_change(
         b1.label,
         problem_slug(&v)
     ));
-    let (st1, st2, v) = d.approve_and_activate(&b2, &b1, &id).await?;
+    // Two oov administrators are four eyes, not the police's consent: the field is the
+    // police's, so the change needs the police's signature (the review names it).
     d.note(&format!(
-        "{} approves: {st1}; {} activates: {st2}. Active now: {} (requests in flight finished under the previous version).",
-        b2.label, b1.label, v["version"].as_str().unwrap_or("")
+        "The review names whose signature the change needs: {signers}."
+    ));
+    let (st1, st2, refused) = d.approve_and_activate(&b2, &b1, &id).await?;
+    d.note(&format!(
+        "{} approves: {st1}; {} activates without the police's signature: REFUSED {st2} {}: {}",
+        b2.label,
+        b1.label,
+        problem_slug(&refused),
+        refused["detail"].as_str().unwrap_or("")
+    ));
+    let st = d.partner_signs("politie", &b1, &id).await?;
+    let (st2, v) = d
+        .call(
+            &b1,
+            reqwest::Method::POST,
+            &format!("/v1/policy/drafts/{id}/activate"),
+            None,
+        )
+        .await?;
+    d.note(&format!(
+        "The police signs its approval with its own governance key (gateway policy sign), {} adds the note: {st}; {} activates: {st2}. Active now: {} (requests in flight finished under the previous version).",
+        b1.label, b1.label, v["version"].as_str().unwrap_or("")
     ));
     let before = d.cc.clone();
     if let Ok(cc) = policy::compile_toml(&draft) {
@@ -482,6 +549,7 @@ async fn policy_change(
         )
         .await?;
     let rb_id = rb["id"].as_str().unwrap_or_default().to_owned();
+    d.partner_signs("politie", &b1, &rb_id).await?;
     let (st1, st2, _) = d.approve_and_activate(&b1, &b2, &rb_id).await?;
     d.cc = before;
     d.note(&format!(
@@ -489,6 +557,25 @@ async fn policy_change(
         b2.label, b1.label, b2.label
     ));
     Ok(())
+}
+
+/// The signers a draft's review names, readably.
+fn v_signers(draft: &Value) -> String {
+    let r = &draft["diff"]["review"];
+    let mut who: Vec<String> = r["partners"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str().map(str::to_owned))
+        .collect();
+    if r["threshold"].as_bool() == Some(true) {
+        who.push("the threshold of core partners".to_owned());
+    }
+    if who.is_empty() {
+        "nobody".to_owned()
+    } else {
+        who.join(", ")
+    }
 }
 
 /// A released table as text, suppressed cells as `·`.

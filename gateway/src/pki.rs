@@ -335,6 +335,11 @@ pub mod layout {
     pub fn age_identity(partner: &str) -> String {
         format!("{partner}/age-identity.txt")
     }
+    /// A partner's governance key (the Ed25519 seed that signs its approvals of covenant
+    /// changes; in a real deployment it never leaves the partner).
+    pub fn governance_key(partner: &str) -> String {
+        format!("{partner}/governance-ed25519.key")
+    }
 }
 
 /// 32 random bytes as hex and a newline: a new secret key file's content.
@@ -421,6 +426,15 @@ pub fn init(dir: &Path, covenant: &CompiledCovenant, now: i64) -> Result<Generat
             format!("{}\n", identity.to_public()),
             false,
         )?;
+        // Where the covenant reads the partner's governance key from a file: the pair.
+        if let Some(policy::covenant::KeyRef::File(vkey_path)) = &p.governance_vkey {
+            let seed = random_hex()?;
+            let raw = hex::decode(seed.trim()).map_err(|e| PkiError::Other(e.to_string()))?;
+            let vkey = crate::lifecycle::approval::vkey(id, &raw)
+                .map_err(|e| PkiError::Other(e.to_string()))?;
+            write(&dir.join(layout::governance_key(id)), seed, true)?;
+            write(&dir.join(vkey_path), format!("{vkey}\n"), false)?;
+        }
         if id == REVOKED_PARTNER {
             let rc = ca.issue(&format!("{} (revoked)", p.name), oin, &[], true, now)?;
             write_issued(

@@ -174,3 +174,40 @@ pub fn ro_decision() -> crate::service::cases::DecisionIn {
         .collect(),
     }
 }
+
+/// A partner's governance seed from the example PKI.
+pub fn governance_seed(partner: &str) -> Vec<u8> {
+    let text =
+        std::fs::read_to_string(pki().join(crate::pki::layout::governance_key(partner))).unwrap();
+    hex::decode(text.trim()).unwrap()
+}
+
+/// The example covenant's core partners, which hold governance keys.
+pub const CORE: [&str; 7] = ["oov", "politie", "om", "rn", "rvdk", "ggd", "wpi"];
+
+/// Every core partner's signed approval of draft `id` against the active version, added to the
+/// draft as an administrator would: enough for any change under the example covenant.
+pub async fn sign_all(app: &App, id: &str) {
+    let d = app.db.policy_draft(id).await.unwrap().unwrap();
+    let active = app.db.active_policy_draft().await.unwrap().unwrap();
+    for p in CORE {
+        let a = crate::lifecycle::approval::Approval {
+            covenant: app.policy.load().covenant.covenant().id.clone(),
+            partner: p.into(),
+            version: d.version.clone(),
+            base: active.version.clone(),
+            base_draft: active.id.clone(),
+            expires: app.clock.now() + 30 * 86_400,
+        };
+        let note = crate::lifecycle::approval::sign(&governance_seed(p), &a).unwrap();
+        let mut c = call(app, Kind::Policy, "oov", "beheerder-1", &["beheerder"]);
+        crate::service::signatures::add(
+            app,
+            &mut c,
+            id,
+            crate::service::signatures::SignatureIn { note },
+        )
+        .await
+        .unwrap();
+    }
+}

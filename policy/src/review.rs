@@ -94,6 +94,22 @@ pub fn review(
             }
         })
         .collect();
+    // Key material read from files changes the version without changing the text: compared
+    // on the resolved keys, one line per partner whose keys changed so.
+    for (id, what) in key_changes(old.covenant(), new.covenant()) {
+        if !lines
+            .iter()
+            .any(|l| l.section == "partner" && l.item.as_deref() == Some(id.as_str()))
+        {
+            lines.push(ReviewLine {
+                section: "partner".to_owned(),
+                item: Some(id.clone()),
+                change: ChangeKind::Changed,
+                detail: format!("key material read from files: {what}"),
+                needs: Needs::Partners(BTreeSet::from([id])),
+            });
+        }
+    }
     if lines.is_empty() && old_src != new_src {
         lines.push(ReviewLine {
             section: "(text)".to_owned(),
@@ -116,6 +132,33 @@ pub fn review(
         partners,
         threshold,
     })
+}
+
+/// Partners in both covenants whose resolved keys differ, and which keys.
+fn key_changes(old: &Covenant, new: &Covenant) -> Vec<(String, String)> {
+    let token = |p: &crate::covenant::Partner| -> Vec<(String, crate::covenant::KeyRef)> {
+        p.token_keys
+            .iter()
+            .map(|k| (format!("{}:{:?}", k.kid, k.alg), k.key.clone()))
+            .collect()
+    };
+    new.partners
+        .iter()
+        .filter_map(|n| {
+            let o = old.partner(&n.id).and_then(|r| old.partner_at(r))?;
+            let mut what = Vec::new();
+            if o.recipient != n.recipient {
+                what.push("recipient");
+            }
+            if token(o) != token(n) {
+                what.push("token keys");
+            }
+            if o.governance_vkey != n.governance_vkey {
+                what.push("governance key");
+            }
+            (!what.is_empty()).then(|| (n.id.clone(), what.join(", ")))
+        })
+        .collect()
 }
 
 /// A difference before its signers are known.
@@ -393,6 +436,45 @@ mod tests {
                 r.lines
             );
         }
+    }
+
+    /// A key file's content changed under the same text: the partner's line, and its signature.
+    #[test]
+    fn key_material_changed_under_the_same_text_shows() {
+        let resolve = |rn_recipient: &'static str| {
+            move |path: &str| -> Result<String, String> {
+                Ok(if path.ends_with("age-recipient.txt") {
+                    if path.starts_with("rn/") {
+                        rn_recipient
+                    } else {
+                        "age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq"
+                    }
+                    .to_owned()
+                } else if path.ends_with(".vkey") {
+                    format!(
+                        "{}.governance+0a1b2c3d+AX+key",
+                        path.split('/').next().unwrap_or("x")
+                    )
+                } else {
+                    "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".to_owned()
+                })
+            }
+        };
+        let old = crate::compile_toml_resolving(
+            EXAMPLE,
+            &mut resolve("age1rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr"),
+        )
+        .unwrap();
+        let new = crate::compile_toml_resolving(
+            EXAMPLE,
+            &mut resolve("age1ssssssssssssssssssssssssssssssssssssssssssssssssssssssssss"),
+        )
+        .unwrap();
+        let r = review(EXAMPLE, &old, EXAMPLE, &new).unwrap();
+        assert_eq!(r.lines.len(), 1, "{:?}", r.lines);
+        assert_eq!(r.lines[0].item.as_deref(), Some("rn"));
+        assert!(r.lines[0].detail.contains("recipient"));
+        assert_eq!(r.partners, BTreeSet::from(["rn".to_owned()]));
     }
 
     /// Fewer witnesses, or none, is a shared change: a line, and the threshold.

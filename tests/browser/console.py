@@ -275,8 +275,8 @@ def officer():
         d.quit()
 
 
-def set_text(d, text):
-    d.execute_script("document.getElementById('source').value = arguments[0]", text)
+def set_text(d, text, element="source"):
+    d.execute_script("document.getElementById(arguments[1]).value = arguments[0]", text, element)
 
 
 def author():
@@ -318,6 +318,10 @@ def second(draft_path):
         d.get(base + draft_path)
         click(d, button(d, "Goedkeuren"))
         expect("goedgekeurd" in d.find_element(By.TAG_NAME, "main").text, "approved")
+        # The change touches the GGD's data: the GGD's signed approval, pasted as it came.
+        set_text(d, pathlib.Path(CFG["ggd_note_file"]).read_text(), "note")
+        click(d, button(d, "Handtekening toevoegen"))
+        expect(title(d).startswith("Concept "), f"back on the draft after signing: {title(d)}")
         click(d, button(d, "Activeren"))
         expect("actief" in d.find_element(By.TAG_NAME, "main").text, "active")
         check(d, "16-geactiveerd")

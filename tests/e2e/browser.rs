@@ -106,6 +106,24 @@ async fn the_console_works_in_a_real_browser_for_officers_and_administrators() {
     let broken = draft.replace("action = \"withhold\"\ncode", "action = \"shred\"\ncode");
     std::fs::write(work.join("draft.toml"), &draft).unwrap();
     std::fs::write(work.join("broken.toml"), &broken).unwrap();
+    // The GGD's signed approval of that draft against the version in force (issue 37): the
+    // draft's version as the gateway will compute it, from the example PKI's key files.
+    let version = policy::compile_toml_resolving(&draft, &mut |path| {
+        std::fs::read_to_string(pki().join(path)).map_err(|e| e.to_string())
+    })
+    .unwrap()
+    .version()
+    .as_str()
+    .to_owned();
+    let active = oov_get(&gw, "beheerder-1", &["beheerder"], "/v1/policy").await;
+    let note = approval_note(
+        pki(),
+        "ggd",
+        &version,
+        active["version"].as_str().unwrap(),
+        active["draft"].as_str().unwrap(),
+    );
+    std::fs::write(work.join("ggd-note.txt"), &note).unwrap();
     let cfg = json!({
         "officer_login": officer.login,
         "author_login": author.login,
@@ -116,6 +134,7 @@ async fn the_console_works_in_a_real_browser_for_officers_and_administrators() {
         "field": "ggd.screening.contactpersoon",
         "draft_file": work.join("draft.toml"),
         "broken_file": work.join("broken.toml"),
+        "ggd_note_file": work.join("ggd-note.txt"),
         "out": out,
         "axe": axe,
         "chromium": chromium,

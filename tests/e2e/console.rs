@@ -477,6 +477,44 @@ async fn administrators_draft_approve_activate_and_roll_back_through_the_console
     )
     .await;
     assert_eq!(r.status(), 303);
+    // The change touches the GGD's data: without the GGD's signed approval, no activation;
+    // pasted into the draft's page, it goes in.
+    let r = post_form(
+        &b,
+        &second,
+        &sc,
+        &format!("{to}/activate"),
+        &[("csrf", &scsrf)],
+    )
+    .await;
+    assert_eq!(r.status(), 502);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("signatures missing"), "{html}");
+    let draft = oov_get(
+        &gw,
+        "beheerder-1",
+        &["beheerder"],
+        &format!("/v1/policy/drafts/{id}"),
+    )
+    .await;
+    let active = oov_get(&gw, "beheerder-1", &["beheerder"], "/v1/policy").await;
+    let note = approval_note(
+        pki(),
+        "ggd",
+        draft["version"].as_str().unwrap(),
+        active["version"].as_str().unwrap(),
+        active["draft"].as_str().unwrap(),
+    )
+    .replace('\n', "\r\n");
+    let r = post_form(
+        &b,
+        &second,
+        &sc,
+        &format!("{to}/signature"),
+        &[("csrf", &scsrf), ("note", &note)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
     let r = post_form(
         &b,
         &second,

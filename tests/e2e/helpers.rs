@@ -469,3 +469,73 @@ pub fn pto_decision() -> serde_json::Value {
         {"partner": "om", "staff_id": "pto.om"},
         {"partner": "ggd", "staff_id": "pto.ggd"}]})
 }
+
+/// The example covenant's core partners, each with a governance key in the example PKI.
+pub const CORE: [&str; 7] = ["oov", "politie", "om", "rn", "rvdk", "ggd", "wpi"];
+
+/// A partner's signed approval of a draft version against the active version and draft, with
+/// its governance key from the example PKI in `dir` (as `gateway policy sign` makes it).
+pub fn approval_note(
+    dir: &Path,
+    partner: &str,
+    version: &str,
+    base: &str,
+    base_draft: &str,
+) -> String {
+    let seed = String::from_utf8(read(
+        &dir.join(gateway::pki::layout::governance_key(partner)),
+    ))
+    .unwrap();
+    let a = gateway::lifecycle::approval::Approval {
+        covenant: "ipga-r-amsterdam".into(),
+        partner: partner.into(),
+        version: version.into(),
+        base: base.into(),
+        base_draft: base_draft.into(),
+        expires: now() + 86_400,
+    };
+    gateway::lifecycle::approval::sign(&hex::decode(seed.trim()).unwrap(), &a).unwrap()
+}
+
+/// Every core partner's signed approval of draft `id`, added through the API by oov's
+/// administrator `beheerder-1`: enough for any change under the example covenant.
+pub async fn sign_all(gw: &Gateway, id: &str) {
+    sign_all_in(gw, pki(), id).await;
+}
+
+/// [`sign_all`] for a gateway on the example PKI in `dir`.
+pub async fn sign_all_in(gw: &Gateway, dir: &Path, id: &str) {
+    let (c, t) = client_in(dir, "oov", "beheerder-1", &["beheerder"]);
+    let get = |path: String| {
+        let (c, t) = (c.clone(), t.clone());
+        async move {
+            c.get(path)
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let draft = get(gw.url(&format!("/v1/policy/drafts/{id}"))).await;
+    let active = get(gw.url("/v1/policy")).await;
+    for p in CORE {
+        let note = approval_note(
+            dir,
+            p,
+            draft["version"].as_str().unwrap(),
+            active["version"].as_str().unwrap(),
+            active["draft"].as_str().unwrap(),
+        );
+        let r = c
+            .post(gw.url(&format!("/v1/policy/drafts/{id}/signatures")))
+            .bearer_auth(&t)
+            .json(&serde_json::json!({ "note": note }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+}

@@ -235,6 +235,62 @@ async fn draft_simulate_four_eyes_activate_under_load_and_roll_back() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("approved"), "{out}");
 
+    // The change withholds rn's regisseur a GGD field: the GGD's data, so the GGD signs
+    // (issue 37). Without it, no activation; two oov administrators are not the GGD.
+    let (s, v) = admin(
+        &gw,
+        "beheerder-1",
+        reqwest::Method::POST,
+        &format!("/v1/policy/drafts/{id}/activate"),
+        None,
+    )
+    .await;
+    assert_eq!((s, slug(&v)), (409, "signatures-missing"), "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("ggd's signature"),
+        "{v}"
+    );
+    // The GGD signs offline with its own key, and an administrator adds the note.
+    let (_, active) = admin(&gw, "beheerder-1", reqwest::Method::GET, "/v1/policy", None).await;
+    let (_, draft) = admin(
+        &gw,
+        "beheerder-1",
+        reqwest::Method::GET,
+        &format!("/v1/policy/drafts/{id}"),
+        None,
+    )
+    .await;
+    let note_file = std::env::temp_dir().join(format!("gw-ggd-note-{}", std::process::id()));
+    let signed = std::process::Command::new(BIN)
+        .args([
+            "policy",
+            "sign",
+            "--partner",
+            "ggd",
+            "--covenant",
+            "ipga-r-amsterdam",
+        ])
+        .arg("--key")
+        .arg(pki().join(gateway::pki::layout::governance_key("ggd")))
+        .args(["--draft-version", draft["version"].as_str().unwrap()])
+        .args(["--base", active["version"].as_str().unwrap()])
+        .args(["--base-draft", active["draft"].as_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    std::fs::write(&note_file, &signed.stdout).unwrap();
+    let (code, out, err) = cli(
+        &gw,
+        "beheerder-2",
+        &["signature", &id, "--note", note_file.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ggd's signed approval"), "{out}");
+
     // Activation under load: requests before, during and after; none may fail.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut load = Vec::new();
@@ -337,6 +393,7 @@ async fn draft_simulate_four_eyes_activate_under_load_and_roll_back() {
     )
     .await;
     assert_eq!(s, 200);
+    sign_all(&gw, &rb).await;
     let (code, out, err) = cli(&gw, "beheerder-2", &["activate", &rb]);
     assert_eq!(code, 0, "{out}{err}");
     let p = regie(&gw, &case).await;
@@ -551,6 +608,22 @@ async fn a_rotated_token_key_is_a_new_version_that_needs_four_eyes() {
     )
     .await;
     assert_eq!(s, 200);
+    // A key read from a file is the partner's: the review names politie, which signs.
+    assert!(
+        d["diff"]["review"]["partners"]
+            .to_string()
+            .contains("politie"),
+        "{d}"
+    );
+    let (s, v) = admin_call(
+        "beheerder-1",
+        reqwest::Method::POST,
+        format!("/v1/policy/drafts/{id}/activate"),
+        None,
+    )
+    .await;
+    assert_eq!((s, slug(&v)), (409, "signatures-missing"), "{v}");
+    sign_all_in(&gw, &dir, &id).await;
     let (s, v) = admin_call(
         "beheerder-1",
         reqwest::Method::POST,
@@ -618,6 +691,7 @@ async fn on_postgresql_an_activation_reaches_every_instance() {
     )
     .await;
     assert_eq!(s, 200);
+    sign_all(&a, id).await;
     let (s, v) = admin(
         &b,
         "beheerder-1",
@@ -680,6 +754,7 @@ async fn the_art_15_report_names_each_disclosure_by_the_version_that_decided_it(
     )
     .await;
     assert_eq!(s, 200);
+    sign_all(&gw, &id).await;
     let (s, v) = admin(
         &gw,
         "beheerder-1",

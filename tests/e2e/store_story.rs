@@ -150,12 +150,17 @@ async fn story(db: Db) {
             .unwrap()
             .applied
     );
+    // Approved again, the approval is renewed (one that no longer counts is given anew).
     assert!(
-        !log.append_with(entry(5, Kind::Policy, None), approve(1))
+        log.append_with(entry(5, Kind::Policy, None), approve(1))
             .await
             .unwrap()
             .applied,
-        "approved once only"
+        "an approval renewed"
+    );
+    assert_eq!(
+        db.policy_draft("d1").await.unwrap().unwrap().approved_at,
+        Some(1_700_000_101)
     );
     let activate = |expected: &str| Change::ActivateDraft {
         id: "d1".into(),

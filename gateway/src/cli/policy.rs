@@ -157,7 +157,7 @@ pub enum PolicyCommand {
         covenant: String,
         /// The draft's version hash (`gateway policy show DRAFT`).
         #[arg(long)]
-        version: String,
+        draft_version: String,
         /// The active version's hash (`gateway policy status`).
         #[arg(long)]
         base: String,
@@ -280,7 +280,7 @@ pub fn run(cmd: PolicyCommand, now: i64) -> anyhow::Result<i32> {
             key,
             partner,
             covenant,
-            version,
+            draft_version,
             base,
             base_draft,
             days,
@@ -291,7 +291,7 @@ pub fn run(cmd: PolicyCommand, now: i64) -> anyhow::Result<i32> {
             let a = crate::lifecycle::approval::Approval {
                 covenant,
                 partner,
-                version,
+                version: draft_version,
                 base,
                 base_draft,
                 expires: now + i64::from(days) * 86_400,

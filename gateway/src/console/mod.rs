@@ -215,6 +215,7 @@ pub async fn serve(
         )
         .route("/policy/drafts/{id}", get(policy::draft))
         .route("/policy/drafts/{id}/simulate", post(policy::simulate))
+        .route("/policy/drafts/{id}/signature", post(policy::add_signature))
         .route("/policy/drafts/{id}/{step}", post(policy::draft_step))
         .route("/policy/versions/{id}/rollback", post(policy::rollback))
         .route("/policy/version/{hash}", get(policy::version))

@@ -307,6 +307,12 @@ fn draft_page(csrf: &str, d: &Value, me: Option<&Me>) -> Markup {
                         }
                     }
                 }
+                form method="post" action={"/policy/drafts/" (id) "/signature"} {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for="note" { "Ondertekende goedkeuring van een partner (de notitie die " code { "gateway policy sign" } " met de sleutel van de partner maakte)" }
+                    textarea id="note" name="note" rows="9" cols="80" spellcheck="false" {}
+                    button type="submit" { "Handtekening toevoegen" }
+                }
                 @if status == "approved" {
                     form method="post" action={"/policy/drafts/" (id) "/activate"} {
                         input type="hidden" name="csrf" value=(csrf);
@@ -318,6 +324,44 @@ fn draft_page(csrf: &str, d: &Value, me: Option<&Me>) -> Markup {
             pre class="source" tabindex="0" aria-label="Convenanttekst" { (s(d, "source")) }
         },
     )
+}
+
+#[derive(Deserialize)]
+pub(super) struct SignatureForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /policy/drafts/{id}/signature`: a partner's signed approval note, added to the draft
+/// (the gateway checks it against the partner's governance key).
+pub(super) async fn add_signature(
+    State(c): St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<SignatureForm>,
+) -> Response {
+    let csrf = match posted(&c, &headers, &f.csrf) {
+        Ok(t) => t,
+        Err(r) => return r.into_response(),
+    };
+    if !id_ok(&id) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    // Forms send CRLF line ends; the note is signed with LF.
+    let note = f.note.replace("\r\n", "\n");
+    let body = serde_json::json!({ "note": note }).to_string();
+    match c
+        .post(
+            &format!("/v1/policy/drafts/{id}/signatures"),
+            Some(("application/json", body)),
+        )
+        .await
+    {
+        Ok((200, _)) => Redirect::to(&format!("/policy/drafts/{id}")).into_response(),
+        other => failed(&csrf, other),
+    }
 }
 
 #[derive(Deserialize)]

@@ -875,6 +875,7 @@ mod tests {
                 let id = d["id"].as_str().unwrap().to_owned();
                 let mut c = testkit::call(&app, Kind::Policy, "oov", "beheerder-2", &["beheerder"]);
                 approve(&app, &mut c, &id).await.unwrap();
+                testkit::sign_all(&app, &id).await;
                 id
             }
         };
@@ -892,6 +893,7 @@ mod tests {
             .unwrap();
         let r = r["id"].as_str().unwrap().to_owned();
         approve(&app, &mut admin("beheerder-2"), &r).await.unwrap();
+        testkit::sign_all(&app, &r).await;
         activate(&app, &mut admin("beheerder-1"), &r).await.unwrap();
         assert_eq!(app.policy.load().version(), original);
         // The kept draft's base is active again, but its approval was for another activation.
@@ -911,6 +913,12 @@ mod tests {
         approve(&app, &mut admin("beheerder-2"), &kept)
             .await
             .unwrap();
+        // The partners signed it against the earlier activation: they sign again.
+        assert!(matches!(
+            activate(&app, &mut admin("beheerder-1"), &kept).await,
+            Err(Refusal::SignaturesMissing(_))
+        ));
+        testkit::sign_all(&app, &kept).await;
         activate(&app, &mut admin("beheerder-1"), &kept)
             .await
             .unwrap();
@@ -955,6 +963,7 @@ mod tests {
         );
         let mut c = admin("beheerder-2");
         approve(&app, &mut c, &id).await.unwrap();
+        testkit::sign_all(&app, &id).await;
         let before = app.policy.load().version().to_owned();
         let mut c = admin("beheerder-1");
         let v = activate(&app, &mut c, &id).await.unwrap();
@@ -965,6 +974,7 @@ mod tests {
             .into_iter()
             .filter(|e| e.outcome.answered())
             .filter_map(|e| e.policy_change.and_then(|p| p.action))
+            .filter(|a| *a != PolicyAction::Sign)
             .collect();
         assert_eq!(
             done,

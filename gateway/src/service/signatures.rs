@@ -223,39 +223,11 @@ mod tests {
     use crate::service::policy_admin::{activate, approve, create_draft};
     use crate::testkit;
 
-    const CORE: [&str; 7] = ["oov", "politie", "om", "rn", "rvdk", "ggd", "wpi"];
-
-    fn seed(partner: &str) -> [u8; 32] {
-        let mut s = [7u8; 32];
-        for (i, b) in partner.bytes().enumerate() {
-            if let Some(x) = s.get_mut(i) {
-                *x = b;
-            }
-        }
-        s
-    }
-
     /// The example covenant with `edit` applied to its parsed form.
     fn text(edit: impl Fn(&mut toml::Table)) -> String {
         let mut doc: toml::Table = crate::demo::EXAMPLE_COVENANT.parse().unwrap();
         edit(&mut doc);
         toml::to_string(&doc).unwrap()
-    }
-
-    fn with_keys(doc: &mut toml::Table) {
-        for p in doc["partner"].as_array_mut().unwrap() {
-            let id = p["id"].as_str().unwrap().to_owned();
-            if CORE.contains(&id.as_str()) {
-                let v = approval::vkey(&id, &seed(&id)).unwrap();
-                p.as_table_mut()
-                    .unwrap()
-                    .insert("governance_vkey".into(), v.into());
-            }
-        }
-        doc["governance"]
-            .as_table_mut()
-            .unwrap()
-            .insert("approval_threshold".into(), 4.into());
     }
 
     /// rn's payloads encrypted to oov's key: a change to rn's own entry.
@@ -303,7 +275,7 @@ mod tests {
             base_draft: active.id,
             expires,
         };
-        approval::sign(&seed(key_of), &a).unwrap()
+        approval::sign(&testkit::governance_seed(key_of), &a).unwrap()
     }
 
     async fn add_note(app: &App, d: &PolicyDraftRow, n: String) -> Result<Value, Refusal> {
@@ -323,18 +295,14 @@ mod tests {
     #[tokio::test]
     async fn a_change_goes_in_only_with_the_signatures_its_review_names() {
         let (app, clock) = testkit::app().await;
-        // The partners' keys and the threshold come in as any change (the example sets none).
-        let keyed = drafted(&app, text(with_keys)).await;
-        activate(&app, &mut admin(&app, "beheerder-1"), &keyed.id)
-            .await
-            .unwrap();
+        // The example covenant gives the core partners governance keys and a threshold of 4.
+        let first = app.db.active_policy_draft().await.unwrap().unwrap();
         let now = clock.now();
 
         // rn's recipient replaced by oov's: rn's signature, nobody else's.
         let d = drafted(
             &app,
             text(|doc| {
-                with_keys(doc);
                 rn_recipient_to_oov(doc);
             }),
         )
@@ -385,14 +353,13 @@ mod tests {
         super::super::policy_admin::check_logged(&app.db, &row)
             .await
             .unwrap();
-        let previous = app.db.policy_draft(&keyed.id).await.unwrap().unwrap();
+        let previous = app.db.policy_draft(&first.id).await.unwrap().unwrap();
         assert!(check_logged_activation(&previous, &row, &[], now).is_err());
 
         // A shared part (retention 0): four core partners; rn's old note is for another change.
         let e = drafted(
             &app,
             text(|doc| {
-                with_keys(doc);
                 rn_recipient_to_oov(doc);
                 doc["retention"]["deposits"]
                     .as_table_mut()
