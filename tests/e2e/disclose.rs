@@ -398,6 +398,11 @@ async fn every_purpose_and_relation_allowed_and_refused_with_transforms_as_recei
         "{na}"
     );
     assert_ne!(na, nb, "pseudonyms differ per receiving partner");
+    // The ITAT-R's fixed members beyond the core partners (JBRA, WSG, Streetcornerwork: the
+    // Handreiking's list, issue 31) review the plan too, under the same pseudonymisation.
+    let j = answered(&gw, "jbra", "itat.3", "itat-lid", "toetsing", &case).await;
+    let nj = rec(&j, "oov.casusdossier")["naam"].as_str().unwrap();
+    assert!(nj.len() == 32 && nj != na && nj != nb, "{nj}");
     // Nothing else in the payload links the two answers or names the person (issue 41,
     // finding 4): the subject reference and the case id are pseudonyms of each recipient's own.
     for key in ["subject_ref", "case"] {

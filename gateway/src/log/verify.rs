@@ -78,6 +78,40 @@ pub struct Pass<'a> {
     pending_proofs: Vec<(i64, Hash, i64, Vec<Hash>)>,
     /// The ranges retention entries say they removed.
     listed: Vec<RemovedRange>,
+    /// The covenant's history as the log shows it.
+    covenant: CovenantHistory,
+}
+
+/// The covenant versions the log made active, replayed in order (issue 37): every entry was
+/// decided under the version in force, or the one it replaced (a request in flight at an
+/// activation, or an instance that had not yet followed it, finishes under that one). An
+/// entry under a version no `bootstrap` or `activate` step made active was served under a
+/// covenant the log does not show.
+#[derive(Debug, Default)]
+struct CovenantHistory {
+    in_force: Option<String>,
+    replaced: Option<String>,
+}
+
+/// The few fields of an entry the covenant history needs, read without the rest.
+#[derive(serde::Deserialize)]
+struct VersionFields {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    outcome: String,
+    #[serde(default)]
+    policy_version: String,
+    #[serde(default)]
+    policy_change: Option<ActivationFields>,
+}
+
+#[derive(serde::Deserialize)]
+struct ActivationFields {
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    version: Option<String>,
 }
 
 impl<'a> Pass<'a> {
@@ -120,6 +154,34 @@ impl<'a> Pass<'a> {
             },
             pending_proofs: Vec::new(),
             listed: Vec::new(),
+            covenant: CovenantHistory::default(),
+        }
+    }
+
+    /// Replays the covenant's history over one (verified) entry.
+    fn covenant_step(&mut self, seq: i64, text: &str) {
+        let Ok(e) = serde_json::from_str::<VersionFields>(text) else {
+            return;
+        };
+        let h = &self.covenant;
+        if let Some(now) = &h.in_force
+            && e.policy_version != *now
+            && h.replaced.as_deref() != Some(e.policy_version.as_str())
+        {
+            let why = format!(
+                "entry {seq} was decided under covenant version {}, which the log never made active (in force: {now}): the gateway served a version switched outside the log",
+                e.policy_version
+            );
+            self.bad(seq, why);
+        }
+        let activated = e.kind == "policy"
+            && e.outcome == "answered"
+            && e.policy_change.as_ref().is_some_and(|p| {
+                matches!(p.action.as_deref(), Some("activate" | "bootstrap"))
+            });
+        if let Some(v) = e.policy_change.and_then(|p| p.version).filter(|_| activated) {
+            let h = &mut self.covenant;
+            h.replaced = h.in_force.replace(v);
         }
     }
 
@@ -149,8 +211,11 @@ impl<'a> Pass<'a> {
                             "entry {seq} was changed: its content does not match its leaf hash"
                         ),
                     );
-                } else if text.contains(r#""kind":"retention""#) {
-                    self.retention_listing(seq, text);
+                } else {
+                    if text.contains(r#""kind":"retention""#) {
+                        self.retention_listing(seq, text);
+                    }
+                    self.covenant_step(seq, text);
                 }
                 leaf
             }
@@ -788,4 +853,53 @@ pub fn verify_export(
         }
     }
     Ok(pass.finish(head_size, &head_chain, None))
+}
+
+#[cfg(test)]
+mod covenant_history_tests {
+    use super::*;
+    use crate::log::checkpoint::{LogKey, NoteVerifier};
+
+    fn entry(kind: &str, version: &str, activates: Option<(&str, &str)>) -> String {
+        let change = activates.map_or(String::new(), |(action, v)| {
+            format!(r#","policy_change":{{"action":"{action}","version":"{v}"}}"#)
+        });
+        format!(r#"{{"kind":"{kind}","outcome":"answered","policy_version":"{version}"{change}}}"#)
+    }
+
+    /// Issue 37: `audit verify` replays the covenant's history; an entry decided under a
+    /// version the log never made active is named.
+    #[test]
+    fn an_entry_under_a_version_the_log_never_activated_is_named() {
+        let key = LogKey::from_seed("log.example", &[3; 32]).unwrap();
+        let keys = KeySet::new(vec![NoteVerifier::from_vkey(&key.vkey()).unwrap()]).unwrap();
+        let run = |texts: &[String]| {
+            let mut pass = Pass::new(&keys, Vec::new(), None);
+            let mut prev = GENESIS;
+            for (i, t) in texts.iter().enumerate() {
+                let leaf = leaf_hash(t.as_bytes());
+                prev = chain_hash(&prev, &leaf);
+                pass.entry(i64::try_from(i).unwrap() + 1, Content::Present(t), leaf, prev);
+            }
+            pass.finish(i64::try_from(texts.len()).unwrap(), &prev, None).first_bad
+        };
+        let mut log = vec![
+            entry("policy", "v1", Some(("bootstrap", "v1"))),
+            entry("disclosure", "v1", None),
+            entry("policy", "v1", Some(("activate", "v2"))),
+            // In flight at the activation: the version it replaced.
+            entry("disclosure", "v1", None),
+            entry("disclosure", "v2", None),
+        ];
+        assert_eq!(run(&log), None);
+        log.push(entry("disclosure", "v-forged", None));
+        let bad = run(&log).unwrap();
+        assert_eq!(bad.0, 6);
+        assert!(bad.1.contains("v-forged"), "{}", bad.1);
+        // Nor, two activations on, the version two back.
+        log.pop();
+        log.push(entry("policy", "v2", Some(("activate", "v3"))));
+        log.push(entry("disclosure", "v1", None));
+        assert_eq!(run(&log).map(|b| b.0), Some(7));
+    }
 }
