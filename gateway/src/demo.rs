@@ -1003,7 +1003,36 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
 
     // 6. Decision.
     d.say("Regieoverleg decides: included, a regisseur from Reclassering, partners on the UVO");
-    let (st, _) = d.call(&sec, reqwest::Method::PATCH, &format!("/v1/cases/{case_id}"), Some(json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision_date": "2026-10-20", "decision": regieoverleg("RO-2026-10-20/4", "2026-10-20")}))).await?;
+    let mut include = json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision_date": "2026-10-20", "decision": regieoverleg("RO-2026-10-20/4", "2026-10-20")});
+    // The double-approach check: the person's newest check was not answered by Top600.
+    let (st, v) = d
+        .call(
+            &sec,
+            reqwest::Method::PATCH,
+            &format!("/v1/cases/{case_id}"),
+            Some(include.clone()),
+        )
+        .await?;
+    d.note(&format!(
+        "{} records the inclusion: REFUSED {st} {}: {}",
+        sec.label,
+        problem_slug(&v),
+        v["detail"].as_str().unwrap_or("")
+    ));
+    include["check_override"] = json!(
+        "Top600 onbereikbaar; het Regieoverleg besluit niet te wachten gezien het risico (notulen RO-2026-10-20/4)"
+    );
+    let (st, _) = d
+        .call(
+            &sec,
+            reqwest::Method::PATCH,
+            &format!("/v1/cases/{case_id}"),
+            Some(include),
+        )
+        .await?;
+    d.note(&format!(
+        "With the Regieoverleg's reason to go without a complete check (recorded with the change): {st}"
+    ));
     d.note(&format!(
         "{}: duiding → opgenomen, regisseur rn/reg.mulder: {st} — recorded as the Regieoverleg's decision RO-2026-10-20/4 of 2026-10-20, taken by oov/ro.gemeente, politie/ro.politie and om/ro.om (the covenant's quorum: 3 members of 3 partners; one member alone is refused, decision-required)",
         sec.label

@@ -236,6 +236,9 @@ pub enum Refusal {
     /// The change lacks signatures its review names.
     #[error("signatures-missing")]
     SignaturesMissing(String),
+    /// An inclusion without the complete aanpak-check the covenant asks first.
+    #[error("check-required")]
+    CheckRequired(String),
     /// The draft is the active version already.
     #[error("draft-unchanged")]
     DraftUnchanged,
@@ -351,6 +354,7 @@ impl Refusal {
             ApprovalSamePartner => ("Approval by the author's organisation", "This gateway requires the approver to belong to another partner than the author; ask an administrator of another partner.".into()),
             DraftState(status, need) => ("Draft not in the right state", format!("The draft is `{status}`; this step needs a draft that is `{need}`.")),
             SignatureInvalid(why) => ("Signed approval refused", format!("The signed approval does not count: {why}. Sign the draft's version against the active version with the partner's governance key (`gateway policy sign`).")),
+            CheckRequired(why) => ("Aanpak-check required before inclusion", format!("The covenant includes a case only after an aanpak-check of its person answered complete ([checks] before_inclusion): {why}. Check the person (POST /v1/checks) and include again, or give `check_override` with the reason to go without.")),
             SignaturesMissing(what) => ("Partners' signatures missing", format!("The change cannot be activated without {what}; the review (`diff.review` of the draft) names whose signature each change needs. Add them with `gateway policy signature`.")),
             ApprovalStale(why) => ("Approval no longer valid", format!("The draft's approval no longer counts: {why}. Ask an administrator other than the author to approve it again, then activate it.")),
             DraftStale(base, active) => ("Draft made against an older version", format!("The draft was made against version {base}, but {active} is active now; draft the change again from the active version and simulate it.")),
@@ -447,6 +451,7 @@ impl Refusal {
             Refusal::ApprovalStale(String::new()),
             Refusal::SignatureInvalid(String::new()),
             Refusal::SignaturesMissing(String::new()),
+            Refusal::CheckRequired(String::new()),
             Refusal::DraftUnchanged,
             Refusal::ActivationConflict,
             Refusal::ActivationFailed(String::new()),
@@ -546,6 +551,7 @@ impl Refusal {
             Refusal::ApprovalStale(..) => 81,
             Refusal::SignatureInvalid(..) => 82,
             Refusal::SignaturesMissing(..) => 83,
+            Refusal::CheckRequired(..) => 84,
         }
     }
 }

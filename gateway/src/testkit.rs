@@ -132,6 +132,7 @@ pub async fn included(app: &App, bsn: &str) -> crate::service::cases::CaseView {
                     staff_id: "reg.1".into(),
                 }),
                 decision: Some(ro_decision()),
+                check_override: Some("testkit: included without an aanpak-check".into()),
                 ..CasePatch::default()
             },
         ),

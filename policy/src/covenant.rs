@@ -591,6 +591,8 @@ pub struct Checks {
     pub approaches: Vec<Approach>,
     /// Checks per staff member per minute.
     pub per_staff_per_minute: u32,
+    /// Whether inclusion needs a complete aanpak-check of the person first.
+    pub before_inclusion: bool,
 }
 
 crate::domain::vocabulary! {
@@ -1572,6 +1574,11 @@ impl Builder {
         Checks {
             approaches,
             per_staff_per_minute: per_minute,
+            before_inclusion: raw
+                .checks
+                .as_ref()
+                .and_then(|c| c.get_ref().before_inclusion)
+                .unwrap_or(false),
         }
     }
 

@@ -139,6 +139,10 @@ pub struct RawChecks {
     /// Checks one staff member may make per minute (default 30): a check is a probe by nature.
     #[serde(default)]
     pub per_staff_per_minute: Option<Spanned<u64>>,
+    /// Whether a case is included only after an aanpak-check of its person was answered
+    /// complete (or the inclusion names a reason to go without one).
+    #[serde(default)]
+    pub before_inclusion: Option<bool>,
 }
 
 /// `[[witness]]`: a partner's witness of the log (C2SP tlog-witness).

@@ -92,7 +92,7 @@ fn gateway(dir: &Path, regs: &[(&str, &Register, &Path)], checks: Option<u32>) -
     cov.push_str("\n[[approach]]\nid = \"top600\"\nname = \"Top600\"\npartner = \"oov\"\ncontact = \"Regieteam Top600 (gemeente)\"\n");
     cov.push_str("\n[[approach]]\nid = \"criminele-families\"\nname = \"Criminele Families\"\npartner = \"politie\"\ncontact = \"Programmabureau Criminele Families\"\n");
     if let Some(n) = checks {
-        cov.push_str(&format!("\n[checks]\nper_staff_per_minute = {n}\n"));
+        cov = checks_per_minute(&cov, u64::from(n));
     }
     let n = uuid::Uuid::new_v4().simple().to_string();
     let cov_path = dir.join(format!("covenant-{n}.toml"));

@@ -141,8 +141,52 @@ async fn a_case_through_the_whole_work_process() {
         "appointment-forbidden",
     )
     .await;
-    let c = ok(secretaris.patch(&gw, &id, json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision_date": "2026-11-01", "decision": ro_decision()})).await, 200).await;
+    // The double-approach check (issue 31): not included before an aanpak-check of the person
+    // was answered complete.
+    let include = json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision_date": "2026-11-01", "decision": ro_decision()});
+    let v = problem(
+        secretaris.patch(&gw, &id, include.clone()).await,
+        409,
+        "check-required",
+    )
+    .await;
+    assert!(
+        v["detail"].as_str().unwrap().contains("no aanpak-check"),
+        "{v}"
+    );
+    let check = client("politie")
+        .post(gw.url("/v1/checks"))
+        .bearer_auth(token("politie", "vp.jansen", &["voorportaal"]))
+        .json(&json!({"subject": {"bsn": BSN}, "purpose": "aanpak-check"}))
+        .send()
+        .await
+        .unwrap();
+    let check = ok(check, 200).await;
+    assert_eq!(check["complete"], true, "{check}");
+    let c = ok(secretaris.patch(&gw, &id, include).await, 200).await;
     assert_eq!(c["regisseur"]["partner"], "rn");
+    // The inclusion's entry names the check it rests on.
+    let entries: Value = client("oov")
+        .get(gw.url(&format!(
+            "/v1/audit/disclosures?case={id}&kind=case-change&limit=50"
+        )))
+        .bearer_auth(token("oov", "fg.1", &["privacy-officer"]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rested = entries["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|e| e["case_change"]["inclusion_check"].as_object().cloned());
+    assert_eq!(
+        rested.map(|r| (r["by"].clone(), r["seq"].clone())),
+        Some((json!("checked"), check["audit_seq"].clone())),
+        "{entries}"
+    );
     problem(
         regisseur
             .patch(&gw, &id, json!({"uvo_partners": ["politie", "atlantis"]}))

@@ -99,7 +99,7 @@ pub(crate) async fn include(gw: &Gateway, case: &Case) {
         case,
         "oov",
         "secretaris",
-        json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision": ro_decision()}),
+        json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision": ro_decision(), "check_override": INCLUDED_WITHOUT_CHECK}),
     )
     .await;
     // The regisseur chooses the UVO (seed 004), not the secretaris.

@@ -20,11 +20,7 @@ pub fn covenant_path() -> PathBuf {
     P.get_or_init(|| {
         let text = std::fs::read_to_string(example_covenant_path()).unwrap();
         let p = scratch().join("ipga-r-tests.toml");
-        std::fs::write(
-            &p,
-            format!("{text}\n[checks]\nper_staff_per_minute = 1000000\n"),
-        )
-        .unwrap();
+        std::fs::write(&p, checks_per_minute(&text, 1_000_000)).unwrap();
         p
     })
     .clone()
@@ -538,4 +534,18 @@ pub async fn sign_all_in(gw: &Gateway, dir: &Path, id: &str) {
             .unwrap();
         assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     }
+}
+
+/// The reason a test fixture gives for including a case without an aanpak-check (the gate is
+/// tested on its own in `cases.rs`).
+pub const INCLUDED_WITHOUT_CHECK: &str = "test fixture: no other approach to ask";
+
+/// A covenant text with its `[checks] per_staff_per_minute` set to `n`.
+pub fn checks_per_minute(covenant: &str, n: u64) -> String {
+    const AS_SHIPPED: &str = "per_staff_per_minute = 30";
+    assert!(
+        covenant.contains(AS_SHIPPED),
+        "the example covenant sets {AS_SHIPPED}"
+    );
+    covenant.replacen(AS_SHIPPED, &format!("per_staff_per_minute = {n}"), 1)
 }

@@ -152,7 +152,7 @@ async fn case_in(
     api.patch(
         sec,
         &id,
-        json!({"status": "opgenomen", "decision": ro_decision(),
+        json!({"status": "opgenomen", "decision": ro_decision(), "check_override": INCLUDED_WITHOUT_CHECK,
                "regisseur": {"partner": regisseur.0, "staff_id": regisseur.1}}),
     )
     .await;

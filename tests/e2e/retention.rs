@@ -29,7 +29,7 @@ fn covenant() -> String {
     let p = std::env::temp_dir().join(format!("gateway-e2e-retention-{}.toml", std::process::id()));
     std::fs::write(
         &p,
-        format!("{text}\n{RETENTION}\n[checks]\nper_staff_per_minute = 1000000\n"),
+        checks_per_minute(&format!("{text}\n{RETENTION}\n"), 1_000_000),
     )
     .unwrap();
     p.to_str().unwrap().to_owned()

@@ -233,6 +233,7 @@ fn schemas() -> Value {
             "uvo_partners": {"type": "array", "items": s("string")},
             "signal_date": date, "decision_date": date, "notification_date": date,
             "decision": reference("BodyDecision"),
+            "check_override": {"type": "string", "minLength": 1, "maxLength": 500},
         })),
         "BodyDecision": strict(&["reference", "date", "members"], json!({
             "reference": {"type": "string", "minLength": 1, "maxLength": 80},

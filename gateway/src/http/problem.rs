@@ -62,7 +62,9 @@ pub fn status(r: &Refusal) -> StatusCode {
         AppointmentStatus(..) => StatusCode::CONFLICT,
         CaseNotFound | NotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        TransitionNotAllowed(..) | CaseConflict | CaseOpen(_) => StatusCode::CONFLICT,
+        TransitionNotAllowed(..) | CaseConflict | CaseOpen(_) | CheckRequired(_) => {
+            StatusCode::CONFLICT
+        }
         DecisionRequired(..) | DecisionMembers(_) | SignatureInvalid(_) => {
             StatusCode::UNPROCESSABLE_ENTITY
         }

@@ -299,6 +299,29 @@ pub struct CaseChange {
     /// The decision of a body this change records (a covenant's `[[transition]] body`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<BodyDecision>,
+    /// For an inclusion under `[checks] before_inclusion`: the aanpak-check it rests on, or the
+    /// reason it went without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inclusion_check: Option<InclusionCheck>,
+}
+
+/// What an inclusion rests on, as to other approaches (issue 31: the double-approach check).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "by")]
+pub enum InclusionCheck {
+    /// A complete aanpak-check of the person: its entry and whether another approach knew the
+    /// person.
+    Checked {
+        /// The check's sequence number.
+        seq: i64,
+        /// Whether any approach knew the person.
+        known: bool,
+    },
+    /// Without one, for this reason (the deciders' own words).
+    Override {
+        /// The reason.
+        reason: String,
+    },
 }
 
 /// A decision of a body of the covenant (the Regieoverleg, the PTO-R), as the change that

@@ -176,10 +176,14 @@ impl<'a> Pass<'a> {
         }
         let activated = e.kind == "policy"
             && e.outcome == "answered"
-            && e.policy_change.as_ref().is_some_and(|p| {
-                matches!(p.action.as_deref(), Some("activate" | "bootstrap"))
-            });
-        if let Some(v) = e.policy_change.and_then(|p| p.version).filter(|_| activated) {
+            && e.policy_change
+                .as_ref()
+                .is_some_and(|p| matches!(p.action.as_deref(), Some("activate" | "bootstrap")));
+        if let Some(v) = e
+            .policy_change
+            .and_then(|p| p.version)
+            .filter(|_| activated)
+        {
             let h = &mut self.covenant;
             h.replaced = h.in_force.replace(v);
         }
@@ -879,9 +883,15 @@ mod covenant_history_tests {
             for (i, t) in texts.iter().enumerate() {
                 let leaf = leaf_hash(t.as_bytes());
                 prev = chain_hash(&prev, &leaf);
-                pass.entry(i64::try_from(i).unwrap() + 1, Content::Present(t), leaf, prev);
+                pass.entry(
+                    i64::try_from(i).unwrap() + 1,
+                    Content::Present(t),
+                    leaf,
+                    prev,
+                );
             }
-            pass.finish(i64::try_from(texts.len()).unwrap(), &prev, None).first_bad
+            pass.finish(i64::try_from(texts.len()).unwrap(), &prev, None)
+                .first_bad
         };
         let mut log = vec![
             entry("policy", "v1", Some(("bootstrap", "v1"))),

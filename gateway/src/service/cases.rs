@@ -6,7 +6,9 @@
 
 use super::{Call, binding, clip};
 use crate::app::App;
-use crate::log::entry::{BodyDecision, CaseChange, CaseRead, Person};
+use crate::log::entry::{
+    ApproachStatus, BodyDecision, CaseChange, CaseRead, InclusionCheck, Person,
+};
 use crate::refusal::Refusal;
 use crate::store::{CaseAction, CaseEventRow, CaseRow, Change, Regisseur};
 use policy::domain::{Ideology, parse_date};
@@ -70,6 +72,10 @@ pub struct CasePatch {
     /// The body's decision, for a change the covenant gives to a body (`[[transition]] body`).
     #[serde(default)]
     pub decision: Option<DecisionIn>,
+    /// For an inclusion under `[checks] before_inclusion` without a complete aanpak-check: the
+    /// reason, recorded with the change.
+    #[serde(default)]
+    pub check_override: Option<String>,
 }
 
 /// A body's decision as a change carries it.
@@ -403,6 +409,7 @@ pub async fn create(app: &App, call: &mut Call, body: NewCase) -> Result<CaseVie
         uvo_partners: None,
         dates,
         decision: None,
+        inclusion_check: None,
     });
     let appended = call
         .commit_change(
@@ -489,6 +496,67 @@ fn appointing(
         return Err(Refusal::AppointmentStatus(field, case.status.to_string()));
     }
     Ok(role)
+}
+
+/// What an inclusion rests on under `[checks] before_inclusion`: the newest aanpak-check of the
+/// case's person since the signal (the check names the open case), which must have been
+/// answered by every approach; or the deciders' reason to go without one.
+async fn inclusion_check(
+    app: &App,
+    case: &CaseRow,
+    reason: Option<String>,
+) -> Result<InclusionCheck, Refusal> {
+    if let Some(reason) = reason {
+        let reason = reason.trim().to_owned();
+        if reason.is_empty() || reason.len() > 500 {
+            return Err(Refusal::InvalidBody(
+                "`check_override` is the reason, 1 to 500 characters".into(),
+            ));
+        }
+        return Ok(InclusionCheck::Override { reason });
+    }
+    let filter = crate::store::LogFilter {
+        subjects: Vec::new(),
+        partner: None,
+        staff_id: None,
+        purpose: None,
+        case_id: Some(case.id.clone()),
+        product: None,
+        outcome: Some("answered".into()),
+        kinds: vec!["check"],
+        from: None,
+        to: None,
+        visible_to: None,
+        after_seq: 0,
+        limit: 1000,
+    };
+    let found = app.db.search(&filter).await?;
+    let Some((seq, text, _)) = found.last() else {
+        return Err(Refusal::CheckRequired(
+            "no aanpak-check of the person since the signal".into(),
+        ));
+    };
+    let entry = crate::log::entry::LogEntry::parse(*seq, text).map_err(|_| Refusal::Internal)?;
+    let outcome = entry.check.ok_or(Refusal::Internal)?;
+    let unavailable: Vec<&str> = outcome
+        .approaches
+        .iter()
+        .filter(|(_, s)| **s == ApproachStatus::Unavailable)
+        .map(|(a, _)| a.as_str())
+        .collect();
+    if !unavailable.is_empty() {
+        return Err(Refusal::CheckRequired(format!(
+            "the newest check (entry {seq}) was not answered by {}",
+            unavailable.join(", ")
+        )));
+    }
+    Ok(InclusionCheck::Checked {
+        seq: *seq,
+        known: outcome
+            .approaches
+            .values()
+            .any(|s| *s == ApproachStatus::Known),
+    })
 }
 
 /// Changes a case: status (by the work process and the covenant's transitions) and fields.
@@ -687,6 +755,12 @@ pub async fn update(
         fields: fields.clone(),
         status: new_status,
     };
+    let inclusion_check = match new_status {
+        Some(CaseStatus::Opgenomen) if c.checks.before_inclusion => {
+            Some(inclusion_check(app, &old, patch.check_override).await?)
+        }
+        _ => None,
+    };
     call.record.case_change = Some(CaseChange {
         action: CaseAction::Updated,
         version: new.version,
@@ -697,6 +771,7 @@ pub async fn update(
         uvo_partners: uvo,
         dates,
         decision,
+        inclusion_check,
     });
     let appended = call
         .commit_change(
@@ -903,6 +978,71 @@ mod tests {
     /// Issue 31: one Regieoverleg member or the secretaris alone included a case. A change the
     /// covenant gives to a body now carries the body's decision, with its quorum of members of
     /// enough partners, and the log records them.
+    /// Issue 31: under `[checks] before_inclusion` a case is included only after a complete
+    /// aanpak-check of its person since the signal, which the inclusion's entry names; or with
+    /// the deciders' reason, recorded.
+    #[tokio::test]
+    async fn inclusion_rests_on_a_complete_check_or_a_recorded_reason() {
+        let (app, _) = testkit::app().await;
+        let include = |override_: Option<&str>| CasePatch {
+            status: Some(CaseStatus::Opgenomen),
+            regisseur: Some(Regisseur {
+                partner: "rn".into(),
+                staff_id: "reg.1".into(),
+            }),
+            decision: Some(testkit::ro_decision()),
+            check_override: override_.map(str::to_owned),
+            ..CasePatch::default()
+        };
+        let sec = || testkit::call(&app, Kind::CaseChange, "oov", "sec.1", &["secretaris"]);
+        for (bsn, how) in [("999993331", "check"), ("999992223", "reason")] {
+            let case = testkit::register(&app, bsn).await;
+            let mut vp = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+            let duiding = CasePatch {
+                status: Some(CaseStatus::Duiding),
+                ..CasePatch::default()
+            };
+            update(&app, &mut vp, &case.id, duiding).await.unwrap();
+            assert!(matches!(
+                update(&app, &mut sec(), &case.id, include(None)).await,
+                Err(Refusal::CheckRequired(_))
+            ));
+            assert!(matches!(
+                update(&app, &mut sec(), &case.id, include(Some("  "))).await,
+                Err(Refusal::InvalidBody(_))
+            ));
+            let mut done = sec();
+            let expected = if how == "check" {
+                let mut c = testkit::call(&app, Kind::Check, "politie", "vp.1", &["voorportaal"]);
+                let body = crate::service::checks::CheckRequest {
+                    subject: crate::service::checks::CheckSubject::Bsn(bsn.into()),
+                    purpose: "aanpak-check".into(),
+                };
+                let a = crate::service::checks::check(&app, &mut c, body)
+                    .await
+                    .unwrap();
+                update(&app, &mut done, &case.id, include(None))
+                    .await
+                    .unwrap();
+                InclusionCheck::Checked {
+                    seq: a.audit_seq,
+                    known: true,
+                }
+            } else {
+                update(&app, &mut done, &case.id, include(Some("register down")))
+                    .await
+                    .unwrap();
+                InclusionCheck::Override {
+                    reason: "register down".into(),
+                }
+            };
+            assert_eq!(
+                done.record.case_change.and_then(|c| c.inclusion_check),
+                Some(expected)
+            );
+        }
+    }
+
     #[tokio::test]
     async fn a_decision_of_a_body_needs_its_members_and_is_recorded_with_them() {
         let (app, _) = testkit::app().await;
@@ -926,6 +1066,7 @@ mod tests {
                 staff_id: "reg.1".into(),
             }),
             decision,
+            check_override: Some("test: the decision is what is tested".into()),
             ..CasePatch::default()
         };
         let sec = || testkit::call(&app, Kind::CaseChange, "oov", "sec.1", &["secretaris"]);
@@ -1137,6 +1278,7 @@ mod tests {
         let mut include = regisseur("rn", "reg.1");
         include.status = Some(CaseStatus::Opgenomen);
         include.decision = Some(testkit::ro_decision());
+        include.check_override = Some("test: the appointment is what is tested".into());
         change("oov", "sec.1", "secretaris", include).await.unwrap();
         assert!(matches!(
             change("oov", "sec.1", "secretaris", uvo()).await,

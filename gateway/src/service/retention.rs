@@ -399,6 +399,31 @@ ground = "convenant art. 12 lid 3"
         policy::compile_toml(&format!("{example}\n{RETENTION}")).unwrap()
     }
 
+    /// The test's periods made the active version the way administrators do it (draft,
+    /// approval, the partners' signatures, activation), so that the log shows it in force.
+    async fn activate_test_periods(
+        app: &crate::app::App,
+    ) -> std::sync::Arc<policy::CompiledCovenant> {
+        use crate::service::policy_admin::{activate, approve, create_draft};
+        let example = crate::demo::EXAMPLE_COVENANT
+            .split("\n[retention]")
+            .next()
+            .unwrap();
+        let admin = |staff: &str| testkit::call(app, Kind::Policy, "oov", staff, &["beheerder"]);
+        let d = create_draft(
+            app,
+            &mut admin("beheerder-1"),
+            Ok(format!("{example}\n{RETENTION}")),
+        )
+        .await
+        .unwrap();
+        let id = d["id"].as_str().unwrap().to_owned();
+        approve(app, &mut admin("beheerder-2"), &id).await.unwrap();
+        testkit::sign_all(app, &id).await;
+        activate(app, &mut admin("beheerder-1"), &id).await.unwrap();
+        app.policy.load().covenant.clone()
+    }
+
     async fn run_at(app: &crate::app::App, cc: &policy::CompiledCovenant, at: i64) -> RunReport {
         run(&app.log, cc.covenant(), cc.version().as_str(), at)
             .await
@@ -415,7 +440,7 @@ ground = "convenant art. 12 lid 3"
     #[tokio::test]
     async fn expired_data_goes_in_logged_steps_and_the_log_still_verifies() {
         let (app, _) = testkit::app().await;
-        let cc = covenant();
+        let cc = activate_test_periods(&app).await;
         // A: registered, deposited for, closed at T0. B: open.
         let a = testkit::register(&app, "999990007").await;
         let mut dep = testkit::call(&app, Kind::Deposit, "ggd", "bron", &["bronsysteem"]);
