@@ -378,7 +378,14 @@ mod tests {
                 }
                 for (k, x) in t.iter_mut() {
                     if let toml::Value::Integer(i) = x
-                        && ["days", "threshold", "rounding", "quorum"].contains(&k.as_str())
+                        && [
+                            "days",
+                            "threshold",
+                            "rounding",
+                            "quorum",
+                            "per_staff_per_minute",
+                        ]
+                        .contains(&k.as_str())
                     {
                         *i += 1;
                         return true;
