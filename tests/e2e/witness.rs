@@ -393,6 +393,12 @@ fn witnessed_setup(tag: &str, bound: u64) -> (std::path::PathBuf, Vec<W>, String
     let spec: Vec<(&str, String, String)> =
         ws.iter().map(|w| (w.0, w.1.clone(), w.2.clone())).collect();
     let covenant = covenant_with_witnesses(&root, &spec, bound);
+    (root, ws, config_with_covenant(&covenant, tag))
+}
+
+/// The shared gateway configuration with another covenant, written beside the example PKI
+/// (whose key files it names relative to itself); its path.
+fn config_with_covenant(covenant: &str, tag: &str) -> String {
     let text = std::fs::read_to_string(pki().join("gateway.toml")).unwrap();
     let text = text
         .lines()
@@ -407,7 +413,7 @@ fn witnessed_setup(tag: &str, bound: u64) -> (std::path::PathBuf, Vec<W>, String
         .join("\n");
     let path = pki().join(format!("gateway-{tag}-{}.toml", std::process::id()));
     std::fs::write(&path, text).unwrap();
-    (root, ws, path.to_str().unwrap().to_owned())
+    path.to_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -1093,4 +1099,147 @@ async fn a_rate_limited_monitor_waits_and_never_calls_an_entry_missing() {
     } else {
         assert!(out.contains("NOT CHECKED"), "{out}");
     }
+}
+
+/// A witness behind a faulty link (issue 30): the witness takes every other checkpoint, but its
+/// answer never reaches the gateway, so that the gateway's idea of the witness's size is stale
+/// on its next submission. 20 times in a row the witness's 409 must lead at once to a
+/// consistency proof from the size it names, and to its cosignature of the newest checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_lost_answer_the_409_resync_succeeds_every_time() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let root = std::env::temp_dir().join(format!("gw-resync-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    // politie's witness behind the faulty link; om's and rn's direct (the quorum of two).
+    let mut ws = Vec::new();
+    for partner in ["politie", "om", "rn"] {
+        let dir = root.join(partner);
+        let vkey = init_witness(&dir, &format!("witness.{partner}.ipga-r.example"));
+        let proc = start_witness(&dir);
+        ws.push((partner, vkey, proc));
+    }
+    let upstream = format!("http://{}", ws[0].2.addr);
+    let (adds, conflicts, lost) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let link = {
+        let (adds, conflicts, lost) = (adds.clone(), conflicts.clone(), lost.clone());
+        let http = reqwest::Client::new();
+        axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let (http, upstream) = (http.clone(), upstream.clone());
+            let (adds, conflicts, lost) = (adds.clone(), conflicts.clone(), lost.clone());
+            async move {
+                let path = req.uri().path().to_owned();
+                let ct = req
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("text/plain")
+                    .to_owned();
+                let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                let r = http
+                    .post(format!("{upstream}{path}"))
+                    .header("content-type", ct)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let rct = r
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("text/plain")
+                    .to_owned();
+                let text = r.text().await.unwrap();
+                let n = adds.fetch_add(1, Ordering::SeqCst);
+                if status == 409 {
+                    conflicts.fetch_add(1, Ordering::SeqCst);
+                }
+                // Every other cosignature is lost on the way back.
+                if status == 200 && n % 2 == 0 {
+                    lost.fetch_add(1, Ordering::SeqCst);
+                    return (
+                        axum::http::StatusCode::BAD_GATEWAY,
+                        [("content-type", "text/plain".to_owned())],
+                        "link down".to_owned(),
+                    );
+                }
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [("content-type", rct)],
+                    text,
+                )
+            }
+        })
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, link).await });
+    let spec: Vec<(&str, String, String)> = ws
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            (
+                w.0,
+                w.1.clone(),
+                if i == 0 {
+                    proxy.clone()
+                } else {
+                    w.2.addr.clone()
+                },
+            )
+        })
+        .collect();
+    let covenant = covenant_with_witnesses(&root, &spec, 600);
+    let config = config_with_covenant(&covenant, "resync");
+    let db = sqlite_url("resync");
+    let gw = Gateway::spawn_on(
+        &config,
+        &[
+            ("GATEWAY_DATABASE_URL", db.as_str()),
+            ("GATEWAY_AUDIT_CHECKPOINT_INTERVAL_SECS", "1"),
+        ],
+    );
+    let politie = CosignVerifier::from_vkey(&ws[0].1).unwrap();
+    let politie_name = ws[0].1.split('+').next().unwrap().to_owned();
+    for round in 0..20 {
+        // The log grows; the newest checkpoint must carry politie's cosignature soon, whether
+        // its previous answer was lost or not.
+        let grown = entries(&gw, 1).await;
+        let size = grown[0]["audit_seq"].as_u64().unwrap();
+        eventually(
+            15,
+            &format!("round {round}: politie cosigns size {size} or later"),
+            || async {
+                let note = checkpoint(&gw).await;
+                let at: u64 = note
+                    .lines()
+                    .nth(1)
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(0);
+                at >= size
+                    && gateway::log::cosign::witnessed(&note, std::slice::from_ref(&politie))
+                        .unwrap()
+                        .iter()
+                        .any(|(n, _)| *n == politie_name)
+            },
+        )
+        .await;
+    }
+    let (lost, conflicts) = (
+        lost.load(Ordering::SeqCst),
+        conflicts.load(Ordering::SeqCst),
+    );
+    assert!(lost >= 10, "the link lost {lost} answers");
+    assert!(conflicts >= 10, "{conflicts} conflicts resynced");
+    stop(gw).await;
+    drop(ws);
+    let _ = std::fs::remove_dir_all(&root);
 }
