@@ -141,7 +141,8 @@ pub struct RawChecks {
     pub per_staff_per_minute: Option<Spanned<u64>>,
     /// Whether a case is included only after an aanpak-check of its person was answered
     /// complete (or the inclusion names a reason to go without one).
-    #[serde(default)]
+    /// Left out of the canonical form when absent, so that earlier versions keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before_inclusion: Option<bool>,
 }
 
@@ -205,7 +206,8 @@ pub struct RawGovernance {
     pub static_role: Option<S>,
     /// How many core partners' governance signatures a change to a shared part needs; set, every
     /// change is activated only with the signatures its review names (docs/policy-lifecycle.md).
-    #[serde(default)]
+    /// Left out of the canonical form when absent, so that earlier versions keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_threshold: Option<u32>,
 }
 
@@ -349,7 +351,8 @@ pub struct RawPartner {
     pub token_keys: Vec<Spanned<RawTokenKey>>,
     /// The partner's governance key, which signs its approvals of covenant changes: a signed-note
     /// verifier key (`name+keyid+base64`) or `file:PATH`.
-    #[serde(default)]
+    /// Left out of the canonical form when absent, so that earlier versions keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub governance_vkey: Option<S>,
 }
 

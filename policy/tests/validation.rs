@@ -1079,3 +1079,25 @@ fn an_approval_threshold_needs_every_core_partners_governance_key() {
             .any(|e| e.contains("governance key of partner a"))
     );
 }
+
+/// A key added to the covenant after versions were stored stays out of the canonical form (the
+/// version hash's input) when a covenant does not write it: otherwise every stored version would
+/// no longer compile to its hash, and an upgraded gateway would refuse its own database.
+#[test]
+fn keys_added_later_are_absent_from_the_canonical_form_when_not_written() {
+    let raw: policy::raw::RawCovenant = toml::from_str(MINI).unwrap();
+    let canonical = serde_json::to_string(&raw).unwrap();
+    for key in [
+        "governance_vkey",
+        "approval_threshold",
+        "before_inclusion",
+        "witnesses",
+        "witnessing",
+        "appoint",
+    ] {
+        assert!(
+            !canonical.contains(&format!("\"{key}\"")),
+            "{key} in {canonical}"
+        );
+    }
+}
