@@ -386,3 +386,92 @@ mod tests {
             .unwrap();
     }
 }
+
+#[cfg(test)]
+mod tamper_tests {
+    use super::*;
+    use crate::log::entry::Kind;
+    use crate::service::policy_admin::{activate, approve, check_logged, create_draft};
+    use crate::testkit;
+    use proptest::prelude::*;
+
+    /// Whether a gateway would serve what the database names active: the start-up and
+    /// follow checks, in their order (the log's activation, then the text against its hash).
+    async fn serves(app: &App) -> bool {
+        let Some(row) = app.db.active_policy_draft().await.unwrap() else {
+            return false;
+        };
+        check_logged(&app.db, &row).await.is_ok()
+            && crate::lifecycle::PolicyBuilder::compile_stored(&row).is_ok()
+    }
+
+    fn quoted(s: &str) -> String {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+
+    /// Issue 37: any change to a stored version, the signatures it was activated with, or
+    /// `policy_state` that the log does not show makes the gateway refuse to serve; undone, it
+    /// serves again.
+    #[test]
+    fn any_unlogged_change_to_the_active_covenant_is_refused() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (app, first, active) = rt.block_on(async {
+            let (app, _) = testkit::app().await;
+            let first = app.db.active_policy_draft().await.unwrap().unwrap();
+            let admin =
+                |staff: &str| testkit::call(&app, Kind::Policy, "oov", staff, &["beheerder"]);
+            let text = crate::demo::EXAMPLE_COVENANT.replace(
+                "recipient = \"file:rn/age-recipient.txt\"",
+                "recipient = \"file:oov/age-recipient.txt\"",
+            );
+            let d = create_draft(&app, &mut admin("beheerder-1"), Ok(text))
+                .await
+                .unwrap();
+            let id = d["id"].as_str().unwrap().to_owned();
+            approve(&app, &mut admin("beheerder-2"), &id).await.unwrap();
+            testkit::sign_all(&app, &id).await;
+            activate(&app, &mut admin("beheerder-1"), &id)
+                .await
+                .unwrap();
+            let active = app.db.active_policy_draft().await.unwrap().unwrap();
+            assert!(serves(&app).await);
+            (app, first, active)
+        });
+        proptest!(ProptestConfig::with_cases(24), |(kind in 0..6usize, junk in "[a-z0-9 ]{1,12}")| {
+            let (a, f) = (&active.id, &first.id);
+            let (tamper, undo) = match kind {
+                // Back to a version the log activated earlier, but not last.
+                0 => (format!("UPDATE policy_state SET active_draft = '{f}'"),
+                      format!("UPDATE policy_state SET active_draft = '{a}'")),
+                // The active row's recorded hash.
+                1 => (format!("UPDATE policy_drafts SET version = 'sha256:{junk}' WHERE id = '{a}'"),
+                      format!("UPDATE policy_drafts SET version = {} WHERE id = '{a}'", quoted(&active.version))),
+                // Its text (a retention period; comments are not the covenant's content and do
+                // not change its version), the hash left as it was.
+                2 => (format!("UPDATE policy_drafts SET source = replace(source, 'days = 90', 'days = {}') WHERE id = '{a}'", junk.len() % 3),
+                      format!("UPDATE policy_drafts SET source = {} WHERE id = '{a}'", quoted(&active.source))),
+                // The key material it was built with.
+                3 => (format!("UPDATE policy_drafts SET key_material = '{{}}' WHERE id = '{a}'"),
+                      format!("UPDATE policy_drafts SET key_material = {} WHERE id = '{a}'", quoted(&active.key_material))),
+                // The version before it (whose keys checked the signatures).
+                4 => (format!("UPDATE policy_drafts SET version = 'sha256:{junk}' WHERE id = '{f}'"),
+                      format!("UPDATE policy_drafts SET version = {} WHERE id = '{f}'", quoted(&first.version))),
+                // The version before it, its threshold lowered so that no signature is needed.
+                _ => (format!("UPDATE policy_drafts SET source = replace(source, 'approval_threshold = 4', 'approval_threshold = 1') WHERE id = '{f}'"),
+                      format!("UPDATE policy_drafts SET source = {} WHERE id = '{f}'", quoted(&first.source))),
+            };
+            let (refused, restored) = rt.block_on(async {
+                app.db.execute_unchecked(&tamper).await.unwrap();
+                let refused = !serves(&app).await;
+                app.db.execute_unchecked(&undo).await.unwrap();
+                (refused, serves(&app).await)
+            });
+            prop_assert!(refused, "served after: {}", tamper);
+            prop_assert!(restored, "not served after undoing: {}", tamper);
+        });
+    }
+}
