@@ -114,6 +114,8 @@ pub struct Metrics {
     pub policy_version: Family<VersionLabel, Gauge>,
     /// 1 while the database's active covenant version is not the one the log activated.
     pub policy_mismatch: Gauge,
+    /// Included cases whose person has not been notified within the covenant's period.
+    pub case_notifications_overdue: Gauge,
     /// 1 while the log writer can write; 0 from a failed batch until it has written again.
     pub log_writer_available: Gauge,
     /// Times the log writer went down.
@@ -158,6 +160,7 @@ impl Metrics {
             token_cache_misses: Counter::default(),
             policy_version: Family::default(),
             policy_mismatch: Gauge::default(),
+            case_notifications_overdue: Gauge::default(),
             log_writer_available: Gauge::default(),
             log_outages: Counter::default(),
             log_refusals_unrecorded: Counter::default(),
@@ -213,6 +216,11 @@ impl Metrics {
             "policy_mismatch",
             "1 while the database's active covenant version is not the one the log last activated: nothing is served",
             m.policy_mismatch.clone(),
+        );
+        r.register(
+            "case_notifications_overdue",
+            "Included cases without the notification letter's date after the covenant's notification_days",
+            m.case_notifications_overdue.clone(),
         );
         r.register(
             "log_writer_available",

@@ -277,6 +277,18 @@ pub fn background(app: &Arc<App>, cfg: &Config) {
             }
         });
     }
+    // The notification duty's overdue cases, counted every minute for the metric.
+    {
+        let app = app.clone();
+        every_from(Duration::from_secs(1), Duration::from_secs(60), move || {
+            let app = app.clone();
+            async move {
+                if let Err(e) = crate::service::aggregates::measure_notifications(&app).await {
+                    tracing::warn!(error = %e, "counting overdue notifications failed");
+                }
+            }
+        });
+    }
     // Rate-limit keys of staff who stopped asking are forgotten every minute.
     {
         let app = app.clone();

@@ -356,6 +356,8 @@ pub struct CaseRegister {
     pub appoint_regisseur: Appointment,
     /// Who chooses the UVO's partners, and in which statuses.
     pub compose_uvo: Appointment,
+    /// Days after the inclusion decision within which the person is notified, if tracked.
+    pub notification_days: Option<u32>,
 }
 
 /// A body of the covenant that decides together (the Regieoverleg, the PTO-R): a change that is
@@ -1938,6 +1940,17 @@ impl Builder {
                 "read_classification",
                 false,
             );
+            if let Some(d) = &cr.notification_days {
+                if (1..=365).contains(d.get_ref()) {
+                    reg.notification_days = Some(*d.get_ref());
+                } else {
+                    self.err(
+                        sp(d),
+                        format!("notification_days = {} is out of range", d.get_ref()),
+                        "name the days after the inclusion decision within which the person is notified: 1 to 365 (the Handreiking: 21)",
+                    );
+                }
+            }
             let appoint = cr.appoint.as_ref();
             reg.appoint_regisseur =
                 self.appointment(appoint.and_then(|a| a.regisseur.as_ref()), roles, gov, true);

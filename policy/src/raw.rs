@@ -257,6 +257,11 @@ pub struct RawCaseRegister {
     /// their hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appoint: Option<RawAppoint>,
+    /// Days after the inclusion decision within which the person is notified (the letter on
+    /// the mayor's behalf); absent, no duty is tracked. Left out of the canonical form when
+    /// absent, so that earlier versions keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_days: Option<Spanned<u32>>,
 }
 
 /// `[case_register.appoint]`: the decision-makers of the relation-granting fields.

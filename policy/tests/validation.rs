@@ -1094,6 +1094,7 @@ fn keys_added_later_are_absent_from_the_canonical_form_when_not_written() {
         "witnesses",
         "witnessing",
         "appoint",
+        "notification_days",
     ] {
         assert!(
             !canonical.contains(&format!("\"{key}\"")),

@@ -121,6 +121,11 @@ fn page_of(csrf: &str, weeks: u32, v: &Value) -> Markup {
             @if at(v, "unavailable_truncated").as_bool() == Some(true) {
                 p class="note" { "Van de deels onbeschikbare antwoorden is een deel gelezen: de cijfers per product zijn te laag." }
             }
+            @if let Some(n) = at(v, "notifications_overdue").as_u64() {
+                p id="notificaties" {
+                    strong { (n) } " opgenomen casussen zonder verzonden notificatiebrief na de termijn van het convenant (de Handreiking: drie weken na het besluit van het Regieoverleg)."
+                }
+            }
             @for (id, title, key) in charts {
                 section aria-labelledby=(id) {
                     h2 id=(id) { (title) }

@@ -329,6 +329,7 @@ fn schemas() -> Value {
                 "refusals_by_partner": series, "refusals_by_purpose": series,
                 "refusals_by_type": series, "unavailable_by_product": series,
                 "unavailable_truncated": s("boolean"),
+                "notifications_overdue": {"type": "integer", "minimum": 0},
             })
         }),
         "InclusionProof": object(&["seq", "leaf_index", "leaf_hash", "tree_size", "root", "proof", "checkpoint"], json!({

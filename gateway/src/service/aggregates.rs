@@ -248,9 +248,71 @@ pub async fn aggregate(app: &App, call: &mut Call, view_id: &str) -> Result<Valu
     }))
 }
 
+/// Included cases whose person has not been notified `days` after the inclusion decision (the
+/// decision date, else the day the case became `opgenomen`): the covenant's notification duty
+/// (issue 31). Counts only; which cases, the case register says to those who may read it.
+pub fn notifications_overdue(facts: &[CaseFacts], days: u32, today: time::Date) -> usize {
+    let included = ["opgenomen", "plan", "uitvoering", "statisch", "afbouw"];
+    facts
+        .iter()
+        .filter(|f| included.contains(&f.status.as_str()) && f.notification_date.is_none())
+        .filter_map(|f| {
+            f.decision_date.as_deref().and_then(parse_date).or_else(|| {
+                f.included_at
+                    .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+                    .map(|t| t.date())
+            })
+        })
+        .filter(|decided| (today - *decided).whole_days() > i64::from(days))
+        .count()
+}
+
+/// Sets `gateway_case_notifications_overdue` from the case register under the active covenant.
+pub async fn measure_notifications(app: &App) -> Result<(), crate::store::StoreError> {
+    let days = app
+        .policy
+        .load()
+        .covenant
+        .covenant()
+        .case_register
+        .notification_days;
+    let overdue = match days {
+        Some(d) => notifications_overdue(&app.db.case_facts().await?, d, app.clock.today()),
+        None => 0,
+    };
+    crate::metrics::metrics()
+        .case_notifications_overdue
+        .set(i64::try_from(overdue).unwrap_or(i64::MAX));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overdue_counts_included_cases_without_a_letter_past_the_period() {
+        let d = |s: &str| parse_date(s).unwrap();
+        let fact = |status: &str, decided: Option<&str>, sent: Option<&str>| CaseFacts {
+            status: status.into(),
+            risk_group: None,
+            ideology: None,
+            signal_date: None,
+            decision_date: decided.map(str::to_owned),
+            notification_date: sent.map(str::to_owned),
+            included_at: None,
+            closed_at: None,
+        };
+        let facts = [
+            fact("plan", Some("2026-11-01"), None), // overdue
+            fact("uitvoering", Some("2026-11-01"), Some("2026-11-10")), // sent
+            fact("opgenomen", Some("2026-11-25"), None), // within 21 days
+            fact("afgesloten", Some("2026-10-01"), None), // over
+            fact("duiding", None, None),            // not included
+        ];
+        assert_eq!(notifications_overdue(&facts, 21, d("2026-12-01")), 1);
+        assert_eq!(notifications_overdue(&facts, 21, d("2026-12-17")), 2);
+    }
 
     #[test]
     fn quarters() {
@@ -286,6 +348,7 @@ mod tests {
             ideology: None,
             signal_date: None,
             decision_date: Some(decided.into()),
+            notification_date: None,
             included_at: None,
             closed_at: None,
         };

@@ -388,6 +388,10 @@ pub struct Overview {
     pub unavailable_by_product: Vec<Series>,
     /// The partly-unavailable answers were more than could be read; their figures are a part.
     pub unavailable_truncated: bool,
+    /// Included cases whose person was not notified within the covenant's `notification_days`
+    /// (absent when the covenant tracks no such duty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifications_overdue: Option<u64>,
 }
 
 /// Seconds from the epoch to the first Monday (5 January 1970), and in a week.
@@ -475,8 +479,17 @@ pub async fn overview(app: &App, call: &mut Call, q: OverviewQuery) -> Result<Ov
                 .ok_or(Refusal::Internal)
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let notifications_overdue = match call.covenant().case_register.notification_days {
+        Some(days) => {
+            let facts = app.db.case_facts().await?;
+            let n = super::aggregates::notifications_overdue(&facts, days, app.clock.today());
+            Some(u64::try_from(n).unwrap_or(u64::MAX))
+        }
+        None => None,
+    };
     record_query(app, call, format!("overview weeks={weeks}")).await?;
     Ok(Overview {
+        notifications_overdue,
         weeks: weeks_list,
         disclosures_by_partner: dp.series(),
         disclosures_by_purpose: du.series(),
@@ -807,6 +820,48 @@ pub async fn subject(
 mod tests {
     use super::*;
     use crate::testkit;
+
+    async fn overdue(app: &App) -> Option<u64> {
+        let mut oov = testkit::call(app, Kind::AuditQuery, "oov", "fg.1", &["privacy-officer"]);
+        overview(app, &mut oov, OverviewQuery::default())
+            .await
+            .unwrap()
+            .notifications_overdue
+    }
+
+    /// Issue 31: the notification duty. An included case whose letter has not gone out 21
+    /// days after the Regieoverleg's decision counts as overdue on the officers' overview and
+    /// in the metric; once its date is recorded it no longer does.
+    #[tokio::test]
+    async fn an_overdue_notification_shows_on_the_overview_and_in_the_metric() {
+        use crate::service::cases::{CasePatch, update};
+        let (app, clock) = testkit::app().await;
+        let case = testkit::included(&app, "999993331").await;
+        let mut sec = testkit::call(&app, Kind::CaseChange, "oov", "sec.1", &["secretaris"]);
+        let decided = CasePatch {
+            decision_date: Some("2026-11-30".into()),
+            ..CasePatch::default()
+        };
+        update(&app, &mut sec, &case.id, decided).await.unwrap();
+        // T0 is 2026-12-01: one day after the decision, within the 21 days.
+        assert_eq!(overdue(&app).await, Some(0));
+        clock.advance(22 * 86_400);
+        assert_eq!(overdue(&app).await, Some(1));
+        crate::service::aggregates::measure_notifications(&app)
+            .await
+            .unwrap();
+        assert_eq!(
+            crate::metrics::metrics().case_notifications_overdue.get(),
+            1
+        );
+        let mut sec = testkit::call(&app, Kind::CaseChange, "oov", "sec.1", &["secretaris"]);
+        let sent = CasePatch {
+            notification_date: Some("2026-12-20".into()),
+            ..CasePatch::default()
+        };
+        update(&app, &mut sec, &case.id, sent).await.unwrap();
+        assert_eq!(overdue(&app).await, Some(0));
+    }
 
     #[tokio::test]
     async fn the_overview_counts_per_week_from_monday_and_is_recorded() {

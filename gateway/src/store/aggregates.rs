@@ -15,6 +15,8 @@ pub struct CaseFacts {
     pub signal_date: Option<String>,
     /// Date of the inclusion decision.
     pub decision_date: Option<String>,
+    /// Date of the notification letter.
+    pub notification_date: Option<String>,
     /// When the case became `opgenomen` (epoch seconds).
     pub included_at: Option<i64>,
     /// When it was closed (epoch seconds).
@@ -25,7 +27,7 @@ impl Db {
     /// The facts of every case, for aggregate views.
     pub async fn case_facts(&self) -> Result<Vec<CaseFacts>, StoreError> {
         Ok(on_pool!(self, p => sqlx::query_as(
-            "SELECT c.status, c.risk_group, c.ideology, c.signal_date, c.decision_date, \
+            "SELECT c.status, c.risk_group, c.ideology, c.signal_date, c.decision_date, c.notification_date, \
              (SELECT MIN(e.at) FROM case_events e WHERE e.case_id = c.id AND e.status = 'opgenomen') AS included_at, \
              (SELECT MIN(e.at) FROM case_events e WHERE e.case_id = c.id AND e.status = 'afgesloten') AS closed_at \
              FROM cases c",
