@@ -516,19 +516,11 @@ async fn inclusion_check(
         return Ok(InclusionCheck::Override { reason });
     }
     let filter = crate::store::LogFilter {
-        subjects: Vec::new(),
-        partner: None,
-        staff_id: None,
-        purpose: None,
         case_id: Some(case.id.clone()),
-        product: None,
         outcome: Some("answered".into()),
         kinds: vec!["check"],
-        from: None,
-        to: None,
-        visible_to: None,
-        after_seq: 0,
         limit: 1000,
+        ..crate::store::LogFilter::default()
     };
     let found = app.db.search(&filter).await?;
     let Some((seq, text, _)) = found.last() else {

@@ -143,7 +143,7 @@ impl StaticDiff {
 }
 
 /// The static comparison of the active version (`old`, with its stored text) and a draft.
-pub(super) async fn static_diff(
+async fn static_diff(
     app: &App,
     old: &CompiledCovenant,
     new: &CompiledCovenant,

@@ -2,7 +2,7 @@
 //! counted at activation against the signatures the change's review names, and checked again
 //! from the log whenever a version is served. See [`crate::lifecycle::approval`] for the note.
 
-use super::policy_admin::{administrator, change, load_draft, static_diff};
+use super::policy_admin::{administrator, change, load_draft};
 use super::{Call, clip};
 use crate::app::App;
 use crate::lifecycle::approval::{self, Approval, Requirement};
@@ -169,8 +169,12 @@ pub async fn check_for_activation(
     active: &PolicyDraftRow,
 ) -> Result<Option<Vec<String>>, Refusal> {
     let base = call.policy.covenant.clone();
-    let diff = static_diff(app, &base, cc, &d.source).await?;
-    let Some(req) = approval::requirement(&base, &diff.review) else {
+    // The review alone: the decision diff of the draft's answer is not needed to count signers.
+    let review = policy::review::review(&active.source, &base, &d.source, cc).map_err(|e| {
+        tracing::error!(error = %e, "a stored covenant text does not parse");
+        Refusal::Internal
+    })?;
+    let Some(req) = approval::requirement(&base, &review) else {
         return Ok(None);
     };
     let notes = standing(&app.db, &d.id).await?;
