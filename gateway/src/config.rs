@@ -73,6 +73,11 @@ pub struct AdministrationConfig {
     /// Days an approval counts for; an older one must be given again before activation.
     #[serde(default = "default_approval_days")]
     pub approval_valid_days: u32,
+    /// The directory of the core partners' signed approvals of the first covenant version (the
+    /// installation ceremony), read only when an empty database is started under a covenant
+    /// that sets `approval_threshold`.
+    #[serde(default)]
+    pub installation_signatures: Option<PathBuf>,
 }
 
 impl Default for AdministrationConfig {
@@ -82,6 +87,7 @@ impl Default for AdministrationConfig {
             approver_from_other_partner: false,
             poll_secs: default_policy_poll(),
             approval_valid_days: default_approval_days(),
+            installation_signatures: None,
         }
     }
 }
@@ -500,6 +506,7 @@ pub const KEYS: &[&str] = &[
     "administration.approver_from_other_partner",
     "administration.poll_secs",
     "administration.approval_valid_days",
+    "administration.installation_signatures",
 ];
 
 /// Older names kept working: `GATEWAY_ID` for `GATEWAY_GATEWAY_ID`.
@@ -783,6 +790,9 @@ impl Config {
         abs(&mut self.secrets.pseudonym_key_file);
         abs(&mut self.secrets.log_key_file);
         if let Some(p) = self.secrets.retired_log_vkeys_file.as_mut() {
+            abs(p);
+        }
+        if let Some(p) = self.administration.installation_signatures.as_mut() {
             abs(p);
         }
         self.approaches

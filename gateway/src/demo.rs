@@ -807,6 +807,13 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
     src.push_str(APPROACHES);
     let witnessed_path = dir.join("ipga-r-witnessed.toml");
     std::fs::write(&witnessed_path, &src)?;
+    // The installation ceremony: every core partner signs the first version (here with the
+    // example PKI's keys, in one hand).
+    let installed = pki::sign_installation(&dir, &src, crate::clock::SystemClock.now())?;
+    println!(
+        "   the seven core partners signed the covenant's first version {installed} (the installation ceremony; in {}/)",
+        pki::layout::INSTALLATION
+    );
     let cc = Arc::new(
         policy::compile_toml(&src).map_err(|d| anyhow::anyhow!(d.render("ipga-r.toml", &src)))?,
     );

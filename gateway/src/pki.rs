@@ -4,7 +4,7 @@
 //! `--allow-example-pki`.
 
 use age::secrecy::ExposeSecret;
-use policy::CompiledCovenant;
+use policy::{CompiledCovenant, PartnerKind};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
@@ -96,9 +96,11 @@ fn at(t: i64) -> Result<OffsetDateTime, PkiError> {
 fn random_serial() -> Result<SerialNumber, PkiError> {
     let mut b = [0u8; 16];
     aws_lc_rs::rand::fill(&mut b).map_err(|_| PkiError::Other("no randomness".into()))?;
-    // Positive and not too long (RFC 5280: at most 20 octets).
+    // Positive and not too long (RFC 5280: at most 20 octets); the first octet never zero, so
+    // that DER keeps all 16 (a leading zero is dropped, and the serial read back from the
+    // certificate or a CRL would then differ from the one recorded, one time in 128).
     if let Some(first) = b.first_mut() {
-        *first &= 0x7f;
+        *first = (*first & 0x7f) | 0x01;
     }
     Ok(SerialNumber::from(b.to_vec()))
 }
@@ -309,6 +311,8 @@ pub mod layout {
     pub const CRL: &str = "crl.pem";
     /// The example configuration.
     pub const CONFIG: &str = "gateway.toml";
+    /// The core partners' signed approvals of the first covenant version.
+    pub const INSTALLATION: &str = "installation";
     /// Gateway server certificate.
     pub const SERVER_CERT: &str = "gateway/server.pem";
     /// Gateway server key.
@@ -352,6 +356,51 @@ pub fn random_hex() -> Result<String, PkiError> {
 fn write_issued(dir: &Path, cert: &str, key: &str, i: &Issued) -> Result<(), PkiError> {
     write(&dir.join(cert), &i.cert_pem, false)?;
     write(&dir.join(key), &i.key_pem, true)
+}
+
+/// Signs the covenant text `source` (its `file:` keys read from `dir`) as an installation's
+/// first version with every core partner's example governance key in `dir`, into
+/// [`layout::INSTALLATION`]`/<partner>-<version>.note`, valid for ten years from `now` (an example outlives its tests' clocks); returns
+/// the version. EXAMPLE ONLY: in a real installation each partner signs on its own, with its
+/// own key, after checking the text and its own entry (`gateway policy sign --installation`).
+pub fn sign_installation(dir: &Path, source: &str, now: i64) -> Result<String, PkiError> {
+    let cc = policy::compile_toml_resolving(source, &mut |path| {
+        std::fs::read_to_string(dir.join(path)).map_err(|e| e.to_string())
+    })
+    .map_err(|d| PkiError::Other(d.render("covenant", source)))?;
+    let version = cc.version().as_str().to_owned();
+    let short: String = version
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(16)
+        .collect();
+    let c = cc.covenant();
+    for p in c
+        .partners
+        .iter()
+        .filter(|p| p.kind == PartnerKind::Kernpartner)
+    {
+        let key_file = dir.join(layout::governance_key(&p.id));
+        let Ok(seed) = std::fs::read_to_string(&key_file) else {
+            continue;
+        };
+        let seed = hex::decode(seed.trim()).map_err(|e| PkiError::Other(e.to_string()))?;
+        let a = crate::lifecycle::approval::installation(
+            &cc,
+            &p.id,
+            now.saturating_add(3_650 * 86_400),
+        );
+        let note = crate::lifecycle::approval::sign(&seed, &a)
+            .map_err(|e| PkiError::Other(e.to_string()))?;
+        // Whole or not at all: a gateway starting beside may be reading the directory.
+        let path = dir
+            .join(layout::INSTALLATION)
+            .join(format!("{}-{short}.note", p.id));
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        write(&tmp, note, false)?;
+        std::fs::rename(&tmp, &path).map_err(|source| PkiError::Io { path, source })?;
+    }
+    Ok(version)
 }
 
 /// Makes a fresh example PKI in `dir` for the partners of `covenant`; `now` (epoch seconds)
@@ -519,7 +568,8 @@ pub fn example_config(dir: &Path, covenant: &Path) -> String {
     );
     let _ = writeln!(
         o,
-        "\n# Who may draft, approve (never their own draft) and activate covenant versions.\n[administration]\nadministrators = [\"oov/beheerder-1\", \"oov/beheerder-2\"]"
+        "\n# Who may draft, approve (never their own draft) and activate covenant versions.\n[administration]\nadministrators = [\"oov/beheerder-1\", \"oov/beheerder-2\"]\n# The core partners' signatures on the first covenant version (the installation ceremony).\ninstallation_signatures = \"{}\"",
+        layout::INSTALLATION
     );
     o
 }

@@ -169,13 +169,16 @@ pub async fn prepare(
         .context("the HTTP client for the witnesses")?,
     });
     if stored.is_none() {
-        // The first version of an empty database, activated and recorded in one transaction.
+        // The first version of an empty database, activated and recorded in one transaction,
+        // with the core partners' installation signatures where the covenant asks for them.
+        let signatures = installation_signatures(cfg, &app.policy.load().covenant, now)?;
         let mut e = gateway_entry(&app, &app.policy.load(), Kind::Policy);
         e.policy_change = Some(PolicyChange {
             action: Some(PolicyAction::Bootstrap),
             draft: Some(boot.id.clone()),
             version: Some(boot.version.clone()),
             source: Some(boot.author_staff.clone()),
+            signatures: (!signatures.is_empty()).then_some(signatures),
             ..PolicyChange::default()
         });
         e.outcome = Outcome::Answered;
@@ -211,6 +214,46 @@ pub async fn prepare(
     Ok(app)
 }
 
+/// The core partners' approvals of the covenant file as an installation's first version (the
+/// installation ceremony, issue 37), read from `[administration] installation_signatures`;
+/// refuses to install a version they did not all sign, naming who is missing.
+fn installation_signatures(
+    cfg: &Config,
+    cc: &policy::CompiledCovenant,
+    now: i64,
+) -> anyhow::Result<Vec<String>> {
+    if cc.covenant().governance.approval_threshold.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut notes = Vec::new();
+    if let Some(dir) = &cfg.administration.installation_signatures {
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("reading the installation signatures in {}", dir.display()))?;
+        for entry in entries {
+            let path = entry
+                .with_context(|| format!("reading {}", dir.display()))?
+                .path();
+            if path.extension().is_some_and(|x| x == "note") {
+                notes.push(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                );
+            }
+        }
+    }
+    crate::lifecycle::approval::check_installation(cc, &notes, now).map_err(|missing| {
+        anyhow::anyhow!(
+            "refusing to install covenant version {} on this empty database: its governance needs every core partner's signature on the first version, and it lacks {} (in {}). Each core partner signs it with `gateway policy sign --installation` (docs/policy-lifecycle.md, \"The installation ceremony\") and the notes go into [administration] installation_signatures",
+            cc.version().as_str(),
+            missing.join(", "),
+            cfg.administration
+                .installation_signatures
+                .as_ref()
+                .map_or_else(|| "no directory is configured".to_owned(), |d| d.display().to_string())
+        )
+    })
+}
+
 /// Before serving: the witnesses' latest cosigned checkpoints against the database (a restored
 /// old backup, a rewound or forked database is refused), then a first round of cosignatures.
 /// `without`: the operator's reason to start although no witness can be asked, recorded.
@@ -218,6 +261,25 @@ async fn check_witnesses(app: &Arc<App>, without: Option<&str>) -> anyhow::Resul
     let active = app.policy.load_full();
     let set = active.witnesses.clone();
     if !set.enabled() {
+        // Issue 37: no start goes unwitnessed without the log saying so, however it came about
+        // (a version that names no witnesses is a change the threshold signed, but each start
+        // under it is still a start that no witness checked).
+        let mut e = gateway_entry(app, &active, Kind::WitnessOverride);
+        e.witness_override = Some(crate::log::entry::WitnessOverride {
+            reason: format!(
+                "the active covenant version {} names no witnesses",
+                active.version()
+            ),
+            unreachable: Vec::new(),
+        });
+        e.outcome = Outcome::Answered;
+        app.log
+            .append(e)
+            .await
+            .context("recording a start that no witness checked")?;
+        tracing::warn!(
+            "started without witnesses: the active covenant names none; recorded in the disclosure log"
+        );
         return Ok(());
     }
     match (app.witnesses.check_at_start(&app.log, &set).await, without) {

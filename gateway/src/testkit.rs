@@ -29,6 +29,7 @@ pub fn pki() -> &'static PathBuf {
             crate::pki::example_config(&dir, &covenant),
         )
         .unwrap();
+        crate::pki::sign_installation(&dir, crate::demo::EXAMPLE_COVENANT, T0).unwrap();
         dir
     })
 }

@@ -66,10 +66,11 @@ async fn two_instances_on_one_postgres_write_one_gap_free_log() {
         );
     }
     seqs.sort();
-    // Entry 1 is the first policy version's activation; an instance that lost that race to
-    // the other records its refused bootstrap as entry 2.
+    // Entry 1 is the first policy version's activation; each instance records its start that
+    // no witness checked (the e2e covenant names none), and an instance that lost the race to
+    // bootstrap records its refused bootstrap.
     let first = seqs[0];
-    assert!(first == 2 || first == 3, "{first}");
+    assert!((3..=5).contains(&first), "{first}");
     assert_eq!(
         seqs,
         (first..first + 120).collect::<Vec<_>>(),

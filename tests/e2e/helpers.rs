@@ -78,6 +78,48 @@ pub fn other_pki() -> &'static Path {
     P.get_or_init(|| make_pki("other-pki"))
 }
 
+/// The installation ceremony for a test's own covenant: where a configuration beside an
+/// example PKI names a covenant other than the one `certs init` signed, every core partner's
+/// example key signs it too (the gateway installs no first version without them).
+pub fn sign_installation_of(config: &Path, covenant: Option<PathBuf>) {
+    let Some(dir) = config.parent() else { return };
+    let Ok(text) = std::fs::read_to_string(config) else {
+        return;
+    };
+    let covenant = covenant.or_else(|| {
+        text.lines().find_map(|l| {
+            l.starts_with("covenant = ")
+                .then(|| l.parse::<toml::Table>().ok())
+                .flatten()
+                .and_then(|t| t.get("covenant")?.as_str().map(PathBuf::from))
+        })
+    });
+    let Some(covenant) = covenant else { return };
+    if covenant == covenant_path() || !dir.join("installation").is_dir() {
+        return;
+    }
+    let covenant = if covenant.is_relative() {
+        dir.join(covenant)
+    } else {
+        covenant
+    };
+    let out = Command::new(BIN)
+        .args([
+            "certs",
+            "sign-installation",
+            dir.to_str().unwrap(),
+            "--covenant",
+        ])
+        .arg(&covenant)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "certs sign-installation: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A running gateway, killed on drop.
 pub struct Gateway {
     child: Child,
@@ -123,6 +165,12 @@ impl Gateway {
     /// Starts a gateway with extra `serve` arguments.
     pub fn spawn_args(config: &str, env: &[(&str, &str)], args: &[&str]) -> Gateway {
         gateway::install_crypto_provider();
+        let covenant = env
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == "GATEWAY_COVENANT")
+            .map(|(_, v)| PathBuf::from(v));
+        sign_installation_of(Path::new(config), covenant);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let stderr = scratch().join(format!("gw-{n}.stderr"));
         let database_url = env

@@ -945,3 +945,59 @@ async fn a_version_switched_in_the_database_is_not_served() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// Issue 37, the installation ceremony: an empty database takes its first version only with
+/// every core partner's signature on it, and says whose is missing.
+#[test]
+fn the_first_version_is_installed_only_with_every_core_partners_signature() {
+    let dir = scratch().join(format!("installation-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut notes = 0;
+    for f in std::fs::read_dir(pki().join("installation")).unwrap() {
+        let f = f.unwrap().path();
+        let name = f.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.ends_with(".note") && !name.starts_with("rn-") {
+            std::fs::copy(&f, dir.join(&name)).unwrap();
+            notes += 1;
+        }
+    }
+    assert!(
+        notes >= 6,
+        "the example PKI signed the e2e covenant: {notes} notes"
+    );
+    let text = std::fs::read_to_string(pki().join("gateway.toml")).unwrap();
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("installation_signatures") {
+                format!("installation_signatures = {:?}", dir.to_str().unwrap())
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = pki().join(format!("gateway-no-rn-{}.toml", std::process::id()));
+    std::fs::write(&config, text).unwrap();
+    let url = sqlite_url("installation");
+    let err = crate::witness::refused_start(config.to_str().unwrap(), &url, &[]);
+    assert!(
+        err.contains("refusing to install covenant version")
+            && err.contains("it lacks rn's signature")
+            && !err.contains("oov's signature"),
+        "{err}"
+    );
+    // rn signs too: the same empty database takes it.
+    for f in std::fs::read_dir(pki().join("installation")).unwrap() {
+        let f = f.unwrap().path();
+        let name = f.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.starts_with("rn-") {
+            std::fs::copy(&f, dir.join(&name)).unwrap();
+        }
+    }
+    let gw = Gateway::spawn_on(
+        config.to_str().unwrap(),
+        &[("GATEWAY_DATABASE_URL", url.as_str())],
+    );
+    drop(gw);
+}

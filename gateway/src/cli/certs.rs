@@ -17,6 +17,16 @@ pub enum CertsCommand {
         #[arg(long, default_value = "ops/covenant/ipga-r.toml")]
         covenant: PathBuf,
     },
+    /// Sign a covenant file as an installation's first version with every core partner's
+    /// EXAMPLE governance key in the PKI (the ceremony, played by one hand for tests and demos).
+    SignInstallation {
+        /// The PKI directory.
+        #[arg(default_value = "certs-example/generated")]
+        dir: PathBuf,
+        /// The covenant file.
+        #[arg(long, default_value = "ops/covenant/ipga-r.toml")]
+        covenant: PathBuf,
+    },
     /// Revoke a partner's client certificate: add it to the CRL and re-sign the CRL.
     Revoke {
         /// The PKI directory.
@@ -42,6 +52,9 @@ pub fn run(cmd: CertsCommand, now: i64) -> anyhow::Result<i32> {
                 pki::example_config(&dir, &covenant_abs),
             )
             .context("writing the example configuration")?;
+            let source = std::fs::read_to_string(&covenant_abs)
+                .with_context(|| format!("reading {}", covenant_abs.display()))?;
+            let version = pki::sign_installation(&dir, &source, now)?;
             println!(
                 "Example PKI written to {} (EXAMPLE ONLY: its private keys are not secret)",
                 generated.dir.display()
@@ -63,12 +76,26 @@ pub fn run(cmd: CertsCommand, now: i64) -> anyhow::Result<i32> {
                 pki::REVOKED_PARTNER
             );
             println!(
+                "  installation    {}/ (every core partner's signature on {version})",
+                pki::layout::INSTALLATION
+            );
+            println!(
                 "  configuration   {}",
                 dir.join(pki::layout::CONFIG).display()
             );
             println!(
                 "Start: gateway serve --config {} --allow-example-pki",
                 dir.join(pki::layout::CONFIG).display()
+            );
+            Ok(0)
+        }
+        CertsCommand::SignInstallation { dir, covenant } => {
+            let source = std::fs::read_to_string(&covenant)
+                .with_context(|| format!("reading {}", covenant.display()))?;
+            let version = pki::sign_installation(&dir, &source, now)?;
+            println!(
+                "Signed {version} as the first version with every core partner's EXAMPLE governance key, in {}",
+                dir.join(pki::layout::INSTALLATION).display()
             );
             Ok(0)
         }

@@ -159,11 +159,23 @@ pub enum PolicyCommand {
         #[arg(long)]
         draft_version: String,
         /// The active version's hash (`gateway policy status`).
-        #[arg(long)]
-        base: String,
+        #[arg(
+            long,
+            required_unless_present = "installation",
+            conflicts_with = "installation"
+        )]
+        base: Option<String>,
         /// The active version's draft id (`gateway policy status`).
+        #[arg(
+            long,
+            required_unless_present = "installation",
+            conflicts_with = "installation"
+        )]
+        base_draft: Option<String>,
+        /// Approve the draft version as an installation's first version (the installation
+        /// ceremony: every core partner signs it; `gateway config check` prints the version).
         #[arg(long)]
-        base_draft: String,
+        installation: bool,
         /// Days the approval holds.
         #[arg(long, default_value_t = 14)]
         days: u32,
@@ -283,8 +295,15 @@ pub fn run(cmd: PolicyCommand, now: i64) -> anyhow::Result<i32> {
             draft_version,
             base,
             base_draft,
+            installation,
             days,
         } => {
+            let none = || crate::lifecycle::approval::INSTALLATION.to_owned();
+            let (base, base_draft) = if installation {
+                (none(), none())
+            } else {
+                (base.unwrap_or_else(none), base_draft.unwrap_or_else(none))
+            };
             let text = std::fs::read_to_string(&key)
                 .with_context(|| format!("reading {}", key.display()))?;
             let seed = hex::decode(text.trim()).context("a governance key is 64 hex digits")?;

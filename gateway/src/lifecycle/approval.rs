@@ -162,6 +162,75 @@ pub fn verify(
     Ok(a)
 }
 
+/// The `base` and `base-draft` of an approval of the first version of an installation: there is
+/// no version before it.
+pub const INSTALLATION: &str = "none";
+
+/// What partner `partner` signs to agree to `cc` as an installation's first version.
+pub fn installation(cc: &CompiledCovenant, partner: &str, expires: i64) -> Approval {
+    Approval {
+        covenant: cc.covenant().id.clone(),
+        partner: partner.to_owned(),
+        version: cc.version().as_str().to_owned(),
+        base: INSTALLATION.to_owned(),
+        base_draft: INSTALLATION.to_owned(),
+        expires,
+    }
+}
+
+/// The installation ceremony (issue 37): under a covenant that sets `approval_threshold`, its
+/// first version is served only with every core partner's approval, each verified under the
+/// governance key that this version itself names for that partner (each partner checks, before
+/// it signs, that the key is its own). Returns the notes that count, one per core partner, or
+/// what is missing. Notes for another version or covenant are passed over (one directory may
+/// hold the notes of several). `Ok(empty)` where the covenant sets no threshold.
+pub fn check_installation(
+    cc: &CompiledCovenant,
+    notes: &[String],
+    now: i64,
+) -> Result<Vec<String>, Vec<String>> {
+    let c = cc.covenant();
+    if c.governance.approval_threshold.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut used = Vec::new();
+    let mut missing = Vec::new();
+    for p in c
+        .partners
+        .iter()
+        .filter(|p| p.kind == PartnerKind::Kernpartner)
+    {
+        if verifier(cc, &p.id).is_none() {
+            missing.push(format!("{} has no governance key in this version", p.id));
+            continue;
+        }
+        let expected = installation(cc, &p.id, i64::MAX);
+        let mut last = None;
+        let found = notes.iter().find(|n| {
+            claimed_partner(n).is_ok_and(|q| q == p.id)
+                && match verify(n, cc, &expected, now) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        if !matches!(e, ApprovalError::OtherChange(_)) {
+                            last = Some(e);
+                        }
+                        false
+                    }
+                }
+        });
+        match (found, last) {
+            (Some(n), _) => used.push(n.clone()),
+            (None, Some(e)) => missing.push(format!("{}'s signature ({e})", p.id)),
+            (None, None) => missing.push(format!("{}'s signature", p.id)),
+        }
+    }
+    if missing.is_empty() {
+        Ok(used)
+    } else {
+        Err(missing)
+    }
+}
+
 /// Whose signatures a change needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Requirement {
@@ -229,4 +298,89 @@ pub fn missing(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit;
+
+    /// The example covenant with its keys read from the test PKI, and the core partners' seeds.
+    fn example(source: &str) -> CompiledCovenant {
+        let dir = testkit::pki();
+        policy::compile_toml_resolving(source, &mut |p| {
+            std::fs::read_to_string(dir.join(p)).map_err(|e| e.to_string())
+        })
+        .unwrap()
+    }
+
+    fn seed(partner: &str) -> Vec<u8> {
+        let dir = testkit::pki();
+        let text =
+            std::fs::read_to_string(dir.join(crate::pki::layout::governance_key(partner))).unwrap();
+        hex::decode(text.trim()).unwrap()
+    }
+
+    fn core(cc: &CompiledCovenant) -> Vec<String> {
+        cc.covenant()
+            .partners
+            .iter()
+            .filter(|p| p.kind == PartnerKind::Kernpartner)
+            .map(|p| p.id.clone())
+            .collect()
+    }
+
+    fn all_signed(cc: &CompiledCovenant, expires: i64) -> Vec<String> {
+        core(cc)
+            .iter()
+            .map(|p| sign(&seed(p), &installation(cc, p, expires)).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_first_version_needs_every_core_partner_and_nothing_else_counts() {
+        let cc = example(crate::demo::EXAMPLE_COVENANT);
+        let t = testkit::T0;
+        let notes = all_signed(&cc, t + 100);
+        assert_eq!(check_installation(&cc, &notes, t).unwrap().len(), 7);
+
+        // One core partner short.
+        let without_rn: Vec<String> = notes
+            .iter()
+            .filter(|n| claimed_partner(n).unwrap() != "rn")
+            .cloned()
+            .collect();
+        let missing = check_installation(&cc, &without_rn, t).unwrap_err();
+        assert_eq!(missing, vec!["rn's signature".to_owned()]);
+
+        // rn's note for another text does not count (and is passed over without a word).
+        let other = example(
+            &crate::demo::EXAMPLE_COVENANT
+                .replace("approval_threshold = 4", "approval_threshold = 5"),
+        );
+        let mut mixed = without_rn.clone();
+        mixed.push(sign(&seed("rn"), &installation(&other, "rn", t + 100)).unwrap());
+        assert_eq!(
+            check_installation(&cc, &mixed, t).unwrap_err(),
+            vec!["rn's signature".to_owned()]
+        );
+
+        // A note in rn's name under oov's key, and an expired one, say why.
+        let mut forged = without_rn.clone();
+        let mut a = installation(&cc, "rn", t + 100);
+        let key = LogKey::from_seed(&key_name("rn"), &seed("oov")).unwrap();
+        forged.push(key.sign_body(&a.body()));
+        let why = check_installation(&cc, &forged, t).unwrap_err();
+        assert!(why[0].contains("does not verify"), "{why:?}");
+        a.expires = t - 1;
+        let mut expired = without_rn;
+        expired.push(sign(&seed("rn"), &a).unwrap());
+        let why = check_installation(&cc, &expired, t).unwrap_err();
+        assert!(why[0].contains("expired"), "{why:?}");
+
+        // A covenant without a threshold asks for nothing.
+        let open =
+            example(&crate::demo::EXAMPLE_COVENANT.replace("approval_threshold = 4", "# none"));
+        assert_eq!(check_installation(&open, &[], t), Ok(Vec::new()));
+    }
 }

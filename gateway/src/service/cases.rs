@@ -820,28 +820,29 @@ mod tests {
             kinds,
             vec![
                 Kind::Policy,
+                Kind::WitnessOverride,
                 Kind::CaseChange,
                 Kind::CaseRead,
                 Kind::CaseChange
             ]
         );
-        let created = log[1].case_change.as_ref().unwrap();
+        let created = log[2].case_change.as_ref().unwrap();
         assert_eq!(
             created.fields,
             vec!["subject", "status", "signal_date", "risk_group"]
         );
         assert_eq!(
-            log[2].case_read.as_ref().unwrap().classification,
+            log[3].case_read.as_ref().unwrap().classification,
             vec!["risk_group", "ideology"]
         );
-        let changed = log[3].case_change.as_ref().unwrap();
+        let changed = log[4].case_change.as_ref().unwrap();
         assert_eq!(
             (changed.previous_status, changed.status),
             (Some(CaseStatus::Melding), Some(CaseStatus::Duiding))
         );
         let subject = app.db.case(&v.id).await.unwrap().unwrap().subject_pseudonym;
         assert!(
-            log[1..]
+            log[2..]
                 .iter()
                 .all(|e| e.data_subject.as_deref() == Some(subject.as_str()))
         );

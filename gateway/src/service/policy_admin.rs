@@ -737,7 +737,10 @@ pub async fn check_logged(db: &crate::store::Db, row: &PolicyDraftRow) -> Result
             .as_ref()
             .and_then(|l| l.previous_draft.as_ref().map(|p| (p, l)))
         {
-            None => Ok(()),
+            // The first version: the installation's signatures, as its bootstrap carries them.
+            None => logged.as_ref().map_or(Ok(()), |l| {
+                super::signatures::check_logged_installation(row, &l.signatures, l.at)
+            }),
             Some((prev, l)) => {
                 let previous = db
                     .policy_draft(prev)

@@ -219,6 +219,26 @@ pub fn check_logged_activation(
     }
 }
 
+/// For a served first version: whether its bootstrap in the log carries every core partner's
+/// installation signature its covenant asks for, valid when it was installed.
+pub fn check_logged_installation(
+    row: &PolicyDraftRow,
+    notes: &[String],
+    at: i64,
+) -> Result<(), String> {
+    let cc = crate::lifecycle::PolicyBuilder::compile_stored(row)
+        .map_err(|e| format!("the stored version {} ({}): {e}", row.id, row.version))?;
+    approval::check_installation(&cc, notes, at)
+        .map(|_| ())
+        .map_err(|missing| {
+            format!(
+                "the log's installation of draft {} lacks {}: no installation ceremony shows that the core partners agreed to this first version",
+                row.id,
+                missing.join(", ")
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
