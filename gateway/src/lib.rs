@@ -18,6 +18,7 @@ pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod monitor;
+pub mod oprf;
 pub mod pki;
 pub mod refusal;
 pub mod registry;

@@ -57,6 +57,10 @@ pub enum Command {
     /// For another approach's register: turn its BSNs into the pseudonyms the aanpak-check
     /// sends it (so no BSN ever reaches it).
     ApproachIndex(approach::ApproachIndexArgs),
+    /// For another approach's register: its key and its signed, padded set of members for the
+    /// oblivious aanpak-check (RFC 9497 POPRF; docs/api.md).
+    #[command(subcommand)]
+    Approach(approach::ApproachCommand),
     /// A consistent online backup of the SQLite database, encrypted with age, with a manifest
     /// of the log it holds (PostgreSQL: the manifest beside a pg_dump).
     Backup(backup::BackupArgs),
@@ -216,6 +220,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Monitor(args) => monitor::run(args),
         Command::Console(args) => console::run(args),
         Command::ApproachIndex(args) => approach::run(args),
+        Command::Approach(cmd) => approach::run_command(cmd, now),
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
         Command::Retention(cmd) => retention::run(cmd),
