@@ -144,11 +144,14 @@ impl Default for AuditConfig {
 pub struct ApproachConfig {
     /// The covenant's `[[approach]] id`.
     pub id: String,
-    /// Its check endpoint; the gateway sends `POST {url}` with `{"subject": "<pseudonym>"}`
-    /// and expects `{"known": true|false, "contact": "…"|null}`.
+    /// Its register's base URL: the gateway fetches `GET {url}/set` (the signed set of its
+    /// members) and asks `POST {url}/evaluate` (one blinded element), with its client
+    /// certificate (docs/api.md, "The oblivious aanpak-check").
     pub url: String,
-    /// The key shared with that approach only (64 hex digits): the subject's pseudonym for it.
-    pub key_file: PathBuf,
+    /// The register's POPRF public key, 64 hex digits (`gateway approach key` prints it).
+    pub oprf_public: String,
+    /// The verifier key of the register's published sets (`gateway approach key` prints it).
+    pub set_vkey: String,
     /// Overrides `limits.source_timeout_ms` for this approach.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
@@ -795,9 +798,6 @@ impl Config {
         if let Some(p) = self.administration.installation_signatures.as_mut() {
             abs(p);
         }
-        self.approaches
-            .iter_mut()
-            .for_each(|a| abs(&mut a.key_file));
         // A relative SQLite path is relative to the configuration too.
         if let Some(rest) = self.database_url.strip_prefix("sqlite://") {
             let p = Path::new(rest.split('?').next().unwrap_or(rest));

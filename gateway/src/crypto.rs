@@ -393,30 +393,22 @@ fn unreachable_hmac() -> ! {
     panic!("HMAC rejected a key, which it never does")
 }
 
-/// Reads the key shared with another approach: at least 64 hex digits (32 bytes).
-pub fn read_approach_key(path: &Path) -> Result<Vec<u8>, KeyFileError> {
-    let text = std::fs::read_to_string(path).map_err(|e| KeyFileError::new(path, e.to_string()))?;
-    hex::decode(text.trim())
-        .ok()
-        .filter(|k| k.len() >= 32)
-        .ok_or_else(|| {
-            KeyFileError::new(path, "must hold the shared key as at least 64 hex digits")
-        })
-}
-
-/// The pseudonym of a subject for one other approach's check: HMAC-SHA256 under the key shared
-/// with that approach only, over a domain label and the BSN, hex. Different approaches get
-/// unlinkable values; an approach computes the same for the people it holds
-/// (`gateway approach-index`).
-pub fn approach_pseudonym(key: &[u8], bsn: &policy::Bsn) -> String {
-    let mut mac = match <Hmac<Sha256>>::new_from_slice(key) {
-        Ok(m) => m,
-        // HMAC takes keys of any length; this branch cannot be taken.
-        Err(_) => return String::new(),
-    };
-    mac.update(b"ipga-r approach-check v1\n");
-    mac.update(bsn.expose().as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+impl Secrets {
+    /// The seed of this gateway's register key towards another approach `asker` (the
+    /// oblivious aanpak-check in the other direction, issue 38): derived from the pseudonym
+    /// master key, so that each asking approach meets a key of its own and nothing new needs
+    /// keeping. A pseudonym key rotation rotates these too.
+    pub fn register_seed(&self, asker: &str) -> [u8; 32] {
+        let master = self.pseudonym_master();
+        let mut mac = match <Hmac<Sha256>>::new_from_slice(master.expose_secret()) {
+            Ok(m) => m,
+            // HMAC takes keys of any length; this branch cannot be taken.
+            Err(_) => return [0; 32],
+        };
+        mac.update(b"iPGA-R register key v1\n");
+        mac.update(asker.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
 }
 
 #[cfg(test)]

@@ -650,45 +650,67 @@ pub async fn serve_source(
 /// BSN ever reached it.
 pub type SeenRequests = Arc<std::sync::Mutex<Vec<String>>>;
 
-/// A tiny HTTPS register of another approach (Top600 in the demo): it requires a client
-/// certificate of the covenant CA in `dir`, holds the pseudonyms of the people it knows
-/// (`gateway approach-index`), and answers `POST /check` `{"subject": "<pseudonym>"}` with
-/// `{"known": …, "contact": …}`.
-pub async fn serve_approach(
-    dir: PathBuf,
-    listener: tokio::net::TcpListener,
-    known: std::collections::HashSet<String>,
-    contact: String,
+/// Another approach's register, started for the demo and the tests: a fresh key, the set of
+/// `members` published for this month and valid `valid_secs` (as `gateway approach publish` makes
+/// it), served over TLS
+/// with a certificate of the example CA in `dir`, requiring client certificates of it, until
+/// `stop`. Returns its address, its state (what it received) and the `[[approach]]` table for
+/// the gateway's configuration.
+pub async fn start_register(
+    dir: &Path,
+    approach: &str,
+    members: &[&str],
+    quota: crate::register::Quota,
+    valid_secs: i64,
     stop: tokio::sync::oneshot::Receiver<()>,
-    seen: SeenRequests,
-) -> anyhow::Result<()> {
-    let acceptor = partner_tls(&dir, "Top600 register (demo)")?;
-    let known = Arc::new(known);
-    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-        let known = known.clone();
-        let seen = seen.clone();
-        let contact = contact.clone();
+) -> anyhow::Result<(std::net::SocketAddr, Arc<crate::register::Register>, String)> {
+    use crate::clock::Clock;
+    let mut seed = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut seed).map_err(|_| anyhow::anyhow!("no randomness"))?;
+    let key = crate::oprf::RegisterKey::from_seed(&seed)?;
+    let sign = crate::oprf::set_signing_key(approach, &seed)?;
+    let now = crate::clock::SystemClock.now();
+    let epoch = crate::oprf::Epoch::of(now);
+    let info = crate::oprf::info(approach, &epoch);
+    let outputs = members
+        .iter()
+        .map(|b| {
+            let bsn = policy::Bsn::parse(b).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(key.member(bsn.expose().as_bytes(), &info)?)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let set = crate::oprf::PublishedSet::new(
+        approach,
+        epoch,
+        now,
+        now + valid_secs,
+        outputs,
+        &mut crate::oprf::SystemRng,
+    );
+    let table = format!(
+        "\n[[approach]]\nid = \"{approach}\"\nurl = \"https://{{addr}}\"\noprf_public = \"{}\"\nset_vkey = \"{}\"\ntimeout_ms = 1500\n",
+        hex::encode(key.public()),
+        sign.vkey()
+    );
+    let register = Arc::new(crate::register::Register::new(
+        approach,
+        key,
+        set.sign(&sign),
+        quota,
+        Arc::new(crate::clock::SystemClock),
+    ));
+    let acceptor = partner_tls(dir, &format!("{approach} register (example)"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(crate::register::serve(
+        listener,
+        acceptor,
+        crate::register::router(register.clone()),
         async move {
-            let uri = req.uri().to_string();
-            let body = axum::body::to_bytes(req.into_body(), 4096)
-                .await
-                .unwrap_or_default();
-            let text = String::from_utf8_lossy(&body).into_owned();
-            if let Ok(mut s) = seen.lock() {
-                s.push(format!("{uri} {text}"));
-            }
-            let subject = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v["subject"].as_str().map(str::to_owned))
-                .unwrap_or_default();
-            if known.contains(&subject) {
-                axum::Json(json!({"known": true, "contact": contact}))
-            } else {
-                axum::Json(json!({"known": false}))
-            }
-        }
-    });
-    serve_partner(listener, acceptor, app, stop).await
+            let _ = stop.await;
+        },
+    ));
+    Ok((addr, register, table.replace("{addr}", &addr.to_string())))
 }
 
 /// A server certificate from the example CA in `dir`, requiring client certificates of it.
@@ -996,7 +1018,7 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
             })
             .unwrap_or_default();
         d.note(&format!(
-            "{} checks a person: known = {}, complete = {}; {} (no content; each approach got its own pseudonym, never the BSN)",
+            "{} checks a person: known = {}, complete = {}; {} (no content; each register saw one blinded element, never the BSN or anything computable from it, RFC 9497 POPRF)",
             mapintake.label,
             v["known"],
             v["complete"],
@@ -1390,48 +1412,29 @@ async fn retention_preview(
 const APPROACHES: &str = "\n[[approach]]\nid = \"top600\"\nname = \"Top600\"\npartner = \"oov\"\ncontact = \"Regieteam Top600 (gemeente)\"\n\n[[approach]]\nid = \"criminele-families\"\nname = \"Criminele Families\"\npartner = \"politie\"\ncontact = \"Programmabureau Criminele Families\"\n";
 
 /// Starts the registers of Criminele Families (knows nobody of the demo) and Top600 (knows the
-/// demo's subject), each with its own key; returns their stop senders (Top600 last) and the
-/// configuration's `[[approach]]` tables.
+/// demo's subject), each with its own key and published set; returns their stop senders (Top600
+/// last) and the configuration's `[[approach]]` tables.
 async fn start_registers(
     dir: &Path,
 ) -> anyhow::Result<(Vec<tokio::sync::oneshot::Sender<()>>, String)> {
     let mut stops = Vec::new();
     let mut config = String::new();
-    for (id, knows, contact) in [
-        ("criminele-families", vec![], "Programmabureau CF"),
-        (
-            "top600",
-            vec![SUBJECT_BSN],
-            "Regieteam Top600, 020-555 0600",
-        ),
+    for (id, knows) in [
+        ("criminele-families", vec![]),
+        ("top600", vec![SUBJECT_BSN]),
     ] {
-        let mut key = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut key).map_err(|_| anyhow::anyhow!("no randomness"))?;
-        let key_file = dir.join(format!("approach-{id}.key"));
-        std::fs::write(&key_file, hex::encode(key))?;
-        // What `gateway approach-index` makes from the register's own list of BSNs.
-        let index = knows
-            .iter()
-            .map(|b| policy::Bsn::parse(b).map(|b| crate::crypto::approach_pseudonym(&key, &b)))
-            .collect::<Result<std::collections::HashSet<_>, _>>()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(serve_approach(
-            dir.to_path_buf(),
-            listener,
-            index,
-            contact.to_owned(),
+        let (_, _, table) = start_register(
+            dir,
+            id,
+            &knows,
+            crate::register::Quota::default(),
+            35 * 86_400,
             rx,
-            SeenRequests::default(),
-        ));
+        )
+        .await?;
         stops.push(tx);
-        let _ = write!(
-            config,
-            "\n[[approach]]\nid = \"{id}\"\nurl = \"https://{addr}/check\"\nkey_file = {:?}\ntimeout_ms = 1500\n",
-            key_file.display().to_string()
-        );
+        config.push_str(&table);
     }
     Ok((stops, config))
 }

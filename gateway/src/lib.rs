@@ -21,6 +21,7 @@ pub mod monitor;
 pub mod oprf;
 pub mod pki;
 pub mod refusal;
+pub mod register;
 pub mod registry;
 pub mod runtime;
 pub mod service;

@@ -109,20 +109,22 @@ fn upstream(
             problems.push(format!("[[approach]] {}: url must be https:// (the gateway calls it with its client certificate)", a.id));
             continue;
         }
-        let key = match crate::crypto::read_approach_key(&a.key_file) {
-            Ok(k) => k,
+        let mut public = [0u8; crate::oprf::ELEMENT_LEN];
+        if hex::decode_to_slice(a.oprf_public.trim(), &mut public).is_err() {
+            problems.push(format!("[[approach]] {}: oprf_public is the register's public key, 64 hex digits (`gateway approach key` prints it)", a.id));
+            continue;
+        }
+        let set_verifier = match crate::log::checkpoint::NoteVerifier::from_vkey(&a.set_vkey) {
+            Ok(v) => v,
             Err(e) => {
-                problems.push(format!("[[approach]] {}: key_file {e}", a.id));
+                problems.push(format!("[[approach]] {}: set_vkey {e}", a.id));
                 continue;
             }
         };
         let timeout =
             std::time::Duration::from_millis(a.timeout_ms.unwrap_or(cfg.limits.source_timeout_ms));
-        let endpoint = crate::sources::ApproachEndpoint {
-            url: a.url.clone(),
-            key,
-            timeout,
-        };
+        let endpoint =
+            crate::sources::ApproachEndpoint::new(a.url.clone(), public, set_verifier, timeout);
         if approaches.insert(a.id.clone(), endpoint).is_some() {
             problems.push(format!("[[approach]] {}: declared twice", a.id));
         }

@@ -120,6 +120,46 @@ impl ClientCertVerifier for CovenantClientVerifier {
     }
 }
 
+/// A server configuration that accepts any client certificate of `ca` (another approach's
+/// register; the partner API checks more, see [`server_config`]).
+pub fn client_auth_server_config(
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
+        .build()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    with_verifier(verifier, cert, key)
+}
+
+/// The trust anchors of a CA file.
+fn roots(ca: &Path) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in read_certs(ca)? {
+        roots.add(c).map_err(|e| file_err(ca, e))?;
+    }
+    Ok(roots)
+}
+
+/// A TLS 1.2/1.3 server configuration with this client verifier, certificate chain and key.
+fn with_verifier(
+    verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    cert: &Path,
+    key: &Path,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let chain = read_certs(cert)?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_err(key, e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// The server configuration for the partner API.
 pub fn server_config(
     ca: &Path,
@@ -128,11 +168,6 @@ pub fn server_config(
     key: &Path,
     registry: Arc<PartnerRegistry>,
 ) -> Result<rustls::ServerConfig, TlsError> {
-    let provider = provider();
-    let mut roots = rustls::RootCertStore::empty();
-    for c in read_certs(ca)? {
-        roots.add(c).map_err(|e| file_err(ca, e))?;
-    }
     let mut crl_ders = Vec::new();
     for path in crls {
         for crl in
@@ -141,19 +176,13 @@ pub fn server_config(
             crl_ders.push(crl.map_err(|e| file_err(path, e))?);
         }
     }
-    let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+    let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
         .with_crls(crl_ders)
         .build()
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
-    let verifier = Arc::new(CovenantClientVerifier { inner, registry });
-    let chain = read_certs(cert)?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_err(key, e))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsError::Rustls(e.to_string()))?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| TlsError::Rustls(e.to_string()))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
+    with_verifier(
+        Arc::new(CovenantClientVerifier { inner, registry }),
+        cert,
+        key,
+    )
 }

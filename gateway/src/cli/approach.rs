@@ -1,43 +1,11 @@
-//! `gateway approach-index`: what another approach's register runs to answer the aanpak-check
-//! without ever receiving a BSN: its own BSNs turned into the pseudonyms the gateway sends it.
+//! `gateway approach`: what another approach's register runs for the oblivious aanpak-check
+//! (issue 38; docs/api.md): its key, its signed set of members, its evaluation endpoint; and
+//! what iPGA-R's gateway gives an approach to pin for asking it.
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use std::io::BufRead;
 use std::path::PathBuf;
-
-/// `gateway approach-index` options.
-#[derive(Debug, Args)]
-pub struct ApproachIndexArgs {
-    /// The key shared between this approach and the gateway (64 hex digits; the gateway's
-    /// `[[approach]] key_file`).
-    #[arg(long)]
-    pub key: PathBuf,
-    /// A CSV of the approach's subjects, the BSN in the first column (a header line is
-    /// skipped); standard input when left out.
-    pub input: Option<PathBuf>,
-}
-
-/// Prints the pseudonym of every BSN, sorted and without duplicates, one per line.
-pub fn run(args: ApproachIndexArgs) -> anyhow::Result<i32> {
-    let key =
-        crate::crypto::read_approach_key(&args.key).map_err(|e| anyhow::anyhow!("--key {e}"))?;
-    let (bsns, bad) = read_bsns(args.input.as_deref())?;
-    let out: std::collections::BTreeSet<String> = bsns
-        .iter()
-        .map(|bsn| crate::crypto::approach_pseudonym(&key, bsn))
-        .collect();
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    for p in &out {
-        writeln!(stdout, "{p}")?;
-    }
-    if bad > 0 {
-        eprintln!("{bad} line(s) skipped; {} pseudonyms written", out.len());
-        return Ok(1);
-    }
-    Ok(0)
-}
 
 /// `gateway approach`: what another approach's register runs for the oblivious aanpak-check.
 #[derive(Debug, Subcommand)]
@@ -73,6 +41,23 @@ pub enum ApproachCommand {
         /// Where to write the signed set.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Serve the register: `GET /set` (the published set) and `POST /evaluate` (one blinded
+    /// element, with its proof) over mutual TLS, with a quota per client certificate.
+    Serve {
+        /// The register's configuration (docs/operations.md, "Another approach's register").
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// On iPGA-R's gateway: what approach `asker` pins to ask iPGA-R obliviously (the POPRF
+    /// public key and the set verifier key of iPGA-R's register for it).
+    Pins {
+        /// The gateway's configuration.
+        #[arg(long)]
+        config: PathBuf,
+        /// The asking approach's id.
+        #[arg(long = "for")]
+        asker: String,
     },
 }
 
@@ -148,7 +133,101 @@ pub fn run_command(cmd: ApproachCommand, now: i64) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        ApproachCommand::Serve { config } => serve(&config),
+        ApproachCommand::Pins { config, asker } => {
+            let cfg = crate::config::Config::load(&config, std::env::vars())?;
+            let loaded = crate::runtime::load(&cfg, true)
+                .map_err(|p| anyhow::anyhow!("{}", p.join("\n")))?;
+            let ours = loaded
+                .file_policy
+                .covenant
+                .covenant()
+                .governance
+                .approach
+                .clone();
+            let (public, vkey) = crate::service::checks::pins(&loaded.secrets, &ours, &asker)?;
+            println!(
+                "# {asker}'s configuration for asking {ours} (its register at the gateway's /v1/checks)"
+            );
+            println!("oprf_public = \"{public}\"");
+            println!("set_vkey = \"{vkey}\"");
+            Ok(0)
+        }
     }
+}
+
+/// `gateway approach serve`'s configuration.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterConfig {
+    /// The register's approach id.
+    approach: String,
+    /// Where to listen.
+    listen: String,
+    /// The register's secret key (`approach key`).
+    key_file: PathBuf,
+    /// The signed set (`approach publish`), read at start.
+    set_file: PathBuf,
+    /// The covenant's CA, whose client certificates are accepted.
+    ca: PathBuf,
+    /// The register's server certificate and key.
+    cert: PathBuf,
+    /// Its private key.
+    key: PathBuf,
+    /// Evaluations per client.
+    #[serde(default)]
+    quota: crate::register::Quota,
+}
+
+fn serve(path: &std::path::Path) -> anyhow::Result<i32> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut cfg: RegisterConfig =
+        toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    let base = path.parent().unwrap_or(std::path::Path::new("."));
+    for p in [
+        &mut cfg.key_file,
+        &mut cfg.set_file,
+        &mut cfg.ca,
+        &mut cfg.cert,
+        &mut cfg.key,
+    ] {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
+    let key = crate::oprf::RegisterKey::from_seed(&read_seed(&cfg.key_file)?)?;
+    let set = std::fs::read_to_string(&cfg.set_file)
+        .with_context(|| format!("reading {}", cfg.set_file.display()))?;
+    let tls = crate::tls::client_auth_server_config(&cfg.ca, &cfg.cert, &cfg.key)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&cfg.listen)
+            .await
+            .with_context(|| format!("listening on {}", cfg.listen))?;
+        let register = std::sync::Arc::new(crate::register::Register::new(
+            &cfg.approach,
+            key,
+            set,
+            cfg.quota,
+            std::sync::Arc::new(crate::clock::SystemClock),
+        ));
+        println!(
+            "register {} listening on https://{}",
+            cfg.approach,
+            listener.local_addr()?
+        );
+        crate::register::serve(
+            listener,
+            tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls)),
+            crate::register::router(register),
+            async {
+                let _ = tokio::signal::ctrl_c().await;
+            },
+        )
+        .await;
+        anyhow::Ok(0)
+    })
 }
 
 /// The BSNs of a CSV's first column (a header line skipped), deduplicated; and how many lines

@@ -54,9 +54,6 @@ pub enum Command {
     Console(console::ConsoleArgs),
     /// Monitor the gateway's log for a partner: forks, rewinds, and receipts not included.
     Monitor(monitor::MonitorArgs),
-    /// For another approach's register: turn its BSNs into the pseudonyms the aanpak-check
-    /// sends it (so no BSN ever reaches it).
-    ApproachIndex(approach::ApproachIndexArgs),
     /// For another approach's register: its key and its signed, padded set of members for the
     /// oblivious aanpak-check (RFC 9497 POPRF; docs/api.md).
     #[command(subcommand)]
@@ -219,7 +216,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Witness(cmd) => witness::run(cmd),
         Command::Monitor(args) => monitor::run(args),
         Command::Console(args) => console::run(args),
-        Command::ApproachIndex(args) => approach::run(args),
         Command::Approach(cmd) => approach::run_command(cmd, now),
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),

@@ -37,6 +37,34 @@ pub(super) async fn check(
     respond(call, r.map(Json))
 }
 
+/// `GET /v1/checks/set?approach=…` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ApproachQuery {
+    approach: String,
+}
+
+pub(super) async fn check_set(
+    State(app): St,
+    mut call: Call,
+    ApiQuery(q): ApiQuery<ApproachQuery>,
+) -> Response {
+    let r = async { service::checks::published_set(&app, &mut call, &q?.approach).await }.await;
+    respond(
+        call,
+        r.map(|note| ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note)),
+    )
+}
+
+pub(super) async fn check_evaluate(
+    State(app): St,
+    mut call: Call,
+    Body(body): Body<service::checks::EvaluateRequest>,
+) -> Response {
+    let r = async { service::checks::evaluate(&app, &mut call, body?).await }.await;
+    respond(call, r.map(Json))
+}
+
 pub(super) async fn put_records(
     State(app): St,
     mut call: Call,

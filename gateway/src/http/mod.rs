@@ -31,6 +31,8 @@ routes! {
     put "/v1/records/{product}/{subject_ref}" => handlers::put_records,
     post "/v1/disclosures" => handlers::disclose,
     post "/v1/checks" => handlers::check,
+    get "/v1/checks/set" => handlers::check_set,
+    post "/v1/checks/evaluate" => handlers::check_evaluate,
     get "/v1/aggregates/{view}" => handlers::aggregate,
     get "/v1/audit/disclosures" => handlers::search,
     get "/v1/audit/subjects/{bsn}" => handlers::subject,

@@ -48,6 +48,18 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "get",
+        "/v1/checks/set",
+        "checkSet",
+        "Another approach's register: iPGA-R's signed set of its open cases for that approach (oblivious check)",
+    ),
+    (
+        "post",
+        "/v1/checks/evaluate",
+        "checkEvaluate",
+        "Another approach's register: one blinded element evaluated with its proof (oblivious check)",
+    ),
+    (
+        "get",
         "/v1/aggregates/{view}",
         "aggregate",
         "Phenomenon-level figures of one of the covenant's views",
@@ -272,13 +284,16 @@ fn schemas() -> Value {
             "policy_version": s("string"), "recipient": s("string"),
             "payload": {"type": "string", "description": "ASCII-armored age file; decrypted, the JSON answer"},
         })),
-        "CheckRequest": strict(&["subject", "purpose"], json!({"subject": {"oneOf": [
-            strict(&["bsn"], json!({"bsn": bsn})),
-            strict(&["pseudonym"], json!({"pseudonym": strict(&["approach", "value"], json!({
-                "approach": s("string"),
-                "value": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-            }))})),
-        ]}, "purpose": s("string")})),
+        "CheckRequest": strict(&["subject", "purpose"], json!({"subject": strict(&["bsn"], json!({"bsn": bsn})), "purpose": s("string")})),
+        "EvaluateRequest": strict(&["approach", "epoch", "blinded"], json!({
+            "approach": s("string"),
+            "epoch": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+            "blinded": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        })),
+        "Evaluation": strict(&["evaluated", "proof"], json!({
+            "evaluated": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "proof": {"type": "string", "pattern": "^[0-9a-f]{128}$"},
+        })),
         "Check": object(&["known", "approaches", "across", "complete", "contact_partner", "audit_seq"], json!({
             "known": s("boolean"), "approaches": {"type": "array", "items": s("string")},
             "across": {"type": "array", "items": object(&["approach", "name", "status"], json!({
@@ -426,6 +441,15 @@ fn operation(method: &str, path: &str) -> (Vec<Value>, Option<Value>, (u16, Valu
         ),
         ("post", "/v1/disclosures") => (vec![], body("DisclosureRequest"), ok("Disclosure")),
         ("post", "/v1/checks") => (vec![], body("CheckRequest"), ok("Check")),
+        ("get", "/v1/checks/set") => (
+            vec![query_param("approach", s("string"))],
+            None,
+            (
+                200,
+                json!({"description": "iPGA-R's published set for that approach (a signed note)", "content": {"text/plain": {"schema": s("string")}}}),
+            ),
+        ),
+        ("post", "/v1/checks/evaluate") => (vec![], body("EvaluateRequest"), ok("Evaluation")),
         ("get", "/v1/aggregates/{view}") => {
             (vec![path_param("view", ident())], None, ok("Aggregate"))
         }

@@ -128,6 +128,8 @@ pub fn route_kind(method: &Method, path: Option<&str>) -> (Kind, bool) {
     match path {
         Some("/v1/disclosures") if m == Method::POST => (Kind::Disclosure, true),
         Some("/v1/checks") if m == Method::POST => (Kind::Check, true),
+        Some("/v1/checks/set") if m == Method::GET => (Kind::Check, true),
+        Some("/v1/checks/evaluate") if m == Method::POST => (Kind::Check, true),
         Some("/v1/cases") if m == Method::POST => (Kind::CaseChange, true),
         Some("/v1/cases/{id}") if m == Method::GET => (Kind::CaseRead, true),
         Some("/v1/cases/{id}") if m == Method::PATCH => (Kind::CaseChange, true),
@@ -595,6 +597,8 @@ mod tests {
         for (m, p, kind) in [
             (Method::POST, "/v1/disclosures", Kind::Disclosure),
             (Method::POST, "/v1/checks", Kind::Check),
+            (Method::GET, "/v1/checks/set", Kind::Check),
+            (Method::POST, "/v1/checks/evaluate", Kind::Check),
             (Method::POST, "/v1/cases", Kind::CaseChange),
             (Method::GET, "/v1/cases/{id}", Kind::CaseRead),
             (Method::PATCH, "/v1/cases/{id}", Kind::CaseChange),

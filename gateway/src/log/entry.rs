@@ -383,11 +383,45 @@ pub enum ApproachStatus {
     Unavailable,
 }
 
+/// Why another approach's register gave no answer to an oblivious check (issue 38).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unavailable {
+    /// It could not be reached, or answered with an error.
+    Down,
+    /// It did not answer in time.
+    Timeout,
+    /// It refused: the gateway is over its quota there.
+    OverQuota,
+    /// Its published set is not signed by the pinned key.
+    SetUnsigned,
+    /// Its published set has expired or is of another epoch.
+    SetStale,
+    /// Its published set is malformed, too large or for another register.
+    SetInvalid,
+    /// Its evaluation's proof does not verify under the pinned key.
+    BadProof,
+    /// Its answer is not the protocol's.
+    Invalid,
+    /// The gateway has no configuration for it.
+    NotConfigured,
+}
+
 /// The outcome of a check per approach, by approach id (this approach under its own name).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckOutcome {
     /// Each approach asked and what it answered.
     pub approaches: std::collections::BTreeMap<String, ApproachStatus>,
+    /// Why each unavailable approach was unavailable.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub unavailable: std::collections::BTreeMap<String, Unavailable>,
+    /// The epoch of each register's set the check was answered under (no value of the check).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub epochs: std::collections::BTreeMap<String, String>,
+    /// Another approach's evaluation or set request that this gateway answered as a register:
+    /// that approach (the entry holds no subject: the gateway learns nothing of whom).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub register_for: Option<String>,
 }
 
 /// The operator started the gateway although it could not check its log against the witnesses.

@@ -16,26 +16,13 @@ use serde::{Deserialize, Serialize};
 pub enum CheckSubject {
     /// By BSN (11-proef checked): this approach and every other one is asked.
     Bsn(String),
-    /// By another approach's pseudonym (that approach's register asking us): only this
-    /// approach's case register is asked.
-    Pseudonym(ApproachPseudonym),
-}
-
-/// A subject as another approach knows it: its pseudonym under the key shared with it.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApproachPseudonym {
-    /// The approach's id in the covenant's `[[approach]]`.
-    pub approach: String,
-    /// The pseudonym, 64 lower-case hex digits.
-    pub value: String,
 }
 
 /// `POST /v1/checks` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckRequest {
-    /// `{"bsn": "…"}`, or `{"pseudonym": {"approach": "top600", "value": "…"}}`.
+    /// `{"bsn": "…"}`.
     pub subject: CheckSubject,
     /// Must be the covenant's check purpose (`[governance] check_purpose`; the example:
     /// `aanpak-check`).
@@ -104,21 +91,19 @@ pub async fn check(app: &App, call: &mut Call, body: CheckRequest) -> Result<Che
         .check_probe(&req, call.covenant().checks.per_staff_per_minute)?;
     let bsn = match &body.subject {
         CheckSubject::Bsn(b) => parse_bsn(b)?,
-        CheckSubject::Pseudonym(p) => {
-            return by_pseudonym(app, call, p, approach, programme).await;
-        }
     };
     let pseudonyms = app.secrets.subject_pseudonyms(&bsn);
     call.record.data_subject = pseudonyms.first().cloned();
     // The other approaches, concurrently, each within its timeout, with the case register.
     let others = call.covenant().checks.approaches.clone();
+    let now = app.clock.now();
     let trace = crate::trace::Propagation::of(&call.record);
     let (cases, answers) = tokio::join!(
         app.db.subject_cases(&pseudonyms),
         futures::future::join_all(
             others
                 .iter()
-                .map(|a| app.upstream.ask_approach(&a.id, &bsn, &trace))
+                .map(|a| app.upstream.ask_approach(&a.id, &bsn, &trace, now))
         )
     );
     let cases = cases?;
@@ -143,14 +128,22 @@ pub async fn check(app: &App, call: &mut Call, body: CheckRequest) -> Result<Che
         },
         contact: open.and(contact_partner.clone()),
     }];
+    let mut unavailable = std::collections::BTreeMap::new();
+    let mut epochs = std::collections::BTreeMap::new();
     for (a, answer) in others.iter().zip(answers) {
         let (status, contact) = match answer {
-            ApproachAnswer::Known(c) => (
-                ApproachStatus::Known,
-                Some(c.unwrap_or_else(|| a.contact.clone())),
-            ),
-            ApproachAnswer::NotKnown => (ApproachStatus::NotKnown, None),
-            ApproachAnswer::Unavailable => (ApproachStatus::Unavailable, None),
+            ApproachAnswer::Known(e) => {
+                epochs.insert(a.id.clone(), e.to_string());
+                (ApproachStatus::Known, Some(a.contact.clone()))
+            }
+            ApproachAnswer::NotKnown(e) => {
+                epochs.insert(a.id.clone(), e.to_string());
+                (ApproachStatus::NotKnown, None)
+            }
+            ApproachAnswer::Unavailable(why) => {
+                unavailable.insert(a.id.clone(), why);
+                (ApproachStatus::Unavailable, None)
+            }
         };
         across.push(ApproachResult {
             approach: a.id.clone(),
@@ -164,6 +157,9 @@ pub async fn check(app: &App, call: &mut Call, body: CheckRequest) -> Result<Che
             .iter()
             .map(|r| (r.approach.clone(), r.status))
             .collect(),
+        unavailable,
+        epochs,
+        register_for: None,
     });
     let appended = call.commit(app).await?;
     let approaches: Vec<String> = across
@@ -184,23 +180,48 @@ pub async fn check(app: &App, call: &mut Call, body: CheckRequest) -> Result<Che
     })
 }
 
-/// Another approach asks whether this approach knows a person it knows by its pseudonym: the
-/// open cases' sealed BSNs are opened and compared under the key shared with that approach
-/// (O(open cases); the register of an approach holds hundreds, not millions).
-async fn by_pseudonym(
-    app: &App,
-    call: &mut Call,
-    p: &ApproachPseudonym,
-    approach: String,
-    programme: Option<String>,
-) -> Result<CheckAnswer, Refusal> {
+/// `POST /v1/checks/evaluate` body: another approach's register asking obliviously whether
+/// iPGA-R knows a person (issue 38).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluateRequest {
+    /// The asking approach (the covenant's `[[approach]] id`); its partner must be the requester's.
+    pub approach: String,
+    /// The epoch of the set it holds (`YYYY-MM`): this month or the last.
+    pub epoch: String,
+    /// One blinded element, 64 hex digits.
+    pub blinded: String,
+}
+
+/// What another approach is told of iPGA-R's register: its key for that approach and its name.
+struct AsRegister {
+    asker: String,
+    ours: String,
+    key: crate::oprf::RegisterKey,
+    seed: [u8; 32],
+}
+
+/// The asking approach, checked: its partner is the requester's, the purpose is the covenant's
+/// check purpose (the requester's role must be open to it), and the per-staff check limit holds.
+fn as_register(app: &App, call: &mut Call, approach: &str) -> Result<AsRegister, Refusal> {
     let c = call.covenant();
+    let g = &c.governance;
+    let purpose = g
+        .check_purpose
+        .and_then(|u| c.purposes.get(u.index()))
+        .map(|u| u.id.clone())
+        .ok_or_else(|| {
+            Refusal::PurposeNotForChecks(
+                "aanpak-check".into(),
+                "(none named in the covenant)".into(),
+            )
+        })?;
     let other = c
         .checks
         .approaches
         .iter()
-        .find(|a| a.id == p.approach)
-        .ok_or_else(|| Refusal::ApproachUnknown(clip(&p.approach, 64)))?;
+        .find(|a| a.id == approach)
+        .ok_or_else(|| Refusal::ApproachUnknown(clip(approach, 64)))?;
     let runner = c
         .partner_at(other.partner)
         .map(|x| x.id.clone())
@@ -208,67 +229,106 @@ async fn by_pseudonym(
     if call.requester.partner_id != runner {
         return Err(Refusal::ApproachNotYours(other.id.clone(), runner));
     }
-    let key = app
-        .upstream
-        .approach_key(&other.id)
-        .ok_or_else(|| Refusal::ApproachUnknown(other.id.clone()))?
-        .to_vec();
-    if p.value.len() != 64
-        || !p
-            .value
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
-        return Err(Refusal::InvalidBody(
-            "`pseudonym.value` is 64 lower-case hex digits".into(),
-        ));
+    let (asker, ours) = (other.id.clone(), g.approach.clone());
+    call.record.processing_activity = Some(clip(&purpose, 64));
+    let bound = binding::purpose_role(call.covenant(), &call.requester, &purpose)?;
+    call.record.role = call.role_id(bound.role);
+    app.limiter
+        .check_probe(&call.requester, call.covenant().checks.per_staff_per_minute)?;
+    let seed = app.secrets.register_seed(&asker);
+    let key = crate::oprf::RegisterKey::from_seed(&seed).map_err(|_| Refusal::Internal)?;
+    Ok(AsRegister {
+        asker,
+        ours,
+        key,
+        seed,
+    })
+}
+
+/// What an entry of iPGA-R answering as a register holds: the asking approach and the epoch.
+fn as_register_outcome(asker: String, epoch: &crate::oprf::Epoch) -> CheckOutcome {
+    CheckOutcome {
+        approaches: std::collections::BTreeMap::new(),
+        unavailable: std::collections::BTreeMap::new(),
+        epochs: [(asker.clone(), epoch.to_string())].into_iter().collect(),
+        register_for: Some(asker),
     }
-    let mut found = None;
+}
+
+/// The set iPGA-R publishes to approach `approach`: its open cases' outputs under that
+/// approach's key and this month, padded and signed; a signed note. The entry names the
+/// approach and the epoch, and no subject.
+pub async fn published_set(app: &App, call: &mut Call, approach: &str) -> Result<String, Refusal> {
+    let r = as_register(app, call, approach)?;
+    let now = app.clock.now();
+    let epoch = crate::oprf::Epoch::of(now);
+    let info = crate::oprf::info(&r.ours, &epoch);
+    let mut members = Vec::new();
     for s in app.db.open_case_subjects().await? {
         let Ok(plain) = app.secrets.open(&s.subject_sealed) else {
             tracing::error!(case = %s.id, "a sealed subject cannot be opened");
             return Err(Refusal::Internal);
         };
-        let Ok(bsn) = policy::Bsn::parse(&String::from_utf8_lossy(&plain)) else {
-            continue;
-        };
-        if crate::crypto::approach_pseudonym(&key, &bsn) == p.value {
-            found = Some(s);
-            break;
-        }
+        members.push(r.key.member(&plain, &info).map_err(|_| Refusal::Internal)?);
     }
-    call.record.data_subject = found.as_ref().map(|s| s.subject_pseudonym.clone());
-    call.record.case_id = found.as_ref().map(|s| s.id.clone());
-    let contact = found
-        .as_ref()
-        .and_then(|s| s.regisseur_partner.clone().or(programme));
-    let status = if found.is_some() {
-        ApproachStatus::Known
-    } else {
-        ApproachStatus::NotKnown
-    };
-    call.record.check = Some(CheckOutcome {
-        approaches: [(approach.clone(), status)].into_iter().collect(),
-    });
-    let appended = call.commit(app).await?;
-    Ok(CheckAnswer {
-        known: found.is_some(),
-        approaches: if found.is_some() {
-            vec![approach.clone()]
-        } else {
-            vec![]
-        },
-        across: vec![ApproachResult {
-            approach: approach.clone(),
-            name: approach,
-            status,
-            contact: contact.clone(),
-        }],
-        complete: true,
-        contact_partner: contact,
-        audit_seq: appended.seq,
-        audit_receipt: app.receipt(&appended),
+    let sign = crate::oprf::set_signing_key(&r.ours, &r.seed).map_err(|_| Refusal::Internal)?;
+    let set = crate::oprf::PublishedSet::new(
+        &r.ours,
+        epoch.clone(),
+        now,
+        now.saturating_add(86_400),
+        members,
+        &mut crate::oprf::SystemRng,
+    );
+    call.record.check = Some(as_register_outcome(r.asker, &epoch));
+    call.commit(app).await?;
+    Ok(set.sign(&sign))
+}
+
+/// Evaluates another approach's blinded element under its key (with the proof). iPGA-R learns
+/// that the approach asked, not about whom; the entry says so.
+pub async fn evaluate(
+    app: &App,
+    call: &mut Call,
+    body: EvaluateRequest,
+) -> Result<crate::register::EvaluateAnswer, Refusal> {
+    let r = as_register(app, call, &body.approach)?;
+    let now = crate::oprf::Epoch::of(app.clock.now());
+    let epoch = crate::oprf::Epoch::parse(&body.epoch)
+        .filter(|e| *e == now || *e == now.previous())
+        .ok_or_else(|| {
+            Refusal::InvalidBody(format!(
+                "`epoch` is {now} (or, while the set rolls over, {})",
+                now.previous()
+            ))
+        })?;
+    let mut blinded = [0u8; crate::oprf::ELEMENT_LEN];
+    hex::decode_to_slice(&body.blinded, &mut blinded)
+        .map_err(|_| Refusal::InvalidBody("`blinded` is 64 hex digits".into()))?;
+    let info = crate::oprf::info(&r.ours, &epoch);
+    let (e, p) = r
+        .key
+        .evaluate_blinded(&mut crate::oprf::SystemRng, &blinded, &info)
+        .map_err(|_| Refusal::InvalidBody("`blinded` is not a group element".into()))?;
+    call.record.check = Some(as_register_outcome(r.asker, &epoch));
+    call.commit(app).await?;
+    Ok(crate::register::EvaluateAnswer {
+        evaluated: hex::encode(e),
+        proof: hex::encode(p),
     })
+}
+
+/// What another approach pins for iPGA-R's register: the POPRF public key and the set
+/// verifier key for `asker` (`gateway approach pins`).
+pub fn pins(
+    secrets: &crate::crypto::Secrets,
+    ours: &str,
+    asker: &str,
+) -> Result<(String, String), crate::oprf::OprfError> {
+    let seed = secrets.register_seed(asker);
+    let key = crate::oprf::RegisterKey::from_seed(&seed)?;
+    let sign = crate::oprf::set_signing_key(ours, &seed)?;
+    Ok((hex::encode(key.public()), sign.vkey()))
 }
 
 #[cfg(test)]
