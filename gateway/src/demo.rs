@@ -842,6 +842,9 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
     let cfg = write_config(&witnessed_path, &approach_config)?;
     let loaded = crate::runtime::load(&cfg, true).map_err(|p| anyhow::anyhow!(p.join("\n")))?;
     let log_vkey = loaded.log_keys.current.vkey();
+    // What Top600's register pins to ask iPGA-R (`gateway approach pins --for top600`).
+    let ours = cc.covenant().governance.approach.clone();
+    let top600_pins = crate::service::checks::pins(&loaded.secrets, &ours, "top600")?;
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let health = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api_addr = api.local_addr()?.to_string();
@@ -1025,6 +1028,46 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
             across.join("; ")
         ));
     }
+
+    d.say("The other direction: Top600's register asks iPGA-R, just as obliviously");
+    let set_note = mapintake
+        .client
+        .get(format!("https://{}/v1/checks/set?approach=top600", d.api))
+        .bearer_auth(&mapintake.token)
+        .send()
+        .await?
+        .text()
+        .await?;
+    let verifier = crate::log::checkpoint::NoteVerifier::from_vkey(&top600_pins.1)?;
+    let set = crate::oprf::PublishedSet::verify(
+        &set_note,
+        &verifier,
+        &ours,
+        crate::clock::Clock::now(&crate::clock::SystemClock),
+        1 << 17,
+    )?;
+    let blinded = crate::oprf::Blinded::new(SUBJECT_BSN.as_bytes(), &mut crate::oprf::SystemRng)?;
+    let (st, e) = d
+        .call(
+            &mapintake,
+            reqwest::Method::POST,
+            "/v1/checks/evaluate",
+            Some(json!({"approach": "top600", "epoch": set.epoch.as_str(), "blinded": hex::encode(blinded.message())})),
+        )
+        .await?;
+    let member = blinded.finish(
+        SUBJECT_BSN.as_bytes(),
+        &hex::decode(e["evaluated"].as_str().unwrap_or_default())?,
+        &hex::decode(e["proof"].as_str().unwrap_or_default())?,
+        &hex::decode(&top600_pins.0)?,
+        &crate::oprf::info(&ours, &set.epoch),
+    )?;
+    d.note(&format!(
+        "Top600 fetches {ours}'s signed set for it ({} values, padded; epoch {}) and has one blinded element evaluated ({st}), the proof checked against the key it pinned: the person is {} in {ours}. {ours}'s log records that Top600 asked, not about whom.",
+        set.members.len(),
+        set.epoch,
+        if set.contains(&member) { "known" } else { "not known" }
+    ));
 
     // 5. Duiding.
     d.say("Duiding: the voorportaal collects limited facts");

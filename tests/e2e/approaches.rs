@@ -455,6 +455,36 @@ async fn a_voorportaal_probing_fast_is_rate_limited_and_logged() {
     .await
     .unwrap();
     assert_eq!(n, 1);
+
+    // Top600's register asking iPGA-R is held to the same per-staff limit: 429 with
+    // Retry-After, recorded.
+    let (c, t) = (
+        client("oov"),
+        token("oov", "top600.register", &["melder-intake"]),
+    );
+    let epoch = gateway::oprf::Epoch::of(gateway::clock::Clock::now(&gateway::clock::SystemClock));
+    let mut last = None;
+    for _ in 0..6 {
+        let b = gateway::oprf::Blinded::new(b"999993331", &mut gateway::oprf::SystemRng).unwrap();
+        last = Some(
+            c.post(gw.url("/v1/checks/evaluate"))
+                .bearer_auth(&t)
+                .json(&json!({"approach": "top600", "epoch": epoch.as_str(), "blinded": hex::encode(b.message())}))
+                .send()
+                .await
+                .unwrap(),
+        );
+    }
+    let r = last.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"), "{:?}", r.headers());
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM log_records WHERE kind = 'check' AND problem = 'rate-limited' AND staff_id = 'top600.register'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
 }
 
 /// The register side as an operator runs it: `gateway approach key`, `publish` from a CSV and
