@@ -341,7 +341,9 @@ impl PublishedSet {
         Ok(set)
     }
 
-    fn parse(body: &str, max: usize) -> Result<PublishedSet, SetError> {
+    /// Parses a set's body (its signature already verified) in exactly the form
+    /// [`PublishedSet::body`] writes, with at most `max` members.
+    pub fn parse(body: &str, max: usize) -> Result<PublishedSet, SetError> {
         let mut lines = body
             .strip_suffix('\n')
             .ok_or(SetError::Malformed("no final newline"))?
