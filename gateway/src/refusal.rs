@@ -363,8 +363,8 @@ impl Refusal {
             ActivationFailed(why) => ("Activation failed", format!("The version could not be loaded ({why}); nothing changed and the active version stays. Fix the key directory or TLS files and retry.")),
             NotToml => ("Unsupported media type", "Send the covenant as `Content-Type: application/toml` (or text/plain), UTF-8.".into()),
             LogUnwitnessed(have, need, secs) => ("Disclosure log not witnessed", format!("Only {have} of the {need} witnesses the covenant requires have cosigned the disclosure log in the last {secs} seconds, so nothing is disclosed: the partners could not hold the gateway to this answer. Disclosures resume by themselves when the witnesses cosign again; retry later. Operators: see docs/operations.md, \"Witnesses\".")),
-            ApproachUnknown(a) => ("Unknown approach", format!("The covenant names no other approach `{a}` with a key configured at this gateway; ask by a pseudonym of an approach of the covenant's [[approach]].")),
-            ApproachNotYours(a, p) => ("Not this approach's partner", format!("Only partner `{p}`, which runs approach `{a}` under the covenant, may ask by its pseudonyms.")),
+            ApproachUnknown(a) => ("Unknown approach", format!("The covenant names no other approach `{a}`; ask as an approach of the covenant's [[approach]].")),
+            ApproachNotYours(a, p) => ("Not this approach's partner", format!("Only partner `{p}`, which runs approach `{a}` under the covenant, may ask as that approach.")),
             Internal => ("Internal error", "The gateway failed unexpectedly; nothing was disclosed. Report the transaction id to the administrators.".into()),
         }
     }
