@@ -1245,3 +1245,27 @@ async fn after_a_lost_answer_the_409_resync_succeeds_every_time() {
     drop(ws);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// c2sp.org/tlog-witness's example `add-checkpoint` request, byte for byte, at a real witness
+/// that follows another log: the spec's 404 for an unknown origin, in its `text/plain` form.
+#[tokio::test]
+async fn the_spec_example_request_is_404_at_a_witness_of_another_log() {
+    let dir = std::env::temp_dir().join(format!("gw-witness-spec-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    init_witness(&dir, "witness.politie.ipga-r.example");
+    let w = start_witness(&dir);
+    let proof: Vec<String> = [
+        "PlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=",
+        "jrJZDmY8Y7SyJE0MWLpLozkIVMSMZcD5kvuKxPC3swk=",
+        "5+pKlUdi2LeF/BcMHBn+Ku6yhPGNCswZZD1X/6QgPd8=",
+        "/6WVhPs2CwSsb5rYBH5cjHV/wSmA79abXAwhXw3Kj/0=",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let note = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\n\u{2014} example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n\u{2014} example.com/behind-the-sofa opLqBQsREYCgu6xQkYQwJr9fo45a62DN9EdmHXnZdXNqlcVGlCum2Wks+49/V6267UEjw6QUXTS5Rovnzv++qbSzm9Q=\n";
+    let (s, _, body) = add(&w, 20_852_014, &proof, note).await;
+    assert_eq!(s, 404, "{body}");
+    // And with the old size above the checkpoint's, still the origin first: 404.
+    let (s, _, _) = add(&w, 20_852_164, &proof, note).await;
+    assert_eq!(s, 404);
+}
