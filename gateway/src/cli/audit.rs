@@ -711,7 +711,14 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             runtime()?.block_on(async move {
                 let db = Db::connect(&url).await?;
                 let started = std::time::Instant::now();
-                let report = crate::log::verify::verify(&db, &keys, progress("verified")).await?;
+                let periods = crate::service::policy_admin::retention_periods(&db).await?;
+                let report = crate::log::verify::verify_with(
+                    &db,
+                    &keys,
+                    Some(periods),
+                    progress("verified"),
+                )
+                .await?;
                 end_progress();
                 let witnessed = if verifiers.is_empty() {
                     None

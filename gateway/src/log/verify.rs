@@ -62,6 +62,59 @@ fn extend_ranges(ranges: &mut Vec<RemovedRange>, first: i64, last: i64, rule: &s
     });
 }
 
+/// Each stored covenant version's retention periods by rule (`deposits`, `cases` or a
+/// `[[retention.log]]` id) in days, by version hash: what every retention step is held to.
+pub type RetentionPeriods = HashMap<String, HashMap<String, u32>>;
+
+/// The retention periods of one covenant, by rule.
+pub fn periods_of(c: &policy::covenant::Covenant) -> HashMap<String, u32> {
+    let r = &c.retention;
+    let mut out: HashMap<String, u32> = r
+        .log
+        .iter()
+        .map(|l| (l.id.clone(), l.period.days))
+        .collect();
+    if let Some(p) = &r.deposits {
+        out.insert("deposits".into(), p.days);
+    }
+    if let Some(p) = &r.cases {
+        out.insert("cases".into(), p.days);
+    }
+    out
+}
+
+/// What is wrong with a retention step against the periods of the version it names (issue 37):
+/// a rule that version does not have, another period than the version's, or a cut-off later
+/// than the step's time less the period (something younger than its period went).
+fn retention_against(
+    periods: &RetentionPeriods,
+    seq: i64,
+    version: &str,
+    at: i64,
+    step: &super::entry::RetentionStep,
+) -> Option<String> {
+    let Some(rules) = periods.get(version) else {
+        return Some(format!(
+            "retention entry {seq} was taken under covenant version {version}, whose text is not stored: its periods cannot be checked"
+        ));
+    };
+    step.rules.iter().find_map(|r| match rules.get(&r.rule) {
+        None => Some(format!(
+            "retention entry {seq} applied rule {}, which covenant version {version} does not have",
+            r.rule
+        )),
+        Some(days) if *days != r.days => Some(format!(
+            "retention entry {seq} applied rule {} with {} days, but covenant version {version} says {days}",
+            r.rule, r.days
+        )),
+        Some(days) if r.before > at.saturating_sub(i64::from(*days) * 86_400) => Some(format!(
+            "retention entry {seq} removed under rule {} what was younger than its {days} days",
+            r.rule
+        )),
+        Some(_) => None,
+    })
+}
+
 /// Verification in one pass over the entries, in sequence order.
 pub struct Pass<'a> {
     keys: &'a KeySet,
@@ -80,6 +133,8 @@ pub struct Pass<'a> {
     listed: Vec<RemovedRange>,
     /// The covenant's history as the log shows it.
     covenant: CovenantHistory,
+    /// The stored versions' retention periods, when the database has them (not for exports).
+    periods: Option<RetentionPeriods>,
 }
 
 /// The covenant versions the log made active, replayed in order (issue 37): every entry was
@@ -155,7 +210,14 @@ impl<'a> Pass<'a> {
             pending_proofs: Vec::new(),
             listed: Vec::new(),
             covenant: CovenantHistory::default(),
+            periods: None,
         }
+    }
+
+    /// Holds every retention step to the periods of the version it was taken under.
+    pub fn with_periods(mut self, periods: RetentionPeriods) -> Self {
+        self.periods = Some(periods);
+        self
     }
 
     /// Replays the covenant's history over one (verified) entry.
@@ -283,6 +345,12 @@ impl<'a> Pass<'a> {
         };
         if e.kind != Kind::Retention {
             return;
+        }
+        if let (Some(periods), Some(step)) = (&self.periods, &e.retention) {
+            let why = retention_against(periods, seq, &e.policy_version, e.at, step);
+            if let Some(why) = why {
+                self.bad(seq, why);
+            }
         }
         for r in e.retention.map(|r| r.log).unwrap_or_default() {
             if r.first > r.last || r.first < 1 || r.last >= seq {
@@ -636,9 +704,23 @@ const PAGE: i64 = 20_000;
 pub async fn verify(
     db: &Db,
     keys: &KeySet,
+    progress: impl FnMut(i64),
+) -> Result<Report, StoreError> {
+    verify_with(db, keys, None, progress).await
+}
+
+/// [`verify`], holding every retention step to `periods` (the stored versions' periods) when
+/// given.
+pub async fn verify_with(
+    db: &Db,
+    keys: &KeySet,
+    periods: Option<RetentionPeriods>,
     mut progress: impl FnMut(i64),
 ) -> Result<Report, StoreError> {
     let mut pass = Pass::new(keys, db.checkpoints().await?, Some(db.all_nodes().await?));
+    if let Some(p) = periods {
+        pass = pass.with_periods(p);
+    }
     let tombstones = db.tombstones().await?;
     let mut stones = tombstones.iter().peekable();
     let mut after = 0i64;
@@ -911,5 +993,50 @@ mod covenant_history_tests {
         log.push(entry("policy", "v2", Some(("activate", "v3"))));
         log.push(entry("disclosure", "v1", None));
         assert_eq!(run(&log).map(|b| b.0), Some(7));
+    }
+
+    #[test]
+    fn a_retention_step_is_held_to_the_periods_of_its_version() {
+        use crate::log::entry::{RetentionStep, RetentionTarget, RuleApplied};
+        let periods: RetentionPeriods = [(
+            "v1".to_owned(),
+            [("checks".to_owned(), 30u32), ("deposits".to_owned(), 365)]
+                .into_iter()
+                .collect(),
+        )]
+        .into_iter()
+        .collect();
+        let at = 1_800_000_000;
+        let step = |rule: &str, days: u32, before: i64| RetentionStep {
+            rules: vec![RuleApplied {
+                rule: rule.into(),
+                target: RetentionTarget::Log,
+                kinds: vec!["check".into()],
+                purposes: vec![],
+                days,
+                ground: "art. 12".into(),
+                before,
+                removed: 1,
+            }],
+            log: vec![],
+        };
+        let ok = step("checks", 30, at - 30 * 86_400);
+        assert_eq!(retention_against(&periods, 9, "v1", at, &ok), None);
+        for (bad, why) in [
+            (
+                step("checks", 0, at),
+                "with 0 days, but covenant version v1 says 30",
+            ),
+            (step("checks", 30, at), "younger than its 30 days"),
+            (step("gone", 30, at - 30 * 86_400), "does not have"),
+        ] {
+            let got = retention_against(&periods, 9, "v1", at, &bad).unwrap();
+            assert!(got.contains(why), "{got}");
+        }
+        assert!(
+            retention_against(&periods, 9, "v2", at, &ok)
+                .unwrap()
+                .contains("not stored")
+        );
     }
 }

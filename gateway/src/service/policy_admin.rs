@@ -773,6 +773,24 @@ pub async fn check_logged(db: &crate::store::Db, row: &PolicyDraftRow) -> Result
     ))
 }
 
+/// The retention periods of every stored version that was ever active, for `audit verify` to
+/// hold each retention step to the version it was taken under. A stored text that no longer
+/// compiles to its hash is left out (the step under it is then named as not checkable).
+pub async fn retention_periods(
+    db: &crate::store::Db,
+) -> Result<crate::log::verify::RetentionPeriods, crate::store::StoreError> {
+    let mut out = crate::log::verify::RetentionPeriods::new();
+    for row in db.policy_drafts(true, i64::MAX).await? {
+        if let Ok(cc) = crate::lifecycle::PolicyBuilder::compile_stored(&row) {
+            out.insert(
+                row.version.clone(),
+                crate::log::verify::periods_of(cc.covenant()),
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// Records whether the database's active version disagrees with the log (and why).
 fn set_mismatch(app: &App, why: Option<String>) {
     if why.is_some() != app.policy_mismatch.load().is_some() {
