@@ -556,6 +556,52 @@ async fn policy_change(
         "Rollback: {} drafts a return to {old} ({rb_id}), {} approves: {st1}, {} activates: {st2}. Every step above is in the log.",
         b2.label, b1.label, b2.label
     ));
+    shared_change(d, src, &b1, &b2).await
+}
+
+/// A change to a shared part (the checks' per-staff limit): the threshold of core partners signs
+/// it, and one signature short is refused.
+async fn shared_change(d: &mut Demo, src: &str, b1: &Actor, b2: &Actor) -> anyhow::Result<()> {
+    let text = src.replacen("per_staff_per_minute = 30", "per_staff_per_minute = 25", 1);
+    let resp = b1
+        .client
+        .post(format!("https://{}/v1/policy/drafts", d.api))
+        .bearer_auth(&b1.token)
+        .header("content-type", "application/toml")
+        .body(text)
+        .send()
+        .await?;
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    let id = v["id"].as_str().unwrap_or_default().to_owned();
+    d.note(&format!(
+        "{} drafts a shared change (checks per staff member per minute 30 → 25): draft {id}; the review names {}.",
+        b1.label,
+        v_signers(&v)
+    ));
+    for p in ["oov", "politie", "om"] {
+        d.partner_signs(p, b1, &id).await?;
+    }
+    let (st1, st2, refused) = d.approve_and_activate(b2, b1, &id).await?;
+    d.note(&format!(
+        "oov, politie and om sign; {} approves: {st1}; {} activates: REFUSED {st2} {}: {}",
+        b2.label,
+        b1.label,
+        problem_slug(&refused),
+        refused["detail"].as_str().unwrap_or("")
+    ));
+    d.partner_signs("rn", b1, &id).await?;
+    let (st, _) = d
+        .call(
+            b1,
+            reqwest::Method::POST,
+            &format!("/v1/policy/drafts/{id}/activate"),
+            None,
+        )
+        .await?;
+    d.note(&format!(
+        "rn signs as the fourth core partner (the covenant's threshold is 4 of 7); {} activates: {st}.",
+        b1.label
+    ));
     Ok(())
 }
 
