@@ -568,7 +568,7 @@ pub fn example_config(dir: &Path, covenant: &Path) -> String {
     );
     let _ = writeln!(
         o,
-        "\n# Who may draft, approve (never their own draft) and activate covenant versions.\n[administration]\nadministrators = [\"oov/beheerder-1\", \"oov/beheerder-2\"]\n# The core partners' signatures on the first covenant version (the installation ceremony).\ninstallation_signatures = \"{}\"",
+        "\n# Who may draft, approve (never their own draft) and activate covenant versions.\n[administration]\nadministrators = [\"oov/beheerder-1\", \"oov/beheerder-2\", \"politie/beheerder-1\", \"politie/beheerder-2\"]\n# The core partners' signatures on the first covenant version (the installation ceremony).\ninstallation_signatures = \"{}\"",
         layout::INSTALLATION
     );
     o

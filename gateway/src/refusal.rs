@@ -239,6 +239,9 @@ pub enum Refusal {
     /// An inclusion without the complete aanpak-check the covenant asks first.
     #[error("check-required")]
     CheckRequired(String),
+    /// An administrator of one partner handling a draft that changes more than its own part.
+    #[error("policy-not-your-part")]
+    PolicyNotYourPart(String, String),
     /// The draft is the active version already.
     #[error("draft-unchanged")]
     DraftUnchanged,
@@ -354,6 +357,7 @@ impl Refusal {
             ApprovalSamePartner => ("Approval by the author's organisation", "This gateway requires the approver to belong to another partner than the author; ask an administrator of another partner.".into()),
             DraftState(status, need) => ("Draft not in the right state", format!("The draft is `{status}`; this step needs a draft that is `{need}`.")),
             SignatureInvalid(why) => ("Signed approval refused", format!("The signed approval does not count: {why}. Sign the draft's version against the active version with the partner's governance key (`gateway policy sign`).")),
+            PolicyNotYourPart(partner, lines) => ("Not this administrator's part", format!("An administrator of `{partner}` drafts, approves and activates changes to {partner}'s own part only (its entry, its products, rules on its data alone); this draft also changes {lines}. The programme partner's administrators handle it (the partners it touches sign it).")),
             CheckRequired(why) => ("Aanpak-check required before inclusion", format!("The covenant includes a case only after an aanpak-check of its person answered complete ([checks] before_inclusion): {why}. Check the person (POST /v1/checks) and include again, or give `check_override` with the reason to go without.")),
             SignaturesMissing(what) => ("Partners' signatures missing", format!("The change cannot be activated without {what}; the review (`diff.review` of the draft) names whose signature each change needs. Add them with `gateway policy signature`.")),
             ApprovalStale(why) => ("Approval no longer valid", format!("The draft's approval no longer counts: {why}. Ask an administrator other than the author to approve it again, then activate it.")),
@@ -452,6 +456,7 @@ impl Refusal {
             Refusal::SignatureInvalid(String::new()),
             Refusal::SignaturesMissing(String::new()),
             Refusal::CheckRequired(String::new()),
+            Refusal::PolicyNotYourPart(String::new(), String::new()),
             Refusal::DraftUnchanged,
             Refusal::ActivationConflict,
             Refusal::ActivationFailed(String::new()),
@@ -552,6 +557,7 @@ impl Refusal {
             Refusal::SignatureInvalid(..) => 82,
             Refusal::SignaturesMissing(..) => 83,
             Refusal::CheckRequired(..) => 84,
+            Refusal::PolicyNotYourPart(..) => 85,
         }
     }
 }

@@ -166,7 +166,7 @@ async fn token_checks_each_give_their_problem_type() {
     // Unknown role, and a role politie may not hold.
     let unknown = token("politie", "p1", &["superuser"]);
     problem(get_case(&c, &gw, &unknown).await, 403, "role-unknown").await;
-    let not_held = token("politie", "p1", &["beheerder"]);
+    let not_held = token("politie", "p1", &["melder-intake"]);
     problem(get_case(&c, &gw, &not_held).await, 403, "role-not-held").await;
     // A valid token gets past authentication (and finds no such case).
     let ok = token("politie", "p1", &["voorportaal"]);

@@ -96,7 +96,9 @@ pub fn status(r: &Refusal) -> StatusCode {
         RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         Overloaded | RequestTimeout(_) | LogUnwitnessed(..) => StatusCode::SERVICE_UNAVAILABLE,
         CertificateRevoked | CertificateUnknown => StatusCode::UNAUTHORIZED,
-        NotAdministrator(_) | ApprovalByAuthor | ApprovalSamePartner => StatusCode::FORBIDDEN,
+        NotAdministrator(_) | ApprovalByAuthor | ApprovalSamePartner | PolicyNotYourPart(..) => {
+            StatusCode::FORBIDDEN
+        }
         CovenantInvalid(..) => StatusCode::UNPROCESSABLE_ENTITY,
         NotToml => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         DraftNotFound | VersionNotFound => StatusCode::NOT_FOUND,

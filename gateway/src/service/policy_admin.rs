@@ -56,6 +56,65 @@ pub(super) fn administrator(app: &App, call: &mut Call) -> Result<(), Refusal> {
     }
 }
 
+/// Issue 37: every core partner's administrators hold the administrator role, each for its own
+/// part. An administrator of the programme partner (which keeps the shared parts) handles any
+/// draft; one of another partner only a draft whose every change needs its own partner's
+/// signature alone (its entry, its products, rules on its data only). Either way the partners
+/// a change touches must sign it.
+fn own_part(
+    call: &Call,
+    active: &PolicyDraftRow,
+    source: &str,
+    cc: &policy::CompiledCovenant,
+) -> Result<(), Refusal> {
+    let c = call.covenant();
+    let me = call.requester.partner_id.clone();
+    let programme = c
+        .governance
+        .programme_partner
+        .and_then(|p| c.partner_at(p))
+        .map(|p| p.id.clone());
+    if programme.as_deref() == Some(me.as_str()) {
+        return Ok(());
+    }
+    let review = policy::review::review(&active.source, &call.policy.covenant, source, cc)
+        .map_err(|e| {
+            tracing::error!(error = %e, "a stored covenant text does not parse");
+            Refusal::Internal
+        })?;
+    let foreign: Vec<String> = review
+        .lines
+        .iter()
+        .filter(|l| {
+            !matches!(&l.needs, policy::review::Needs::Partners(ps)
+                if ps.len() == 1 && ps.contains(&me))
+        })
+        .map(|l| match &l.item {
+            Some(i) => format!("[{}] {i}", l.section),
+            None => format!("[{}]", l.section),
+        })
+        .collect();
+    if foreign.is_empty() {
+        Ok(())
+    } else {
+        Err(Refusal::PolicyNotYourPart(me, foreign.join(", ")))
+    }
+}
+
+/// [`own_part`] for a stored draft.
+async fn stored_own_part(app: &App, call: &Call, d: &PolicyDraftRow) -> Result<(), Refusal> {
+    let cc = crate::lifecycle::PolicyBuilder::compile_stored(d).map_err(|e| {
+        tracing::error!(draft = %d.id, error = %e, "a stored draft does not compile");
+        Refusal::Internal
+    })?;
+    own_part(call, &active_row(app).await?, &d.source, &cc)
+}
+
+/// The database's active version, for a review against it.
+async fn active_row(app: &App) -> Result<PolicyDraftRow, Refusal> {
+    app.db.active_policy_draft().await?.ok_or(Refusal::Internal)
+}
+
 /// Administrators, and privacy officers (who may read drafts too).
 fn reader(app: &App, call: &mut Call) -> Result<(), Refusal> {
     if let Some(r) = holds(call, call.covenant().governance.privacy_officer_role) {
@@ -316,6 +375,7 @@ pub async fn create_draft(
     if cc.version() == call.policy.covenant.version() {
         return Err(Refusal::DraftUnchanged);
     }
+    own_part(call, &active_row(app).await?, &source, &cc)?;
     let keys = serde_json::to_string(&keys).map_err(|_| Refusal::Internal)?;
     let row = new_row(
         call,
@@ -386,6 +446,7 @@ pub async fn rollback(app: &App, call: &mut Call, id: &str) -> Result<Value, Ref
         return Err(Refusal::DraftUnchanged);
     }
     let cc = compile_draft(&target)?;
+    own_part(call, &active_row(app).await?, &target.source, &cc)?;
     let row = new_row(
         call,
         app.clock.now(),
@@ -522,6 +583,8 @@ pub async fn approve(app: &App, call: &mut Call, id: &str) -> Result<Value, Refu
     if d.author_partner == req.partner_id && d.author_staff == req.staff_id {
         return Err(Refusal::ApprovalByAuthor);
     }
+    stored_own_part(app, call, &d).await?;
+    let req = &call.requester;
     if app.administration.approver_from_other_partner && d.author_partner == req.partner_id {
         return Err(Refusal::ApprovalSamePartner);
     }
@@ -616,6 +679,7 @@ pub async fn activate(app: &App, call: &mut Call, id: &str) -> Result<Value, Ref
     }
     approval_counts(app, &d, &current)?;
     let cc = Arc::new(compile_draft(&d)?);
+    own_part(call, &current, &d.source, &cc)?;
     // The partners' signatures the change needs under the active version (issue 37).
     let signatures = super::signatures::check_for_activation(app, call, &d, &cc, &current).await?;
     let next = app

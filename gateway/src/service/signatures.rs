@@ -312,6 +312,66 @@ mod tests {
         .await
     }
 
+    /// Issue 37: every core partner's administrators hold `beheerder` for their own part. The
+    /// police's administrators draft, approve and activate a change to the police's own entry;
+    /// a change to rn's entry, or a shared one, is not theirs (the programme partner's
+    /// administrators handle those).
+    #[tokio::test]
+    async fn a_partners_administrators_handle_their_own_part_only() {
+        let (app, _) = testkit::app().await;
+        let politie =
+            |staff: &str| testkit::call(&app, Kind::Policy, "politie", staff, &["beheerder"]);
+        let own = text(|doc| {
+            let p = doc["partner"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|p| p["id"].as_str() == Some("politie"))
+                .unwrap();
+            p.as_table_mut()
+                .unwrap()
+                .insert("name".into(), "Politie Eenheid Amsterdam (IGP)".into());
+        });
+        let d = create_draft(&app, &mut politie("beheerder-1"), Ok(own))
+            .await
+            .unwrap();
+        let id = d["id"].as_str().unwrap().to_owned();
+        approve(&app, &mut politie("beheerder-2"), &id)
+            .await
+            .unwrap();
+
+        // rn's entry: not the police's part.
+        let err = create_draft(
+            &app,
+            &mut politie("beheerder-1"),
+            Ok(text(rn_recipient_to_oov)),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&err, Refusal::PolicyNotYourPart(p, lines) if p == "politie" && lines.contains("[partner] rn")),
+            "{err:?}"
+        );
+        // A shared change drafted by oov: the police's administrators may not approve it.
+        let shared = text(|doc| {
+            doc["checks"]
+                .as_table_mut()
+                .unwrap()
+                .insert("per_staff_per_minute".into(), 7.into());
+        });
+        let d = create_draft(&app, &mut admin(&app, "beheerder-1"), Ok(shared))
+            .await
+            .unwrap();
+        let id = d["id"].as_str().unwrap().to_owned();
+        assert!(matches!(
+            approve(&app, &mut politie("beheerder-1"), &id).await,
+            Err(Refusal::PolicyNotYourPart(..))
+        ));
+        approve(&app, &mut admin(&app, "beheerder-2"), &id)
+            .await
+            .unwrap();
+    }
+
     /// Issue 37: under a covenant that sets `approval_threshold`, a change to a partner's entry
     /// takes that partner's signature, a shared change the threshold's; a signature by another
     /// key, for another change, expired or withdrawn does not count; the activation carries
