@@ -128,6 +128,8 @@ pub struct Purpose {
     pub relation: Relation,
     /// Hidden from the subject's access report.
     pub confidential: bool,
+    /// The legal basis the covenant states for hiding it.
+    pub confidential_ground: Option<String>,
 }
 
 /// A district, for generalising postcodes.
@@ -1113,6 +1115,20 @@ impl Builder {
             let level_known = level.is_some();
             let level = level.unwrap_or(Level::Case);
             let relation = relation.unwrap_or(Relation::None);
+            if u.confidential
+                && u.confidential_ground
+                    .as_ref()
+                    .is_none_or(|g| g.get_ref().trim().is_empty())
+            {
+                self.err(
+                    sp(&u.id),
+                    format!(
+                        "purpose {} is confidential without a legal basis",
+                        u.id.get_ref()
+                    ),
+                    "add `confidential_ground = \"…\"`: the law that lets this purpose be left out of the data subject's access report (AVG art. 23 as the Netherlands implements it), or drop `confidential`",
+                );
+            }
             match level {
                 _ if !level_known => {}
                 Level::Case if u.case_status.is_empty() => self.err(
@@ -1143,6 +1159,7 @@ impl Builder {
                 case_status,
                 relation,
                 confidential: u.confidential,
+                confidential_ground: u.confidential_ground.as_ref().map(|g| g.get_ref().clone()),
             });
         }
 

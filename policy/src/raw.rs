@@ -406,6 +406,9 @@ pub struct RawPurpose {
     /// Hidden from the data subject's own access report (police and prosecution investigations).
     #[serde(default)]
     pub confidential: bool,
+    /// The legal basis for hiding it (required when `confidential`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidential_ground: Option<S>,
 }
 
 /// `[[district]]`.

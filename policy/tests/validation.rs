@@ -1095,10 +1095,32 @@ fn keys_added_later_are_absent_from_the_canonical_form_when_not_written() {
         "witnessing",
         "appoint",
         "notification_days",
+        "confidential_ground",
     ] {
         assert!(
             !canonical.contains(&format!("\"{key}\"")),
             "{key} in {canonical}"
         );
     }
+}
+
+/// Issue 31: a purpose left out of the data subject's access report states the law that allows it.
+#[test]
+fn a_confidential_purpose_states_its_legal_basis() {
+    let hidden = "relation = \"is-regisseur\"\nconfidential = true";
+    assert_errors(
+        &edit("relation = \"is-regisseur\"", hidden),
+        &["purpose regie is confidential without a legal basis"],
+    );
+    let grounded = compile(&edit(
+        "relation = \"is-regisseur\"",
+        &format!("{hidden}\nconfidential_ground = \"UAVG art. 41\""),
+    ));
+    let regie = grounded
+        .covenant()
+        .purposes
+        .iter()
+        .find(|u| u.id == "regie")
+        .unwrap();
+    assert_eq!(regie.confidential_ground.as_deref(), Some("UAVG art. 41"));
 }

@@ -709,6 +709,14 @@ async fn privacy_officers_search_the_log_and_report_to_the_subject() {
             .starts_with("Wet PGA art. 3 lid 2")
     );
     assert_eq!(report["confidential_purposes_left_out"], json!(["duiding"]));
+    // With the legal basis the covenant states for leaving it out (issue 31).
+    assert!(
+        report["confidential_grounds"]["duiding"]
+            .as_str()
+            .unwrap()
+            .contains("UAVG art. 41"),
+        "{report}"
+    );
     let (_, body) = officer_get(
         &gw,
         "oov",

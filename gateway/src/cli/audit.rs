@@ -505,7 +505,15 @@ fn readable(report: &crate::service::audit::SubjectReport) -> String {
         let _ = writeln!(
             o,
             "Left out as confidential from the data subject: {}",
-            report.confidential_purposes_left_out.join(", ")
+            report
+                .confidential_purposes_left_out
+                .iter()
+                .map(|u| match report.confidential_grounds.get(u) {
+                    Some(g) => format!("{u} ({g})"),
+                    None => u.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     if report.disclosures.is_empty() {

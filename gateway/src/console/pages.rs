@@ -317,9 +317,18 @@ pub fn letter(csrf: &str, report: &Value, today: time::Date) -> Markup {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let left_out: Vec<&str> = at(report, "confidential_purposes_left_out")
+    let grounds = at(report, "confidential_grounds");
+    let left_out: Vec<String> = at(report, "confidential_purposes_left_out")
         .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|u| match grounds.get(u).and_then(Value::as_str) {
+                    Some(g) => format!("{u}, op grond van {g}"),
+                    None => u.to_owned(),
+                })
+                .collect()
+        })
         .unwrap_or_default();
     let removed = at(report, "removed_under_retention")
         .as_array()
@@ -353,7 +362,7 @@ pub fn letter(csrf: &str, report: &Value, today: time::Date) -> Markup {
                 }
             }
             @if !left_out.is_empty() {
-                p class="note" { "Niet in dit overzicht: verstrekkingen voor doelen die het convenant vertrouwelijk houdt (" (left_out.join(", ")) ")." }
+                p class="note" { "Niet in dit overzicht: verstrekkingen voor doelen die het convenant vertrouwelijk houdt (" (left_out.join("; ")) ")." }
             }
             @for n in &removed {
                 p class="note" { "Verwijderd volgens de bewaartermijn " (s(n, "rule")) " (" (s(n, "ground")) "): vastleggingen van vóór " (s(n, "removed_before")) "; die staan niet meer in dit overzicht." }

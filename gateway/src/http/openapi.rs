@@ -327,6 +327,7 @@ fn schemas() -> Value {
         "SubjectReport": object(&["data_subject", "confidential_purposes_left_out", "disclosures"], json!({
             "data_subject": s("string"),
             "confidential_purposes_left_out": {"type": "array", "items": s("string")},
+            "confidential_grounds": {"type": "object", "additionalProperties": s("string")},
             "disclosures": {"type": "array", "items": object(&["seq", "at", "to", "kind", "data_received", "legal_grounds", "policy_version", "version_known"], json!({
                 "seq": s("integer"), "at": s("string"), "to": s("string"), "role": nullable("string"),
                 "purpose": nullable("string"), "purpose_name": nullable("string"), "kind": s("string"),

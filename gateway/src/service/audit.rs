@@ -548,6 +548,8 @@ pub struct SubjectReport {
     pub data_subject: String,
     /// Purposes the covenant marks confidential from the subject, left out of this report.
     pub confidential_purposes_left_out: Vec<String>,
+    /// The legal basis the covenant states for leaving each of them out.
+    pub confidential_grounds: BTreeMap<String, String>,
     /// Every disclosure about the person, oldest first.
     pub disclosures: Vec<ReportItem>,
     /// Older disclosures the log no longer holds: removed under the covenant's retention rules,
@@ -654,8 +656,16 @@ pub async fn subject_report(
         .filter(|u| u.confidential)
         .map(|u| u.id.clone())
         .collect();
+    let mut confidential_grounds: BTreeMap<String, String> = active
+        .covenant()
+        .purposes
+        .iter()
+        .filter_map(|u| Some((u.id.clone(), u.confidential_ground.clone()?)))
+        .filter(|(u, _)| left_out.contains(u))
+        .collect();
     if include_confidential {
         left_out.clear();
+        confidential_grounds.clear();
     }
     let mut out = Vec::new();
     let mut after = 0;
@@ -684,13 +694,15 @@ pub async fn subject_report(
             }
             let cc = versions.get(&e.policy_version).await?;
             let c = cc.as_deref().map(CompiledCovenant::covenant);
-            let confidential = c
+            let purpose = c
                 .zip(e.processing_activity.as_deref())
-                .and_then(|(c, u)| c.purpose(u).and_then(|u| c.purposes.get(u.index())))
-                .is_some_and(|u| u.confidential);
-            if confidential && !include_confidential {
-                if let Some(u) = &e.processing_activity {
-                    left_out.insert(u.clone());
+                .and_then(|(c, u)| c.purpose(u).and_then(|u| c.purposes.get(u.index())));
+            if let Some(u) = purpose.filter(|u| u.confidential && !include_confidential) {
+                left_out.insert(u.id.clone());
+                if let Some(g) = &u.confidential_ground {
+                    confidential_grounds
+                        .entry(u.id.clone())
+                        .or_insert_with(|| g.clone());
                 }
                 continue;
             }
@@ -763,6 +775,7 @@ pub async fn subject_report(
     Ok(SubjectReport {
         data_subject: pseudonyms.first().cloned().unwrap_or_default(),
         confidential_purposes_left_out: left_out.into_iter().collect(),
+        confidential_grounds,
         disclosures: out,
         removed_under_retention: removed_notices(db).await?,
     })
