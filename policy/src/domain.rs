@@ -123,6 +123,20 @@ impl CaseStatus {
 }
 
 vocabulary! {
+    /// To whom the notification letter went (the Handreiking, "2. De notificatiebrief").
+    NotificationTo {
+        /// The person, at the address where registered, or handed over in person.
+        Betrokkene => "betrokkene",
+        /// The parents or (family) guardian of a minor, besides the minor.
+        OudersVoogd => "ouders-voogd",
+        /// The parents or family members in a family approach, besides the person.
+        Familie => "familie",
+        /// The penitentiary institution, for a person detained at inclusion.
+        Inrichting => "inrichting",
+    }
+}
+
+vocabulary! {
     /// Ideology a case is registered under (seeds 001, 002), for aggregates and assessment.
     Ideology {
         /// Jihadist.

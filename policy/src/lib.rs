@@ -29,7 +29,9 @@ pub use covenant::{
     PurposeRef, RoleRef, RuleRef, Witness, Witnessing,
 };
 pub use diag::{Diagnostic, Diagnostics};
-pub use domain::{Bsn, BsnError, CaseStatus, Category, FieldType, Level, PartnerKind, Relation};
+pub use domain::{
+    Bsn, BsnError, CaseStatus, Category, FieldType, Level, NotificationTo, PartnerKind, Relation,
+};
 pub use transform::{
     AppliedRecord, ApplyError, Audience, FieldOutcome, PseudonymKey, Sent, TransformContext,
 };

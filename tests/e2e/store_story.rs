@@ -27,6 +27,7 @@ fn case(id: &str, pseudonym: &str) -> CaseRow {
         signal_date: Some("2026-01-02".into()),
         decision_date: None,
         notification_date: None,
+        notification_to: None,
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,
         version: 1,

@@ -244,6 +244,7 @@ fn schemas() -> Value {
             "ideology": {"enum": ideologies}, "regisseur": reference("Regisseur"),
             "uvo_partners": {"type": "array", "items": s("string")},
             "signal_date": date, "decision_date": date, "notification_date": date,
+            "notification_to": {"enum": policy::NotificationTo::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()},
             "decision": reference("BodyDecision"),
             "check_override": {"type": "string", "minLength": 1, "maxLength": 500},
         })),
@@ -256,7 +257,7 @@ fn schemas() -> Value {
             "id": s("string"), "subject_ref": s("string"), "status": {"enum": statuses},
             "regisseur": {"oneOf": [reference("Regisseur"), s("null")]},
             "uvo_partners": {"type": "array", "items": s("string")},
-            "dates": object(&[], json!({"signal": nullable("string"), "decision": nullable("string"), "notification_letter": nullable("string")})),
+            "dates": object(&[], json!({"signal": nullable("string"), "decision": nullable("string"), "notification_letter": nullable("string"), "notification_to": {"enum": policy::NotificationTo::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()}})),
             "classification": object(&[], json!({"risk_group": nullable("integer"), "ideology": {"type": ["string", "null"]}})),
             "version": s("integer"), "created_at": s("string"), "updated_at": s("string"),
             "history": {"type": "array", "items": object(&["version", "at", "partner", "staff_id", "role", "action", "fields"], json!({

@@ -158,6 +158,7 @@ mod tests {
             signal_date: None,
             decision_date: None,
             notification_date: None,
+            notification_to: None,
             created_at: 0,
             updated_at: 0,
             version: 3,

@@ -69,6 +69,9 @@ pub struct CasePatch {
     /// Date of the notification letter.
     #[serde(default)]
     pub notification_date: Option<String>,
+    /// To whom it went (with the date, or once the date is recorded).
+    #[serde(default)]
+    pub notification_to: Option<policy::NotificationTo>,
     /// The body's decision, for a change the covenant gives to a body (`[[transition]] body`).
     #[serde(default)]
     pub decision: Option<DecisionIn>,
@@ -160,6 +163,9 @@ pub struct Dates {
     pub decision: Option<String>,
     /// Notification letter.
     pub notification_letter: Option<String>,
+    /// To whom it went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification_to: Option<policy::NotificationTo>,
 }
 
 /// Risk group and ideology: only for roles the covenant lets read them, and each only where no
@@ -293,6 +299,7 @@ fn view(
             signal: c.signal_date,
             decision: c.decision_date,
             notification_letter: c.notification_date,
+            notification_to: c.notification_to,
         },
         classification: classified.map(|(risk, ideology)| Classification {
             risk_group: risk.then_some(c.risk_group),
@@ -369,6 +376,7 @@ pub async fn create(app: &App, call: &mut Call, body: NewCase) -> Result<CaseVie
         signal_date: body.signal_date,
         decision_date: None,
         notification_date: None,
+        notification_to: None,
         created_at: now,
         updated_at: now,
         version: 1,
@@ -582,6 +590,7 @@ pub async fn update(
         ("signal_date", patch.signal_date.is_some()),
         ("decision_date", patch.decision_date.is_some()),
         ("notification_date", patch.notification_date.is_some()),
+        ("notification_to", patch.notification_to.is_some()),
     ]
     .into_iter()
     .filter_map(|(n, p)| p.then_some(n))
@@ -604,6 +613,15 @@ pub async fn update(
     call.record.data_subject = Some(old.subject_pseudonym.clone());
     if !binding::may_know_of(c, &call.requester, &old) {
         return Err(Refusal::CaseNotFound);
+    }
+    // The addressee goes with the letter's date (the Handreiking: to whom and when).
+    if patch.notification_to.is_some()
+        && patch.notification_date.is_none()
+        && old.notification_date.is_none()
+    {
+        return Err(Refusal::InvalidBody(
+            "`notification_to` goes with `notification_date`: give the letter's date too".into(),
+        ));
     }
     let current = old.status;
     let mut acting_role = None;
@@ -722,6 +740,7 @@ pub async fn update(
     new.signal_date = patch.signal_date.or(new.signal_date);
     new.decision_date = patch.decision_date.or(new.decision_date);
     new.notification_date = patch.notification_date.or(new.notification_date);
+    new.notification_to = patch.notification_to.or(new.notification_to);
     new.updated_at = now;
     new.version = old.version + 1;
     let mut fields: Vec<String> = fields_changed.iter().map(|f| (*f).to_owned()).collect();
@@ -850,6 +869,50 @@ mod tests {
             log.iter()
                 .all(|e| !serde_json::to_string(e).unwrap().contains("999993331")),
             "never the BSN"
+        );
+    }
+
+    /// Issue 31: the notification letter's addressee is recorded with its date, never alone.
+    #[tokio::test]
+    async fn the_notification_names_to_whom_it_went() {
+        let (app, _) = testkit::app().await;
+        let mut c = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        let v = create(&app, &mut c, new_case("999993331")).await.unwrap();
+        let vp = || testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
+        let alone = CasePatch {
+            notification_to: Some(policy::NotificationTo::OudersVoogd),
+            ..CasePatch::default()
+        };
+        assert!(matches!(
+            update(&app, &mut vp(), &v.id, alone).await,
+            Err(Refusal::InvalidBody(_))
+        ));
+        let with_date = CasePatch {
+            notification_date: Some("2026-12-01".into()),
+            notification_to: Some(policy::NotificationTo::OudersVoogd),
+            ..CasePatch::default()
+        };
+        let mut u = vp();
+        let changed = update(&app, &mut u, &v.id, with_date).await.unwrap();
+        assert_eq!(
+            changed.dates.notification_to,
+            Some(policy::NotificationTo::OudersVoogd)
+        );
+        let fields = u.record.case_change.as_ref().unwrap().fields.clone();
+        assert!(fields.contains(&"notification_to".to_owned()), "{fields:?}");
+        // Corrected later on its own, now that the date is there.
+        let later = CasePatch {
+            notification_to: Some(policy::NotificationTo::Inrichting),
+            ..CasePatch::default()
+        };
+        let changed = update(&app, &mut vp(), &v.id, later).await.unwrap();
+        assert_eq!(
+            changed.dates.notification_to,
+            Some(policy::NotificationTo::Inrichting)
+        );
+        assert_eq!(
+            app.db.case(&v.id).await.unwrap().unwrap().notification_to,
+            Some(policy::NotificationTo::Inrichting)
         );
     }
 

@@ -55,6 +55,8 @@ pub struct CaseRow {
     pub decision_date: Option<String>,
     /// Date of the notification letter.
     pub notification_date: Option<String>,
+    /// To whom it went.
+    pub notification_to: Option<policy::NotificationTo>,
     /// Created (epoch seconds).
     pub created_at: i64,
     /// Last changed.
@@ -82,6 +84,7 @@ struct CaseDto {
     signal_date: Option<String>,
     decision_date: Option<String>,
     notification_date: Option<String>,
+    notification_to: Option<String>,
     created_at: i64,
     updated_at: i64,
     version: i64,
@@ -117,6 +120,11 @@ impl TryFrom<CaseDto> for CaseRow {
             signal_date: d.signal_date,
             decision_date: d.decision_date,
             notification_date: d.notification_date,
+            notification_to: d
+                .notification_to
+                .as_deref()
+                .map(|t| parsed(t, "notification addressee"))
+                .transpose()?,
             created_at: d.created_at,
             updated_at: d.updated_at,
             version: d.version,
@@ -230,7 +238,7 @@ fn json_list(v: &[String]) -> String {
 /// A new case, unless its subject (under this pseudonym) has an open case already: one case per
 /// person at a time, checked again under the log head's lock.
 const INSERT_CASE: &str = "INSERT INTO cases (id, subject_ref, subject_pseudonym, subject_sealed, status, risk_group, ideology, regisseur_partner, regisseur_staff, uvo_partners, signal_date, decision_date, notification_date, created_at, updated_at, version, sealed_key, pseudonym_key) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 WHERE NOT EXISTS (SELECT 1 FROM cases WHERE subject_pseudonym = $3 AND status NOT IN ('afgesloten', 'niet-opgenomen'))";
-const UPDATE_CASE: &str = "UPDATE cases SET status = $2, risk_group = $3, ideology = $4, regisseur_partner = $5, regisseur_staff = $6, uvo_partners = $7, signal_date = $8, decision_date = $9, notification_date = $10, updated_at = $11, version = $12 WHERE id = $1 AND version = $13";
+const UPDATE_CASE: &str = "UPDATE cases SET status = $2, risk_group = $3, ideology = $4, regisseur_partner = $5, regisseur_staff = $6, uvo_partners = $7, signal_date = $8, decision_date = $9, notification_date = $10, updated_at = $11, version = $12, notification_to = $14 WHERE id = $1 AND version = $13";
 const INSERT_EVENT: &str = "INSERT INTO case_events (case_id, version, at, partner, staff_id, role, action, fields, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 const CASE_WITH_RECORDS: &str = "SELECT c.*, r.product AS r_product, r.owner AS r_owner, r.sealed AS r_sealed, r.updated_at AS r_updated_at, r.updated_by AS r_updated_by, r.sealed_key AS r_sealed_key, r.deposit_sha256 AS r_deposit_sha256 FROM cases c LEFT JOIN records r ON r.subject_ref = c.subject_ref WHERE c.id = $1";
 
@@ -304,6 +312,7 @@ impl Tx {
                 .bind(c.updated_at)
                 .bind(c.version)
                 .bind(expected)
+                .bind(c.notification_to.map(|t| t.as_str()))
                 .execute(&mut **t)
                 .await?;
             if done.rows_affected() != 1 {
