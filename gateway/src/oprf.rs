@@ -432,9 +432,10 @@ impl RngCore for SystemRng {
 
     fn fill_bytes(&mut self, dest: &mut [u8]) {
         // The system's generator does not fail on Linux once booted; if it ever did, the
-        // blinding would be all zeros, which the PRF rejects (a zero scalar is drawn again).
+        // operating system's generator through `rand` stands in (never zeros: the PRF would
+        // draw a zero scalar again and again).
         if aws_lc_rs::rand::fill(dest).is_err() {
-            dest.fill(0);
+            rand::RngCore::fill_bytes(&mut rand::rng(), dest);
         }
     }
 
