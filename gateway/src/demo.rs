@@ -254,6 +254,25 @@ impl Demo {
         Ok((st1, st2, v))
     }
 
+    /// An administrator submits a covenant text as a draft: its id and the gateway's answer;
+    /// the demo stops if the draft is refused.
+    async fn submit_draft(&self, admin: &Actor, text: String) -> anyhow::Result<(String, Value)> {
+        let resp = admin
+            .client
+            .post(format!("https://{}/v1/policy/drafts", self.api))
+            .bearer_auth(&admin.token)
+            .header("content-type", "application/toml")
+            .body(text)
+            .send()
+            .await?;
+        let st = resp.status().as_u16();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        match v["id"].as_str() {
+            Some(id) if st == 201 => Ok((id.to_owned(), v)),
+            _ => bail!("the demo draft was refused: {v}"),
+        }
+    }
+
     /// A partner signs its approval of a draft with its own governance key, offline, as
     /// `gateway policy sign` does; an administrator adds the note. The answer's status.
     async fn partner_signs(
@@ -458,20 +477,7 @@ async fn policy_change(
         "{src}\n[[rule]]\nid = \"demo-{name}-niet-naar-rn\"\ndescription = \"Demo: {field} niet meer naar de regisseur van de reclassering.\"\nto = [\"rn\"]\nroles = [\"regisseur\"]\npurposes = [\"regie\"]\nfields = [\"{field}\"]\naction = \"withhold\"\ncode = \"wpg-20\"\nground = \"Wet politiegegevens art. 20\"\noverrides = [\"{rule}\"]\n",
         name = field.rsplit('.').next().unwrap_or("veld")
     );
-    let resp = b1
-        .client
-        .post(format!("https://{}/v1/policy/drafts", d.api))
-        .bearer_auth(&b1.token)
-        .header("content-type", "application/toml")
-        .body(draft.clone())
-        .send()
-        .await?;
-    let st = resp.status().as_u16();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    if st != 201 {
-        bail!("the demo draft was refused: {v}");
-    }
-    let id = v["id"].as_str().unwrap_or_default().to_owned();
+    let (id, v) = d.submit_draft(&b1, draft.clone()).await?;
     let signers = v_signers(&v);
     d.note(&format!(
         "{} submits a draft adding a rule that withholds {field}: draft {id}, version {}; {} decision(s) change.",
@@ -563,16 +569,7 @@ async fn policy_change(
 /// it, and one signature short is refused.
 async fn shared_change(d: &mut Demo, src: &str, b1: &Actor, b2: &Actor) -> anyhow::Result<()> {
     let text = src.replacen("per_staff_per_minute = 30", "per_staff_per_minute = 25", 1);
-    let resp = b1
-        .client
-        .post(format!("https://{}/v1/policy/drafts", d.api))
-        .bearer_auth(&b1.token)
-        .header("content-type", "application/toml")
-        .body(text)
-        .send()
-        .await?;
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    let id = v["id"].as_str().unwrap_or_default().to_owned();
+    let (id, v) = d.submit_draft(b1, text).await?;
     d.note(&format!(
         "{} drafts a shared change (checks per staff member per minute 30 → 25): draft {id}; the review names {}.",
         b1.label,
@@ -689,7 +686,11 @@ pub async fn serve_source(
             }
         }),
     );
-    serve_partner(listener, acceptor, app, stop).await
+    crate::register::serve(listener, acceptor, app, async {
+        let _ = stop.await;
+    })
+    .await;
+    Ok(())
 }
 
 /// What an approach register saw: each request's path and body, so a test can check that no
@@ -713,35 +714,27 @@ pub async fn start_register(
     use crate::clock::Clock;
     let mut seed = [0u8; 32];
     aws_lc_rs::rand::fill(&mut seed).map_err(|_| anyhow::anyhow!("no randomness"))?;
-    let key = crate::oprf::RegisterKey::from_seed(&seed)?;
-    let sign = crate::oprf::set_signing_key(approach, &seed)?;
     let now = crate::clock::SystemClock.now();
-    let epoch = crate::oprf::Epoch::of(now);
-    let info = crate::oprf::info(approach, &epoch);
-    let outputs = members
+    let bsns = members
         .iter()
-        .map(|b| {
-            let bsn = policy::Bsn::parse(b).map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok(key.member(bsn.expose().as_bytes(), &info)?)
-        })
+        .map(|b| policy::Bsn::parse(b).map_err(|e| anyhow::anyhow!("{e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let set = crate::oprf::PublishedSet::new(
+    let (_, note) = crate::oprf::publish(
         approach,
-        epoch,
-        now,
-        now + valid_secs,
-        outputs,
+        &seed,
+        crate::oprf::Epoch::of(now),
+        (now, now + valid_secs),
+        bsns.iter().map(|b| b.expose().as_bytes()),
         &mut crate::oprf::SystemRng,
-    );
+    )?;
+    let (public, vkey) = crate::oprf::pins(approach, &seed)?;
     let table = format!(
-        "\n[[approach]]\nid = \"{approach}\"\nurl = \"https://{{addr}}\"\noprf_public = \"{}\"\nset_vkey = \"{}\"\ntimeout_ms = 1500\n",
-        hex::encode(key.public()),
-        sign.vkey()
+        "\n[[approach]]\nid = \"{approach}\"\nurl = \"https://{{addr}}\"\noprf_public = \"{public}\"\nset_vkey = \"{vkey}\"\ntimeout_ms = 1500\n"
     );
     let register = Arc::new(crate::register::Register::new(
         approach,
-        key,
-        set.sign(&sign),
+        crate::oprf::RegisterKey::from_seed(&seed)?,
+        note,
         quota,
         Arc::new(crate::clock::SystemClock),
     ));
@@ -788,39 +781,6 @@ fn partner_tls(dir: &Path, name: &str) -> anyhow::Result<tokio_rustls::TlsAccept
         )?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
-}
-
-/// Serves `app` over TLS on `listener` until `stop`.
-async fn serve_partner(
-    listener: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    app: axum::Router,
-    stop: tokio::sync::oneshot::Receiver<()>,
-) -> anyhow::Result<()> {
-    tokio::pin!(stop);
-    // Connections are tracked so that "going down" also ends the open keep-alive connections.
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let tcp = tokio::select! {
-            r = listener.accept() => match r { Ok((t, _)) => t, Err(_) => continue },
-            _ = &mut stop => {
-                connections.abort_all();
-                return Ok(());
-            }
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        connections.spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let svc = hyper_util::service::TowerToHyperService::new(app);
-            let _ =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                    .await;
-        });
-    }
 }
 
 /// Runs the demo in `dir`; keeps the gateway running afterwards if `keep`.
@@ -1101,10 +1061,13 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
             Some(json!({"approach": "top600", "epoch": set.epoch.as_str(), "blinded": hex::encode(blinded.message())})),
         )
         .await?;
+    let (Some(evaluated), Some(proof)) = (e["evaluated"].as_str(), e["proof"].as_str()) else {
+        bail!("iPGA-R did not evaluate Top600's blinded element ({st}): {e}");
+    };
     let member = blinded.finish(
         SUBJECT_BSN.as_bytes(),
-        &hex::decode(e["evaluated"].as_str().unwrap_or_default())?,
-        &hex::decode(e["proof"].as_str().unwrap_or_default())?,
+        &hex::decode(evaluated)?,
+        &hex::decode(proof)?,
         &hex::decode(&top600_pins.0)?,
         &crate::oprf::info(&ours, &set.epoch),
     )?;

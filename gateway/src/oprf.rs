@@ -90,6 +90,12 @@ impl Epoch {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether this epoch is answered at `now`: this month, or the last while sets roll over.
+    pub fn answered_at(&self, now: i64) -> bool {
+        let current = Epoch::of(now);
+        *self == current || *self == current.previous()
+    }
 }
 
 impl std::fmt::Display for Epoch {
@@ -229,6 +235,37 @@ pub fn set_signing_key(approach: &str, seed: &[u8]) -> Result<LogKey, OprfError>
         .finalize();
     LogKey::from_seed(&set_key_name(approach), &derived)
         .map_err(|_| OprfError::Key("the seed derives no signing key"))
+}
+
+/// What askers pin for a register with this seed: its POPRF public key (hex) and the verifier
+/// key of its published sets.
+pub fn pins(approach: &str, seed: &[u8]) -> Result<(String, String), OprfError> {
+    let key = RegisterKey::from_seed(seed)?;
+    let sign = set_signing_key(approach, seed)?;
+    Ok((hex::encode(key.public()), sign.vkey()))
+}
+
+/// A register's published set for `epoch`: the members `inputs` give under the key `seed`
+/// derives, padded with values from `rng`, valid from `issued` to `expires`; and the set as the
+/// signed note askers fetch (what `gateway approach publish` writes).
+pub fn publish<'a, R: RngCore + CryptoRng>(
+    approach: &str,
+    seed: &[u8],
+    epoch: Epoch,
+    (issued, expires): (i64, i64),
+    inputs: impl IntoIterator<Item = &'a [u8]>,
+    rng: &mut R,
+) -> Result<(PublishedSet, String), OprfError> {
+    let key = RegisterKey::from_seed(seed)?;
+    let sign = set_signing_key(approach, seed)?;
+    let i = info(approach, &epoch);
+    let members = inputs
+        .into_iter()
+        .map(|input| key.member(input, &i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let set = PublishedSet::new(approach, epoch, issued, expires, members, rng);
+    let note = set.sign(&sign);
+    Ok((set, note))
 }
 
 /// The first line of a published set.

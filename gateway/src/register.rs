@@ -165,8 +165,9 @@ async fn evaluate(
             "the body is {\"epoch\": \"YYYY-MM\", \"blinded\": \"<64 hex digits>\"}",
         );
     };
-    let now = Epoch::of(r.clock.now());
-    let Some(epoch) = Epoch::parse(&req.epoch).filter(|e| *e == now || *e == now.previous()) else {
+    let at = r.clock.now();
+    let now = Epoch::of(at);
+    let Some(epoch) = Epoch::parse(&req.epoch).filter(|e| e.answered_at(at)) else {
         return problem(
             StatusCode::UNPROCESSABLE_ENTITY,
             &format!(

@@ -272,11 +272,8 @@ async fn current_set(
     now: i64,
 ) -> Result<Arc<(crate::oprf::PublishedSet, i64)>, crate::log::entry::Unavailable> {
     use crate::log::entry::Unavailable as U;
-    use crate::oprf::{Epoch, PublishedSet, SetError};
-    let usable = |s: &PublishedSet| {
-        let e = Epoch::of(now);
-        now <= s.expires && (s.epoch == e || s.epoch == e.previous())
-    };
+    use crate::oprf::{PublishedSet, SetError};
+    let usable = |s: &PublishedSet| now <= s.expires && s.epoch.answered_at(now);
     let cached = ep.set.load_full();
     if let Some(c) = &cached
         && c.1 + SET_REFRESH_SECS > now

@@ -129,24 +129,31 @@ fn status(v: &Value, approach: &str) -> String {
         .to_owned()
 }
 
-fn unavailable(gw_db: &str) -> Value {
-    let rt = tokio::runtime::Handle::current();
-    let url = gw_db.to_owned();
-    std::thread::spawn(move || {
-        rt.block_on(async move {
-            use sqlx::Connection;
-            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            let (e,): (String,) = sqlx::query_as(
-                "SELECT entry FROM log_records WHERE kind = 'check' ORDER BY seq DESC LIMIT 1",
-            )
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-            serde_json::from_str::<Value>(&e).unwrap()["check"].clone()
-        })
-    })
-    .join()
-    .unwrap()
+/// The `check` part of the newest check entry.
+async fn last_check(url: &str) -> Value {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+    let (e,): (String,) = sqlx::query_as(
+        "SELECT entry FROM log_records WHERE kind = 'check' ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    serde_json::from_str::<Value>(&e).unwrap()["check"].clone()
+}
+
+/// How many checks of `staff` were refused as rate limited.
+async fn rate_limited(url: &str, staff: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM log_records WHERE kind = 'check' AND problem = 'rate-limited' AND staff_id = $1",
+    )
+    .bind(staff)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,17 +229,17 @@ async fn a_check_is_oblivious_to_every_register_and_never_sends_anything_computa
         "a blinded element repeated: {blinded:?}"
     );
     // The entry keeps the outcome and the epochs, no value a register could match.
-    let c = unavailable(&gw.database_url);
+    let c = last_check(&gw.database_url).await;
     assert_eq!(
         c["approaches"],
         json!({"iPGA-R": "not-known", "top600": "not-known", "criminele-families": "not-known"})
     );
     assert!(c["epochs"]["top600"].as_str().unwrap().len() == 7, "{c}");
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&gw.database_url)
+        .await
+        .unwrap();
     for r in &blinded {
-        use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&gw.database_url)
-            .await
-            .unwrap();
         let (n,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM log_records WHERE entry LIKE '%' || $1 || '%'")
                 .bind(r)
@@ -241,6 +248,7 @@ async fn a_check_is_oblivious_to_every_register_and_never_sends_anything_computa
                 .unwrap();
         assert_eq!(n, 0, "a blinded element in the log");
     }
+    drop(conn);
 
     // Top600 down: unavailable with its cause, never "not known"; the others answered. The
     // set it published stays usable (fetched within five minutes), the evaluation cannot be.
@@ -251,7 +259,7 @@ async fn a_check_is_oblivious_to_every_register_and_never_sends_anything_computa
     assert_eq!(status(&v, "iPGA-R"), "known");
     assert_eq!(status(&v, "criminele-families"), "not-known");
     assert_eq!(v["complete"], false);
-    let c = unavailable(&gw.database_url);
+    let c = last_check(&gw.database_url).await;
     assert_eq!(c["unavailable"], json!({"top600": "down"}), "{c}");
 
     // The other direction: Top600's register asks iPGA-R the same way, with the keys the
@@ -322,7 +330,7 @@ async fn a_check_is_oblivious_to_every_register_and_never_sends_anything_computa
         assert_eq!(set.contains(&m), known, "{bsn}");
     }
     // The entry names the asking approach and the epoch, no subject.
-    let c2 = unavailable(&gw.database_url);
+    let c2 = last_check(&gw.database_url).await;
     assert_eq!(c2["register_for"], "top600", "{c2}");
     // Only the partner that runs the approach may ask as it; an unknown approach is refused.
     for (partner, approach, status, problem) in [
@@ -412,7 +420,7 @@ async fn a_hostile_register_is_unavailable_and_recorded_with_its_cause() {
         }
         assert_eq!(status(&v, "top600"), "unavailable", "{cause}: {v}");
         assert_eq!(v["complete"], false);
-        let c = unavailable(&gw.database_url);
+        let c = last_check(&gw.database_url).await;
         assert_eq!(c["unavailable"], json!({"top600": cause}), "{c}");
     }
 }
@@ -444,17 +452,7 @@ async fn a_voorportaal_probing_fast_is_rate_limited_and_logged() {
     assert!(v["type"].as_str().unwrap().ends_with("/rate-limited"));
     // Another staff member is not held up by the first.
     assert_eq!(check(&gw, "vp.other", NOBODY).await.0, 200);
-    use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(&gw.database_url)
-        .await
-        .unwrap();
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM log_records WHERE kind = 'check' AND problem = 'rate-limited' AND staff_id = 'vp.probe'",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(rate_limited(&gw.database_url, "vp.probe").await, 1);
 
     // Top600's register asking iPGA-R is held to the same per-staff limit: 429 with
     // Retry-After, recorded.
@@ -478,13 +476,7 @@ async fn a_voorportaal_probing_fast_is_rate_limited_and_logged() {
     let r = last.unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"), "{:?}", r.headers());
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM log_records WHERE kind = 'check' AND problem = 'rate-limited' AND staff_id = 'top600.register'",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(rate_limited(&gw.database_url, "top600.register").await, 1);
 }
 
 /// The register side as an operator runs it: `gateway approach key`, `publish` from a CSV and

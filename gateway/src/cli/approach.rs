@@ -61,13 +61,6 @@ pub enum ApproachCommand {
     },
 }
 
-/// What `approach key` prints for the askers' configuration.
-pub fn pins(approach: &str, seed: &[u8]) -> anyhow::Result<(String, String)> {
-    let key = crate::oprf::RegisterKey::from_seed(seed)?;
-    let sign = crate::oprf::set_signing_key(approach, seed)?;
-    Ok((hex::encode(key.public()), sign.vkey()))
-}
-
 fn read_seed(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -83,7 +76,7 @@ pub fn run_command(cmd: ApproachCommand, now: i64) -> anyhow::Result<i32> {
             let mut seed = [0u8; 32];
             aws_lc_rs::rand::fill(&mut seed).map_err(|_| anyhow::anyhow!("no randomness"))?;
             super::witness::write_private(&out, &format!("{}\n", hex::encode(seed)))?;
-            let (public, vkey) = pins(&approach, &seed)?;
+            let (public, vkey) = crate::oprf::pins(&approach, &seed)?;
             println!("oprf_public = \"{public}\"");
             println!("set_vkey = \"{vkey}\"");
             Ok(0)
@@ -97,29 +90,21 @@ pub fn run_command(cmd: ApproachCommand, now: i64) -> anyhow::Result<i32> {
             out,
         } => {
             let seed = read_seed(&key)?;
-            let oprf = crate::oprf::RegisterKey::from_seed(&seed)?;
-            let sign = crate::oprf::set_signing_key(&approach, &seed)?;
             let epoch = match epoch {
                 Some(e) => crate::oprf::Epoch::parse(&e)
                     .ok_or_else(|| anyhow::anyhow!("--epoch is YYYY-MM"))?,
                 None => crate::oprf::Epoch::of(now),
             };
             let (bsns, bad) = read_bsns(input.as_deref())?;
-            let info = crate::oprf::info(&approach, &epoch);
-            let members = bsns
-                .iter()
-                .map(|b| oprf.member(b.expose().as_bytes(), &info))
-                .collect::<Result<Vec<_>, _>>()?;
-            let set = crate::oprf::PublishedSet::new(
+            let (set, note) = crate::oprf::publish(
                 &approach,
+                &seed,
                 epoch,
-                now,
-                now.saturating_add(i64::from(days) * 86_400),
-                members,
+                (now, now.saturating_add(i64::from(days) * 86_400)),
+                bsns.iter().map(|b| b.expose().as_bytes()),
                 &mut crate::oprf::SystemRng,
-            );
-            std::fs::write(&out, set.sign(&sign))
-                .with_context(|| format!("writing {}", out.display()))?;
+            )?;
+            std::fs::write(&out, note).with_context(|| format!("writing {}", out.display()))?;
             println!(
                 "{} members of {approach} for epoch {} published as a set of {} in {}",
                 bsns.len(),

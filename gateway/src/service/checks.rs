@@ -262,27 +262,26 @@ pub async fn published_set(app: &App, call: &mut Call, approach: &str) -> Result
     let r = as_register(app, call, approach)?;
     let now = app.clock.now();
     let epoch = crate::oprf::Epoch::of(now);
-    let info = crate::oprf::info(&r.ours, &epoch);
-    let mut members = Vec::new();
+    let mut open = Vec::new();
     for s in app.db.open_case_subjects().await? {
         let Ok(plain) = app.secrets.open(&s.subject_sealed) else {
             tracing::error!(case = %s.id, "a sealed subject cannot be opened");
             return Err(Refusal::Internal);
         };
-        members.push(r.key.member(&plain, &info).map_err(|_| Refusal::Internal)?);
+        open.push(plain);
     }
-    let sign = crate::oprf::set_signing_key(&r.ours, &r.seed).map_err(|_| Refusal::Internal)?;
-    let set = crate::oprf::PublishedSet::new(
+    let (_, note) = crate::oprf::publish(
         &r.ours,
+        &r.seed,
         epoch.clone(),
-        now,
-        now.saturating_add(86_400),
-        members,
+        (now, now.saturating_add(86_400)),
+        open.iter().map(Vec::as_slice),
         &mut crate::oprf::SystemRng,
-    );
+    )
+    .map_err(|_| Refusal::Internal)?;
     call.record.check = Some(as_register_outcome(r.asker, &epoch));
     call.commit(app).await?;
-    Ok(set.sign(&sign))
+    Ok(note)
 }
 
 /// Evaluates another approach's blinded element under its key (with the proof). iPGA-R learns
@@ -293,9 +292,10 @@ pub async fn evaluate(
     body: EvaluateRequest,
 ) -> Result<crate::register::EvaluateAnswer, Refusal> {
     let r = as_register(app, call, &body.approach)?;
-    let now = crate::oprf::Epoch::of(app.clock.now());
+    let at = app.clock.now();
+    let now = crate::oprf::Epoch::of(at);
     let epoch = crate::oprf::Epoch::parse(&body.epoch)
-        .filter(|e| *e == now || *e == now.previous())
+        .filter(|e| e.answered_at(at))
         .ok_or_else(|| {
             Refusal::InvalidBody(format!(
                 "`epoch` is {now} (or, while the set rolls over, {})",
@@ -325,10 +325,7 @@ pub fn pins(
     ours: &str,
     asker: &str,
 ) -> Result<(String, String), crate::oprf::OprfError> {
-    let seed = secrets.register_seed(asker);
-    let key = crate::oprf::RegisterKey::from_seed(&seed)?;
-    let sign = crate::oprf::set_signing_key(ours, &seed)?;
-    Ok((hex::encode(key.public()), sign.vkey()))
+    crate::oprf::pins(ours, &secrets.register_seed(asker))
 }
 
 #[cfg(test)]

@@ -254,17 +254,20 @@ mod tests {
         toml::to_string(&doc).unwrap()
     }
 
-    /// rn's payloads encrypted to oov's key: a change to rn's own entry.
-    fn rn_recipient_to_oov(doc: &mut toml::Table) {
-        let rn = doc["partner"]
+    /// The `[[partner]]` table of `id`.
+    fn partner<'a>(doc: &'a mut toml::Table, id: &str) -> &'a mut toml::Table {
+        doc["partner"]
             .as_array_mut()
             .unwrap()
             .iter_mut()
-            .find(|p| p["id"].as_str() == Some("rn"))
-            .unwrap();
-        rn.as_table_mut()
+            .find(|p| p["id"].as_str() == Some(id))
+            .and_then(toml::Value::as_table_mut)
             .unwrap()
-            .insert("recipient".into(), "file:oov/age-recipient.txt".into());
+    }
+
+    /// rn's payloads encrypted to oov's key: a change to rn's own entry.
+    fn rn_recipient_to_oov(doc: &mut toml::Table) {
+        partner(doc, "rn").insert("recipient".into(), "file:oov/age-recipient.txt".into());
     }
 
     fn admin(app: &App, staff: &str) -> Call {
@@ -322,15 +325,7 @@ mod tests {
         let politie =
             |staff: &str| testkit::call(&app, Kind::Policy, "politie", staff, &["beheerder"]);
         let own = text(|doc| {
-            let p = doc["partner"]
-                .as_array_mut()
-                .unwrap()
-                .iter_mut()
-                .find(|p| p["id"].as_str() == Some("politie"))
-                .unwrap();
-            p.as_table_mut()
-                .unwrap()
-                .insert("name".into(), "Politie Eenheid Amsterdam (IGP)".into());
+            partner(doc, "politie").insert("name".into(), "Politie Eenheid Amsterdam (IGP)".into());
         });
         let d = create_draft(&app, &mut politie("beheerder-1"), Ok(own))
             .await
