@@ -318,6 +318,26 @@ impl Demo {
         Ok(st)
     }
 
+    /// `partner` signs the draft, and `admin` adds the note and activates it: the activation's
+    /// status.
+    async fn signs_and_activates(
+        &self,
+        partner: &str,
+        admin: &Actor,
+        draft: &str,
+    ) -> anyhow::Result<u16> {
+        self.partner_signs(partner, admin, draft).await?;
+        let (st, _) = self
+            .call(
+                admin,
+                reqwest::Method::POST,
+                &format!("/v1/policy/drafts/{draft}/activate"),
+                None,
+            )
+            .await?;
+        Ok(st)
+    }
+
     /// Decrypts a payload with the receiving partner's identity, as its system would.
     fn decrypt(&self, partner: &str, armored: &str) -> anyhow::Result<Value> {
         let identity =
@@ -562,14 +582,15 @@ async fn policy_change(
         "Rollback: {} drafts a return to {old} ({rb_id}), {} approves: {st1}, {} activates: {st2}. Every step above is in the log.",
         b2.label, b1.label, b2.label
     ));
-    shared_change(d, src, &b1, &b2).await
+    let text = shared_change(d, src, &b1, &b2).await?;
+    recipient_change(d, &text, &b1, &b2, regisseur, case_id, subject_ref).await
 }
 
 /// A change to a shared part (the checks' per-staff limit): the threshold of core partners signs
-/// it, and one signature short is refused.
-async fn shared_change(d: &mut Demo, src: &str, b1: &Actor, b2: &Actor) -> anyhow::Result<()> {
+/// it, and one signature short is refused. The text now in force.
+async fn shared_change(d: &mut Demo, src: &str, b1: &Actor, b2: &Actor) -> anyhow::Result<String> {
     let text = src.replacen("per_staff_per_minute = 30", "per_staff_per_minute = 25", 1);
-    let (id, v) = d.submit_draft(b1, text).await?;
+    let (id, v) = d.submit_draft(b1, text.clone()).await?;
     d.note(&format!(
         "{} drafts a shared change (checks per staff member per minute 30 → 25): draft {id}; the review names {}.",
         b1.label,
@@ -586,20 +607,62 @@ async fn shared_change(d: &mut Demo, src: &str, b1: &Actor, b2: &Actor) -> anyho
         problem_slug(&refused),
         refused["detail"].as_str().unwrap_or("")
     ));
-    d.partner_signs("rn", b1, &id).await?;
-    let (st, _) = d
-        .call(
-            b1,
-            reqwest::Method::POST,
-            &format!("/v1/policy/drafts/{id}/activate"),
-            None,
-        )
-        .await?;
+    let st = d.signs_and_activates("rn", b1, &id).await?;
     d.note(&format!(
         "rn signs as the fourth core partner (the covenant's threshold is 4 of 7); {} activates: {st}.",
         b1.label
     ));
-    Ok(())
+    Ok(text)
+}
+
+/// rn replaces its own `age` recipient (a key rotation): the oov administrators can draft,
+/// approve and activate it only once rn has signed, so no administrator can put its own key in
+/// another partner's place. The first answer after it opens with rn's new key.
+async fn recipient_change(
+    d: &mut Demo,
+    src: &str,
+    b1: &Actor,
+    b2: &Actor,
+    regisseur: &Actor,
+    case_id: &str,
+    subject_ref: &str,
+) -> anyhow::Result<()> {
+    // rn's new key pair: the public half where the gateway reads `file:` keys, the identity
+    // before the old one in rn's identity file (both stay usable, as `age -i` reads them all).
+    let identity = age::x25519::Identity::generate();
+    let public = "rn/age-recipient-2.txt";
+    std::fs::write(d.dir.join(public), format!("{}\n", identity.to_public()))?;
+    let id_path = d.dir.join(pki::layout::age_identity("rn"));
+    let old = std::fs::read_to_string(&id_path)?;
+    std::fs::write(
+        &id_path,
+        format!(
+            "# rotated in the demo: the new identity first\n{}\n{old}",
+            age::secrecy::ExposeSecret::expose_secret(&identity.to_string())
+        ),
+    )?;
+    let text = src.replacen("file:rn/age-recipient.txt", &format!("file:{public}"), 1);
+    let (id, v) = d.submit_draft(b1, text).await?;
+    d.note(&format!(
+        "rn rotates its age key: {} drafts rn's new recipient ({public}): draft {id}; the review names {}.",
+        b1.label,
+        v_signers(&v)
+    ));
+    let (st1, st2, refused) = d.approve_and_activate(b2, b1, &id).await?;
+    d.note(&format!(
+        "{} approves: {st1}; {} activates without rn's signature: REFUSED {st2} {}: no administrator can put a key in another partner's place.",
+        b2.label,
+        b1.label,
+        problem_slug(&refused)
+    ));
+    let st = d.signs_and_activates("rn", b1, &id).await?;
+    d.note(&format!(
+        "rn signs the change to its own entry with its governance key; {} activates: {st}. rn's next answer opens with its new key:",
+        b1.label
+    ));
+    d.disclosure(regisseur, "regie", case_id, subject_ref)
+        .await
+        .map(drop)
 }
 
 /// The signers a draft's review names, readably.

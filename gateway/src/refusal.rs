@@ -88,6 +88,10 @@ pub enum Refusal {
     /// A body's decision that does not fit the covenant (what is wrong).
     #[error("decision-invalid")]
     DecisionMembers(String),
+    /// The change needs a body's review first (`[[transition]] review`) and came without it, or
+    /// without its quorum (body name, quorum, partners).
+    #[error("review-required")]
+    ReviewRequired(String, usize, usize),
     /// The database's active covenant version is not the one the log activated: nothing is
     /// served until they agree.
     #[error("covenant-mismatch")]
@@ -308,6 +312,7 @@ impl Refusal {
             CovenantMismatch => ("Covenant version not shown by the log", "The covenant version the database names as active is not the one the log last activated, so nothing is answered under it; the operators have been alerted (see /readyz).".into()),
             DecisionRequired(body, quorum, partners) => ("A decision of a body", format!("This change is a decision of the {body}: send `decision` with its `reference` in the minutes, the meeting's `date` and the `members` who took it (at least {quorum}, of at least {partners} partner(s)); nothing was changed.")),
             DecisionMembers(why) => ("Decision does not fit the covenant", format!("{why}; nothing was changed.")),
+            ReviewRequired(body, quorum, partners) => ("A review by a body first", format!("This change comes after a review by the {body}: send `review` with its `reference` in the minutes, the meeting's `date` and the `members` who gave it (at least {quorum}, of at least {partners} partner(s)); nothing was changed.")),
             CaseOpen(Some(id)) => ("This person has an open case", format!("A signal about a person with an open case belongs to that case ({id}): add it there and bring it to the case's regisseur; one case per person at a time.")),
             CaseOpen(None) => ("This person has an open case", "A signal about a person with an open case belongs to that case: bring it to the voorportaal, which adds it there; one case per person at a time.".into()),
             UnknownPartner(p) => ("Unknown partner", format!("The covenant does not know partner `{p}`; use a partner id from the covenant.")),
@@ -457,6 +462,7 @@ impl Refusal {
             Refusal::SignaturesMissing(String::new()),
             Refusal::CheckRequired(String::new()),
             Refusal::PolicyNotYourPart(String::new(), String::new()),
+            Refusal::ReviewRequired(String::new(), 0, 0),
             Refusal::DraftUnchanged,
             Refusal::ActivationConflict,
             Refusal::ActivationFailed(String::new()),
@@ -558,6 +564,7 @@ impl Refusal {
             Refusal::SignaturesMissing(..) => 83,
             Refusal::CheckRequired(..) => 84,
             Refusal::PolicyNotYourPart(..) => 85,
+            Refusal::ReviewRequired(..) => 86,
         }
     }
 }

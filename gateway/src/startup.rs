@@ -283,7 +283,20 @@ async fn check_witnesses(app: &Arc<App>, without: Option<&str>) -> anyhow::Resul
         return Ok(());
     }
     match (app.witnesses.check_at_start(&app.log, &set).await, without) {
-        (Ok(_), _) => {}
+        (Ok(unreachable), _) => {
+            // Issue 37: every start is in the log, with the witnesses the version in force
+            // named, so that `audit verify` can hold it to that version.
+            let mut e = gateway_entry(app, &active, Kind::Start);
+            e.start = Some(crate::log::entry::StartCheck {
+                witnesses: set.members.iter().map(|m| m.name.clone()).collect(),
+                unreachable,
+            });
+            e.outcome = Outcome::Answered;
+            app.log
+                .append(e)
+                .await
+                .context("recording the start checked against the witnesses")?;
+        }
         (Err(crate::witnessing::StartRefusal::NoWitness(..)), Some(reason)) => {
             let reason = reason.to_owned();
             let mut e = gateway_entry(app, &active, Kind::WitnessOverride);

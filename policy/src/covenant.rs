@@ -352,6 +352,8 @@ pub struct CaseRegister {
     pub transitions: Vec<(CaseStatus, CaseStatus, Vec<bool>)>,
     /// Per (from, to): the body whose decision the change is, by index into the bodies.
     pub decided_by: Vec<(CaseStatus, CaseStatus, usize)>,
+    /// Per (from, to): the body whose review precedes the change, by index into the bodies.
+    pub reviewed_by: Vec<(CaseStatus, CaseStatus, usize)>,
     /// The bodies that decide together.
     pub bodies: Vec<Body>,
     /// Who appoints or reassigns the regisseur, and in which statuses.
@@ -401,6 +403,13 @@ impl Appointment {
 }
 
 impl CaseRegister {
+    /// Whether the covenant's work process has the move `from` → `to` at all.
+    pub fn declares(&self, from: CaseStatus, to: CaseStatus) -> bool {
+        self.transitions
+            .iter()
+            .any(|(f, t, _)| *f == from && *t == to)
+    }
+
     /// Whether `role` may move a case from `from` to `to`.
     pub fn may_transition(&self, from: CaseStatus, to: CaseStatus, role: RoleRef) -> bool {
         self.transitions.iter().any(|(f, t, roles)| {
@@ -417,6 +426,14 @@ impl CaseRegister {
     /// The body whose decision the change `from` → `to` is, if any.
     pub fn body_for(&self, from: CaseStatus, to: CaseStatus) -> Option<&Body> {
         self.decided_by
+            .iter()
+            .find(|(f, t, _)| *f == from && *t == to)
+            .and_then(|(_, _, b)| self.bodies.get(*b))
+    }
+
+    /// The body whose review must precede the change `from` → `to`, if any.
+    pub fn review_for(&self, from: CaseStatus, to: CaseStatus) -> Option<&Body> {
+        self.reviewed_by
             .iter()
             .find(|(f, t, _)| *f == from && *t == to)
             .and_then(|(_, _, b)| self.bodies.get(*b))
@@ -627,10 +644,11 @@ crate::domain::vocabulary! {
 
 /// Log entry kinds that are kept as long as the log: retention never removes them, because
 /// `audit verify` and the art. 15 report rely on them.
-pub const LASTING_KINDS: [&str; 6] = [
+pub const LASTING_KINDS: [&str; 7] = [
     "policy",
     "log-key",
     "witness-override",
+    "start",
     "retention",
     "keys",
     "log-outage",
@@ -1461,7 +1479,7 @@ impl Builder {
                     Err(()) if LASTING_KINDS.contains(&k.get_ref().as_str()) => self.err(
                         sp(k),
                         format!("retention rule {id}: `{}` entries are never removed", k.get_ref()),
-                        "the log's own history (policy steps, key changes, witness overrides, retention runs) is what `audit verify` and the art. 15 report rest on; remove the kind",
+                        "the log's own history (policy steps, key changes, starts and witness overrides, retention runs) is what `audit verify` and the art. 15 report rest on; remove the kind",
                     ),
                     Err(()) => self.err(
                         sp(k),
@@ -2024,10 +2042,8 @@ impl Builder {
         let mut seen: HashMap<(CaseStatus, CaseStatus), ()> = HashMap::new();
         for t in &raw.transitions {
             let t = t.get_ref();
-            let body = t
-                .body
-                .as_ref()
-                .and_then(|b| match body_ids.get(b.get_ref()) {
+            let mut body_of = |b: &Option<S>| {
+                b.as_ref().and_then(|b| match body_ids.get(b.get_ref()) {
                     Some(i) => Some(*i),
                     None => {
                         self.err(
@@ -2037,7 +2053,10 @@ impl Builder {
                         );
                         None
                     }
-                });
+                })
+            };
+            let body = body_of(&t.body);
+            let review = body_of(&t.review);
             let Some(to) = self.parse_vocab::<CaseStatus>(&t.to, "case status") else {
                 continue;
             };
@@ -2075,11 +2094,11 @@ impl Builder {
                 let Some(from) = self.parse_vocab::<CaseStatus>(f, "case status") else {
                     continue;
                 };
-                if !from.may_become(to) {
+                if !from.may_ever_become(to) {
                     self.err(
                         sp(f),
-                        format!("the work process does not allow a case to go from {from} to {to}"),
-                        "remove this status from `from`; allowed moves: melding→duiding/niet-opgenomen, duiding→opgenomen/niet-opgenomen, opgenomen→plan, plan→uitvoering, uitvoering→statisch/afbouw, statisch→uitvoering/afbouw, afbouw→uitvoering/afgesloten",
+                        format!("no work process lets a case go from {from} to {to}"),
+                        "remove this status from `from`: nothing leaves afgesloten or niet-opgenomen, nothing returns to melding, and a status does not move to itself",
                     );
                     continue;
                 }
@@ -2094,6 +2113,9 @@ impl Builder {
                 reg.transitions.push((from, to, role_set.clone()));
                 if let Some(b) = body {
                     reg.decided_by.push((from, to, b));
+                }
+                if let Some(b) = review {
+                    reg.reviewed_by.push((from, to, b));
                 }
             }
         }

@@ -301,6 +301,12 @@ pub struct RawTransition {
     /// absent, so that versions written before it keep their hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<S>,
+    /// The body whose review precedes this change (`[[body]]` id; the ITAT-R, which reviews a
+    /// plan before the Regieoverleg adopts it, and an afbouw- or afsluitvoorstel before it is
+    /// decided): the change then also carries that review's reference and the members who
+    /// gave it. Left out of the canonical form when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<S>,
 }
 
 /// `[[body]]`: a body of the covenant that decides together (the Regieoverleg, the PTO-R).

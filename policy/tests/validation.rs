@@ -716,12 +716,25 @@ fn appointments_name_their_decision_makers_and_never_the_regisseur_for_itself() 
 
 #[test]
 fn transition_errors() {
-    assert_errors(
-        &with(&format!(
-            "{REGISTER}[[transition]]\nfrom = [\"melding\"]\nto = \"uitvoering\"\nroles = [\"regisseur\"]\n"
-        )),
-        &["the work process does not allow a case to go from melding to uitvoering"],
-    );
+    // The moves are the covenant's (the 2016 and 2019 processes differ); only what no process
+    // does is refused.
+    compile(&with(&format!(
+        "{REGISTER}[[transition]]\nfrom = [\"melding\"]\nto = \"uitvoering\"\nroles = [\"regisseur\"]\n"
+    )));
+    for (from, to) in [
+        ("afgesloten", "uitvoering"),
+        ("duiding", "melding"),
+        ("plan", "plan"),
+    ] {
+        assert_errors(
+            &with(&format!(
+                "{REGISTER}[[transition]]\nfrom = [\"{from}\"]\nto = \"{to}\"\nroles = [\"regisseur\"]\n"
+            )),
+            &[&format!(
+                "no work process lets a case go from {from} to {to}"
+            )],
+        );
+    }
     // Who may make a case static is the covenant's [governance] static_role, and only it.
     assert_errors(
         &with(&format!(
@@ -1013,6 +1026,22 @@ fn a_transition_can_be_a_bodys_decision_and_the_body_must_be_able_to_decide() {
     let b = reg.body_for(Melding, Duiding).unwrap();
     assert_eq!((b.id.as_str(), b.quorum, b.partners), ("overleg", 2, 2));
     assert!(reg.body_for(Melding, NietOpgenomen).is_none());
+    assert!(reg.review_for(Melding, Duiding).is_none());
+    // A review by a body that precedes the decision (the ITAT-R before the Regieoverleg).
+    let reviewed = compile(&with(&format!(
+        "{REGISTER}{body}{}",
+        t.replace("body = \"overleg\"", "review = \"overleg\"")
+    )));
+    let reg = &reviewed.covenant().case_register;
+    assert_eq!(reg.review_for(Melding, Duiding).unwrap().id, "overleg");
+    assert!(reg.body_for(Melding, Duiding).is_none());
+    assert_errors(
+        &with(&format!(
+            "{REGISTER}{body}{}",
+            t.replace("body = \"overleg\"", "review = \"ghost\"")
+        )),
+        &["unknown body `ghost`"],
+    );
     assert_errors(
         &with(&format!("{REGISTER}{}", t.replace("overleg", "ghost"))),
         &["unknown body `ghost`"],
@@ -1096,6 +1125,7 @@ fn keys_added_later_are_absent_from_the_canonical_form_when_not_written() {
         "appoint",
         "notification_days",
         "confidential_ground",
+        "review",
     ] {
         assert!(
             !canonical.contains(&format!("\"{key}\"")),

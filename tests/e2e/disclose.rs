@@ -1146,6 +1146,12 @@ fn the_demo_runs_and_its_operational_log_holds_no_personal_value() {
         "Top600: unavailable",
         "cosigned by 3 of the partners' witnesses",
         "\u{2014} witness.politie.ipga-r.example ",
+        // Issue 37: a partner's own entry changes only with its signature, a shared part only
+        // with the threshold's.
+        "activates without the police's signature: REFUSED 4",
+        "activates: REFUSED 4",
+        "activates without rn's signature: REFUSED 4",
+        "rn signs the change to its own entry with its governance key; Beheerder 1 (oov) activates: 200",
     ] {
         assert!(
             stdout.contains(expected),

@@ -887,6 +887,28 @@ async fn a_version_switched_in_the_database_is_not_served() {
         err.contains("(version v-forged)") && err.contains(&format!("(version {version})")),
         "{err}"
     );
+    // `audit verify` replays every activation the log shows against its stored versions and
+    // signatures, and names the one whose version was edited.
+    let out = std::process::Command::new(BIN)
+        .args([
+            "audit",
+            "verify",
+            "--config",
+            config.to_str().unwrap(),
+            "--database-url",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}{err}");
+    assert!(
+        err.contains(&format!(
+            "activated a version without what it needed: draft {logged} is stored as version v-forged, but the log recorded {version}"
+        )),
+        "{text}{err}"
+    );
     sqlx::query(
         "UPDATE policy_drafts SET version = $2, source = substr(source, 1, length(source) - 9) WHERE id = $1",
     )

@@ -719,14 +719,21 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             runtime()?.block_on(async move {
                 let db = Db::connect(&url).await?;
                 let started = std::time::Instant::now();
-                let periods = crate::service::policy_admin::retention_periods(&db).await?;
-                let report = crate::log::verify::verify_with(
+                let versions = crate::service::policy_admin::stored_versions(&db).await?;
+                let mut report = crate::log::verify::verify_with(
                     &db,
                     &keys,
-                    Some(periods),
+                    Some(versions),
                     progress("verified"),
                 )
                 .await?;
+                // Every activation against the partners' signatures it needed (issue 37).
+                if let Some((seq, why)) =
+                    crate::service::policy_admin::unsigned_activation(&db).await?
+                    && report.first_bad.as_ref().is_none_or(|(s, _)| seq < *s)
+                {
+                    report.first_bad = Some((seq, why));
+                }
                 end_progress();
                 let witnessed = if verifiers.is_empty() {
                     None

@@ -246,6 +246,7 @@ fn schemas() -> Value {
             "signal_date": date, "decision_date": date, "notification_date": date,
             "notification_to": {"enum": policy::NotificationTo::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()},
             "decision": reference("BodyDecision"),
+            "review": reference("BodyDecision"),
             "check_override": {"type": "string", "minLength": 1, "maxLength": 500},
         })),
         "BodyDecision": strict(&["reference", "date", "members"], json!({

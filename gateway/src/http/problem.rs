@@ -65,7 +65,7 @@ pub fn status(r: &Refusal) -> StatusCode {
         TransitionNotAllowed(..) | CaseConflict | CaseOpen(_) | CheckRequired(_) => {
             StatusCode::CONFLICT
         }
-        DecisionRequired(..) | DecisionMembers(_) | SignatureInvalid(_) => {
+        DecisionRequired(..) | DecisionMembers(_) | ReviewRequired(..) | SignatureInvalid(_) => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
         RegisseurRequired | InvalidRegisseur(_) | UnknownPartner(_) | InvalidBsn(_) => {

@@ -37,6 +37,9 @@ pub enum Kind {
     LogKey,
     /// The gateway started without its witnesses' word (the operator's logged override).
     WitnessOverride,
+    /// The gateway started with its witnesses' word: which of the active version's witnesses
+    /// it asked, and which could not be reached.
+    Start,
     /// A request no endpoint took (unknown path, certificate no longer accepted).
     Request,
     /// A retention run removed expired data: deposits, cases, the content of log entries.
@@ -62,6 +65,7 @@ impl Kind {
             Kind::Deposit => "deposit",
             Kind::LogKey => "log-key",
             Kind::WitnessOverride => "witness-override",
+            Kind::Start => "start",
             Kind::Request => "request",
             Kind::Retention => "retention",
             Kind::Keys => "keys",
@@ -70,7 +74,7 @@ impl Kind {
     }
 
     /// Every kind.
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Disclosure,
         Kind::Check,
         Kind::Aggregate,
@@ -82,6 +86,7 @@ impl Kind {
         Kind::Deposit,
         Kind::LogKey,
         Kind::WitnessOverride,
+        Kind::Start,
         Kind::Request,
         Kind::Retention,
         Kind::Keys,
@@ -299,6 +304,9 @@ pub struct CaseChange {
     /// The decision of a body this change records (a covenant's `[[transition]] body`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<BodyDecision>,
+    /// The review by a body that preceded it (a covenant's `[[transition]] review`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<BodyDecision>,
     /// For an inclusion under `[checks] before_inclusion`: the aanpak-check it rests on, or the
     /// reason it went without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -430,6 +438,15 @@ pub struct WitnessOverride {
     /// The operator's reason, as given on the command line.
     pub reason: String,
     /// The witnesses that could not be asked, by name.
+    pub unreachable: Vec<String>,
+}
+
+/// A start checked against the witnesses the active covenant version names (issue 37).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartCheck {
+    /// The witnesses asked: every witness the version in force names, by name.
+    pub witnesses: Vec<String>,
+    /// Those that could not be asked (at least one other answered).
     pub unreachable: Vec<String>,
 }
 
@@ -738,6 +755,9 @@ pub struct LogEntry {
     /// For a start without the witnesses' word.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub witness_override: Option<WitnessOverride>,
+    /// For a start with the witnesses' word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<StartCheck>,
     /// For a check: what each approach answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckOutcome>,
@@ -822,6 +842,7 @@ impl LogEntry {
             deposit: None,
             key_change: None,
             witness_override: None,
+            start: None,
             check: None,
             retention: None,
             keys: None,

@@ -62,38 +62,107 @@ fn extend_ranges(ranges: &mut Vec<RemovedRange>, first: i64, last: i64, rule: &s
     });
 }
 
-/// Each stored covenant version's retention periods by rule (`deposits`, `cases` or a
-/// `[[retention.log]]` id) in days, by version hash: what every retention step is held to.
-pub type RetentionPeriods = HashMap<String, HashMap<String, u32>>;
+/// What `audit verify` holds the log's own steps to, for one stored covenant version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionFacts {
+    /// The retention periods by rule (`deposits`, `cases` or a `[[retention.log]]` id), in days.
+    pub periods: HashMap<String, u32>,
+    /// The witnesses it names, by name, sorted.
+    pub witnesses: Vec<String>,
+}
 
-/// The retention periods of one covenant, by rule.
-pub fn periods_of(c: &policy::covenant::Covenant) -> HashMap<String, u32> {
+/// Every stored covenant version's facts, by version hash: what every retention step and
+/// every start is held to.
+pub type StoredVersions = HashMap<String, VersionFacts>;
+
+/// What one covenant says about retention and witnesses.
+pub fn facts_of(c: &policy::covenant::Covenant) -> VersionFacts {
     let r = &c.retention;
-    let mut out: HashMap<String, u32> = r
+    let mut periods: HashMap<String, u32> = r
         .log
         .iter()
         .map(|l| (l.id.clone(), l.period.days))
         .collect();
     if let Some(p) = &r.deposits {
-        out.insert("deposits".into(), p.days);
+        periods.insert("deposits".into(), p.days);
     }
     if let Some(p) = &r.cases {
-        out.insert("cases".into(), p.days);
+        periods.insert("cases".into(), p.days);
     }
-    out
+    let mut witnesses: Vec<String> = c
+        .witnessing
+        .witnesses
+        .iter()
+        .map(|w| w.name.clone())
+        .collect();
+    witnesses.sort();
+    VersionFacts { periods, witnesses }
+}
+
+/// What is wrong with a start (a `start` or `witness-override` entry) against the witnesses
+/// of the version it names (issue 37): a start that asked other witnesses than the version's,
+/// or an override that left out witnesses the version named.
+fn start_against(versions: &StoredVersions, seq: i64, e: &LogEntry) -> Option<String> {
+    let version = &e.policy_version;
+    let Some(facts) = versions.get(version) else {
+        return Some(format!(
+            "start entry {seq} was taken under covenant version {version}, whose text is not stored: its witnesses cannot be checked"
+        ));
+    };
+    let named = &facts.witnesses;
+    let sorted = |v: &[String]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v
+    };
+    match (e.kind, &e.start, &e.witness_override) {
+        (Kind::Start, Some(s), _) => {
+            let asked = sorted(&s.witnesses);
+            if asked != *named {
+                Some(format!(
+                    "start entry {seq} asked the witnesses [{}], but covenant version {version} names [{}]",
+                    asked.join(", "),
+                    named.join(", ")
+                ))
+            } else if !s.unreachable.iter().all(|u| named.contains(u))
+                || (!named.is_empty() && s.unreachable.len() >= named.len())
+            {
+                Some(format!(
+                    "start entry {seq} says it had the witnesses' word, but lists [{}] as unreachable",
+                    s.unreachable.join(", ")
+                ))
+            } else {
+                None
+            }
+        }
+        (Kind::WitnessOverride, _, Some(o)) => {
+            let left_out = sorted(&o.unreachable);
+            (left_out != *named).then(|| {
+                format!(
+                    "witness-override entry {seq} started without the witnesses [{}], but covenant version {version} names [{}]",
+                    left_out.join(", "),
+                    named.join(", ")
+                )
+            })
+        }
+        _ => Some(format!(
+            "entry {seq} is a {} entry without what a start records",
+            e.kind.as_str()
+        )),
+    }
 }
 
 /// What is wrong with a retention step against the periods of the version it names (issue 37):
 /// a rule that version does not have, another period than the version's, or a cut-off later
 /// than the step's time less the period (something younger than its period went).
 fn retention_against(
-    periods: &RetentionPeriods,
+    versions: &StoredVersions,
     seq: i64,
     version: &str,
     at: i64,
     step: &super::entry::RetentionStep,
 ) -> Option<String> {
-    let Some(rules) = periods.get(version) else {
+    let Some(rules) = versions.get(version).map(|f| &f.periods) else {
         return Some(format!(
             "retention entry {seq} was taken under covenant version {version}, whose text is not stored: its periods cannot be checked"
         ));
@@ -133,8 +202,9 @@ pub struct Pass<'a> {
     listed: Vec<RemovedRange>,
     /// The covenant's history as the log shows it.
     covenant: CovenantHistory,
-    /// The stored versions' retention periods, when the database has them (not for exports).
-    periods: Option<RetentionPeriods>,
+    /// The stored versions' retention periods and witnesses, when the database has them (not
+    /// for exports).
+    versions: Option<StoredVersions>,
 }
 
 /// The covenant versions the log made active, replayed in order (issue 37): every entry was
@@ -210,13 +280,13 @@ impl<'a> Pass<'a> {
             pending_proofs: Vec::new(),
             listed: Vec::new(),
             covenant: CovenantHistory::default(),
-            periods: None,
+            versions: None,
         }
     }
 
-    /// Holds every retention step to the periods of the version it was taken under.
-    pub fn with_periods(mut self, periods: RetentionPeriods) -> Self {
-        self.periods = Some(periods);
+    /// Holds every retention step and start to the version it was taken under.
+    pub fn with_versions(mut self, versions: StoredVersions) -> Self {
+        self.versions = Some(versions);
         self
     }
 
@@ -281,6 +351,11 @@ impl<'a> Pass<'a> {
                     if text.contains(r#""kind":"retention""#) {
                         self.retention_listing(seq, text);
                     }
+                    if text.contains(r#""kind":"start""#)
+                        || text.contains(r#""kind":"witness-override""#)
+                    {
+                        self.start_listing(seq, text);
+                    }
                     self.covenant_step(seq, text);
                 }
                 leaf
@@ -338,6 +413,23 @@ impl<'a> Pass<'a> {
         }
     }
 
+    /// Holds a (verified) start to the witnesses of the version in force.
+    fn start_listing(&mut self, seq: i64, text: &str) {
+        let Ok(e) = LogEntry::parse(seq, text) else {
+            return;
+        };
+        if !matches!(e.kind, Kind::Start | Kind::WitnessOverride) {
+            return;
+        }
+        if let Some(why) = self
+            .versions
+            .as_ref()
+            .and_then(|v| start_against(v, seq, &e))
+        {
+            self.bad(seq, why);
+        }
+    }
+
     /// Collects what a (verified) retention entry says it removed: only entries before it.
     fn retention_listing(&mut self, seq: i64, text: &str) {
         let Ok(e) = LogEntry::parse(seq, text) else {
@@ -346,8 +438,8 @@ impl<'a> Pass<'a> {
         if e.kind != Kind::Retention {
             return;
         }
-        if let (Some(periods), Some(step)) = (&self.periods, &e.retention) {
-            let why = retention_against(periods, seq, &e.policy_version, e.at, step);
+        if let (Some(versions), Some(step)) = (&self.versions, &e.retention) {
+            let why = retention_against(versions, seq, &e.policy_version, e.at, step);
             if let Some(why) = why {
                 self.bad(seq, why);
             }
@@ -709,17 +801,17 @@ pub async fn verify(
     verify_with(db, keys, None, progress).await
 }
 
-/// [`verify`], holding every retention step to `periods` (the stored versions' periods) when
-/// given.
+/// [`verify`], holding every retention step and start to `versions` (the stored versions'
+/// periods and witnesses) when given.
 pub async fn verify_with(
     db: &Db,
     keys: &KeySet,
-    periods: Option<RetentionPeriods>,
+    versions: Option<StoredVersions>,
     mut progress: impl FnMut(i64),
 ) -> Result<Report, StoreError> {
     let mut pass = Pass::new(keys, db.checkpoints().await?, Some(db.all_nodes().await?));
-    if let Some(p) = periods {
-        pass = pass.with_periods(p);
+    if let Some(v) = versions {
+        pass = pass.with_versions(v);
     }
     let tombstones = db.tombstones().await?;
     let mut stones = tombstones.iter().peekable();
@@ -953,6 +1045,17 @@ mod covenant_history_tests {
         format!(r#"{{"kind":"{kind}","outcome":"answered","policy_version":"{version}"{change}}}"#)
     }
 
+    fn entry_of(kind: &str, version: &str) -> LogEntry {
+        LogEntry::new(crate::log::entry::Start {
+            id: "gw-1".into(),
+            at: 1_800_000_000,
+            trace_id: "t",
+            kind: kind.parse().unwrap(),
+            partner: "gateway".into(),
+            policy_version: version,
+        })
+    }
+
     /// Issue 37: `audit verify` replays the covenant's history; an entry decided under a
     /// version the log never made active is named.
     #[test]
@@ -996,13 +1099,66 @@ mod covenant_history_tests {
     }
 
     #[test]
+    fn a_start_is_held_to_the_witnesses_of_its_version() {
+        use crate::log::entry::{StartCheck, WitnessOverride};
+        let named = |w: &[&str]| VersionFacts {
+            periods: HashMap::new(),
+            witnesses: w.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        let versions: StoredVersions = [
+            ("v1".to_owned(), named(&["bz", "om"])),
+            ("v0".to_owned(), named(&[])),
+        ]
+        .into_iter()
+        .collect();
+        let start = |v: &str, asked: &[&str], unreachable: &[&str]| {
+            let mut e = entry_of("start", v);
+            e.start = Some(StartCheck {
+                witnesses: asked.iter().map(|s| (*s).to_owned()).collect(),
+                unreachable: unreachable.iter().map(|s| (*s).to_owned()).collect(),
+            });
+            e
+        };
+        let over = |v: &str, left_out: &[&str]| {
+            let mut e = entry_of("witness-override", v);
+            e.witness_override = Some(WitnessOverride {
+                reason: "test".into(),
+                unreachable: left_out.iter().map(|s| (*s).to_owned()).collect(),
+            });
+            e
+        };
+        for ok in [
+            start("v1", &["om", "bz"], &[]),
+            start("v1", &["bz", "om"], &["om"]),
+            over("v1", &["om", "bz"]),
+            over("v0", &[]),
+        ] {
+            assert_eq!(start_against(&versions, 4, &ok), None, "{ok:?}");
+        }
+        for (bad, why) in [
+            (start("v1", &["bz"], &[]), "names [bz, om]"),
+            (start("v1", &["bz", "om"], &["bz", "om"]), "unreachable"),
+            (over("v1", &[]), "started without the witnesses []"),
+            (start("v0", &["bz"], &[]), "names []"),
+            (start("v9", &[], &[]), "not stored"),
+            (entry_of("start", "v1"), "without what a start records"),
+        ] {
+            let got = start_against(&versions, 4, &bad).unwrap();
+            assert!(got.contains(why), "{got}");
+        }
+    }
+
+    #[test]
     fn a_retention_step_is_held_to_the_periods_of_its_version() {
         use crate::log::entry::{RetentionStep, RetentionTarget, RuleApplied};
-        let periods: RetentionPeriods = [(
+        let periods: StoredVersions = [(
             "v1".to_owned(),
-            [("checks".to_owned(), 30u32), ("deposits".to_owned(), 365)]
-                .into_iter()
-                .collect(),
+            VersionFacts {
+                periods: [("checks".to_owned(), 30u32), ("deposits".to_owned(), 365)]
+                    .into_iter()
+                    .collect(),
+                witnesses: Vec::new(),
+            },
         )]
         .into_iter()
         .collect();

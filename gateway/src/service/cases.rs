@@ -75,6 +75,10 @@ pub struct CasePatch {
     /// The body's decision, for a change the covenant gives to a body (`[[transition]] body`).
     #[serde(default)]
     pub decision: Option<DecisionIn>,
+    /// The review by a body that precedes the change, where the covenant asks for one
+    /// (`[[transition]] review`: the ITAT-R's review of a plan or an afsluitvoorstel).
+    #[serde(default)]
+    pub review: Option<DecisionIn>,
     /// For an inclusion under `[checks] before_inclusion` without a complete aanpak-check: the
     /// reason, recorded with the change.
     #[serde(default)]
@@ -93,6 +97,23 @@ pub struct DecisionIn {
     pub members: Vec<Regisseur>,
 }
 
+/// What a body's step on a change is: the decision itself, or the review before it.
+#[derive(Debug, Clone, Copy)]
+enum Taken {
+    Decision,
+    Review,
+}
+
+impl Taken {
+    /// The request's field that carries it.
+    fn field(self) -> &'static str {
+        match self {
+            Taken::Decision => "decision",
+            Taken::Review => "review",
+        }
+    }
+}
+
 /// Checks a body's decision against the covenant: a reference, a date, and at least the
 /// quorum of distinct members of at least so many partners, each of a partner that may hold
 /// one of the body's roles. Returns it as the log records it.
@@ -100,19 +121,30 @@ fn body_decision(
     c: &Covenant,
     body: &policy::covenant::Body,
     d: Option<&DecisionIn>,
+    kind: Taken,
 ) -> Result<BodyDecision, Refusal> {
-    let required = || Refusal::DecisionRequired(body.name.clone(), body.quorum, body.partners);
+    let required = || match kind {
+        Taken::Decision => Refusal::DecisionRequired(body.name.clone(), body.quorum, body.partners),
+        Taken::Review => Refusal::ReviewRequired(body.name.clone(), body.quorum, body.partners),
+    };
     let d = d.ok_or_else(required)?;
     let reference = d.reference.trim();
+    let field = kind.field();
     if reference.is_empty()
         || reference.chars().count() > 80
         || reference.chars().any(char::is_control)
     {
-        return Err(Refusal::DecisionMembers(
-            "`decision.reference` is the decision's reference in the minutes: 1 to 80 printable characters".into(),
-        ));
+        return Err(Refusal::DecisionMembers(format!(
+            "`{field}.reference` is the reference in the minutes: 1 to 80 printable characters"
+        )));
     }
-    check_date("decision.date", &Some(d.date.clone()))?;
+    check_date(
+        match kind {
+            Taken::Decision => "decision.date",
+            Taken::Review => "review.date",
+        },
+        &Some(d.date.clone()),
+    )?;
     let mut members: Vec<(String, String)> = Vec::new();
     for m in &d.members {
         let partner = c
@@ -417,6 +449,7 @@ pub async fn create(app: &App, call: &mut Call, body: NewCase) -> Result<CaseVie
         uvo_partners: None,
         dates,
         decision: None,
+        review: None,
         inclusion_check: None,
     });
     let appended = call
@@ -626,9 +659,10 @@ pub async fn update(
     let current = old.status;
     let mut acting_role = None;
     let mut decision = None;
+    let mut review = None;
     let new_status = match patch.status {
         Some(to) if to != current => {
-            if !current.may_become(to) {
+            if !reg.declares(current, to) {
                 return Err(Refusal::TransitionNotAllowed(
                     current.to_string(),
                     to.to_string(),
@@ -648,8 +682,21 @@ pub async fn update(
                 .ok_or_else(|| Refusal::TransitionForbidden(current.to_string(), to.to_string()))?;
             acting_role = Some(role);
             // A body's decision is taken by its members, not by whoever records it.
+            if let Some(body) = reg.review_for(current, to) {
+                review = Some(body_decision(
+                    c,
+                    body,
+                    patch.review.as_ref(),
+                    Taken::Review,
+                )?);
+            }
             if let Some(body) = reg.body_for(current, to) {
-                decision = Some(body_decision(c, body, patch.decision.as_ref())?);
+                decision = Some(body_decision(
+                    c,
+                    body,
+                    patch.decision.as_ref(),
+                    Taken::Decision,
+                )?);
             }
             Some(to)
         }
@@ -782,6 +829,7 @@ pub async fn update(
         uvo_partners: uvo,
         dates,
         decision,
+        review,
         inclusion_check,
     });
     let appended = call

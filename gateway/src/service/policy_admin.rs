@@ -837,22 +837,105 @@ pub async fn check_logged(db: &crate::store::Db, row: &PolicyDraftRow) -> Result
     ))
 }
 
-/// The retention periods of every stored version that was ever active, for `audit verify` to
-/// hold each retention step to the version it was taken under. A stored text that no longer
-/// compiles to its hash is left out (the step under it is then named as not checkable).
-pub async fn retention_periods(
+/// The retention periods and witnesses of every stored version that was ever active, for
+/// `audit verify` to hold each retention step and start to the version it was taken under. A
+/// stored text that no longer compiles to its hash is left out (a step under it is then named
+/// as not checkable).
+pub async fn stored_versions(
     db: &crate::store::Db,
-) -> Result<crate::log::verify::RetentionPeriods, crate::store::StoreError> {
-    let mut out = crate::log::verify::RetentionPeriods::new();
+) -> Result<crate::log::verify::StoredVersions, crate::store::StoreError> {
+    let mut out = crate::log::verify::StoredVersions::new();
     for row in db.policy_drafts(true, i64::MAX).await? {
         if let Ok(cc) = crate::lifecycle::PolicyBuilder::compile_stored(&row) {
             out.insert(
                 row.version.clone(),
-                crate::log::verify::periods_of(cc.covenant()),
+                crate::log::verify::facts_of(cc.covenant()),
             );
         }
     }
     Ok(out)
+}
+
+/// Replays every activation the log shows (its answered `bootstrap` and `activate` steps, in
+/// order) against the partners' signatures it needed under the version before it, as the
+/// gateway checks them when it serves a version (issue 37): the first activation that lacks
+/// them, or whose versions are not stored as the log recorded them, by sequence number.
+pub async fn unsigned_activation(
+    db: &crate::store::Db,
+) -> Result<Option<(i64, String)>, crate::store::StoreError> {
+    let mut steps = Vec::new();
+    let mut before = i64::MAX;
+    loop {
+        let page = db.policy_entries_before(before, 200).await?;
+        let Some((last, _)) = page.last() else { break };
+        before = *last;
+        for (seq, text) in page {
+            let Ok(e) = LogEntry::parse(seq, &text) else {
+                continue;
+            };
+            if e.outcome != crate::log::entry::Outcome::Answered {
+                continue;
+            }
+            if let Some(pc) = e.policy_change
+                && matches!(
+                    pc.action,
+                    Some(PolicyAction::Activate | PolicyAction::Bootstrap)
+                )
+            {
+                steps.push((seq, e.at, pc));
+            }
+        }
+    }
+    steps.reverse();
+    for (seq, at, pc) in steps {
+        if let Err(why) = activation_signed(db, at, &pc).await? {
+            return Ok(Some((
+                seq,
+                format!("policy entry {seq} activated a version without what it needed: {why}"),
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// One logged activation against its stored versions and the signatures it carries.
+async fn activation_signed(
+    db: &crate::store::Db,
+    at: i64,
+    pc: &PolicyChange,
+) -> Result<Result<(), String>, crate::store::StoreError> {
+    let stored = |id: &str, version: Option<&str>, row: Option<PolicyDraftRow>| match row {
+        None => Err(format!("draft {id} is not stored")),
+        Some(r) if version != Some(r.version.as_str()) => Err(format!(
+            "draft {id} is stored as version {}, but the log recorded {}",
+            r.version,
+            version.unwrap_or("none")
+        )),
+        Some(r) => Ok(r),
+    };
+    let Some(id) = pc.draft.as_deref() else {
+        return Ok(Err("the step names no draft".to_owned()));
+    };
+    let row = match stored(id, pc.version.as_deref(), db.policy_draft(id).await?) {
+        Ok(r) => r,
+        Err(why) => return Ok(Err(why)),
+    };
+    let signatures = pc.signatures.as_deref().unwrap_or_default();
+    Ok(match pc.previous_draft.as_deref() {
+        None => super::signatures::check_logged_installation(&row, signatures, at),
+        Some(prev) => {
+            match stored(
+                prev,
+                pc.previous_version.as_deref(),
+                db.policy_draft(prev).await?,
+            ) {
+                Ok(previous) => {
+                    super::signatures::check_logged_activation(&previous, &row, signatures, at)
+                }
+                Err(why) => Err(why),
+            }
+        }
+    })
 }
 
 /// Records whether the database's active version disagrees with the log (and why).
