@@ -26,6 +26,24 @@ fn regieoverleg(reference: &str, date: &str) -> Value {
         {"partner": "om", "staff_id": "ro.om"}]})
 }
 
+/// A decision of the PTO-R as the demo's minutes record it: four members of four partners,
+/// the example covenant's quorum (the 2019 process: the PTO-R approves inclusion).
+fn pto_r(reference: &str, date: &str) -> Value {
+    json!({"reference": reference, "date": date, "members": [
+        {"partner": "oov", "staff_id": "pto.gemeente"},
+        {"partner": "politie", "staff_id": "pto.politie"},
+        {"partner": "om", "staff_id": "pto.om"},
+        {"partner": "ggd", "staff_id": "pto.ggd"}]})
+}
+
+/// A review by the ITAT-R as the demo's minutes record it: three members of three partners.
+fn itat_r(reference: &str, date: &str) -> Value {
+    json!({"reference": reference, "date": date, "members": [
+        {"partner": "oov", "staff_id": "itat.gemeente"},
+        {"partner": "politie", "staff_id": "itat.politie"},
+        {"partner": "rn", "staff_id": "itat.rn"}]})
+}
+
 /// The example covenant, built in so that the demo also runs outside the repository.
 pub const EXAMPLE_COVENANT: &str = include_str!("../../ops/covenant/ipga-r.toml");
 
@@ -1146,8 +1164,8 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
     d.disclosure(&vp, "duiding", &case_id, &subject_ref).await?;
 
     // 6. Decision.
-    d.say("Regieoverleg decides: included, a regisseur from Reclassering, partners on the UVO");
-    let mut include = json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision_date": "2026-10-20", "decision": regieoverleg("RO-2026-10-20/4", "2026-10-20")});
+    d.say("The PTO-R approves inclusion (the 2019 process); the Regieoverleg's regisseur comes from Reclassering, the UVO partners follow");
+    let mut include = json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision_date": "2026-10-20", "decision": pto_r("PTO-2026-10-20/4", "2026-10-20")});
     // The double-approach check: the person's newest check was not answered by Top600.
     let (st, v) = d
         .call(
@@ -1212,11 +1230,11 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
             &overleg,
             reqwest::Method::PATCH,
             &format!("/v1/cases/{case_id}"),
-            Some(json!({"status": "uitvoering", "decision": regieoverleg("RO-2026-11-03/2", "2026-11-03")})),
+            Some(json!({"status": "uitvoering", "decision": regieoverleg("RO-2026-11-03/2", "2026-11-03"), "review": itat_r("ITAT-2026-10-29/5", "2026-10-29")})),
         )
         .await?;
     d.note(&format!(
-        "opgenomen → plan (regisseur): {st1}; plan → uitvoering (Regieoverleg): {st2}"
+        "opgenomen → plan (regisseur): {st1}; plan → uitvoering (Regieoverleg, after the ITAT-R's review of the plan): {st2}"
     ));
     d.disclosure(&wpi, "uitvoering", &case_id, &subject_ref)
         .await?;

@@ -107,7 +107,7 @@ pub async fn register(app: &App, bsn: &str) -> crate::service::cases::CaseView {
         .unwrap()
 }
 
-/// A case registered for `bsn`, assessed by the voorportaal and included by the Regieoverleg's
+/// A case registered for `bsn`, assessed by the voorportaal and included by the PTO-R's
 /// decision (recorded by the secretaris) with `rn`/`reg.1` as its regisseur.
 pub async fn included(app: &App, bsn: &str) -> crate::service::cases::CaseView {
     use crate::service::cases::{CasePatch, update};
@@ -132,7 +132,7 @@ pub async fn included(app: &App, bsn: &str) -> crate::service::cases::CaseView {
                     partner: "rn".into(),
                     staff_id: "reg.1".into(),
                 }),
-                decision: Some(ro_decision()),
+                decision: Some(pto_decision()),
                 check_override: Some("testkit: included without an aanpak-check".into()),
                 ..CasePatch::default()
             },
@@ -157,24 +157,67 @@ pub fn decrypt(partner: &str, armored: &str) -> serde_json::Value {
     serde_json::from_slice(&out).unwrap()
 }
 
+/// A body's decision (or review) as a change carries it: its reference, its date and the
+/// members (partner, staff id) who took it.
+fn decision_of(
+    reference: &str,
+    date: &str,
+    members: &[(&str, &str)],
+) -> crate::service::cases::DecisionIn {
+    crate::service::cases::DecisionIn {
+        reference: reference.into(),
+        date: date.into(),
+        members: members
+            .iter()
+            .map(|(partner, staff_id)| crate::store::Regisseur {
+                partner: (*partner).into(),
+                staff_id: (*staff_id).into(),
+            })
+            .collect(),
+    }
+}
+
 /// A decision of the Regieoverleg as the example covenant's quorum needs it: three members of
 /// three partners.
 pub fn ro_decision() -> crate::service::cases::DecisionIn {
-    crate::service::cases::DecisionIn {
-        reference: "RO-2026-11-01/7".into(),
-        date: "2026-11-01".into(),
-        members: [
+    decision_of(
+        "RO-2026-11-01/7",
+        "2026-11-01",
+        &[
             ("oov", "ro.gemeente"),
             ("politie", "ro.politie"),
             ("om", "ro.om"),
-        ]
-        .into_iter()
-        .map(|(partner, staff_id)| crate::store::Regisseur {
-            partner: partner.into(),
-            staff_id: staff_id.into(),
-        })
-        .collect(),
-    }
+        ],
+    )
+}
+
+/// A decision of the PTO-R as the example covenant's quorum needs it (four members of four
+/// partners): the 2019 process's inclusion.
+pub fn pto_decision() -> crate::service::cases::DecisionIn {
+    decision_of(
+        "PTO-2026-11-08/2",
+        "2026-11-08",
+        &[
+            ("oov", "pto.gemeente"),
+            ("politie", "pto.politie"),
+            ("om", "pto.om"),
+            ("ggd", "pto.ggd"),
+        ],
+    )
+}
+
+/// A review by the ITAT-R as the example covenant's quorum needs it (three members of three
+/// partners): before the plan's adoption, afbouw and afsluiting.
+pub fn itat_review() -> crate::service::cases::DecisionIn {
+    decision_of(
+        "ITAT-2026-11-05/3",
+        "2026-11-05",
+        &[
+            ("oov", "itat.gemeente"),
+            ("politie", "itat.politie"),
+            ("rn", "itat.rn"),
+        ],
+    )
 }
 
 /// A partner's governance seed from the example PKI.

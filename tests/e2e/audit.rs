@@ -566,7 +566,7 @@ async fn privacy_officers_search_the_log_and_report_to_the_subject() {
             }
         };
     assert_eq!(ask("politie", "vp.1", "voorportaal", "duiding").await, 200);
-    let r = client("oov").patch(gw.url(&format!("/v1/cases/{id}"))).bearer_auth(token("oov", "sec.1", &["secretaris"])).json(&json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision": ro_decision(), "check_override": INCLUDED_WITHOUT_CHECK})).send().await.unwrap();
+    let r = client("oov").patch(gw.url(&format!("/v1/cases/{id}"))).bearer_auth(token("oov", "sec.1", &["secretaris"])).json(&json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision": pto_decision(), "check_override": INCLUDED_WITHOUT_CHECK})).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(ask("rn", "reg.mulder", "regisseur", "regie").await, 200);
     // No role in the case: told it does not exist, and recorded about the person all the same.

@@ -98,7 +98,7 @@ async fn a_case_through_the_whole_work_process() {
         "transition-forbidden",
     )
     .await;
-    // Inclusion is the Regieoverleg's decision: not without its members (issue 31).
+    // Inclusion is the PTO-R's decision (the 2019 process): not without its members (issue 31).
     problem(
         secretaris
             .patch(&gw, &id, json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}}))
@@ -112,7 +112,7 @@ async fn a_case_through_the_whole_work_process() {
             .patch(
                 &gw,
                 &id,
-                json!({"status": "opgenomen", "decision": ro_decision()}),
+                json!({"status": "opgenomen", "decision": pto_decision()}),
             )
             .await,
         422,
@@ -125,7 +125,7 @@ async fn a_case_through_the_whole_work_process() {
             .patch(
                 &gw,
                 &id,
-                json!({"status": "opgenomen", "regisseur": {"partner": "ggd", "staff_id": "x"}, "decision": ro_decision()}),
+                json!({"status": "opgenomen", "regisseur": {"partner": "ggd", "staff_id": "x"}, "decision": pto_decision()}),
             )
             .await,
         422,
@@ -143,7 +143,7 @@ async fn a_case_through_the_whole_work_process() {
     .await;
     // The double-approach check (issue 31): not included before an aanpak-check of the person
     // was answered complete.
-    let include = json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision_date": "2026-11-01", "decision": ro_decision()});
+    let include = json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision_date": "2026-11-01", "decision": pto_decision()});
     let v = problem(
         secretaris.patch(&gw, &id, include.clone()).await,
         409,
@@ -203,10 +203,23 @@ async fn a_case_through_the_whole_work_process() {
     )
     .await;
     assert_eq!(c["uvo_partners"], json!(["politie", "wpi"]));
-    // opgenomen → plan by the regisseur; plan → uitvoering by the Regieoverleg.
+    // opgenomen → plan by the regisseur; plan → uitvoering by the Regieoverleg, after the
+    // ITAT-R's review of the plan.
     ok(
         regisseur.patch(&gw, &id, json!({"status": "plan"})).await,
         200,
+    )
+    .await;
+    problem(
+        overleg
+            .patch(
+                &gw,
+                &id,
+                json!({"status": "uitvoering", "decision": ro_decision()}),
+            )
+            .await,
+        422,
+        "review-required",
     )
     .await;
     ok(
@@ -214,7 +227,7 @@ async fn a_case_through_the_whole_work_process() {
             .patch(
                 &gw,
                 &id,
-                json!({"status": "uitvoering", "decision": ro_decision()}),
+                json!({"status": "uitvoering", "decision": ro_decision(), "review": itat_review()}),
             )
             .await,
         200,
@@ -261,7 +274,7 @@ async fn a_case_through_the_whole_work_process() {
             .patch(
                 &gw,
                 &id,
-                json!({"status": "afbouw", "decision": ro_decision()}),
+                json!({"status": "afbouw", "decision": ro_decision(), "review": itat_review()}),
             )
             .await,
         200,
@@ -280,7 +293,7 @@ async fn a_case_through_the_whole_work_process() {
             .patch(
                 &gw,
                 &id,
-                json!({"status": "afgesloten", "decision": ro_decision()}),
+                json!({"status": "afgesloten", "decision": ro_decision(), "review": itat_review()}),
             )
             .await,
         200,

@@ -99,7 +99,7 @@ pub(crate) async fn include(gw: &Gateway, case: &Case) {
         case,
         "oov",
         "secretaris",
-        json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision": ro_decision(), "check_override": INCLUDED_WITHOUT_CHECK}),
+        json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision": pto_decision(), "check_override": INCLUDED_WITHOUT_CHECK}),
     )
     .await;
     // The regisseur chooses the UVO (seed 004), not the secretaris.
@@ -501,20 +501,12 @@ async fn every_purpose_and_relation_allowed_and_refused_with_transforms_as_recei
         &case,
         "om",
         "regieoverleg-lid",
-        json!({"status": "uitvoering", "decision": ro_decision()}),
+        json!({"status": "uitvoering", "decision": ro_decision(), "review": itat_review()}),
     )
     .await;
-    refused(
-        &gw,
-        "oov",
-        "itat.1",
-        "itat-lid",
-        "toetsing",
-        &case,
-        409,
-        "purpose-case-status",
-    )
-    .await;
+    // A regisseur who gets stuck brings the case back to the ITAT-R (Handreiking, chapter 10):
+    // toetsing in the uitvoering too (the matrix walk refuses it in every status it lacks).
+    answered(&gw, "oov", "itat.1", "itat-lid", "toetsing", &case).await;
 
     // Aggregate purposes never give case-level data; unknown purposes are refused.
     refused(
@@ -1345,7 +1337,7 @@ async fn nobody_takes_a_regisseur_appointment_or_composes_another_regisseurs_uvo
         &case,
         "om",
         "regieoverleg-lid",
-        json!({"status": "uitvoering", "decision": ro_decision()}),
+        json!({"status": "uitvoering", "decision": ro_decision(), "review": itat_review()}),
     )
     .await;
     let set = |partner: &'static str, sub: &'static str, role: &'static str, body: Value| {

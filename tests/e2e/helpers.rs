@@ -504,6 +504,15 @@ pub fn ro_decision() -> serde_json::Value {
         {"partner": "om", "staff_id": "ro.om"}]})
 }
 
+/// A review by the ITAT-R as the example covenant's quorum needs it (three members of three
+/// partners), for a change that comes after one (the plan's adoption, afbouw, afsluiting).
+pub fn itat_review() -> serde_json::Value {
+    serde_json::json!({"reference": "ITAT-2026-11-05/3", "date": "2026-11-05", "members": [
+        {"partner": "oov", "staff_id": "itat.gemeente"},
+        {"partner": "politie", "staff_id": "itat.politie"},
+        {"partner": "rn", "staff_id": "itat.rn"}]})
+}
+
 /// A decision of the PTO-R as the example covenant's quorum needs it (four members of four
 /// partners).
 pub fn pto_decision() -> serde_json::Value {

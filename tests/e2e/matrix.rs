@@ -152,7 +152,7 @@ async fn case_in(
     api.patch(
         sec,
         &id,
-        json!({"status": "opgenomen", "decision": ro_decision(), "check_override": INCLUDED_WITHOUT_CHECK,
+        json!({"status": "opgenomen", "decision": pto_decision(), "check_override": INCLUDED_WITHOUT_CHECK,
                "regisseur": {"partner": regisseur.0, "staff_id": regisseur.1}}),
     )
     .await;
@@ -187,6 +187,10 @@ async fn case_in(
         let mut body = json!({"status": to.as_str()});
         if *decided {
             body["decision"] = decision;
+        }
+        // The ITAT-R's review before the plan's adoption, afbouw and afsluiting (2019).
+        if matches!(to, Uitvoering | Afbouw | Afgesloten) {
+            body["review"] = itat_review();
         }
         api.patch(who, &id, body).await;
     }

@@ -80,7 +80,7 @@ async fn two_cases(gw: &Gateway) -> (Case, Case) {
         "secretaris",
         reqwest::Method::PATCH,
         &format!("/v1/cases/{}", a.id),
-        json!({"status": "niet-opgenomen", "decision": ro_decision()}),
+        json!({"status": "niet-opgenomen", "decision": pto_decision()}),
     )
     .await;
     assert_eq!(s, 200, "{v}");

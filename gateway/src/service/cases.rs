@@ -1007,7 +1007,7 @@ mod tests {
         let mut u = testkit::call(&app, Kind::CaseChange, "oov", "sec.1", &["secretaris"]);
         let ggd = CasePatch {
             status: Some(CaseStatus::Opgenomen),
-            decision: Some(testkit::ro_decision()),
+            decision: Some(testkit::pto_decision()),
             regisseur: Some(Regisseur {
                 partner: "ggd".into(),
                 staff_id: "g.1".into(),
@@ -1094,7 +1094,7 @@ mod tests {
                 partner: "rn".into(),
                 staff_id: "reg.1".into(),
             }),
-            decision: Some(testkit::ro_decision()),
+            decision: Some(testkit::pto_decision()),
             check_override: override_.map(str::to_owned),
             ..CasePatch::default()
         };
@@ -1177,16 +1177,16 @@ mod tests {
         let refused = |r: Result<CaseView, Refusal>| r.unwrap_err();
         assert!(matches!(
             refused(update(&app, &mut sec(), &v.id, include(None)).await),
-            Refusal::DecisionRequired(b, 3, 3) if b == "Regieoverleg"
+            Refusal::DecisionRequired(b, 4, 4) if b == "PTO-R"
         ));
-        let mut two = testkit::ro_decision();
+        let mut two = testkit::pto_decision();
         two.members.truncate(2);
         assert!(matches!(
             refused(update(&app, &mut sec(), &v.id, include(Some(two))).await),
             Refusal::DecisionRequired(..)
         ));
         // The same member twice counts once; a partner whose staff do not sit in it is refused.
-        let mut twice = testkit::ro_decision();
+        let mut twice = testkit::pto_decision();
         if let Some(m) = twice.members.first().cloned() {
             twice.members.truncate(2);
             twice.members.push(m);
@@ -1195,9 +1195,9 @@ mod tests {
             refused(update(&app, &mut sec(), &v.id, include(Some(twice))).await),
             Refusal::DecisionRequired(..)
         ));
-        let mut outsider = testkit::ro_decision();
+        let mut outsider = testkit::pto_decision();
         outsider.members.push(Regisseur {
-            partner: "rn".into(),
+            partner: "jbra".into(),
             staff_id: "x".into(),
         });
         assert!(matches!(
@@ -1220,7 +1220,7 @@ mod tests {
             &app,
             &mut sec(),
             &v.id,
-            include(Some(testkit::ro_decision())),
+            include(Some(testkit::pto_decision())),
         )
         .await
         .unwrap();
@@ -1228,8 +1228,96 @@ mod tests {
         let d = last.case_change.unwrap().decision.unwrap();
         assert_eq!(
             (d.body.as_str(), d.reference.as_str(), d.members.len()),
-            ("regieoverleg", "RO-2026-11-01/7", 3)
+            ("pto-r", "PTO-2026-11-08/2", 4)
         );
+    }
+
+    /// Issue 31, the 2019 process: the Regieoverleg adopts a plan, and decides afbouw or
+    /// afsluiting (also straight from the uitvoering), only after the ITAT-R's review, which
+    /// the change carries and the log records with the decision.
+    #[tokio::test]
+    async fn a_plan_is_adopted_and_a_case_closed_only_after_the_itat_rs_review() {
+        let (app, _) = testkit::app().await;
+        let v = testkit::included(&app, "999993331").await;
+        let to = |status: CaseStatus, review: Option<DecisionIn>| CasePatch {
+            status: Some(status),
+            decision: Some(testkit::ro_decision()),
+            review,
+            ..CasePatch::default()
+        };
+        let sec = || testkit::call(&app, Kind::CaseChange, "oov", "sec.1", &["secretaris"]);
+        update(
+            &app,
+            &mut sec(),
+            &v.id,
+            CasePatch {
+                status: Some(CaseStatus::Plan),
+                ..CasePatch::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            update(&app, &mut sec(), &v.id, to(CaseStatus::Uitvoering, None)).await,
+            Err(Refusal::ReviewRequired(b, 3, 3)) if b == "ITAT-R"
+        ));
+        let mut short = testkit::itat_review();
+        short.members.truncate(2);
+        assert!(matches!(
+            update(
+                &app,
+                &mut sec(),
+                &v.id,
+                to(CaseStatus::Uitvoering, Some(short))
+            )
+            .await,
+            Err(Refusal::ReviewRequired(..))
+        ));
+        update(
+            &app,
+            &mut sec(),
+            &v.id,
+            to(CaseStatus::Uitvoering, Some(testkit::itat_review())),
+        )
+        .await
+        .unwrap();
+        let change = testkit::entries(&app)
+            .await
+            .pop()
+            .unwrap()
+            .case_change
+            .unwrap();
+        let (d, r) = (change.decision.unwrap(), change.review.unwrap());
+        assert_eq!(
+            (d.body.as_str(), r.body.as_str()),
+            ("regieoverleg", "itat-r")
+        );
+        assert_eq!(r.reference, "ITAT-2026-11-05/3");
+        // A direct afsluitvoorstel: from the uitvoering to afgesloten, reviewed first.
+        assert!(matches!(
+            update(&app, &mut sec(), &v.id, to(CaseStatus::Afgesloten, None)).await,
+            Err(Refusal::ReviewRequired(..))
+        ));
+        let closed = update(
+            &app,
+            &mut sec(),
+            &v.id,
+            to(CaseStatus::Afgesloten, Some(testkit::itat_review())),
+        )
+        .await
+        .unwrap();
+        assert_eq!(closed.status, CaseStatus::Afgesloten);
+        // And nothing the covenant's table does not have: back from afgesloten.
+        assert!(matches!(
+            update(
+                &app,
+                &mut sec(),
+                &v.id,
+                to(CaseStatus::Uitvoering, Some(testkit::itat_review()))
+            )
+            .await,
+            Err(Refusal::TransitionNotAllowed(..))
+        ));
     }
 
     /// Issue 41, finding 8: a new signal about a person with an open case made a second case
@@ -1381,7 +1469,7 @@ mod tests {
         // The secretaris includes and appoints; the UVO is not the secretaris's to compose.
         let mut include = regisseur("rn", "reg.1");
         include.status = Some(CaseStatus::Opgenomen);
-        include.decision = Some(testkit::ro_decision());
+        include.decision = Some(testkit::pto_decision());
         include.check_override = Some("test: the appointment is what is tested".into());
         change("oov", "sec.1", "secretaris", include).await.unwrap();
         assert!(matches!(

@@ -274,7 +274,7 @@ async fn seed(gw: &Server, tls: &Tls, dir: &Path, n: usize) -> anyhow::Result<Ve
                         .await?;
                     anyhow::ensure!(r.status() == 200, "records: {}", r.text().await?);
                 }
-                patch("oov", &sec, json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": regisseur}, "decision": {"reference": "RO-bench/1", "date": "2026-11-01", "members": [{"partner": "oov", "staff_id": "ro.1"}, {"partner": "politie", "staff_id": "ro.2"}, {"partner": "om", "staff_id": "ro.3"}]}, "check_override": "bench: no other approach to ask"})).await?;
+                patch("oov", &sec, json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": regisseur}, "decision": {"reference": "PTO-bench/1", "date": "2026-11-01", "members": [{"partner": "oov", "staff_id": "pto.1"}, {"partner": "politie", "staff_id": "pto.2"}, {"partner": "om", "staff_id": "pto.3"}, {"partner": "ggd", "staff_id": "pto.4"}]}, "check_override": "bench: no other approach to ask"})).await?;
                 let own = regisseurs.get(which).context("regisseur token")?;
                 patch("rn", own, json!({"uvo_partners": ["politie", "wpi", "ggd"]})).await?;
                 anyhow::Ok(Seeded {
