@@ -1067,7 +1067,7 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
     }
 
     // 4. aanpak-check, across approaches.
-    d.say("Aanpak-check: known in this or another approach (Top600, Criminele Families)?");
+    d.say("Aanpak-check: known in this or another approach (Top600, Top400, Criminele Families, Top1000, Detentie & Terugkeer)?");
     let mut registers = registers;
     for (bsn, top600_down) in [
         (SUBJECT_BSN, false),
@@ -1182,7 +1182,7 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
         v["detail"].as_str().unwrap_or("")
     ));
     include["check_override"] = json!(
-        "Top600 onbereikbaar; het Regieoverleg besluit niet te wachten gezien het risico (notulen RO-2026-10-20/4)"
+        "Top600 onbereikbaar; het PTO-R besluit niet te wachten gezien het risico (notulen PTO-2026-10-20/4)"
     );
     let (st, _) = d
         .call(
@@ -1193,10 +1193,10 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
         )
         .await?;
     d.note(&format!(
-        "With the Regieoverleg's reason to go without a complete check (recorded with the change): {st}"
+        "With the PTO-R's reason to go without a complete check (recorded with the change): {st}"
     ));
     d.note(&format!(
-        "{}: duiding → opgenomen, regisseur rn/reg.mulder: {st} — recorded as the Regieoverleg's decision RO-2026-10-20/4 of 2026-10-20, taken by oov/ro.gemeente, politie/ro.politie and om/ro.om (the covenant's quorum: 3 members of 3 partners; one member alone is refused, decision-required)",
+        "{}: duiding → opgenomen, regisseur rn/reg.mulder: {st} — recorded as the PTO-R's decision PTO-2026-10-20/4 of 2026-10-20, taken by oov/pto.gemeente, politie/pto.politie, om/pto.om and ggd/pto.ggd (the covenant's quorum: 4 members of 4 partners; one member alone is refused, decision-required)",
         sec.label
     ));
     // The regisseur, not the secretaris, chooses the interventieplegers (Handreiking 2016).
@@ -1209,6 +1209,21 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
         )
         .await?;
     d.note(&format!("{}: UVO politie, wpi, ggd: {st}", regisseur.label));
+    // The MAP sends the notification letter on the mayor's behalf and records it (Handreiking
+    // 2016, "De notificatiebrief": within three weeks, to whom and when).
+    let map = d.actor("oov", "map.bakker", "voorportaal", "MAP (oov, map.bakker)")?;
+    let (st, _) = d
+        .call(
+            &map,
+            reqwest::Method::PATCH,
+            &format!("/v1/cases/{case_id}"),
+            Some(json!({"notification_date": "2026-11-02", "notification_to": "betrokkene"})),
+        )
+        .await?;
+    d.note(&format!(
+        "{} records the notification letter (2026-11-02, to the person; within the covenant's 21 days): {st}",
+        map.label
+    ));
 
     // 7. Regie.
     d.say("The regisseur's own request (purpose regie)");
@@ -1234,7 +1249,7 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
         )
         .await?;
     d.note(&format!(
-        "opgenomen → plan (regisseur): {st1}; plan → uitvoering (Regieoverleg, after the ITAT-R's review of the plan): {st2}"
+        "opgenomen → plan (regisseur): {st1}; plan → uitvoering: {st2}, recorded with the Regieoverleg's decision RO-2026-11-03/2 of 2026-11-03 (members ro.gemeente/oov, ro.politie/politie, ro.om/om) and the ITAT-R's review of the plan ITAT-2026-10-29/5 (itat.gemeente/oov, itat.politie/politie, itat.rn/rn)"
     ));
     d.disclosure(&wpi, "uitvoering", &case_id, &subject_ref)
         .await?;
@@ -1541,11 +1556,12 @@ async fn retention_preview(
     Ok(())
 }
 
-/// The other approaches in the demo's covenant.
-const APPROACHES: &str = "\n[[approach]]\nid = \"top600\"\nname = \"Top600\"\npartner = \"oov\"\ncontact = \"Regieteam Top600 (gemeente)\"\n\n[[approach]]\nid = \"criminele-families\"\nname = \"Criminele Families\"\npartner = \"politie\"\ncontact = \"Programmabureau Criminele Families\"\n";
+/// The other approaches in the demo's covenant: the five the documents name beside iPGA-R
+/// (concept memo 2019, `../shared/seeds/003`, lines 34 and 41).
+const APPROACHES: &str = "\n[[approach]]\nid = \"top600\"\nname = \"Top600\"\npartner = \"oov\"\ncontact = \"Regieteam Top600 (gemeente)\"\n\n[[approach]]\nid = \"top400\"\nname = \"Top400\"\npartner = \"oov\"\ncontact = \"Regieteam Top400 (gemeente)\"\n\n[[approach]]\nid = \"criminele-families\"\nname = \"Criminele Families\"\npartner = \"politie\"\ncontact = \"Programmabureau Criminele Families\"\n\n[[approach]]\nid = \"top1000\"\nname = \"Top1000\"\npartner = \"oov\"\ncontact = \"Actiecentrum Veiligheid en Zorg (AcVZ)\"\n\n[[approach]]\nid = \"detentie-terugkeer\"\nname = \"Detentie & Terugkeer\"\npartner = \"oov\"\ncontact = \"Team Detentie & Terugkeer (gemeente)\"\n";
 
-/// Starts the registers of Criminele Families (knows nobody of the demo) and Top600 (knows the
-/// demo's subject), each with its own key and published set; returns their stop senders (Top600
+/// Starts the registers of Top400, Criminele Families, Top1000 and Detentie & Terugkeer (they
+/// know nobody of the demo) and Top600 (knows the demo's subject), each with its own key and published set; returns their stop senders (Top600
 /// last) and the configuration's `[[approach]]` tables.
 async fn start_registers(
     dir: &Path,
@@ -1553,7 +1569,10 @@ async fn start_registers(
     let mut stops = Vec::new();
     let mut config = String::new();
     for (id, knows) in [
+        ("top400", vec![]),
         ("criminele-families", vec![]),
+        ("top1000", vec![]),
+        ("detentie-terugkeer", vec![]),
         ("top600", vec![SUBJECT_BSN]),
     ] {
         let (tx, rx) = tokio::sync::oneshot::channel();

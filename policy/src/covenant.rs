@@ -642,6 +642,10 @@ crate::domain::vocabulary! {
     }
 }
 
+/// What a rule's legal ground starts with while the covenant says its grounds are examples
+/// (`[governance] example_grounds`).
+pub const EXAMPLE_GROUND: &str = "voorbeeldgrond: ";
+
 /// Log entry kinds that are kept as long as the log: retention never removes them, because
 /// `audit verify` and the art. 15 report rely on them.
 pub const LASTING_KINDS: [&str; 7] = [
@@ -1316,6 +1320,17 @@ impl Builder {
         for r in &raw.rules {
             let r = r.get_ref();
             rules.push(self.rule(r, &names, &rule_ids, &purposes, &redaction_codes));
+        }
+        // Grounds the partners have not confirmed are labelled wherever they reach a person.
+        if raw
+            .governance
+            .as_ref()
+            .and_then(|g| g.get_ref().example_grounds)
+            .unwrap_or(false)
+        {
+            for r in rules.iter_mut().filter(|r| !r.ground.is_empty()) {
+                r.ground = format!("{EXAMPLE_GROUND}{}", r.ground);
+            }
         }
 
         // Prohibitions.

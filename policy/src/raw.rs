@@ -209,6 +209,12 @@ pub struct RawGovernance {
     /// Left out of the canonical form when absent, so that earlier versions keep their hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_threshold: Option<u32>,
+    /// Whether the rules' legal grounds are examples not yet confirmed by the partners (as in
+    /// the example covenant): every ground that reaches a person (a redaction marker, the
+    /// art. 15 report and letter) then says `voorbeeldgrond: …`. A covenant whose grounds the
+    /// partners' lawyers confirmed leaves it out or sets it to false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example_grounds: Option<bool>,
 }
 
 /// `[aggregates]`.

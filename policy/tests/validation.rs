@@ -1126,6 +1126,7 @@ fn keys_added_later_are_absent_from_the_canonical_form_when_not_written() {
         "notification_days",
         "confidential_ground",
         "review",
+        "example_grounds",
     ] {
         assert!(
             !canonical.contains(&format!("\"{key}\"")),
@@ -1153,4 +1154,33 @@ fn a_confidential_purpose_states_its_legal_basis() {
         .find(|u| u.id == "regie")
         .unwrap();
     assert_eq!(regie.confidential_ground.as_deref(), Some("UAVG art. 41"));
+}
+
+/// Issue 31: grounds the partners have not confirmed say so wherever they reach a person.
+#[test]
+fn example_grounds_are_labelled_until_the_covenant_says_they_are_confirmed() {
+    let plain = compile(MINI);
+    let grounds = |cc: &policy::CompiledCovenant| -> Vec<String> {
+        cc.covenant()
+            .rules
+            .iter()
+            .filter(|r| !r.ground.is_empty())
+            .map(|r| r.ground.clone())
+            .collect()
+    };
+    assert!(!grounds(&plain).is_empty());
+    assert!(
+        grounds(&plain)
+            .iter()
+            .all(|g| !g.starts_with("voorbeeldgrond"))
+    );
+    let labelled =
+        compile(&MINI.replace("[governance]\n", "[governance]\nexample_grounds = true\n"));
+    assert!(
+        grounds(&labelled)
+            .iter()
+            .all(|g| g.starts_with(policy::covenant::EXAMPLE_GROUND)),
+        "{:?}",
+        grounds(&labelled)
+    );
 }

@@ -706,7 +706,9 @@ async fn privacy_officers_search_the_log_and_report_to_the_subject() {
         d[0]["legal_grounds"]["regie-basis"]
             .as_str()
             .unwrap()
-            .starts_with("Wet PGA art. 3 lid 2")
+            .starts_with("voorbeeldgrond: Wet PGA art. 3 lid 2"),
+        "the example covenant's grounds are labelled as examples (issue 31): {}",
+        d[0]["legal_grounds"]
     );
     assert_eq!(report["confidential_purposes_left_out"], json!(["duiding"]));
     // With the legal basis the covenant states for leaving it out (issue 31).

@@ -271,7 +271,8 @@ async fn every_purpose_and_relation_allowed_and_refused_with_transforms_as_recei
         pol["omschrijving"]["ground"]
             .as_str()
             .unwrap()
-            .starts_with("Wet politiegegevens art. 20")
+            .starts_with("voorbeeldgrond: Wet politiegegevens art. 20"),
+        "the example covenant's grounds are labelled as examples (issue 31)"
     );
     assert_eq!(
         rec(&p, "oov.casusdossier")["ideologie"],
@@ -1144,6 +1145,13 @@ fn the_demo_runs_and_its_operational_log_holds_no_personal_value() {
         "activates: REFUSED 4",
         "activates without rn's signature: REFUSED 4",
         "rn signs the change to its own entry with its governance key; Beheerder 1 (oov) activates: 200",
+        // Issue 31: the 2019 process, with the bodies' decisions and the letter.
+        "recorded as the PTO-R's decision PTO-2026-10-20/4",
+        "recorded with the Regieoverleg's decision RO-2026-11-03/2 of 2026-11-03 (members",
+        "the ITAT-R's review of the plan ITAT-2026-10-29/5",
+        "MAP (oov, map.bakker) records the notification letter (2026-11-02, to the person; within the covenant's 21 days): 200",
+        "Detentie & Terugkeer: not-known",
+        "rule gezondheid-details: voorbeeldgrond: AVG art. 9",
     ] {
         assert!(
             stdout.contains(expected),

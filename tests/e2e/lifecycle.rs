@@ -789,11 +789,11 @@ async fn the_art_15_report_names_each_disclosure_by_the_version_that_decided_it(
             .to_owned()
     };
     assert!(
-        ground(regie[0]).starts_with(old_ground),
+        ground(regie[0]).starts_with(&format!("voorbeeldgrond: {old_ground}")),
         "the first as its own version says: {report}"
     );
     assert!(
-        ground(regie[1]).starts_with("Gewijzigde grondslag"),
+        ground(regie[1]).starts_with("voorbeeldgrond: Gewijzigde grondslag"),
         "{report}"
     );
     assert_ne!(regie[0]["policy_version"], regie[1]["policy_version"]);
@@ -820,11 +820,13 @@ async fn the_art_15_report_names_each_disclosure_by_the_version_that_decided_it(
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains(&format!("ground (regie-basis): {old_ground}")),
+        text.contains(&format!(
+            "ground (regie-basis): voorbeeldgrond: {old_ground}"
+        )),
         "{text}"
     );
     assert!(
-        text.contains("ground (regie-basis): Gewijzigde grondslag"),
+        text.contains("ground (regie-basis): voorbeeldgrond: Gewijzigde grondslag"),
         "{text}"
     );
 }

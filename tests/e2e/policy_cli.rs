@@ -186,7 +186,7 @@ fn explain_shows_decision_rule_and_why_others_did_not_apply() {
         "{stdout}"
     );
     assert!(
-        stdout.contains(r#"marker {"ground":"Convenant art. 11"#),
+        stdout.contains(r#"marker {"ground":"voorbeeldgrond: Convenant art. 11"#),
         "{stdout}"
     );
 }

@@ -948,12 +948,14 @@ mod tests {
         );
         let fields = u.record.case_change.as_ref().unwrap().fields.clone();
         assert!(fields.contains(&"notification_to".to_owned()), "{fields:?}");
-        // Corrected later on its own, now that the date is there.
+        // Corrected later on its own, now that the date is there, by the MAP that sent it (its
+        // staff sit in the voorportaal: Handreiking 2016, lines 93 and 110).
         let later = CasePatch {
             notification_to: Some(policy::NotificationTo::Inrichting),
             ..CasePatch::default()
         };
-        let changed = update(&app, &mut vp(), &v.id, later).await.unwrap();
+        let mut map = testkit::call(&app, Kind::CaseChange, "oov", "map.1", &["voorportaal"]);
+        let changed = update(&app, &mut map, &v.id, later).await.unwrap();
         assert_eq!(
             changed.dates.notification_to,
             Some(policy::NotificationTo::Inrichting)
