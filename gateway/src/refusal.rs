@@ -141,6 +141,12 @@ pub enum Refusal {
     /// No such route.
     #[error("not-found")]
     NotFound,
+    /// The art. 15 report moved from a URL that carried the BSN to a POST with it in the body.
+    #[error("subject-report-moved")]
+    SubjectReportMoved,
+    /// A BSN in a URL (a search's `subject` in the query): refused, the search is a POST.
+    #[error("bsn-in-url")]
+    BsnInUrl,
     /// Route exists, method does not.
     #[error("method-not-allowed")]
     MethodNotAllowed,
@@ -329,6 +335,8 @@ impl Refusal {
             UnsupportedMediaType => ("Unsupported media type", "Send the body as `Content-Type: application/json`.".into()),
             EmptyPatch => ("Nothing to change", "Name at least one field to change.".into()),
             NotFound => ("Not found", "There is no such endpoint; see the API documentation.".into()),
+            SubjectReportMoved => ("The report moved", "A BSN never goes in a URL (URLs end up in access logs, proxies and browser histories): ask for the art. 15 report with POST /v1/audit/subjects/report and {\"subject\": {\"bsn\": \"…\"}} in the body.".into()),
+            BsnInUrl => ("No BSN in a URL", "A BSN never goes in a URL (URLs end up in access logs, proxies and browser histories): search by person with POST /v1/audit/disclosures/search and the filters, `subject` among them, in the body. Nothing was searched.".into()),
             MethodNotAllowed => ("Method not allowed", "This endpoint does not accept this method; see the API documentation.".into()),
             StorageUnavailable => ("Storage unavailable", "The gateway cannot reach its database; nothing was changed or disclosed. Retry later.".into()),
             PurposeUnknown(u) => ("Unknown purpose", format!("The covenant has no purpose `{u}`; name one of its purposes (e.g. regie, uitvoering, duiding).")),
@@ -462,6 +470,8 @@ impl Refusal {
             Refusal::SignaturesMissing(String::new()),
             Refusal::CheckRequired(String::new()),
             Refusal::PolicyNotYourPart(String::new(), String::new()),
+            Refusal::SubjectReportMoved,
+            Refusal::BsnInUrl,
             Refusal::ReviewRequired(String::new(), 0, 0),
             Refusal::DraftUnchanged,
             Refusal::ActivationConflict,
@@ -565,6 +575,8 @@ impl Refusal {
             Refusal::CheckRequired(..) => 84,
             Refusal::PolicyNotYourPart(..) => 85,
             Refusal::ReviewRequired(..) => 86,
+            Refusal::SubjectReportMoved => 87,
+            Refusal::BsnInUrl => 88,
         }
     }
 }

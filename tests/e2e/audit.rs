@@ -573,10 +573,11 @@ async fn privacy_officers_search_the_log_and_report_to_the_subject() {
     assert_eq!(ask("oov", "reg.smit", "regisseur", "regie").await, 404);
 
     // The programme's officer sees everything about the person, refusals included.
-    let (s, body) = officer_get(
+    let (s, body) = officer_post(
         &gw,
         "oov",
-        &format!("/v1/audit/disclosures?subject={bsn}&kind=disclosure"),
+        "/v1/audit/disclosures/search",
+        json!({"subject": bsn, "kind": "disclosure"}),
     )
     .await;
     assert_eq!(s, 200, "{body}");
@@ -602,7 +603,13 @@ async fn privacy_officers_search_the_log_and_report_to_the_subject() {
     );
     // Every entry about the person: the case registered and changed, the deposit, the
     // disclosures and the refusal.
-    let (_, body) = officer_get(&gw, "oov", &format!("/v1/audit/disclosures?subject={bsn}")).await;
+    let (_, body) = officer_post(
+        &gw,
+        "oov",
+        "/v1/audit/disclosures/search",
+        json!({"subject": bsn}),
+    )
+    .await;
     let v: Value = serde_json::from_str(&body).unwrap();
     let kinds: Vec<&str> = v["items"]
         .as_array()
@@ -629,10 +636,11 @@ async fn privacy_officers_search_the_log_and_report_to_the_subject() {
         "the BSN is searched for, never returned"
     );
     // Filters and CSV.
-    let (_, csv) = officer_get(
+    let (_, csv) = officer_post(
         &gw,
         "oov",
-        &format!("/v1/audit/disclosures?subject={bsn}&outcome=refused&format=csv"),
+        "/v1/audit/disclosures/search",
+        json!({"subject": bsn, "outcome": "refused", "format": "csv"}),
     )
     .await;
     let lines: Vec<&str> = csv.lines().collect();
@@ -657,7 +665,13 @@ async fn privacy_officers_search_the_log_and_report_to_the_subject() {
     );
 
     // A partner's officer: its own partner's requests and those about its data; a peer: nothing.
-    let (_, body) = officer_get(&gw, "rn", &format!("/v1/audit/disclosures?subject={bsn}")).await;
+    let (_, body) = officer_post(
+        &gw,
+        "rn",
+        "/v1/audit/disclosures/search",
+        json!({"subject": bsn}),
+    )
+    .await;
     let rn_items = serde_json::from_str::<Value>(&body).unwrap()["items"]
         .as_array()
         .unwrap()
@@ -666,15 +680,30 @@ async fn privacy_officers_search_the_log_and_report_to_the_subject() {
         rn_items, 3,
         "rn's own deposit and regie request, and the duiding that included rn.toezicht: {body}"
     );
-    let (_, body) = officer_get(
+    let (_, body) = officer_post(
         &gw,
         "gemeente-utrecht",
-        &format!("/v1/audit/disclosures?subject={bsn}"),
+        "/v1/audit/disclosures/search",
+        json!({"subject": bsn}),
     )
     .await;
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["items"],
         json!([])
+    );
+    // Issue 28: no BSN in any URL. A search by person in the query is refused (nothing
+    // searched), and the report's old address says where it went.
+    let (s, body) = officer_get(&gw, "oov", &format!("/v1/audit/disclosures?subject={bsn}")).await;
+    assert_eq!(s, 400, "{body}");
+    assert!(
+        body.contains("bsn-in-url") && body.contains("POST /v1/audit/disclosures/search"),
+        "{body}"
+    );
+    let (s, body) = officer_get(&gw, "oov", &format!("/v1/audit/subjects/{bsn}")).await;
+    assert_eq!(s, 410, "{body}");
+    assert!(
+        body.contains("subject-report-moved") && body.contains("POST /v1/audit/subjects/report"),
+        "{body}"
     );
     // Not an officer.
     let r = client("rn")
@@ -686,7 +715,13 @@ async fn privacy_officers_search_the_log_and_report_to_the_subject() {
     assert_eq!(r.status(), 403);
 
     // The art. 15 report: confidential purposes (duiding) left out unless asked for.
-    let (s, body) = officer_get(&gw, "oov", &format!("/v1/audit/subjects/{bsn}")).await;
+    let (s, body) = officer_post(
+        &gw,
+        "oov",
+        "/v1/audit/subjects/report",
+        json!({"subject": {"bsn": bsn}}),
+    )
+    .await;
     assert_eq!(s, 200, "{body}");
     let report: Value = serde_json::from_str(&body).unwrap();
     let d = report["disclosures"].as_array().unwrap();
@@ -719,10 +754,11 @@ async fn privacy_officers_search_the_log_and_report_to_the_subject() {
             .contains("UAVG art. 41"),
         "{report}"
     );
-    let (_, body) = officer_get(
+    let (_, body) = officer_post(
         &gw,
         "oov",
-        &format!("/v1/audit/subjects/{bsn}?confidential=include"),
+        "/v1/audit/subjects/report",
+        json!({"subject": {"bsn": bsn}, "confidential": "include"}),
     )
     .await;
     assert_eq!(

@@ -606,3 +606,21 @@ pub fn checks_per_minute(covenant: &str, n: u64) -> String {
     );
     covenant.replacen(AS_SHIPPED, &format!("per_staff_per_minute = {n}"), 1)
 }
+
+/// A privacy officer's POST with a JSON body (a search by person, an art. 15 report: a BSN goes
+/// in the body, never in a URL): the status and the body's text.
+pub async fn officer_post(
+    gw: &Gateway,
+    partner: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, String) {
+    let r = client(partner)
+        .post(gw.url(path))
+        .bearer_auth(token(partner, "fg.1", &["privacy-officer"]))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}

@@ -768,8 +768,9 @@ async fn the_art_15_report_names_each_disclosure_by_the_version_that_decided_it(
     regie(&gw, &case).await;
 
     let r = client("oov")
-        .get(gw.url("/v1/audit/subjects/999993331"))
+        .post(gw.url("/v1/audit/subjects/report"))
         .bearer_auth(token("oov", "fg.1", &["privacy-officer"]))
+        .json(&json!({"subject": {"bsn": "999993331"}}))
         .send()
         .await
         .unwrap();

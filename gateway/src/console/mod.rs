@@ -478,6 +478,16 @@ impl Console {
         self.call(reqwest::Method::POST, path, &[], body).await
     }
 
+    /// Posts a JSON body to the gateway.
+    async fn post_json(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<(u16, String), ConsoleError> {
+        let text = serde_json::to_string(body).map_err(|e| ConsoleError::Gateway(e.to_string()))?;
+        self.post(path, Some(("application/json", text))).await
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -562,10 +572,15 @@ fn signed_in(c: &Console, headers: &HeaderMap) -> Result<String, Denied> {
         .ok_or(Denied::Login)
 }
 
-/// The gateway's query for a search form (the BSN passed in: the form's or the session's).
-fn search_query(f: &SearchForm, bsn: Option<&str>) -> Vec<(&'static str, String)> {
-    let mut q: Vec<(&'static str, String)> = vec![("limit", "200".into())];
+/// The gateway's search for a search form (the BSN passed in: the form's or the session's), as
+/// the body of `POST /v1/audit/disclosures/search`: a BSN never goes in a URL.
+fn search_query(f: &SearchForm, bsn: Option<&str>) -> serde_json::Map<String, serde_json::Value> {
+    let mut q = serde_json::Map::new();
+    q.insert("limit".into(), 200.into());
     let (from, to) = (instant(&f.from), instant(&f.to));
+    if let Ok(after) = f.after.trim().parse::<i64>() {
+        q.insert("after".into(), after.into());
+    }
     for (k, v) in [
         ("subject", bsn.unwrap_or("")),
         ("partner", &f.partner),
@@ -577,10 +592,9 @@ fn search_query(f: &SearchForm, bsn: Option<&str>) -> Vec<(&'static str, String)
         ("kind", &f.kind),
         ("from", &from),
         ("to", &to),
-        ("after", &f.after),
     ] {
         if !v.trim().is_empty() {
-            q.push((k, v.trim().to_owned()));
+            q.insert(k.into(), v.trim().into());
         }
     }
     q
@@ -609,7 +623,10 @@ async fn search(State(c): St, headers: HeaderMap, Form(f): Form<SearchForm>) -> 
     };
     let bsn = subject_of(&c, &headers, &f);
     match c
-        .get("/v1/audit/disclosures", &search_query(&f, bsn.as_deref()))
+        .post_json(
+            "/v1/audit/disclosures/search",
+            &search_query(&f, bsn.as_deref()),
+        )
         .await
     {
         Ok((200, body)) => {
@@ -639,8 +656,8 @@ async fn search_csv(State(c): St, headers: HeaderMap, Form(f): Form<SearchForm>)
     };
     let bsn = subject_of(&c, &headers, &f);
     let mut q = search_query(&f, bsn.as_deref());
-    q.push(("format", "csv".into()));
-    match c.get("/v1/audit/disclosures", &q).await {
+    q.insert("format".into(), "csv".into());
+    match c.post_json("/v1/audit/disclosures/search", &q).await {
         Ok((200, body)) => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -843,13 +860,8 @@ async fn report(State(c): St, headers: HeaderMap, Form(f): Form<ReportForm>) -> 
     } else {
         "exclude"
     };
-    match c
-        .get(
-            &format!("/v1/audit/subjects/{bsn}"),
-            &[("confidential", confidential.into())],
-        )
-        .await
-    {
+    let body = serde_json::json!({"subject": {"bsn": bsn}, "confidential": confidential});
+    match c.post_json("/v1/audit/subjects/report", &body).await {
         Ok((200, body)) => match serde_json::from_str::<serde_json::Value>(&body) {
             Ok(v) => pages::letter(&csrf, &v, c.clock.today()).into_response(),
             Err(_) => failed(&csrf, Ok((200, "{\"detail\":\"not JSON\"}".into()))),

@@ -128,9 +128,26 @@ pub(super) async fn aggregate(
 
 pub(super) async fn search(
     State(app): St,
-    mut call: Call,
+    call: Call,
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> Response {
+    // A search by person is a POST: its BSN never goes in a URL.
+    let q = q.and_then(|q| match q.subject {
+        Some(_) => Err(Refusal::BsnInUrl),
+        None => Ok(q),
+    });
+    search_with(app, call, q).await
+}
+
+pub(super) async fn search_post(
+    State(app): St,
+    call: Call,
+    Body(q): Body<SearchQuery>,
+) -> Response {
+    search_with(app, call, q).await
+}
+
+async fn search_with(app: Arc<App>, mut call: Call, q: Result<SearchQuery, Refusal>) -> Response {
     let r = async { service::audit::search(&app, &mut call, q?).await }.await;
     respond(
         call,
@@ -157,10 +174,9 @@ pub(super) async fn overview(
 pub(super) async fn subject(
     State(app): St,
     mut call: Call,
-    ApiPath(bsn): ApiPath<String>,
-    ApiQuery(q): ApiQuery<SubjectQuery>,
+    Body(q): Body<SubjectQuery>,
 ) -> Response {
-    let r = async { service::audit::subject(&app, &mut call, &bsn?, q?).await }.await;
+    let r = async { service::audit::subject(&app, &mut call, q?).await }.await;
     respond(call, r.map(Json))
 }
 
@@ -333,8 +349,13 @@ pub(super) async fn withdraw_signature(
     respond(call, r.map(Json))
 }
 
-pub(super) async fn not_found() -> Refusal {
-    Refusal::NotFound
+/// No route: a 404, except where the art. 15 report used to be (its URL carried the BSN).
+pub(super) async fn not_found(uri: axum::http::Uri) -> Refusal {
+    if uri.path().starts_with("/v1/audit/subjects/") && uri.path() != "/v1/audit/subjects/report" {
+        Refusal::SubjectReportMoved
+    } else {
+        Refusal::NotFound
+    }
 }
 
 pub(super) async fn method_not_allowed() -> Refusal {

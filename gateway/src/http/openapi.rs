@@ -71,10 +71,16 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
         "Search the disclosure log (privacy officers)",
     ),
     (
-        "get",
-        "/v1/audit/subjects/{bsn}",
+        "post",
+        "/v1/audit/disclosures/search",
+        "searchLogByPerson",
+        "Search the disclosure log, also by person: the filters in the body, so that a BSN never goes in a URL (privacy officers)",
+    ),
+    (
+        "post",
+        "/v1/audit/subjects/report",
         "subjectReport",
-        "The GDPR art. 15 report of one person (privacy officers)",
+        "The GDPR art. 15 report of one person, the BSN in the body (privacy officers); the old GET /v1/audit/subjects/{bsn} answers 410",
     ),
     (
         "get",
@@ -208,6 +214,23 @@ fn schemas() -> Value {
     let date =
         json!({"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"});
     let bsn = json!({"type": "string", "pattern": "^[0-9]{9}$", "description": "nine digits passing the 11-proef"});
+    let search_request = strict(
+        &[],
+        json!({
+            "subject": bsn, "partner": s("string"), "staff_id": s("string"), "purpose": s("string"),
+            "case": s("string"), "product": s("string"), "outcome": s("string"), "kind": s("string"),
+            "from": s("string"), "to": s("string"), "after": s("integer"),
+            "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "format": {"enum": ["json", "csv"]},
+        }),
+    );
+    let subject_report_request = strict(
+        &["subject"],
+        json!({
+            "subject": strict(&["bsn"], json!({"bsn": bsn})),
+            "confidential": {"enum": ["include", "exclude"]},
+        }),
+    );
     let regisseur = strict(
         &["partner", "staff_id"],
         json!({"partner": s("string"), "staff_id": s("string")}),
@@ -370,6 +393,8 @@ fn schemas() -> Value {
             "draft": s("string"), "version": s("string"), "against": s("string"), "days": s("integer"),
             "report": s("object"), "static": s("object"), "truncated": s("boolean"), "audit_seq": s("integer"),
         })),
+        "SearchRequest": search_request,
+        "SubjectReportRequest": subject_report_request,
         "SimulateRequest": strict(&[], json!({"days": {"type": "integer", "minimum": 1, "maximum": 366}})),
         "SignatureRequest": strict(&["note"], json!({"note": {"type": "string", "maxLength": 4096}})),
         "Signature": object(&["draft", "partner", "audit_seq"], json!({
@@ -458,8 +483,8 @@ fn operation(method: &str, path: &str) -> (Vec<Value>, Option<Value>, (u16, Valu
         }
         ("get", "/v1/audit/disclosures") => (
             [
-                "subject", "partner", "staff_id", "purpose", "case", "product", "outcome", "kind",
-                "from", "to",
+                "partner", "staff_id", "purpose", "case", "product", "outcome", "kind", "from",
+                "to",
             ]
             .iter()
             .map(|n| query_param(n, s("string")))
@@ -481,14 +506,20 @@ fn operation(method: &str, path: &str) -> (Vec<Value>, Option<Value>, (u16, Valu
                 }}),
             ),
         ),
-        ("get", "/v1/audit/subjects/{bsn}") => (
-            vec![
-                path_param("bsn", json!({"type": "string", "pattern": "^[0-9]{9}$"})),
-                query_param("confidential", json!({"enum": ["include", "exclude"]})),
-            ],
-            None,
-            ok("SubjectReport"),
+        ("post", "/v1/audit/disclosures/search") => (
+            vec![],
+            body("SearchRequest"),
+            (
+                200,
+                json!({"description": "a page of entries", "content": {
+                    "application/json": {"schema": reference("Search")},
+                    "text/csv": {"schema": s("string")},
+                }}),
+            ),
         ),
+        ("post", "/v1/audit/subjects/report") => {
+            (vec![], body("SubjectReportRequest"), ok("SubjectReport"))
+        }
         ("get", "/v1/audit/overview") => (
             vec![query_param(
                 "weeks",
@@ -662,6 +693,40 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), OPERATIONS.len(), "operation ids are unique");
+    }
+
+    /// Issue 28: no BSN in any URL. Every parameter of every operation, in its path or its
+    /// query: none is named for a person, and none has the BSN's form.
+    #[test]
+    fn no_path_or_query_parameter_can_carry_a_bsn() {
+        let doc = document();
+        let mut seen = 0;
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            assert!(!path.contains("bsn"), "{path}");
+            for (method, op) in ops.as_object().unwrap() {
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    seen += 1;
+                    let name = p["name"].as_str().unwrap();
+                    let schema = p["schema"].to_string();
+                    assert!(
+                        !["bsn", "subject", "burgerservicenummer", "person"].contains(&name),
+                        "{method} {path}: parameter `{name}`"
+                    );
+                    assert!(
+                        !schema.contains("[0-9]{9}") && !schema.contains("11-proef"),
+                        "{method} {path}: parameter `{name}` has a BSN's form: {schema}"
+                    );
+                }
+            }
+        }
+        assert!(seen > 10, "the walk reached the parameters ({seen})");
+        // The person's search and report take the BSN in their bodies.
+        for path in ["/v1/audit/disclosures/search", "/v1/audit/subjects/report"] {
+            assert!(
+                doc["paths"][path]["post"]["requestBody"].is_object(),
+                "{path}"
+            );
+        }
     }
 
     #[test]

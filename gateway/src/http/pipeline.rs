@@ -135,9 +135,10 @@ pub fn route_kind(method: &Method, path: Option<&str>) -> (Kind, bool) {
         Some("/v1/cases/{id}") if m == Method::PATCH => (Kind::CaseChange, true),
         Some("/v1/records/{product}/{subject_ref}") if m == Method::PUT => (Kind::Deposit, true),
         Some("/v1/aggregates/{view}") if m == Method::GET => (Kind::Aggregate, true),
-        Some("/v1/audit/disclosures" | "/v1/audit/subjects/{bsn}" | "/v1/audit/overview")
-            if m == Method::GET =>
-        {
+        Some("/v1/audit/disclosures" | "/v1/audit/overview") if m == Method::GET => {
+            (Kind::AuditQuery, true)
+        }
+        Some("/v1/audit/disclosures/search" | "/v1/audit/subjects/report") if m == Method::POST => {
             (Kind::AuditQuery, true)
         }
         Some(p) if p.starts_with("/v1/audit/") => (Kind::AuditProof, false),
@@ -609,7 +610,12 @@ mod tests {
             ),
             (Method::GET, "/v1/aggregates/{view}", Kind::Aggregate),
             (Method::GET, "/v1/audit/disclosures", Kind::AuditQuery),
-            (Method::GET, "/v1/audit/subjects/{bsn}", Kind::AuditQuery),
+            (Method::POST, "/v1/audit/subjects/report", Kind::AuditQuery),
+            (
+                Method::POST,
+                "/v1/audit/disclosures/search",
+                Kind::AuditQuery,
+            ),
             (Method::GET, "/v1/audit/overview", Kind::AuditQuery),
             (Method::POST, "/v1/policy/drafts/{id}/approve", Kind::Policy),
         ] {

@@ -61,6 +61,8 @@ pub fn status(r: &Refusal) -> StatusCode {
         | SelfAppointment => StatusCode::FORBIDDEN,
         AppointmentStatus(..) => StatusCode::CONFLICT,
         CaseNotFound | NotFound => StatusCode::NOT_FOUND,
+        SubjectReportMoved => StatusCode::GONE,
+        BsnInUrl => StatusCode::BAD_REQUEST,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         TransitionNotAllowed(..) | CaseConflict | CaseOpen(_) | CheckRequired(_) => {
             StatusCode::CONFLICT

@@ -781,33 +781,38 @@ pub async fn subject_report(
     })
 }
 
-/// `?confidential=include` also lists purposes the covenant hides from the subject.
-#[derive(Debug, Default, Deserialize)]
+/// `POST /v1/audit/subjects/report`: the person, and whether purposes the covenant hides from
+/// the subject are listed too.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubjectQuery {
-    /// `exclude` (default) or `include`.
+    /// The person, by BSN: in the body, never in a URL.
+    pub subject: crate::service::cases::SubjectIn,
+    /// Whether purposes the covenant marks confidential are in the report (default: left out).
     #[serde(default)]
-    pub confidential: Option<String>,
+    pub confidential: Confidential,
+}
+
+/// Whether an art. 15 report holds the purposes the covenant marks confidential.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Confidential {
+    /// Left out, with the covenant's stated ground (the default).
+    #[default]
+    Exclude,
+    /// In the report.
+    Include,
 }
 
 /// The art. 15 report, for an officer.
 pub async fn subject(
     app: &App,
     call: &mut Call,
-    bsn: &str,
     q: SubjectQuery,
 ) -> Result<SubjectReport, Refusal> {
     let visible_to = officer(call)?;
-    let pseudonyms = app.secrets.subject_pseudonyms(&parse_bsn(bsn)?);
-    let include_confidential = match q.confidential.as_deref() {
-        None | Some("exclude") => false,
-        Some("include") => true,
-        Some(_) => {
-            return Err(Refusal::InvalidBody(
-                "`confidential` is `include` or `exclude`".into(),
-            ));
-        }
-    };
+    let pseudonyms = app.secrets.subject_pseudonyms(&parse_bsn(&q.subject.bsn)?);
+    let include_confidential = q.confidential == Confidential::Include;
     call.record.data_subject = pseudonyms.first().cloned();
     let active = call.policy.covenant.clone();
     let mut versions = Versions::new(app.db.clone(), [active.clone()]);
