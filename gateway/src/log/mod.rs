@@ -11,6 +11,7 @@ pub mod cosign;
 pub mod entry;
 pub mod merkle;
 pub mod receipt;
+pub mod subjects;
 pub mod tree;
 pub mod verify;
 pub mod writer;

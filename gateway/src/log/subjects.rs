@@ -1,0 +1,415 @@
+//! The verifiable per-subject index (issue 28): which entries of the log are about one person,
+//! committed in every checkpoint so that a person's report can be proven **complete**, not only
+//! correct.
+//!
+//! Each entry about a person (its `data_subject`, a pseudonym under the log's own key) extends
+//! that person's chain: `head' = SHA-256(0x02 ‖ head ‖ seq (8 bytes, big-endian) ‖ leaf hash)`
+//! from 32 zero bytes, with a count. The map holds one leaf per person, keyed by
+//! `SHA-256("ipga-r subject map v1\n" ‖ pseudonym)`: `key ‖ count (8 bytes) ‖ head`, sorted by
+//! key, in an RFC 6962 Merkle tree. Its size and root are an extension line of the checkpoint
+//! (`ipga-r/subjects <size> <root>`), signed by the log key and cosigned by the witnesses.
+//!
+//! A report proves: the person's leaf is in the map at that checkpoint (an inclusion proof), the
+//! listed entries' sequence numbers and leaf hashes rebuild exactly its chain and count (so none
+//! is left out), and each entry is in the log (an inclusion proof against the same checkpoint).
+//! A person with no entries gets the two neighbouring leaves whose keys enclose theirs. The map
+//! is sorted and derived from the log: `audit verify` rebuilds it from the entries and compares
+//! every checkpoint's root, which is what lets an absence proof stand.
+
+use super::merkle::{Hash, inclusion_proof, leaf_hash, root, verify_inclusion};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// The prefix of a checkpoint's extension line that commits the map.
+pub const EXTENSION: &str = "ipga-r/subjects";
+
+/// The map key of a pseudonym.
+pub fn key_of(pseudonym: &str) -> Hash {
+    let mut h = Sha256::new();
+    h.update(b"ipga-r subject map v1\n");
+    h.update(pseudonym.as_bytes());
+    h.finalize().into()
+}
+
+/// One step of a person's chain: the entry `seq` with leaf hash `leaf` after `head`.
+pub fn chain_step(head: &Hash, seq: u64, leaf: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0x02]);
+    h.update(head);
+    h.update(seq.to_be_bytes());
+    h.update(leaf);
+    h.finalize().into()
+}
+
+/// A person's leaf in the map: how many entries, the chain over them, the last one's number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Chain {
+    /// Entries about the person.
+    pub count: u64,
+    /// The chain's head.
+    pub head: Hash,
+    /// The last entry's sequence number (not committed: what keeps an update idempotent).
+    pub last: u64,
+}
+
+impl Chain {
+    /// The chain of the entries `(seq, leaf hash)`, in order.
+    pub fn of(entries: &[(u64, Hash)]) -> Chain {
+        let mut c = Chain::default();
+        for (seq, leaf) in entries {
+            c.push(*seq, leaf);
+        }
+        c
+    }
+
+    /// Adds entry `seq`; an entry at or before the last one is already in (no change).
+    pub fn push(&mut self, seq: u64, leaf: &Hash) -> bool {
+        if self.count > 0 && seq <= self.last {
+            return false;
+        }
+        self.head = chain_step(&self.head, seq, leaf);
+        self.count += 1;
+        self.last = seq;
+        true
+    }
+}
+
+/// The data of a map leaf.
+fn leaf_data(key: &Hash, chain: &Chain) -> Vec<u8> {
+    let mut d = Vec::with_capacity(72);
+    d.extend_from_slice(key);
+    d.extend_from_slice(&chain.count.to_be_bytes());
+    d.extend_from_slice(&chain.head);
+    d
+}
+
+/// The map at one size of the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubjectMap {
+    /// By key.
+    pub chains: BTreeMap<Hash, Chain>,
+}
+
+/// The map's commitment in a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapHead {
+    /// Leaves (people).
+    pub size: u64,
+    /// Root.
+    pub root: Hash,
+}
+
+impl MapHead {
+    /// The checkpoint's extension line.
+    pub fn line(&self) -> String {
+        use base64::Engine;
+        format!(
+            "{EXTENSION} {} {}",
+            self.size,
+            base64::engine::general_purpose::STANDARD.encode(self.root)
+        )
+    }
+
+    /// Reads the extension line from a checkpoint's extension lines, if it has one.
+    pub fn from_lines(lines: &[String]) -> Option<MapHead> {
+        use base64::Engine;
+        lines.iter().find_map(|l| {
+            let rest = l.strip_prefix(EXTENSION)?.strip_prefix(' ')?;
+            let (size, root) = rest.split_once(' ')?;
+            let size = super::checkpoint::canonical_decimal(size)?;
+            let root: Hash = base64::engine::general_purpose::STANDARD
+                .decode(root)
+                .ok()?
+                .try_into()
+                .ok()?;
+            Some(MapHead { size, root })
+        })
+    }
+}
+
+impl SubjectMap {
+    /// Adds entry `seq` (leaf hash `leaf`) about `pseudonym`.
+    pub fn add(&mut self, pseudonym: &str, seq: u64, leaf: &Hash) -> bool {
+        self.chains
+            .entry(key_of(pseudonym))
+            .or_default()
+            .push(seq, leaf)
+    }
+
+    fn leaves(&self) -> Vec<Hash> {
+        self.chains
+            .iter()
+            .map(|(k, c)| leaf_hash(&leaf_data(k, c)))
+            .collect()
+    }
+
+    /// The map's size and root.
+    pub fn head(&self) -> MapHead {
+        MapHead {
+            size: u64::try_from(self.chains.len()).unwrap_or(u64::MAX),
+            root: root(&self.leaves()),
+        }
+    }
+
+    /// What proves the leaf of `key`, or its absence.
+    pub fn prove(&self, key: &Hash) -> MapProof {
+        let leaves = self.leaves();
+        let at = |i: usize| -> Option<Neighbour> {
+            let (k, c) = self.chains.iter().nth(i)?;
+            Some(Neighbour {
+                index: u64::try_from(i).ok()?,
+                key: *k,
+                count: c.count,
+                head: c.head,
+                proof: inclusion_proof(&leaves, i),
+            })
+        };
+        let position = self.chains.keys().position(|k| k >= key);
+        match position {
+            Some(i) if self.chains.keys().nth(i) == Some(key) => MapProof {
+                found: at(i),
+                below: None,
+                above: None,
+            },
+            Some(i) => MapProof {
+                found: None,
+                below: i.checked_sub(1).and_then(at),
+                above: at(i),
+            },
+            None => MapProof {
+                found: None,
+                below: self.chains.len().checked_sub(1).and_then(at),
+                above: None,
+            },
+        }
+    }
+}
+
+/// A map leaf with its place and inclusion proof.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Neighbour {
+    /// Its index among the sorted leaves.
+    pub index: u64,
+    /// Its key.
+    #[serde(with = "hexes::one")]
+    pub key: Hash,
+    /// Its count.
+    pub count: u64,
+    /// Its chain head.
+    #[serde(with = "hexes::one")]
+    pub head: Hash,
+    /// Its inclusion proof in the map.
+    #[serde(with = "hexes")]
+    pub proof: Vec<Hash>,
+}
+
+/// The leaf of a key, or the leaves that enclose where it would be.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MapProof {
+    /// The key's own leaf.
+    pub found: Option<Neighbour>,
+    /// Absent: the leaf just below the key (none if the key is below every leaf).
+    pub below: Option<Neighbour>,
+    /// Absent: the leaf just above the key (none if the key is above every leaf).
+    pub above: Option<Neighbour>,
+}
+
+/// Why a map proof does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MapProofError {
+    /// A leaf's inclusion proof does not reach the root.
+    #[error("the map leaf at index {0} is not in the map the checkpoint commits")]
+    NotIncluded(u64),
+    /// The found leaf has another key.
+    #[error("the map leaf shown is another person's")]
+    OtherKey,
+    /// The neighbours do not enclose the key, or are not adjacent.
+    #[error("the leaves shown do not enclose this person's place in the map: no proof of absence")]
+    NotEnclosing,
+}
+
+impl MapProof {
+    /// Checks the proof for `key` against the map head: the person's chain (count, head), or
+    /// `None` for a proven absence.
+    pub fn verify(&self, key: &Hash, map: &MapHead) -> Result<Option<Chain>, MapProofError> {
+        let included = |n: &Neighbour| {
+            let leaf = leaf_hash(&leaf_data(
+                &n.key,
+                &Chain {
+                    count: n.count,
+                    head: n.head,
+                    last: 0,
+                },
+            ));
+            if verify_inclusion(&leaf, n.index, map.size, &n.proof, &map.root) {
+                Ok(())
+            } else {
+                Err(MapProofError::NotIncluded(n.index))
+            }
+        };
+        if let Some(f) = &self.found {
+            included(f)?;
+            if f.key != *key {
+                return Err(MapProofError::OtherKey);
+            }
+            return Ok(Some(Chain {
+                count: f.count,
+                head: f.head,
+                last: 0,
+            }));
+        }
+        for n in self.below.iter().chain(&self.above) {
+            included(n)?;
+        }
+        let encloses = match (&self.below, &self.above) {
+            (None, None) => map.size == 0,
+            (Some(b), None) => b.key < *key && b.index + 1 == map.size,
+            (None, Some(a)) => *key < a.key && a.index == 0,
+            (Some(b), Some(a)) => b.key < *key && *key < a.key && b.index + 1 == a.index,
+        };
+        if encloses {
+            Ok(None)
+        } else {
+            Err(MapProofError::NotEnclosing)
+        }
+    }
+}
+
+/// Hashes as hex strings: a list, or `one`.
+mod hexes {
+    use super::Hash;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    fn hash(h: &str) -> Option<Hash> {
+        hex::decode(h).ok().and_then(|b| b.try_into().ok())
+    }
+
+    pub mod one {
+        use super::Hash;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(v: &Hash, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&hex::encode(v))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Hash, D::Error> {
+            super::hash(&String::deserialize(d)?)
+                .ok_or_else(|| serde::de::Error::custom("a 32-byte hex hash"))
+        }
+    }
+
+    pub fn serialize<S: Serializer>(v: &[Hash], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(hex::encode))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Hash>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .into_iter()
+            .map(|h| hash(&h).ok_or_else(|| serde::de::Error::custom("a 32-byte hex hash")))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn map_of(people: &[(&str, &[u64])]) -> SubjectMap {
+        let mut m = SubjectMap::default();
+        for (p, seqs) in people {
+            for s in *seqs {
+                m.add(p, *s, &leaf_hash(&s.to_be_bytes()));
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn membership_and_absence_verify_and_a_proof_for_another_map_does_not() {
+        let m = map_of(&[("a", &[1, 4]), ("b", &[2]), ("c", &[3, 5, 6])]);
+        let head = m.head();
+        for p in ["a", "b", "c"] {
+            let k = key_of(p);
+            let chain = m.prove(&k).verify(&k, &head).unwrap().unwrap();
+            assert_eq!(chain.count, m.chains[&k].count);
+        }
+        let nobody = key_of("nobody");
+        assert_eq!(m.prove(&nobody).verify(&nobody, &head), Ok(None));
+        // One more entry about b: the old proofs do not hold against the new map.
+        let mut grown = m.clone();
+        grown.add("b", 7, &leaf_hash(&7u64.to_be_bytes()));
+        let kb = key_of("b");
+        assert!(m.prove(&kb).verify(&kb, &grown.head()).is_err());
+        // Nobody present can be proven absent: their two neighbours are not adjacent leaves,
+        // and any other two leaves do not enclose their key.
+        let keys: Vec<Hash> = m.chains.keys().copied().collect();
+        let found = |k: &Hash| m.prove(k).found.unwrap();
+        let middle = keys[1];
+        let forged = MapProof {
+            found: None,
+            below: Some(found(&keys[0])),
+            above: Some(found(&keys[2])),
+        };
+        assert_eq!(
+            forged.verify(&middle, &head),
+            Err(MapProofError::NotEnclosing)
+        );
+        let forged = MapProof {
+            found: None,
+            below: Some(found(&keys[1])),
+            above: Some(found(&keys[2])),
+        };
+        assert_eq!(
+            forged.verify(&keys[0], &head),
+            Err(MapProofError::NotEnclosing)
+        );
+        let ka = key_of("a");
+        // An empty map proves everyone absent.
+        let empty = SubjectMap::default();
+        assert_eq!(empty.prove(&ka).verify(&ka, &empty.head()), Ok(None));
+    }
+
+    #[test]
+    fn an_entry_left_out_changes_the_chain() {
+        let all = [(1, [1; 32]), (5, [5; 32]), (9, [9; 32])];
+        let full = Chain::of(&all);
+        let short = Chain::of(&[all[0], all[2]]);
+        assert_ne!(full.head, short.head);
+        assert_eq!(full.count, 3);
+        // Adding an entry twice changes nothing.
+        let mut again = full;
+        assert!(!again.push(5, &[5; 32]));
+        assert_eq!(again, full);
+    }
+
+    #[test]
+    fn the_extension_line_round_trips() {
+        let h = map_of(&[("a", &[1])]).head();
+        assert_eq!(MapHead::from_lines(&[h.line()]), Some(h));
+        assert_eq!(MapHead::from_lines(&["other 1 AAAA".into()]), None);
+    }
+
+    proptest! {
+        /// Every person's proof verifies and yields their chain; every absent key's proof says
+        /// absent; nobody present can be proven absent.
+        #[test]
+        fn proofs_hold_for_every_key(people in proptest::collection::btree_map("[a-z]{1,4}", proptest::collection::btree_set(1u64..200, 1..5), 0..12), probe in "[a-z]{1,4}") {
+            let mut m = SubjectMap::default();
+            for (p, seqs) in &people {
+                for s in seqs {
+                    m.add(p, *s, &leaf_hash(&s.to_be_bytes()));
+                }
+            }
+            let head = m.head();
+            for (p, seqs) in &people {
+                let k = key_of(p);
+                let c = m.prove(&k).verify(&k, &head).unwrap().unwrap();
+                prop_assert_eq!(c.count, seqs.len() as u64);
+            }
+            let k = key_of(&probe);
+            let got = m.prove(&k).verify(&k, &head).unwrap();
+            prop_assert_eq!(got.is_some(), people.contains_key(&probe));
+        }
+    }
+}
