@@ -440,6 +440,7 @@ async fn tamper_suite(db: Db) {
         origin: "gateway.ipga-r.example/disclosures".into(),
         size: 6,
         root: [1; 32],
+        extensions: Vec::new(),
     });
     tamper(
         &gw.database_url,
@@ -1184,4 +1185,125 @@ async fn an_archive_is_a_closed_range_that_verifies_offline_and_can_be_encrypted
     let out = archive(0, &dir.join("none.jsonl"), &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no signed checkpoint"));
+}
+
+/// Issue 28: a person's report proven complete. Every entry about the person up to a checkpoint
+/// is in the proof, checked offline with the log's key; a person with no entries gets a proof of
+/// absence; a row removed from the per-subject map by hand (as an operator could) fails both the
+/// proof and `audit verify`, though every remaining entry's inclusion proof still holds.
+#[tokio::test]
+async fn a_persons_report_is_proven_complete_and_a_removed_index_row_is_caught() {
+    let gw = Gateway::start();
+    let bsn = "999993331";
+    let case = crate::disclose::case_with_records(&gw, bsn).await;
+    crate::disclose::include(&gw, &case).await;
+    crate::disclose::answered(&gw, "rn", "reg.mulder", "regisseur", "regie", &case).await;
+    // A checkpoint over all of it, committing the map.
+    let note = checkpoint(&gw).await;
+    assert!(note.contains("\nipga-r/subjects "), "{note}");
+    let cfg = pki().join("gateway.toml");
+    let cfg = cfg.to_str().unwrap();
+    let dir = scratch().join(format!("proven-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (code, vkey) = audit_cli(&["vkey", "--config", cfg]);
+    assert_eq!(code, 0, "{vkey}");
+    let vkey_file = dir.join("log.vkey");
+    std::fs::write(&vkey_file, vkey).unwrap();
+    let prove = |who: &str, file: &std::path::Path| {
+        audit_cli(&[
+            "report",
+            "--config",
+            cfg,
+            "--database-url",
+            &gw.database_url,
+            "--subject",
+            who,
+            "--prove",
+            file.to_str().unwrap(),
+        ])
+    };
+    let check = |file: &std::path::Path| {
+        audit_cli(&[
+            "verify-report",
+            file.to_str().unwrap(),
+            "--vkey",
+            vkey_file.to_str().unwrap(),
+        ])
+    };
+    let proven = dir.join("proven.json");
+    let (code, text) = prove(bsn, &proven);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        !std::fs::read_to_string(&proven).unwrap().contains(bsn),
+        "no BSN in the proof"
+    );
+    let (code, text) = check(&proven);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.starts_with("complete: "), "{text}");
+    let entries: u64 = text
+        .trim_start_matches("complete: ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        entries >= 4,
+        "registered, changed, deposited, disclosed: {text}"
+    );
+    // Somebody the log knows nothing of: a proof of absence.
+    let absent = dir.join("absent.json");
+    let (code, text) = prove("999992223", &absent);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = check(&absent);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.starts_with("complete: 0 entries"), "{text}");
+    // A proof edited to leave one entry out no longer holds.
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&proven).unwrap()).unwrap();
+    v["proof"]["subjects"][0]["entries"]
+        .as_array_mut()
+        .unwrap()
+        .remove(1);
+    let edited = dir.join("edited.json");
+    std::fs::write(&edited, v.to_string()).unwrap();
+    let (code, text) = check(&edited);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("do not rebuild its chain"), "{text}");
+
+    // The operator removes one of the person's rows from the index.
+    let seq = scalar(
+        &gw.database_url,
+        "SELECT CAST(MIN(seq) AS TEXT) FROM log_subject_entries",
+    )
+    .await;
+    exec(
+        &gw.database_url,
+        "DROP TRIGGER IF EXISTS log_subject_entries_append_only_d",
+    )
+    .await;
+    exec(
+        &gw.database_url,
+        &format!("DELETE FROM log_subject_entries WHERE seq = {seq}"),
+    )
+    .await;
+    let (code, text) = prove(bsn, &dir.join("after.json"));
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = check(&dir.join("after.json"));
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("NOT PROVEN"), "{text}");
+    let (code, text) = audit_cli(&[
+        "verify",
+        "--config",
+        cfg,
+        "--database-url",
+        &gw.database_url,
+    ]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(&format!(
+            "entry {seq} is about a person, but the per-subject map"
+        )),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

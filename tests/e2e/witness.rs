@@ -182,6 +182,7 @@ async fn a_witness_cosigns_only_what_is_consistent_and_never_goes_back() {
         origin: "gateway.ipga-r.example/disclosures".into(),
         size: 8,
         root: [7; 32],
+        extensions: Vec::new(),
     });
     let (s, _, _) = add(&w, 8, &[], &forked).await;
     assert_eq!(s, 422);
@@ -193,6 +194,7 @@ async fn a_witness_cosigns_only_what_is_consistent_and_never_goes_back() {
                 origin: "gateway.ipga-r.example/disclosures".into(),
                 size: 9,
                 root: [1; 32],
+                extensions: Vec::new(),
             });
     assert_eq!(add(&w, 8, &[], &stranger).await.0, 403);
     let other_log = gateway::log::checkpoint::LogKey::from_seed("other.example/log", &[5; 32])
@@ -201,6 +203,7 @@ async fn a_witness_cosigns_only_what_is_consistent_and_never_goes_back() {
             origin: "other.example/log".into(),
             size: 1,
             root: [1; 32],
+            extensions: Vec::new(),
         });
     assert_eq!(add(&w, 0, &[], &other_log).await.0, 404);
 

@@ -105,6 +105,28 @@ pub enum AuditCommand {
         /// `text` or `json`.
         #[arg(long, value_enum, default_value_t)]
         format: OutputFormat,
+        /// Also write the report with what proves it complete (every entry about the person up
+        /// to a cosigned checkpoint, issue 28) to this file, for `gateway audit verify-report`.
+        #[arg(long, value_name = "FILE")]
+        prove: Option<PathBuf>,
+    },
+    /// Check a proven report (`audit report --prove`) offline: that it holds every entry about
+    /// the person up to its checkpoint, signed by the log and cosigned by the witnesses.
+    VerifyReport {
+        /// The proven report.
+        file: PathBuf,
+        /// The log's verifier keys (`name+id+key`, one per line).
+        #[arg(long)]
+        vkey: PathBuf,
+        /// A witness's verifier key (repeat for each).
+        #[arg(long = "witness", value_name = "VKEY")]
+        witnesses: Vec<String>,
+        /// How many of them must have cosigned the checkpoint (default: all given).
+        #[arg(long)]
+        quorum: Option<usize>,
+        /// `text` or `json`.
+        #[arg(long, value_enum, default_value_t)]
+        format: OutputFormat,
     },
     /// Print the log's verifier keys (current first, then retired), for partners to pin.
     Vkey {
@@ -136,6 +158,92 @@ fn keys_for(config: &std::path::Path, vkey: Option<&PathBuf>) -> anyhow::Result<
     match vkey {
         Some(p) => vkey_file(p),
         None => key_set(&Config::load(config, std::env::vars())?, None),
+    }
+}
+
+/// `audit verify-report`: the proof of completeness, and the report's disclosures against it.
+fn verify_report(
+    file: &std::path::Path,
+    vkey: &std::path::Path,
+    witnesses: &[String],
+    quorum: Option<usize>,
+    format: OutputFormat,
+) -> anyhow::Result<i32> {
+    #[derive(serde::Deserialize)]
+    struct Proven {
+        report: ProvenReport,
+        proof: crate::log::subjects::SubjectProof,
+    }
+    #[derive(serde::Deserialize)]
+    struct ProvenReport {
+        disclosures: Vec<Seq>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Seq {
+        seq: u64,
+    }
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let p: Proven = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a proven report (`audit report --prove`)",
+            file.display()
+        )
+    })?;
+    let keys = vkey_file(vkey)?;
+    let verifiers = witnesses
+        .iter()
+        .map(|k| {
+            crate::log::cosign::CosignVerifier::from_vkey(k)
+                .map_err(|e| anyhow::anyhow!("--witness {k}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let quorum = quorum.unwrap_or(verifiers.len());
+    let checked = crate::log::subjects::verify_proof(&p.proof, &keys, &verifiers, quorum).and_then(
+        |proven| {
+            // Every disclosure the report lists is one of the person's proven entries.
+            match p
+                .report
+                .disclosures
+                .iter()
+                .find(|d| !proven.seqs.contains(&d.seq))
+            {
+                Some(d) => Err(format!(
+                    "the report lists entry {}, which is not among the person's proven entries",
+                    d.seq
+                )),
+                None => Ok(proven),
+            }
+        },
+    );
+    match (checked, format) {
+        (Ok(proven), OutputFormat::Json) => {
+            super::print_json(&serde_json::json!({"ok": true, "proven": proven}))?;
+            Ok(0)
+        }
+        (Ok(proven), OutputFormat::Text) => {
+            println!(
+                "complete: {} entries about this person up to checkpoint {} ({} of them removed by retention), cosigned by {}; the report's {} disclosures are among them",
+                proven.entries,
+                proven.size,
+                proven.removed,
+                if proven.witnesses.is_empty() {
+                    "no witness".to_owned()
+                } else {
+                    proven.witnesses.join(", ")
+                },
+                p.report.disclosures.len()
+            );
+            Ok(0)
+        }
+        (Err(why), OutputFormat::Json) => {
+            super::print_json(&serde_json::json!({"ok": false, "problem": why}))?;
+            Ok(1)
+        }
+        (Err(why), OutputFormat::Text) => {
+            println!("NOT PROVEN: {why}");
+            Ok(1)
+        }
     }
 }
 
@@ -365,6 +473,7 @@ async fn sign_head(
         origin: origin.to_owned(),
         size: u64::try_from(head.size).context("the log's size")?,
         root,
+        extensions: vec![crate::log::subjects::head_at(db, head.size).await?.line()],
     });
     Ok(Some(crate::store::StoredCheckpoint {
         size: head.size,
@@ -849,12 +958,20 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
+        AuditCommand::VerifyReport {
+            file,
+            vkey,
+            witnesses,
+            quorum,
+            format,
+        } => verify_report(&file, &vkey, &witnesses, quorum, format),
         AuditCommand::Report {
             config,
             subject,
             include_confidential,
             database_url,
             format,
+            prove,
         } => {
             let cfg = Config::load(&config, std::env::vars())?;
             let url = database_url.unwrap_or_else(|| cfg.database_url.clone());
@@ -886,7 +1003,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                         .context("the active policy version in the database")?,
                 );
                 let mut versions = crate::service::audit::Versions::new(db.clone(), [cc.clone()]);
-                crate::service::audit::subject_report(
+                let report = crate::service::audit::subject_report(
                     &db,
                     &mut versions,
                     &cc,
@@ -895,7 +1012,23 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                     None,
                 )
                 .await
-                .map_err(|e| anyhow::anyhow!("{}", e.describe().1))
+                .map_err(|e| anyhow::anyhow!("{}", e.describe().1))?;
+                if let Some(path) = &prove {
+                    let proof = crate::service::audit::prove_subject(&db, &pseudonyms)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("proving the report complete: {e}"))?;
+                    let text = serde_json::to_string_pretty(
+                        &serde_json::json!({"report": &report, "proof": proof}),
+                    )?;
+                    std::fs::write(path, text)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!(
+                        "wrote the report with its proof of completeness to {}; check it with `gateway audit verify-report {} --vkey … --witness …`",
+                        path.display(),
+                        path.display()
+                    );
+                }
+                anyhow::Ok(report)
             })?;
             match format {
                 OutputFormat::Json => super::print_json(&report)?,

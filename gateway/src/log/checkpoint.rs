@@ -33,17 +33,25 @@ pub struct Checkpoint {
     pub size: u64,
     /// Tree head.
     pub root: Hash,
+    /// Extension lines after the root (C2SP tlog-checkpoint), signed and cosigned with it: the
+    /// per-subject map's head (`ipga-r/subjects …`, issue 28).
+    pub extensions: Vec<String>,
 }
 
 impl Checkpoint {
     /// The note text (body) that is signed.
     pub fn body(&self) -> String {
-        format!(
+        let mut b = format!(
             "{}\n{}\n{}\n",
             self.origin,
             self.size,
             B64.encode(self.root)
-        )
+        );
+        for e in &self.extensions {
+            b.push_str(e);
+            b.push('\n');
+        }
+        b
     }
 }
 
@@ -221,10 +229,12 @@ fn parse_checkpoint(body: &str) -> Result<Checkpoint, CheckpointError> {
         .and_then(|r| B64.decode(r).ok())
         .and_then(|r| r.try_into().ok())
         .ok_or(CheckpointError::Malformed("no root hash line"))?;
+    let extensions = lines.filter(|l| !l.is_empty()).map(str::to_owned).collect();
     Ok(Checkpoint {
         origin: origin.into(),
         size,
         root,
+        extensions,
     })
 }
 
@@ -243,6 +253,7 @@ mod tests {
             origin: "gateway.example/disclosures".into(),
             size: 42,
             root: [7; 32],
+            extensions: Vec::new(),
         };
         let note = k.sign(&c);
         assert!(note.starts_with("gateway.example/disclosures\n42\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n\n\u{2014} gateway.example/disclosures "));
@@ -258,6 +269,7 @@ mod tests {
             origin: "o".into(),
             size: 1,
             root: [0; 32],
+            extensions: Vec::new(),
         };
         let forged = key(2).sign(&c);
         let v = NoteVerifier::from_vkey(&key(1).vkey()).unwrap();
@@ -374,6 +386,7 @@ mod keyset_tests {
             origin: "gw/disclosures".into(),
             size: 3,
             root: [4; 32],
+            extensions: Vec::new(),
         };
         let set = KeySet::parse(&format!("# current\n{}\n\n{}\n", new.vkey(), old.vkey())).unwrap();
         let (got, signers) = set.verify(&old.sign(&c)).unwrap();

@@ -202,6 +202,7 @@ mod tests {
             origin: "gw.example/disclosures".into(),
             size: 7,
             root: [9; 32],
+            extensions: Vec::new(),
         };
         (log.sign(&c), c.body())
     }

@@ -145,6 +145,9 @@ pub struct Log {
         )
     )]
     faults: Arc<availability::Faults>,
+    /// The per-subject map as far as this instance indexed it (issue 28), loaded at the first
+    /// checkpoint.
+    subjects: Mutex<Option<subjects::Indexed>>,
 }
 
 impl std::fmt::Debug for Log {
@@ -192,6 +195,7 @@ impl Log {
             task: Mutex::new(Some(task)),
             availability,
             faults,
+            subjects: Mutex::new(None),
         })
     }
 
@@ -341,10 +345,22 @@ impl Log {
             .root
             .ok_or_else(|| LogError::Corrupt("the log head has no root".into()))?;
         let size = u64::try_from(head.size).map_err(|_| LogError::Corrupt("size".into()))?;
+        // The per-subject map at this size, committed in the same note (issue 28).
+        let map = {
+            let mut held = self.subjects.lock().await;
+            let indexed = match held.take() {
+                Some(i) => i,
+                None => subjects::Indexed::load(&self.db, head.size).await?,
+            };
+            let indexed = held.insert(indexed);
+            indexed.advance(&self.db, head.size).await?;
+            indexed.map.head()
+        };
         let note = self.keys.load().current.sign(&Checkpoint {
             origin: self.origin.clone(),
             size,
             root,
+            extensions: vec![map.line()],
         });
         let stored = self
             .db

@@ -134,6 +134,7 @@ mod tests {
             origin: "gw.example/disclosures".into(),
             size: 42,
             root: [9; 32],
+            extensions: Vec::new(),
         });
         assert!(Receipt::verify(&cp, &set).is_err());
     }

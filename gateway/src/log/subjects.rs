@@ -17,6 +17,7 @@
 //! every checkpoint's root, which is what lets an absence proof stand.
 
 use super::merkle::{Hash, inclusion_proof, leaf_hash, root, verify_inclusion};
+use crate::store::{Db, StoreError};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
@@ -185,6 +186,82 @@ impl SubjectMap {
     }
 }
 
+/// The map as far as it was indexed from the log: entries up to `applied`.
+#[derive(Debug, Clone, Default)]
+pub struct Indexed {
+    /// The log size indexed.
+    pub applied: i64,
+    /// The map at that size.
+    pub map: SubjectMap,
+}
+
+impl Indexed {
+    /// The map's stored rows up to entry `upto`.
+    pub async fn load(db: &Db, upto: i64) -> Result<Indexed, StoreError> {
+        let mut out = Indexed::default();
+        for (key, seq, leaf) in db.subject_entries(None, upto).await? {
+            let key: Hash = hex::decode(&key)
+                .ok()
+                .and_then(|k| k.try_into().ok())
+                .ok_or_else(|| {
+                    StoreError::Corrupt("a subject map key is not 32 bytes of hex".into())
+                })?;
+            out.map
+                .chains
+                .entry(key)
+                .or_default()
+                .push(u64::try_from(seq).unwrap_or(0), &leaf);
+            out.applied = out.applied.max(seq);
+        }
+        Ok(out)
+    }
+
+    /// Indexes the entries after what it has, up to `size`, storing their rows.
+    pub async fn advance(&mut self, db: &Db, size: i64) -> Result<(), StoreError> {
+        if size <= self.applied {
+            return Ok(());
+        }
+        let mut rows = Vec::new();
+        for (seq, entry, leaf) in db.subjects_between(self.applied, size).await? {
+            // The person as the entry names it (covered by its leaf hash), not the column.
+            let Some(pseudonym) = about(&entry) else {
+                continue;
+            };
+            if self
+                .map
+                .add(&pseudonym, u64::try_from(seq).unwrap_or(0), &leaf)
+            {
+                rows.push((hex::encode(key_of(&pseudonym)), seq));
+            }
+        }
+        db.put_subject_entries(&rows).await?;
+        self.applied = size;
+        Ok(())
+    }
+}
+
+/// The person an entry is about (its `data_subject`), read without the rest.
+pub fn about(entry: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct About {
+        #[serde(default)]
+        data_subject: Option<String>,
+    }
+    serde_json::from_str::<About>(entry).ok()?.data_subject
+}
+
+/// The map's head over the entries up to `size`, indexing what the stored rows lack.
+pub async fn head_at(db: &Db, size: i64) -> Result<MapHead, StoreError> {
+    Ok(map_at(db, size).await?.head())
+}
+
+/// The map over the entries up to `size`, from the stored rows and the log.
+pub async fn map_at(db: &Db, size: i64) -> Result<SubjectMap, StoreError> {
+    let mut i = Indexed::load(db, size).await?;
+    i.advance(db, size).await?;
+    Ok(i.map)
+}
+
 /// A map leaf with its place and inclusion proof.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Neighbour {
@@ -273,6 +350,139 @@ impl MapProof {
             Err(MapProofError::NotEnclosing)
         }
     }
+}
+
+/// A person's report proven complete up to a checkpoint (issue 28): the signed and cosigned
+/// checkpoint, and per pseudonym of the person its map proof and every entry its chain holds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SubjectProof {
+    /// The checkpoint note, with the witnesses' cosignature lines.
+    pub checkpoint: String,
+    /// Per pseudonym.
+    pub subjects: Vec<ProvenSubject>,
+}
+
+/// One pseudonym's part of a proof.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ProvenSubject {
+    /// The pseudonym (under the log's pseudonym key; never a BSN).
+    pub pseudonym: String,
+    /// Its leaf in the map, or the two that prove it has none.
+    pub map: MapProof,
+    /// Its entries, in order.
+    pub entries: Vec<ProvenEntry>,
+}
+
+/// One entry of a proof.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ProvenEntry {
+    /// Sequence number.
+    pub seq: u64,
+    /// Its leaf hash.
+    #[serde(with = "hexes::one")]
+    pub leaf_hash: Hash,
+    /// The canonical entry; none where retention removed its content.
+    pub entry: Option<String>,
+    /// Its inclusion proof against the checkpoint.
+    #[serde(with = "hexes")]
+    pub proof: Vec<Hash>,
+}
+
+/// What a proof proves, checked.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Proven {
+    /// The checkpoint's size.
+    pub size: u64,
+    /// The witnesses whose cosignature verified.
+    pub witnesses: Vec<String>,
+    /// Entries about the person up to it (each pseudonym's, together).
+    pub entries: u64,
+    /// Of which retention removed the content.
+    pub removed: u64,
+    /// Their sequence numbers.
+    pub seqs: Vec<u64>,
+}
+
+/// Checks a proof offline: the checkpoint against the log's keys and `quorum` of the witnesses,
+/// then per pseudonym its map proof, its chain rebuilt from the listed entries, and each entry's
+/// inclusion (and, where its content is there, its leaf hash and its subject).
+pub fn verify_proof(
+    p: &SubjectProof,
+    keys: &super::checkpoint::KeySet,
+    witnesses: &[super::cosign::CosignVerifier],
+    quorum: usize,
+) -> Result<Proven, String> {
+    let (cp, _) = keys
+        .verify(&p.checkpoint)
+        .map_err(|e| format!("the checkpoint: {e}"))?;
+    let cosigned: Vec<String> = super::cosign::witnessed(&p.checkpoint, witnesses)
+        .map_err(|e| format!("the cosignatures: {e}"))?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    if cosigned.len() < quorum {
+        return Err(format!(
+            "the checkpoint is cosigned by {} of the witnesses given, fewer than the quorum {quorum}",
+            cosigned.len()
+        ));
+    }
+    let map = MapHead::from_lines(&cp.extensions).ok_or(
+        "the checkpoint commits no per-subject map (it predates it, or was not made by the gateway)",
+    )?;
+    let mut out = Proven {
+        size: cp.size,
+        witnesses: cosigned,
+        entries: 0,
+        removed: 0,
+        seqs: Vec::new(),
+    };
+    for s in &p.subjects {
+        let key = key_of(&s.pseudonym);
+        let chain = s
+            .map
+            .verify(&key, &map)
+            .map_err(|e| format!("pseudonym {}: {e}", s.pseudonym))?
+            .unwrap_or_default();
+        let listed: Vec<(u64, Hash)> = s.entries.iter().map(|e| (e.seq, e.leaf_hash)).collect();
+        let rebuilt = Chain::of(&listed);
+        if rebuilt.count != chain.count || rebuilt.head != chain.head {
+            return Err(format!(
+                "pseudonym {}: the map says {} entries, and the {} listed do not rebuild its chain: an entry about the person is left out, added or changed",
+                s.pseudonym,
+                chain.count,
+                listed.len()
+            ));
+        }
+        for e in &s.entries {
+            if !verify_inclusion(&e.leaf_hash, e.seq - 1, cp.size, &e.proof, &cp.root) {
+                return Err(format!(
+                    "entry {} is not in the log the checkpoint signs",
+                    e.seq
+                ));
+            }
+            match &e.entry {
+                Some(text) => {
+                    if leaf_hash(text.as_bytes()) != e.leaf_hash {
+                        return Err(format!("entry {}'s content is not its leaf", e.seq));
+                    }
+                    let about: Option<String> = serde_json::from_str::<serde_json::Value>(text)
+                        .ok()
+                        .and_then(|v| v.get("data_subject")?.as_str().map(str::to_owned));
+                    if about.as_deref() != Some(s.pseudonym.as_str()) {
+                        return Err(format!(
+                            "entry {} is not about pseudonym {}",
+                            e.seq, s.pseudonym
+                        ));
+                    }
+                }
+                None => out.removed += 1,
+            }
+            out.seqs.push(e.seq);
+        }
+        out.entries += chain.count;
+    }
+    out.seqs.sort_unstable();
+    Ok(out)
 }
 
 /// Hashes as hex strings: a list, or `one`.

@@ -184,6 +184,73 @@ fn retention_against(
     })
 }
 
+/// The per-subject map against the entries (issue 28): every entry about a person up to the
+/// last checkpoint that commits the map is in its stored rows under that person's key, no row
+/// names an entry about someone else, and every checkpoint's map head is the one the rows give.
+/// Rows of entries whose content retention removed cannot be checked against it and are taken
+/// as they are.
+fn subject_map_check(
+    pass: &mut Pass<'_>,
+    rows: &[(String, i64, Hash)],
+    checkpoints: &[StoredCheckpoint],
+) {
+    use super::subjects::{Chain, MapHead, SubjectMap};
+    let committed: Vec<(i64, MapHead)> = checkpoints
+        .iter()
+        .filter_map(|c| {
+            let body = c.note.split("\n\n").next()?;
+            let lines: Vec<String> = body.lines().skip(3).map(str::to_owned).collect();
+            Some((c.size, MapHead::from_lines(&lines)?))
+        })
+        .collect();
+    let Some(indexed_to) = committed.iter().map(|(s, _)| *s).max() else {
+        return;
+    };
+    let stored: HashMap<i64, &str> = rows.iter().map(|(k, s, _)| (*s, k.as_str())).collect();
+    let derived: HashMap<i64, Hash> = pass.subjects.iter().copied().collect();
+    for (seq, key) in &pass.subjects {
+        if *seq > indexed_to {
+            break;
+        }
+        if stored.get(seq).copied() != Some(hex::encode(key).as_str()) {
+            pass.bad(
+                *seq,
+                format!("entry {seq} is about a person, but the per-subject map (log_subject_entries) does not have it under that person: a row was removed or changed, and the person's report would leave the entry out"),
+            );
+            return;
+        }
+    }
+    if let Some((_, seq, _)) = rows
+        .iter()
+        .find(|(k, s, _)| derived.get(s).is_some_and(|d| hex::encode(d) != *k))
+    {
+        pass.bad(
+            *seq,
+            format!("the per-subject map names entry {seq} for another person than the entry's"),
+        );
+        return;
+    }
+    let mut map = SubjectMap::default();
+    let mut rows = rows.iter().peekable();
+    for (size, head) in &committed {
+        while let Some((k, seq, leaf)) = rows.next_if(|(_, s, _)| s <= size) {
+            if let Some(key) = hex::decode(k).ok().and_then(|b| <Hash>::try_from(b).ok()) {
+                map.chains
+                    .entry(key)
+                    .or_insert_with(Chain::default)
+                    .push(u64::try_from(*seq).unwrap_or(0), leaf);
+            }
+        }
+        if map.head() != *head {
+            pass.bad(
+                *size,
+                format!("the checkpoint at size {size} commits a per-subject map that the log's entries do not give"),
+            );
+            return;
+        }
+    }
+}
+
 /// Verification in one pass over the entries, in sequence order.
 pub struct Pass<'a> {
     keys: &'a KeySet,
@@ -205,6 +272,8 @@ pub struct Pass<'a> {
     /// The stored versions' retention periods and witnesses, when the database has them (not
     /// for exports).
     versions: Option<StoredVersions>,
+    /// Per entry about a person (content present): its map key, by sequence number.
+    subjects: Vec<(i64, Hash)>,
 }
 
 /// The covenant versions the log made active, replayed in order (issue 37): every entry was
@@ -281,6 +350,7 @@ impl<'a> Pass<'a> {
             listed: Vec::new(),
             covenant: CovenantHistory::default(),
             versions: None,
+            subjects: Vec::new(),
         }
     }
 
@@ -357,6 +427,9 @@ impl<'a> Pass<'a> {
                         self.start_listing(seq, text);
                     }
                     self.covenant_step(seq, text);
+                    if let Some(p) = super::subjects::about(text) {
+                        self.subjects.push((seq, super::subjects::key_of(&p)));
+                    }
                 }
                 leaf
             }
@@ -861,6 +934,9 @@ pub async fn verify_with(
         after = last;
         progress(pass.report.entries);
     }
+    let rows = db.subject_entries(None, i64::MAX).await?;
+    let stored_checkpoints = db.checkpoints().await?;
+    subject_map_check(&mut pass, &rows, &stored_checkpoints);
     if let Some(seq) = db.orphan_records().await?.first() {
         pass.bad(
             *seq,

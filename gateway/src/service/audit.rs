@@ -257,6 +257,71 @@ pub async fn cosigned_checkpoint(app: &App) -> Result<String, crate::log::LogErr
     Ok(crate::witnessing::with_cosignatures(&note, &lines))
 }
 
+/// A person's entries up to the newest checkpoint that commits the per-subject map, with what
+/// proves them complete (issue 28): the cosigned checkpoint, per pseudonym the map proof, and
+/// every entry of its chain with its inclusion proof (its content where retention left it).
+/// Built from the map's stored rows: rows removed by hand give a map whose root is not the one
+/// the checkpoint commits, and the proof fails.
+pub async fn prove_subject(
+    db: &Db,
+    pseudonyms: &[String],
+) -> Result<crate::log::subjects::SubjectProof, crate::log::LogError> {
+    use crate::log::subjects::{MapHead, ProvenEntry, ProvenSubject, SubjectProof, key_of, map_at};
+    let committed = |note: &str| {
+        let body = note.split("\n\n").next().unwrap_or_default();
+        let lines: Vec<String> = body.lines().skip(3).map(str::to_owned).collect();
+        MapHead::from_lines(&lines)
+    };
+    let cp = db
+        .checkpoints()
+        .await?
+        .into_iter()
+        .rev()
+        .find(|c| committed(&c.note).is_some())
+        .ok_or_else(|| {
+            crate::log::LogError::Range(
+                "no checkpoint commits the per-subject map yet: let the gateway sign one (it does within its checkpoint interval) and ask again".into(),
+            )
+        })?;
+    let size = u64::try_from(cp.size).map_err(|_| crate::log::LogError::Corrupt("size".into()))?;
+    let map = map_at(db, cp.size).await?;
+    let mut subjects = Vec::new();
+    for p in pseudonyms {
+        let key = key_of(p);
+        let mut entries = Vec::new();
+        for (_, seq, leaf) in db.subject_entries(Some(&hex::encode(key)), cp.size).await? {
+            let index =
+                u64::try_from(seq - 1).map_err(|_| crate::log::LogError::Corrupt("seq".into()))?;
+            let proof = crate::log::tree::with_nodes(db, |get| {
+                crate::log::merkle::inclusion_path(index, size, get)
+            })
+            .await?;
+            let entry = db
+                .entries(seq - 1, 1)
+                .await?
+                .into_iter()
+                .next()
+                .and_then(|e| e.record.map(|r| r.entry));
+            entries.push(ProvenEntry {
+                seq: index + 1,
+                leaf_hash: leaf,
+                entry,
+                proof,
+            });
+        }
+        subjects.push(ProvenSubject {
+            pseudonym: p.clone(),
+            map: map.prove(&key),
+            entries,
+        });
+    }
+    let cosignatures = db.cosignatures(Some(cp.size)).await?;
+    Ok(SubjectProof {
+        checkpoint: crate::witnessing::with_cosignatures(&cp.note, &cosignatures),
+        subjects,
+    })
+}
+
 /// Searches the log.
 pub async fn search(app: &App, call: &mut Call, q: SearchQuery) -> Result<SearchAnswer, Refusal> {
     let visible_to = officer(call)?;

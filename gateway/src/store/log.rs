@@ -525,6 +525,61 @@ impl Db {
         hashes(rows, "a leaf hash")
     }
 
+    /// Entries `after + 1 ..= upto` whose searchable column names a person: (seq, canonical
+    /// entry, leaf hash), in order (the caller reads the person from the entry itself).
+    pub async fn subjects_between(
+        &self,
+        after: i64,
+        upto: i64,
+    ) -> Result<Vec<(i64, String, Hash32)>, StoreError> {
+        let rows: Vec<(i64, String, Vec<u8>)> = on_pool!(self, p => sqlx::query_as(
+            "SELECT r.seq, r.entry, l.leaf_hash FROM log_records r JOIN log_leaves l ON l.seq = r.seq \
+             WHERE r.seq > $1 AND r.seq <= $2 AND r.subject_pseudonym IS NOT NULL ORDER BY r.seq",
+        )
+        .bind(after)
+        .bind(upto)
+        .fetch_all(p)
+        .await)?;
+        rows.into_iter()
+            .map(|(seq, p, h)| Ok((seq, p, hash32(h, "a leaf hash")?)))
+            .collect()
+    }
+
+    /// Records that entries are about the people with these map keys (hex); rows already there
+    /// stay as they are.
+    pub async fn put_subject_entries(&self, rows: &[(String, i64)]) -> Result<(), StoreError> {
+        for chunk in rows.chunks(400) {
+            on_pool!(self, p => {
+                let mut qb = sqlx::QueryBuilder::new("INSERT INTO log_subject_entries (subject_key, seq) ");
+                qb.push_values(chunk, |mut b, (k, seq)| {
+                    b.push_bind(k).push_bind(*seq);
+                });
+                qb.push(" ON CONFLICT (subject_key, seq) DO NOTHING");
+                qb.build().execute(p).await.map(|_| ())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The per-subject map's rows up to entry `upto`: (key in hex, seq, leaf hash), by seq.
+    pub async fn subject_entries(
+        &self,
+        key: Option<&str>,
+        upto: i64,
+    ) -> Result<Vec<(String, i64, Hash32)>, StoreError> {
+        let rows: Vec<(String, i64, Vec<u8>)> = on_pool!(self, p => sqlx::query_as(
+            "SELECT s.subject_key, s.seq, l.leaf_hash FROM log_subject_entries s JOIN log_leaves l ON l.seq = s.seq \
+             WHERE s.seq <= $1 AND ($2 IS NULL OR s.subject_key = $2) ORDER BY s.seq",
+        )
+        .bind(upto)
+        .bind(key)
+        .fetch_all(p)
+        .await)?;
+        rows.into_iter()
+            .map(|(k, seq, h)| Ok((k, seq, hash32(h, "a leaf hash")?)))
+            .collect()
+    }
+
     /// Stored nodes at `height` with `from <= idx < to`, as (idx, hash), in order.
     pub async fn node_hashes(
         &self,

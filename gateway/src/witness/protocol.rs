@@ -218,6 +218,7 @@ mod tests {
             origin: ORIGIN.into(),
             size: l.len() as u64,
             root: root(l),
+            extensions: Vec::new(),
         })
     }
 
