@@ -191,14 +191,7 @@ fn verify_report(
         )
     })?;
     let keys = vkey_file(vkey)?;
-    let verifiers = witnesses
-        .iter()
-        .map(|k| {
-            crate::log::cosign::CosignVerifier::from_vkey(k)
-                .map_err(|e| anyhow::anyhow!("--witness {k}: {e}"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let quorum = quorum.unwrap_or(verifiers.len());
+    let (verifiers, quorum) = witness_quorum(witnesses, quorum)?;
     let checked = crate::log::subjects::verify_proof(&p.proof, &keys, &verifiers, quorum).and_then(
         |proven| {
             // Every disclosure the report lists is one of the person's proven entries.
@@ -245,6 +238,29 @@ fn verify_report(
             Ok(1)
         }
     }
+}
+
+/// The `--witness` keys and `--quorum` (default: all of them), checked against each other.
+fn witness_quorum(
+    witnesses: &[String],
+    quorum: Option<usize>,
+) -> anyhow::Result<(Vec<crate::log::cosign::CosignVerifier>, usize)> {
+    let verifiers = witnesses
+        .iter()
+        .map(|k| {
+            crate::log::cosign::CosignVerifier::from_vkey(k)
+                .map_err(|e| anyhow::anyhow!("--witness {k}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let quorum = quorum.unwrap_or(verifiers.len());
+    if quorum > verifiers.len() || (quorum == 0 && !verifiers.is_empty()) {
+        anyhow::bail!(
+            "--quorum {quorum} with {} --witness key(s): give 1 to {}",
+            verifiers.len(),
+            verifiers.len()
+        );
+    }
+    Ok((verifiers, quorum))
 }
 
 /// A file of verifier keys (`name+id+key`, one per line).
@@ -809,21 +825,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 None => Vec::new(),
             };
             let log_origin = origin(&cfg);
-            let verifiers = witnesses
-                .iter()
-                .map(|k| {
-                    crate::log::cosign::CosignVerifier::from_vkey(k)
-                        .map_err(|e| anyhow::anyhow!("--witness {k}: {e}"))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let quorum = quorum.unwrap_or(verifiers.len());
-            if quorum > verifiers.len() || (quorum == 0 && !verifiers.is_empty()) {
-                anyhow::bail!(
-                    "--quorum {quorum} with {} --witness key(s): give 1 to {}",
-                    verifiers.len(),
-                    verifiers.len()
-                );
-            }
+            let (verifiers, quorum) = witness_quorum(&witnesses, quorum)?;
             let url = database_url.unwrap_or_else(|| cfg.database_url.clone());
             runtime()?.block_on(async move {
                 let db = Db::connect(&url).await?;
