@@ -64,18 +64,21 @@ async fn the_console_works_in_a_real_browser_for_officers_and_administrators() {
     crate::disclose::include(&gw, &other).await;
     crate::disclose::answered(&gw, "rn", "reg.mulder", "regisseur", "regie", &other).await;
     let officer_token = token("oov", "fg.1", &["privacy-officer"]);
-    let api = |q: String| {
+    // A search by person is a POST: the BSN in the body, never in a URL (issue 28).
+    let api = |q: serde_json::Value| {
         client("oov")
-            .get(gw.url(&format!("/v1/audit/disclosures?{q}")))
+            .post(gw.url("/v1/audit/disclosures/search"))
             .bearer_auth(officer_token.clone())
+            .json(&q)
             .send()
     };
-    let mine: serde_json::Value = api(format!("subject={bsn}&kind=disclosure&limit=200"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mine: serde_json::Value =
+        api(serde_json::json!({"subject": bsn, "kind": "disclosure", "limit": 200}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     let disclosures: Vec<i64> = mine["items"]
         .as_array()
         .unwrap()
@@ -158,7 +161,7 @@ async fn the_console_works_in_a_real_browser_for_officers_and_administrators() {
 
     // The downloaded CSV is the API's own for the same query.
     let downloaded = std::fs::read_to_string(out.join("logboek.csv")).unwrap();
-    let from_api = api("kind=disclosure&limit=200&format=csv".into())
+    let from_api = api(serde_json::json!({"kind": "disclosure", "limit": 200, "format": "csv"}))
         .await
         .unwrap()
         .text()

@@ -221,20 +221,27 @@ impl Indexed {
         if size <= self.applied {
             return Ok(());
         }
-        let mut rows = Vec::new();
+        // The rows first, the map after: a failed write leaves the map as it was, so that the
+        // next checkpoint indexes the same entries again (rows already there stay).
+        let mut found = Vec::new();
         for (seq, entry, leaf) in db.subjects_between(self.applied, size).await? {
             // The person as the entry names it (covered by its leaf hash), not the column.
-            let Some(pseudonym) = about(&entry) else {
-                continue;
-            };
-            if self
-                .map
-                .add(&pseudonym, u64::try_from(seq).unwrap_or(0), &leaf)
-            {
-                rows.push((hex::encode(key_of(&pseudonym)), seq));
+            if let Some(pseudonym) = about(&entry) {
+                found.push((key_of(&pseudonym), seq, leaf));
             }
         }
+        let rows: Vec<(String, i64)> = found
+            .iter()
+            .map(|(k, seq, _)| (hex::encode(k), *seq))
+            .collect();
         db.put_subject_entries(&rows).await?;
+        for (key, seq, leaf) in found {
+            self.map
+                .chains
+                .entry(key)
+                .or_default()
+                .push(u64::try_from(seq).unwrap_or(0), &leaf);
+        }
         self.applied = size;
         Ok(())
     }
