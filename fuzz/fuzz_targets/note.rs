@@ -12,7 +12,7 @@ fn keys() -> &'static (KeySet, String) {
         let a = LogKey::from_seed("fuzz.example/disclosures", &[1; 32]).unwrap();
         let b = LogKey::from_seed("fuzz.example/disclosures", &[2; 32]).unwrap();
         let set = KeySet::parse(&format!("{}\n{}\n", a.vkey(), b.vkey())).unwrap();
-        let sample = a.sign(&Checkpoint { origin: "fuzz.example/disclosures".into(), size: 7, root: [3; 32] });
+        let sample = a.sign(&Checkpoint { origin: "fuzz.example/disclosures".into(), size: 7, root: [3; 32], extensions: Vec::new() });
         (set, sample)
     })
 }

@@ -1,6 +1,7 @@
 //! What witnesses and monitors read from the network: the `add-checkpoint` request (parsed and
 //! decided against a log key and a last cosigned state), cosignature lines, and receipts. Never
-//! a panic; nothing is cosigned that the log did not sign and that is not consistent.
+//! a panic; nothing is cosigned that the log did not sign and that is not consistent. And what
+//! `audit verify-report` reads: a proven report and its map line.
 #![no_main]
 
 use gateway::log::checkpoint::{Checkpoint, KeySet, LogKey, NoteVerifier};
@@ -22,7 +23,7 @@ fn keys() -> &'static Keys {
     K.get_or_init(|| {
         let log = LogKey::from_seed("fuzz.example/disclosures", &[1; 32]).unwrap();
         let w = Cosigner::from_seed("witness.fuzz.example", &[2; 32]).unwrap();
-        let sample = log.sign(&Checkpoint { origin: "fuzz.example/disclosures".into(), size: 7, root: [3; 32] });
+        let sample = log.sign(&Checkpoint { origin: "fuzz.example/disclosures".into(), size: 7, root: [3; 32], extensions: Vec::new() });
         let v = NoteVerifier::from_vkey(&log.vkey()).unwrap();
         Keys {
             log: vec![v.clone()],
@@ -49,4 +50,12 @@ fuzz_target!(|data: &[u8]| {
     let _ = k.witness.verify(&format!("{}{text}", k.sample));
     let _ = CosignVerifier::from_vkey(text);
     let _ = Receipt::verify(text, &k.set);
+    // A proven report (`audit verify-report` reads it from a file someone handed over): never a
+    // panic, and nothing proven without the log's signature.
+    if let Ok(p) = serde_json::from_str::<gateway::log::subjects::SubjectProof>(text) {
+        if gateway::log::subjects::verify_proof(&p, &k.set, &[k.witness.clone()], 0).is_ok() {
+            assert!(k.set.verify(&p.checkpoint).is_ok());
+        }
+    }
+    let _ = gateway::log::subjects::MapHead::from_lines(&text.lines().map(str::to_owned).collect::<Vec<_>>());
 });

@@ -7,7 +7,7 @@ use crate::audit::{checkpoint, entries, get, h, log_key};
 use crate::helpers::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use gateway::log::checkpoint::Checkpoint;
+use gateway::log::checkpoint::{Checkpoint, NoteVerifier};
 use gateway::log::cosign::CosignVerifier;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -175,6 +175,24 @@ async fn a_witness_cosigns_only_what_is_consistent_and_never_goes_back() {
         (s, ct.as_str(), body.as_str()),
         (409, "text/x.tlog.size", "8\n")
     );
+    // The same tree with another per-subject map (issue 28): the log's key signed two
+    // different checkpoints of size 8, a fork; refused and kept, and the same one again is fine.
+    let mut other = NoteVerifier::from_vkey(&log_key().vkey())
+        .unwrap()
+        .verify(&note8)
+        .unwrap();
+    assert!(
+        other
+            .extensions
+            .iter()
+            .any(|l| l.starts_with("ipga-r/subjects ")),
+        "{note8}"
+    );
+    other.extensions = vec![format!("ipga-r/subjects 0 {}", B64.encode([0u8; 32]))];
+    let (s, _, _) = add(&w, 8, &[], &log_key().sign(&other)).await;
+    assert_eq!(s, 422, "a second map for the same tree is refused");
+    let (s, _, again) = add(&w, 8, &[], &note8).await;
+    assert_eq!(s, 200, "{again}");
 
     // A fork: the log's key signs a checkpoint of the same size with another root (an entry
     // changed and every hash recomputed). Refused, 422.
@@ -277,7 +295,7 @@ async fn a_witness_cosigns_only_what_is_consistent_and_never_goes_back() {
     let w = start_witness(&dir);
     let (s, _, body) = add(&w, 0, &[], &note4).await;
     assert_eq!((s, body.as_str()), (409, "10\n"));
-    // The forked checkpoint is kept as evidence.
+    // The forked checkpoints are kept as evidence: the other root, and the other map.
     use sqlx::Connection;
     let mut db =
         sqlx::SqliteConnection::connect(&format!("sqlite://{}", dir.join("witness.db").display()))
@@ -287,7 +305,7 @@ async fn a_witness_cosigns_only_what_is_consistent_and_never_goes_back() {
         .fetch_one(&mut db)
         .await
         .unwrap();
-    assert_eq!(evidence, 1);
+    assert_eq!(evidence, 2);
     // And its state cannot be set back, even by hand.
     let back = sqlx::query("UPDATE witness_latest SET size = 4")
         .execute(&mut db)

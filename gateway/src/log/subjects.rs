@@ -461,7 +461,11 @@ pub fn verify_proof(
             ));
         }
         for e in &s.entries {
-            if !verify_inclusion(&e.leaf_hash, e.seq - 1, cp.size, &e.proof, &cp.root) {
+            let index = e
+                .seq
+                .checked_sub(1)
+                .ok_or("an entry with sequence number 0: the log has none")?;
+            if !verify_inclusion(&e.leaf_hash, index, cp.size, &e.proof, &cp.root) {
                 return Err(format!(
                     "entry {} is not in the log the checkpoint signs",
                     e.seq
@@ -486,7 +490,7 @@ pub fn verify_proof(
             }
             out.seqs.push(e.seq);
         }
-        out.entries += chain.count;
+        out.entries = out.entries.saturating_add(chain.count);
     }
     out.seqs.sort_unstable();
     Ok(out)

@@ -140,8 +140,23 @@ impl Witness {
         let keys = self.logs.get(origin).ok_or(Refused::UnknownOrigin)?;
         let _step = self.step.lock().await;
         let last = self.latest(origin).await?;
-        let checkpoint = match protocol::decide(&req, keys, last.as_ref().map(|(s, r, _)| (*s, *r)))
-        {
+        let decided = protocol::decide(&req, keys, last.as_ref().map(|(s, r, _)| (*s, *r)))
+            .and_then(|c| match &last {
+                // The same size with another body (another per-subject map, issue 28): the log
+                // signed two different checkpoints of one tree, which is a fork too.
+                Some((size, _, note))
+                    if c.size == *size
+                        && note
+                            .split_once("\n\n")
+                            .map(|(b, _)| format!("{b}\n"))
+                            .as_deref()
+                            != Some(signed_body.as_str()) =>
+                {
+                    Err(Refused::Inconsistent(*size))
+                }
+                _ => Ok(c),
+            });
+        let checkpoint = match decided {
             Ok(c) => c,
             Err(e) => {
                 // A signed but inconsistent checkpoint is evidence of a fork: kept.
