@@ -289,6 +289,49 @@ async fn a_retention_run_removes_what_expired_and_the_log_still_verifies_on_sqli
         letter["removed_under_retention"][0]["rule"], "log-alles",
         "{letter}"
     );
+    // Issue 28: the person's report is still proven complete, each removed entry in its place
+    // and shown as removed.
+    crate::audit::checkpoint(&gw).await;
+    let proven = std::path::PathBuf::from(format!("{path}.proven.json"));
+    let (code, out) = cli(&[
+        "audit",
+        "report",
+        "--config",
+        &config(),
+        "--database-url",
+        &url,
+        "--subject",
+        "999990044",
+        "--prove",
+        proven.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let (code, vkey) = cli(&["audit", "vkey", "--config", &config()]);
+    assert_eq!(code, 0, "{vkey}");
+    let vkey_file = std::path::PathBuf::from(format!("{path}.vkey"));
+    std::fs::write(&vkey_file, vkey).unwrap();
+    let (code, out) = cli(&[
+        "audit",
+        "verify-report",
+        proven.to_str().unwrap(),
+        "--vkey",
+        vkey_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let n: u64 = out
+        .trim_start_matches("complete: ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n >= 3, "{out}");
+    assert!(
+        out.contains(&format!("({n} of them removed by retention)")),
+        "{out}"
+    );
+    let _ = std::fs::remove_file(&proven);
+    let _ = std::fs::remove_file(&vkey_file);
     drop(gw);
     let out = verify(&url);
     assert!(out.contains("removed by retention"), "{out}");

@@ -333,6 +333,9 @@ pub async fn run(
     now: i64,
 ) -> Result<RunReport, RetentionError> {
     let db = log.db();
+    // Every entry about a person is in the per-subject map before any content goes (issue 28):
+    // its place in the person's chain outlives its content, and a proven report shows it removed.
+    crate::log::subjects::map_at(db, db.log_head().await?.size).await?;
     let mut report = RunReport::default();
     let mut planner = Planner::new(covenant, now, STEP_ROWS);
     let mut refused = 0;
