@@ -34,10 +34,9 @@ fn bench(c: &mut Criterion) {
     let texts: Vec<String> = (1..=LOG).map(entry).collect();
     let leaves: Vec<_> = texts.iter().map(|t| leaf_hash(t.as_bytes())).collect();
     let mut map = SubjectMap::default();
-    for (i, t) in texts.iter().enumerate() {
-        let seq = i as u64 + 1;
+    for ((t, leaf), seq) in texts.iter().zip(&leaves).zip(1..) {
         let who = gateway::log::subjects::about(t).expect("a subject");
-        map.add(&who, seq, &leaves[i]);
+        map.add(&who, seq, leaf);
     }
     let levels = Levels::new(leaves.clone());
     let key = LogKey::from_seed("bench.example/disclosures", &[1; 32]).expect("key");
@@ -53,11 +52,12 @@ fn bench(c: &mut Criterion) {
     let k = key_of(TARGET);
     let entries: Vec<ProvenEntry> = texts
         .iter()
+        .zip(&leaves)
         .enumerate()
-        .filter(|(_, t)| t.contains(TARGET))
-        .map(|(i, t)| ProvenEntry {
+        .filter(|(_, (t, _))| t.contains(TARGET))
+        .map(|(i, (t, leaf))| ProvenEntry {
             seq: i as u64 + 1,
-            leaf_hash: leaves[i],
+            leaf_hash: *leaf,
             entry: Some(t.clone()),
             proof: levels.proof(i),
         })
