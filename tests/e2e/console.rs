@@ -255,6 +255,12 @@ async fn an_officer_logs_in_searches_by_bsn_and_sees_an_entry_verified() {
     );
     assert!(letter.contains("@media print") || letter.contains("console.css"));
     assert!(!letter.contains(bsn));
+    // Issue 28: the console checked the report's proof itself, both ways, before saying so.
+    assert!(
+        letter.contains("Volledig bewezen tegen checkpoint ")
+            && letter.contains("dit overzicht laat er geen weg"),
+        "{letter}"
+    );
 
     // The log's state: the served checkpoint checked with the log key, the latest entries'
     // proofs; at the second visit, a consistency proof from the first.

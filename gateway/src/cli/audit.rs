@@ -177,6 +177,8 @@ fn verify_report(
     #[derive(serde::Deserialize)]
     struct ProvenReport {
         disclosures: Vec<Seq>,
+        #[serde(default)]
+        confidential_purposes_left_out: Vec<String>,
     }
     #[derive(serde::Deserialize)]
     struct Seq {
@@ -192,21 +194,16 @@ fn verify_report(
     })?;
     let keys = vkey_file(vkey)?;
     let (verifiers, quorum) = witness_quorum(witnesses, quorum)?;
+    let listed: Vec<u64> = p.report.disclosures.iter().map(|d| d.seq).collect();
     let checked = crate::log::subjects::verify_proof(&p.proof, &keys, &verifiers, quorum).and_then(
         |proven| {
-            // Every disclosure the report lists is one of the person's proven entries.
-            match p
-                .report
-                .disclosures
-                .iter()
-                .find(|d| !proven.seqs.contains(&d.seq))
-            {
-                Some(d) => Err(format!(
-                    "the report lists entry {}, which is not among the person's proven entries",
-                    d.seq
-                )),
-                None => Ok(proven),
-            }
+            crate::log::subjects::check_report(
+                &p.proof,
+                &proven,
+                &listed,
+                &p.report.confidential_purposes_left_out,
+            )
+            .map(|()| proven)
         },
     );
     match (checked, format) {

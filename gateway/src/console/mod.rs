@@ -860,14 +860,46 @@ async fn report(State(c): St, headers: HeaderMap, Form(f): Form<ReportForm>) -> 
     } else {
         "exclude"
     };
-    let body = serde_json::json!({"subject": {"bsn": bsn}, "confidential": confidential});
+    let body =
+        serde_json::json!({"subject": {"bsn": bsn}, "confidential": confidential, "prove": true});
     match c.post_json("/v1/audit/subjects/report", &body).await {
         Ok((200, body)) => match serde_json::from_str::<serde_json::Value>(&body) {
-            Ok(v) => pages::letter(&csrf, &v, c.clock.today()).into_response(),
+            Ok(v) => {
+                let proven = complete(&c, &v);
+                pages::letter(&csrf, &v, c.clock.today(), &proven).into_response()
+            }
             Err(_) => failed(&csrf, Ok((200, "{\"detail\":\"not JSON\"}".into()))),
         },
         other => failed(&csrf, other),
     }
+}
+
+/// The console's own check that a report is complete (issue 28): its proof against the log's
+/// key and every witness the console knows, and each disclosure it lists among the proven
+/// entries. The letter says "volledig bewezen" only when this passed.
+fn complete(
+    c: &Console,
+    report: &serde_json::Value,
+) -> Result<crate::log::subjects::Proven, String> {
+    let proof: crate::log::subjects::SubjectProof =
+        serde_json::from_value(at(report, "proof").clone())
+            .map_err(|_| "the gateway sent no proof with the report".to_owned())?;
+    let proven =
+        crate::log::subjects::verify_proof(&proof, &c.keys, &c.witnesses, c.witnesses.len())?;
+    let listed: Vec<u64> = at(report, "disclosures")
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| at(d, "seq").as_u64())
+        .collect();
+    let left_out: Vec<String> = at(report, "confidential_purposes_left_out")
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u.as_str().map(str::to_owned))
+        .collect();
+    crate::log::subjects::check_report(&proof, &proven, &listed, &left_out)?;
+    Ok(proven)
 }
 
 /// Entries at the end of the log whose inclusion the health page checks.

@@ -312,7 +312,12 @@ pub fn report_form(csrf: &str) -> Markup {
 }
 
 /// The art. 15 report as a printable letter.
-pub fn letter(csrf: &str, report: &Value, today: time::Date) -> Markup {
+pub fn letter(
+    csrf: &str,
+    report: &Value,
+    today: time::Date,
+    proven: &Result<crate::log::subjects::Proven, String>,
+) -> Markup {
     let items = at(report, "disclosures")
         .as_array()
         .cloned()
@@ -366,6 +371,10 @@ pub fn letter(csrf: &str, report: &Value, today: time::Date) -> Markup {
             }
             @for n in &removed {
                 p class="note" { "Verwijderd volgens de bewaartermijn " (s(n, "rule")) " (" (s(n, "ground")) "): vastleggingen van vóór " (s(n, "removed_before")) "; die staan niet meer in dit overzicht." }
+            }
+            @match proven {
+                Ok(p) => p class="proven" { "Volledig bewezen tegen checkpoint " (p.size) ", medeondertekend door " (if p.witnesses.is_empty() { "geen getuige".to_owned() } else { p.witnesses.join(", ") }) ": het logboek bevat tot dat punt " (p.entries) " vastleggingen over u (waarvan " (p.removed) " verwijderd na hun bewaartermijn), en dit overzicht laat er geen weg." },
+                Err(why) => p class="note" { "Niet bewezen dat dit overzicht volledig is: " (why) "." },
             }
         },
     )

@@ -229,6 +229,7 @@ fn schemas() -> Value {
         json!({
             "subject": strict(&["bsn"], json!({"bsn": bsn})),
             "confidential": {"enum": ["include", "exclude"]},
+            "prove": {"type": "boolean", "description": "also the proof that the report is complete (docs/audit.md)"},
         }),
     );
     let regisseur = strict(
@@ -350,7 +351,7 @@ fn schemas() -> Value {
             "items": {"type": "array", "items": reference("LogEntry")}, "next_after": nullable("integer"),
         })),
         "SubjectReport": object(&["data_subject", "confidential_purposes_left_out", "disclosures"], json!({
-            "data_subject": s("string"),
+            "data_subject": s("string"), "proof": s("object"),
             "confidential_purposes_left_out": {"type": "array", "items": s("string")},
             "confidential_grounds": {"type": "object", "additionalProperties": s("string")},
             "disclosures": {"type": "array", "items": object(&["seq", "at", "to", "kind", "data_received", "legal_grounds", "policy_version", "version_known"], json!({

@@ -496,6 +496,44 @@ pub fn verify_proof(
     Ok(out)
 }
 
+/// A report against its checked proof, both ways: every disclosure it lists is one of the
+/// person's proven entries, and every proven entry it must list (answered, its data reaching a
+/// recipient, outside the purposes it says it left out) is in it.
+pub fn check_report(
+    proof: &SubjectProof,
+    proven: &Proven,
+    listed: &[u64],
+    left_out: &[String],
+) -> Result<(), String> {
+    if let Some(s) = listed.iter().find(|s| !proven.seqs.contains(s)) {
+        return Err(format!(
+            "the report lists entry {s}, which is not among the person's proven entries"
+        ));
+    }
+    let must = proof.subjects.iter().flat_map(|s| &s.entries).filter(|e| {
+        e.entry
+            .as_deref()
+            .and_then(|t| super::entry::LogEntry::parse(i64::try_from(e.seq).unwrap_or(0), t).ok())
+            .is_some_and(|x| {
+                x.kind.reaches_recipient()
+                    && x.outcome.answered()
+                    && !x
+                        .processing_activity
+                        .as_ref()
+                        .is_some_and(|u| left_out.contains(u))
+            })
+    });
+    for e in must {
+        if !listed.contains(&e.seq) {
+            return Err(format!(
+                "entry {}, data about the person that reached a recipient, is missing from the report",
+                e.seq
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Hashes as hex strings: a list, or `one`.
 mod hexes {
     use super::Hash;

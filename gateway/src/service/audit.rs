@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::lifecycle::PolicyBuilder;
 use crate::log::entry::{Kind, LogEntry, Outcome};
 use crate::refusal::Refusal;
-use crate::store::{Db, LogFilter, StoreError};
+use crate::store::{Db, LogFilter, StoreError, StoredCheckpoint};
 use policy::{CompiledCovenant, OutcomeClass};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -272,17 +272,32 @@ pub async fn prove_subject(
         let lines: Vec<String> = body.lines().skip(3).map(str::to_owned).collect();
         MapHead::from_lines(&lines)
     };
-    let cp = db
+    // The newest checkpoint that commits the map and that a witness cosigned, else the newest
+    // that commits it: the proof is complete up to a witnessed state where there is one.
+    let mut committing: Vec<StoredCheckpoint> = db
         .checkpoints()
         .await?
         .into_iter()
-        .rev()
-        .find(|c| committed(&c.note).is_some())
-        .ok_or_else(|| {
-            crate::log::LogError::Range(
-                "no checkpoint commits the per-subject map yet: let the gateway sign one (it does within its checkpoint interval) and ask again".into(),
-            )
-        })?;
+        .filter(|c| committed(&c.note).is_some())
+        .collect();
+    let cosigned: BTreeSet<i64> = db
+        .cosignatures(None)
+        .await?
+        .into_iter()
+        .map(|c| c.size)
+        .collect();
+    let cp = match committing
+        .iter()
+        .rposition(|c| cosigned.contains(&c.size))
+    {
+        Some(i) => Some(committing.swap_remove(i)),
+        None => committing.pop(),
+    }
+    .ok_or_else(|| {
+        crate::log::LogError::Range(
+            "no checkpoint commits the per-subject map yet: let the gateway sign one (it does within its checkpoint interval) and ask again".into(),
+        )
+    })?;
     let size = u64::try_from(cp.size).map_err(|_| crate::log::LogError::Corrupt("size".into()))?;
     let map = map_at(db, cp.size).await?;
     let mut subjects = Vec::new();
@@ -620,6 +635,9 @@ pub struct SubjectReport {
     /// Older disclosures the log no longer holds: removed under the covenant's retention rules,
     /// so that a short list is not mistaken for a complete one.
     pub removed_under_retention: Vec<RemovedNotice>,
+    /// When asked for: what proves the report complete (issue 28), for the asker to check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<crate::log::subjects::SubjectProof>,
 }
 
 /// Disclosures of some kinds older than a date removed under a retention rule (of anyone: a
@@ -843,6 +861,7 @@ pub async fn subject_report(
         confidential_grounds,
         disclosures: out,
         removed_under_retention: removed_notices(db).await?,
+        proof: None,
     })
 }
 
@@ -856,6 +875,9 @@ pub struct SubjectQuery {
     /// Whether purposes the covenant marks confidential are in the report (default: left out).
     #[serde(default)]
     pub confidential: Confidential,
+    /// Also the proof that the report is complete (issue 28), for the asker to check.
+    #[serde(default)]
+    pub prove: bool,
 }
 
 /// Whether an art. 15 report holds the purposes the covenant marks confidential.
@@ -881,7 +903,7 @@ pub async fn subject(
     call.record.data_subject = pseudonyms.first().cloned();
     let active = call.policy.covenant.clone();
     let mut versions = Versions::new(app.db.clone(), [active.clone()]);
-    let report = subject_report(
+    let mut report = subject_report(
         &app.db,
         &mut versions,
         &active,
@@ -890,10 +912,31 @@ pub async fn subject(
         visible_to,
     )
     .await?;
+    if q.prove {
+        // A checkpoint over the log as it is, should none commit the map yet.
+        app.log.checkpoint(app.clock.now()).await.map_err(|e| {
+            tracing::error!(error = %e, "no checkpoint for a proven report");
+            Refusal::DisclosureLogUnavailable
+        })?;
+        report.proof = Some(
+            prove_subject(&app.db, &pseudonyms)
+                .await
+                .map_err(|e| match e {
+                    crate::log::LogError::Range(why) => Refusal::InvalidBody(why),
+                    e => {
+                        tracing::error!(error = %e, "the per-subject map could not prove a report");
+                        Refusal::DisclosureLogUnavailable
+                    }
+                })?,
+        );
+    }
     record_query(
         app,
         call,
-        format!("subject report confidential={include_confidential}"),
+        format!(
+            "subject report confidential={include_confidential} prove={}",
+            q.prove
+        ),
     )
     .await?;
     Ok(report)
