@@ -134,6 +134,14 @@ pub enum Finding {
         /// Why it could not be checked.
         detail: String,
     },
+    /// The per-subject map holds fewer people than at a checkpoint this monitor saw, or none:
+    /// someone's entries were dropped from the index (issue 28).
+    SubjectsShrank {
+        /// People in the map at the size this monitor saw.
+        seen: u64,
+        /// People in the map served now (none: no map).
+        served: Option<u64>,
+    },
     /// The served checkpoint is cosigned by fewer than the quorum.
     Unwitnessed {
         /// Valid cosignatures.
@@ -168,6 +176,7 @@ impl Finding {
             Finding::BadReceipt { .. } => "bad-receipt",
             Finding::Unchecked { .. } => "unchecked",
             Finding::Unwitnessed { .. } => "unwitnessed",
+            Finding::SubjectsShrank { .. } => "subjects-shrank",
         }
     }
 }
@@ -215,6 +224,11 @@ impl std::fmt::Display for Finding {
             } => write!(
                 f,
                 "NOT CHECKED: receipt {receipt} (seq {seq}): the gateway gave no proof this round ({detail}); checked again next round"
+            ),
+            Finding::SubjectsShrank { seen, served } => write!(
+                f,
+                "SUBJECTS: the per-subject map held {seen} people when this monitor last looked, and now {}: a person's entries were dropped from the index their report is proven against",
+                served.map_or_else(|| "none (no map)".to_owned(), |n| n.to_string())
             ),
             Finding::Unwitnessed { have, need } => write!(
                 f,
@@ -474,6 +488,16 @@ impl Monitor {
                     size: s.size,
                     detail,
                 });
+            }
+            // The per-subject map only grows: nobody leaves it (issue 28).
+            use crate::log::subjects::MapHead;
+            if let Some(seen) = MapHead::in_note(&s.note).map(|m| m.size) {
+                let served = MapHead::from_lines(&c.extensions).map(|m| m.size);
+                if served.is_none_or(|n| n < seen) {
+                    round
+                        .findings
+                        .push(Finding::SubjectsShrank { seen, served });
+                }
             }
         }
         // Against what each witness last cosigned.

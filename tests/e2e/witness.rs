@@ -754,6 +754,7 @@ async fn rewind(url: &str, to: i64) {
         "log_products_append_only_d",
         "log_checkpoints_append_only_d",
         "log_cosignatures_append_only_d",
+        "log_subject_entries_append_only_d",
         "log_tree_head_only_grows",
     ] {
         db.execute_unchecked(&format!("DROP TRIGGER IF EXISTS {t}"))
@@ -766,6 +767,7 @@ async fn rewind(url: &str, to: i64) {
         format!("DELETE FROM log_leaves WHERE seq > {to}"),
         format!("DELETE FROM log_checkpoints WHERE size > {to}"),
         format!("DELETE FROM log_cosignatures WHERE size > {to}"),
+        format!("DELETE FROM log_subject_entries WHERE seq > {to}"),
         format!("DELETE FROM log_nodes WHERE (idx + 1) << height > {to}"),
         format!(
             "UPDATE log_tree_head SET size = {to}, chain_hash = (SELECT chain_hash FROM log_leaves WHERE seq = {to}), root = (SELECT root FROM log_checkpoints WHERE size = {to})"
@@ -902,6 +904,8 @@ async fn a_partners_monitor_checks_receipts_and_reports_a_rewind_and_a_fork() {
         out.contains("MISSING ENTRY") || out.contains("LATE INCLUSION"),
         "{out}"
     );
+    // And the per-subject map lost the people the removed entries were about (issue 28).
+    assert!(out.contains("SUBJECTS: the per-subject map held "), "{out}");
     println!("monitor on a rewound log:\n{out}");
 
     // The rewound log grows past what the witnesses saw: a fork. They refuse to cosign it, and

@@ -86,6 +86,7 @@ impl Metrics {
             "late-inclusion",
             "bad-receipt",
             "unwitnessed",
+            "subjects-shrank",
         ] {
             let n = r.map_or(0, |r| {
                 r.findings.iter().filter(|f| f.kind() == kind).count()

@@ -111,6 +111,13 @@ impl MapHead {
         )
     }
 
+    /// The map head a checkpoint note commits (its extension line), if it commits one.
+    pub fn in_note(note: &str) -> Option<MapHead> {
+        let body = note.split("\n\n").next()?;
+        let lines: Vec<String> = body.lines().skip(3).map(str::to_owned).collect();
+        MapHead::from_lines(&lines)
+    }
+
     /// Reads the extension line from a checkpoint's extension lines, if it has one.
     pub fn from_lines(lines: &[String]) -> Option<MapHead> {
         use base64::Engine;

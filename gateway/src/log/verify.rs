@@ -197,11 +197,7 @@ fn subject_map_check(
     use super::subjects::{Chain, MapHead, SubjectMap};
     let committed: Vec<(i64, MapHead)> = checkpoints
         .iter()
-        .filter_map(|c| {
-            let body = c.note.split("\n\n").next()?;
-            let lines: Vec<String> = body.lines().skip(3).map(str::to_owned).collect();
-            Some((c.size, MapHead::from_lines(&lines)?))
-        })
+        .filter_map(|c| Some((c.size, MapHead::in_note(&c.note)?)))
         .collect();
     let Some(indexed_to) = committed.iter().map(|(s, _)| *s).max() else {
         return;
@@ -220,13 +216,18 @@ fn subject_map_check(
             return;
         }
     }
-    if let Some((_, seq, _)) = rows
-        .iter()
-        .find(|(k, s, _)| derived.get(s).is_some_and(|d| hex::encode(d) != *k))
-    {
+    // A row must name the entry's own person, unless retention removed the entry's content.
+    let removed = |seq: i64| {
+        let ranges = &pass.report.removed_ranges;
+        let i = ranges.partition_point(|r| r.last < seq);
+        ranges.get(i).is_some_and(|r| r.first <= seq)
+    };
+    if let Some((_, seq, _)) = rows.iter().find(|(k, s, _)| {
+        derived.get(s).map(hex::encode).as_deref() != Some(k.as_str()) && !removed(*s)
+    }) {
         pass.bad(
             *seq,
-            format!("the per-subject map names entry {seq} for another person than the entry's"),
+            format!("the per-subject map names entry {seq} for another person than the entry's, or for an entry about nobody"),
         );
         return;
     }

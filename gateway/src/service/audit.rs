@@ -267,18 +267,13 @@ pub async fn prove_subject(
     pseudonyms: &[String],
 ) -> Result<crate::log::subjects::SubjectProof, crate::log::LogError> {
     use crate::log::subjects::{MapHead, ProvenEntry, ProvenSubject, SubjectProof, key_of, map_at};
-    let committed = |note: &str| {
-        let body = note.split("\n\n").next().unwrap_or_default();
-        let lines: Vec<String> = body.lines().skip(3).map(str::to_owned).collect();
-        MapHead::from_lines(&lines)
-    };
     // The newest checkpoint that commits the map and that a witness cosigned, else the newest
     // that commits it: the proof is complete up to a witnessed state where there is one.
     let mut committing: Vec<StoredCheckpoint> = db
         .checkpoints()
         .await?
         .into_iter()
-        .filter(|c| committed(&c.note).is_some())
+        .filter(|c| MapHead::in_note(&c.note).is_some())
         .collect();
     let cosigned: BTreeSet<i64> = db
         .cosignatures(None)
