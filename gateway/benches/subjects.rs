@@ -64,6 +64,7 @@ fn bench(c: &mut Criterion) {
         .collect();
     let proof = SubjectProof {
         checkpoint: note,
+        not_covered: Vec::new(),
         subjects: vec![ProvenSubject {
             pseudonym: TARGET.into(),
             map: map.prove(&k),

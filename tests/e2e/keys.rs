@@ -388,6 +388,16 @@ async fn pseudonym_rotation_under_load(url: String) {
     let (code, s) = status(&config, &url, &env);
     assert_eq!(code, 0, "{s}");
     assert_eq!(s["pseudonym"]["keys"].as_array().unwrap().len(), 1, "{s}");
+    // Issue 28: a proven report says what it cannot cover: the retired key's entries.
+    let proven = officer_body(
+        &gw,
+        "/v1/audit/subjects/report",
+        json!({"subject": {"bsn": bsn}, "prove": true}),
+    )
+    .await;
+    let not_covered = proven["proof"]["not_covered"].as_array().unwrap();
+    assert_eq!(not_covered.len(), 1, "{}", proven["proof"]["not_covered"]);
+    assert!(not_covered[0]["seq"].as_i64().unwrap() > 0);
     drop(gw);
     let (code, out, err) = cli(
         &[

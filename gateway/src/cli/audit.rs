@@ -224,6 +224,12 @@ fn verify_report(
                 },
                 p.report.disclosures.len()
             );
+            for k in &proven.not_covered {
+                println!(
+                    "not covered: entries under pseudonym key {}, retired at entry {} ({}): that key is gone, so they can no longer be found by BSN",
+                    k.key, k.seq, k.at
+                );
+            }
             Ok(0)
         }
         (Err(why), OutputFormat::Json) => {

@@ -376,6 +376,11 @@ pub fn letter(
                 Ok(p) => p class="proven" { "Volledig bewezen tegen checkpoint " (p.size) ", medeondertekend door " (if p.witnesses.is_empty() { "geen getuige".to_owned() } else { p.witnesses.join(", ") }) ": het logboek bevat tot dat punt " (p.entries) " vastleggingen over u (waarvan " (p.removed) " verwijderd na hun bewaartermijn), en dit overzicht laat er geen weg." },
                 Err(why) => p class="note" { "Niet bewezen dat dit overzicht volledig is: " (why) "." },
             }
+            @if let Ok(p) = proven {
+                @for k in &p.not_covered {
+                    p class="note" { "Niet gedekt door dit bewijs: vastleggingen onder pseudoniemsleutel " (k.key) ", buiten gebruik gesteld op " (k.at) " (vastlegging " (k.seq) "); die sleutel is weg, dus zulke vastleggingen zijn niet meer op BSN te vinden." }
+                }
+            }
         },
     )
 }

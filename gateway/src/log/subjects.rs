@@ -374,6 +374,23 @@ pub struct SubjectProof {
     pub checkpoint: String,
     /// Per pseudonym.
     pub subjects: Vec<ProvenSubject>,
+    /// What the proof cannot cover, as the log records it: the pseudonym keys retired before it
+    /// was made (entries about the person under them can no longer be found), each with the
+    /// sequence number of the `keys` entry that retired it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_covered: Vec<RetiredKey>,
+}
+
+/// A pseudonym key the log says was retired: a person's entries made under it can no longer be
+/// found by BSN, so no proof covers them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RetiredKey {
+    /// The key's id.
+    pub key: String,
+    /// The `keys` entry that retired it.
+    pub seq: i64,
+    /// When (RFC 3339).
+    pub at: String,
 }
 
 /// One pseudonym's part of a proof.
@@ -415,6 +432,8 @@ pub struct Proven {
     pub removed: u64,
     /// Their sequence numbers.
     pub seqs: Vec<u64>,
+    /// What the proof says it cannot cover (retired pseudonym keys).
+    pub not_covered: Vec<RetiredKey>,
 }
 
 /// Checks a proof offline: the checkpoint against the log's keys and `quorum` of the witnesses,
@@ -449,6 +468,7 @@ pub fn verify_proof(
         entries: 0,
         removed: 0,
         seqs: Vec::new(),
+        not_covered: p.not_covered.clone(),
     };
     for s in &p.subjects {
         let key = key_of(&s.pseudonym);

@@ -329,7 +329,52 @@ pub async fn prove_subject(
     Ok(SubjectProof {
         checkpoint: crate::witnessing::with_cosignatures(&cp.note, &cosignatures),
         subjects,
+        not_covered: retired_pseudonym_keys(db, cp.size).await?,
     })
+}
+
+/// The pseudonym keys the log says were retired up to entry `upto`: a person's entries made
+/// under them can no longer be found by BSN, so a proof says it does not cover them.
+async fn retired_pseudonym_keys(
+    db: &Db,
+    upto: i64,
+) -> Result<Vec<crate::log::subjects::RetiredKey>, StoreError> {
+    use crate::log::entry::{KeyAction, KeyName};
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let filter = LogFilter {
+            kinds: vec![Kind::Keys.as_str()],
+            after_seq: after,
+            limit: 1000,
+            ..LogFilter::default()
+        };
+        let rows = db.search(&filter).await?;
+        let Some(last) = rows.last().map(|r| r.0) else {
+            break;
+        };
+        for (seq, text, _) in &rows {
+            let Ok(e) = LogEntry::parse(*seq, text) else {
+                continue;
+            };
+            if let Some(k) = e.keys.filter(|k| {
+                k.key == KeyName::Pseudonym && k.action == KeyAction::Retired && *seq <= upto
+            }) {
+                for id in &k.from {
+                    out.push(crate::log::subjects::RetiredKey {
+                        key: id.clone(),
+                        seq: *seq,
+                        at: crate::log::entry::rfc3339::format(e.at).unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        if rows.len() < 1000 || last > upto {
+            break;
+        }
+        after = last;
+    }
+    Ok(out)
 }
 
 /// Searches the log.
