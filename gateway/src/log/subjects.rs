@@ -354,9 +354,11 @@ impl MapProof {
         }
         let encloses = match (&self.below, &self.above) {
             (None, None) => map.size == 0,
-            (Some(b), None) => b.key < *key && b.index + 1 == map.size,
+            (Some(b), None) => b.key < *key && b.index.checked_add(1) == Some(map.size),
             (None, Some(a)) => *key < a.key && a.index == 0,
-            (Some(b), Some(a)) => b.key < *key && *key < a.key && b.index + 1 == a.index,
+            (Some(b), Some(a)) => {
+                b.key < *key && *key < a.key && b.index.checked_add(1) == Some(a.index)
+            }
         };
         if encloses {
             Ok(None)
