@@ -17,32 +17,36 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// A decision of the Regieoverleg as the demo's minutes record it: three members of three
-/// partners, the example covenant's quorum.
-fn regieoverleg(reference: &str, date: &str) -> Value {
-    json!({"reference": reference, "date": date, "members": [
-        {"partner": "oov", "staff_id": "ro.gemeente"},
-        {"partner": "politie", "staff_id": "ro.politie"},
-        {"partner": "om", "staff_id": "ro.om"}]})
+/// A body's decision or review as the demo's minutes record it: its reference, the meeting's
+/// date and the members (partner, staff id) who took it.
+fn minutes(reference: &str, date: &str, members: &[(&str, &str)]) -> Value {
+    let members: Vec<Value> = members
+        .iter()
+        .map(|(partner, staff_id)| json!({"partner": partner, "staff_id": staff_id}))
+        .collect();
+    json!({"reference": reference, "date": date, "members": members})
 }
 
-/// A decision of the PTO-R as the demo's minutes record it: four members of four partners,
-/// the example covenant's quorum (the 2019 process: the PTO-R approves inclusion).
-fn pto_r(reference: &str, date: &str) -> Value {
-    json!({"reference": reference, "date": date, "members": [
-        {"partner": "oov", "staff_id": "pto.gemeente"},
-        {"partner": "politie", "staff_id": "pto.politie"},
-        {"partner": "om", "staff_id": "pto.om"},
-        {"partner": "ggd", "staff_id": "pto.ggd"}]})
-}
-
-/// A review by the ITAT-R as the demo's minutes record it: three members of three partners.
-fn itat_r(reference: &str, date: &str) -> Value {
-    json!({"reference": reference, "date": date, "members": [
-        {"partner": "oov", "staff_id": "itat.gemeente"},
-        {"partner": "politie", "staff_id": "itat.politie"},
-        {"partner": "rn", "staff_id": "itat.rn"}]})
-}
+/// The Regieoverleg's members in the demo: three of three partners, the example's quorum.
+const REGIEOVERLEG: [(&str, &str); 3] = [
+    ("oov", "ro.gemeente"),
+    ("politie", "ro.politie"),
+    ("om", "ro.om"),
+];
+/// The PTO-R's members in the demo: four of four partners, the example's quorum (in the 2019
+/// process the PTO-R approves inclusion).
+const PTO_R: [(&str, &str); 4] = [
+    ("oov", "pto.gemeente"),
+    ("politie", "pto.politie"),
+    ("om", "pto.om"),
+    ("ggd", "pto.ggd"),
+];
+/// The ITAT-R's members in the demo: three of three partners, the example's quorum.
+const ITAT_R: [(&str, &str); 3] = [
+    ("oov", "itat.gemeente"),
+    ("politie", "itat.politie"),
+    ("rn", "itat.rn"),
+];
 
 /// The example covenant, built in so that the demo also runs outside the repository.
 pub const EXAMPLE_COVENANT: &str = include_str!("../../ops/covenant/ipga-r.toml");
@@ -1165,7 +1169,7 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
 
     // 6. Decision.
     d.say("The PTO-R approves inclusion (the 2019 process); the Regieoverleg's regisseur comes from Reclassering, the UVO partners follow");
-    let mut include = json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision_date": "2026-10-20", "decision": pto_r("PTO-2026-10-20/4", "2026-10-20")});
+    let mut include = json!({"status": "opgenomen", "regisseur": {"partner": "rn", "staff_id": "reg.mulder"}, "decision_date": "2026-10-20", "decision": minutes("PTO-2026-10-20/4", "2026-10-20", &PTO_R)});
     // The double-approach check: the person's newest check was not answered by Top600.
     let (st, v) = d
         .call(
@@ -1245,7 +1249,7 @@ pub async fn run(dir: PathBuf, keep: bool) -> anyhow::Result<String> {
             &overleg,
             reqwest::Method::PATCH,
             &format!("/v1/cases/{case_id}"),
-            Some(json!({"status": "uitvoering", "decision": regieoverleg("RO-2026-11-03/2", "2026-11-03"), "review": itat_r("ITAT-2026-10-29/5", "2026-10-29")})),
+            Some(json!({"status": "uitvoering", "decision": minutes("RO-2026-11-03/2", "2026-11-03", &REGIEOVERLEG), "review": minutes("ITAT-2026-10-29/5", "2026-10-29", &ITAT_R)})),
         )
         .await?;
     d.note(&format!(

@@ -1187,6 +1187,52 @@ async fn an_archive_is_a_closed_range_that_verifies_offline_and_can_be_encrypted
     assert!(String::from_utf8_lossy(&out.stderr).contains("no signed checkpoint"));
 }
 
+/// `audit report --prove FILE` for `subject` from the database at `url`.
+pub(crate) fn prove_report(
+    cfg: &str,
+    url: &str,
+    subject: &str,
+    file: &std::path::Path,
+) -> (i32, String) {
+    audit_cli(&[
+        "report",
+        "--config",
+        cfg,
+        "--database-url",
+        url,
+        "--subject",
+        subject,
+        "--prove",
+        file.to_str().unwrap(),
+    ])
+}
+
+/// `audit verify-report FILE` with the log's verifier keys in `vkey_file`.
+pub(crate) fn verify_report(file: &std::path::Path, vkey_file: &std::path::Path) -> (i32, String) {
+    audit_cli(&[
+        "verify-report",
+        file.to_str().unwrap(),
+        "--vkey",
+        vkey_file.to_str().unwrap(),
+    ])
+}
+
+/// The log's verifier keys (`audit vkey`) written to `path`, for checks offline.
+pub(crate) fn write_log_vkey(cfg: &str, path: &std::path::Path) {
+    let (code, vkey) = audit_cli(&["vkey", "--config", cfg]);
+    assert_eq!(code, 0, "{vkey}");
+    std::fs::write(path, vkey).unwrap();
+}
+
+/// How many entries `verify-report` says it proved (`complete: N entries …`).
+pub(crate) fn proven_count(text: &str) -> u64 {
+    text.trim_start_matches("complete: ")
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a proven report: {text}"))
+}
+
 /// Issue 28: a person's report proven complete. Every entry about the person up to a checkpoint
 /// is in the proof, checked offline with the log's key; a person with no entries gets a proof of
 /// absence; a row removed from the per-subject map by hand (as an operator could) fails both the
@@ -1205,31 +1251,10 @@ async fn a_persons_report_is_proven_complete_and_a_removed_index_row_is_caught()
     let cfg = cfg.to_str().unwrap();
     let dir = scratch().join(format!("proven-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (code, vkey) = audit_cli(&["vkey", "--config", cfg]);
-    assert_eq!(code, 0, "{vkey}");
     let vkey_file = dir.join("log.vkey");
-    std::fs::write(&vkey_file, vkey).unwrap();
-    let prove = |who: &str, file: &std::path::Path| {
-        audit_cli(&[
-            "report",
-            "--config",
-            cfg,
-            "--database-url",
-            &gw.database_url,
-            "--subject",
-            who,
-            "--prove",
-            file.to_str().unwrap(),
-        ])
-    };
-    let check = |file: &std::path::Path| {
-        audit_cli(&[
-            "verify-report",
-            file.to_str().unwrap(),
-            "--vkey",
-            vkey_file.to_str().unwrap(),
-        ])
-    };
+    write_log_vkey(cfg, &vkey_file);
+    let prove = |who: &str, file: &std::path::Path| prove_report(cfg, &gw.database_url, who, file);
+    let check = |file: &std::path::Path| verify_report(file, &vkey_file);
     let proven = dir.join("proven.json");
     let (code, text) = prove(bsn, &proven);
     assert_eq!(code, 0, "{text}");
@@ -1240,13 +1265,7 @@ async fn a_persons_report_is_proven_complete_and_a_removed_index_row_is_caught()
     let (code, text) = check(&proven);
     assert_eq!(code, 0, "{text}");
     assert!(text.starts_with("complete: "), "{text}");
-    let entries: u64 = text
-        .trim_start_matches("complete: ")
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let entries = proven_count(&text);
     assert!(
         entries >= 4,
         "registered, changed, deposited, disclosed: {text}"

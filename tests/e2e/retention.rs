@@ -293,38 +293,13 @@ async fn a_retention_run_removes_what_expired_and_the_log_still_verifies_on_sqli
     // and shown as removed.
     crate::audit::checkpoint(&gw).await;
     let proven = std::path::PathBuf::from(format!("{path}.proven.json"));
-    let (code, out) = cli(&[
-        "audit",
-        "report",
-        "--config",
-        &config(),
-        "--database-url",
-        &url,
-        "--subject",
-        "999990044",
-        "--prove",
-        proven.to_str().unwrap(),
-    ]);
+    let (code, out) = crate::audit::prove_report(&config(), &url, "999990044", &proven);
     assert_eq!(code, 0, "{out}");
-    let (code, vkey) = cli(&["audit", "vkey", "--config", &config()]);
-    assert_eq!(code, 0, "{vkey}");
     let vkey_file = std::path::PathBuf::from(format!("{path}.vkey"));
-    std::fs::write(&vkey_file, vkey).unwrap();
-    let (code, out) = cli(&[
-        "audit",
-        "verify-report",
-        proven.to_str().unwrap(),
-        "--vkey",
-        vkey_file.to_str().unwrap(),
-    ]);
+    crate::audit::write_log_vkey(&config(), &vkey_file);
+    let (code, out) = crate::audit::verify_report(&proven, &vkey_file);
     assert_eq!(code, 0, "{out}");
-    let n: u64 = out
-        .trim_start_matches("complete: ")
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let n = crate::audit::proven_count(&out);
     assert!(n >= 3, "{out}");
     assert!(
         out.contains(&format!("({n} of them removed by retention)")),

@@ -6,6 +6,11 @@ use sha2::{Digest, Sha256};
 /// A SHA-256 hash.
 pub type Hash = [u8; 32];
 
+/// Parses a hash written in hex.
+pub fn parse_hash(s: &str) -> Option<Hash> {
+    hex::decode(s).ok()?.try_into().ok()
+}
+
 /// `SHA-256(0x00 || data)`: the hash of a leaf.
 pub fn leaf_hash(data: &[u8]) -> Hash {
     let mut h = Sha256::new();

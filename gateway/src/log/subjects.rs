@@ -207,12 +207,9 @@ impl Indexed {
     pub async fn load(db: &Db, upto: i64) -> Result<Indexed, StoreError> {
         let mut out = Indexed::default();
         for (key, seq, leaf) in db.subject_entries(None, upto).await? {
-            let key: Hash = hex::decode(&key)
-                .ok()
-                .and_then(|k| k.try_into().ok())
-                .ok_or_else(|| {
-                    StoreError::Corrupt("a subject map key is not 32 bytes of hex".into())
-                })?;
+            let key = super::merkle::parse_hash(&key).ok_or_else(|| {
+                StoreError::Corrupt("a subject map key is not 32 bytes of hex".into())
+            })?;
             out.map
                 .chains
                 .entry(key)
@@ -568,10 +565,6 @@ mod hexes {
     use super::Hash;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    fn hash(h: &str) -> Option<Hash> {
-        hex::decode(h).ok().and_then(|b| b.try_into().ok())
-    }
-
     pub mod one {
         use super::Hash;
         use serde::{Deserialize, Deserializer, Serializer};
@@ -581,7 +574,7 @@ mod hexes {
         }
 
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Hash, D::Error> {
-            super::hash(&String::deserialize(d)?)
+            crate::log::merkle::parse_hash(&String::deserialize(d)?)
                 .ok_or_else(|| serde::de::Error::custom("a 32-byte hex hash"))
         }
     }
@@ -593,7 +586,10 @@ mod hexes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Hash>, D::Error> {
         Vec::<String>::deserialize(d)?
             .into_iter()
-            .map(|h| hash(&h).ok_or_else(|| serde::de::Error::custom("a 32-byte hex hash")))
+            .map(|h| {
+                crate::log::merkle::parse_hash(&h)
+                    .ok_or_else(|| serde::de::Error::custom("a 32-byte hex hash"))
+            })
             .collect()
     }
 }

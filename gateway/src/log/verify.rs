@@ -235,7 +235,7 @@ fn subject_map_check(
     let mut rows = rows.iter().peekable();
     for (size, head) in &committed {
         while let Some((k, seq, leaf)) = rows.next_if(|(_, s, _)| s <= size) {
-            if let Some(key) = hex::decode(k).ok().and_then(|b| <Hash>::try_from(b).ok()) {
+            if let Some(key) = parse_hash(k) {
                 map.chains
                     .entry(key)
                     .or_insert_with(Chain::default)
@@ -1001,10 +1001,7 @@ pub enum ExportLine {
     },
 }
 
-/// Parses a hex hash.
-pub fn parse_hash(s: &str) -> Option<Hash> {
-    hex::decode(s).ok()?.try_into().ok()
-}
+pub use super::merkle::parse_hash;
 
 /// Verifies an export file (untrusted input: every line is checked, nothing is assumed). An
 /// entry that no signed checkpoint in the file covers is unproven: a failure unless
