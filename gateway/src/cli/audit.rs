@@ -1019,7 +1019,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<i32> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{}", e.describe().1))?;
                 if let Some(path) = &prove {
-                    let proof = crate::service::audit::prove_subject(&db, &pseudonyms)
+                    let proof = crate::service::audit::prove_subject(&db, &pseudonyms, None)
                         .await
                         .map_err(|e| anyhow::anyhow!("proving the report complete: {e}"))?;
                     let text = serde_json::to_string_pretty(

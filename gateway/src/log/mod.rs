@@ -375,6 +375,13 @@ impl Log {
         Ok((head.size, stored))
     }
 
+    /// The per-subject map this instance holds, with the log size it covers (none before its
+    /// first checkpoint).
+    pub async fn subject_map(&self) -> Option<(i64, subjects::SubjectMap)> {
+        let held = self.subjects.lock().await;
+        held.as_ref().map(|i| (i.applied, i.map.clone()))
+    }
+
     /// The inclusion proof of entry `seq` against the tree of `size` entries, or against the
     /// latest checkpoint (made now if the log grew) when `size` is not given.
     pub async fn inclusion(

@@ -260,11 +260,14 @@ pub async fn cosigned_checkpoint(app: &App) -> Result<String, crate::log::LogErr
 /// A person's entries up to the newest checkpoint that commits the per-subject map, with what
 /// proves them complete (issue 28): the cosigned checkpoint, per pseudonym the map proof, and
 /// every entry of its chain with its inclusion proof (its content where retention left it).
-/// Built from the map's stored rows: rows removed by hand give a map whose root is not the one
-/// the checkpoint commits, and the proof fails.
+/// The entries come from the map's stored rows: a row removed by hand leaves the person's chain
+/// short of what the checkpoint commits, and the proof fails. `held`: the map a serving
+/// instance holds and the size it covers, used instead of rebuilding it when it is the one at
+/// the checkpoint chosen.
 pub async fn prove_subject(
     db: &Db,
     pseudonyms: &[String],
+    held: Option<(i64, crate::log::subjects::SubjectMap)>,
 ) -> Result<crate::log::subjects::SubjectProof, crate::log::LogError> {
     use crate::log::subjects::{MapHead, ProvenEntry, ProvenSubject, SubjectProof, key_of, map_at};
     // The newest checkpoint that commits the map and that a witness cosigned, else the newest
@@ -294,7 +297,11 @@ pub async fn prove_subject(
         )
     })?;
     let size = u64::try_from(cp.size).map_err(|_| crate::log::LogError::Corrupt("size".into()))?;
-    let map = map_at(db, cp.size).await?;
+    // The map a serving instance holds, when it is the one at that size; else from the rows.
+    let map = match held {
+        Some((size, map)) if size == cp.size => map,
+        _ => map_at(db, cp.size).await?,
+    };
     let mut subjects = Vec::new();
     for p in pseudonyms {
         let key = key_of(p);
@@ -959,7 +966,7 @@ pub async fn subject(
             Refusal::DisclosureLogUnavailable
         })?;
         report.proof = Some(
-            prove_subject(&app.db, &pseudonyms)
+            prove_subject(&app.db, &pseudonyms, app.log.subject_map().await)
                 .await
                 .map_err(|e| match e {
                     crate::log::LogError::Range(why) => Refusal::InvalidBody(why),
