@@ -31,7 +31,7 @@ pub(crate) async fn call(
     (status, r.json().await.unwrap_or(Value::Null), headers)
 }
 
-async fn patch(gw: &Gateway, case: &Case, partner: &str, role: &str, body: Value) {
+pub(crate) async fn patch(gw: &Gateway, case: &Case, partner: &str, role: &str, body: Value) {
     // The regisseur acts as the one the Regieoverleg appointed in `include`.
     let staff = if role == "regisseur" {
         "reg.mulder"

@@ -185,3 +185,63 @@ async fn on_sigterm_under_load_every_answer_sent_has_its_entry_and_the_gateway_e
     }
     verify_ok(&url);
 }
+
+#[tokio::test]
+async fn a_relation_ended_on_one_instance_binds_the_other_at_once() {
+    use crate::disclose::{ask, case_with_records, include, patch};
+    let Some(url) = postgres_database().await else {
+        return;
+    };
+    let a = Gateway::start_with(&url, &[]);
+    let b = Gateway::start_with(&url, &[]);
+    let case = case_with_records(&a, "999993331").await;
+    include(&a, &case).await;
+    patch(&a, &case, "oov", "secretaris", json!({"status": "plan"})).await;
+    // wpi is on the UVO (set through A). B's register in memory learns of A's changes when its
+    // writer next finds A's entries: a first request may be refused on the older view (a
+    // refusal is always safe), the next is answered.
+    let (s, _) = ask(&b, "wpi", "ip.1", "interventiepleger", "uitvoering", &case).await;
+    if s != 200 {
+        let (s, v) = ask(&b, "wpi", "ip.1", "interventiepleger", "uitvoering", &case).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    // The regisseur takes wpi off the UVO through A; from the moment A acknowledged it, B
+    // answers wpi nothing, not even once.
+    patch(
+        &a,
+        &case,
+        "rn",
+        "regisseur",
+        json!({"uvo_partners": ["politie"]}),
+    )
+    .await;
+    for _ in 0..3 {
+        let (s, v) = ask(&b, "wpi", "ip.1", "interventiepleger", "uitvoering", &case).await;
+        assert!(v.get("payload").is_none(), "{v}");
+        assert!(
+            [(404, "case-not-found"), (409, "case-conflict")].contains(&(
+                s,
+                v["type"]
+                    .as_str()
+                    .unwrap_or("")
+                    .trim_start_matches("https://gateway.ipga-r.example/problems/")
+            )),
+            "{s} {v}"
+        );
+    }
+    // And the other way round: om joins the UVO through B; A answers it by the second request.
+    patch(
+        &b,
+        &case,
+        "rn",
+        "regisseur",
+        json!({"uvo_partners": ["politie", "om"]}),
+    )
+    .await;
+    let (s, _) = ask(&a, "om", "ip.2", "interventiepleger", "uitvoering", &case).await;
+    if s != 200 {
+        let (s, v) = ask(&a, "om", "ip.2", "interventiepleger", "uitvoering", &case).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    verify_ok(&url);
+}

@@ -148,6 +148,8 @@ pub struct Log {
     /// The per-subject map as far as this instance indexed it (issue 28), loaded at the first
     /// checkpoint.
     subjects: Mutex<Option<subjects::Indexed>>,
+    /// The case register in memory (issue 40), kept current by the writer.
+    register: Arc<crate::store::view::Register>,
 }
 
 impl std::fmt::Debug for Log {
@@ -177,9 +179,11 @@ impl Log {
         let availability = Arc::new(availability::Availability::default());
         crate::metrics::metrics().log_writer_available.set(1);
         let faults = Arc::new(availability::Faults::default());
+        let register = Arc::new(crate::store::view::Register::load(&db).await?);
         let w = writer::Writer::new(
             db.for_writer().await?,
             db.clone(),
+            register.clone(),
             state,
             availability.clone(),
             clock,
@@ -196,7 +200,13 @@ impl Log {
             availability,
             faults,
             subjects: Mutex::new(None),
+            register,
         })
+    }
+
+    /// The case register in memory, as far as this instance's writer has committed it.
+    pub fn register(&self) -> &crate::store::view::Register {
+        &self.register
     }
 
     /// The log's origin line (`<gateway id>/disclosures`).

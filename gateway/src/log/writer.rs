@@ -15,6 +15,7 @@ use super::entry::{Kind, LogEntry, LogOutage, Start, new_id};
 use super::merkle::{Frontier, Hash, leaf_hash};
 use super::{LogError, chain_hash, tree};
 use crate::clock::Clock;
+use crate::store::view::Register;
 use crate::store::{
     AppendRows, Change, Db, Fault, HeadRow, LeafRow, NodeRow, ProductRow, RecordRow,
 };
@@ -111,6 +112,8 @@ pub(super) struct Writer {
     pub(super) db: Db,
     /// The shared pool, for fresh reads of the durable head after a failure.
     pub(super) reader: Db,
+    /// The case register in memory, kept current here (see [`crate::store::view`]).
+    pub(super) register: Arc<Register>,
     pub(super) state: TreeState,
     pub(super) availability: Arc<Availability>,
     pub(super) clock: Arc<dyn Clock>,
@@ -125,6 +128,7 @@ impl Writer {
     pub(super) fn new(
         db: Db,
         reader: Db,
+        register: Arc<Register>,
         state: TreeState,
         availability: Arc<Availability>,
         clock: Arc<dyn Clock>,
@@ -133,6 +137,7 @@ impl Writer {
         Writer {
             db,
             reader,
+            register,
             state,
             availability,
             clock,
@@ -269,6 +274,16 @@ impl Writer {
             Ok((next, done)) => {
                 m.committed(ready.len(), started.elapsed().as_secs_f64());
                 self.state = next;
+                // The register in memory follows what was committed, before anyone is answered.
+                let mut mirrored = true;
+                for ((job, _), d) in ready.iter().zip(&done) {
+                    if let (Some(c), true) = (&job.change, d.2) {
+                        mirrored &= self.register.apply(c);
+                    }
+                }
+                if !mirrored {
+                    self.reload_register().await;
+                }
                 for ((job, _), (seq, leaf, applied)) in ready.into_iter().zip(done) {
                     let _ = job.reply.send(Ok(Appended {
                         seq,
@@ -321,6 +336,7 @@ impl Writer {
             commit(
                 &self.db,
                 &self.reader,
+                &self.register,
                 &self.state,
                 ready,
                 &self.faults,
@@ -368,6 +384,11 @@ impl Writer {
                     return false;
                 }
             }
+        }
+        // A batch whose outcome was unknown may have changed the register.
+        if let Err(e) = self.register.reload(&self.reader).await {
+            self.availability.still_down(e.fault());
+            return false;
         }
         let outage = self.availability.outage(self.clock.now());
         let mut entry = LogEntry::new(Start {
@@ -425,6 +446,14 @@ impl Writer {
         }
     }
 
+    /// Reads the register again; while it cannot, it stays marked stale and every disclosure
+    /// decided from it is refused (see [`Register::still_current`]).
+    async fn reload_register(&self) {
+        if let Err(e) = self.register.reload(&self.reader).await {
+            tracing::error!(error = %e, "the case register could not be read again; disclosures are refused until it is");
+        }
+    }
+
     /// Decides from the durable log whether an unconfirmed batch was committed.
     async fn settle(&mut self, a: &Attempt, head: &HeadRow) -> Result<(), LogError> {
         let upto = a.from + i64::try_from(a.leaves.len()).unwrap_or(i64::MAX);
@@ -458,6 +487,7 @@ impl Writer {
 async fn commit(
     db: &Db,
     reader: &Db,
+    register: &Register,
     state: &TreeState,
     ready: &mut [(Job, String)],
     faults: &Faults,
@@ -471,17 +501,29 @@ async fn commit(
     let mut st = if state.is_at(&head) {
         state.clone()
     } else {
+        // Its changes too: the register in memory is read again (failing the batch if it
+        // cannot be, so that nothing is decided from a view that missed them).
+        register.reload(reader).await?;
         TreeState::load(reader, &head).await?
     };
+    if register.is_stale() {
+        register.reload(reader).await?;
+    }
     let mut applied = Vec::with_capacity(ready.len());
     for (job, text) in ready.iter_mut() {
         let ok = match &job.change {
             Some(c) => tx.apply(c).await?,
-            None => true,
+            // A disclosure decided from the register in memory: still what it was then?
+            None => decided_on_current(register, &job.entry),
         };
-        if !ok && let Some(c) = &job.change {
-            // The change did not happen: the entry says so.
-            job.entry.refuse(c.conflict_problem());
+        if !ok {
+            // The change did not happen, or the case changed under the decision: the entry
+            // says so.
+            job.entry.refuse(
+                job.change
+                    .as_ref()
+                    .map_or(STALE_DECISION, Change::conflict_problem),
+            );
             *text = job
                 .entry
                 .canonical()
@@ -549,6 +591,25 @@ async fn commit(
     // A commit that happened but was reported as failed (a connection lost on the way back).
     faults.hit(Point::LostAck)?;
     Ok((st, done))
+}
+
+/// The problem of a disclosure whose case or deposits changed while it was decided.
+const STALE_DECISION: &str = "case-conflict";
+
+/// Whether an entry's decision rests on the case and deposits as they are now (an entry that
+/// records no decision rests on nothing of them).
+fn decided_on_current(register: &Register, entry: &LogEntry) -> bool {
+    let (Some(d), Some(case)) = (&entry.decision, &entry.case_id) else {
+        return true;
+    };
+    register.still_current(
+        case,
+        d.case_version,
+        d.sources
+            .iter()
+            .filter(|(_, s)| s.from == super::entry::SourceKind::Deposit)
+            .map(|(p, s)| (p.as_str(), s.sha256.as_str())),
+    )
 }
 
 impl LogError {

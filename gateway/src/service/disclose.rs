@@ -192,12 +192,13 @@ pub async fn disclose(
             v.to_owned()
         }
     };
-    // The case and its subject's deposits in one query; the deposits stay sealed unless the
+    // The case and its subject's deposits from the register in memory, no query; the writer
+    // checks them again before the entry is written. The deposits stay sealed unless the
     // checks below pass.
     let (case, stored) = app
-        .db
+        .log
+        .register()
         .case_with_records(&body.case)
-        .await?
         .ok_or(Refusal::CaseNotFound)?;
     // The relation before anything about the case: whoever has none (and no purpose that needs
     // none) gets the answer for an unknown case, so that a subject mismatch or a purpose
@@ -433,6 +434,49 @@ mod tests {
     use crate::log::entry::Kind;
     use crate::service::Ident;
     use crate::testkit;
+
+    #[tokio::test]
+    async fn a_decision_the_case_changed_under_is_recorded_as_a_conflict_not_answered() {
+        let (app, _) = testkit::app().await;
+        let case = testkit::included(&app, "999993331").await;
+        let (now, _) = app.log.register().case_with_records(&case.id).unwrap();
+        let decided_at = |version: i64| {
+            let mut d = testkit::call(&app, Kind::Disclosure, "rn", "reg.1", &["regisseur"]);
+            d.record.case_id = Some(case.id.clone());
+            d.record.decision = Some(DecisionInputs {
+                case_version: version,
+                case_status: now.status,
+                relation: policy::Relation::IsRegisseur,
+                satisfied_by: "regisseur".into(),
+                sources: BTreeMap::new(),
+            });
+            d
+        };
+        // Decided on the version the register holds: written as it is.
+        let mut current = decided_at(now.version);
+        assert!(current.commit(&app).await.is_ok());
+        // Decided on an older one (a change committed between the decision and its entry):
+        // the writer records the conflict, and nothing is answered.
+        let mut old = decided_at(now.version - 1);
+        assert!(matches!(old.commit(&app).await, Err(Refusal::CaseConflict)));
+        assert_eq!(old.record.problem.as_deref(), Some("case-conflict"));
+        assert_eq!(old.record.outcome, Outcome::Refused);
+        // A deposit the decision did not open is a change too.
+        let mut other = decided_at(now.version);
+        if let Some(d) = other.record.decision.as_mut() {
+            d.sources.insert(
+                "ggd.screening".into(),
+                SourceRef {
+                    from: SourceKind::Deposit,
+                    sha256: "00".repeat(32),
+                },
+            );
+        }
+        assert!(matches!(
+            other.commit(&app).await,
+            Err(Refusal::CaseConflict)
+        ));
+    }
 
     #[tokio::test]
     async fn the_regisseur_gets_what_the_covenant_allows_and_another_regisseur_nothing() {

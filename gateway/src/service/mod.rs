@@ -66,7 +66,13 @@ impl Call {
             self.record.outcome = crate::log::entry::Outcome::Answered;
         }
         let r = app.log.append(self.record.clone()).await;
-        self.finish(r)
+        let a = self.finish(r)?;
+        if !a.applied {
+            // A disclosure whose case or deposits changed while it was decided: recorded as
+            // that refusal, nothing answered.
+            return Err(Refusal::CaseConflict);
+        }
+        Ok(a)
     }
 
     /// Records the entry as answered together with the change it describes, in one

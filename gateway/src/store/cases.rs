@@ -240,10 +240,17 @@ fn json_list(v: &[String]) -> String {
 const INSERT_CASE: &str = "INSERT INTO cases (id, subject_ref, subject_pseudonym, subject_sealed, status, risk_group, ideology, regisseur_partner, regisseur_staff, uvo_partners, signal_date, decision_date, notification_date, created_at, updated_at, version, sealed_key, pseudonym_key) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 WHERE NOT EXISTS (SELECT 1 FROM cases WHERE subject_pseudonym = $3 AND status NOT IN ('afgesloten', 'niet-opgenomen'))";
 const UPDATE_CASE: &str = "UPDATE cases SET status = $2, risk_group = $3, ideology = $4, regisseur_partner = $5, regisseur_staff = $6, uvo_partners = $7, signal_date = $8, decision_date = $9, notification_date = $10, updated_at = $11, version = $12, notification_to = $14 WHERE id = $1 AND version = $13";
 const INSERT_EVENT: &str = "INSERT INTO case_events (case_id, version, at, partner, staff_id, role, action, fields, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-const CASE_WITH_RECORDS: &str = "SELECT c.*, r.product AS r_product, r.owner AS r_owner, r.sealed AS r_sealed, r.updated_at AS r_updated_at, r.updated_by AS r_updated_by, r.sealed_key AS r_sealed_key, r.deposit_sha256 AS r_deposit_sha256 FROM cases c LEFT JOIN records r ON r.subject_ref = c.subject_ref WHERE c.id = $1";
+/// Every case with each deposit of its subject (one row per deposit, one for a case without).
+macro_rules! cases_with_records {
+    () => { "SELECT c.*, r.product AS r_product, r.owner AS r_owner, r.sealed AS r_sealed, r.updated_at AS r_updated_at, r.updated_by AS r_updated_by, r.sealed_key AS r_sealed_key, r.deposit_sha256 AS r_deposit_sha256 FROM cases c LEFT JOIN records r ON r.subject_ref = c.subject_ref"
+    };
+}
+const CASES_WITH_RECORDS: &str = cases_with_records!();
+const CASE_WITH_RECORDS: &str = concat!(cases_with_records!(), " WHERE c.id = $1");
 
+/// A case joined with one deposit of its subject (none: the `r_` columns are null).
 #[derive(sqlx::FromRow)]
-struct CaseWithRecordDto {
+pub(super) struct CaseWithRecordDto {
     #[sqlx(flatten)]
     case: CaseDto,
     r_product: Option<String>,
@@ -253,6 +260,37 @@ struct CaseWithRecordDto {
     r_updated_by: Option<String>,
     r_sealed_key: Option<String>,
     r_deposit_sha256: Option<Vec<u8>>,
+}
+
+impl CaseWithRecordDto {
+    /// The case and, when the row has one, a deposit of its subject.
+    pub(super) fn split(self) -> Result<(CaseRow, Option<RecordsRow>), StoreError> {
+        let record = match (
+            self.r_product,
+            self.r_owner,
+            self.r_sealed,
+            self.r_updated_at,
+            self.r_updated_by,
+        ) {
+            (Some(product), Some(owner), Some(sealed), Some(updated_at), Some(updated_by)) => {
+                Some(RecordsRow {
+                    product,
+                    subject_ref: self.case.subject_ref.clone(),
+                    owner,
+                    sealed,
+                    updated_at,
+                    updated_by,
+                    sealed_key: self.r_sealed_key,
+                    deposit_sha256: self
+                        .r_deposit_sha256
+                        .map(|h| super::hash32(h, "a deposit's SHA-256"))
+                        .transpose()?,
+                })
+            }
+            _ => None,
+        };
+        Ok((CaseRow::try_from(self.case)?, record))
+    }
 }
 
 macro_rules! insert_event {
@@ -416,31 +454,17 @@ impl Db {
         let mut records = Vec::with_capacity(rows.len());
         let mut case = None;
         for r in rows {
-            if let (Some(product), Some(owner), Some(sealed), Some(updated_at), Some(updated_by)) = (
-                r.r_product,
-                r.r_owner,
-                r.r_sealed,
-                r.r_updated_at,
-                r.r_updated_by,
-            ) {
-                records.push(RecordsRow {
-                    product,
-                    subject_ref: r.case.subject_ref.clone(),
-                    owner,
-                    sealed,
-                    updated_at,
-                    updated_by,
-                    sealed_key: r.r_sealed_key,
-                    deposit_sha256: r
-                        .r_deposit_sha256
-                        .map(|h| super::hash32(h, "a deposit's SHA-256"))
-                        .transpose()?,
-                });
-            }
+            let (c, record) = r.split()?;
+            records.extend(record);
             if case.is_none() {
-                case = Some(CaseRow::try_from(r.case)?);
+                case = Some(c);
             }
         }
         Ok(case.map(|c| (c, records)))
+    }
+
+    /// Every case with its subject's deposits, for the register in memory.
+    pub(super) async fn register_rows(&self) -> Result<Vec<CaseWithRecordDto>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(CASES_WITH_RECORDS).fetch_all(p).await)?)
     }
 }

@@ -14,6 +14,7 @@ mod log;
 mod policy;
 mod records;
 mod retention;
+pub mod view;
 
 pub use aggregates::CaseFacts;
 pub use cases::{CaseAction, CaseEventRow, CaseRow, OpenSubject, Regisseur};

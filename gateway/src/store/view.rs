@@ -1,0 +1,184 @@
+//! The case register in memory (issue 40): every case and its subject's deposits as the
+//! database holds them, so that a disclosure decides without a query.
+//!
+//! Only the log's writer changes it, right after a batch's `COMMIT` succeeded, with the
+//! [`Change`]s that batch applied (every change to the register commits with its entry). What
+//! it cannot mirror row for row (a retention run, a re-seal, a re-key), another instance's
+//! appends, and a writer resuming after a failure make it read the register again. A
+//! disclosure decided from the view is checked against it once more by the writer, under the
+//! log head's lock, before its entry is written: a case or deposit that changed in between
+//! turns the disclosure into a `case-conflict` refusal, so no answer ever rests on a view
+//! older than the entries already written.
+
+use super::{CaseRow, Change, Db, RecordsRow, StoreError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// A case and its subject's deposits, as a disclosure reads them.
+pub type CaseWithRecords = (Arc<CaseRow>, Vec<Arc<RecordsRow>>);
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// By case id.
+    cases: HashMap<String, Arc<CaseRow>>,
+    /// By subject reference, one per product.
+    records: HashMap<String, Vec<Arc<RecordsRow>>>,
+}
+
+/// The register in memory; see the module documentation.
+#[derive(Debug, Default)]
+pub struct Register {
+    inner: RwLock<Inner>,
+    /// Set while the view may miss a committed change (a reload failed or is under way).
+    stale: AtomicBool,
+}
+
+impl Register {
+    /// The register as the database holds it now.
+    pub async fn load(db: &Db) -> Result<Register, StoreError> {
+        let r = Register::default();
+        r.reload(db).await?;
+        Ok(r)
+    }
+
+    /// Reads the register again from the database.
+    pub async fn reload(&self, db: &Db) -> Result<(), StoreError> {
+        self.stale.store(true, Ordering::SeqCst);
+        let rows = db.register_rows().await?;
+        let mut next = Inner::default();
+        for r in rows {
+            let (case, record) = r.split()?;
+            if let Some(rec) = record {
+                next.records
+                    .entry(rec.subject_ref.clone())
+                    .or_default()
+                    .push(Arc::new(rec));
+            }
+            if !next.cases.contains_key(&case.id) {
+                next.cases.insert(case.id.clone(), Arc::new(case));
+            }
+        }
+        match self.inner.write() {
+            Ok(mut g) => *g = next,
+            Err(p) => *p.into_inner() = next,
+        }
+        self.stale.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Whether the view may miss a committed change (then it must be read again).
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::SeqCst)
+    }
+
+    /// A case and its subject's deposits (`None`: no such case).
+    pub fn case_with_records(&self, id: &str) -> Option<CaseWithRecords> {
+        let g = self.read();
+        let case = g.cases.get(id)?.clone();
+        let records = g
+            .records
+            .get(&case.subject_ref)
+            .cloned()
+            .unwrap_or_default();
+        Some((case, records))
+    }
+
+    /// Whether a disclosure decided at `case_version` over deposits with these digests (by
+    /// product id, hex) would be decided the same now.
+    pub fn still_current<'a>(
+        &self,
+        case_id: &str,
+        case_version: i64,
+        deposits: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> bool {
+        if self.is_stale() {
+            return false;
+        }
+        let g = self.read();
+        let Some(case) = g.cases.get(case_id) else {
+            return false;
+        };
+        if case.version != case_version {
+            return false;
+        }
+        let held = g.records.get(&case.subject_ref);
+        deposits.into_iter().all(|(product, digest)| {
+            held.and_then(|rs| rs.iter().find(|r| r.product == product))
+                .is_some_and(|r| hex::encode(r.deposit_digest()) == digest)
+        })
+    }
+
+    /// Applies a committed change as the database applied it; `false` when the view cannot
+    /// mirror it and must be read again.
+    pub fn apply(&self, change: &Change) -> bool {
+        let mirrored = self.mirror(change);
+        if !mirrored {
+            self.stale.store(true, Ordering::SeqCst);
+        }
+        mirrored
+    }
+
+    fn mirror(&self, change: &Change) -> bool {
+        let mut g = match self.inner.write() {
+            Ok(g) => g,
+            Err(_) => return false,
+        };
+        match change {
+            Change::CreateCase { case, .. } => {
+                g.cases.insert(case.id.clone(), Arc::new(case.clone()));
+                true
+            }
+            Change::UpdateCase { case: new, .. } => match g.cases.get(&new.id) {
+                // The columns the UPDATE sets, no more (a re-key may have changed the others).
+                Some(old) => {
+                    let mut c = CaseRow::clone(old);
+                    c.status = new.status;
+                    c.risk_group = new.risk_group;
+                    c.ideology = new.ideology;
+                    c.regisseur = new.regisseur.clone();
+                    c.uvo_partners = new.uvo_partners.clone();
+                    c.signal_date = new.signal_date.clone();
+                    c.decision_date = new.decision_date.clone();
+                    c.notification_date = new.notification_date.clone();
+                    c.notification_to = new.notification_to;
+                    c.updated_at = new.updated_at;
+                    c.version = new.version;
+                    g.cases.insert(c.id.clone(), Arc::new(c));
+                    true
+                }
+                None => false,
+            },
+            Change::PutRecords(r) => {
+                let held = g.records.entry(r.subject_ref.clone()).or_default();
+                held.retain(|x| x.product != r.product);
+                held.push(Arc::new(r.clone()));
+                true
+            }
+            Change::InsertDraft(_)
+            | Change::ApproveDraft { .. }
+            | Change::ActivateDraft { .. }
+            | Change::Bootstrap(_) => true,
+            Change::RemoveExpired(_) | Change::Reseal(_) | Change::Rekey(_) => false,
+        }
+    }
+
+    /// Cases held.
+    pub fn len(&self) -> usize {
+        self.read().cases.len()
+    }
+
+    /// Whether no case is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        // A writer that panicked mid-change cannot happen (no panics outside tests); the data
+        // is replaced whole or changed by one insert.
+        match self.inner.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+}
