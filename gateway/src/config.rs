@@ -383,7 +383,7 @@ fn default_staff_rps() -> u32 {
     50
 }
 fn default_opened_records() -> usize {
-    10_000
+    100_000
 }
 fn default_source_ms() -> u64 {
     2_000

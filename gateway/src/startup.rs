@@ -325,6 +325,11 @@ async fn check_witnesses(app: &Arc<App>, without: Option<&str>) -> anyhow::Resul
 /// The background tasks: versions activated by other instances, new CRLs, forgetting idle rate
 /// limit keys, and checkpoints when they are due by the application's clock.
 pub fn background(app: &Arc<App>, cfg: &Config) {
+    // The deposits opened once, beside the first requests.
+    {
+        let app = app.clone();
+        tokio::spawn(async move { crate::service::disclose::warm(&app).await });
+    }
     // Versions activated by another instance sharing the database.
     if cfg.administration.poll_secs > 0 {
         let app = app.clone();

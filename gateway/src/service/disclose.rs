@@ -10,6 +10,7 @@ use crate::log::entry::{
 };
 use crate::refusal::Refusal;
 use crate::sources::{OpenedRecords, RecordsBody};
+use crate::store::RecordsRow;
 use policy::{ActionKind, Audience, Bsn, CompiledCovenant, ProductRef, TransformContext};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -312,21 +313,7 @@ pub async fn disclose(
             // The deposit's own digest (its entry's): a new deposit has a new one, a re-seal
             // keeps it and the content; no hashing of the sealed bytes on every request.
             let key = row.deposit_digest();
-            let records = match app.opened.get(&key) {
-                Some(r) => Some(r),
-                None => app
-                    .secrets
-                    .open(&row.sealed)
-                    .ok()
-                    .and_then(|plain| {
-                        serde_json::from_slice::<Vec<Map<String, Value>>>(&plain).ok()
-                    })
-                    .map(|r| {
-                        let r = std::sync::Arc::new(r);
-                        app.opened.insert(key, r.clone());
-                        r
-                    }),
-            };
+            let records = opened(app, &row);
             let source = SourceRef {
                 from: SourceKind::Deposit,
                 sha256: hex::encode(key),
@@ -413,6 +400,41 @@ pub async fn disclose(
         recipient: keys.recipient.to_string(),
         payload: armored,
     })
+}
+
+/// A deposit's records, opened once and then kept (by the deposit's digest) within the
+/// configured number; `None` when it cannot be opened.
+pub fn opened(app: &App, row: &RecordsRow) -> Option<OpenedRecords> {
+    let key = row.deposit_digest();
+    if let Some(r) = app.opened.get(&key) {
+        return Some(r);
+    }
+    let r = std::sync::Arc::new(
+        serde_json::from_slice::<Vec<Map<String, Value>>>(&app.secrets.open(&row.sealed).ok()?)
+            .ok()?,
+    );
+    app.opened.insert(key, r.clone());
+    Some(r)
+}
+
+/// Opens every deposit the register holds, as far as the cache takes them, so that after a
+/// start the first disclosures cost what the later ones do. A few at a time, between requests.
+pub async fn warm(app: &App) {
+    let rows = app.log.register().deposits();
+    let mut opened_now = 0usize;
+    for chunk in rows.chunks(32) {
+        if app.opened.len() >= app.limits.opened_records_cached {
+            break;
+        }
+        for row in chunk {
+            opened_now += usize::from(opened(app, row).is_some());
+        }
+        tokio::task::yield_now().await;
+    }
+    tracing::info!(
+        deposits = opened_now,
+        "deposits opened for the first disclosures"
+    );
 }
 
 /// Checks deposited or fetched records against the catalogue (no values in the error).

@@ -102,11 +102,14 @@ pub async fn deposit(
     let appended = call
         .commit_change(app, Change::PutRecords(row), Refusal::SubjectNotFound)
         .await?;
-    tracing::info!(product = %product, records = body.records.len(), seq = appended.seq, "records deposited");
+    let n = body.records.len();
+    tracing::info!(product = %product, records = n, seq = appended.seq, "records deposited");
+    // The first disclosure of these records need not open what was sealed just now.
+    app.opened.insert(digest, std::sync::Arc::new(body.records));
     Ok(DepositAnswer {
         product: product.to_owned(),
         subject_ref: subject_ref.to_owned(),
-        records: body.records.len(),
+        records: n,
         audit_seq: appended.seq,
     })
 }
@@ -181,6 +184,11 @@ mod tests {
         .unwrap();
         assert_eq!(a.records, 1);
         let dep = src.record.deposit.clone().unwrap();
+        // Kept opened from the deposit itself (a refused one is not), by the digest its entry
+        // names.
+        assert_eq!(app.opened.len(), 1);
+        let digest: [u8; 32] = hex::decode(&dep.sealed_sha256).unwrap().try_into().unwrap();
+        assert!(app.opened.get(&digest).is_some());
         // The voorportaal's duiding opens the deposit, and its entry names the same digest.
         let mut u = testkit::call(&app, Kind::CaseChange, "politie", "vp.1", &["voorportaal"]);
         crate::service::cases::update(

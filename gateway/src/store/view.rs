@@ -84,6 +84,11 @@ impl Register {
         Some((case, records))
     }
 
+    /// Every deposit held.
+    pub fn deposits(&self) -> Vec<Arc<RecordsRow>> {
+        self.read().records.values().flatten().cloned().collect()
+    }
+
     /// Whether a disclosure decided at `case_version` over deposits with these digests (by
     /// product id, hex) would be decided the same now.
     pub fn still_current<'a>(
