@@ -9,6 +9,7 @@
 mod baseline;
 mod load;
 mod procstat;
+mod scale;
 mod targets;
 
 use anyhow::{Context, bail};
@@ -76,6 +77,15 @@ struct RunArgs {
     /// GATEWAY_TEST_POSTGRES_URL when set.
     #[arg(long, env = "GATEWAY_TEST_POSTGRES_URL")]
     postgres: Option<String>,
+    /// The large register of the cost-as-the-work-grows runs (0: left out).
+    #[arg(long, default_value_t = 5000)]
+    scale_subjects: usize,
+    /// The pre-filled log of the cost-as-the-work-grows runs, in entries (0: left out).
+    #[arg(long, default_value_t = 1_000_000)]
+    scale_log_entries: usize,
+    /// Run the cost-as-the-work-grows runs also with `--only` (a full run always does).
+    #[arg(long)]
+    scale: bool,
     /// Skip nginx (B2) even when it is installed.
     #[arg(long)]
     skip_nginx: bool,
@@ -784,6 +794,24 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         pg = Some(v);
     }
 
+    // The cost as the register and the log grow, against 200 subjects, in the same run.
+    let scaled = if full || args.scale {
+        Some(
+            scale::run(
+                &work,
+                &dir,
+                &tls,
+                200,
+                args.scale_subjects,
+                args.scale_log_entries,
+                closed,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+
     // The report.
     let mut table = String::new();
     use std::fmt::Write as _;
@@ -870,13 +898,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| repo().join("target"));
     let _ = writeln!(
         table,
-        "\nTargets (issue 20), from this run:\n\n{}",
+        "\nTargets (issue 40), from this run:\n\n{}",
         targets::table(&targets::Figures {
             closed: &m,
             at_rate: &at_rate,
             rate,
             peak_rss_mb: memory.map(|(_, peak, _)| peak),
             postgres_ratio: pg_ratio,
+            scale: scaled.as_ref(),
             target_dir: &target_dir,
             started,
         })
@@ -888,6 +917,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         "median": m,
         "at_rate": at_rate,
         "memory": memory.map(|(rss, peak, active)| json!({"rss_mb": rss, "peak_rss_mb": peak, "active_rps": active})),
+        "scale": scaled,
         "postgres": pg.map(|v| v.into_iter().map(|(a, b)| json!({"sqlite": a, "postgres": b})).collect::<Vec<_>>()),
     });
     std::fs::write(

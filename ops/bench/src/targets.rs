@@ -20,6 +20,8 @@ pub struct Figures<'a> {
     pub peak_rss_mb: Option<f64>,
     /// S1 on PostgreSQL over S1 on SQLite, when PostgreSQL was run.
     pub postgres_ratio: Option<f64>,
+    /// S1's and S3's CPU as the register and the log grow, when run.
+    pub scale: Option<&'a crate::scale::Scale>,
     /// The cargo target directory (criterion's and the log bench's results).
     pub target_dir: &'a Path,
     /// When this run started (seconds since the epoch), to tell this run's figures from older.
@@ -98,14 +100,16 @@ pub fn table(f: &Figures<'_>) -> String {
     });
     rows.push(match f.peak_rss_mb {
         Some(mb) => Row {
-            target: "peak RSS ≤ 150 MB (1,000 idle + 100 active connections)".into(),
+            target: "peak RSS ≤ 120 MB (1,000 idle + 100 active connections)".into(),
             result: format!("{mb:.1} MB"),
-            met: Some(mb <= 150.0),
+            met: Some(mb <= 120.0),
         },
-        None => absent("peak RSS ≤ 150 MB", "memory run not run"),
+        None => absent("peak RSS ≤ 120 MB", "memory run not run"),
     });
     rows.push(log_append(f));
     rows.push(decide(f));
+    growth(f, &mut rows);
+    floor(f, &mut rows);
 
     let mut out = String::from("| target | this run | |\n|---|---|---|\n");
     for r in &rows {
@@ -117,6 +121,76 @@ pub fn table(f: &Figures<'_>) -> String {
         let _ = writeln!(out, "| {} | {} | {mark} |", r.target, r.result);
     }
     out
+}
+
+/// S1's and S3's CPU at the large register and on the long log against the small register.
+fn growth(f: &Figures<'_>, rows: &mut Vec<Row>) {
+    let Some(sc) = f.scale else {
+        rows.push(absent(
+            "S1's and S3's CPU at 5,000 subjects and on a 1,000,000-entry log ≤ 1.2 × at 200",
+            "scale runs not run",
+        ));
+        return;
+    };
+    let cases = [
+        (format!("{} subjects", sc.large), sc.at_large),
+        (format!("a {}-entry log", sc.log_entries), sc.on_long_log),
+    ];
+    for (what, cost) in cases {
+        for (name, small, grown) in [
+            ("S1", sc.at_small.s1, cost.map(|c| c.s1)),
+            ("S3", sc.at_small.s3, cost.map(|c| c.s3)),
+        ] {
+            let target = format!("{name}'s CPU at {what} ≤ 1.2 × at {} subjects", sc.small);
+            rows.push(match grown {
+                Some(g) => {
+                    let r = g / small;
+                    Row {
+                        target,
+                        result: format!("{r:.2} × ({g:.0} against {small:.0} µs)"),
+                        met: Some(r <= 1.2),
+                    }
+                }
+                None => absent(&target, "not run"),
+            });
+        }
+    }
+}
+
+/// The floor ("done when"), beside its goals.
+fn floor(f: &Figures<'_>, rows: &mut Vec<Row>) {
+    let c = |k: &str| f.closed.get(k);
+    if let (Some(s1), Some(b1)) = (c("S1"), c("B1")) {
+        let r = s1.rps / b1.rps;
+        rows.push(Row {
+            target: "floor: S1/B1 ≥ 0.35".into(),
+            result: format!("{r:.2}"),
+            met: Some(r >= 0.35),
+        });
+    }
+    if let (Some(s3), Some(b0)) = (c("S3"), c("B0")) {
+        let r = s3.cpu_us_per_req / b0.cpu_us_per_req;
+        rows.push(Row {
+            target: "floor: S3's CPU ≤ 3.5 × B0's".into(),
+            result: format!("{r:.1} ×"),
+            met: Some(r <= 3.5),
+        });
+    }
+    if let Some(sc) = f.scale {
+        for (what, cost) in [
+            ("5,000 subjects", sc.at_large),
+            ("the long log", sc.on_long_log),
+        ] {
+            if let Some(g) = cost {
+                let r = g.s1 / sc.at_small.s1;
+                rows.push(Row {
+                    target: format!("floor: S1's CPU at {what} ≤ 1.5 × at 200 subjects"),
+                    result: format!("{r:.2} ×"),
+                    met: Some(r <= 1.5),
+                });
+            }
+        }
+    }
 }
 
 fn absent(target: &str, why: &str) -> Row {
@@ -234,15 +308,43 @@ mod tests {
             ("S3", sample(3_750.0, 150.0, 6.0)),
         ]);
         let dir = std::env::temp_dir().join(format!("targets-{}", std::process::id()));
+        let cost = |s1, s3| crate::scale::Cost { s1, s3 };
+        let scale = crate::scale::Scale {
+            small: 200,
+            large: 5000,
+            log_entries: 1_000_000,
+            at_small: cost(600.0, 180.0),
+            at_large: Some(cost(650.0, 400.0)),
+            on_long_log: None,
+        };
         let t = table(&Figures {
             closed: &closed,
             at_rate: &at_rate,
             rate: 3_750.0,
             peak_rss_mb: Some(151.0),
             postgres_ratio: None,
+            scale: Some(&scale),
             target_dir: &dir,
             started: 0,
         });
+        assert!(
+            row(&t, "S1's CPU at 5000 subjects").ends_with("| met |"),
+            "{t}"
+        );
+        assert!(
+            row(&t, "S3's CPU at 5000 subjects").contains("**not met**"),
+            "{t}"
+        );
+        assert!(
+            row(&t, "S1's CPU at a 1000000-entry log").ends_with("| not measured |"),
+            "{t}"
+        );
+        assert!(row(&t, "floor: S1/B1").ends_with("| 0.75 | met |"), "{t}");
+        assert!(row(&t, "floor: S3's CPU").contains("**not met**"), "{t}");
+        assert!(
+            row(&t, "floor: S1's CPU at 5,000").ends_with("| met |"),
+            "{t}"
+        );
         assert!(row(&t, "S1 ≥ 70 %").ends_with("| 75 % | met |"), "{t}");
         assert!(row(&t, "S1 server CPU").contains("1.3 ×"), "{t}");
         assert!(row(&t, "S1 server CPU").ends_with("| met |"), "{t}");
@@ -282,6 +384,7 @@ mod tests {
             rate: 1.0,
             peak_rss_mb: None,
             postgres_ratio: Some(0.9),
+            scale: None,
             target_dir: &dir,
             started: 0,
         });
