@@ -177,14 +177,13 @@ fn floor(f: &Figures<'_>, rows: &mut Vec<Row>) {
         });
     }
     if let Some(sc) = f.scale {
-        for (what, cost) in [
-            ("5,000 subjects", sc.at_large),
-            ("the long log", sc.on_long_log),
-        ] {
+        let large = format!("{} subjects", sc.large);
+        let log = format!("a {}-entry log", sc.log_entries);
+        for (what, cost) in [(large, sc.at_large), (log, sc.on_long_log)] {
             if let Some(g) = cost {
                 let r = g.s1 / sc.at_small.s1;
                 rows.push(Row {
-                    target: format!("floor: S1's CPU at {what} ≤ 1.5 × at 200 subjects"),
+                    target: format!("floor: S1's CPU at {what} ≤ 1.5 × at {} subjects", sc.small),
                     result: format!("{r:.2} ×"),
                     met: Some(r <= 1.5),
                 });
@@ -342,7 +341,7 @@ mod tests {
         assert!(row(&t, "floor: S1/B1").ends_with("| 0.75 | met |"), "{t}");
         assert!(row(&t, "floor: S3's CPU").contains("**not met**"), "{t}");
         assert!(
-            row(&t, "floor: S1's CPU at 5,000").ends_with("| met |"),
+            row(&t, "floor: S1's CPU at 5000 subjects").ends_with("| met |"),
             "{t}"
         );
         assert!(row(&t, "S1 ≥ 70 %").ends_with("| 75 % | met |"), "{t}");
