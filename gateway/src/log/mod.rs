@@ -180,6 +180,10 @@ impl Log {
         crate::metrics::metrics().log_writer_available.set(1);
         let faults = Arc::new(availability::Faults::default());
         let register = Arc::new(crate::store::view::Register::load(&db).await?);
+        let appender = match db.sqlite_file() {
+            Some(f) => Some(crate::store::appender::Appender::start(f)?),
+            None => None,
+        };
         let w = writer::Writer::new(
             db.for_writer().await?,
             db.clone(),
@@ -188,7 +192,8 @@ impl Log {
             availability.clone(),
             clock,
             faults.clone(),
-        );
+        )
+        .with_appender(appender);
         let task = tokio::spawn(writer::run(w, rx, stop.clone()));
         Ok(Log {
             db,
@@ -600,5 +605,49 @@ mod tests {
             let head = db.log_head().await.unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(head.root, Some(merkle::root(&leaves)), "after {}", n + 1);
         }
+    }
+
+    #[tokio::test]
+    async fn two_writers_on_one_sqlite_file_keep_one_chain() {
+        // A second process on the same file (a CLI command while serving): each writer's
+        // appender finds the other's entries under the head, leaves the batch to the general
+        // path, and the log stays one chain with every entry in it.
+        let dir = std::env::temp_dir().join(format!("gw-log-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let url = format!(
+            "sqlite://{}/{}.db",
+            dir.display(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let db = Db::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
+        db.migrate().await.unwrap_or_else(|e| panic!("{e}"));
+        let open = |db: Db| async move {
+            let keys = LogKeys {
+                current: LogKey::from_seed("t/disclosures", &[1; 32])
+                    .unwrap_or_else(|e| panic!("{e}")),
+                retired: vec![],
+            };
+            Log::open(
+                db,
+                keys,
+                "t/disclosures".into(),
+                Arc::new(crate::clock::SystemClock),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let a = open(db.clone()).await;
+        let other = Db::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
+        let b = open(other).await;
+        let mut leaves = Vec::new();
+        for n in 0..8 {
+            let log = if n % 3 == 0 { &a } else { &b };
+            let got = log.append(entry(n)).await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(got.seq, n + 1, "one sequence across both writers");
+            leaves.push(got.leaf_hash);
+        }
+        let head = db.log_head().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(head.size, 8);
+        assert_eq!(head.root, Some(merkle::root(&leaves)));
     }
 }

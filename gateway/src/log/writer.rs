@@ -15,10 +15,9 @@ use super::entry::{Kind, LogEntry, LogOutage, Start, new_id};
 use super::merkle::{Frontier, Hash, leaf_hash};
 use super::{LogError, chain_hash, tree};
 use crate::clock::Clock;
+use crate::store::appender::{AppendError, Appender, OwnedRows};
 use crate::store::view::Register;
-use crate::store::{
-    AppendRows, Change, Db, Fault, HeadRow, LeafRow, NodeRow, ProductRow, RecordRow,
-};
+use crate::store::{Change, Db, Fault, HeadRow, LeafRow, NodeRow, ProductRow, RecordRow};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -114,6 +113,8 @@ pub(super) struct Writer {
     pub(super) reader: Db,
     /// The case register in memory, kept current here (see [`crate::store::view`]).
     pub(super) register: Arc<Register>,
+    /// On SQLite, the appender thread for batches that change nothing but the log.
+    pub(super) appender: Option<Appender>,
     pub(super) state: TreeState,
     pub(super) availability: Arc<Availability>,
     pub(super) clock: Arc<dyn Clock>,
@@ -138,6 +139,7 @@ impl Writer {
             db,
             reader,
             register,
+            appender: None,
             state,
             availability,
             clock,
@@ -145,6 +147,12 @@ impl Writer {
             policy_version: String::from("(none)"),
             uncertain: None,
         }
+    }
+
+    /// The same writer, appending through `appender` what changes nothing but the log.
+    pub(super) fn with_appender(mut self, appender: Option<Appender>) -> Writer {
+        self.appender = appender;
+        self
     }
 }
 
@@ -334,9 +342,12 @@ impl Writer {
         let r = tokio::time::timeout(
             COMMIT_LIMIT,
             commit(
-                &self.db,
-                &self.reader,
-                &self.register,
+                Sinks {
+                    db: &self.db,
+                    reader: &self.reader,
+                    appender: self.appender.as_ref(),
+                    register: &self.register,
+                },
                 &self.state,
                 ready,
                 &self.faults,
@@ -480,20 +491,84 @@ impl Writer {
     }
 }
 
+/// Each entry's place in a batch: (seq, leaf hash, whether its change was made).
+type Placed = Vec<(i64, Hash, bool)>;
+
+/// Where a batch goes: the writer's connection, the shared pool (fresh reads), the SQLite
+/// appender if there is one, and the register in memory.
+struct Sinks<'a> {
+    db: &'a Db,
+    reader: &'a Db,
+    appender: Option<&'a Appender>,
+    register: &'a Register,
+}
+
 /// One transaction: lock the head, apply the changes, link and hash, write, commit. On any
 /// error nothing of the batch is written (the connection is closed and the database rolls the
 /// transaction back), except that a failed `COMMIT` may have happened after all: `attempt` is
-/// then set, and the durable head decides.
+/// then set, and the durable head decides. A batch that changes nothing but the log goes to the
+/// SQLite appender when there is one (see [`crate::store::appender`]); when the head moved
+/// under it, the general path takes the batch.
 async fn commit(
-    db: &Db,
-    reader: &Db,
-    register: &Register,
+    sinks: Sinks<'_>,
     state: &TreeState,
     ready: &mut [(Job, String)],
     faults: &Faults,
     attempt: &mut Option<Attempt>,
-) -> Result<(TreeState, Vec<(i64, Hash, bool)>), LogError> {
+) -> Result<(TreeState, Placed), LogError> {
+    let Sinks {
+        db,
+        reader,
+        appender,
+        register,
+    } = sinks;
     faults.hit(Point::Begin)?;
+    // Only a batch with nothing to refuse: an entry marked refused here could not be unmarked
+    // if the general path had to take the batch after all.
+    if let Some(appender) = appender
+        && !register.is_stale()
+        && ready
+            .iter()
+            .all(|(j, _)| j.change.is_none() && decided_on_current(register, &j.entry))
+    {
+        let mut st = state.clone();
+        let (rows, done) = rows_of(&mut st, ready, vec![true; ready.len()])?;
+        faults.hit(Point::Append)?;
+        let abort = faults.hit(Point::BeforeCommit).err();
+        if abort.is_none() {
+            *attempt = Some(Attempt {
+                from: state.size,
+                leaves: done.iter().map(|d| d.1).collect(),
+                outage: None,
+            });
+        }
+        let expected = HeadRow {
+            size: state.size,
+            chain_hash: state.chain,
+            root: None,
+        };
+        match appender.append(&expected, rows, abort.is_some()).await {
+            Ok(()) => {
+                faults.hit(Point::LostAck)?;
+                return Ok((st, done));
+            }
+            Err(AppendError::HeadMoved) => {
+                // Another writer appended: nothing was written; the general path reads the
+                // tree and the register anew. The entries' texts are rebuilt there.
+                *attempt = None;
+                for (job, text) in ready.iter_mut() {
+                    *text = job
+                        .entry
+                        .canonical()
+                        .map_err(|e| LogError::Entry(e.to_string()))?;
+                }
+            }
+            Err(AppendError::Aborted) => {
+                return Err(abort.map_or(LogError::Unavailable, LogError::Store));
+            }
+            Err(e) => return Err(LogError::Store(e.into())),
+        }
+    }
     let mut tx = db.begin().await?;
     let head = tx.lock_head().await?;
     // Another instance may have appended since our last batch: then read the tree's edge anew
@@ -510,15 +585,34 @@ async fn commit(
         register.reload(reader).await?;
     }
     let mut applied = Vec::with_capacity(ready.len());
-    for (job, text) in ready.iter_mut() {
-        let ok = match &job.change {
+    for (job, _) in ready.iter() {
+        applied.push(match &job.change {
             Some(c) => tx.apply(c).await?,
             // A disclosure decided from the register in memory: still what it was then?
             None => decided_on_current(register, &job.entry),
-        };
+        });
+    }
+    mark_refused(ready, &applied)?;
+    let from = st.size;
+    let (rows, done) = rows_of(&mut st, ready, applied)?;
+    faults.hit(Point::Append)?;
+    tx.append_rows(&rows.as_rows()).await?;
+    faults.hit(Point::BeforeCommit)?;
+    *attempt = Some(Attempt {
+        from,
+        leaves: done.iter().map(|d| d.1).collect(),
+        outage: None,
+    });
+    tx.commit().await?;
+    // A commit that happened but was reported as failed (a connection lost on the way back).
+    faults.hit(Point::LostAck)?;
+    Ok((st, done))
+}
+
+/// The entries whose change did not happen, or whose case changed under their decision, say so.
+fn mark_refused(ready: &mut [(Job, String)], applied: &[bool]) -> Result<(), LogError> {
+    for ((job, text), ok) in ready.iter_mut().zip(applied) {
         if !ok {
-            // The change did not happen, or the case changed under the decision: the entry
-            // says so.
             job.entry.refuse(
                 job.change
                     .as_ref()
@@ -529,9 +623,17 @@ async fn commit(
                 .canonical()
                 .map_err(|e| LogError::Entry(e.to_string()))?;
         }
-        applied.push(ok);
     }
-    let from = st.size;
+    Ok(())
+}
+
+/// Links and hashes the batch from `st` (which it advances) into the rows to write, and each
+/// entry's place: (seq, leaf hash, applied).
+fn rows_of(
+    st: &mut TreeState,
+    ready: &mut [(Job, String)],
+    applied: Vec<bool>,
+) -> Result<(OwnedRows, Placed), LogError> {
     let mut leaves = Vec::with_capacity(ready.len());
     let mut records: Vec<RecordRow> = Vec::with_capacity(ready.len());
     let mut products: Vec<ProductRow> = Vec::new();
@@ -568,29 +670,21 @@ async fn commit(
     if overflow {
         return Err(LogError::Corrupt("tree index out of range".into()));
     }
-    faults.hit(Point::Append)?;
-    tx.append_rows(&AppendRows {
-        leaves: &leaves,
-        records: &records,
-        products: &products,
-        nodes: &nodes,
-        head: &HeadRow {
-            size: st.size,
-            chain_hash: st.chain,
-            root: Some(st.frontier.root()),
+    let head = HeadRow {
+        size: st.size,
+        chain_hash: st.chain,
+        root: Some(st.frontier.root()),
+    };
+    Ok((
+        OwnedRows {
+            leaves,
+            records,
+            products,
+            nodes,
+            head,
         },
-    })
-    .await?;
-    faults.hit(Point::BeforeCommit)?;
-    *attempt = Some(Attempt {
-        from,
-        leaves: done.iter().map(|d| d.1).collect(),
-        outage: None,
-    });
-    tx.commit().await?;
-    // A commit that happened but was reported as failed (a connection lost on the way back).
-    faults.hit(Point::LostAck)?;
-    Ok((st, done))
+        done,
+    ))
 }
 
 /// The problem of a disclosure whose case or deposits changed while it was decided.

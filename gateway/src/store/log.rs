@@ -323,13 +323,49 @@ const ENTRIES: &str = "SELECT l.seq AS l_seq, l.leaf_hash, l.chain_hash, r.* FRO
 const CHUNK: usize = 256;
 
 /// `INSERT INTO log_records … VALUES …` for `rows`, onto `qb` (either backend).
+/// The column lists of the log's tables: one text for the batch statements and the appender's.
+macro_rules! leaf_insert {
+    () => {
+        "INSERT INTO log_leaves (seq, leaf_hash, chain_hash) "
+    };
+}
+macro_rules! record_insert {
+    () => {
+        "INSERT INTO log_records (seq, entry, id, at, trace_id, kind, partner, staff_id, role, purpose, case_id, subject_pseudonym, policy_version, outcome, problem) "
+    };
+}
+macro_rules! product_insert {
+    () => {
+        "INSERT INTO log_products (seq, product, owner) "
+    };
+}
+macro_rules! node_insert {
+    () => {
+        "INSERT INTO log_nodes (height, idx, hash) "
+    };
+}
+/// One leaf.
+pub(super) const INSERT_LEAF: &str = concat!(leaf_insert!(), "VALUES ($1, $2, $3)");
+/// One entry's content and columns.
+pub(super) const INSERT_RECORD: &str = concat!(
+    record_insert!(),
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+);
+/// One product an entry names.
+pub(super) const INSERT_PRODUCT: &str = concat!(product_insert!(), "VALUES ($1, $2, $3)");
+/// One tree node.
+pub(super) const INSERT_NODE: &str = concat!(node_insert!(), "VALUES ($1, $2, $3)");
+/// The new head.
+pub(super) const SET_HEAD: &str =
+    "UPDATE log_tree_head SET size = $1, chain_hash = $2, root = $3 WHERE id = 1";
+
 fn push_records<'a, DB: sqlx::Database>(qb: &mut sqlx::QueryBuilder<DB>, rows: &'a [RecordRow])
 where
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     &'a String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     &'a Option<String>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
-    qb.push("INSERT INTO log_records (seq, entry, id, at, trace_id, kind, partner, staff_id, role, purpose, case_id, subject_pseudonym, policy_version, outcome, problem) ");
+    qb.push(record_insert!());
     qb.push_values(rows, |mut v, r| {
         v.push_bind(r.seq)
             .push_bind(&r.entry)
@@ -381,7 +417,7 @@ impl Tx {
         let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new("");
         // Chunks well under SQLite's 32,766 variables per statement.
         for chunk in b.leaves.chunks(4 * CHUNK) {
-            qb.push("INSERT INTO log_leaves (seq, leaf_hash, chain_hash) ");
+            qb.push(leaf_insert!());
             qb.push_values(chunk, |mut v, r| {
                 v.push_bind(r.seq)
                     .push_bind(&r.leaf_hash[..])
@@ -394,14 +430,14 @@ impl Tx {
             qb.push(";\n");
         }
         for chunk in b.products.chunks(8 * CHUNK) {
-            qb.push("INSERT INTO log_products (seq, product, owner) ");
+            qb.push(product_insert!());
             qb.push_values(chunk, |mut v, r| {
                 v.push_bind(r.seq).push_bind(&r.product).push_bind(&r.owner);
             });
             qb.push(";\n");
         }
         for chunk in b.nodes.chunks(4 * CHUNK) {
-            qb.push("INSERT INTO log_nodes (height, idx, hash) ");
+            qb.push(node_insert!());
             qb.push_values(chunk, |mut v, r| {
                 v.push_bind(r.height)
                     .push_bind(r.idx)
@@ -427,7 +463,7 @@ impl Tx {
 
     /// Writes the new head.
     pub async fn set_head(&mut self, h: &HeadRow) -> Result<(), StoreError> {
-        on_tx!(self, t => sqlx::query("UPDATE log_tree_head SET size = $1, chain_hash = $2, root = $3 WHERE id = 1")
+        on_tx!(self, t => sqlx::query(SET_HEAD)
             .bind(h.size)
             .bind(&h.chain_hash[..])
             .bind(h.root.as_ref().map(|r| &r[..]))
@@ -441,7 +477,7 @@ impl Tx {
     pub async fn insert_leaves(&mut self, rows: &[LeafRow]) -> Result<(), StoreError> {
         for chunk in rows.chunks(CHUNK) {
             on_tx!(self, t => {
-                let mut qb = sqlx::QueryBuilder::new("INSERT INTO log_leaves (seq, leaf_hash, chain_hash) ");
+                let mut qb = sqlx::QueryBuilder::new(leaf_insert!());
                 qb.push_values(chunk, |mut b, r| {
                     b.push_bind(r.seq)
                         .push_bind(r.leaf_hash.to_vec())
@@ -469,7 +505,7 @@ impl Tx {
     pub async fn insert_products(&mut self, rows: &[ProductRow]) -> Result<(), StoreError> {
         for chunk in rows.chunks(CHUNK) {
             on_tx!(self, t => {
-                let mut qb = sqlx::QueryBuilder::new("INSERT INTO log_products (seq, product, owner) ");
+                let mut qb = sqlx::QueryBuilder::new(product_insert!());
                 qb.push_values(chunk, |mut b, r| {
                     b.push_bind(r.seq).push_bind(&r.product).push_bind(&r.owner);
                 });
@@ -483,7 +519,7 @@ impl Tx {
     pub async fn insert_nodes(&mut self, rows: &[NodeRow]) -> Result<(), StoreError> {
         for chunk in rows.chunks(CHUNK) {
             on_tx!(self, t => {
-                let mut qb = sqlx::QueryBuilder::new("INSERT INTO log_nodes (height, idx, hash) ");
+                let mut qb = sqlx::QueryBuilder::new(node_insert!());
                 qb.push_values(chunk, |mut b, r| {
                     b.push_bind(r.height).push_bind(r.idx).push_bind(r.hash.to_vec());
                 });

@@ -8,6 +8,7 @@
 //! [`Change`]s applied inside the log's append transaction.
 
 mod aggregates;
+pub mod appender;
 mod cases;
 mod keys;
 mod log;
@@ -53,6 +54,9 @@ pub enum StoreError {
     /// Unsupported URL.
     #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://…")]
     Url(String),
+    /// The log's SQLite appender failed.
+    #[error("appender: {0}")]
+    Appender(appender::AppendError),
 }
 
 /// What kind of failure a database error is, as far as the gateway can tell: for operators, the
@@ -93,6 +97,7 @@ impl StoreError {
     pub fn fault(&self) -> Fault {
         match self {
             StoreError::Database(e) => sqlx_fault(e),
+            StoreError::Appender(e) => e.fault(),
             StoreError::Migrate(_) | StoreError::Corrupt(_) | StoreError::Url(_) => Fault::Other,
         }
     }
@@ -344,6 +349,17 @@ impl Db {
             }
         };
         Ok(Tx { inner, open: true })
+    }
+
+    /// The database file, when it is an SQLite file (not in memory).
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                let f = p.connect_options().get_filename().to_path_buf();
+                (!f.as_os_str().is_empty() && f.as_os_str() != ":memory:").then_some(f)
+            }
+            Pool::Postgres(_) => None,
+        }
     }
 
     /// A handle on the same database with one connection of its own, for the log writer: it
