@@ -791,7 +791,9 @@ pub struct Start<'a> {
 
 /// A new entry id.
 pub fn new_id() -> String {
-    format!("disc-{}", uuid::Uuid::new_v4().simple())
+    // Time-ordered (UUIDv7): the log's unique index on ids then grows at its end, like the
+    // sequence, instead of taking every new id at a random page of an index of millions.
+    format!("disc-{}", uuid::Uuid::now_v7().simple())
 }
 
 /// Building or reading an entry failed.
