@@ -687,23 +687,16 @@ fn rows_of(
     ))
 }
 
-/// The problem of a disclosure whose case or deposits changed while it was decided.
+/// The problem of a disclosure whose case changed while it was decided.
 const STALE_DECISION: &str = "case-conflict";
 
-/// Whether an entry's decision rests on the case and deposits as they are now (an entry that
-/// records no decision rests on nothing of them).
+/// Whether an entry's decision rests on the case as it is now (an entry that records no
+/// decision rests on nothing of it).
 fn decided_on_current(register: &Register, entry: &LogEntry) -> bool {
     let (Some(d), Some(case)) = (&entry.decision, &entry.case_id) else {
         return true;
     };
-    register.still_current(
-        case,
-        d.case_version,
-        d.sources
-            .iter()
-            .filter(|(_, s)| s.from == super::entry::SourceKind::Deposit)
-            .map(|(p, s)| (p.as_str(), s.sha256.as_str())),
-    )
+    register.still_current(case, d.case_version)
 }
 
 impl LogError {

@@ -483,21 +483,6 @@ mod tests {
         assert!(matches!(old.commit(&app).await, Err(Refusal::CaseConflict)));
         assert_eq!(old.record.problem.as_deref(), Some("case-conflict"));
         assert_eq!(old.record.outcome, Outcome::Refused);
-        // A deposit the decision did not open is a change too.
-        let mut other = decided_at(now.version);
-        if let Some(d) = other.record.decision.as_mut() {
-            d.sources.insert(
-                "ggd.screening".into(),
-                SourceRef {
-                    from: SourceKind::Deposit,
-                    sha256: "00".repeat(32),
-                },
-            );
-        }
-        assert!(matches!(
-            other.commit(&app).await,
-            Err(Refusal::CaseConflict)
-        ));
     }
 
     #[tokio::test]

@@ -68,7 +68,7 @@ impl Call {
         let r = app.log.append(self.record.clone()).await;
         let a = self.finish(r)?;
         if !a.applied {
-            // A disclosure whose case or deposits changed while it was decided: recorded as
+            // A disclosure whose case changed while it was decided: recorded as
             // that refusal, nothing answered.
             return Err(Refusal::CaseConflict);
         }

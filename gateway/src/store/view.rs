@@ -89,29 +89,18 @@ impl Register {
         self.read().records.values().flatten().cloned().collect()
     }
 
-    /// Whether a disclosure decided at `case_version` over deposits with these digests (by
-    /// product id, hex) would be decided the same now.
-    pub fn still_current<'a>(
-        &self,
-        case_id: &str,
-        case_version: i64,
-        deposits: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> bool {
+    /// Whether a disclosure decided at `case_version` would be decided the same now: the case
+    /// (status, relations, roles) is what binds the purpose. A deposit replaced meanwhile does
+    /// not count: the entry names the digest of the one it answered with, as a query read a
+    /// moment earlier would have.
+    pub fn still_current(&self, case_id: &str, case_version: i64) -> bool {
         if self.is_stale() {
             return false;
         }
-        let g = self.read();
-        let Some(case) = g.cases.get(case_id) else {
-            return false;
-        };
-        if case.version != case_version {
-            return false;
-        }
-        let held = g.records.get(&case.subject_ref);
-        deposits.into_iter().all(|(product, digest)| {
-            held.and_then(|rs| rs.iter().find(|r| r.product == product))
-                .is_some_and(|r| hex::encode(r.deposit_digest()) == digest)
-        })
+        self.read()
+            .cases
+            .get(case_id)
+            .is_some_and(|c| c.version == case_version)
     }
 
     /// Applies a committed change as the database applied it; `false` when the view cannot
