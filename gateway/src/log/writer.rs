@@ -585,11 +585,20 @@ async fn commit(
         register.reload(reader).await?;
     }
     let mut applied = Vec::with_capacity(ready.len());
+    // What the changes before each entry in this batch changed: a disclosure after them in
+    // the log was decided on the case before them, and must not say otherwise.
+    let mut touched = Touched::default();
     for (job, _) in ready.iter() {
         applied.push(match &job.change {
-            Some(c) => tx.apply(c).await?,
+            Some(c) => {
+                let ok = tx.apply(c).await?;
+                if ok {
+                    touched.note(c);
+                }
+                ok
+            }
             // A disclosure decided from the register in memory: still what it was then?
-            None => decided_on_current(register, &job.entry),
+            None => !touched.names(&job.entry) && decided_on_current(register, &job.entry),
         });
     }
     mark_refused(ready, &applied)?;
@@ -687,6 +696,38 @@ fn rows_of(
     ))
 }
 
+/// The cases the changes so far in a batch changed (all of them, after a change of many).
+#[derive(Default)]
+struct Touched {
+    cases: std::collections::HashSet<String>,
+    all: bool,
+}
+
+impl Touched {
+    fn note(&mut self, c: &Change) {
+        match c {
+            Change::CreateCase { case, .. } | Change::UpdateCase { case, .. } => {
+                self.cases.insert(case.id.clone());
+            }
+            Change::RemoveExpired(_) | Change::Rekey(_) | Change::Reseal(_) => self.all = true,
+            Change::PutRecords(_)
+            | Change::InsertDraft(_)
+            | Change::ApproveDraft { .. }
+            | Change::ActivateDraft { .. }
+            | Change::Bootstrap(_) => {}
+        }
+    }
+
+    /// Whether `entry` records a decision about a case changed before it in the batch.
+    fn names(&self, entry: &LogEntry) -> bool {
+        entry.decision.is_some()
+            && entry
+                .case_id
+                .as_ref()
+                .is_some_and(|id| self.all || self.cases.contains(id))
+    }
+}
+
 /// The problem of a disclosure whose case changed while it was decided.
 const STALE_DECISION: &str = "case-conflict";
 
@@ -721,6 +762,41 @@ pub(super) fn injected() -> crate::store::StoreError {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decision_after_a_change_of_its_case_in_the_same_batch_is_not_current() {
+        use crate::log::entry::{DecisionInputs, Start};
+        let mut e = LogEntry::new(Start {
+            id: "disc-1".into(),
+            at: 1_800_000_000,
+            trace_id: "t",
+            kind: Kind::Disclosure,
+            partner: "rn".into(),
+            policy_version: "v",
+        });
+        e.case_id = Some("case-1".into());
+        e.decision = Some(DecisionInputs {
+            case_version: 3,
+            case_status: policy::CaseStatus::Opgenomen,
+            relation: policy::Relation::IsRegisseur,
+            satisfied_by: "regisseur".into(),
+            sources: std::collections::BTreeMap::new(),
+        });
+        let mut t = Touched::default();
+        assert!(!t.names(&e));
+        t.note(&Change::ApproveDraft {
+            id: "draft-1".into(),
+            partner: "oov".into(),
+            staff: "pa.1".into(),
+            at: 1_800_000_000,
+        });
+        assert!(!t.names(&e), "a draft changes no case");
+        t.note(&Change::Rekey(crate::store::Rekey::default()));
+        assert!(t.names(&e), "a re-key changes every case");
+        e.decision = None;
+        assert!(!t.names(&e), "an entry without a decision rests on no case");
+    }
     use super::super::availability::Point;
     use super::super::entry::{Kind, LogEntry, Outcome, Start};
     use super::super::{Log, LogError, LogKeys, checkpoint::LogKey};
