@@ -361,9 +361,9 @@ async fn retired_pseudonym_keys(
             break;
         };
         for (seq, text, _) in &rows {
-            let Ok(e) = LogEntry::parse(*seq, text) else {
-                continue;
-            };
+            // An unreadable keys entry could hide a retired key: the proof is refused instead.
+            let e = LogEntry::parse(*seq, text)
+                .map_err(|e| StoreError::Corrupt(format!("log entry {seq}: {e}")))?;
             if let Some(k) = e.keys.filter(|k| {
                 k.key == KeyName::Pseudonym && k.action == KeyAction::Retired && *seq <= upto
             }) {
@@ -371,7 +371,9 @@ async fn retired_pseudonym_keys(
                     out.push(crate::log::subjects::RetiredKey {
                         key: id.clone(),
                         seq: *seq,
-                        at: crate::log::entry::rfc3339::format(e.at).unwrap_or_default(),
+                        at: crate::log::entry::rfc3339::format(e.at).ok_or_else(|| {
+                            StoreError::Corrupt(format!("log entry {seq}: time out of range"))
+                        })?,
                     });
                 }
             }

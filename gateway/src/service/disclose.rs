@@ -10,7 +10,6 @@ use crate::log::entry::{
 };
 use crate::refusal::Refusal;
 use crate::sources::{OpenedRecords, RecordsBody};
-use crate::store::RecordsRow;
 use policy::{ActionKind, Audience, Bsn, CompiledCovenant, ProductRef, TransformContext};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -313,7 +312,7 @@ pub async fn disclose(
             // The deposit's own digest (its entry's): a new deposit has a new one, a re-seal
             // keeps it and the content; no hashing of the sealed bytes on every request.
             let key = row.deposit_digest();
-            let records = opened(app, &row);
+            let records = opened(app, key, &row.sealed);
             let source = SourceRef {
                 from: SourceKind::Deposit,
                 sha256: hex::encode(key),
@@ -402,16 +401,14 @@ pub async fn disclose(
     })
 }
 
-/// A deposit's records, opened once and then kept (by the deposit's digest) within the
-/// configured number; `None` when it cannot be opened.
-pub fn opened(app: &App, row: &RecordsRow) -> Option<OpenedRecords> {
-    let key = row.deposit_digest();
+/// A deposit's records, opened once and then kept by `key` (the deposit's digest) within the
+/// configured number; `None` when they cannot be opened.
+pub fn opened(app: &App, key: [u8; 32], sealed: &[u8]) -> Option<OpenedRecords> {
     if let Some(r) = app.opened.get(&key) {
         return Some(r);
     }
     let r = std::sync::Arc::new(
-        serde_json::from_slice::<Vec<Map<String, Value>>>(&app.secrets.open(&row.sealed).ok()?)
-            .ok()?,
+        serde_json::from_slice::<Vec<Map<String, Value>>>(&app.secrets.open(sealed).ok()?).ok()?,
     );
     app.opened.insert(key, r.clone());
     Some(r)
@@ -427,7 +424,7 @@ pub async fn warm(app: &App) {
             break;
         }
         for row in chunk {
-            opened_now += usize::from(opened(app, row).is_some());
+            opened_now += usize::from(opened(app, row.deposit_digest(), &row.sealed).is_some());
         }
         tokio::task::yield_now().await;
     }
