@@ -2,6 +2,11 @@
 //! concurrent requests), `audit verify`, and at 1,000,000 entries an inclusion proof, a
 //! consistency proof, a restart (opening the log) and the art. 15 subject query.
 //!
+//! Beside the writer, SQLite's own floor: the same rows of the same schema written with SQLite
+//! directly (rusqlite, statements prepared once, one transaction per 512 entries, everything
+//! hashed and serialised beforehand), so that the writer's figure is a ratio to what this machine
+//! can do at all (issue 40: the writer ≥ 80 % of the floor at batch 512).
+//!
 //! Run: `cargo bench -p gateway --bench log` (SQLite in a temporary directory; PostgreSQL too when
 //! `GATEWAY_TEST_POSTGRES_URL` is set). `GATEWAY_BENCH_LOG_SIZE` changes the large size. Prints a
 //! table; asserts nothing about speed.
@@ -209,6 +214,161 @@ async fn bench(name: &str, db: Db, large: usize) -> serde_json::Value {
     })
 }
 
+/// The rows of entries `from..to` as the schema holds them, computed before any timing.
+struct FloorRows {
+    leaves: Vec<(i64, [u8; 32], [u8; 32])>,
+    records: Vec<(i64, String, LogEntry)>,
+    nodes: Vec<(i64, i64, [u8; 32])>,
+    last_chain: [u8; 32],
+}
+
+fn floor_rows(from: usize, to: usize, mut chain: [u8; 32]) -> FloorRows {
+    let mut out = FloorRows {
+        leaves: Vec::new(),
+        records: Vec::new(),
+        nodes: Vec::new(),
+        last_chain: chain,
+    };
+    for i in from..to {
+        let seq = i64::try_from(i + 1).expect("seq");
+        let e = entry(i);
+        let text = e.canonical().expect("canonical");
+        let leaf = gateway::log::merkle::leaf_hash(text.as_bytes());
+        chain = gateway::log::chain_hash(&chain, &leaf);
+        out.leaves.push((seq, leaf, chain));
+        // One stored node per complete subtree of 256, 65,536, ... leaves (the log's own rule).
+        let mut height = 8;
+        while seq % (1i64 << height) == 0 {
+            out.nodes.push((height, seq / (1i64 << height) - 1, leaf));
+            height += 8;
+        }
+        out.records.push((seq, text, e));
+    }
+    out.last_chain = chain;
+    out
+}
+
+/// Writes `rows` in transactions of `batch` entries; returns the seconds the writing took.
+fn floor_write(c: &mut rusqlite::Connection, rows: &FloorRows, batch: usize) -> f64 {
+    let started = Instant::now();
+    for (k, chunk) in rows.leaves.chunks(batch).enumerate() {
+        let tx = c
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .expect("begin");
+        {
+            let mut leaf = tx
+                .prepare_cached(
+                    "INSERT INTO log_leaves (seq, leaf_hash, chain_hash) VALUES (?1, ?2, ?3)",
+                )
+                .expect("prepare");
+            let mut record = tx
+                .prepare_cached(
+                    "INSERT INTO log_records (seq, entry, id, at, trace_id, kind, partner, \
+                     staff_id, role, purpose, case_id, subject_pseudonym, policy_version, \
+                     outcome, problem) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                )
+                .expect("prepare");
+            let mut product = tx
+                .prepare_cached(
+                    "INSERT INTO log_products (seq, product, owner) VALUES (?1, ?2, ?3)",
+                )
+                .expect("prepare");
+            let mut node = tx
+                .prepare_cached("INSERT INTO log_nodes (height, idx, hash) VALUES (?1, ?2, ?3)")
+                .expect("prepare");
+            let first = k * batch;
+            for (j, (seq, leaf_hash, chain_hash)) in chunk.iter().enumerate() {
+                leaf.execute(rusqlite::params![seq, &leaf_hash[..], &chain_hash[..]])
+                    .expect("leaf");
+                let (_, text, e) = rows.records.get(first + j).expect("record");
+                record
+                    .execute(rusqlite::params![
+                        seq,
+                        text,
+                        e.id,
+                        e.at,
+                        e.trace_id,
+                        e.kind.as_str(),
+                        e.partner,
+                        e.staff_id,
+                        e.role,
+                        e.processing_activity,
+                        e.case_id,
+                        e.data_subject,
+                        e.policy_version,
+                        e.outcome.as_str(),
+                        e.problem
+                    ])
+                    .expect("record");
+                for (name, p) in &e.products {
+                    product
+                        .execute(rusqlite::params![
+                            seq,
+                            name,
+                            p.owner.as_deref().unwrap_or("")
+                        ])
+                        .expect("product");
+                }
+            }
+            let last = chunk.last().map_or(0, |l| l.0);
+            let lo = chunk.first().map_or(0, |l| l.0);
+            for (h, idx, hash) in rows
+                .nodes
+                .iter()
+                .filter(|(h, idx, _)| ((idx + 1) << h) >= lo && ((idx + 1) << h) <= last)
+            {
+                node.execute(rusqlite::params![h, idx, &hash[..]])
+                    .expect("node");
+            }
+            let (_, leaf_hash, chain_hash) = chunk.last().expect("a chunk is never empty");
+            tx.execute(
+                "UPDATE log_tree_head SET size = ?1, chain_hash = ?2, root = ?3 WHERE id = 1",
+                rusqlite::params![last, &chain_hash[..], &leaf_hash[..]],
+            )
+            .expect("head");
+        }
+        tx.commit().expect("commit");
+    }
+    started.elapsed().as_secs_f64()
+}
+
+/// SQLite's floor for the writer's appends at batch 512 (entries per second): the gateway's
+/// schema (its migrations) in a fresh file, WAL and `synchronous = FULL` as the gateway
+/// configures it, first the entries the writer's measurement has written before its batch-512
+/// run (untimed), then the same 100,000 entries.
+async fn floor(dir: &std::path::Path) -> f64 {
+    let path = dir.join("floor.db");
+    let db = Db::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("sqlite");
+    db.migrate().await.expect("migrate");
+    drop(db);
+    let before = 300 + 2_000 + 20_000;
+    let timed = 100_000;
+    let pre = floor_rows(0, before, [0; 32]);
+    let rows = floor_rows(before, before + timed, pre.last_chain);
+    let mut c = rusqlite::Connection::open(&path).expect("open");
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+         PRAGMA secure_delete = ON; PRAGMA cache_size = -16384;",
+    )
+    .expect("pragmas");
+    // The migrations leave a head row only once the log has its first entry.
+    c.execute(
+        "INSERT OR IGNORE INTO log_tree_head (id, size, chain_hash, root) VALUES (1, 0, ?1, NULL)",
+        rusqlite::params![&[0u8; 32][..]],
+    )
+    .expect("head row");
+    floor_write(&mut c, &pre, 512);
+    let secs = floor_write(&mut c, &rows, 512);
+    let rate = timed as f64 / secs;
+    println!(
+        "floor     append (SQLite directly)  {timed:>8} entries at batch 512  {rate:>9.0} entries/s"
+    );
+    rate
+}
+
 fn main() {
     let large: usize = std::env::var("GATEWAY_BENCH_LOG_SIZE")
         .ok()
@@ -226,6 +386,10 @@ fn main() {
             .expect("sqlite");
         let mut results = serde_json::Map::new();
         results.insert("sqlite".into(), bench("sqlite", db, large).await);
+        results.insert(
+            "floor".into(),
+            serde_json::json!({ "append": { "512": floor(&dir).await } }),
+        );
         let _ = std::fs::remove_dir_all(&dir);
         if let Some(admin) = std::env::var("GATEWAY_TEST_POSTGRES_URL")
             .ok()

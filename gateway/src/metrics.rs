@@ -122,6 +122,9 @@ pub struct Metrics {
     pub log_outages: Counter,
     /// Refusals that could not be written one by one (counted in the next `log-outage` entry).
     pub log_refusals_unrecorded: Counter,
+    /// Times the case register in memory was brought up to date from the database, by how
+    /// (`followed`: only what another instance's entries changed; `whole`: read again whole).
+    pub register_reads: Family<ReasonLabel, Counter>,
     active_version: Mutex<Option<String>>,
 }
 
@@ -164,6 +167,7 @@ impl Metrics {
             log_writer_available: Gauge::default(),
             log_outages: Counter::default(),
             log_refusals_unrecorded: Counter::default(),
+            register_reads: Family::default(),
             active_version: Mutex::new(None),
         };
         let r = &mut m.registry;
@@ -226,6 +230,11 @@ impl Metrics {
             "log_writer_available",
             "1 while the log writer can write; 0 from a failed batch until a log-outage entry is written",
             m.log_writer_available.clone(),
+        );
+        r.register(
+            "register_reads",
+            "Times the case register in memory was read from the database, by how (followed, whole)",
+            m.register_reads.clone(),
         );
         r.register(
             "log_outages",

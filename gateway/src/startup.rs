@@ -325,10 +325,23 @@ async fn check_witnesses(app: &Arc<App>, without: Option<&str>) -> anyhow::Resul
 /// The background tasks: versions activated by other instances, new CRLs, forgetting idle rate
 /// limit keys, and checkpoints when they are due by the application's clock.
 pub fn background(app: &Arc<App>, cfg: &Config) {
-    // The deposits opened once, beside the first requests.
+    // The deposits opened once, and the per-subject map loaded, beside the first requests.
     {
         let app = app.clone();
-        tokio::spawn(async move { crate::service::disclose::warm(&app).await });
+        tokio::spawn(async move {
+            crate::service::disclose::warm(&app).await;
+            let started = std::time::Instant::now();
+            match app.log.warm_subject_map().await {
+                Ok((people, entries)) => tracing::info!(
+                    people,
+                    entries,
+                    secs = started.elapsed().as_secs_f64(),
+                    "per-subject map loaded"
+                ),
+                // The first checkpoint tries again (and fails closed if it cannot).
+                Err(e) => tracing::warn!(error = %e, "cannot load the per-subject map yet"),
+            }
+        });
     }
     // Versions activated by another instance sharing the database.
     if cfg.administration.poll_secs > 0 {

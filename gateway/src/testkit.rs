@@ -36,8 +36,17 @@ pub fn pki() -> &'static PathBuf {
 
 /// A fresh application on its own SQLite database, its clock at [`T0`].
 pub async fn app() -> (Arc<App>, Arc<FixedClock>) {
+    app_on(&pki().join(format!("unit-{}.db", uuid::Uuid::new_v4().simple()))).await
+}
+
+/// A second instance beside `app`, on the same database file (as two gateways share one
+/// PostgreSQL database), with its own log writer, register and clock.
+pub async fn beside(app: &App) -> (Arc<App>, Arc<FixedClock>) {
+    app_on(&app.db.sqlite_file().unwrap()).await
+}
+
+async fn app_on(db: &std::path::Path) -> (Arc<App>, Arc<FixedClock>) {
     let dir = pki();
-    let db = dir.join(format!("unit-{}.db", uuid::Uuid::new_v4().simple()));
     let env = [(
         "GATEWAY_DATABASE_URL".to_owned(),
         format!("sqlite://{}", db.display()),

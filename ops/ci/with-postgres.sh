@@ -2,6 +2,8 @@
 # Runs a command with a throwaway PostgreSQL cluster on a random local port, and removes the
 # cluster afterwards. Exports GATEWAY_TEST_POSTGRES_URL for the tests.
 #   ops/ci/with-postgres.sh cargo test --workspace --locked
+# The tests' cluster runs with fsync=off (fast, not durable). GATEWAY_PG_DURABLE=1 keeps fsync
+# and synchronous_commit on, as a production server has them: the benchmark's figures need it.
 set -euo pipefail
 
 bindir=""
@@ -24,7 +26,11 @@ if [ "$(id -u)" = 0 ]; then
   as_pg=(runuser -u postgres --)
 fi
 "${as_pg[@]}" "$bindir/initdb" -D "$work/data" -U postgres -A trust --no-sync >/dev/null
-"${as_pg[@]}" "$bindir/pg_ctl" -D "$work/data" -l "$work/log" -w -o "-p $port -k $work -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+durability="-c fsync=off"
+if [ "${GATEWAY_PG_DURABLE:-0}" = 1 ]; then
+  durability="-c fsync=on -c synchronous_commit=on"
+fi
+"${as_pg[@]}" "$bindir/pg_ctl" -D "$work/data" -l "$work/log" -w -o "-p $port -k $work -c listen_addresses=127.0.0.1 $durability" start >/dev/null
 cleanup() {
   "${as_pg[@]}" "$bindir/pg_ctl" -D "$work/data" -m fast -w stop >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -32,5 +38,5 @@ cleanup() {
 trap cleanup EXIT
 
 export GATEWAY_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
-echo "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on port $port" >&2
+echo "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on port $port ($durability)" >&2
 "$@"

@@ -145,8 +145,8 @@ pub struct Log {
         )
     )]
     faults: Arc<availability::Faults>,
-    /// The per-subject map as far as this instance indexed it (issue 28), loaded at the first
-    /// checkpoint.
+    /// The per-subject map as far as this instance indexed it (issue 28), loaded at start in
+    /// the background ([`Log::warm_subject_map`]) or else at the first checkpoint.
     subjects: Mutex<Option<subjects::Indexed>>,
     /// The case register in memory (issue 40), kept current by the writer.
     register: Arc<crate::store::view::Register>,
@@ -388,6 +388,22 @@ impl Log {
             .await?;
         checkpoint_metrics(head.size, now);
         Ok((head.size, stored))
+    }
+
+    /// Loads the per-subject map from its stored rows if this instance has not yet: at start,
+    /// beside the first requests, so that the first checkpoint does not read a long log's
+    /// million rows while requests wait for it. Returns the people and the entries it holds.
+    pub async fn warm_subject_map(&self) -> Result<(usize, i64), LogError> {
+        let mut held = self.subjects.lock().await;
+        let indexed = match held.take() {
+            Some(i) => i,
+            None => {
+                let head = self.db.log_head().await?;
+                subjects::Indexed::load(&self.db, head.size).await?
+            }
+        };
+        let indexed = held.insert(indexed);
+        Ok((indexed.map.chains.len(), indexed.applied))
     }
 
     /// The per-subject map this instance holds, with the log size it covers (none before its

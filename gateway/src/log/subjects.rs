@@ -193,6 +193,9 @@ impl SubjectMap {
     }
 }
 
+/// Rows read per query when the map is loaded.
+const LOAD_PAGE: i64 = 20_000;
+
 /// The map as far as it was indexed from the log: entries up to `applied`.
 #[derive(Debug, Clone, Default)]
 pub struct Indexed {
@@ -206,16 +209,26 @@ impl Indexed {
     /// The map's stored rows up to entry `upto`.
     pub async fn load(db: &Db, upto: i64) -> Result<Indexed, StoreError> {
         let mut out = Indexed::default();
-        for (key, seq, leaf) in db.subject_entries(None, upto).await? {
-            let key = super::merkle::parse_hash(&key).ok_or_else(|| {
-                StoreError::Corrupt("a subject map key is not 32 bytes of hex".into())
-            })?;
-            out.map
-                .chains
-                .entry(key)
-                .or_default()
-                .push(u64::try_from(seq).unwrap_or(0), &leaf);
-            out.applied = out.applied.max(seq);
+        let mut after = 0;
+        loop {
+            let page = db.subject_entries_page(after, upto, LOAD_PAGE).await?;
+            let Some(last) = page.last().map(|(_, seq, _)| *seq) else {
+                break;
+            };
+            for (key, seq, leaf) in page {
+                let key = super::merkle::parse_hash(&key).ok_or_else(|| {
+                    StoreError::Corrupt("a subject map key is not 32 bytes of hex".into())
+                })?;
+                out.map
+                    .chains
+                    .entry(key)
+                    .or_default()
+                    .push(u64::try_from(seq).unwrap_or(0), &leaf);
+                out.applied = out.applied.max(seq);
+            }
+            after = last;
+            // Beside requests, not ahead of them.
+            tokio::task::yield_now().await;
         }
         Ok(out)
     }

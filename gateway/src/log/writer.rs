@@ -11,13 +11,16 @@
 //! never handed out twice.
 
 use super::availability::{Availability, Faults, Point};
-use super::entry::{Kind, LogEntry, LogOutage, Start, new_id};
+use super::entry::{Kind, LogEntry, LogOutage, Outcome, Start, new_id};
 use super::merkle::{Frontier, Hash, leaf_hash};
 use super::{LogError, chain_hash, tree};
 use crate::clock::Clock;
 use crate::store::appender::{AppendError, Appender, OwnedRows};
 use crate::store::view::Register;
-use crate::store::{Change, Db, Fault, HeadRow, LeafRow, NodeRow, ProductRow, RecordRow};
+use crate::store::{
+    Change, Db, EntryNames, Fault, HeadRow, LeafRow, NodeRow, ProductRow, RecordRow,
+};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -576,9 +579,9 @@ async fn commit(
     let mut st = if state.is_at(&head) {
         state.clone()
     } else {
-        // Its changes too: the register in memory is read again (failing the batch if it
-        // cannot be, so that nothing is decided from a view that missed them).
-        register.reload(reader).await?;
+        // Its changes too: the register in memory follows them (failing the batch if it
+        // cannot, so that nothing is decided from a view that missed them).
+        follow(register, reader, state.size, head.size).await?;
         TreeState::load(reader, &head).await?
     };
     if register.is_stale() {
@@ -728,6 +731,72 @@ impl Touched {
     }
 }
 
+/// Beyond this many entries of another instance, the register is read whole rather than
+/// followed entry by entry.
+const FOLLOW_AT_MOST: i64 = 10_000;
+
+/// What another instance's entries `after+1..=upto` changed in the case register, as the view
+/// must follow it: the cases they changed and the people they deposited for, or everything.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Followed {
+    cases: BTreeSet<String>,
+    subjects: BTreeSet<String>,
+    /// Read the register whole: a retention run, a key step, an entry whose content is gone or
+    /// that does not say what it changed.
+    whole: bool,
+}
+
+impl Followed {
+    fn of(names: &[EntryNames], expected: i64) -> Followed {
+        let mut f = Followed {
+            whole: i64::try_from(names.len()).ok() != Some(expected),
+            ..Followed::default()
+        };
+        for n in names {
+            let answered = n.outcome.parse::<Outcome>().ok() == Some(Outcome::Answered);
+            match n.kind.parse::<Kind>() {
+                Ok(Kind::CaseChange) => match &n.case_id {
+                    Some(id) => {
+                        f.cases.insert(id.clone());
+                    }
+                    None => f.whole |= answered,
+                },
+                Ok(Kind::Deposit) => match &n.subject_pseudonym {
+                    Some(p) => {
+                        f.subjects.insert(p.clone());
+                    }
+                    None => f.whole |= answered,
+                },
+                // These change rows the view cannot name one by one.
+                Ok(Kind::Retention | Kind::Keys) | Err(_) => f.whole = true,
+                Ok(_) => {}
+            }
+        }
+        f
+    }
+}
+
+/// Brings the register in memory up to another instance's entries after `after` up to `upto`:
+/// only the cases they changed and the people they deposited for are read again, unless
+/// something else may have changed (then the register is read whole).
+async fn follow(register: &Register, reader: &Db, after: i64, upto: i64) -> Result<(), LogError> {
+    if !register.is_stale() && upto - after <= FOLLOW_AT_MOST {
+        let f = Followed::of(
+            &reader.entry_names_between(after, upto).await?,
+            upto - after,
+        );
+        if !f.whole && register.refresh(reader, &f.cases, &f.subjects).await? {
+            crate::metrics::metrics()
+                .register_reads
+                .get_or_create(&crate::metrics::ReasonLabel { reason: "followed" })
+                .inc();
+            return Ok(());
+        }
+    }
+    // Counted there as read whole.
+    Ok(register.reload(reader).await?)
+}
+
 /// The problem of a disclosure whose case changed while it was decided.
 const STALE_DECISION: &str = "case-conflict";
 
@@ -805,6 +874,45 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet, HashMap};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn another_instances_entries_name_what_the_register_reads_again_or_make_it_read_whole() {
+        use super::{EntryNames, Followed};
+        let n = |seq: i64, kind: &str, outcome: &str, case: Option<&str>, subject: Option<&str>| {
+            EntryNames {
+                seq,
+                kind: kind.into(),
+                outcome: outcome.into(),
+                case_id: case.map(str::to_owned),
+                subject_pseudonym: subject.map(str::to_owned),
+            }
+        };
+        let names = [
+            n(1, "disclosure", "answered", Some("c1"), Some("p1")),
+            n(2, "case-change", "answered", Some("c2"), Some("p2")),
+            n(3, "deposit", "answered", None, Some("p3")),
+            // A refused create names no case and changed nothing.
+            n(4, "case-change", "refused", None, None),
+            n(5, "policy", "answered", None, None),
+        ];
+        let f = Followed::of(&names, 5);
+        assert!(!f.whole);
+        assert_eq!(f.cases, BTreeSet::from(["c2".to_owned()]));
+        assert_eq!(f.subjects, BTreeSet::from(["p3".to_owned()]));
+        // An entry whose content is gone (retention) hides what it changed.
+        assert!(Followed::of(&names, 6).whole);
+        for whole in [
+            n(6, "retention", "answered", None, None),
+            n(6, "keys", "answered", None, None),
+            n(6, "a-kind-of-a-later-version", "answered", None, None),
+            n(6, "deposit", "answered", None, None),
+            n(6, "case-change", "answered", None, None),
+        ] {
+            let mut more = names.to_vec();
+            more.push(whole.clone());
+            assert!(Followed::of(&more, 6).whole, "{whole:?}");
+        }
+    }
 
     async fn open() -> (Db, Log) {
         let dir = std::env::temp_dir().join(format!("gw-writer-faults-{}", std::process::id()));

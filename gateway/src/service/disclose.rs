@@ -483,6 +483,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_second_instance_follows_the_others_changes_without_reading_its_register_whole() {
+        let (a, _) = testkit::app().await;
+        let (b, _) = testkit::beside(&a).await;
+        let whole = b.log.register().whole_reads();
+        // Any entry B writes first brings its register up to what A committed.
+        async fn touch(app: &std::sync::Arc<crate::app::App>) {
+            let mut c = testkit::call(app, Kind::CaseRead, "rn", "reg.1", &["regisseur"]);
+            c.commit(app).await.unwrap();
+        }
+        let case = testkit::included(&a, "999993331").await;
+        assert!(b.log.register().case_with_records(&case.id).is_none());
+        touch(&b).await;
+        let (seen, records) = b.log.register().case_with_records(&case.id).unwrap();
+        let (on_a, _) = a.log.register().case_with_records(&case.id).unwrap();
+        assert_eq!((seen.version, seen.status), (on_a.version, on_a.status));
+        assert!(records.is_empty());
+        // A deposit about the person on A: B holds it after its next entry.
+        let mut dep = testkit::call(&a, Kind::Deposit, "ggd", "bron", &["bronsysteem"]);
+        let recs = serde_json::from_value(serde_json::json!({"records": [{"screeningsdatum": "2026-09-30", "in_zorg": false, "zorgaanbieder": "GGZ", "diagnose": "x", "medicatie": "y", "contactpersoon": "GGD Team"}]})).unwrap();
+        crate::service::records::deposit(&a, &mut dep, "ggd.screening", &case.subject_ref, recs)
+            .await
+            .unwrap();
+        touch(&b).await;
+        let (_, records) = b.log.register().case_with_records(&case.id).unwrap();
+        assert_eq!(
+            records
+                .iter()
+                .map(|r| r.product.as_str())
+                .collect::<Vec<_>>(),
+            ["ggd.screening"]
+        );
+        assert_eq!(
+            b.log.register().whole_reads(),
+            whole,
+            "followed entry by entry, never read whole"
+        );
+    }
+
+    #[tokio::test]
     async fn the_regisseur_gets_what_the_covenant_allows_and_another_regisseur_nothing() {
         let (app, _) = testkit::app().await;
         let case = testkit::included(&app, "999993331").await;

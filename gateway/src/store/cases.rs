@@ -247,6 +247,8 @@ macro_rules! cases_with_records {
 }
 const CASES_WITH_RECORDS: &str = cases_with_records!();
 const CASE_WITH_RECORDS: &str = concat!(cases_with_records!(), " WHERE c.id = $1");
+const CASES_OF_SUBJECT_WITH_RECORDS: &str =
+    concat!(cases_with_records!(), " WHERE c.subject_pseudonym = $1");
 
 /// A case joined with one deposit of its subject (none: the `r_` columns are null).
 #[derive(sqlx::FromRow)]
@@ -466,5 +468,29 @@ impl Db {
     /// Every case with its subject's deposits, for the register in memory.
     pub(super) async fn register_rows(&self) -> Result<Vec<CaseWithRecordDto>, StoreError> {
         Ok(on_pool!(self, p => sqlx::query_as(CASES_WITH_RECORDS).fetch_all(p).await)?)
+    }
+
+    /// The register's rows of the cases about one person (by pseudonym).
+    pub(super) async fn register_rows_of_subject(
+        &self,
+        pseudonym: &str,
+    ) -> Result<Vec<CaseWithRecordDto>, StoreError> {
+        Ok(
+            on_pool!(self, p => sqlx::query_as(CASES_OF_SUBJECT_WITH_RECORDS)
+            .bind(pseudonym)
+            .fetch_all(p)
+            .await)?,
+        )
+    }
+
+    /// The register's rows of one case.
+    pub(super) async fn register_rows_of_case(
+        &self,
+        id: &str,
+    ) -> Result<Vec<CaseWithRecordDto>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(CASE_WITH_RECORDS)
+            .bind(id)
+            .fetch_all(p)
+            .await)?)
     }
 }

@@ -27,6 +27,21 @@ pub struct LeafRow {
     pub chain_hash: Hash32,
 }
 
+/// What an entry names that can change the case register: its kind, outcome, case and subject.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EntryNames {
+    /// The entry's sequence number.
+    pub seq: i64,
+    /// Its kind, as stored (`crate::log::entry::Kind::as_str`).
+    pub kind: String,
+    /// Its outcome, as stored.
+    pub outcome: String,
+    /// The case it names, if any.
+    pub case_id: Option<String>,
+    /// The person it is about (pseudonym), if any.
+    pub subject_pseudonym: Option<String>,
+}
+
 /// One entry's content: the canonical entry and the columns searches filter on, each derived
 /// from the entry (by `crate::log::entry::LogEntry::index`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -609,6 +624,46 @@ impl Db {
         )
         .bind(upto)
         .bind(key)
+        .fetch_all(p)
+        .await)?;
+        rows.into_iter()
+            .map(|(k, seq, h)| Ok((k, seq, hash32(h, "a leaf hash")?)))
+            .collect()
+    }
+
+    /// What the entries `after < seq <= upto` name, in order (entries whose content a retention
+    /// run removed are absent).
+    pub async fn entry_names_between(
+        &self,
+        after: i64,
+        upto: i64,
+    ) -> Result<Vec<EntryNames>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(
+            "SELECT seq, kind, outcome, case_id, subject_pseudonym FROM log_records \
+             WHERE seq > $1 AND seq <= $2 ORDER BY seq",
+        )
+        .bind(after)
+        .bind(upto)
+        .fetch_all(p)
+        .await)?)
+    }
+
+    /// At most `limit` rows of the per-subject index with `after < seq <= upto`, in sequence
+    /// order, with their leaf hashes: a page of the map's rows, so that loading the map of a long
+    /// log holds neither a million rows in memory nor one read transaction open the whole time.
+    pub async fn subject_entries_page(
+        &self,
+        after: i64,
+        upto: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, i64, Hash32)>, StoreError> {
+        let rows: Vec<(String, i64, Vec<u8>)> = on_pool!(self, p => sqlx::query_as(
+            "SELECT s.subject_key, s.seq, l.leaf_hash FROM log_subject_entries s JOIN log_leaves l ON l.seq = s.seq \
+             WHERE s.seq > $1 AND s.seq <= $2 ORDER BY s.seq LIMIT $3",
+        )
+        .bind(after)
+        .bind(upto)
+        .bind(limit)
         .fetch_all(p)
         .await)?;
         rows.into_iter()

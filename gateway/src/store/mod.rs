@@ -24,8 +24,8 @@ pub use keys::{
     StalePseudonym,
 };
 pub use log::{
-    AppendRows, HeadRow, LeafRow, LogFilter, NodeRow, ProductRow, RecordRow, StoredCheckpoint,
-    StoredCosignature, StoredEntry,
+    AppendRows, EntryNames, HeadRow, LeafRow, LogFilter, NodeRow, ProductRow, RecordRow,
+    StoredCheckpoint, StoredCosignature, StoredEntry,
 };
 pub use policy::{DraftKind, DraftStatus, PolicyDraftRow};
 pub use records::RecordsRow;

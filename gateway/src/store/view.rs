@@ -3,16 +3,16 @@
 //!
 //! Only the log's writer changes it, right after a batch's `COMMIT` succeeded, with the
 //! [`Change`]s that batch applied (every change to the register commits with its entry). What
-//! it cannot mirror row for row (a retention run, a re-seal, a re-key), another instance's
-//! appends, and a writer resuming after a failure make it read the register again. A
-//! disclosure decided from the view is checked against it once more by the writer, under the
-//! log head's lock, before its entry is written: a case or deposit that changed in between
-//! turns the disclosure into a `case-conflict` refusal, so no answer ever rests on a view
-//! older than the entries already written.
+//! it cannot mirror row for row (a retention run, a re-seal, a re-key) and a writer resuming
+//! after a failure make it read the register again; another instance's appends are followed
+//! ([`Register::refresh`] with what their entries name). A disclosure decided from the view is
+//! checked against it once more by the writer, under the log head's lock, before its entry is
+//! written: a case that changed in between turns the disclosure into a `case-conflict`
+//! refusal, so no answer ever rests on a view older than the entries already written.
 
 use super::{CaseRow, Change, Db, RecordsRow, StoreError};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// A case and its subject's deposits, as a disclosure reads them.
@@ -32,6 +32,8 @@ pub struct Register {
     inner: RwLock<Inner>,
     /// Set while the view may miss a committed change (a reload failed or is under way).
     stale: AtomicBool,
+    /// Times it was read whole.
+    whole_reads: AtomicU64,
 }
 
 impl Register {
@@ -64,7 +66,81 @@ impl Register {
             Err(p) => *p.into_inner() = next,
         }
         self.stale.store(false, Ordering::SeqCst);
+        self.whole_reads.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::metrics()
+            .register_reads
+            .get_or_create(&crate::metrics::ReasonLabel { reason: "whole" })
+            .inc();
         Ok(())
+    }
+
+    /// Reads again the cases `cases` and every case about the people `subjects` (pseudonyms),
+    /// each with its subject's deposits, and puts them in the view: what another instance's
+    /// entries changed, without reading the whole register. `false` when the view cannot be
+    /// brought up to date this way (a case it holds is gone from the database): then it is
+    /// marked stale and must be read whole.
+    pub async fn refresh(
+        &self,
+        db: &Db,
+        cases: &BTreeSet<String>,
+        subjects: &BTreeSet<String>,
+    ) -> Result<bool, StoreError> {
+        let was_stale = self.stale.swap(true, Ordering::SeqCst);
+        if was_stale {
+            return Ok(false);
+        }
+        let mut read = Vec::new();
+        for id in cases {
+            let rows = db.register_rows_of_case(id).await?;
+            if rows.is_empty() {
+                if self.read().cases.contains_key(id) {
+                    return Ok(false);
+                }
+                // A refused change of a case that never existed: nothing to read.
+                continue;
+            }
+            read.push(rows);
+        }
+        for pseudonym in subjects {
+            read.push(db.register_rows_of_subject(pseudonym).await?);
+        }
+        // By case id; a case read twice (named, and about a person named) counts once.
+        let mut fresh: BTreeMap<String, (CaseRow, Vec<RecordsRow>)> = BTreeMap::new();
+        for rows in read {
+            let mut group: BTreeMap<String, (CaseRow, Vec<RecordsRow>)> = BTreeMap::new();
+            for r in rows {
+                let (case, record) = r.split()?;
+                group
+                    .entry(case.id.clone())
+                    .or_insert_with(|| (case, Vec::new()))
+                    .1
+                    .extend(record);
+            }
+            for (id, v) in group {
+                fresh.entry(id).or_insert(v);
+            }
+        }
+        {
+            let mut g = match self.inner.write() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            for (case, records) in fresh.into_values() {
+                // Every deposit of the person replaces what the view held for them.
+                g.records.insert(
+                    case.subject_ref.clone(),
+                    records.into_iter().map(Arc::new).collect(),
+                );
+                g.cases.insert(case.id.clone(), Arc::new(case));
+            }
+        }
+        self.stale.store(false, Ordering::SeqCst);
+        Ok(true)
+    }
+
+    /// Times the view was read whole (at start included).
+    pub fn whole_reads(&self) -> u64 {
+        self.whole_reads.load(Ordering::Relaxed)
     }
 
     /// Whether the view may miss a committed change (then it must be read again).

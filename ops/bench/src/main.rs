@@ -774,8 +774,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
 
     let mut pg = None;
+    let mut pg_settings = None;
     if let (Some(admin), true) = (&args.postgres, full) {
-        eprintln!("PostgreSQL: seeding and S1");
+        let settings = pg_durability(admin).await?;
+        eprintln!("PostgreSQL ({settings}): seeding and S1");
+        pg_settings = Some(settings);
         let url = fresh_pg(admin).await?;
         let gpg = start_gateway(&dir, &url)?;
         let pcases = seed(&gpg, &tls, &dir, args.subjects).await?;
@@ -886,7 +889,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             x[x.len() / 2]
         };
         let (a, b) = (med(sq), med(p));
-        pg_ratio = Some(b / a);
+        pg_ratio = pg_settings.clone().map(|settings| targets::Postgres {
+            ratio: b / a,
+            settings,
+        });
         let _ = writeln!(
             table,
             "\nS1 on PostgreSQL {b:.0} req/s vs SQLite {a:.0} req/s: ratio {:.2}",
@@ -904,7 +910,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             at_rate: &at_rate,
             rate,
             peak_rss_mb: memory.map(|(_, peak, _)| peak),
-            postgres_ratio: pg_ratio,
+            postgres: pg_ratio.as_ref(),
             scale: scaled.as_ref(),
             target_dir: &target_dir,
             started,
@@ -919,6 +925,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         "memory": memory.map(|(rss, peak, active)| json!({"rss_mb": rss, "peak_rss_mb": peak, "active_rps": active})),
         "scale": scaled,
         "postgres": pg.map(|v| v.into_iter().map(|(a, b)| json!({"sqlite": a, "postgres": b})).collect::<Vec<_>>()),
+        "postgres_settings": pg_settings.map(|s| json!({"fsync": s.fsync, "synchronous_commit": s.synchronous_commit})),
     });
     std::fs::write(
         args.out.join("results.json"),
@@ -944,6 +951,22 @@ async fn s1_answer_bytes(gw: &Server, tls: &Tls, r: &Req) -> anyhow::Result<usiz
         .bytes()
         .await?;
     Ok(body.len())
+}
+
+/// The server's `fsync` and `synchronous_commit`, which decide whether its figures are durable ones.
+async fn pg_durability(admin: &str) -> anyhow::Result<targets::PgSettings> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin).await?;
+    let fsync: String = sqlx::query_scalar("SHOW fsync")
+        .fetch_one(&mut conn)
+        .await?;
+    let synchronous_commit: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&mut conn)
+        .await?;
+    Ok(targets::PgSettings {
+        fsync,
+        synchronous_commit,
+    })
 }
 
 async fn fresh_pg(admin: &str) -> anyhow::Result<String> {
