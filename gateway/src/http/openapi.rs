@@ -412,7 +412,7 @@ fn problem_responses() -> Map<String, Value> {
         by_status
             .entry(status(&r).as_u16())
             .or_default()
-            .push(r.slug());
+            .push(r.slug().to_owned());
     }
     let mut out = Map::new();
     for (code, mut slugs) in by_status {
@@ -664,7 +664,10 @@ mod tests {
                 .iter()
                 .map(|v| v.as_str().unwrap().trim_start_matches(TYPE_BASE).to_owned())
                 .collect();
-        let mut from_enum: Vec<String> = Refusal::examples().iter().map(Refusal::slug).collect();
+        let mut from_enum: Vec<String> = Refusal::examples()
+            .iter()
+            .map(|r| r.slug().to_owned())
+            .collect();
         from_enum.sort();
         from_enum.dedup();
         assert_eq!(in_doc, from_enum);

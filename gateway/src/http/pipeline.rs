@@ -237,7 +237,7 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
                 PeerRefusal::Revoked => Refusal::CertificateRevoked,
                 PeerRefusal::Unknown => Refusal::CertificateUnknown,
             };
-            record_refusal(&app, base, &e.slug()).await;
+            record_refusal(&app, base, e.slug()).await;
             return e.into_response();
         }
     };
@@ -248,14 +248,14 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
     // A covenant version the log did not activate is never served under (issue 37).
     if app.policy_mismatch.load().is_some() {
         let e = Refusal::CovenantMismatch;
-        record_refusal(&app, base, &e.slug()).await;
+        record_refusal(&app, base, e.slug()).await;
         return e.into_response();
     }
     // While the log cannot be written nothing is answered: refused now, not after the
     // database's own timeouts (the refusal is counted for the writer's outage entry).
     if app.log.availability().unavailable().is_some() {
         let e = Refusal::DisclosureLogUnavailable;
-        record_refusal(&app, base, &e.slug()).await;
+        record_refusal(&app, base, e.slug()).await;
         return e.into_response();
     }
     // Bounds of the connection and the request head, before the token is read.
@@ -264,7 +264,7 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
         None => header_bounds(req.headers(), &app.limits, app.tokens.max_bytes).err(),
     };
     if let Some(e) = early {
-        record_refusal(&app, base, &e.slug()).await;
+        record_refusal(&app, base, e.slug()).await;
         return e.into_response();
     }
     let auth = authenticate(&app, &active, &identity, req.headers());
@@ -278,7 +278,7 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
     ) && let Some(b) = app.witnesses.blind(&active.witnesses, app.clock.now())
     {
         let e = Refusal::LogUnwitnessed(b.have, b.need, b.bound);
-        record_refusal(&app, base, &e.slug()).await;
+        record_refusal(&app, base, e.slug()).await;
         return e.into_response();
     }
     req.extensions_mut().insert(Seed {
@@ -289,7 +289,7 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
     // At most so many at once, each within its time: refused (and recorded) otherwise.
     let Ok(_permit) = app.in_flight.try_acquire() else {
         let e = Refusal::Overloaded;
-        record_refusal(&app, base, &e.slug()).await;
+        record_refusal(&app, base, e.slug()).await;
         return e.into_response();
     };
     let limit = app.limits.request_timeout_ms;
@@ -300,7 +300,7 @@ pub async fn pipeline(State(app): State<Arc<App>>, mut req: Request, next: Next)
             // sent in time); this entry says that it was given up.
             let e = Refusal::RequestTimeout(limit);
             base.id = new_id();
-            record_refusal(&app, base, &e.slug()).await;
+            record_refusal(&app, base, e.slug()).await;
             return e.into_response();
         }
     };

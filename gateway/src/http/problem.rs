@@ -34,81 +34,9 @@ pub struct Problem {
     pub errors: Vec<String>,
 }
 
-/// The HTTP status of a refusal.
+/// The HTTP status of a refusal (from the refusals' table).
 pub fn status(r: &Refusal) -> StatusCode {
-    use Refusal::*;
-    match r {
-        TokenMissing
-        | TokenMalformed
-        | TokenAlgorithmRefused(_)
-        | TokenInvalid
-        | TokenKeyUnknown
-        | TokenTooLarge(_)
-        | TokenClaim(..)
-        | TokenIssuerMismatch
-        | TokenAudience
-        | TokenExpired
-        | TokenNotYetValid
-        | TokenLifetimeTooLong(_)
-        | TokenNotBound
-        | TokenBoundToOtherCertificate => StatusCode::UNAUTHORIZED,
-        RoleUnknown(_)
-        | RoleNotHeld(_)
-        | CasePermission(_)
-        | TransitionForbidden(..)
-        | StatischRequiresRole(_)
-        | AppointmentForbidden(..)
-        | SelfAppointment => StatusCode::FORBIDDEN,
-        AppointmentStatus(..) => StatusCode::CONFLICT,
-        CaseNotFound | NotFound => StatusCode::NOT_FOUND,
-        SubjectReportMoved => StatusCode::GONE,
-        BsnInUrl => StatusCode::BAD_REQUEST,
-        MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        TransitionNotAllowed(..) | CaseConflict | CaseOpen(_) | CheckRequired(_) => {
-            StatusCode::CONFLICT
-        }
-        DecisionRequired(..) | DecisionMembers(_) | ReviewRequired(..) | SignatureInvalid(_) => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-        RegisseurRequired | InvalidRegisseur(_) | UnknownPartner(_) | InvalidBsn(_) => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-        InvalidBody(_) | JsonTooDeep(_) | EmptyPatch | InvalidIdentifier(_) => {
-            StatusCode::BAD_REQUEST
-        }
-        BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        HeadersTooLarge(..) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-        TooManyConnections(_) => StatusCode::SERVICE_UNAVAILABLE,
-        UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        StorageUnavailable | DisclosureLogUnavailable | CovenantMismatch => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-        ApproachUnknown(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        PurposeRole(..) | PurposeRelation(..) | ProductNotOwned(_) | DepositRole(..)
-        | ApproachNotYours(..) => StatusCode::FORBIDDEN,
-        PurposeCaseStatus(..) | ProductUpstream(_) => StatusCode::CONFLICT,
-        PurposeUnknown(_)
-        | PurposeNotForChecks(..)
-        | PurposeAggregateOnly(_)
-        | SubjectCaseMismatch
-        | ProductUnknown(_)
-        | InvalidRecord(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        SubjectNotFound | ViewUnknown(_) => StatusCode::NOT_FOUND,
-        RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-        Overloaded | RequestTimeout(_) | LogUnwitnessed(..) => StatusCode::SERVICE_UNAVAILABLE,
-        CertificateRevoked | CertificateUnknown => StatusCode::UNAUTHORIZED,
-        NotAdministrator(_) | ApprovalByAuthor | ApprovalSamePartner | PolicyNotYourPart(..) => {
-            StatusCode::FORBIDDEN
-        }
-        CovenantInvalid(..) => StatusCode::UNPROCESSABLE_ENTITY,
-        NotToml => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        DraftNotFound | VersionNotFound => StatusCode::NOT_FOUND,
-        DraftState(..) | DraftStale(..) | ApprovalStale(_) | SignaturesMissing(_)
-        | DraftUnchanged | ActivationConflict => StatusCode::CONFLICT,
-        ActivationFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
-        Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    StatusCode::from_u16(r.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// The problem document of a refusal.
@@ -131,7 +59,7 @@ impl IntoResponse for Refusal {
         let status = status(&self);
         // The type, never the detail: details may echo request content.
         tracing::info!(problem = %self.slug(), status = status.as_u16(), "refused");
-        let slug = self.slug();
+        let slug = self.slug().to_owned();
         let body = serde_json::to_vec(&problem(&self)).unwrap_or_else(|_| {
             format!(
                 r#"{{"type":"{TYPE_BASE}{slug}","status":{}}}"#,
