@@ -148,6 +148,10 @@ pub struct Log {
     /// The per-subject map as far as this instance indexed it (issue 28), loaded at start in
     /// the background ([`Log::warm_subject_map`]) or else at the first checkpoint.
     subjects: Mutex<Option<subjects::Indexed>>,
+    /// What this instance's writer appended and the map has not indexed yet.
+    pending: Arc<subjects::Pending>,
+    /// The map as the latest checkpoint this instance signed commits it, with its size.
+    checkpointed: Mutex<Option<(i64, subjects::SubjectMap)>>,
     /// The case register in memory (issue 40), kept current by the writer.
     register: Arc<crate::store::view::Register>,
 }
@@ -184,6 +188,7 @@ impl Log {
             Some(f) => Some(crate::store::appender::Appender::start(f)?),
             None => None,
         };
+        let pending = Arc::new(subjects::Pending::default());
         let w = writer::Writer::new(
             db.for_writer().await?,
             db.clone(),
@@ -193,7 +198,8 @@ impl Log {
             clock,
             faults.clone(),
         )
-        .with_appender(appender);
+        .with_appender(appender)
+        .with_pending(pending.clone());
         let task = tokio::spawn(writer::run(w, rx, stop.clone()));
         Ok(Log {
             db,
@@ -205,6 +211,8 @@ impl Log {
             availability,
             faults,
             subjects: Mutex::new(None),
+            checkpointed: Mutex::new(None),
+            pending,
             register,
         })
     }
@@ -349,6 +357,9 @@ impl Log {
     /// Signs and stores a checkpoint for the current size (or returns the stored one). Reads
     /// the head only: the root is kept with it.
     pub async fn checkpoint(&self, now: i64) -> Result<(i64, String), LogError> {
+        // The map's lock before the head: nothing indexes past a head read under it, so the
+        // map below is the one at exactly this size.
+        let mut held = self.subjects.lock().await;
         let head = self.db.log_head().await?;
         if let Some(latest) = self.db.latest_checkpoint().await?
             && latest.size == head.size
@@ -362,20 +373,20 @@ impl Log {
         let size = u64::try_from(head.size).map_err(|_| LogError::Corrupt("size".into()))?;
         // The per-subject map at this size, committed in the same note (issue 28).
         let map = {
-            let mut held = self.subjects.lock().await;
             let indexed = match held.take() {
                 Some(i) => i,
                 None => subjects::Indexed::load(&self.db, head.size).await?,
             };
             let indexed = held.insert(indexed);
-            indexed.advance(&self.db, head.size).await?;
-            indexed.map.head()
+            indexed.advance(&self.db, head.size, &self.pending).await?;
+            indexed.map.clone()
         };
+        drop(held);
         let note = self.keys.load().current.sign(&Checkpoint {
             origin: self.origin.clone(),
             size,
             root,
-            extensions: vec![map.line()],
+            extensions: vec![map.head().line()],
         });
         let stored = self
             .db
@@ -386,8 +397,23 @@ impl Log {
                 at: now,
             })
             .await?;
+        *self.checkpointed.lock().await = Some((head.size, map));
         checkpoint_metrics(head.size, now);
         Ok((head.size, stored))
+    }
+
+    /// Indexes the entries appended since the map was last brought forward (the background
+    /// does it every second), so that the per-subject map's cost is spread over the requests
+    /// that cause it rather than falling on one checkpoint: a minute of a busy gateway's
+    /// entries, read and indexed at once, took seconds of CPU. Nothing before the map is
+    /// loaded.
+    pub async fn index_subjects(&self) -> Result<(), LogError> {
+        let mut held = self.subjects.lock().await;
+        if let Some(indexed) = held.as_mut() {
+            let head = self.db.log_head().await?;
+            indexed.advance(&self.db, head.size, &self.pending).await?;
+        }
+        Ok(())
     }
 
     /// Loads the per-subject map from its stored rows if this instance has not yet: at start,
@@ -406,11 +432,10 @@ impl Log {
         Ok((indexed.map.chains.len(), indexed.applied))
     }
 
-    /// The per-subject map this instance holds, with the log size it covers (none before its
-    /// first checkpoint).
+    /// The per-subject map of this instance's latest checkpoint, with its size (none before
+    /// this instance signed one).
     pub async fn subject_map(&self) -> Option<(i64, subjects::SubjectMap)> {
-        let held = self.subjects.lock().await;
-        held.as_ref().map(|i| (i.applied, i.map.clone()))
+        self.checkpointed.lock().await.clone()
     }
 
     /// The inclusion proof of entry `seq` against the tree of `size` entries, or against the
@@ -665,5 +690,69 @@ mod tests {
         let head = db.log_head().await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(head.size, 8);
         assert_eq!(head.root, Some(merkle::root(&leaves)));
+    }
+
+    #[tokio::test]
+    async fn the_map_indexed_from_what_the_writer_appended_is_the_map_the_entries_give() {
+        // Two writers on one file: A notes its own entries' people as it appends them; B's
+        // entries (a gap in A's notes) are read from the log. A's map at its checkpoint must be
+        // the one the log's entries give on their own.
+        let dir = std::env::temp_dir().join(format!("gw-log-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let url = format!(
+            "sqlite://{}/{}.db",
+            dir.display(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let db = Db::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
+        db.migrate().await.unwrap_or_else(|e| panic!("{e}"));
+        let open = |db: Db| async move {
+            let keys = LogKeys {
+                current: LogKey::from_seed("t/disclosures", &[1; 32])
+                    .unwrap_or_else(|e| panic!("{e}")),
+                retired: vec![],
+            };
+            Log::open(
+                db,
+                keys,
+                "t/disclosures".into(),
+                Arc::new(crate::clock::SystemClock),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let a = open(db.clone()).await;
+        let b = open(Db::connect(&url).await.unwrap_or_else(|e| panic!("{e}"))).await;
+        a.warm_subject_map().await.unwrap_or_else(|e| panic!("{e}"));
+        for n in 0..40 {
+            let mut e = entry(n);
+            // People 0..5, some entries about nobody.
+            e.data_subject = (n % 7 != 0).then(|| format!("{:064x}", n % 5));
+            let log = if n % 4 == 3 { &b } else { &a };
+            log.append(e).await.unwrap_or_else(|e| panic!("{e}"));
+            if n % 9 == 0 {
+                a.index_subjects().await.unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+        let (size, _) = a
+            .checkpoint(1_700_000_100)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(size, 40);
+        let (at, held) = a.subject_map().await.unwrap_or_else(|| panic!("no map"));
+        assert_eq!(at, 40);
+        let from_log = subjects::map_at(&db, 40)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(held.head(), from_log.head());
+        assert_eq!(held.chains.len(), 5);
+        let report = verify::verify(
+            &db,
+            &a.keys.load().key_set().unwrap_or_else(|e| panic!("{e}")),
+            |_| {},
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(report.first_bad.is_none(), "{:?}", report.first_bad);
     }
 }

@@ -233,19 +233,36 @@ impl Indexed {
         Ok(out)
     }
 
-    /// Indexes the entries after what it has, up to `size`, storing their rows.
-    pub async fn advance(&mut self, db: &Db, size: i64) -> Result<(), StoreError> {
+    /// Indexes the entries after what it has, up to `size`, storing their rows: those this
+    /// instance's writer appended from `pending` (the person as the appended entry named it),
+    /// the rest (another instance's, or what `pending` let go) read from the log.
+    pub async fn advance(
+        &mut self,
+        db: &Db,
+        size: i64,
+        pending: &Pending,
+    ) -> Result<(), StoreError> {
         if size <= self.applied {
             return Ok(());
         }
         // The rows first, the map after: a failed write leaves the map as it was, so that the
-        // next checkpoint indexes the same entries again (rows already there stay).
+        // next try indexes the same entries again (from the log; rows already there stay).
         let mut found = Vec::new();
-        for (seq, entry, leaf) in db.subjects_between(self.applied, size).await? {
-            // The person as the entry names it (covered by its leaf hash), not the column.
-            if let Some(pseudonym) = about(&entry) {
+        let mut at = self.applied;
+        for (seq, subject, leaf) in pending.take_upto(size) {
+            if seq <= at {
+                continue;
+            }
+            if seq > at + 1 {
+                found.extend(read_between(db, at, seq - 1).await?);
+            }
+            if let Some(pseudonym) = subject {
                 found.push((key_of(&pseudonym), seq, leaf));
             }
+            at = seq;
+        }
+        if at < size {
+            found.extend(read_between(db, at, size).await?);
         }
         let rows: Vec<(String, i64)> = found
             .iter()
@@ -261,6 +278,67 @@ impl Indexed {
         }
         self.applied = size;
         Ok(())
+    }
+}
+
+/// The entries `after+1..=upto` about a person, read from the log: the person as each entry
+/// names it (covered by its leaf hash), not the column. Read in pages, so that a long stretch
+/// (after a start, or another instance's minute) never holds more than a few megabytes of
+/// entries at once.
+async fn read_between(
+    db: &Db,
+    after: i64,
+    upto: i64,
+) -> Result<Vec<(Hash, i64, Hash)>, StoreError> {
+    const PAGE: i64 = 5_000;
+    let mut found = Vec::new();
+    let mut from = after;
+    while from < upto {
+        let to = from.saturating_add(PAGE).min(upto);
+        for (seq, entry, leaf) in db.subjects_between(from, to).await? {
+            if let Some(pseudonym) = about(&entry) {
+                found.push((key_of(&pseudonym), seq, leaf));
+            }
+        }
+        from = to;
+    }
+    Ok(found)
+}
+
+/// Entries this instance's writer appended and the map has not indexed yet, in order: (seq,
+/// the person the entry names, its leaf hash). At most [`PENDING_AT_MOST`]: older ones are let
+/// go and indexed from the log instead (before the map is loaded, nobody takes them).
+#[derive(Debug, Default)]
+pub struct Pending(std::sync::Mutex<std::collections::VecDeque<(i64, Option<String>, Hash)>>);
+
+/// Entries [`Pending`] holds at most.
+pub const PENDING_AT_MOST: usize = 200_000;
+
+impl Pending {
+    /// Notes an appended entry (the writer calls it in sequence order, after the commit).
+    pub fn push(&self, seq: i64, subject: Option<String>, leaf: Hash) {
+        let mut q = self.lock();
+        if q.len() >= PENDING_AT_MOST {
+            q.pop_front();
+        }
+        q.push_back((seq, subject, leaf));
+    }
+
+    /// Takes the noted entries up to `size`, in order.
+    pub fn take_upto(&self, size: i64) -> Vec<(i64, Option<String>, Hash)> {
+        let mut q = self.lock();
+        let n = q.partition_point(|(seq, _, _)| *seq <= size);
+        q.drain(..n).collect()
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(i64, Option<String>, Hash)>> {
+        // Pushes and drains only: a poisoned queue is still a queue.
+        match self.0.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
     }
 }
 
@@ -282,7 +360,7 @@ pub async fn head_at(db: &Db, size: i64) -> Result<MapHead, StoreError> {
 /// The map over the entries up to `size`, from the stored rows and the log.
 pub async fn map_at(db: &Db, size: i64) -> Result<SubjectMap, StoreError> {
     let mut i = Indexed::load(db, size).await?;
-    i.advance(db, size).await?;
+    i.advance(db, size, &Pending::default()).await?;
     Ok(i.map)
 }
 

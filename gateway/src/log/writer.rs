@@ -125,6 +125,8 @@ pub(super) struct Writer {
     /// The policy version of the latest entry written, for the writer's own entries.
     pub(super) policy_version: String,
     uncertain: Option<Attempt>,
+    /// Where each appended entry's person is noted for the per-subject map.
+    pending: Option<Arc<super::subjects::Pending>>,
 }
 
 impl Writer {
@@ -149,7 +151,14 @@ impl Writer {
             faults,
             policy_version: String::from("(none)"),
             uncertain: None,
+            pending: None,
         }
+    }
+
+    /// The same writer, noting each appended entry's person for the per-subject map.
+    pub(super) fn with_pending(mut self, pending: Arc<super::subjects::Pending>) -> Writer {
+        self.pending = Some(pending);
+        self
     }
 
     /// The same writer, appending through `appender` what changes nothing but the log.
@@ -317,6 +326,9 @@ impl Writer {
                     self.reload_register().await;
                 }
                 for ((job, _), (seq, leaf, applied)) in ready.into_iter().zip(done) {
+                    if let Some(p) = &self.pending {
+                        p.push(seq, job.entry.data_subject.clone(), leaf);
+                    }
                     let _ = job.reply.send(Ok(Appended {
                         seq,
                         leaf_hash: leaf,
