@@ -648,55 +648,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn two_writers_on_one_sqlite_file_keep_one_chain() {
-        // A second process on the same file (a CLI command while serving): each writer's
-        // appender finds the other's entries under the head, leaves the batch to the general
-        // path, and the log stays one chain with every entry in it.
-        let dir = std::env::temp_dir().join(format!("gw-log-unit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_default();
-        let url = format!(
-            "sqlite://{}/{}.db",
-            dir.display(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let db = Db::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
-        db.migrate().await.unwrap_or_else(|e| panic!("{e}"));
-        let open = |db: Db| async move {
-            let keys = LogKeys {
-                current: LogKey::from_seed("t/disclosures", &[1; 32])
-                    .unwrap_or_else(|e| panic!("{e}")),
-                retired: vec![],
-            };
-            Log::open(
-                db,
-                keys,
-                "t/disclosures".into(),
-                Arc::new(crate::clock::SystemClock),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-        };
-        let a = open(db.clone()).await;
-        let other = Db::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
-        let b = open(other).await;
-        let mut leaves = Vec::new();
-        for n in 0..8 {
-            let log = if n % 3 == 0 { &a } else { &b };
-            let got = log.append(entry(n)).await.unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(got.seq, n + 1, "one sequence across both writers");
-            leaves.push(got.leaf_hash);
-        }
-        let head = db.log_head().await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(head.size, 8);
-        assert_eq!(head.root, Some(merkle::root(&leaves)));
-    }
-
-    #[tokio::test]
-    async fn the_map_indexed_from_what_the_writer_appended_is_the_map_the_entries_give() {
-        // Two writers on one file: A notes its own entries' people as it appends them; B's
-        // entries (a gap in A's notes) are read from the log. A's map at its checkpoint must be
-        // the one the log's entries give on their own.
+    /// Two logs, each with its own writer and connection, on one fresh SQLite file.
+    async fn two_logs() -> (Db, Log, Log) {
         let dir = std::env::temp_dir().join(format!("gw-log-unit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap_or_default();
         let url = format!(
@@ -723,6 +676,33 @@ mod tests {
         };
         let a = open(db.clone()).await;
         let b = open(Db::connect(&url).await.unwrap_or_else(|e| panic!("{e}"))).await;
+        (db, a, b)
+    }
+
+    #[tokio::test]
+    async fn two_writers_on_one_sqlite_file_keep_one_chain() {
+        // A second process on the same file (a CLI command while serving): each writer's
+        // appender finds the other's entries under the head, leaves the batch to the general
+        // path, and the log stays one chain with every entry in it.
+        let (db, a, b) = two_logs().await;
+        let mut leaves = Vec::new();
+        for n in 0..8 {
+            let log = if n % 3 == 0 { &a } else { &b };
+            let got = log.append(entry(n)).await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(got.seq, n + 1, "one sequence across both writers");
+            leaves.push(got.leaf_hash);
+        }
+        let head = db.log_head().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(head.size, 8);
+        assert_eq!(head.root, Some(merkle::root(&leaves)));
+    }
+
+    #[tokio::test]
+    async fn the_map_indexed_from_what_the_writer_appended_is_the_map_the_entries_give() {
+        // Two writers on one file: A notes its own entries' people as it appends them; B's
+        // entries (a gap in A's notes) are read from the log. A's map at its checkpoint must be
+        // the one the log's entries give on their own.
+        let (db, a, b) = two_logs().await;
         a.warm_subject_map().await.unwrap_or_else(|e| panic!("{e}"));
         for n in 0..40 {
             let mut e = entry(n);
