@@ -247,14 +247,17 @@ impl Indexed {
         }
         // The rows first, the map after: a failed write leaves the map as it was, so that the
         // next try indexes the same entries again (from the log; rows already there stay).
+        // Those the writer appended have their rows already (written with the entry); those
+        // read from the log get theirs here (a repeat is ignored).
         let mut found = Vec::new();
+        let mut read = Vec::new();
         let mut at = self.applied;
         for (seq, subject, leaf) in pending.take_upto(size) {
             if seq <= at {
                 continue;
             }
             if seq > at + 1 {
-                found.extend(read_between(db, at, seq - 1).await?);
+                read.extend(read_between(db, at, seq - 1).await?);
             }
             if let Some(pseudonym) = subject {
                 found.push((key_of(&pseudonym), seq, leaf));
@@ -262,13 +265,15 @@ impl Indexed {
             at = seq;
         }
         if at < size {
-            found.extend(read_between(db, at, size).await?);
+            read.extend(read_between(db, at, size).await?);
         }
-        let rows: Vec<(String, i64)> = found
+        let rows: Vec<(String, i64)> = read
             .iter()
             .map(|(k, seq, _)| (hex::encode(k), *seq))
             .collect();
         db.put_subject_entries(&rows).await?;
+        found.extend(read);
+        found.sort_by_key(|(_, seq, _)| *seq);
         for (key, seq, leaf) in found {
             self.map
                 .chains

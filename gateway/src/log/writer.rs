@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::store::appender::{AppendError, Appender, OwnedRows};
 use crate::store::view::Register;
 use crate::store::{
-    Change, Db, EntryNames, Fault, HeadRow, LeafRow, NodeRow, ProductRow, RecordRow,
+    Change, Db, EntryNames, Fault, HeadRow, LeafRow, NodeRow, ProductRow, RecordRow, SubjectRow,
 };
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -683,6 +683,7 @@ fn rows_of(
     let mut records: Vec<RecordRow> = Vec::with_capacity(ready.len());
     let mut products: Vec<ProductRow> = Vec::new();
     let mut nodes: Vec<NodeRow> = Vec::new();
+    let mut subjects: Vec<SubjectRow> = Vec::new();
     let mut done = Vec::with_capacity(ready.len());
     let mut overflow = false;
     for ((job, text), ok) in ready.iter_mut().zip(applied) {
@@ -707,6 +708,14 @@ fn rows_of(
             leaf_hash: leaf,
             chain_hash: st.chain,
         });
+        // The entry's place in the per-subject map, in the same transaction as the entry (the
+        // person as this entry names it; the map itself is indexed from it in memory).
+        if let Some(p) = &job.entry.data_subject {
+            subjects.push(SubjectRow {
+                key: hex::encode(super::subjects::key_of(p)),
+                seq,
+            });
+        }
         let ix = job.entry.index(seq, std::mem::take(text));
         records.push(ix.record);
         products.extend(ix.products);
@@ -726,6 +735,7 @@ fn rows_of(
             records,
             products,
             nodes,
+            subjects,
             head,
         },
         done,

@@ -9,7 +9,9 @@
 //! connection is closed (a new one is opened for the next batch), so that no batch ever starts
 //! on a connection in an unknown state.
 
-use super::{AppendRows, Fault, HeadRow, LeafRow, NodeRow, ProductRow, RecordRow, StoreError};
+use super::{
+    AppendRows, Fault, HeadRow, LeafRow, NodeRow, ProductRow, RecordRow, StoreError, SubjectRow,
+};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -79,6 +81,8 @@ pub struct OwnedRows {
     pub products: Vec<ProductRow>,
     /// Tree nodes.
     pub nodes: Vec<NodeRow>,
+    /// Places in the per-subject map.
+    pub subjects: Vec<SubjectRow>,
     /// The head after them.
     pub head: HeadRow,
 }
@@ -152,6 +156,7 @@ impl OwnedRows {
             records: &self.records,
             products: &self.products,
             nodes: &self.nodes,
+            subjects: &self.subjects,
             head: &self.head,
         }
     }
@@ -234,6 +239,12 @@ fn write(c: &mut Connection, w: &Work) -> Result<(), AppendError> {
         for n in &r.nodes {
             s.execute(params![n.height, n.idx, &n.hash[..]])
                 .map_err(sqlite_error)?;
+        }
+        let mut s = tx
+            .prepare_cached(super::log::INSERT_SUBJECT)
+            .map_err(sqlite_error)?;
+        for x in &r.subjects {
+            s.execute(params![x.key, x.seq]).map_err(sqlite_error)?;
         }
         tx.prepare_cached(super::log::SET_HEAD)
             .and_then(|mut s| {

@@ -101,6 +101,15 @@ pub struct NodeRow {
     pub hash: Hash32,
 }
 
+/// An entry's place in the per-subject map: the person's key (hex) and the entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectRow {
+    /// The person's map key, in hex.
+    pub key: String,
+    /// The entry's sequence number.
+    pub seq: i64,
+}
+
 /// What one batch of the log writes, in one go ([`Tx::append_rows`]).
 #[derive(Debug, Clone, Copy)]
 pub struct AppendRows<'a> {
@@ -112,6 +121,8 @@ pub struct AppendRows<'a> {
     pub products: &'a [ProductRow],
     /// The tree nodes they complete.
     pub nodes: &'a [NodeRow],
+    /// Their places in the per-subject map (those about a person).
+    pub subjects: &'a [SubjectRow],
     /// The head after them.
     pub head: &'a HeadRow,
 }
@@ -354,6 +365,19 @@ macro_rules! product_insert {
         "INSERT INTO log_products (seq, product, owner) "
     };
 }
+macro_rules! subject_insert {
+    () => {
+        "INSERT INTO log_subject_entries (subject_key, seq) "
+    };
+}
+
+/// What an indexing step may write again (another instance's entries, a retry).
+macro_rules! subject_conflict {
+    () => {
+        " ON CONFLICT (subject_key, seq) DO NOTHING"
+    };
+}
+
 macro_rules! node_insert {
     () => {
         "INSERT INTO log_nodes (height, idx, hash) "
@@ -368,6 +392,9 @@ pub(super) const INSERT_RECORD: &str = concat!(
 );
 /// One product an entry names.
 pub(super) const INSERT_PRODUCT: &str = concat!(product_insert!(), "VALUES ($1, $2, $3)");
+/// One entry's place in the per-subject map.
+pub(super) const INSERT_SUBJECT: &str =
+    concat!(subject_insert!(), "VALUES ($1, $2)", subject_conflict!());
 /// One tree node.
 pub(super) const INSERT_NODE: &str = concat!(node_insert!(), "VALUES ($1, $2, $3)");
 /// The new head.
@@ -426,6 +453,7 @@ impl Tx {
                 self.insert_records(b.records).await?;
                 self.insert_products(b.products).await?;
                 self.insert_nodes(b.nodes).await?;
+                self.insert_subjects(b.subjects).await?;
                 return self.set_head(b.head).await;
             }
         };
@@ -458,6 +486,14 @@ impl Tx {
                     .push_bind(r.idx)
                     .push_bind(&r.hash[..]);
             });
+            qb.push(";\n");
+        }
+        for chunk in b.subjects.chunks(8 * CHUNK) {
+            qb.push(subject_insert!());
+            qb.push_values(chunk, |mut v, r| {
+                v.push_bind(&r.key).push_bind(r.seq);
+            });
+            qb.push(subject_conflict!());
             qb.push(";\n");
         }
         qb.push("UPDATE log_tree_head SET size = ")
@@ -524,6 +560,21 @@ impl Tx {
                 qb.push_values(chunk, |mut b, r| {
                     b.push_bind(r.seq).push_bind(&r.product).push_bind(&r.owner);
                 });
+                qb.build().execute(&mut **t).await.map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Writes entries' places in the per-subject map.
+    pub async fn insert_subjects(&mut self, rows: &[SubjectRow]) -> Result<(), StoreError> {
+        for chunk in rows.chunks(CHUNK) {
+            on_tx!(self, t => {
+                let mut qb = sqlx::QueryBuilder::new(subject_insert!());
+                qb.push_values(chunk, |mut b, r| {
+                    b.push_bind(&r.key).push_bind(r.seq);
+                });
+                qb.push(subject_conflict!());
                 qb.build().execute(&mut **t).await.map(|r| r.rows_affected())
             })?;
         }
@@ -601,11 +652,11 @@ impl Db {
     pub async fn put_subject_entries(&self, rows: &[(String, i64)]) -> Result<(), StoreError> {
         for chunk in rows.chunks(400) {
             on_pool!(self, p => {
-                let mut qb = sqlx::QueryBuilder::new("INSERT INTO log_subject_entries (subject_key, seq) ");
+                let mut qb = sqlx::QueryBuilder::new(subject_insert!());
                 qb.push_values(chunk, |mut b, (k, seq)| {
                     b.push_bind(k).push_bind(*seq);
                 });
-                qb.push(" ON CONFLICT (subject_key, seq) DO NOTHING");
+                qb.push(subject_conflict!());
                 qb.build().execute(p).await.map(|_| ())
             })?;
         }

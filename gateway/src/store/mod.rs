@@ -25,7 +25,7 @@ pub use keys::{
 };
 pub use log::{
     AppendRows, EntryNames, HeadRow, LeafRow, LogFilter, NodeRow, ProductRow, RecordRow,
-    StoredCheckpoint, StoredCosignature, StoredEntry,
+    StoredCheckpoint, StoredCosignature, StoredEntry, SubjectRow,
 };
 pub use policy::{DraftKind, DraftStatus, PolicyDraftRow};
 pub use records::RecordsRow;
