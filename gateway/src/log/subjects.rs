@@ -316,8 +316,9 @@ async fn read_between(
 #[derive(Debug, Default)]
 pub struct Pending(std::sync::Mutex<std::collections::VecDeque<(i64, Option<String>, Hash)>>);
 
-/// Entries [`Pending`] holds at most.
-pub const PENDING_AT_MOST: usize = 200_000;
+/// Entries [`Pending`] holds at most (about 6 MB; a dozen seconds of a busy gateway, while the
+/// map is still loading or checkpoints are off).
+pub const PENDING_AT_MOST: usize = 50_000;
 
 impl Pending {
     /// Notes an appended entry (the writer calls it in sequence order, after the commit).
@@ -761,6 +762,22 @@ mod tests {
         let mut again = full;
         assert!(!again.push(5, &[5; 32]));
         assert_eq!(again, full);
+    }
+
+    #[test]
+    fn pending_entries_are_taken_in_order_and_the_oldest_let_go_beyond_the_bound() {
+        let p = Pending::default();
+        for seq in 1..=i64::try_from(PENDING_AT_MOST).unwrap() + 2 {
+            p.push(seq, (seq % 2 == 0).then(|| "p".to_owned()), [0; 32]);
+        }
+        let first = p.take_upto(10);
+        // The two oldest were let go (the map reads them from the log instead).
+        assert_eq!(
+            first.iter().map(|e| e.0).collect::<Vec<_>>(),
+            (3..=10).collect::<Vec<_>>()
+        );
+        assert_eq!(p.take_upto(10).len(), 0);
+        assert_eq!(p.take_upto(i64::MAX).len(), PENDING_AT_MOST - 8);
     }
 
     #[test]
