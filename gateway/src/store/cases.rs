@@ -250,6 +250,19 @@ const CASE_WITH_RECORDS: &str = concat!(cases_with_records!(), " WHERE c.id = $1
 const CASES_OF_SUBJECT_WITH_RECORDS: &str =
     concat!(cases_with_records!(), " WHERE c.subject_pseudonym = $1");
 
+/// The rows of a case-with-records query grouped by case, in the order the cases come.
+fn by_case(rows: Vec<CaseWithRecordDto>) -> Result<Vec<(CaseRow, Vec<RecordsRow>)>, StoreError> {
+    let mut out: Vec<(CaseRow, Vec<RecordsRow>)> = Vec::new();
+    for r in rows {
+        let (c, record) = r.split()?;
+        match out.iter_mut().find(|(held, _)| held.id == c.id) {
+            Some((_, records)) => records.extend(record),
+            None => out.push((c, record.into_iter().collect())),
+        }
+    }
+    Ok(out)
+}
+
 /// A case joined with one deposit of its subject (none: the `r_` columns are null).
 #[derive(sqlx::FromRow)]
 pub(super) struct CaseWithRecordDto {
@@ -453,44 +466,23 @@ impl Db {
             .bind(id)
             .fetch_all(p)
             .await)?;
-        let mut records = Vec::with_capacity(rows.len());
-        let mut case = None;
-        for r in rows {
-            let (c, record) = r.split()?;
-            records.extend(record);
-            if case.is_none() {
-                case = Some(c);
-            }
-        }
-        Ok(case.map(|c| (c, records)))
+        Ok(by_case(rows)?.into_iter().next())
+    }
+
+    /// Every case about one person (by pseudonym), each with every product's stored records.
+    pub async fn cases_with_records_of_subject(
+        &self,
+        pseudonym: &str,
+    ) -> Result<Vec<(CaseRow, Vec<RecordsRow>)>, StoreError> {
+        let rows: Vec<CaseWithRecordDto> = on_pool!(self, p => sqlx::query_as(CASES_OF_SUBJECT_WITH_RECORDS)
+            .bind(pseudonym)
+            .fetch_all(p)
+            .await)?;
+        by_case(rows)
     }
 
     /// Every case with its subject's deposits, for the register in memory.
     pub(super) async fn register_rows(&self) -> Result<Vec<CaseWithRecordDto>, StoreError> {
         Ok(on_pool!(self, p => sqlx::query_as(CASES_WITH_RECORDS).fetch_all(p).await)?)
-    }
-
-    /// The register's rows of the cases about one person (by pseudonym).
-    pub(super) async fn register_rows_of_subject(
-        &self,
-        pseudonym: &str,
-    ) -> Result<Vec<CaseWithRecordDto>, StoreError> {
-        Ok(
-            on_pool!(self, p => sqlx::query_as(CASES_OF_SUBJECT_WITH_RECORDS)
-            .bind(pseudonym)
-            .fetch_all(p)
-            .await)?,
-        )
-    }
-
-    /// The register's rows of one case.
-    pub(super) async fn register_rows_of_case(
-        &self,
-        id: &str,
-    ) -> Result<Vec<CaseWithRecordDto>, StoreError> {
-        Ok(on_pool!(self, p => sqlx::query_as(CASE_WITH_RECORDS)
-            .bind(id)
-            .fetch_all(p)
-            .await)?)
     }
 }

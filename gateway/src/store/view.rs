@@ -89,35 +89,21 @@ impl Register {
         if was_stale {
             return Ok(false);
         }
-        let mut read = Vec::new();
-        for id in cases {
-            let rows = db.register_rows_of_case(id).await?;
-            if rows.is_empty() {
-                if self.read().cases.contains_key(id) {
-                    return Ok(false);
-                }
-                // A refused change of a case that never existed: nothing to read.
-                continue;
-            }
-            read.push(rows);
-        }
-        for pseudonym in subjects {
-            read.push(db.register_rows_of_subject(pseudonym).await?);
-        }
         // By case id; a case read twice (named, and about a person named) counts once.
         let mut fresh: BTreeMap<String, (CaseRow, Vec<RecordsRow>)> = BTreeMap::new();
-        for rows in read {
-            let mut group: BTreeMap<String, (CaseRow, Vec<RecordsRow>)> = BTreeMap::new();
-            for r in rows {
-                let (case, record) = r.split()?;
-                group
-                    .entry(case.id.clone())
-                    .or_insert_with(|| (case, Vec::new()))
-                    .1
-                    .extend(record);
+        for id in cases {
+            match db.case_with_records(id).await? {
+                Some(c) => {
+                    fresh.entry(c.0.id.clone()).or_insert(c);
+                }
+                None if self.read().cases.contains_key(id) => return Ok(false),
+                // A refused change of a case that never existed: nothing to read.
+                None => {}
             }
-            for (id, v) in group {
-                fresh.entry(id).or_insert(v);
+        }
+        for pseudonym in subjects {
+            for c in db.cases_with_records_of_subject(pseudonym).await? {
+                fresh.entry(c.0.id.clone()).or_insert(c);
             }
         }
         {
