@@ -373,11 +373,7 @@ impl Log {
         let size = u64::try_from(head.size).map_err(|_| LogError::Corrupt("size".into()))?;
         // The per-subject map at this size, committed in the same note (issue 28).
         let map = {
-            let indexed = match held.take() {
-                Some(i) => i,
-                None => subjects::Indexed::load(&self.db, head.size).await?,
-            };
-            let indexed = held.insert(indexed);
+            let indexed = loaded(&self.db, &mut held, head.size).await?;
             indexed.advance(&self.db, head.size, &self.pending).await?;
             indexed.map.clone()
         };
@@ -421,14 +417,8 @@ impl Log {
     /// million rows while requests wait for it. Returns the people and the entries it holds.
     pub async fn warm_subject_map(&self) -> Result<(usize, i64), LogError> {
         let mut held = self.subjects.lock().await;
-        let indexed = match held.take() {
-            Some(i) => i,
-            None => {
-                let head = self.db.log_head().await?;
-                subjects::Indexed::load(&self.db, head.size).await?
-            }
-        };
-        let indexed = held.insert(indexed);
+        let size = self.db.log_head().await?.size;
+        let indexed = loaded(&self.db, &mut held, size).await?;
         Ok((indexed.map.chains.len(), indexed.applied))
     }
 
@@ -593,6 +583,19 @@ async fn build_tree(db: &Db) -> Result<(), LogError> {
 }
 
 /// The latest checkpoint, for the metrics.
+/// The map `held`, loaded from its stored rows up to `size` if it was not yet.
+async fn loaded<'a>(
+    db: &Db,
+    held: &'a mut Option<subjects::Indexed>,
+    size: i64,
+) -> Result<&'a mut subjects::Indexed, LogError> {
+    if held.is_none() {
+        *held = Some(subjects::Indexed::load(db, size).await?);
+    }
+    held.as_mut()
+        .ok_or_else(|| LogError::Corrupt("the per-subject map was not loaded".into()))
+}
+
 fn checkpoint_metrics(size: i64, at: i64) {
     let m = crate::metrics::metrics();
     m.checkpoint_size.set(size);
