@@ -2,7 +2,8 @@
 //! concurrent requests), `audit verify`, and at 1,000,000 entries an inclusion proof, a
 //! consistency proof, a restart (opening the log) and the art. 15 subject query.
 //!
-//! Beside the writer, SQLite's own floor: the same rows of the same schema written with SQLite
+//! Beside the writer, SQLite's own floor: the same rows of the same schema (leaf, content,
+//! products, tree nodes, the per-subject map's row, the head) written with SQLite
 //! directly (rusqlite, statements prepared once, one transaction per 512 entries, everything
 //! hashed and serialised beforehand), so that the writer's figure is a ratio to what this machine
 //! can do at all (issue 40: the writer ≥ 80 % of the floor at batch 512).
@@ -217,7 +218,8 @@ async fn bench(name: &str, db: Db, large: usize) -> serde_json::Value {
 /// The rows of entries `from..to` as the schema holds them, computed before any timing.
 struct FloorRows {
     leaves: Vec<(i64, [u8; 32], [u8; 32])>,
-    records: Vec<(i64, String, LogEntry)>,
+    /// (seq, the entry's text, the entry, its person's map key in hex).
+    records: Vec<(i64, String, LogEntry, Option<String>)>,
     nodes: Vec<(i64, i64, [u8; 32])>,
     last_chain: [u8; 32],
 }
@@ -242,7 +244,11 @@ fn floor_rows(from: usize, to: usize, mut chain: [u8; 32]) -> FloorRows {
             out.nodes.push((height, seq / (1i64 << height) - 1, leaf));
             height += 8;
         }
-        out.records.push((seq, text, e));
+        let key = e
+            .data_subject
+            .as_deref()
+            .map(|p| hex::encode(gateway::log::subjects::key_of(p)));
+        out.records.push((seq, text, e, key));
     }
     out.last_chain = chain;
     out
@@ -277,11 +283,17 @@ fn floor_write(c: &mut rusqlite::Connection, rows: &FloorRows, batch: usize) -> 
             let mut node = tx
                 .prepare_cached("INSERT INTO log_nodes (height, idx, hash) VALUES (?1, ?2, ?3)")
                 .expect("prepare");
+            let mut subject = tx
+                .prepare_cached(
+                    "INSERT INTO log_subject_entries (subject_key, seq) VALUES (?1, ?2) \
+                     ON CONFLICT (subject_key, seq) DO NOTHING",
+                )
+                .expect("prepare");
             let first = k * batch;
             for (j, (seq, leaf_hash, chain_hash)) in chunk.iter().enumerate() {
                 leaf.execute(rusqlite::params![seq, &leaf_hash[..], &chain_hash[..]])
                     .expect("leaf");
-                let (_, text, e) = rows.records.get(first + j).expect("record");
+                let (_, text, e, key) = rows.records.get(first + j).expect("record");
                 record
                     .execute(rusqlite::params![
                         seq,
@@ -309,6 +321,11 @@ fn floor_write(c: &mut rusqlite::Connection, rows: &FloorRows, batch: usize) -> 
                             p.owner.as_deref().unwrap_or("")
                         ])
                         .expect("product");
+                }
+                if let Some(key) = key {
+                    subject
+                        .execute(rusqlite::params![key, seq])
+                        .expect("subject");
                 }
             }
             let last = chunk.last().map_or(0, |l| l.0);
